@@ -1,0 +1,63 @@
+/**
+ * The one catalogue of Hangar's error codes. Every error a client can see is
+ * listed here with its HTTP status; domain code throws `HangarError` and only the
+ * HTTP edge turns it into a response.
+ */
+export const ERROR_CATALOGUE = {
+  VALIDATION_FAILED: { status: 400, meaning: 'A body, query or path parameter is malformed; details.fields names each one.' },
+  INVALID_JSON: { status: 400, meaning: 'The request body is not valid JSON.' },
+  INVALID_NEXT_TOKEN: { status: 400, meaning: 'next_token was not issued by this server for this caller and query.' },
+  UNAUTHORIZED: { status: 401, meaning: 'Missing, malformed or unknown API key.' },
+  FORBIDDEN: { status: 403, meaning: 'The API key is valid but lacks the admin role this endpoint needs.' },
+  NOT_FOUND: { status: 404, meaning: 'No such resource for this caller (other teams\' resources are reported as missing).' },
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'No endpoint at this method and path.' },
+  STATE_CONFLICT: { status: 409, meaning: 'The machine is not in a state that allows this operation, or another operation on it is in progress.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 409, meaning: 'The Idempotency-Key was already used with a different request body.' },
+  BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds the size limit.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body must be application/json.' },
+  UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
+  UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
+  CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity.' },
+  RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason.' },
+  INTERNAL: { status: 500, meaning: 'An unexpected server error. Nothing is reported beyond this code.' },
+  RUNTIME_UNAVAILABLE: { status: 503, meaning: 'The container runtime cannot be used on this host.' },
+  NOT_READY: { status: 503, meaning: 'The server is starting or shutting down.' },
+} as const satisfies Record<string, { status: number; meaning: string }>;
+
+/** A stable, documented error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** An error meant for the client: code, human sentence, optional structured details. */
+export class HangarError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'HangarError';
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The HTTP status this error maps to. */
+  get status(): number {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+}
+
+/** One bad field in a request, for VALIDATION_FAILED details. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** A VALIDATION_FAILED error whose message lists every problem. */
+export function validationError(problems: FieldProblem[]): HangarError {
+  const sentence = problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join('; ');
+  return new HangarError('VALIDATION_FAILED', `Invalid request. ${sentence}`, { fields: problems });
+}
+
+/** Shorthand for the 404 that hides whether another team owns the resource. */
+export function machineNotFound(id: string): HangarError {
+  return new HangarError('NOT_FOUND', `Machine ${id} does not exist. Check the id, and that the API key belongs to the machine's team.`);
+}

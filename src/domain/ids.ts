@@ -1,0 +1,24 @@
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+/** A random string of lowercase letters and digits (rejection sampling: no modulo bias). */
+export function randomLowerAlnum(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 252) out += ALPHABET[byte % 36];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+/** Machine ids: `mch_` + 16 lowercase letters and digits (about 82 bits). */
+export const newMachineId = (): string => `mch_${randomLowerAlnum(16)}`;
+/** Team ids: `team_` + 12 lowercase letters and digits. */
+export const newTeamId = (): string => `team_${randomLowerAlnum(12)}`;
+/** API key record ids (not the secret): `key_` + 12 lowercase letters and digits. */
+export const newKeyId = (): string => `key_${randomLowerAlnum(12)}`;
+
+export const MACHINE_ID_PATTERN = /^mch_[a-z0-9]{1,64}$/;

@@ -1,0 +1,108 @@
+/**
+ * The machine model: what Hangar knows about one machine, independent of HTTP,
+ * SQL and the container runtime.
+ */
+
+export const MACHINE_STATUSES = ['creating', 'running', 'paused', 'destroyed', 'error'] as const;
+/** Lifecycle status of a machine. */
+export type MachineStatus = (typeof MACHINE_STATUSES)[number];
+
+export const TIMEOUT_ACTIONS = ['destroy', 'hibernate'] as const;
+/** What happens at the hard deadline. */
+export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
+
+/** Resources of one machine; every value is enforced by the runtime. */
+export interface MachineConfig {
+  /** CPU quota in whole CPUs. @default 1 */
+  vcpus: number;
+  /** Memory limit in MiB. @default 512 */
+  memory_mb: number;
+  /** Size of the writable layer in MiB. @default 1024 */
+  disk_mb: number;
+}
+
+export const DEFAULT_CONFIG: MachineConfig = { vcpus: 1, memory_mb: 512, disk_mb: 1024 };
+
+/** Limits on the values a create request may ask for. */
+export const CONFIG_LIMITS = {
+  vcpus: { min: 1, max: 64 },
+  memory_mb: { min: 16, max: 262_144 },
+  disk_mb: { min: 16, max: 1_048_576 },
+} as const;
+
+export const TIMEOUT_LIMITS = { min: 1_000, max: 30 * 24 * 3_600_000 } as const;
+export const DEFAULT_TIMEOUT_MS = 300_000;
+export const METADATA_MAX_BYTES = 16 * 1024;
+
+/** The result of considering a warm pool at create time. */
+export interface WarmPoolCheckout {
+  hit: boolean;
+  id: string;
+}
+
+/** Everything stored about one machine. Times are epoch milliseconds. */
+export interface MachineRecord {
+  id: string;
+  teamId: string;
+  status: MachineStatus;
+  template: string;
+  config: MachineConfig;
+  metadata: Record<string, unknown>;
+  env: Record<string, string>;
+  cwd: string | null;
+  ephemeral: boolean;
+  timeoutMs: number;
+  timeoutAt: number;
+  timeoutAction: TimeoutAction;
+  inactivityTimeoutMs: number | null;
+  autoDeleteAfterMs: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  lastActiveAt: number | null;
+  pausedAt: number | null;
+  destroyedAt: number | null;
+  snapshotId: string | null;
+  warmPoolCheckout: WarmPoolCheckout | null;
+  /** Why the machine is in `error`; null otherwise. */
+  errorReason: string | null;
+  /** Earliest lifecycle deadline (see lifecycle.ts), kept for the scheduler's index. */
+  deadlineAt: number | null;
+}
+
+/** True when the status is final: nothing more happens to the machine. */
+export function isTerminal(status: MachineStatus): boolean {
+  switch (status) {
+    case 'destroyed':
+      return true;
+    case 'creating':
+    case 'running':
+    case 'paused':
+    case 'error':
+      return false;
+  }
+}
+
+/** True when the machine may hold host resources (processes, mounts, cgroups). */
+export function holdsResources(status: MachineStatus): boolean {
+  switch (status) {
+    case 'creating':
+    case 'running':
+    case 'paused':
+      return true;
+    case 'error':
+    case 'destroyed':
+      return false;
+  }
+}
+
+/** Normalise a working directory: absolute, no `.`/`..` segments, no trailing slash. */
+export function normaliseCwd(cwd: string): string | null {
+  if (!cwd.startsWith('/') || cwd.includes('\0')) return null;
+  const parts: string[] = [];
+  for (const part of cwd.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}

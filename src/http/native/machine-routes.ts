@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { HangarError } from '../../domain/errors.js';
+import { normaliseCwd } from '../../domain/machine.js';
+import type { MachineService } from '../../service/machine-service.js';
+import { defineRoute, type AnyRoute } from '../route.js';
+import { parseFields, parseListQuery, renderMachine, type MachineView } from './machine-view.js';
+import {
+  CreateMachineBody,
+  ErrorSchema,
+  FieldsQuery,
+  IdParams,
+  ListQuery,
+  MachinePageSchema,
+  MachineSchema,
+  MaskedMachineSchema,
+  SandboxPageSchema,
+  SandboxSchema,
+  TimeoutBody,
+} from './schemas.js';
+
+const errors = {
+  400: { description: 'Invalid request (VALIDATION_FAILED, INVALID_JSON, INVALID_NEXT_TOKEN).', schema: ErrorSchema },
+  401: { description: 'Missing or unknown API key.', schema: ErrorSchema },
+  404: { description: 'No such machine for this team.', schema: ErrorSchema },
+};
+
+/** The native machines API (seed 000/001) and the legacy sandboxes view (seed 003). */
+export function machineRoutes(service: MachineService): AnyRoute[] {
+  const listRoute = (view: MachineView, url: string): AnyRoute =>
+    defineRoute({
+      method: 'GET',
+      url,
+      operationId: view === 'machine' ? 'listMachines' : 'listSandboxes',
+      summary: view === 'machine' ? 'List machines' : 'List sandboxes (legacy view)',
+      description:
+        'Without state, limit, next_token, template, metadata or fields: the legacy bare array of every live machine. ' +
+        'With any of them: `{items, next_token}`, newest first, keyset-paginated.',
+      tag: view === 'machine' ? 'machines' : 'sandboxes',
+      auth: 'team',
+      query: ListQuery,
+      responses: {
+        200: {
+          description: 'A bare array (legacy form) or a page.',
+          schema: view === 'machine' ? z.union([z.array(MachineSchema), MachinePageSchema]) : z.union([z.array(SandboxSchema), SandboxPageSchema]),
+        },
+        ...errors,
+      },
+      handler: async ({ query, caller }) => {
+        const { input, fields } = parseListQuery(query);
+        const page = await service.list(caller, input);
+        const now = service.now();
+        const withToken = fields?.includes('traffic_access_token') ?? false;
+        const items = page.items.map((m) =>
+          renderMachine(m, { now, view, fields, trafficToken: withToken ? service.trafficToken(m.id) : undefined }),
+        );
+        return input.paginated ? { items, next_token: page.nextToken } : items;
+      },
+    });
+
+  const getRoute = (view: MachineView, url: string): AnyRoute =>
+    defineRoute({
+      method: 'GET',
+      url,
+      operationId: view === 'machine' ? 'getMachine' : 'getSandbox',
+      summary: view === 'machine' ? 'Get a machine' : 'Get a sandbox (legacy view)',
+      tag: view === 'machine' ? 'machines' : 'sandboxes',
+      auth: 'team',
+      params: IdParams,
+      query: FieldsQuery,
+      responses: { 200: { description: 'The machine.', schema: view === 'machine' ? MaskedMachineSchema : SandboxSchema.partial() }, ...errors },
+      handler: async ({ params, query, caller }) => {
+        const fields = parseFields(query.fields);
+        const m = await service.get(caller, params.id);
+        const withToken = fields?.includes('traffic_access_token') ?? false;
+        return renderMachine(m, { now: service.now(), view, fields, trafficToken: withToken ? service.trafficToken(m.id) : undefined });
+      },
+    });
+
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/v1/machines',
+      operationId: 'createMachine',
+      summary: 'Create a machine',
+      description: 'Starts a real machine from a template and answers once it is running. The response carries traffic_access_token.',
+      tag: 'machines',
+      auth: 'team',
+      body: CreateMachineBody,
+      headers: [{ name: 'Idempotency-Key', description: 'A retried create with the same key and body returns the first machine.' }],
+      status: 201,
+      responses: {
+        201: { description: 'The machine, running.', schema: MachineSchema },
+        ...errors,
+        409: { description: 'Idempotency-Key reused with another body.', schema: ErrorSchema },
+        413: { description: 'Body too large.', schema: ErrorSchema },
+        422: { description: 'Unknown template, or a feature not available on this server.', schema: ErrorSchema },
+        429: { description: 'Server at capacity.', schema: ErrorSchema },
+      },
+      handler: async ({ body, caller, request }) => {
+        if (body.snapshot_id !== undefined) {
+          throw new HangarError('UNSUPPORTED_OPERATION', 'Creating a machine from snapshot_id is not available on this server yet; omit snapshot_id.', { field: 'snapshot_id' });
+        }
+        if (body.volumes !== undefined) {
+          throw new HangarError('UNSUPPORTED_OPERATION', 'Volumes are not available on this server yet; omit volumes.', { field: 'volumes' });
+        }
+        let cwd: string | undefined;
+        if (body.cwd !== undefined) {
+          const n = normaliseCwd(body.cwd);
+          if (n === null) throw new HangarError('VALIDATION_FAILED', 'Invalid request. cwd: must be an absolute path without NUL bytes', { fields: [{ field: 'cwd', message: 'must be an absolute path' }] });
+          cwd = n;
+        }
+        const rawKey = request.headers['idempotency-key'];
+        const idemKey = typeof rawKey === 'string' ? rawKey : undefined;
+        if (idemKey !== undefined && (idemKey.length === 0 || idemKey.length > 255)) {
+          throw new HangarError('VALIDATION_FAILED', 'Invalid request. Idempotency-Key: must be 1 to 255 characters', {
+            fields: [{ field: 'header.Idempotency-Key', message: 'must be 1 to 255 characters' }],
+          });
+        }
+        const m = await service.create(
+          caller,
+          {
+            template: body.template,
+            config: body.config,
+            metadata: body.metadata,
+            timeoutMs: body.timeout_ms,
+            timeoutAction: body.timeout_action,
+            inactivityTimeoutMs: body.inactivity_timeout_ms,
+            autoDeleteAfterMs: body.auto_delete_after_ms,
+            ephemeral: body.ephemeral,
+            cwd,
+            env: body.env,
+          },
+          idemKey,
+        );
+        return renderMachine(m, { now: service.now(), view: 'machine', trafficToken: service.trafficToken(m.id) });
+      },
+    }),
+    listRoute('machine', '/v1/machines'),
+    getRoute('machine', '/v1/machines/:id'),
+    defineRoute({
+      method: 'DELETE',
+      url: '/v1/machines/:id',
+      operationId: 'destroyMachine',
+      summary: 'Destroy a machine',
+      description: 'Kills its processes and removes its mounts, cgroups, network namespace and files.',
+      tag: 'machines',
+      auth: 'team',
+      params: IdParams,
+      responses: {
+        200: { description: 'The machine, destroyed.', schema: MachineSchema },
+        ...errors,
+        409: { description: 'Already destroyed, or another operation is in progress.', schema: ErrorSchema },
+      },
+      handler: async ({ params, caller }) => renderMachine(await service.destroy(caller, params.id), { now: service.now(), view: 'machine' }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/machines/:id/timeout',
+      operationId: 'setMachineTimeout',
+      summary: 'Refresh the hard deadline',
+      description: 'Sets timeout_at = now + timeout_ms (and timeout_ms to the new value).',
+      tag: 'machines',
+      auth: 'team',
+      params: IdParams,
+      body: TimeoutBody,
+      responses: {
+        200: { description: 'The machine.', schema: MachineSchema },
+        ...errors,
+        409: { description: 'The machine is not running.', schema: ErrorSchema },
+      },
+      handler: async ({ params, body, caller }) =>
+        renderMachine(await service.refreshTimeout(caller, params.id, body.timeout_ms), { now: service.now(), view: 'machine' }),
+    }),
+    listRoute('sandbox', '/v1/sandboxes'),
+    getRoute('sandbox', '/v1/sandboxes/:id'),
+  ];
+}

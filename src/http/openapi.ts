@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { ERROR_CATALOGUE } from '../domain/errors.js';
+import type { AnyRoute } from './route.js';
+
+type Json = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const out = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as Json;
+  delete out.$schema;
+  return out;
+}
+
+function parametersOf(schema: z.ZodType | undefined, where: 'path' | 'query'): Json[] {
+  if (!schema) return [];
+  const s = jsonSchema(schema, 'input');
+  const props = (s.properties ?? {}) as Record<string, Json>;
+  const required = new Set((s.required ?? []) as string[]);
+  return Object.entries(props).map(([name, p]) => {
+    const { description, ...rest } = p;
+    return { name, in: where, required: where === 'path' || required.has(name), ...(description ? { description } : {}), schema: rest };
+  });
+}
+
+/** The OpenAPI 3.1 document of a set of routes, generated from the schemas that validate them. */
+export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string; version: string }): Json {
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const r of routes) {
+    const path = r.url.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const responses: Record<string, Json> = {};
+    for (const [status, resp] of Object.entries(r.responses)) {
+      responses[status] = {
+        description: resp.description,
+        ...(resp.schema ? { content: { [resp.contentType ?? 'application/json']: { schema: jsonSchema(resp.schema, 'output') } } } : {}),
+      };
+    }
+    const op: Json = {
+      operationId: r.operationId,
+      summary: r.summary,
+      ...(r.description ? { description: r.description } : {}),
+      tags: [r.tag],
+      parameters: [
+        ...parametersOf(r.params, 'path'),
+        ...parametersOf(r.query, 'query'),
+        ...(r.headers ?? []).map((h) => ({ name: h.name, in: 'header', required: false, description: h.description, schema: { type: 'string' } })),
+      ],
+      responses,
+      ...(r.auth === 'public' ? { security: [] } : {}),
+    };
+    if (r.body) op.requestBody = { required: false, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } };
+    (paths[path] ??= {})[r.method.toLowerCase()] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      ...info,
+      description:
+        'Hangar: real, isolated Linux machines behind an HTTP API. Errors are `{code, message, details?}`; ' +
+        `the codes are: ${Object.entries(ERROR_CATALOGUE).map(([c, e]) => `${c} (${e.status})`).join(', ')}.`,
+    },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key.' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

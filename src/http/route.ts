@@ -1,0 +1,86 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { HangarError } from '../domain/errors.js';
+import type { Caller } from '../domain/team.js';
+import { parseOrThrow } from './validation.js';
+
+/** Who may call a route. */
+export type RouteAuth = 'public' | 'team' | 'admin';
+
+/** A documented response of a route. */
+export interface RouteResponse {
+  description: string;
+  schema?: z.ZodType;
+  /** Media type when not JSON. */
+  contentType?: string;
+}
+
+/** What a handler receives: validated inputs, the caller, and the raw Fastify objects. */
+export interface RouteContext<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  caller: Caller;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+/** One HTTP endpoint: its schemas validate requests and generate the OpenAPI document. */
+export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Fastify path syntax (`/v1/machines/:id`). */
+  url: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  auth: RouteAuth;
+  body?: B;
+  query?: Q;
+  params?: P;
+  /** Request headers worth documenting (besides Authorization). */
+  headers?: Array<{ name: string; description: string }>;
+  /** Success status. @default 200 */
+  status?: number;
+  responses: Record<number, RouteResponse>;
+  handler: (ctx: RouteContext<z.output<B>, z.output<Q>, z.output<P>>) => Promise<unknown>;
+}
+
+/** A route spec with its types erased, as stored in a registry. */
+export type AnyRoute = RouteSpec<z.ZodType, z.ZodType, z.ZodType>;
+
+/** Define a route; the identity function that gives the handler its inferred types. */
+export function defineRoute<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.ZodUndefined, P extends z.ZodType = z.ZodUndefined>(
+  spec: RouteSpec<B, Q, P>,
+): AnyRoute {
+  return spec as unknown as AnyRoute;
+}
+
+/** Resolves the caller of a request (the auth service, at the edge). */
+export type Authenticate = (header: string | undefined) => Promise<Caller>;
+
+/** Register routes on a Fastify instance. */
+export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
+  for (const r of routes) {
+    app.route({
+      method: r.method,
+      url: r.url,
+      handler: async (request, reply) => {
+        let caller = undefined as unknown as Caller;
+        if (r.auth !== 'public') {
+          caller = await authenticate(request.headers.authorization);
+          if (r.auth === 'admin' && !caller.team.isAdmin) {
+            throw new HangarError('FORBIDDEN', 'This endpoint needs an admin API key.');
+          }
+        }
+        const params = r.params ? parseOrThrow(r.params, request.params, 'path') : undefined;
+        const query = r.query ? parseOrThrow(r.query, request.query ?? {}, 'query') : undefined;
+        const body = r.body ? parseOrThrow(r.body, request.body ?? {}) : undefined;
+        const result = await r.handler({ body, query, params, caller, request, reply });
+        if (reply.sent) return reply;
+        reply.code(r.status ?? 200);
+        return result === undefined ? reply.send() : reply.send(result);
+      },
+    });
+  }
+}

@@ -1,0 +1,65 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+/** A host command that exited non-zero, with what it printed. */
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command} failed (exit ${exitCode ?? 'signal'}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    this.name = 'CommandError';
+  }
+}
+
+/** Run a host command without a shell; resolves with stdout, rejects with CommandError. */
+export function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) {
+        const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
+        reject(new CommandError(`${file} ${args.join(' ')}`, code, stderr || err.message));
+        return;
+      }
+      resolve(stdout);
+    });
+  });
+}
+
+/**
+ * Run a command whose children outlive it (`runc run --detach`): its stdio goes to
+ * /dev/null, since a pipe would be inherited by the machine and never close.
+ * Errors are read from `logFile`, where the command was told to write them.
+ */
+export function runDetached(file: string, args: readonly string[], logFile: string, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: 'ignore', timeout: timeoutMs });
+    child.on('error', (err) => reject(new CommandError(`${file} ${args.join(' ')}`, null, err.message)));
+    child.on('exit', (code) => {
+      if (code === 0) {
+        resolve();
+        return;
+      }
+      readFile(logFile, 'utf8')
+        .catch(() => '')
+        .then((log) => reject(new CommandError(`${file} ${args.join(' ')}`, code, lastLogMessages(log))));
+    });
+  });
+}
+
+/** The messages of the last lines of a JSON-lines log (runc --log-format json). */
+function lastLogMessages(log: string): string {
+  return log
+    .trim()
+    .split('\n')
+    .slice(-3)
+    .map((line) => {
+      try {
+        return String((JSON.parse(line) as { msg?: unknown }).msg ?? line);
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
+}

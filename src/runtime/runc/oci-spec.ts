@@ -1,0 +1,65 @@
+import type { MachineSpec } from '../runtime.js';
+import { seccompProfile } from './seccomp.js';
+
+/** Host-side settings that shape every machine's OCI spec. */
+export interface OciSpecOptions {
+  /** Mounted root filesystem (the overlay) of this machine. */
+  rootfs: string;
+  /** cgroup path relative to each controller's root; contains the machine id. */
+  cgroupsPath: string;
+  /** Maximum number of tasks in the machine. */
+  pidsLimit: number;
+}
+
+const CPU_PERIOD_US = 100_000;
+const MIB = 1024 * 1024;
+
+/**
+ * The OCI runtime spec of one machine. Capabilities, mounts and masked/read-only
+ * /proc paths are those of `runc spec`'s default; resources come from the config.
+ */
+export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<string, unknown> {
+  const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+  const memory = spec.config.memory_mb * MIB;
+  return {
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: spec.init,
+      env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      cwd: '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: caps },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }],
+      noNewPrivileges: true,
+    },
+    root: { path: opts.rootfs, readonly: false },
+    hostname: spec.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    ],
+    linux: {
+      cgroupsPath: opts.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        cpu: { quota: Math.round(spec.config.vcpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        // swap = limit: no swap beyond the memory limit.
+        memory: { limit: memory, swap: memory },
+        pids: { limit: opts.pidsLimit },
+      },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      maskedPaths: [
+        '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: seccompProfile(),
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { mkdir, open, readFile, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CommandError, run } from './command.js';
+
+/** Paths of one machine's files under the data dir. */
+export interface LayerPaths {
+  /** The machine's directory. */
+  dir: string;
+  /** Sparse ext4 image: the disk quota is its size. */
+  image: string;
+  /** Where the image is mounted; holds overlay's upper and work dirs. */
+  layer: string;
+  /** The overlay mount: the machine's root filesystem. */
+  rootfs: string;
+  /** The OCI bundle directory (config.json). */
+  bundle: string;
+}
+
+/** The layout of a machine's directory. */
+export function layerPaths(machinesDir: string, id: string): LayerPaths {
+  const dir = join(machinesDir, id);
+  return {
+    dir,
+    image: join(dir, 'disk.img'),
+    layer: join(dir, 'layer'),
+    rootfs: join(dir, 'rootfs'),
+    bundle: join(dir, 'bundle'),
+  };
+}
+
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points currently in the host's mount table. */
+export async function mountPoints(): Promise<Set<string>> {
+  const text = await readFile('/proc/self/mounts', 'utf8');
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const field = line.split(' ')[1];
+    if (field) out.add(unescapeMountField(field));
+  }
+  return out;
+}
+
+/**
+ * Create the disk image, mount it, and mount the overlay root filesystem:
+ * template read-only below, the image's upper dir above.
+ */
+export async function mountWritableLayer(p: LayerPaths, templateRootfs: string, diskMb: number, mountSource: string): Promise<void> {
+  await mkdir(p.layer, { recursive: true });
+  await mkdir(p.rootfs, { recursive: true });
+  await mkdir(p.bundle, { recursive: true });
+  const fh = await open(p.image, 'wx', 0o600);
+  try {
+    await fh.truncate(diskMb * 1024 * 1024);
+  } finally {
+    await fh.close();
+  }
+  // -m 0: no blocks reserved for root, so the user gets all of disk_mb; lazy init keeps mkfs in milliseconds.
+  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', p.image]);
+  await run('mount', ['-o', 'loop,noatime', p.image, p.layer]);
+  await mkdir(join(p.layer, 'upper'), { mode: 0o755 });
+  await mkdir(join(p.layer, 'work'), { mode: 0o755 });
+  await run('mount', [
+    '-t', 'overlay', mountSource, '-o',
+    `lowerdir=${templateRootfs},upperdir=${join(p.layer, 'upper')},workdir=${join(p.layer, 'work')}`,
+    p.rootfs,
+  ]);
+}
+
+/**
+ * Make `cwd` exist inside the mounted root, refusing to follow any symlink on the
+ * way so the host path can never leave the machine's root.
+ */
+export async function ensureDirInside(rootfs: string, cwd: string): Promise<void> {
+  let at = rootfs;
+  for (const part of cwd.split('/').filter(Boolean)) {
+    at = join(at, part);
+    const st = await lstat(at).catch(() => null);
+    if (st === null) {
+      await mkdir(at, { mode: 0o755 });
+    } else if (st.isSymbolicLink() || !st.isDirectory()) {
+      throw new Error(`cwd component ${at.slice(rootfs.length)} exists and is not a directory`);
+    }
+  }
+}
+
+async function unmount(path: string, mounted: Set<string>): Promise<void> {
+  if (!mounted.has(path)) return;
+  try {
+    await run('umount', [path]);
+  } catch (err) {
+    // Busy (a process still holds it open): detach now, the kernel frees it when released.
+    if (err instanceof CommandError) await run('umount', ['-l', path]);
+    else throw err;
+  }
+}
+
+/** Unmount the overlay and the image (the loop device goes with it: mount -o loop sets autoclear). */
+export async function unmountWritableLayer(p: LayerPaths): Promise<void> {
+  const mounted = await mountPoints();
+  await unmount(p.rootfs, mounted);
+  await unmount(p.layer, mounted);
+}

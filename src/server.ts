@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './http/app.js';
+import type { AnyRoute } from './http/route.js';
+import { run } from './runtime/runc/command.js';
+import { RuncRuntime } from './runtime/runc/runc-runtime.js';
+import type { Runtime } from './runtime/runtime.js';
+import { AuthService } from './service/auth-service.js';
+import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
+import { MachineService } from './service/machine-service.js';
+import { ServerSecret } from './service/secrets.js';
+import type { Settings } from './settings.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { ensureBaseTemplate } from './templates/base-template.js';
+import { TemplateCatalog } from './templates/templates.js';
+
+/** The package version, read once. */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** A running Hangar server and its parts. */
+export interface HangarServer {
+  settings: Settings;
+  app: FastifyInstance;
+  routes: AnyRoute[];
+  store: Store;
+  runtime: Runtime;
+  machines: MachineService;
+  auth: AuthService;
+  scheduler: LifecycleScheduler;
+  /** Base URL once listening, e.g. http://127.0.0.1:8080. */
+  url: string;
+  /** An admin key generated at this first start (shown once), else null. */
+  generatedAdminKey: string | null;
+  /** Stop serving; machines keep running and are re-adopted by the next start. */
+  close(): Promise<void>;
+}
+
+/** Options that tests and benchmarks change; production uses the defaults. */
+export interface StartOptions {
+  /** Listen on the settings' address. @default true */
+  listen?: boolean;
+  /** Run the lifecycle scheduler. @default true */
+  scheduler?: boolean;
+}
+
+async function criuVersion(): Promise<string | null> {
+  try {
+    const out = await run('criu', ['--version'], 5_000);
+    return /Version:\s*(\S+)/.exec(out)?.[1] ?? out.trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Compose store, runtime, services and HTTP; re-adopt machines; listen. */
+export async function startServer(settings: Settings, options: StartOptions = {}): Promise<HangarServer> {
+  const store = new SqliteStore({ path: settings.databasePath });
+  try {
+    const secret = await ServerSecret.load(store);
+    const auth = new AuthService(store);
+    const generatedAdminKey = await auth.bootstrap(settings.bootstrapKey, Date.now());
+    if (generatedAdminKey) {
+      await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });
+    }
+    await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
+    const templates = new TemplateCatalog(settings.templatesDir);
+    const runtime = new RuncRuntime({
+      runcPath: settings.runcPath,
+      machinesDir: settings.machinesDir,
+      instancePrefix: settings.instancePrefix,
+      stateDir: settings.runcStateDir,
+      pidsLimit: settings.pidsLimit,
+    });
+    const runtimeInfo = await runtime.info().catch((err: Error) => {
+      throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
+    });
+    const criu = await criuVersion();
+
+    let ready = false;
+    let app: FastifyInstance | undefined;
+    const machines = new MachineService({
+      store,
+      runtime,
+      templates,
+      secret,
+      log: {
+        info: (o, m) => app?.log.info(o, m),
+        warn: (o, m) => app?.log.warn(o, m),
+        error: (o, m) => app?.log.error(o, m),
+      },
+      retentionMs: settings.retentionMs,
+      maxMachines: settings.maxMachines,
+      snapshots: false,
+    });
+    const built = buildApp({
+      machines,
+      auth,
+      version: VERSION,
+      logLevel: settings.logLevel,
+      isReady: () => ready,
+      info: async () => ({
+        version: VERSION,
+        runtime: { name: runtimeInfo.name, version: runtimeInfo.version, instance_prefix: runtimeInfo.instancePrefix },
+        store: store.kind,
+        snapshots: {
+          available: false,
+          criu: criu,
+          reason: 'pause, resume and hibernate are not implemented yet on this server',
+        },
+        limits: { max_machines: settings.maxMachines, pids_per_machine: settings.pidsLimit, body_bytes: 1024 * 1024 },
+        templates: (await templates.list()).map((t) => ({ name: t.name, description: t.description, runtime: t.runtime })),
+      }),
+    });
+    app = built.app;
+    const recovered = await machines.recover();
+    app.log.info(recovered, 'machines reconciled with the host');
+    const scheduler = new LifecycleScheduler(machines, settings.sweepIntervalMs, app.log);
+    let url = '';
+    if (options.listen !== false) {
+      url = await app.listen({ host: settings.host, port: settings.port });
+    } else {
+      await app.ready();
+    }
+    if (options.scheduler !== false) {
+      await scheduler.sweep();
+      scheduler.start();
+    }
+    ready = true;
+    return {
+      settings,
+      app,
+      routes: built.routes,
+      store,
+      runtime,
+      machines,
+      auth,
+      scheduler,
+      url,
+      generatedAdminKey,
+      close: async () => {
+        ready = false;
+        await scheduler.stop();
+        await app!.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,98 @@
+import { HangarError } from '../domain/errors.js';
+import { newKeyId, newTeamId } from '../domain/ids.js';
+import type { ApiKeyRecord, Caller, Team } from '../domain/team.js';
+import type { Store } from '../store/store.js';
+import { hashApiKey, newApiKeySecret, safeEqual } from './secrets.js';
+
+/** A key as shown once, at creation: the only time its secret is visible. */
+export interface IssuedKey {
+  record: ApiKeyRecord;
+  secret: string;
+}
+
+const ADMIN_TEAM_ID = 'team_admin';
+
+/** Teams, API keys and resolving a bearer token to its caller. */
+export class AuthService {
+  constructor(private readonly store: Store) {}
+
+  /**
+   * Make sure an admin can get in: the bootstrap key if configured, else a
+   * generated admin key on the very first start. Returns a newly generated secret,
+   * if one was generated, so the caller can print it once.
+   */
+  async bootstrap(bootstrapKey: string | undefined, now: number): Promise<string | null> {
+    let admin = await this.store.getTeam(ADMIN_TEAM_ID);
+    if (!admin) {
+      admin = { id: ADMIN_TEAM_ID, name: 'admin', isAdmin: true, createdAt: now };
+      await this.store.insertTeam(admin);
+    }
+    if (bootstrapKey !== undefined) {
+      const hash = hashApiKey(bootstrapKey);
+      if (!(await this.store.findApiKeyByHash(hash))) {
+        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null });
+      }
+      return null;
+    }
+    if ((await this.store.countApiKeys()) > 0) return null;
+    const issued = await this.issueKey(admin.id, 'first-start admin key', now);
+    return issued.secret;
+  }
+
+  /** Resolve an `Authorization` header value, or throw UNAUTHORIZED. */
+  async authenticate(header: string | undefined): Promise<Caller> {
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) {
+      throw new HangarError('UNAUTHORIZED', 'Send your API key as "Authorization: Bearer <key>".');
+    }
+    const token = m[1]!;
+    const hash = hashApiKey(token);
+    const key = await this.store.findApiKeyByHash(hash);
+    // The lookup is by hash; the final comparison is constant-time all the same.
+    if (!key || key.revokedAt !== null || !safeEqual(key.hash, hash)) {
+      throw new HangarError('UNAUTHORIZED', 'The API key is unknown or revoked. Ask an admin for a valid key.');
+    }
+    const team = await this.store.getTeam(key.teamId);
+    if (!team) throw new HangarError('UNAUTHORIZED', 'The API key belongs to no team. Ask an admin for a valid key.');
+    return { team, keyId: key.id };
+  }
+
+  /** Create a team. */
+  async createTeam(name: string, now: number): Promise<Team> {
+    const team: Team = { id: newTeamId(), name, isAdmin: false, createdAt: now };
+    await this.store.insertTeam(team);
+    return team;
+  }
+
+  /** All teams. */
+  listTeams(): Promise<Team[]> {
+    return this.store.listTeams();
+  }
+
+  /** A team by id, or NOT_FOUND. */
+  async getTeam(id: string): Promise<Team> {
+    const team = await this.store.getTeam(id);
+    if (!team) throw new HangarError('NOT_FOUND', `Team ${id} does not exist.`);
+    return team;
+  }
+
+  /** Issue a new key for a team; the secret is returned once and stored hashed. */
+  async issueKey(teamId: string, name: string, now: number): Promise<IssuedKey> {
+    await this.getTeam(teamId);
+    const secret = newApiKeySecret();
+    const record: ApiKeyRecord = { id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null };
+    await this.store.insertApiKey(record);
+    return { record, secret };
+  }
+
+  /** A team's keys (without secrets). */
+  async listKeys(teamId: string): Promise<ApiKeyRecord[]> {
+    await this.getTeam(teamId);
+    return this.store.listApiKeys(teamId);
+  }
+
+  /** Revoke a key; NOT_FOUND if it is unknown or already revoked. */
+  async revokeKey(id: string, now: number): Promise<void> {
+    if (!(await this.store.revokeApiKey(id, now))) throw new HangarError('NOT_FOUND', `API key ${id} does not exist or is already revoked.`);
+  }
+}

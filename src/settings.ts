@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every setting of the server, read once from the environment at start-up.
+ * A bad value fails the boot with a message naming the variable.
+ */
+const EnvSchema = z.object({
+  /** `host:port` to listen on. @default '127.0.0.1:8080' */
+  HANGAR_LISTEN: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8080')
+    .default('127.0.0.1:8080'),
+  /** All state of one server: database, templates, machine layers. @default './.data' */
+  HANGAR_DATA_DIR: z.string().min(1).default('.data'),
+  /** If set, an admin API key with exactly this value exists. */
+  HANGAR_BOOTSTRAP_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** How long destroyed machines stay listable under state=destroyed. @default 86400000 (24 h) */
+  HANGAR_RETENTION_MS: z.coerce.number().int().min(0).default(86_400_000),
+  /** How often lifecycle deadlines are checked. @default 250 */
+  HANGAR_SWEEP_INTERVAL_MS: z.coerce.number().int().min(10).max(1000).default(250),
+  /** Maximum tasks (processes and threads) per machine. @default 512 */
+  HANGAR_PIDS_LIMIT: z.coerce.number().int().min(16).max(65_536).default(512),
+  /** Maximum machines holding resources on this host. @default 2000 */
+  HANGAR_MAX_MACHINES: z.coerce.number().int().min(1).default(2000),
+  /** The runc binary. @default 'runc' */
+  HANGAR_RUNC: z.string().default('runc'),
+  /** A statically linked busybox for the base template. @default '/bin/busybox' */
+  HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
+  /** Fastify log level. @default 'info' */
+  HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The parsed, defaulted settings. */
+export interface Settings {
+  host: string;
+  port: number;
+  dataDir: string;
+  bootstrapKey: string | undefined;
+  retentionMs: number;
+  sweepIntervalMs: number;
+  pidsLimit: number;
+  maxMachines: number;
+  runcPath: string;
+  busyboxPath: string;
+  logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
+  /** Derived: carried by every host resource of this server (hash of the data dir). */
+  instancePrefix: string;
+  databasePath: string;
+  templatesDir: string;
+  machinesDir: string;
+  runcStateDir: string;
+}
+
+/** Thrown when the environment holds a bad setting. */
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+/** Parse settings from an environment (process.env by default). Creates the data dir. */
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new SettingsError(`Invalid settings:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  const sep = e.HANGAR_LISTEN.lastIndexOf(':');
+  const host = e.HANGAR_LISTEN.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(e.HANGAR_LISTEN.slice(sep + 1));
+  if (port > 65_535) throw new SettingsError('Invalid settings:\n  HANGAR_LISTEN: port must be at most 65535');
+  mkdirSync(resolve(e.HANGAR_DATA_DIR), { recursive: true, mode: 0o700 });
+  const dataDir = realpathSync(resolve(e.HANGAR_DATA_DIR));
+  const instancePrefix = `hangar-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`;
+  return {
+    host,
+    port,
+    dataDir,
+    bootstrapKey: e.HANGAR_BOOTSTRAP_KEY,
+    retentionMs: e.HANGAR_RETENTION_MS,
+    sweepIntervalMs: e.HANGAR_SWEEP_INTERVAL_MS,
+    pidsLimit: e.HANGAR_PIDS_LIMIT,
+    maxMachines: e.HANGAR_MAX_MACHINES,
+    runcPath: e.HANGAR_RUNC,
+    busyboxPath: e.HANGAR_BUSYBOX,
+    logLevel: e.HANGAR_LOG_LEVEL,
+    instancePrefix,
+    databasePath: join(dataDir, 'hangar.db'),
+    templatesDir: join(dataDir, 'templates'),
+    machinesDir: join(dataDir, 'machines'),
+    runcStateDir: `/run/${instancePrefix}`,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Schema migrations, applied in order inside one transaction each. Append only:
+ * a released migration is never edited.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE teams (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    is_admin INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL REFERENCES teams(id),
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE TABLE machines (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    template TEXT NOT NULL,
+    config TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    env TEXT NOT NULL,
+    cwd TEXT,
+    ephemeral INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    timeout_at INTEGER NOT NULL,
+    timeout_action TEXT NOT NULL,
+    inactivity_timeout_ms INTEGER,
+    auto_delete_after_ms INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    last_active_at INTEGER,
+    paused_at INTEGER,
+    destroyed_at INTEGER,
+    snapshot_id TEXT,
+    warm_pool_checkout TEXT,
+    error_reason TEXT,
+    deadline_at INTEGER
+  );
+  CREATE INDEX machines_team_order ON machines (team_id, created_at DESC, id DESC);
+  CREATE INDEX machines_deadline ON machines (deadline_at) WHERE deadline_at IS NOT NULL;
+  CREATE INDEX machines_status ON machines (status);
+  CREATE TABLE idempotency_keys (
+    team_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (team_id, key)
+  );
+  `,
+];

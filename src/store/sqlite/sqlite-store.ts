@@ -1,0 +1,282 @@
+import Database from 'better-sqlite3';
+import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import { metadataMatches } from '../../domain/metadata.js';
+import type { ApiKeyRecord, Team } from '../../domain/team.js';
+import type { IdempotencyRecord, MachineListQuery, Store } from '../store.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+/** Options for the SQLite store. */
+export interface SqliteStoreOptions {
+  /** Database file path, or ':memory:'. */
+  path: string;
+}
+
+interface MachineRow {
+  id: string;
+  team_id: string;
+  status: string;
+  template: string;
+  config: string;
+  metadata: string;
+  env: string;
+  cwd: string | null;
+  ephemeral: number;
+  timeout_ms: number;
+  timeout_at: number;
+  timeout_action: string;
+  inactivity_timeout_ms: number | null;
+  auto_delete_after_ms: number | null;
+  created_at: number;
+  started_at: number | null;
+  last_active_at: number | null;
+  paused_at: number | null;
+  destroyed_at: number | null;
+  snapshot_id: string | null;
+  warm_pool_checkout: string | null;
+  error_reason: string | null;
+  deadline_at: number | null;
+}
+
+const MACHINE_COLUMNS = [
+  'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
+  'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
+  'created_at', 'started_at', 'last_active_at', 'paused_at', 'destroyed_at', 'snapshot_id',
+  'warm_pool_checkout', 'error_reason', 'deadline_at',
+] as const;
+
+function toRow(m: MachineRecord): MachineRow {
+  return {
+    id: m.id,
+    team_id: m.teamId,
+    status: m.status,
+    template: m.template,
+    config: JSON.stringify(m.config),
+    metadata: JSON.stringify(m.metadata),
+    env: JSON.stringify(m.env),
+    cwd: m.cwd,
+    ephemeral: m.ephemeral ? 1 : 0,
+    timeout_ms: m.timeoutMs,
+    timeout_at: m.timeoutAt,
+    timeout_action: m.timeoutAction,
+    inactivity_timeout_ms: m.inactivityTimeoutMs,
+    auto_delete_after_ms: m.autoDeleteAfterMs,
+    created_at: m.createdAt,
+    started_at: m.startedAt,
+    last_active_at: m.lastActiveAt,
+    paused_at: m.pausedAt,
+    destroyed_at: m.destroyedAt,
+    snapshot_id: m.snapshotId,
+    warm_pool_checkout: m.warmPoolCheckout ? JSON.stringify(m.warmPoolCheckout) : null,
+    error_reason: m.errorReason,
+    deadline_at: m.deadlineAt,
+  };
+}
+
+function fromRow(r: MachineRow): MachineRecord {
+  return {
+    id: r.id,
+    teamId: r.team_id,
+    status: r.status as MachineStatus,
+    template: r.template,
+    config: JSON.parse(r.config),
+    metadata: JSON.parse(r.metadata),
+    env: JSON.parse(r.env),
+    cwd: r.cwd,
+    ephemeral: r.ephemeral === 1,
+    timeoutMs: r.timeout_ms,
+    timeoutAt: r.timeout_at,
+    timeoutAction: r.timeout_action as MachineRecord['timeoutAction'],
+    inactivityTimeoutMs: r.inactivity_timeout_ms,
+    autoDeleteAfterMs: r.auto_delete_after_ms,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    lastActiveAt: r.last_active_at,
+    pausedAt: r.paused_at,
+    destroyedAt: r.destroyed_at,
+    snapshotId: r.snapshot_id,
+    warmPoolCheckout: r.warm_pool_checkout ? JSON.parse(r.warm_pool_checkout) : null,
+    errorReason: r.error_reason,
+    deadlineAt: r.deadline_at,
+  };
+}
+
+interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
+interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null }
+
+const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.is_admin === 1, createdAt: r.created_at });
+const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
+  id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at,
+});
+
+/** The default store: one SQLite file in WAL mode. Calls are synchronous underneath. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode; only a power cut can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    const cols = MACHINE_COLUMNS.join(', ');
+    const params = MACHINE_COLUMNS.map((c) => `@${c}`).join(', ');
+    const sets = MACHINE_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = @${c}`).join(', ');
+    this.stmts = {
+      getMeta: this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      putMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
+      insertTeam: this.db.prepare('INSERT INTO teams (id, name, is_admin, created_at) VALUES (@id, @name, @is_admin, @created_at)'),
+      getTeam: this.db.prepare<[string], TeamRow>('SELECT * FROM teams WHERE id = ?'),
+      listTeams: this.db.prepare<[], TeamRow>('SELECT * FROM teams ORDER BY created_at, id'),
+      insertKey: this.db.prepare(
+        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at) VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at)',
+      ),
+      findKey: this.db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE hash = ?'),
+      listKeys: this.db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE team_id = ? ORDER BY created_at, id'),
+      revokeKey: this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      countKeys: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL'),
+      insertMachine: this.db.prepare(`INSERT INTO machines (${cols}) VALUES (${params})`),
+      updateMachine: this.db.prepare(`UPDATE machines SET ${sets} WHERE id = @id`),
+      getMachine: this.db.prepare<[string], MachineRow>('SELECT * FROM machines WHERE id = ?'),
+      due: this.db.prepare<[number, number], MachineRow>(
+        'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
+      ),
+      purgeDestroyed: this.db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
+      getIdem: this.db.prepare<[string, string], { team_id: string; key: string; request_hash: string; machine_id: string; created_at: number }>(
+        'SELECT * FROM idempotency_keys WHERE team_id = ? AND key = ?',
+      ),
+      insertIdem: this.db.prepare(
+        'INSERT INTO idempotency_keys (team_id, key, request_hash, machine_id, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      purgeIdem: this.db.prepare('DELETE FROM idempotency_keys WHERE created_at <= ?'),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let i = version; i < SQLITE_MIGRATIONS.length; i++) {
+      const sql = SQLITE_MIGRATIONS[i]!;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    return this.stmts.getMeta.get(key)?.value ?? null;
+  }
+
+  async putMetaIfAbsent(key: string, value: string): Promise<string> {
+    this.stmts.putMeta.run(key, value);
+    return this.stmts.getMeta.get(key)!.value;
+  }
+
+  async insertTeam(t: Team): Promise<void> {
+    this.stmts.insertTeam.run({ id: t.id, name: t.name, is_admin: t.isAdmin ? 1 : 0, created_at: t.createdAt });
+  }
+
+  async getTeam(id: string): Promise<Team | null> {
+    const r = this.stmts.getTeam.get(id);
+    return r ? teamFromRow(r) : null;
+  }
+
+  async listTeams(): Promise<Team[]> {
+    return this.stmts.listTeams.all().map(teamFromRow);
+  }
+
+  async insertApiKey(k: ApiKeyRecord): Promise<void> {
+    this.stmts.insertKey.run({
+      id: k.id, team_id: k.teamId, name: k.name, hash: k.hash, created_at: k.createdAt, revoked_at: k.revokedAt,
+    });
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    const r = this.stmts.findKey.get(hash);
+    return r ? keyFromRow(r) : null;
+  }
+
+  async listApiKeys(teamId: string): Promise<ApiKeyRecord[]> {
+    return this.stmts.listKeys.all(teamId).map(keyFromRow);
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<boolean> {
+    return this.stmts.revokeKey.run(at, id).changes === 1;
+  }
+
+  async countApiKeys(): Promise<number> {
+    return this.stmts.countKeys.get()!.n;
+  }
+
+  async insertMachine(m: MachineRecord): Promise<void> {
+    this.stmts.insertMachine.run(toRow(m));
+  }
+
+  async updateMachine(m: MachineRecord): Promise<void> {
+    this.stmts.updateMachine.run(toRow(m));
+  }
+
+  async getMachine(id: string): Promise<MachineRecord | null> {
+    const r = this.stmts.getMachine.get(id);
+    return r ? fromRow(r) : null;
+  }
+
+  async listMachines(q: MachineListQuery): Promise<MachineRecord[]> {
+    if (q.statuses.length === 0) return [];
+    const where = ['team_id = ?', `status IN (${q.statuses.map(() => '?').join(', ')})`];
+    const args: unknown[] = [q.teamId, ...q.statuses];
+    if (q.template !== undefined) {
+      where.push('template = ?');
+      args.push(q.template);
+    }
+    if (q.after) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      args.push(q.after.createdAt, q.after.createdAt, q.after.id);
+    }
+    const sql = `SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC`;
+    const stmt = this.db.prepare<unknown[], MachineRow>(sql);
+    const out: MachineRecord[] = [];
+    // Metadata equality is exact JSON equality, which SQL cannot express portably:
+    // rows stream in keyset order and stop as soon as the page is full.
+    for (const row of stmt.iterate(...args)) {
+      const m = fromRow(row);
+      if (q.metadata && !metadataMatches(m.metadata, q.metadata)) continue;
+      out.push(m);
+      if (q.limit !== undefined && out.length >= q.limit) break;
+    }
+    return out;
+  }
+
+  async machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
+    if (statuses.length === 0) return [];
+    const sql = `SELECT * FROM machines WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at, id`;
+    return this.db.prepare<unknown[], MachineRow>(sql).all(...statuses).map(fromRow);
+  }
+
+  async dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
+    return this.stmts.due.all(now, limit).map(fromRow);
+  }
+
+  async purgeDestroyed(before: number): Promise<number> {
+    return this.stmts.purgeDestroyed.run(before).changes;
+  }
+
+  async getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {
+    const r = this.stmts.getIdem.get(teamId, key);
+    return r ? { teamId: r.team_id, key: r.key, requestHash: r.request_hash, machineId: r.machine_id, createdAt: r.created_at } : null;
+  }
+
+  async insertIdempotency(rec: IdempotencyRecord): Promise<void> {
+    this.stmts.insertIdem.run(rec.teamId, rec.key, rec.requestHash, rec.machineId, rec.createdAt);
+  }
+
+  async purgeIdempotency(before: number): Promise<number> {
+    return this.stmts.purgeIdem.run(before).changes;
+  }
+}

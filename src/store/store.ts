@@ -1,0 +1,69 @@
+import type { MachineRecord, MachineStatus } from '../domain/machine.js';
+import type { ApiKeyRecord, Team } from '../domain/team.js';
+
+/** Position in the newest-first machine order: (created_at desc, id desc). */
+export interface ListCursor {
+  createdAt: number;
+  id: string;
+}
+
+/** A page request over one team's machines. */
+export interface MachineListQuery {
+  teamId: string;
+  statuses: readonly MachineStatus[];
+  template?: string;
+  metadata?: Record<string, unknown>;
+  /** Start strictly after this position. */
+  after?: ListCursor;
+  /** Maximum rows; omit for all. */
+  limit?: number;
+}
+
+/** A stored create result, so a retried create returns the first machine. */
+export interface IdempotencyRecord {
+  teamId: string;
+  key: string;
+  requestHash: string;
+  machineId: string;
+  createdAt: number;
+}
+
+/**
+ * Everything Hangar persists. One implementation per database (sqlite/, later pg/),
+ * each passing store.conformance.ts. Methods are async so a network database fits.
+ */
+export interface Store {
+  /** Short name for logs and /v1/info. */
+  readonly kind: string;
+  close(): Promise<void>;
+
+  getMeta(key: string): Promise<string | null>;
+  /** Set a value only if absent; returns the value now stored. */
+  putMetaIfAbsent(key: string, value: string): Promise<string>;
+
+  insertTeam(team: Team): Promise<void>;
+  getTeam(id: string): Promise<Team | null>;
+  listTeams(): Promise<Team[]>;
+
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(teamId: string): Promise<ApiKeyRecord[]>;
+  revokeApiKey(id: string, at: number): Promise<boolean>;
+  countApiKeys(): Promise<number>;
+
+  insertMachine(m: MachineRecord): Promise<void>;
+  /** Replace the stored machine with this one (matched by id). */
+  updateMachine(m: MachineRecord): Promise<void>;
+  getMachine(id: string): Promise<MachineRecord | null>;
+  listMachines(q: MachineListQuery): Promise<MachineRecord[]>;
+  /** Machines in any of these statuses, across teams (for start-up re-adoption). */
+  machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]>;
+  /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
+  dueMachines(now: number, limit: number): Promise<MachineRecord[]>;
+  /** Delete destroyed machines destroyed at or before `before`; returns how many. */
+  purgeDestroyed(before: number): Promise<number>;
+
+  getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
+  insertIdempotency(rec: IdempotencyRecord): Promise<void>;
+  purgeIdempotency(before: number): Promise<number>;
+}
