@@ -145,6 +145,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await scheduler.stop();
         await app!.close();
         await store.close();
+        // Only removes what is empty: machines left running keep their cgroups and state.
+        await runtime.teardown();
       },
     };
   } catch (err) {

@@ -4,9 +4,28 @@ import type { AnyRoute } from './route.js';
 
 type Json = Record<string, unknown>;
 
+/** Named schemas (`.meta({id})`) collected while generating; they become components. */
+let components: Record<string, Json> = {};
+
+function rewriteRefs(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(rewriteRefs);
+  if (v && typeof v === 'object') {
+    const out: Json = {};
+    for (const [k, x] of Object.entries(v)) {
+      out[k] = k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : rewriteRefs(x);
+    }
+    return out;
+  }
+  return v;
+}
+
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
-  const out = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as Json;
+  const out = rewriteRefs(z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' })) as Json;
   delete out.$schema;
+  const defs = out.$defs as Record<string, Json> | undefined;
+  delete out.$defs;
+  // Input and output forms of one named schema can differ (defaults); the output form names the component.
+  for (const [name, def] of Object.entries(defs ?? {})) if (io === 'output' || !components[name]) components[name] = def;
   return out;
 }
 
@@ -23,6 +42,7 @@ function parametersOf(schema: z.ZodType | undefined, where: 'path' | 'query'): J
 
 /** The OpenAPI 3.1 document of a set of routes, generated from the schemas that validate them. */
 export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string; version: string }): Json {
+  components = {};
   const paths: Record<string, Record<string, Json>> = {};
   for (const r of routes) {
     const path = r.url.replace(/:([A-Za-z_]+)/g, '{$1}');
@@ -57,7 +77,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string;
         'Hangar: real, isolated Linux machines behind an HTTP API. Errors are `{code, message, details?}`; ' +
         `the codes are: ${Object.entries(ERROR_CATALOGUE).map(([c, e]) => `${c} (${e.status})`).join(', ')}.`,
     },
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key.' } } },
+    components: { schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))), securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key.' } } },
     security: [{ bearer: [] }],
     paths,
   };
