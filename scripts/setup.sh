@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what Hangar needs on a fresh Debian 12 machine (root), idempotently:
+# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2 from Debian, CRIU 4
+# from Debian 13 at a low pin priority (Debian 12's CRIU 3.17 fails on 6.x kernels),
+# then the npm dependencies and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2; do
+  bin=${pair%%:*}; pkg=${pair#*:}
+  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+# busybox must be the static build: it runs inside machines with no libraries.
+if command -v busybox >/dev/null && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then
+  need_apt+=(busybox-static)
+fi
+apt_updated=0
+apt_update() { [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }; }
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# CRIU 4 (memory snapshots). Failure here is reported, not fatal: Hangar runs without it.
+if ! criu --version 2>/dev/null | grep -q 'Version: 4'; then
+  echo "setup: installing CRIU 4 from Debian 13 (trixie) at pin priority 100"
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  if [ -n "$mirror" ]; then
+    echo "deb $mirror trixie main" > /etc/apt/sources.list.d/hangar-trixie.list
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/hangar-trixie
+    apt_updated=0; apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie criu >/dev/null \
+      || echo "setup: WARNING: CRIU 4 could not be installed; snapshots will be unavailable"
+  else
+    echo "setup: WARNING: no Debian mirror found in apt's configuration; skipping CRIU"
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
