@@ -129,6 +129,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       scheduler.start();
     }
     ready = true;
+    let closed = false;
     return {
       settings,
       app,
@@ -141,6 +142,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       url,
       generatedAdminKey,
       close: async () => {
+        if (closed) return;
+        closed = true;
         ready = false;
         await scheduler.stop();
         await app!.close();
