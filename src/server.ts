@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
-import { run } from './runtime/runc/command.js';
 import { RuncRuntime } from './runtime/runc/runc-runtime.js';
 import type { Runtime } from './runtime/runtime.js';
 import { AuthService } from './service/auth-service.js';
@@ -46,15 +45,6 @@ export interface StartOptions {
   scheduler?: boolean;
 }
 
-async function criuVersion(): Promise<string | null> {
-  try {
-    const out = await run('criu', ['--version'], 5_000);
-    return /Version:\s*(\S+)/.exec(out)?.[1] ?? out.trim();
-  } catch {
-    return null;
-  }
-}
-
 /** Compose store, runtime, services and HTTP; re-adopt machines; listen. */
 export async function startServer(settings: Settings, options: StartOptions = {}): Promise<HangarServer> {
   const store = new SqliteStore({ path: settings.databasePath });
@@ -69,7 +59,9 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const templates = new TemplateCatalog(settings.templatesDir);
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
+      criuPath: settings.criuPath,
       machinesDir: settings.machinesDir,
+      snapshotsDir: settings.snapshotsDir,
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
@@ -77,7 +69,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const runtimeInfo = await runtime.info().catch((err: Error) => {
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
     });
-    const criu = await criuVersion();
+    const snapshotSupport = await runtime.snapshotSupport();
 
     let ready = false;
     let app: FastifyInstance | undefined;
@@ -93,7 +85,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       },
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
-      snapshots: false,
     });
     const built = buildApp({
       machines,
@@ -106,15 +97,19 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         runtime: { name: runtimeInfo.name, version: runtimeInfo.version, instance_prefix: runtimeInfo.instancePrefix },
         store: store.kind,
         snapshots: {
-          available: false,
-          criu: criu,
-          reason: 'pause, resume and hibernate are not implemented yet on this server',
+          available: true,
+          memory: snapshotSupport.memory,
+          criu: snapshotSupport.criuVersion,
+          reason: snapshotSupport.reason,
         },
         limits: { max_machines: settings.maxMachines, pids_per_machine: settings.pidsLimit, body_bytes: 1024 * 1024 },
         templates: (await templates.list()).map((t) => ({ name: t.name, description: t.description, runtime: t.runtime })),
       }),
     });
     app = built.app;
+    if (!snapshotSupport.memory) {
+      app.log.warn({ reason: snapshotSupport.reason }, 'memory snapshots unavailable: pause keeps the filesystem only and resume restarts init');
+    }
     const recovered = await machines.recover();
     app.log.info(recovered, 'machines reconciled with the host');
     const scheduler = new LifecycleScheduler(machines, settings.sweepIntervalMs, app.log);

@@ -27,6 +27,8 @@ const EnvSchema = z.object({
   HANGAR_MAX_MACHINES: z.coerce.number().int().min(1).default(2000),
   /** The runc binary. @default 'runc' */
   HANGAR_RUNC: z.string().default('runc'),
+  /** The criu binary, for memory snapshots. @default 'criu' */
+  HANGAR_CRIU: z.string().default('criu'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
   /** Fastify log level. @default 'info' */
@@ -44,6 +46,7 @@ export interface Settings {
   pidsLimit: number;
   maxMachines: number;
   runcPath: string;
+  criuPath: string;
   busyboxPath: string;
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
   /** Derived: carried by every host resource of this server (hash of the data dir). */
@@ -51,6 +54,7 @@ export interface Settings {
   databasePath: string;
   templatesDir: string;
   machinesDir: string;
+  snapshotsDir: string;
   runcStateDir: string;
 }
 
@@ -84,12 +88,14 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     pidsLimit: e.HANGAR_PIDS_LIMIT,
     maxMachines: e.HANGAR_MAX_MACHINES,
     runcPath: e.HANGAR_RUNC,
+    criuPath: e.HANGAR_CRIU,
     busyboxPath: e.HANGAR_BUSYBOX,
     logLevel: e.HANGAR_LOG_LEVEL,
     instancePrefix,
     databasePath: join(dataDir, 'hangar.db'),
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
+    snapshotsDir: join(dataDir, 'snapshots'),
     runcStateDir: `/run/${instancePrefix}`,
   };
 }

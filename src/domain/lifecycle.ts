@@ -10,11 +10,12 @@ export interface DueAction {
   at: number;
 }
 
-/** When inactivity fires: measured from the last activity, or from the start. */
+/** When inactivity fires: measured from the last activity, or from the (re)start if later. */
 function inactivityDeadline(m: MachineRecord): number | null {
   if (m.inactivityTimeoutMs == null) return null;
-  const since = m.lastActiveAt ?? m.startedAt;
-  return since == null ? null : since + m.inactivityTimeoutMs;
+  const started = m.resumedAt ?? m.startedAt;
+  const since = Math.max(m.lastActiveAt ?? -Infinity, started ?? -Infinity);
+  return Number.isFinite(since) ? since + m.inactivityTimeoutMs : null;
 }
 
 /**

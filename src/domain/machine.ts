@@ -60,6 +60,8 @@ export interface MachineRecord {
   startedAt: number | null;
   lastActiveAt: number | null;
   pausedAt: number | null;
+  /** When the machine was last resumed: timers restart from here. */
+  resumedAt: number | null;
   destroyedAt: number | null;
   snapshotId: string | null;
   warmPoolCheckout: WarmPoolCheckout | null;

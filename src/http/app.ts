@@ -5,6 +5,7 @@ import type { AuthService } from '../service/auth-service.js';
 import type { MachineService } from '../service/machine-service.js';
 import { adminRoutes } from './admin/admin-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
+import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
 import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
@@ -52,6 +53,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'auth' | 'info' | 'is
       handler: () => o.info(),
     }),
     ...machineRoutes(o.machines),
+    ...snapshotRoutes(o.machines),
     ...adminRoutes(o.auth, o.machines.now),
   ];
 }

@@ -52,12 +52,55 @@ export interface Runtime {
   teardown(): Promise<void>;
 }
 
+/** Whether this host can snapshot memory (CRIU), and why not. */
+export interface SnapshotSupport {
+  /** True when checkpoints include processes and memory; false: filesystem only. */
+  memory: boolean;
+  criuVersion: string | null;
+  /** Why memory snapshots are unavailable; null when they are. */
+  reason: string | null;
+}
+
+/** What a snapshot holds, as the runtime reports after taking it. */
+export interface SnapshotResult {
+  memory: boolean;
+  /** Bytes on disk (allocated, not apparent: images are sparse). */
+  sizeBytes: number;
+}
+
+/**
+ * Snapshots: memory (CRIU) plus the writable layer, stored by the runtime under its
+ * own directory by snapshot id. Kept apart from `Runtime` so a runtime without them
+ * is still a runtime.
+ */
+export interface SnapshotRuntime {
+  snapshotSupport(): Promise<SnapshotSupport>;
+  /**
+   * Checkpoint and stop a running machine; its writable layer moves into the snapshot.
+   * On failure the machine is left running if at all possible; `RuntimeError.stillRunning`
+   * says whether it is.
+   */
+  pause(id: string, snapshotId: string): Promise<SnapshotResult>;
+  /** Restore a paused machine from its pause snapshot, which is consumed. On failure the snapshot is intact. */
+  resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
+  /** Snapshot a running machine without stopping it (frozen meanwhile). */
+  snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
+  /** Start a new machine from a snapshot: a copy of its layer, its processes restored. */
+  fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
+  /** Delete a snapshot's files. */
+  deleteSnapshot(snapshotId: string): Promise<void>;
+  /** Ids of snapshots with files on disk. */
+  snapshotsOnDisk(): Promise<string[]>;
+}
+
 /** A runtime operation failed; `reason` is safe to show to the machine's owner. */
 export class RuntimeError extends Error {
   constructor(
     message: string,
     readonly machineId: string,
     readonly step: string,
+    /** For pause: whether the machine's processes are still running after the failure. */
+    readonly stillRunning = false,
   ) {
     super(message);
     this.name = 'RuntimeError';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { HangarError, machineNotFound } from '../domain/errors.js';
-import { newMachineId } from '../domain/ids.js';
+import { HangarError, machineNotFound, validationError } from '../domain/errors.js';
+import { newMachineId, newSnapshotId } from '../domain/ids.js';
 import { deadlineOf, nextDue, type DueAction } from '../domain/lifecycle.js';
 import {
   DEFAULT_CONFIG,
@@ -11,11 +11,12 @@ import {
   type MachineStatus,
   type TimeoutAction,
 } from '../domain/machine.js';
+import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
-import type { Runtime } from '../runtime/runtime.js';
+import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
-import type { TemplateCatalog } from '../templates/templates.js';
+import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
 import { MachineLocks } from './keyed-lock.js';
 import { CursorCodec } from './list-cursor.js';
 import type { ServerSecret } from './secrets.js';
@@ -33,6 +34,8 @@ export interface CreateMachineInput {
   /** Already normalised. */
   cwd?: string;
   env?: Record<string, string>;
+  /** Start from this snapshot (a fork) instead of the template's init. */
+  snapshotId?: string;
 }
 
 /** A list request after validation at the edge. */
@@ -62,7 +65,7 @@ export interface ServiceLogger {
 /** Dependencies and policy of the machine service. */
 export interface MachineServiceOptions {
   store: Store;
-  runtime: Runtime;
+  runtime: Runtime & SnapshotRuntime;
   templates: TemplateCatalog;
   secret: ServerSecret;
   log: ServiceLogger;
@@ -70,21 +73,20 @@ export interface MachineServiceOptions {
   retentionMs: number;
   /** Machines holding resources on this host at most. */
   maxMachines: number;
-  /** Whether pause/hibernate is available (snapshots). @default false */
-  snapshots: boolean;
   /** Injectable clock for tests. @default Date.now */
   now?: () => number;
 }
 
 const LIVE_STATUSES = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+const reasonOf = (err: unknown): string => (err instanceof RuntimeError ? err.message : 'the runtime failed unexpectedly');
 
 /** The core of Hangar: every surface (native, Paperspace-style, compute) goes through here. */
 export class MachineService {
   private readonly locks = new MachineLocks();
   private readonly cursors: CursorCodec;
   private readonly inflightCreates = new Map<string, Promise<MachineRecord>>();
-  /** Machines holding host resources on this server, for the capacity check. */
+  /** Machines running on this server, for the capacity check. */
   private readonly holding = new Set<string>();
   readonly now: () => number;
 
@@ -102,6 +104,28 @@ export class MachineService {
     m.deadlineAt = deadlineOf(m);
     await this.o.store.updateMachine(m);
     return m;
+  }
+
+  private async template(name: string): Promise<Template> {
+    const template = await this.o.templates.get(name);
+    if (template) return template;
+    const known = (await this.o.templates.list()).map((t) => t.name);
+    throw new HangarError('UNKNOWN_TEMPLATE', `Template "${name}" does not exist. Available: ${known.join(', ') || 'none'}.`, {
+      template: name,
+      available: known,
+    });
+  }
+
+  private spec(m: MachineRecord, template: Template): MachineSpec {
+    return {
+      id: m.id,
+      hostname: m.id,
+      templateRootfs: template.rootfs,
+      init: template.init,
+      env: { ...template.env, ...m.env, HOSTNAME: m.id },
+      cwd: m.cwd ?? template.cwd,
+      config: m.config,
+    };
   }
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
@@ -132,30 +156,39 @@ export class MachineService {
     }
   }
 
+  /** The snapshot a create starts from, checked against the request. */
+  private async forkSource(caller: Caller, input: CreateMachineInput): Promise<SnapshotRecord | null> {
+    if (input.snapshotId === undefined) return null;
+    const snap = await this.o.store.getSnapshot(input.snapshotId);
+    if (!snap || snap.teamId !== caller.team.id) {
+      throw new HangarError('UNKNOWN_SNAPSHOT', `Snapshot ${input.snapshotId} does not exist for this team; list yours with GET /v1/snapshots.`, {
+        snapshot_id: input.snapshotId,
+      });
+    }
+    const fixed: string[] = [];
+    if (input.template !== undefined && input.template !== snap.template) fixed.push(`template (the snapshot's is "${snap.template}")`);
+    if (input.config?.disk_mb !== undefined && input.config.disk_mb !== snap.config.disk_mb) fixed.push(`config.disk_mb (the snapshot's is ${snap.config.disk_mb})`);
+    if (input.env !== undefined) fixed.push('env (the processes keep the environment they had)');
+    if (input.cwd !== undefined) fixed.push('cwd (the processes keep the working directory they had)');
+    if (fixed.length) {
+      throw new HangarError('UNSUPPORTED_OPERATION', `A machine started from a snapshot takes these from the snapshot; omit them: ${fixed.join('; ')}.`, {
+        snapshot_id: snap.id,
+      });
+    }
+    return snap;
+  }
+
   private async createNow(
     caller: Caller,
     input: CreateMachineInput,
     onRecorded?: (m: MachineRecord) => Promise<void>,
   ): Promise<MachineRecord> {
-    const templateName = input.template ?? 'base';
-    const template = await this.o.templates.get(templateName);
-    if (!template) {
-      const known = (await this.o.templates.list()).map((t) => t.name);
-      throw new HangarError('UNKNOWN_TEMPLATE', `Template "${templateName}" does not exist. Available: ${known.join(', ') || 'none'}.`, {
-        template: templateName,
-        available: known,
-      });
-    }
-    const timeoutAction = input.timeoutAction ?? 'destroy';
-    const ephemeral = input.ephemeral ?? false;
-    const inactivity = input.inactivityTimeoutMs ?? null;
-    if (!this.o.snapshots) {
-      if (timeoutAction === 'hibernate') {
-        throw new HangarError('UNSUPPORTED_OPERATION', 'timeout_action "hibernate" needs memory snapshots, which this server does not offer yet; use "destroy".', { field: 'timeout_action' });
-      }
-      if (inactivity !== null && !ephemeral) {
-        throw new HangarError('UNSUPPORTED_OPERATION', 'An inactivity timeout on a non-ephemeral machine hibernates it, which needs snapshots this server does not offer yet; set "ephemeral": true to destroy on inactivity instead.', { field: 'inactivity_timeout_ms' });
-      }
+    const source = await this.forkSource(caller, input);
+    const templateName = source?.template ?? input.template ?? 'base';
+    const template = await this.template(templateName);
+    if (input.cwd !== undefined) {
+      const problem = await cwdProblem(template, input.cwd);
+      if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
     if (this.holding.size >= this.o.maxMachines) {
       throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
@@ -168,20 +201,21 @@ export class MachineService {
       teamId: caller.team.id,
       status: 'creating',
       template: templateName,
-      config: { ...DEFAULT_CONFIG, ...input.config },
+      config: { ...DEFAULT_CONFIG, ...source?.config, ...input.config },
       metadata: input.metadata ?? {},
-      env: input.env ?? {},
-      cwd: input.cwd ?? null,
-      ephemeral,
+      env: source?.env ?? input.env ?? {},
+      cwd: source ? source.cwd : (input.cwd ?? null),
+      ephemeral: input.ephemeral ?? false,
       timeoutMs,
       timeoutAt: now + timeoutMs,
-      timeoutAction,
-      inactivityTimeoutMs: inactivity,
+      timeoutAction: input.timeoutAction ?? 'destroy',
+      inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
       createdAt: now,
       startedAt: null,
       lastActiveAt: null,
       pausedAt: null,
+      resumedAt: null,
       destroyedAt: null,
       snapshotId: null,
       warmPoolCheckout: null,
@@ -193,23 +227,18 @@ export class MachineService {
       await this.o.store.insertMachine(m);
       await onRecorded?.(m);
       try {
-        await this.o.runtime.start({
-          id: m.id,
-          hostname: m.id,
-          templateRootfs: template.rootfs,
-          init: template.init,
-          env: { ...template.env, ...m.env, HOSTNAME: m.id },
-          cwd: m.cwd ?? template.cwd,
-          config: m.config,
-        });
+        if (source) await this.forkFrom(source, this.spec(m, template));
+        else await this.o.runtime.start(this.spec(m, template));
       } catch (err) {
         this.holding.delete(m.id);
-        const reason = err instanceof RuntimeError ? err.message : 'the runtime failed unexpectedly';
         this.o.log.error({ machine: m.id, err }, 'machine start failed');
         m.status = 'error';
-        m.errorReason = reason;
+        m.errorReason = reasonOf(err);
         await this.save(m);
-        throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${reason}.`, { machine_id: m.id });
+        if (err instanceof HangarError) throw err;
+        throw source
+          ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
+          : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
       }
       const started = this.now();
       m.status = 'running';
@@ -217,6 +246,15 @@ export class MachineService {
       m.timeoutAt = started + timeoutMs;
       return this.save(m);
     });
+  }
+
+  /** Fork: a pause snapshot's disk belongs to its paused machine, so hold that machine still meanwhile. */
+  private async forkFrom(source: SnapshotRecord, spec: MachineSpec): Promise<void> {
+    if (source.kind === 'pause') {
+      await this.locks.with(source.machineId, 'fork', () => this.o.runtime.fork(spec, source.id));
+    } else {
+      await this.o.runtime.fork(spec, source.id);
+    }
   }
 
   /** A machine of the caller's team, or NOT_FOUND. */
@@ -250,21 +288,35 @@ export class MachineService {
     return { items, nextToken };
   }
 
-  /** Destroy a machine: processes, mounts, cgroups and files all go. */
+  /** Run `fn` on the caller's machine under its lock, with the freshest record. */
+  private async locked<T>(caller: Caller, id: string, operation: string, fn: (m: MachineRecord) => Promise<T>): Promise<T> {
+    await this.get(caller, id);
+    return this.locks.with(id, operation, async () => fn((await this.o.store.getMachine(id))!));
+  }
+
+  private conflict(m: MachineRecord, operation: string, allowed: string): HangarError {
+    return new HangarError('STATE_CONFLICT', `Machine ${m.id} is ${m.status}; ${operation} needs a machine that is ${allowed}.`, {
+      status: m.status,
+    });
+  }
+
+  /** Destroy a machine: processes, mounts, cgroups, files and its pause snapshot all go. */
   async destroy(caller: Caller, id: string): Promise<MachineRecord> {
-    const m = await this.get(caller, id);
-    return this.locks.with(id, 'destroy', async () => {
-      const fresh = (await this.o.store.getMachine(id)) ?? m;
-      if (fresh.status === 'destroyed') {
-        throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: fresh.status });
-      }
-      return this.destroyLocked(fresh);
+    return this.locked(caller, id, 'destroy', async (m) => {
+      if (m.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
+      return this.destroyLocked(m);
     });
   }
 
   private async destroyLocked(m: MachineRecord): Promise<MachineRecord> {
     try {
       await this.o.runtime.destroy(m.id);
+      // Its pause snapshot (and one a failed pause left behind) is part of the machine; manual ones outlive it.
+      for (const snap of await this.o.store.listSnapshots(m.teamId, m.id)) {
+        if (snap.kind !== 'pause') continue;
+        await this.o.runtime.deleteSnapshot(snap.id);
+        await this.o.store.deleteSnapshot(snap.id);
+      }
     } catch (err) {
       const reason = `destroy failed: ${err instanceof Error ? err.message : String(err)}`;
       this.o.log.error({ machine: m.id, err }, 'machine destroy failed');
@@ -283,16 +335,145 @@ export class MachineService {
 
   /** Move the hard deadline to now + timeoutMs. */
   async refreshTimeout(caller: Caller, id: string, timeoutMs: number): Promise<MachineRecord> {
-    await this.get(caller, id);
-    return this.locks.with(id, 'timeout refresh', async () => {
-      const m = (await this.o.store.getMachine(id))!;
-      if (m.status !== 'running') {
-        throw new HangarError('STATE_CONFLICT', `Machine ${id} is ${m.status}; only a running machine's timeout can be refreshed.`, { status: m.status });
-      }
+    return this.locked(caller, id, 'timeout refresh', async (m) => {
+      if (m.status !== 'running') throw this.conflict(m, 'a timeout refresh', 'running');
       m.timeoutMs = timeoutMs;
       m.timeoutAt = this.now() + timeoutMs;
       return this.save(m);
     });
+  }
+
+  /** Pause a running machine to a snapshot of its memory and disk. */
+  async pause(caller: Caller, id: string): Promise<MachineRecord> {
+    return this.locked(caller, id, 'pause', async (m) => {
+      if (m.status !== 'running') throw this.conflict(m, 'pause', 'running');
+      return this.pauseLocked(m);
+    });
+  }
+
+  private async pauseLocked(m: MachineRecord): Promise<MachineRecord> {
+    // The record exists before the files, so a crash mid-pause never orphans the moved disk image.
+    const snap: SnapshotRecord = {
+      id: newSnapshotId(),
+      teamId: m.teamId,
+      machineId: m.id,
+      kind: 'pause',
+      createdAt: this.now(),
+      sizeBytes: 0,
+      memory: false,
+      template: m.template,
+      config: m.config,
+      env: m.env,
+      cwd: m.cwd,
+    };
+    await this.o.store.insertSnapshot(snap);
+    try {
+      const result = await this.o.runtime.pause(m.id, snap.id);
+      snap.memory = result.memory;
+      snap.sizeBytes = result.sizeBytes;
+      await this.o.store.updateSnapshot(snap);
+    } catch (err) {
+      this.o.log.error({ machine: m.id, err }, 'pause failed');
+      if (err instanceof RuntimeError && err.stillRunning) {
+        await this.o.store.deleteSnapshot(snap.id);
+        throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not be paused (${err.message}); it is still running.`, { machine_id: m.id });
+      }
+      await this.o.runtime.stop(m.id).catch(() => undefined);
+      this.holding.delete(m.id);
+      m.status = 'error';
+      m.errorReason = `pause failed after its processes stopped: ${reasonOf(err)}; the writable layer is kept`;
+      await this.save(m);
+      throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not be paused: ${m.errorReason}.`, { machine_id: m.id });
+    }
+    this.holding.delete(m.id);
+    m.status = 'paused';
+    m.pausedAt = this.now();
+    m.snapshotId = snap.id;
+    return this.save(m);
+  }
+
+  /** Resume a paused machine from its snapshot: same processes, timers restarted. */
+  async resume(caller: Caller, id: string): Promise<MachineRecord> {
+    return this.locked(caller, id, 'resume', async (m) => {
+      if (m.status !== 'paused' || m.snapshotId === null) throw this.conflict(m, 'resume', 'paused');
+      const template = await this.template(m.template);
+      if (this.holding.size >= this.o.maxMachines) {
+        throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
+      }
+      try {
+        await this.o.runtime.resume(this.spec(m, template), m.snapshotId);
+      } catch (err) {
+        this.o.log.error({ machine: m.id, err }, 'resume failed');
+        throw new HangarError(
+          'RESTORE_FAILED',
+          `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${m.snapshotId} intact.`,
+          { machine_id: m.id, snapshot_id: m.snapshotId },
+        );
+      }
+      await this.o.store.deleteSnapshot(m.snapshotId);
+      this.holding.add(m.id);
+      const now = this.now();
+      m.status = 'running';
+      m.snapshotId = null;
+      m.pausedAt = null;
+      m.resumedAt = now;
+      m.timeoutAt = now + m.timeoutMs;
+      return this.save(m);
+    });
+  }
+
+  /** Snapshot a running machine without stopping it. */
+  async snapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
+    return this.locked(caller, id, 'snapshot', async (m) => {
+      if (m.status !== 'running') throw this.conflict(m, 'a snapshot', 'running');
+      const snapId = newSnapshotId();
+      let result;
+      try {
+        result = await this.o.runtime.snapshot(m.id, snapId);
+      } catch (err) {
+        this.o.log.error({ machine: m.id, err }, 'snapshot failed');
+        throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not be snapshotted (${reasonOf(err)}); it is still running.`, { machine_id: m.id });
+      }
+      const snap: SnapshotRecord = {
+        id: snapId,
+        teamId: m.teamId,
+        machineId: m.id,
+        kind: 'manual',
+        createdAt: this.now(),
+        sizeBytes: result.sizeBytes,
+        memory: result.memory,
+        template: m.template,
+        config: m.config,
+        env: m.env,
+        cwd: m.cwd,
+      };
+      await this.o.store.insertSnapshot(snap);
+      return snap;
+    });
+  }
+
+  /** The caller's snapshots, newest first. */
+  listSnapshots(caller: Caller, machineId?: string): Promise<SnapshotRecord[]> {
+    return this.o.store.listSnapshots(caller.team.id, machineId);
+  }
+
+  /** One of the caller's snapshots, or NOT_FOUND. */
+  async getSnapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
+    const s = await this.o.store.getSnapshot(id);
+    if (!s || s.teamId !== caller.team.id) throw new HangarError('NOT_FOUND', `Snapshot ${id} does not exist for this team.`);
+    return s;
+  }
+
+  /** Delete a snapshot; one a paused machine needs to resume is a 409. */
+  async deleteSnapshot(caller: Caller, id: string): Promise<void> {
+    const s = await this.getSnapshot(caller, id);
+    if (s.kind === 'pause') {
+      throw new HangarError('STATE_CONFLICT', `Snapshot ${id} holds paused machine ${s.machineId}; resume or destroy that machine instead.`, {
+        machine_id: s.machineId,
+      });
+    }
+    await this.o.runtime.deleteSnapshot(id);
+    await this.o.store.deleteSnapshot(id);
   }
 
   /**
@@ -319,21 +500,16 @@ export class MachineService {
         await this.destroyLocked(m);
         return;
       case 'hibernate':
-        // Creates refuse hibernate while snapshots are unavailable; a record from a server
-        // that had them keeps its data: processes stop, the writable layer stays.
-        await this.o.runtime.stop(m.id);
-        this.holding.delete(m.id);
-        m.status = 'error';
-        m.errorReason = `${due.kind} deadline asked to hibernate, but this server cannot take snapshots; the writable layer is kept`;
-        await this.save(m);
+        await this.pauseLocked(m);
         return;
     }
   }
 
   /**
    * Reconcile the store with the host after a (re)start: keep machines whose container
-   * still runs, mark the others `error` with the reason (their data kept), and remove
-   * containers and files that belong to no live machine.
+   * still runs, finish pauses and resumes a crash interrupted, mark the others `error`
+   * with the reason (their data kept), and remove containers, machine files and snapshot
+   * files that belong to nothing the store knows.
    */
   async recover(): Promise<{ adopted: number; lost: number; orphans: number }> {
     const containers = await this.o.runtime.list();
@@ -343,13 +519,24 @@ export class MachineService {
     for (const m of await this.o.store.machinesInStatus(['creating', 'running', 'paused'])) {
       known.add(m.id);
       const c = containers.get(m.id);
-      if (m.status === 'running' && c?.status === 'running') {
+      if (c?.status === 'running' && m.status !== 'creating') {
+        if (m.status === 'paused' && m.snapshotId !== null) {
+          // Crashed after a resume restored the processes, before the record said so.
+          await this.o.store.deleteSnapshot(m.snapshotId);
+          Object.assign(m, { status: 'running', snapshotId: null, pausedAt: null, resumedAt: this.now() });
+          m.timeoutAt = this.now() + m.timeoutMs;
+          await this.save(m);
+        }
         this.holding.add(m.id);
         adopted++;
         continue;
       }
-      if (m.status === 'paused') {
-        this.holding.add(m.id);
+      if (m.status === 'paused') continue;
+      const pauseSnap = m.status === 'running' ? (await this.o.store.listSnapshots(m.teamId, m.id)).find((s) => s.kind === 'pause') : undefined;
+      if (pauseSnap && (await this.o.runtime.snapshotsOnDisk()).includes(pauseSnap.id) && !c) {
+        // Crashed after a pause moved the machine into its snapshot, before the record said so.
+        Object.assign(m, { status: 'paused', snapshotId: pauseSnap.id, pausedAt: pauseSnap.createdAt });
+        await this.save(m);
         continue;
       }
       await this.o.runtime.stop(m.id).catch((err) => this.o.log.warn({ machine: m.id, err }, 'cleanup of lost machine failed'));
@@ -372,10 +559,16 @@ export class MachineService {
       await this.o.runtime.destroy(id);
       orphans++;
     }
+    const snapshots = new Set(await this.o.store.allSnapshotIds());
+    for (const id of await this.o.runtime.snapshotsOnDisk()) {
+      if (snapshots.has(id)) continue;
+      await this.o.runtime.deleteSnapshot(id);
+      orphans++;
+    }
     return { adopted, lost, orphans };
   }
 
-  /** Destroy every machine of this server (tests and `hangar clean`), then instance resources. */
+  /** Destroy every machine and snapshot of this server (tests and `hangar clean`), then instance resources. */
   async destroyAll(): Promise<void> {
     for (const m of await this.o.store.machinesInStatus(['creating', 'running', 'paused', 'error'])) {
       await this.locks.with(m.id, 'destroy', () => this.destroyLocked(m)).catch((err) => this.o.log.error({ machine: m.id, err }, 'destroy failed'));
@@ -383,6 +576,8 @@ export class MachineService {
     for (const id of [...(await this.o.runtime.list()).keys(), ...(await this.o.runtime.machinesOnDisk())]) {
       await this.o.runtime.destroy(id);
     }
+    for (const id of await this.o.store.allSnapshotIds()) await this.o.store.deleteSnapshot(id);
+    for (const id of await this.o.runtime.snapshotsOnDisk()) await this.o.runtime.deleteSnapshot(id);
     await this.o.runtime.teardown();
   }
 }

@@ -1,4 +1,5 @@
 import type { MachineRecord, MachineStatus } from '../domain/machine.js';
+import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
 
 /** Position in the newest-first machine order: (created_at desc, id desc). */
@@ -62,6 +63,15 @@ export interface Store {
   dueMachines(now: number, limit: number): Promise<MachineRecord[]>;
   /** Delete destroyed machines destroyed at or before `before`; returns how many. */
   purgeDestroyed(before: number): Promise<number>;
+
+  insertSnapshot(s: SnapshotRecord): Promise<void>;
+  updateSnapshot(s: SnapshotRecord): Promise<void>;
+  getSnapshot(id: string): Promise<SnapshotRecord | null>;
+  /** A team's snapshots, newest first; optionally of one machine. */
+  listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]>;
+  /** Every snapshot id (for start-up reconciliation with the files on disk). */
+  allSnapshotIds(): Promise<string[]>;
+  deleteSnapshot(id: string): Promise<void>;
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
   insertIdempotency(rec: IdempotencyRecord): Promise<void>;

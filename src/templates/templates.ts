@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { lstat, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -59,4 +59,21 @@ export class TemplateCatalog {
   invalidate(name: string): void {
     this.cache.delete(name);
   }
+}
+
+/**
+ * Why `dir` cannot be a working directory in machines of this template, or null if it
+ * can (it exists as a directory, or will be created). Symlinks are refused: a machine's
+ * cwd is created from the host before the machine starts and must not leave its root.
+ */
+export async function cwdProblem(t: Template, dir: string): Promise<string | null> {
+  let at = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    at += `/${part}`;
+    const st = await lstat(join(t.rootfs, at)).catch(() => null);
+    if (st === null) return null;
+    if (st.isSymbolicLink()) return `${at} is a symbolic link in template ${t.name}; use the path it points to`;
+    if (!st.isDirectory()) return `${at} is a file in template ${t.name}, not a directory`;
+  }
+  return null;
 }

@@ -93,13 +93,10 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
         ...errors,
         409: { description: 'Idempotency-Key reused with another body.', schema: ErrorSchema },
         413: { description: 'Body too large.', schema: ErrorSchema },
-        422: { description: 'Unknown template, or a feature not available on this server.', schema: ErrorSchema },
+        422: { description: 'Unknown template or snapshot, or a feature not available on this server.', schema: ErrorSchema },
         429: { description: 'Server at capacity.', schema: ErrorSchema },
       },
       handler: async ({ body, caller, request }) => {
-        if (body.snapshot_id !== undefined) {
-          throw new HangarError('UNSUPPORTED_OPERATION', 'Creating a machine from snapshot_id is not available on this server yet; omit snapshot_id.', { field: 'snapshot_id' });
-        }
         if (body.volumes !== undefined) {
           throw new HangarError('UNSUPPORTED_OPERATION', 'Volumes are not available on this server yet; omit volumes.', { field: 'volumes' });
         }
@@ -129,6 +126,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             ephemeral: body.ephemeral,
             cwd,
             env: body.env,
+            snapshotId: body.snapshot_id,
           },
           idemKey,
         );

@@ -52,7 +52,7 @@ export const CreateMachineBody = z
     ephemeral: z.boolean().optional().describe('Destroyed (never hibernated) on inactivity. @default false'),
     cwd: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path').optional(),
     env: envSchema.optional(),
-    snapshot_id: z.string().optional().describe('Start from a snapshot (not available yet: 422).'),
+    snapshot_id: z.string().min(1).max(128).optional().describe('Start from this snapshot: a fork with its own id, network and writable layer, its processes restored. template, config.disk_mb, env and cwd come from the snapshot.'),
     volumes: z.array(z.unknown()).optional().describe('Volumes to attach (not available yet: 422).'),
   })
   .meta({ id: 'CreateMachineRequest' });
@@ -115,3 +115,17 @@ export const MaskedMachineSchema = MachineSchema.partial();
 
 export const MachinePageSchema = z.object({ items: z.array(MaskedMachineSchema), next_token: z.string().nullable() });
 export const SandboxPageSchema = z.object({ items: z.array(SandboxSchema.partial()), next_token: z.string().nullable() });
+
+export const SnapshotSchema = z
+  .object({
+    id: z.string(),
+    machine_id: z.string().describe('The machine it was taken from.'),
+    created_at: z.string(),
+    size_bytes: z.number().int().describe('Bytes on disk (memory images and the sparse writable layer).'),
+    memory: z.boolean().describe('True when processes and memory were saved (CRIU); false: filesystem only, a start restarts init.'),
+  })
+  .meta({ id: 'Snapshot' });
+
+export const SnapshotListQuery = z.object({
+  machine_id: z.string().optional().describe('Only snapshots taken from this machine.'),
+});

@@ -1,17 +1,30 @@
-import { readFile, readdir, rm, rmdir, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MachineSpec, Runtime, RuntimeInfo, RuntimeMachineState } from '../runtime.js';
+import type {
+  MachineSpec,
+  Runtime,
+  RuntimeInfo,
+  RuntimeMachineState,
+  SnapshotResult,
+  SnapshotRuntime,
+  SnapshotSupport,
+} from '../runtime.js';
 import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
 import { buildOciSpec } from './oci-spec.js';
-import { ensureDirInside, layerPaths, mountWritableLayer, unmountWritableLayer } from './writable-layer.js';
+import { allocatedBytes, exists, snapshotPaths, type SnapshotPaths } from './snapshot-files.js';
+import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer, type LayerPaths } from './writable-layer.js';
 
 /** Options of the runc runtime; all host paths are passed in, none read from the environment. */
 export interface RuncRuntimeOptions {
   /** The runc binary. @default 'runc' */
   runcPath: string;
+  /** The criu binary (memory snapshots). @default 'criu' */
+  criuPath: string;
   /** Directory holding one sub-directory per machine. */
   machinesDir: string;
+  /** Directory holding one sub-directory per snapshot. */
+  snapshotsDir: string;
   /** Prefix on every host resource: runc state dir, cgroup parent, mount sources. */
   instancePrefix: string;
   /** runc's state directory for this instance. @default `/run/${instancePrefix}` */
@@ -24,17 +37,33 @@ function isMissingContainer(err: unknown): boolean {
   return err instanceof CommandError && /does not exist|not exist|no such file/i.test(err.stderr);
 }
 
-/** Machines as runc containers on overlay root filesystems over loop-mounted ext4 images. */
-export class RuncRuntime implements Runtime {
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Machines as runc containers on overlay root filesystems over loop-mounted ext4
+ * images; snapshots with CRIU (through `runc checkpoint`/`restore`) plus the image.
+ */
+export class RuncRuntime implements Runtime, SnapshotRuntime {
+  private support: Promise<SnapshotSupport> | null = null;
+
   constructor(private readonly opts: RuncRuntimeOptions) {}
 
   private runc(args: string[], timeoutMs?: number): Promise<string> {
     return run(this.opts.runcPath, ['--root', this.opts.stateDir, ...args], timeoutMs);
   }
 
+  /** Start a container process that outlives runc (run / restore) with its log captured. */
+  private runcDetached(args: string[], log: string): Promise<void> {
+    return runDetached(this.opts.runcPath, ['--root', this.opts.stateDir, '--log', log, '--log-format', 'json', ...args], log);
+  }
+
   /** cgroup path (relative to each controller) of a machine: contains its id. */
   cgroupsPath(id: string): string {
     return `/${this.opts.instancePrefix}/${id}`;
+  }
+
+  private mountSource(id: string): string {
+    return `${this.opts.instancePrefix}-${id}`;
   }
 
   async info(): Promise<RuntimeInfo> {
@@ -43,31 +72,50 @@ export class RuncRuntime implements Runtime {
     return { name: 'runc', version, instancePrefix: this.opts.instancePrefix };
   }
 
+  private async writeBundle(spec: MachineSpec, p: LayerPaths): Promise<void> {
+    const oci = buildOciSpec(spec, { rootfs: p.rootfs, cgroupsPath: this.cgroupsPath(spec.id), pidsLimit: this.opts.pidsLimit });
+    await mkdir(p.bundle, { recursive: true });
+    await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));
+  }
+
+  /** `runc run --detach` the bundle's init; returns its host pid. */
+  private async runInit(id: string, p: LayerPaths): Promise<number> {
+    const pidFile = join(p.bundle, 'init.pid');
+    await this.runcDetached(['run', '--detach', '--bundle', p.bundle, '--pid-file', pidFile, id], join(p.bundle, 'runc.log'));
+    return Number((await readFile(pidFile, 'utf8')).trim());
+  }
+
+  /** `runc restore --detach` from CRIU images; returns the restored init's host pid. */
+  private async restoreInit(id: string, p: LayerPaths, s: SnapshotPaths): Promise<number> {
+    const pidFile = join(p.bundle, 'init.pid');
+    const work = join(p.dir, 'restore-work');
+    await rm(work, { recursive: true, force: true });
+    await this.runcDetached(
+      [
+        '--criu', this.opts.criuPath, 'restore', '--detach', '--tcp-established', '--file-locks',
+        '--image-path', s.criu, '--work-path', work, '--bundle', p.bundle, '--pid-file', pidFile, id,
+      ],
+      join(p.bundle, 'runc.log'),
+    );
+    return Number((await readFile(pidFile, 'utf8')).trim());
+  }
+
   async start(spec: MachineSpec): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
     let step = 'prepare root filesystem';
     try {
       await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
-      await mountWritableLayer(p, spec.templateRootfs, spec.config.disk_mb, `${this.opts.instancePrefix}-${spec.id}`);
+      await createLayerImage(p, spec.config.disk_mb);
+      await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
       step = 'create working directory';
       await ensureDirInside(p.rootfs, spec.cwd);
       step = 'write OCI bundle';
-      const oci = buildOciSpec(spec, { rootfs: p.rootfs, cgroupsPath: this.cgroupsPath(spec.id), pidsLimit: this.opts.pidsLimit });
-      await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));
+      await this.writeBundle(spec, p);
       step = 'start container';
-      const pidFile = join(p.bundle, 'init.pid');
-      const log = join(p.bundle, 'runc.log');
-      await runDetached(
-        this.opts.runcPath,
-        ['--root', this.opts.stateDir, '--log', log, '--log-format', 'json', 'run', '--detach', '--bundle', p.bundle, '--pid-file', pidFile, spec.id],
-        log,
-      );
-      const pid = Number((await readFile(pidFile, 'utf8')).trim());
-      return { pid };
+      return { pid: await this.runInit(spec.id, p) };
     } catch (err) {
       await this.destroy(spec.id).catch(() => undefined);
-      const detail = err instanceof Error ? err.message : String(err);
-      throw new RuntimeError(`could not ${step}: ${detail}`, spec.id, step);
+      throw new RuntimeError(`could not ${step}: ${message(err)}`, spec.id, step);
     }
   }
 
@@ -128,6 +176,163 @@ export class RuncRuntime implements Runtime {
     }
     const left = await this.list().catch(() => new Map());
     if (left.size === 0) await rm(this.opts.stateDir, { recursive: true, force: true });
+  }
+
+  // --- snapshots -------------------------------------------------------------------
+
+  snapshotSupport(): Promise<SnapshotSupport> {
+    this.support ??= (async (): Promise<SnapshotSupport> => {
+      let version: string | null = null;
+      try {
+        const out = await run(this.opts.criuPath, ['--version'], 5_000);
+        version = /Version:\s*(\S+)/.exec(out)?.[1] ?? out.trim();
+      } catch {
+        return { memory: false, criuVersion: null, reason: `${this.opts.criuPath} not found: install CRIU 4 (see README)` };
+      }
+      try {
+        await run(this.opts.criuPath, ['check'], 10_000);
+        return { memory: true, criuVersion: version, reason: null };
+      } catch (err) {
+        return { memory: false, criuVersion: version, reason: `criu check failed: ${message(err)}` };
+      }
+    })();
+    return this.support;
+  }
+
+  private snap(snapshotId: string): SnapshotPaths {
+    return snapshotPaths(this.opts.snapshotsDir, snapshotId);
+  }
+
+  async pause(id: string, snapshotId: string): Promise<SnapshotResult> {
+    const p = layerPaths(this.opts.machinesDir, id);
+    const s = this.snap(snapshotId);
+    const { memory: criu } = await this.snapshotSupport();
+    await mkdir(s.dir, { recursive: true });
+    let memory = false;
+    if (criu) {
+      try {
+        // CRIU dumps processes, memory, files, sockets and the network namespace, then kills the container.
+        await this.runc([
+          '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
+          '--image-path', s.criu, '--work-path', s.work, id,
+        ], 120_000);
+        memory = true;
+      } catch (err) {
+        const state = await this.inspect(id).catch(() => null);
+        await rm(s.dir, { recursive: true, force: true });
+        const running = state?.status === 'running';
+        if (!running && state?.status === 'paused') {
+          // A dump killed between freeze and thaw leaves the cgroup frozen: thaw it.
+          await this.runc(['resume', id]).catch(() => undefined);
+        }
+        const alive = running || (await this.inspect(id).catch(() => null))?.status === 'running';
+        throw new RuntimeError(`checkpoint failed: ${message(err)}`, id, 'checkpoint', alive);
+      }
+    }
+    try {
+      await this.removeContainer(id);
+      await unmountWritableLayer(p);
+      await rename(p.image, s.image);
+    } catch (err) {
+      // The processes are gone; the layer image stays wherever it is (nothing is deleted).
+      throw new RuntimeError(`could not stop the machine after its checkpoint: ${message(err)}`, id, 'stop', false);
+    }
+    await rm(p.rootfs, { recursive: true, force: true });
+    await rm(p.layer, { recursive: true, force: true });
+    return { memory, sizeBytes: await allocatedBytes(s.dir) };
+  }
+
+  async resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+    const p = layerPaths(this.opts.machinesDir, spec.id);
+    const s = this.snap(snapshotId);
+    if (!(await exists(s.image))) {
+      throw new RuntimeError(`snapshot ${snapshotId} is missing its disk image (${s.image}); it cannot be resumed`, spec.id, 'check snapshot');
+    }
+    const memory = await exists(s.inventory);
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    await rename(s.image, p.image);
+    let step = 'mount writable layer';
+    try {
+      await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
+      step = 'write OCI bundle';
+      await this.writeBundle(spec, p);
+      step = memory ? 'restore processes' : 'restart init';
+      const pid = memory ? await this.restoreInit(spec.id, p, s) : await this.runInit(spec.id, p);
+      await rm(s.dir, { recursive: true, force: true });
+      return { pid };
+    } catch (err) {
+      // Put everything back as it was: container gone, layer unmounted, image in the snapshot.
+      await this.removeContainer(spec.id).catch(() => undefined);
+      await unmountWritableLayer(p).catch(() => undefined);
+      await rename(p.image, s.image).catch(() => undefined);
+      await rm(p.rootfs, { recursive: true, force: true }).catch(() => undefined);
+      await rm(p.layer, { recursive: true, force: true }).catch(() => undefined);
+      throw new RuntimeError(`could not ${step}: ${message(err)}`, spec.id, step);
+    }
+  }
+
+  async snapshot(id: string, snapshotId: string): Promise<SnapshotResult> {
+    const p = layerPaths(this.opts.machinesDir, id);
+    const s = this.snap(snapshotId);
+    const { memory: criu } = await this.snapshotSupport();
+    await mkdir(s.dir, { recursive: true });
+    // Freeze so memory and disk are taken at the same instant.
+    await this.runc(['pause', id]);
+    try {
+      await run('sync', ['-f', p.layer]);
+      await run('cp', ['--sparse=always', p.image, s.image], 300_000);
+      if (criu) {
+        await this.runc([
+          '--criu', this.opts.criuPath, 'checkpoint', '--leave-running', '--tcp-established', '--file-locks',
+          '--image-path', s.criu, '--work-path', s.work, id,
+        ], 120_000);
+      }
+    } catch (err) {
+      await rm(s.dir, { recursive: true, force: true });
+      throw new RuntimeError(`snapshot failed: ${message(err)}`, id, 'snapshot', true);
+    } finally {
+      await this.runc(['resume', id]).catch(() => undefined);
+    }
+    return { memory: criu, sizeBytes: await allocatedBytes(s.dir) };
+  }
+
+  async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+    const p = layerPaths(this.opts.machinesDir, spec.id);
+    const s = this.snap(snapshotId);
+    let step = 'copy the snapshot';
+    try {
+      if (!(await exists(s.image))) throw new Error(`snapshot ${snapshotId} is missing its disk image`);
+      const memory = await exists(s.inventory);
+      await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+      await mkdir(p.dir, { recursive: true });
+      await run('cp', ['--sparse=always', s.image, p.image], 300_000);
+      step = 'mount writable layer';
+      await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
+      step = 'write OCI bundle';
+      await this.writeBundle(spec, p);
+      if (!memory) {
+        step = 'start container';
+        return { pid: await this.runInit(spec.id, p) };
+      }
+      step = 'restore processes';
+      const pid = await this.restoreInit(spec.id, p, s);
+      // The UTS namespace comes back with the source's hostname: give the fork its own.
+      step = 'set hostname';
+      // Through /proc: hostname(1) refuses the underscore in machine ids, the kernel does not.
+      await run('nsenter', ['--target', String(pid), '--uts', '--', 'sh', '-c', 'printf %s "$1" > /proc/sys/kernel/hostname', 'sh', spec.hostname]);
+      return { pid };
+    } catch (err) {
+      await this.destroy(spec.id).catch(() => undefined);
+      throw new RuntimeError(`could not ${step}: ${message(err)}`, spec.id, step);
+    }
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    await rm(this.snap(snapshotId).dir, { recursive: true, force: true });
+  }
+
+  async snapshotsOnDisk(): Promise<string[]> {
+    return readdir(this.opts.snapshotsDir).catch(() => []);
   }
 }
 

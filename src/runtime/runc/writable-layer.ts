@@ -43,14 +43,9 @@ export async function mountPoints(): Promise<Set<string>> {
   return out;
 }
 
-/**
- * Create the disk image, mount it, and mount the overlay root filesystem:
- * template read-only below, the image's upper dir above.
- */
-export async function mountWritableLayer(p: LayerPaths, templateRootfs: string, diskMb: number, mountSource: string): Promise<void> {
-  await mkdir(p.layer, { recursive: true });
-  await mkdir(p.rootfs, { recursive: true });
-  await mkdir(p.bundle, { recursive: true });
+/** Create the sparse ext4 image that holds a machine's writable layer; its size is the disk quota. */
+export async function createLayerImage(p: LayerPaths, diskMb: number): Promise<void> {
+  await mkdir(p.dir, { recursive: true });
   const fh = await open(p.image, 'wx', 0o600);
   try {
     await fh.truncate(diskMb * 1024 * 1024);
@@ -59,14 +54,28 @@ export async function mountWritableLayer(p: LayerPaths, templateRootfs: string, 
   }
   // -m 0: no blocks reserved for root, so the user gets all of disk_mb; lazy init keeps mkfs in milliseconds.
   await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', p.image]);
+}
+
+/**
+ * Mount an existing image and the overlay root filesystem over it: template
+ * read-only below, the image's upper dir above.
+ */
+export async function mountLayer(p: LayerPaths, templateRootfs: string, mountSource: string): Promise<void> {
+  await mkdir(p.layer, { recursive: true });
+  await mkdir(p.rootfs, { recursive: true });
+  await mkdir(p.bundle, { recursive: true });
   await run('mount', ['-o', 'loop,noatime', p.image, p.layer]);
-  await mkdir(join(p.layer, 'upper'), { mode: 0o755 });
-  await mkdir(join(p.layer, 'work'), { mode: 0o755 });
+  await mkdir(join(p.layer, 'upper'), { mode: 0o755 }).catch(ignoreExists);
+  await mkdir(join(p.layer, 'work'), { mode: 0o755 }).catch(ignoreExists);
   await run('mount', [
     '-t', 'overlay', mountSource, '-o',
     `lowerdir=${templateRootfs},upperdir=${join(p.layer, 'upper')},workdir=${join(p.layer, 'work')}`,
     p.rootfs,
   ]);
+}
+
+function ignoreExists(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EEXIST') throw err;
 }
 
 /**

@@ -56,4 +56,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (team_id, key)
   );
   `,
+  `
+  ALTER TABLE machines ADD COLUMN resumed_at INTEGER;
+  CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    memory INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    config TEXT NOT NULL,
+    env TEXT NOT NULL,
+    cwd TEXT
+  );
+  CREATE INDEX snapshots_team_order ON snapshots (team_id, created_at DESC, id DESC);
+  CREATE INDEX snapshots_machine ON snapshots (machine_id);
+  `,
 ];

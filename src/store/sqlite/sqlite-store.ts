@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
+import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../../domain/team.js';
 import type { IdempotencyRecord, MachineListQuery, Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -30,6 +31,7 @@ interface MachineRow {
   started_at: number | null;
   last_active_at: number | null;
   paused_at: number | null;
+  resumed_at: number | null;
   destroyed_at: number | null;
   snapshot_id: string | null;
   warm_pool_checkout: string | null;
@@ -40,7 +42,7 @@ interface MachineRow {
 const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
-  'created_at', 'started_at', 'last_active_at', 'paused_at', 'destroyed_at', 'snapshot_id',
+  'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
   'warm_pool_checkout', 'error_reason', 'deadline_at',
 ] as const;
 
@@ -64,6 +66,7 @@ function toRow(m: MachineRecord): MachineRow {
     started_at: m.startedAt,
     last_active_at: m.lastActiveAt,
     paused_at: m.pausedAt,
+    resumed_at: m.resumedAt,
     destroyed_at: m.destroyedAt,
     snapshot_id: m.snapshotId,
     warm_pool_checkout: m.warmPoolCheckout ? JSON.stringify(m.warmPoolCheckout) : null,
@@ -92,6 +95,7 @@ function fromRow(r: MachineRow): MachineRecord {
     startedAt: r.started_at,
     lastActiveAt: r.last_active_at,
     pausedAt: r.paused_at,
+    resumedAt: r.resumed_at,
     destroyedAt: r.destroyed_at,
     snapshotId: r.snapshot_id,
     warmPoolCheckout: r.warm_pool_checkout ? JSON.parse(r.warm_pool_checkout) : null,
@@ -99,6 +103,48 @@ function fromRow(r: MachineRow): MachineRecord {
     deadlineAt: r.deadline_at,
   };
 }
+
+interface SnapshotRow {
+  id: string;
+  team_id: string;
+  machine_id: string;
+  kind: string;
+  created_at: number;
+  size_bytes: number;
+  memory: number;
+  template: string;
+  config: string;
+  env: string;
+  cwd: string | null;
+}
+
+const snapshotToRow = (s: SnapshotRecord): SnapshotRow => ({
+  id: s.id,
+  team_id: s.teamId,
+  machine_id: s.machineId,
+  kind: s.kind,
+  created_at: s.createdAt,
+  size_bytes: s.sizeBytes,
+  memory: s.memory ? 1 : 0,
+  template: s.template,
+  config: JSON.stringify(s.config),
+  env: JSON.stringify(s.env),
+  cwd: s.cwd,
+});
+
+const snapshotFromRow = (r: SnapshotRow): SnapshotRecord => ({
+  id: r.id,
+  teamId: r.team_id,
+  machineId: r.machine_id,
+  kind: r.kind as SnapshotRecord['kind'],
+  createdAt: r.created_at,
+  sizeBytes: r.size_bytes,
+  memory: r.memory === 1,
+  template: r.template,
+  config: JSON.parse(r.config),
+  env: JSON.parse(r.env),
+  cwd: r.cwd,
+});
 
 interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
 interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null }
@@ -144,6 +190,21 @@ export class SqliteStore implements Store {
         'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
       ),
       purgeDestroyed: this.db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
+      insertSnapshot: this.db.prepare(
+        'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, config, env, cwd) ' +
+          'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @config, @env, @cwd)',
+      ),
+      updateSnapshot: this.db.prepare(
+        'UPDATE snapshots SET team_id = @team_id, machine_id = @machine_id, kind = @kind, created_at = @created_at, size_bytes = @size_bytes, ' +
+          'memory = @memory, template = @template, config = @config, env = @env, cwd = @cwd WHERE id = @id',
+      ),
+      getSnapshot: this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE id = ?'),
+      listSnapshots: this.db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE team_id = ? ORDER BY created_at DESC, id DESC'),
+      listMachineSnapshots: this.db.prepare<[string, string], SnapshotRow>(
+        'SELECT * FROM snapshots WHERE team_id = ? AND machine_id = ? ORDER BY created_at DESC, id DESC',
+      ),
+      allSnapshotIds: this.db.prepare<[], { id: string }>('SELECT id FROM snapshots'),
+      deleteSnapshot: this.db.prepare('DELETE FROM snapshots WHERE id = ?'),
       getIdem: this.db.prepare<[string, string], { team_id: string; key: string; request_hash: string; machine_id: string; created_at: number }>(
         'SELECT * FROM idempotency_keys WHERE team_id = ? AND key = ?',
       ),
@@ -265,6 +326,32 @@ export class SqliteStore implements Store {
 
   async purgeDestroyed(before: number): Promise<number> {
     return this.stmts.purgeDestroyed.run(before).changes;
+  }
+
+  async insertSnapshot(snap: SnapshotRecord): Promise<void> {
+    this.stmts.insertSnapshot.run(snapshotToRow(snap));
+  }
+
+  async updateSnapshot(snap: SnapshotRecord): Promise<void> {
+    this.stmts.updateSnapshot.run(snapshotToRow(snap));
+  }
+
+  async getSnapshot(id: string): Promise<SnapshotRecord | null> {
+    const r = this.stmts.getSnapshot.get(id);
+    return r ? snapshotFromRow(r) : null;
+  }
+
+  async listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]> {
+    const rows = machineId === undefined ? this.stmts.listSnapshots.all(teamId) : this.stmts.listMachineSnapshots.all(teamId, machineId);
+    return rows.map(snapshotFromRow);
+  }
+
+  async allSnapshotIds(): Promise<string[]> {
+    return this.stmts.allSnapshotIds.all().map((r) => r.id);
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    this.stmts.deleteSnapshot.run(id);
   }
 
   async getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {
