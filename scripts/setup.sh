@@ -23,17 +23,24 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# CRIU 4 (memory snapshots). Failure here is reported, not fatal: Hangar runs without it.
-if ! criu --version 2>/dev/null | grep -q 'Version: 4'; then
-  echo "setup: installing CRIU 4 from Debian 13 (trixie) at pin priority 100"
+# CRIU >= 4.2 (memory snapshots). Debian 12's 3.17 fails `criu check` on 6.x kernels, and
+# 4.1.1 (Debian 13) cannot dump TCP sockets on kernels >= 6.16 (getsockopt SO_PASSCRED now
+# fails on them; fixed in 4.2). So: Debian 13 first (it brings the newer libc CRIU needs),
+# then CRIU itself from unstable; both suites pinned low so nothing else moves to them.
+# A failure is reported, not fatal: Hangar then takes filesystem-only snapshots.
+criu_ok() { criu --version 2>/dev/null | awk '/^Version:/ {split($2, v, "."); exit !(v[1] > 4 || (v[1] == 4 && v[2] >= 2))}'; }
+if ! criu_ok; then
+  echo "setup: installing CRIU 4.2 (Debian 13 libraries, CRIU from unstable; pin priority 100/50)"
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   [ -n "$mirror" ] || mirror=$(awk '$1=="deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   if [ -n "$mirror" ]; then
-    echo "deb $mirror trixie main" > /etc/apt/sources.list.d/hangar-trixie.list
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/hangar-trixie
+    printf 'deb %s trixie main\ndeb %s sid main\n' "$mirror" "$mirror" > /etc/apt/sources.list.d/hangar-criu.list
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n\nPackage: *\nPin: release n=sid\nPin-Priority: 50\n' > /etc/apt/preferences.d/hangar-criu
+    rm -f /etc/apt/sources.list.d/hangar-trixie.list /etc/apt/preferences.d/hangar-trixie
     apt_updated=0; apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie criu >/dev/null \
-      || echo "setup: WARNING: CRIU 4 could not be installed; snapshots will be unavailable"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie criu >/dev/null \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t sid criu >/dev/null; } \
+      || echo "setup: WARNING: CRIU 4.2 could not be installed; snapshots will be filesystem-only"
   else
     echo "setup: WARNING: no Debian mirror found in apt's configuration; skipping CRIU"
   fi

@@ -83,6 +83,9 @@ function fromFastifyError(err: FastifyError): HangarError | null {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new HangarError('VALIDATION_FAILED', 'Content-Length does not match the body sent.');
   }
+  if (err.statusCode === 400 && /prototype property/i.test(err.message)) {
+    return new HangarError('INVALID_JSON', 'JSON keys "__proto__" and "constructor" are not accepted; rename them.');
+  }
   if (err.statusCode === 400 && (err instanceof SyntaxError || /JSON/i.test(err.message))) {
     return new HangarError('INVALID_JSON', 'The body is not valid JSON; check quotes, commas and brackets.');
   }
@@ -98,6 +101,20 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     logController: new LogController({ disableRequestLogging: true }),
     // Keep-alive connections must not keep a stopping server (and its tests) alive.
     forceCloseConnections: true,
+    // Ids may be up to 128 characters; longer ones get a catalogue 400, not Fastify's 414.
+    routerOptions: { maxParamLength: 256 },
+  });
+  // JSON only: a text/plain body is a 415, not a string for the schema to reject.
+  app.removeContentTypeParser('text/plain');
+  // An empty body with a JSON content type (some clients send it on DELETE) means no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
   });
   const routes = allRoutes(o);
   const doc = openApiDocument(routes, o.version);

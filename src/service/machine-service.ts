@@ -88,6 +88,7 @@ export class MachineService {
   private readonly inflightCreates = new Map<string, Promise<MachineRecord>>();
   /** Machines running on this server, for the capacity check. */
   private readonly holding = new Set<string>();
+  private lastKeyPurge = 0;
   readonly now: () => number;
 
   constructor(private readonly o: MachineServiceOptions) {
@@ -490,7 +491,10 @@ export class MachineService {
         .catch((err) => this.o.log.error({ machine: m.id, err }, 'lifecycle action failed'));
     }
     await this.o.store.purgeDestroyed(now - this.o.retentionMs);
-    await this.o.store.purgeIdempotency(now - IDEMPOTENCY_TTL_MS);
+    if (now - this.lastKeyPurge >= 60_000) {
+      this.lastKeyPurge = now;
+      await this.o.store.purgeIdempotency(now - IDEMPOTENCY_TTL_MS);
+    }
   }
 
   private async applyDue(m: MachineRecord, due: DueAction): Promise<void> {

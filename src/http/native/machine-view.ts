@@ -39,7 +39,8 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   full.timeout_ms = m.timeoutMs;
   full.timeout_at = iso(m.timeoutAt);
   full.expires_at = full.timeout_at;
-  full.remaining_ms = remainingMs(m, o.now);
+  // A destroyed machine has no time left, whatever its old deadline says.
+  full.remaining_ms = m.status === 'destroyed' ? 0 : remainingMs(m, o.now);
   full.timeout_action = m.timeoutAction;
   if (m.lastActiveAt !== null) full.last_active_at = iso(m.lastActiveAt);
   full.inactivity_timeout_ms = m.inactivityTimeoutMs;

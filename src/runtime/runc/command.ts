@@ -28,22 +28,40 @@ export function run(file: string, args: readonly string[], timeoutMs = 30_000): 
 }
 
 /**
- * Run a command whose children outlive it (`runc run --detach`): its stdio goes to
- * /dev/null, since a pipe would be inherited by the machine and never close.
- * Errors are read from `logFile`, where the command was told to write them.
+ * Run a command whose children outlive it (`runc run --detach`, `runc restore`): its
+ * stdio goes to /dev/null, since a pipe would be inherited by the machine and never
+ * close. Errors are read from `logFile`, where the command was told to write them.
+ * It runs in its own process group, killed whole when `timeoutMs` passes (a CRIU
+ * restore of a damaged image can spin forever).
  */
-export function runDetached(file: string, args: readonly string[], logFile: string, timeoutMs = 30_000): Promise<void> {
+export function runDetached(file: string, args: readonly string[], logFile: string, timeoutMs = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: 'ignore', timeout: timeoutMs });
-    child.on('error', (err) => reject(new CommandError(`${file} ${args.join(' ')}`, null, err.message)));
+    const child = spawn(file, args, { stdio: 'ignore', detached: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new CommandError(`${file} ${args.join(' ')}`, null, err.message));
+    });
     child.on('exit', (code) => {
-      if (code === 0) {
+      clearTimeout(timer);
+      if (code === 0 && !timedOut) {
         resolve();
         return;
       }
       readFile(logFile, 'utf8')
         .catch(() => '')
-        .then((log) => reject(new CommandError(`${file} ${args.join(' ')}`, code, lastLogMessages(log))));
+        .then((log) => {
+          const why = timedOut ? `timed out after ${timeoutMs} ms and was killed` : lastLogMessages(log);
+          reject(new CommandError(`${file} ${args.join(' ')}`, code, why));
+        });
     });
   });
 }

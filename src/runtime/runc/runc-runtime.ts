@@ -12,7 +12,7 @@ import type {
 import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
 import { buildOciSpec } from './oci-spec.js';
-import { allocatedBytes, exists, snapshotPaths, type SnapshotPaths } from './snapshot-files.js';
+import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
 import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer, type LayerPaths } from './writable-layer.js';
 
 /** Options of the runc runtime; all host paths are passed in, none read from the environment. */
@@ -97,7 +97,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       ],
       join(p.bundle, 'runc.log'),
     );
-    return Number((await readFile(pidFile, 'utf8')).trim());
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    // runc restores the network namespace empty; loopback comes back up here.
+    await run('nsenter', ['--target', String(pid), '--net', 'ip', 'link', 'set', 'lo', 'up']);
+    return pid;
   }
 
   async start(spec: MachineSpec): Promise<{ pid: number }> {
@@ -139,7 +142,24 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return new Map(rows.map((r) => [r.id, { status: r.status, pid: r.pid }]));
   }
 
+  /** SIGKILL every process in the machine's cgroup (whatever runc knows of it). */
+  private async killCgroup(id: string): Promise<void> {
+    for (const root of await cgroupRoots()) {
+      const procs = await readFile(join(root, this.opts.instancePrefix, id, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
   private async removeContainer(id: string): Promise<void> {
+    // Kill first: `runc delete --force` alone sleeps 100 ms before it looks again.
+    await this.runc(['kill', id, 'KILL']).catch(() => undefined);
+    await this.killCgroup(id);
     try {
       await this.runc(['delete', '--force', id]);
     } catch (err) {
@@ -219,6 +239,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         memory = true;
       } catch (err) {
         const state = await this.inspect(id).catch(() => null);
+        const why = await this.keepDumpLog(id, s);
         await rm(s.dir, { recursive: true, force: true });
         const running = state?.status === 'running';
         if (!running && state?.status === 'paused') {
@@ -226,13 +247,14 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
           await this.runc(['resume', id]).catch(() => undefined);
         }
         const alive = running || (await this.inspect(id).catch(() => null))?.status === 'running';
-        throw new RuntimeError(`checkpoint failed: ${message(err)}`, id, 'checkpoint', alive);
+        throw new RuntimeError(`checkpoint failed: ${why ?? message(err)}`, id, 'checkpoint', alive);
       }
     }
     try {
       await this.removeContainer(id);
       await unmountWritableLayer(p);
       await rename(p.image, s.image);
+      await writeManifest(s);
     } catch (err) {
       // The processes are gone; the layer image stays wherever it is (nothing is deleted).
       throw new RuntimeError(`could not stop the machine after its checkpoint: ${message(err)}`, id, 'stop', false);
@@ -242,12 +264,29 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { memory, sizeBytes: await allocatedBytes(s.dir) };
   }
 
+  /**
+   * Keep CRIU's log of a failed dump beside the machine (`last-dump.log`) and return
+   * its error lines, which say why far better than runc does.
+   */
+  private async keepDumpLog(id: string, s: SnapshotPaths): Promise<string | null> {
+    const log = await readFile(join(s.work, 'dump.log'), 'utf8').catch(() => null);
+    if (log === null) return null;
+    await writeFile(join(layerPaths(this.opts.machinesDir, id).dir, 'last-dump.log'), log).catch(() => undefined);
+    const errors = log
+      .split('\n')
+      .filter((l) => /Error \(/.test(l) && !/RLIMIT_NOFILE/.test(l))
+      .map((l) => l.replace(/^\([\d.]+\)\s*/, ''));
+    return errors.length ? `CRIU: ${errors.slice(0, 3).join('; ')}` : null;
+  }
+
   async resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
     const s = this.snap(snapshotId);
     if (!(await exists(s.image))) {
       throw new RuntimeError(`snapshot ${snapshotId} is missing its disk image (${s.image}); it cannot be resumed`, spec.id, 'check snapshot');
     }
+    const damage = await manifestProblem(s);
+    if (damage) throw new RuntimeError(`snapshot ${snapshotId} is damaged: ${damage}`, spec.id, 'check snapshot');
     const memory = await exists(s.inventory);
     await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
     await rename(s.image, p.image);
@@ -287,9 +326,11 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
           '--image-path', s.criu, '--work-path', s.work, id,
         ], 120_000);
       }
+      await writeManifest(s);
     } catch (err) {
+      const why = await this.keepDumpLog(id, s);
       await rm(s.dir, { recursive: true, force: true });
-      throw new RuntimeError(`snapshot failed: ${message(err)}`, id, 'snapshot', true);
+      throw new RuntimeError(`snapshot failed: ${why ?? message(err)}`, id, 'snapshot', true);
     } finally {
       await this.runc(['resume', id]).catch(() => undefined);
     }
@@ -302,6 +343,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     let step = 'copy the snapshot';
     try {
       if (!(await exists(s.image))) throw new Error(`snapshot ${snapshotId} is missing its disk image`);
+      const damage = await manifestProblem(s);
+      if (damage) throw new Error(`snapshot ${snapshotId} is damaged: ${damage}`);
       const memory = await exists(s.inventory);
       await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
       await mkdir(p.dir, { recursive: true });

@@ -1,4 +1,5 @@
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Paths of one snapshot's files. */
@@ -34,4 +35,61 @@ export async function allocatedBytes(path: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(path)) total += await allocatedBytes(join(path, name));
   return total;
+}
+
+/** What a snapshot held when it was taken: every file's size, and a hash of the small ones. */
+interface SnapshotManifest {
+  files: Record<string, { size: number; sha256?: string }>;
+}
+
+const HASH_LIMIT = 4 * 1024 * 1024;
+
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(join(dir, prefix), { withFileTypes: true }).catch(() => [])) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else if (entry.isFile()) out.push(rel);
+  }
+  return out;
+}
+
+/**
+ * Record the snapshot's files (CRIU images and the disk image), so a damaged or
+ * missing file is reported before CRIU is asked to restore it: CRIU can spin forever
+ * on a truncated page image.
+ */
+export async function writeManifest(s: SnapshotPaths): Promise<void> {
+  const files: SnapshotManifest['files'] = {};
+  for (const rel of await listFiles(s.dir)) {
+    if (rel.startsWith('work/') || rel === 'manifest.json') continue;
+    const path = join(s.dir, rel);
+    const size = (await stat(path)).size;
+    files[rel] = size <= HASH_LIMIT && rel !== 'disk.img' ? { size, sha256: await sha256(path) } : { size };
+  }
+  await writeFile(join(s.dir, 'manifest.json'), JSON.stringify({ files } satisfies SnapshotManifest));
+}
+
+/** The first problem with a snapshot's files, or null when they match the manifest. */
+export async function manifestProblem(s: SnapshotPaths, image: string = s.image): Promise<string | null> {
+  const raw = await readFile(join(s.dir, 'manifest.json'), 'utf8').catch(() => null);
+  if (raw === null) return 'its manifest.json is missing';
+  let manifest: SnapshotManifest;
+  try {
+    manifest = JSON.parse(raw) as SnapshotManifest;
+  } catch {
+    return 'its manifest.json is not valid JSON';
+  }
+  for (const [rel, want] of Object.entries(manifest.files)) {
+    const path = rel === 'disk.img' ? image : join(s.dir, rel);
+    const st = await stat(path).catch(() => null);
+    if (!st) return `${rel} is missing`;
+    if (st.size !== want.size) return `${rel} has ${st.size} bytes, ${want.size} expected`;
+    if (want.sha256 && (await sha256(path)) !== want.sha256) return `${rel} does not match its checksum`;
+  }
+  return null;
+}
+
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
 }

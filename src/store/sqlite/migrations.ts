@@ -74,4 +74,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX snapshots_team_order ON snapshots (team_id, created_at DESC, id DESC);
   CREATE INDEX snapshots_machine ON snapshots (machine_id);
   `,
+  `
+  CREATE INDEX idempotency_created ON idempotency_keys (created_at);
+  `,
 ];

@@ -190,6 +190,8 @@ export class SqliteStore implements Store {
         'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
       ),
       purgeDestroyed: this.db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
+      // A key whose machine is purged has nothing left to return: it goes too.
+      purgeOrphanIdem: this.db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
       insertSnapshot: this.db.prepare(
         'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, config, env, cwd) ' +
           'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @config, @env, @cwd)',
@@ -325,7 +327,11 @@ export class SqliteStore implements Store {
   }
 
   async purgeDestroyed(before: number): Promise<number> {
-    return this.stmts.purgeDestroyed.run(before).changes;
+    return this.db.transaction(() => {
+      const n = this.stmts.purgeDestroyed.run(before).changes;
+      if (n > 0) this.stmts.purgeOrphanIdem.run();
+      return n;
+    })();
   }
 
   async insertSnapshot(snap: SnapshotRecord): Promise<void> {

@@ -1,0 +1,167 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderChart } from './chart.js';
+import type { CreateDestroySamples } from './create-destroy.js';
+import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
+import type { ReadResults, RequestSamples } from './read-latency.js';
+import { formatMs, summarize, type Summary } from './stats.js';
+
+/** Facts about the machine the numbers come from. */
+export interface HostFacts {
+  os: string;
+  kernel: string;
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  runc: string;
+  /** 1-minute load average when the run began: other work on the host skews the numbers. */
+  loadAvg1m: number;
+}
+
+/** Everything one `npm run bench` measured, raw samples included. */
+export interface BenchResults {
+  /** YYYY-MM-DD: names the result files. */
+  date: string;
+  startedAt: string;
+  durationMs: number;
+  host: HostFacts;
+  create: CreateDestroySamples;
+  podman: PodmanResult;
+  reads: ReadResults;
+  /** Host resources left after cleanup (empty when clean). */
+  leftovers: string[];
+}
+
+/** One line of the comparison table. */
+export interface TableRow {
+  what: string;
+  hangar: string;
+  podman: string;
+  notes: string;
+}
+
+const thousands = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** "p50 / p95 ms (min–max; n=…)" of create or destroy samples. */
+function startStopCell(s: Summary): string {
+  return `${formatMs(s.p50)} / ${formatMs(s.p95)} ms (${formatMs(s.min)}–${formatMs(s.max)}; n=${s.n})`;
+}
+
+function readCell(s: Summary): string {
+  return `${formatMs(s.p50)} / ${formatMs(s.p95)} / ${formatMs(s.p99)} ms (n=${thousands(s.n)})`;
+}
+
+function budgetNote(r: { loop: { truncated: boolean; iterations: number } }): string {
+  return r.loop.truncated ? ` Time budget hit after ${r.loop.iterations} iterations.` : '';
+}
+
+function readRow(what: string, r: RequestSamples, notes: string): TableRow {
+  return { what, hangar: readCell(summarize(r.ms)), podman: '—', notes: `${notes}${budgetNote(r)}` };
+}
+
+/** The rows of the comparison table. */
+export function tableRows(r: BenchResults): TableRow[] {
+  const p = r.podman;
+  const unavailable = p.available ? '' : `podman: unavailable (${p.reason})`;
+  const rd = r.reads;
+  const live = thousands(rd.storeRows + rd.realMachines);
+  const kb = (b: number): string => `${(b / 1024).toFixed(1)} KiB`;
+  const t = rd.throughput;
+  const bad = Object.entries(t.badStatuses).map(([s, n]) => `${n}×${s}`).join(', ');
+  return [
+    {
+      what: 'create → running, p50 / p95 (min–max)',
+      hangar: startStopCell(summarize(r.create.createMs)),
+      podman: p.available ? startStopCell(summarize(p.runMs)) : unavailable,
+      notes:
+        `Hangar: \`POST /v1/machines {}\` answered 201 \`running\`, one at a time, ${r.create.warmup} untimed warm-ups. ` +
+        `podman: \`podman run -d ${PODMAN_RUN_FLAGS.join(' ')} hangar-bench-base /sbin/init\` (same rootfs)` +
+        `${p.available ? `, ${p.warmup} untimed warm-ups` : ''}.${budgetNote(r.create)}`,
+    },
+    {
+      what: 'destroy, p50 / p95 (min–max)',
+      hangar: startStopCell(summarize(r.create.destroyMs)),
+      podman: p.available ? startStopCell(summarize(p.rmMs)) : 'podman: unavailable (see above)',
+      notes: 'Hangar: `DELETE /v1/machines/{id}` answered 200 `destroyed`. podman: `podman rm -f -t 0` (SIGKILL at once, as `runc delete --force`).',
+    },
+    readRow('`GET /healthz`, p50 / p95 / p99', rd.healthz, 'No auth, no store: the HTTP floor of this client and server.'),
+    readRow(
+      '`GET /v1/machines/{id}`, p50 / p95 / p99',
+      rd.getById,
+      `${live} live machines: ${thousands(rd.storeRows)} store rows (records only, no containers) + ${rd.realMachines} real machines; every id read in a fixed stride.`,
+    ),
+    readRow('`GET /v1/machines?limit=100`, p50 / p95 / p99', rd.listPage, `First page: 100 machines, ${kb(rd.listPage.bytes)}.`),
+    readRow('`GET /v1/machines` (legacy bare array), p50 / p95 / p99', rd.listLegacy, `All ${thousands(rd.listLegacy.items ?? 0)} machines, ${kb(rd.listLegacy.bytes)}.`),
+    readRow(
+      '`GET /v1/machines?limit=100&metadata={"k":"v"}`, p50 / p95 / p99',
+      rd.listMetadata,
+      `Selective: ${rd.listMetadata.items} of ${live} rows match, so the store reads and parses every row of the team to fill the page.`,
+    ),
+    {
+      what: '`GET /v1/machines/{id}` throughput',
+      hangar: `${thousands(t.requestsPerSecond)} req/s (p50 ${formatMs(t.latency.p50)}, p99 ${formatMs(t.latency.p99)} ms)`,
+      podman: '—',
+      notes:
+        `${t.concurrency} keep-alive connections for ${(t.durationMs / 1000).toFixed(1)} s from a worker thread; ` +
+        `${thousands(t.ok)} answered 200${bad ? `, ${bad}` : ''}${t.errors ? `, ${t.errors} failed` : ''}.`,
+    },
+  ];
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** The table as markdown. */
+export function markdownTable(rows: readonly TableRow[]): string {
+  const lines = ['| what | hangar | podman | notes |', '| --- | --- | --- | --- |'];
+  for (const r of rows) lines.push(`| ${cell(r.what)} | ${cell(r.hangar)} | ${cell(r.podman)} | ${cell(r.notes)} |`);
+  return lines.join('\n');
+}
+
+/** The whole report: host line, table, and how to read it. */
+export function renderMarkdown(r: BenchResults): string {
+  const h = r.host;
+  const p = r.podman;
+  const podmanFacts = p.available ? `podman ${p.version}` : 'podman unavailable';
+  return [
+    `# Hangar benchmark, ${r.date}`,
+    '',
+    `${h.os}, kernel ${h.kernel}, ${h.cpus} × ${h.cpuModel}; Node ${h.node}, runc ${h.runc}, ${podmanFacts}. ` +
+      `Load average ${h.loadAvg1m.toFixed(2)} at the start; measuring took ${(r.durationMs / 1000).toFixed(0)} s.`,
+    '',
+    markdownTable(tableRows(r)),
+    '',
+    '- Client: `node:http` with a keep-alive agent (lower overhead than `fetch`), one connection for the sequential series, ' +
+      'in the same process as the server (`startServer` on 127.0.0.1, port 0). Only loopback traffic.',
+    '- A latency is a round trip seen by the client: from sending the request to the last byte of the answer; ' +
+      "for podman, from spawning the CLI to its exit (the CLI's own start-up is part of podman's cost).",
+    `- The ${thousands(r.reads.storeRows)} machines behind the read rows are **store rows** inserted with ` +
+      `\`store.insertMachine\` (status \`running\`), **not live containers**; ${r.reads.realMachines} real machines ran beside them. ` +
+      `Inserting the rows took ${formatMs(r.reads.insertMs)} ms. The reads ran on their own data dir, deleted afterwards.`,
+    "- Hangar's create also makes a sparse 1 GiB ext4 image per machine (mkfs, loop mount) under an overlay, and writes SQLite; " +
+      'podman mounts an overlay from its image store, with no per-machine disk quota.',
+    `- Raw samples: \`bench/results/${r.date}.json\`; chart: \`bench/results/${r.date}.svg\`.`,
+    `- Cleanup: ${r.leftovers.length ? `LEFT ON THE HOST: ${r.leftovers.join('; ')}` : 'nothing left (mounts, runc state, cgroups and loop devices of both data dirs; podman containers and image).'}`,
+    '',
+  ].join('\n');
+}
+
+/** Write `<date>.md`, `<date>.json` (raw samples) and `<date>.svg` into `dir`; returns their paths. */
+export async function writeResults(dir: string, r: BenchResults, markdown: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const base = join(dir, r.date);
+  const summaries = {
+    create: summarize(r.create.createMs),
+    destroy: summarize(r.create.destroyMs),
+    podmanRun: r.podman.available ? summarize(r.podman.runMs) : null,
+    podmanRm: r.podman.available ? summarize(r.podman.rmMs) : null,
+    healthz: summarize(r.reads.healthz.ms),
+    getById: summarize(r.reads.getById.ms),
+    listPage: summarize(r.reads.listPage.ms),
+    listLegacy: summarize(r.reads.listLegacy.ms),
+    listMetadata: summarize(r.reads.listMetadata.ms),
+  };
+  await writeFile(`${base}.md`, markdown);
+  await writeFile(`${base}.json`, `${JSON.stringify({ ...r, summaries }, null, 1)}\n`);
+  await writeFile(`${base}.svg`, renderChart(r));
+  return [`${base}.md`, `${base}.json`, `${base}.svg`];
+}

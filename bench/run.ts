@@ -1,0 +1,110 @@
+/**
+ * `npm run bench` (after `npm run build`): Hangar measured against podman on this
+ * host in one run. Starts real Hangar servers in-process on fresh data dirs and talks
+ * to them over loopback HTTP; prints a markdown table and writes bench/results/<date>.{md,json,svg}.
+ * Needs root, runc and busybox-static; podman is optional (scripts/bench-setup.sh installs it).
+ */
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../src/runtime/runc/command.js';
+import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
+import { withInstance } from './hangar-instance.js';
+import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
+import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
+import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
+
+const PLAN = {
+  create: { warmup: 3, count: 60, budgetMs: 240_000 },
+  podman: { warmup: 2, count: 25, budgetMs: 120_000 },
+  reads: {
+    storeRows: 1_000,
+    realMachines: 3,
+    requests: { healthz: 500, getById: 2_000, listPage: 300, listLegacy: 50, listMetadata: 300 },
+    budgetMs: 60_000,
+    throughput: { concurrency: 32, durationMs: 5_000, maxRequests: 500_000 },
+  } satisfies ReadPlan,
+};
+
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+/** Progress goes to stderr; stdout carries only the report. */
+const progress = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
+
+async function hostFacts(): Promise<HostFacts> {
+  const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '');
+  const runcOut = await run('runc', ['--version']).catch(() => '');
+  return {
+    os: /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1] ?? os.type(),
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU',
+    node: process.version,
+    runc: /runc version (\S+)/.exec(runcOut)?.[1] ?? 'unknown',
+    loadAvg1m: os.loadavg()[0] ?? 0,
+  };
+}
+
+async function main(): Promise<number> {
+  const controller = new AbortController();
+  const { signal } = controller;
+  // Kept for the whole run: a second signal during cleanup must not kill the process half-way.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      progress(controller.signal.aborted ? `${sig}: already stopping, cleanup in progress` : `${sig}: stopping; cleaning up first`);
+      controller.abort(new Error(`interrupted by ${sig}`));
+    });
+  }
+  const started = performance.now();
+  const startedAt = new Date();
+  const host = await hostFacts();
+  const leftovers: string[] = [];
+  let create: CreateDestroySamples | undefined;
+  let podman: PodmanResult | undefined;
+  let reads: ReadResults | undefined;
+  let failure: unknown = null;
+  try {
+    await withInstance('create', leftovers, async (inst) => {
+      progress(`create → running, then destroy: ${PLAN.create.warmup} warm-ups + ${PLAN.create.count} timed (${inst.server.url})`);
+      create = await measureCreateDestroy(inst.client, PLAN.create.warmup, { ...PLAN.create, signal });
+      // The peer starts the very same root filesystem: the base template this server built.
+      const rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
+      progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
+      podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
+      if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
+    });
+    await withInstance('reads', leftovers, async (inst) => {
+      progress(`reads with ${PLAN.reads.storeRows} store rows + ${PLAN.reads.realMachines} real machines, then ${PLAN.reads.throughput.durationMs / 1000} s of load`);
+      reads = await measureReads(inst, PLAN.reads, signal);
+    });
+  } catch (err) {
+    failure = err;
+  } finally {
+    await cleanupPodman().catch(() => undefined);
+    leftovers.push(...(await podmanLeftovers().catch((err: Error) => [`podman check failed: ${err.message}`])));
+  }
+
+  if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
+  if (failure !== null || !create || !podman || !reads) {
+    progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
+    return 1;
+  }
+  const results: BenchResults = {
+    date: startedAt.toISOString().slice(0, 10),
+    startedAt: startedAt.toISOString(),
+    durationMs: performance.now() - started,
+    host,
+    create,
+    podman,
+    reads,
+    leftovers,
+  };
+  const markdown = renderMarkdown(results);
+  process.stdout.write(markdown);
+  const files = await writeResults(RESULTS_DIR, results, markdown);
+  progress(`wrote ${files.join(', ')}`);
+  return leftovers.length ? 1 : 0;
+}
+
+process.exitCode = await main();
