@@ -77,10 +77,11 @@ export interface SnapshotRuntime {
   snapshotSupport(): Promise<SnapshotSupport>;
   /**
    * Checkpoint and stop a running machine; its writable layer moves into the snapshot.
+   * `memory: false` skips CRIU (a filesystem-only snapshot).
    * On failure the machine is left running if at all possible; `RuntimeError.stillRunning`
    * says whether it is.
    */
-  pause(id: string, snapshotId: string): Promise<SnapshotResult>;
+  pause(id: string, snapshotId: string, options?: { memory?: boolean }): Promise<SnapshotResult>;
   /** Restore a paused machine from its pause snapshot, which is consumed. On failure the snapshot is intact. */
   resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /** Snapshot a running machine without stopping it (frozen meanwhile). */

@@ -224,11 +224,11 @@ export class MachineService {
       deadlineAt: null,
     };
     this.holding.add(m.id);
-    return this.locks.with(m.id, 'create', async () => {
+    const createLocked = () => this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
       await onRecorded?.(m);
       try {
-        if (source) await this.forkFrom(source, this.spec(m, template));
+        if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
         else await this.o.runtime.start(this.spec(m, template));
       } catch (err) {
         this.holding.delete(m.id);
@@ -247,15 +247,12 @@ export class MachineService {
       m.timeoutAt = started + timeoutMs;
       return this.save(m);
     });
-  }
-
-  /** Fork: a pause snapshot's disk belongs to its paused machine, so hold that machine still meanwhile. */
-  private async forkFrom(source: SnapshotRecord, spec: MachineSpec): Promise<void> {
-    if (source.kind === 'pause') {
-      await this.locks.with(source.machineId, 'fork', () => this.o.runtime.fork(spec, source.id));
-    } else {
-      await this.o.runtime.fork(spec, source.id);
-    }
+    if (source?.kind !== 'pause') return createLocked();
+    // A pause snapshot's disk belongs to its paused machine: hold that machine still meanwhile.
+    return this.locks.with(source.machineId, 'a fork from its snapshot', createLocked).catch((err: unknown) => {
+      if (m.status === 'creating') this.holding.delete(m.id); // the source was busy: nothing was created
+      throw err;
+    });
   }
 
   /** A machine of the caller's team, or NOT_FOUND. */
@@ -352,7 +349,7 @@ export class MachineService {
     });
   }
 
-  private async pauseLocked(m: MachineRecord): Promise<MachineRecord> {
+  private async pauseLocked(m: MachineRecord, options: { memory?: boolean } = {}): Promise<MachineRecord> {
     // The record exists before the files, so a crash mid-pause never orphans the moved disk image.
     const snap: SnapshotRecord = {
       id: newSnapshotId(),
@@ -369,7 +366,7 @@ export class MachineService {
     };
     await this.o.store.insertSnapshot(snap);
     try {
-      const result = await this.o.runtime.pause(m.id, snap.id);
+      const result = await this.o.runtime.pause(m.id, snap.id, options);
       snap.memory = result.memory;
       snap.sizeBytes = result.sizeBytes;
       await this.o.store.updateSnapshot(snap);
@@ -504,7 +501,15 @@ export class MachineService {
         await this.destroyLocked(m);
         return;
       case 'hibernate':
-        await this.pauseLocked(m);
+        try {
+          await this.pauseLocked(m);
+        } catch (err) {
+          // Nobody waits on a timer to retry by hand: keep the disk, drop the memory.
+          const fresh = await this.o.store.getMachine(m.id);
+          if (fresh?.status !== 'running') throw err;
+          this.o.log.warn({ machine: m.id, err }, 'hibernate with memory failed; pausing with the filesystem only');
+          await this.pauseLocked(fresh, { memory: false });
+        }
         return;
     }
   }

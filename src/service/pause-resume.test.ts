@@ -239,6 +239,18 @@ wait $pid
     assert.equal((await t.request('POST', `/v1/machines/${id}/pause`)).body.status, 'paused');
     assert.equal((await t.request('POST', `/v1/machines/${id}/resume`)).body.status, 'running');
   });
+
+  it('a timed hibernate whose memory dump fails still pauses, keeping the filesystem', async () => {
+    const r = await t.request('POST', '/v1/machines', { body: { timeout_ms: 1500, timeout_action: 'hibernate' } });
+    const id = r.body.id as string;
+    await execIn(t.server, id, ['sh', '-c', 'echo disk > /root/disk']);
+    await writeFile(mark, String((await t.server.runtime.inspect(id))!.pid));
+    await waitFor(async () => (await t.request('GET', `/v1/machines/${id}`)).body.status === 'paused', 10_000);
+    const m = await t.request('GET', `/v1/machines/${id}`);
+    assert.equal((await t.request('GET', `/v1/snapshots/${m.body.snapshot_id}`)).body.memory, false);
+    assert.equal((await t.request('POST', `/v1/machines/${id}/resume`)).body.status, 'running');
+    assert.equal((await execIn(t.server, id, ['cat', '/root/disk'])).out.trim(), 'disk');
+  });
 });
 
 describe('hibernate timers, auto-delete and restarts', () => {

@@ -223,10 +223,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return snapshotPaths(this.opts.snapshotsDir, snapshotId);
   }
 
-  async pause(id: string, snapshotId: string): Promise<SnapshotResult> {
+  async pause(id: string, snapshotId: string, options: { memory?: boolean } = {}): Promise<SnapshotResult> {
     const p = layerPaths(this.opts.machinesDir, id);
     const s = this.snap(snapshotId);
-    const { memory: criu } = await this.snapshotSupport();
+    const criu = options.memory !== false && (await this.snapshotSupport()).memory;
     await mkdir(s.dir, { recursive: true });
     let memory = false;
     if (criu) {
