@@ -1,6 +1,6 @@
 import { deadlineOf } from '../src/domain/lifecycle.js';
 import { newMachineId } from '../src/domain/ids.js';
-import { DEFAULT_CONFIG, type MachineRecord } from '../src/domain/machine.js';
+import { newMachineRecord } from '../src/domain/machine.js';
 import type { HangarServer } from '../src/server.js';
 
 /** One stored row in `MATCH_EVERY` carries the metadata the filter query selects. */
@@ -20,32 +20,16 @@ export async function insertStoreRows(server: HangarServer, teamId: string, coun
   for (let i = 0; i < count; i++) {
     // Older than the real machines, one second apart, so the list order is deterministic.
     const createdAt = now - (count - i) * 1_000;
-    const m: MachineRecord = {
+    const m = newMachineRecord({
       id: newMachineId(),
       teamId,
       status: 'running',
       template: 'base',
-      config: { ...DEFAULT_CONFIG },
-      metadata: i % MATCH_EVERY === 0 ? { ...MATCH_FILTER, row: i } : { k: 'other', row: i },
-      env: {},
-      cwd: null,
-      ephemeral: false,
-      timeoutMs: DAY_MS,
-      timeoutAt: createdAt + DAY_MS,
-      timeoutAction: 'destroy',
-      inactivityTimeoutMs: null,
-      autoDeleteAfterMs: null,
       createdAt,
+      metadata: i % MATCH_EVERY === 0 ? { ...MATCH_FILTER, row: i } : { k: 'other', row: i },
+      timeoutMs: DAY_MS,
       startedAt: createdAt,
-      lastActiveAt: null,
-      pausedAt: null,
-      resumedAt: null,
-      destroyedAt: null,
-      snapshotId: null,
-      warmPoolCheckout: null,
-      errorReason: null,
-      deadlineAt: null,
-    };
+    });
     m.deadlineAt = deadlineOf(m);
     await server.store.insertMachine(m);
     ids.push(m.id);

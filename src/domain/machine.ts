@@ -108,3 +108,34 @@ export function normaliseCwd(cwd: string): string | null {
   }
   return `/${parts.join('/')}`;
 }
+
+/** What a new machine record must be given; everything else starts empty or at its default. */
+export type NewMachineFields = Pick<MachineRecord, 'id' | 'teamId' | 'template' | 'createdAt'> & Partial<MachineRecord>;
+
+/** A machine record in `creating`, with defaults for every field not given. */
+export function newMachineRecord(f: NewMachineFields): MachineRecord {
+  const timeoutMs = f.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return {
+    status: 'creating',
+    config: { ...DEFAULT_CONFIG },
+    metadata: {},
+    env: {},
+    cwd: null,
+    ephemeral: false,
+    timeoutMs,
+    timeoutAt: f.createdAt + timeoutMs,
+    timeoutAction: 'destroy',
+    inactivityTimeoutMs: null,
+    autoDeleteAfterMs: null,
+    startedAt: null,
+    lastActiveAt: null,
+    pausedAt: null,
+    resumedAt: null,
+    destroyedAt: null,
+    snapshotId: null,
+    warmPoolCheckout: null,
+    errorReason: null,
+    deadlineAt: null,
+    ...f,
+  };
+}

@@ -6,6 +6,7 @@ import {
   DEFAULT_CONFIG,
   DEFAULT_TIMEOUT_MS,
   MACHINE_STATUSES,
+  newMachineRecord,
   type MachineConfig,
   type MachineRecord,
   type MachineStatus,
@@ -197,32 +198,21 @@ export class MachineService {
 
     const now = this.now();
     const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const m: MachineRecord = {
+    const m = newMachineRecord({
       id: newMachineId(),
       teamId: caller.team.id,
-      status: 'creating',
       template: templateName,
+      createdAt: now,
       config: { ...DEFAULT_CONFIG, ...source?.config, ...input.config },
       metadata: input.metadata ?? {},
       env: source?.env ?? input.env ?? {},
       cwd: source ? source.cwd : (input.cwd ?? null),
       ephemeral: input.ephemeral ?? false,
       timeoutMs,
-      timeoutAt: now + timeoutMs,
       timeoutAction: input.timeoutAction ?? 'destroy',
       inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
-      createdAt: now,
-      startedAt: null,
-      lastActiveAt: null,
-      pausedAt: null,
-      resumedAt: null,
-      destroyedAt: null,
-      snapshotId: null,
-      warmPoolCheckout: null,
-      errorReason: null,
-      deadlineAt: null,
-    };
+    });
     this.holding.add(m.id);
     const createLocked = () => this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
