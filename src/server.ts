@@ -10,6 +10,7 @@ import { AuthService } from './service/auth-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
 import { ServerSecret } from './service/secrets.js';
+import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
@@ -27,6 +28,7 @@ export interface HangarServer {
   store: Store;
   runtime: Runtime;
   machines: MachineService;
+  pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
   /** Base URL once listening, e.g. http://127.0.0.1:8080. */
@@ -73,21 +75,31 @@ export async function startServer(settings: Settings, options: StartOptions = {}
 
     let ready = false;
     let app: FastifyInstance | undefined;
+    // Services log through Fastify's logger, which exists only once the app is built.
+    const serviceLog = {
+      info: (o: object, m?: string) => app?.log.info(o, m),
+      warn: (o: object, m?: string) => app?.log.warn(o, m),
+      error: (o: object, m?: string) => app?.log.error(o, m),
+    };
     const machines = new MachineService({
       store,
       runtime,
       templates,
       secret,
-      log: {
-        info: (o, m) => app?.log.info(o, m),
-        warn: (o, m) => app?.log.warn(o, m),
-        error: (o, m) => app?.log.error(o, m),
-      },
+      log: serviceLog,
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
+      onPoolCheckout: () => pools.schedule(),
+    });
+    const pools: WarmPoolService = new WarmPoolService({
+      store,
+      machines,
+      templates,
+      log: serviceLog,
     });
     const built = buildApp({
       machines,
+      pools,
       auth,
       version: VERSION,
       logLevel: settings.logLevel,
@@ -122,6 +134,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     if (options.scheduler !== false) {
       await scheduler.sweep();
       scheduler.start();
+      pools.start();
     }
     ready = true;
     let closed = false;
@@ -132,6 +145,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       store,
       runtime,
       machines,
+      pools,
       auth,
       scheduler,
       url,
@@ -141,6 +155,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         closed = true;
         ready = false;
         await scheduler.stop();
+        await pools.stop();
         await app!.close();
         await store.close();
         // Only removes what is empty: machines left running keep their cgroups and state.

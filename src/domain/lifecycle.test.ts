@@ -34,6 +34,7 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     destroyedAt: null,
     snapshotId: null,
     warmPoolCheckout: null,
+    pool: null,
     errorReason: null,
     deadlineAt: null,
     ...overrides,
@@ -75,6 +76,11 @@ describe('nextDue: running machines', () => {
     assert.deepEqual(due, { kind: 'timeout', action: 'destroy', at: T0 + 300_000 });
   });
 
+  it('on a tie between inactivity and the hard deadline, the hard deadline (and its action) applies', () => {
+    const due = nextDue(machine({ inactivityTimeoutMs: 300_000, timeoutAction: 'destroy' }));
+    assert.deepEqual(due, { kind: 'timeout', action: 'destroy', at: T0 + 300_000 });
+  });
+
   it('after a resume, inactivity restarts from resumed_at, not from older activity', () => {
     const due = nextDue(machine({ inactivityTimeoutMs: 60_000, lastActiveAt: T0 + 10_000, resumedAt: T0 + 200_000, timeoutAt: T0 + 900_000 }));
     assert.deepEqual(due, { kind: 'inactivity', action: 'hibernate', at: T0 + 260_000 });
@@ -92,6 +98,20 @@ describe('nextDue: running machines', () => {
 
   it('auto-delete does not apply to a running machine', () => {
     assert.equal(nextDue(machine({ autoDeleteAfterMs: 1_000, pausedAt: T0 }))?.kind, 'timeout');
+  });
+});
+
+describe('nextDue: warm pool machines', () => {
+  it('a machine idle in a warm pool has no timers, whatever its status and settings', () => {
+    for (const status of ['running', 'paused'] as const) {
+      const m = machine({ status, pool: 'default', inactivityTimeoutMs: 1_000, autoDeleteAfterMs: 0, pausedAt: T0 });
+      assert.equal(nextDue(m), null, status);
+      assert.equal(deadlineOf(m), null, status);
+    }
+  });
+
+  it('once checked out (pool cleared), its timers apply again', () => {
+    assert.equal(nextDue(machine({ pool: null }))?.kind, 'timeout');
   });
 });
 

@@ -23,6 +23,8 @@ function inactivityDeadline(m: MachineRecord): number | null {
  * Running machines have the hard deadline and inactivity; paused ones auto-delete.
  */
 export function nextDue(m: MachineRecord): DueAction | null {
+  // An idle pool machine has no timers: they start when a create checks it out.
+  if (m.pool !== null) return null;
   switch (m.status) {
     case 'running': {
       const candidates: DueAction[] = [

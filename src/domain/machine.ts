@@ -65,6 +65,8 @@ export interface MachineRecord {
   destroyedAt: number | null;
   snapshotId: string | null;
   warmPoolCheckout: WarmPoolCheckout | null;
+  /** The warm pool holding this machine while it waits, idle, to be checked out; null after. */
+  pool: string | null;
   /** Why the machine is in `error`; null otherwise. */
   errorReason: string | null;
   /** Earliest lifecycle deadline (see lifecycle.ts), kept for the scheduler's index. */
@@ -134,6 +136,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     destroyedAt: null,
     snapshotId: null,
     warmPoolCheckout: null,
+    pool: null,
     errorReason: null,
     deadlineAt: null,
     ...f,

@@ -25,3 +25,15 @@ export function metadataMatches(metadata: Record<string, unknown>, filter: Recor
   }
   return true;
 }
+
+/** JSON text with object keys sorted at every level: equal for values jsonEqual calls equal. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isJsonObject(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { HangarError } from '../domain/errors.js';
 import type { AuthService } from '../service/auth-service.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { WarmPoolService } from '../service/warm-pools.js';
+import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
@@ -13,6 +15,7 @@ import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
 /** What the HTTP edge needs from the rest of the server. */
 export interface AppOptions {
   machines: MachineService;
+  pools: WarmPoolService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
   info: () => Promise<Record<string, unknown>>;
@@ -26,7 +29,7 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -55,6 +58,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'auth' | 'info' | 'is
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
     ...adminRoutes(o.auth, o.machines.now),
+    ...warmPoolRoutes(o.pools),
   ];
 }
 

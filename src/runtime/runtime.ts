@@ -42,6 +42,13 @@ export interface Runtime {
   inspect(id: string): Promise<RuntimeMachineState | null>;
   /** Every container of this instance, by machine id. */
   list(): Promise<Map<string, RuntimeMachineState>>;
+  /** Make a directory exist inside a machine that has not run user code yet (a warm-pool checkout). */
+  ensureDir(id: string, path: string): Promise<void>;
+  /**
+   * Run a command inside a running machine and wait for it to exit; its output goes to
+   * `io` as it comes. Throws `ExecStartError` when the command could not be started.
+   */
+  exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */
@@ -51,6 +58,47 @@ export interface Runtime {
   /** Remove instance-wide resources once no machine is left (state dir, parent cgroups). */
   teardown(): Promise<void>;
 }
+
+/** One command to run inside a running machine. */
+export interface ExecOptions {
+  /** The command and its arguments; a bare name is looked up in the machine's PATH. */
+  argv: string[];
+  /** Working directory inside the machine. */
+  cwd: string;
+  /** Variables set over the environment the machine's init started with. */
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+  /** Fed to the command's stdin, which is then closed; without it stdin is /dev/null. */
+  stdin?: Buffer;
+  /** The command and everything it started are killed after this long. */
+  timeoutMs: number;
+  /** Aborting kills the command and everything it started. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Receives a command's output as it comes. A returned promise holds back further
+ * reading until it settles, so a slow consumer slows the command instead of filling memory.
+ */
+export interface ExecIo {
+  stdout(chunk: Buffer): void | Promise<void>;
+  stderr(chunk: Buffer): void | Promise<void>;
+}
+
+/** How a command ended. */
+export interface ExecResult {
+  /** The command's exit status; 128 + n when a signal n killed it. */
+  exitCode: number;
+  /** Killed because `timeoutMs` passed. */
+  timedOut: boolean;
+  /** Killed because `signal` aborted. */
+  aborted: boolean;
+  durationMs: number;
+}
+
+/** Why a command could not be started: no such executable, the machine is not running, or anything else. */
+export type ExecStartFailure = 'not_found' | 'not_running' | 'cannot_start';
 
 /** Whether this host can snapshot memory (CRIU), and why not. */
 export interface SnapshotSupport {
@@ -105,5 +153,17 @@ export class RuntimeError extends Error {
   ) {
     super(message);
     this.name = 'RuntimeError';
+  }
+}
+
+/** A command never ran inside the machine; the message says why in plain words. */
+export class ExecStartError extends RuntimeError {
+  constructor(
+    message: string,
+    machineId: string,
+    readonly failure: ExecStartFailure,
+  ) {
+    super(message, machineId, 'exec');
+    this.name = 'ExecStartError';
   }
 }

@@ -11,7 +11,10 @@ import {
   type MachineRecord,
   type MachineStatus,
   type TimeoutAction,
+  type WarmPoolCheckout,
 } from '../domain/machine.js';
+import { canonicalJson } from '../domain/metadata.js';
+import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
@@ -76,6 +79,8 @@ export interface MachineServiceOptions {
   maxMachines: number;
   /** Injectable clock for tests. @default Date.now */
   now?: () => number;
+  /** Told after a create considered a warm pool, so it can refill. */
+  onPoolCheckout?: (pool: string) => void;
 }
 
 const LIVE_STATUSES = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
@@ -192,6 +197,19 @@ export class MachineService {
       const problem = await cwdProblem(template, input.cwd);
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
+    let warmPoolCheckout: WarmPoolCheckout | null = null;
+    if (!source) {
+      const config = { ...DEFAULT_CONFIG, ...input.config };
+      const pool = (await this.o.store.listWarmPools()).find((p) => poolMatches(p, templateName, config));
+      if (pool) {
+        const taken = await this.checkout(caller, pool, input);
+        if (taken) {
+          await onRecorded?.(taken);
+          return taken;
+        }
+        warmPoolCheckout = { hit: false, id: pool.name };
+      }
+    }
     if (this.holding.size >= this.o.maxMachines) {
       throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
     }
@@ -199,6 +217,7 @@ export class MachineService {
     const now = this.now();
     const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const m = newMachineRecord({
+      warmPoolCheckout,
       id: newMachineId(),
       teamId: caller.team.id,
       template: templateName,
@@ -245,6 +264,80 @@ export class MachineService {
     });
   }
 
+  /**
+   * Hand a ready machine of `pool` to the caller: claimed atomically in the store, then
+   * given the request's metadata, env, cwd and timers as if it had just started.
+   * Null (a miss) when none is ready.
+   */
+  private async checkout(caller: Caller, pool: WarmPool, input: CreateMachineInput): Promise<MachineRecord | null> {
+    const claimed = await this.o.store.claimPoolMachine(pool.name, caller.team.id);
+    await this.o.store.countPoolCheckout(pool.name, claimed !== null);
+    this.o.onPoolCheckout?.(pool.name);
+    if (!claimed) return null;
+    return this.locks.with(claimed.id, 'checkout', async () => {
+      const now = this.now();
+      const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      Object.assign(claimed, {
+        teamId: caller.team.id,
+        metadata: input.metadata ?? {},
+        env: input.env ?? {},
+        cwd: input.cwd ?? null,
+        ephemeral: input.ephemeral ?? false,
+        timeoutMs,
+        timeoutAt: now + timeoutMs,
+        timeoutAction: input.timeoutAction ?? 'destroy',
+        inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
+        autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+        createdAt: now,
+        startedAt: now,
+        warmPoolCheckout: { hit: true, id: pool.name },
+      } satisfies Partial<MachineRecord>);
+      if (input.cwd !== undefined) await this.o.runtime.ensureDir(claimed.id, input.cwd);
+      return this.save(claimed);
+    });
+  }
+
+  /** Start one idle machine for a warm pool (the pool service calls this to refill). */
+  async startPoolMachine(pool: WarmPool): Promise<MachineRecord> {
+    const template = await this.template(pool.template);
+    if (this.holding.size >= this.o.maxMachines) {
+      throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines.`);
+    }
+    const m = newMachineRecord({ id: newMachineId(), teamId: POOL_TEAM_ID, template: pool.template, createdAt: this.now(), config: pool.config, pool: pool.name });
+    this.holding.add(m.id);
+    return this.locks.with(m.id, 'create', async () => {
+      await this.o.store.insertMachine(m);
+      try {
+        await this.o.runtime.start(this.spec(m, template));
+      } catch (err) {
+        this.holding.delete(m.id);
+        // A pool machine nobody saw: record it as gone rather than leave an error behind.
+        Object.assign(m, { status: 'destroyed', destroyedAt: this.now(), pool: null, errorReason: null });
+        await this.save(m);
+        throw err;
+      }
+      m.status = 'running';
+      m.startedAt = this.now();
+      return this.save(m);
+    });
+  }
+
+  /** Destroy idle machines of a pool, oldest first, keeping `keep` of them. */
+  async trimPool(name: string, keep: number): Promise<number> {
+    const idle = await this.o.store.poolMachines(name);
+    let destroyed = 0;
+    for (const m of idle.slice(0, Math.max(0, idle.length - keep))) {
+      const ok = await this.locks.with(m.id, 'destroy', async () => {
+        const fresh = await this.o.store.getMachine(m.id);
+        if (fresh?.pool !== name || fresh.status !== 'running') return false; // checked out meanwhile
+        await this.destroyLocked(fresh);
+        return true;
+      }).catch(() => false);
+      if (ok) destroyed++;
+    }
+    return destroyed;
+  }
+
   /** A machine of the caller's team, or NOT_FOUND. */
   async get(caller: Caller, id: string): Promise<MachineRecord> {
     const m = await this.o.store.getMachine(id);
@@ -259,7 +352,8 @@ export class MachineService {
       const items = await this.o.store.listMachines({ teamId: caller.team.id, statuses });
       return { items, nextToken: null };
     }
-    const scope = JSON.stringify([[...statuses].sort(), input.template ?? null, input.metadata ?? null]);
+    // The cursor is bound to the filters, not to how the client spelled them.
+    const scope = canonicalJson([[...statuses].sort(), input.template ?? null, input.metadata ?? null]);
     const after = input.nextToken === undefined ? undefined : this.cursors.decode(input.nextToken, caller.team.id, scope);
     const limit = input.limit ?? 100;
     const rows = await this.o.store.listMachines({

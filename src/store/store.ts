@@ -1,6 +1,7 @@
 import type { MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
+import type { WarmPool } from '../domain/warm-pool.js';
 
 /** Position in the newest-first machine order: (created_at desc, id desc). */
 export interface ListCursor {
@@ -61,7 +62,10 @@ export interface Store {
   machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]>;
   /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
   dueMachines(now: number, limit: number): Promise<MachineRecord[]>;
-  /** Delete destroyed machines destroyed at or before `before`; returns how many. */
+  /**
+   * Delete destroyed machines destroyed at or before `before`, and the idempotency keys
+   * that pointed at them (a retry then creates anew); returns how many machines.
+   */
   purgeDestroyed(before: number): Promise<number>;
 
   insertSnapshot(s: SnapshotRecord): Promise<void>;
@@ -72,6 +76,23 @@ export interface Store {
   /** Every snapshot id (for start-up reconciliation with the files on disk). */
   allSnapshotIds(): Promise<string[]>;
   deleteSnapshot(id: string): Promise<void>;
+
+  /** Insert or replace a pool's settings (counters included). */
+  putWarmPool(pool: WarmPool): Promise<void>;
+  getWarmPool(name: string): Promise<WarmPool | null>;
+  listWarmPools(): Promise<WarmPool[]>;
+  deleteWarmPool(name: string): Promise<void>;
+  /** Record (or clear, with null) a pool's last refill error. */
+  setWarmPoolError(name: string, error: string | null): Promise<void>;
+  /** Add to a pool's hit or miss counter. */
+  countPoolCheckout(name: string, hit: boolean): Promise<void>;
+  /** Idle running machines of a pool, oldest first. */
+  poolMachines(name: string): Promise<MachineRecord[]>;
+  /**
+   * Atomically take the oldest idle running machine of a pool for a team (its `pool`
+   * cleared, its team set), or null when none is ready. Two claims never get one machine.
+   */
+  claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null>;
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
   insertIdempotency(rec: IdempotencyRecord): Promise<void>;

@@ -96,6 +96,7 @@ export class TestServer {
 
   /** Destroy every machine, stop the server, delete the data dir, and assert nothing is left. */
   async dispose(): Promise<void> {
+    await this.server.pools.stop();
     await this.server.machines.destroyAll();
     const prefix = this.server.settings.instancePrefix;
     await this.server.close();

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { HangarError } from '../../domain/errors.js';
 import { MACHINE_STATUSES, type MachineRecord } from '../../domain/machine.js';
 import { parseFields, parseListQuery, renderMachine } from './machine-view.js';
-import { MASKABLE_FIELDS } from './schemas.js';
+import { MachineSchema, MASKABLE_FIELDS, SandboxSchema } from './schemas.js';
 
 const T0 = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -37,6 +37,7 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     destroyedAt: null,
     snapshotId: null,
     warmPoolCheckout: null,
+    pool: null,
     errorReason: null,
     deadlineAt: T0 + 60_000,
     ...o,
@@ -242,6 +243,35 @@ describe('renderMachine: the fields mask', () => {
   it('applies to the sandbox view too', () => {
     const r = renderMachine(FULL, { now: T0, view: 'sandbox', fields: ['id', 'snapshot_id'] });
     assert.deepEqual(keys(r), ['id', 'snapshot_id']);
+  });
+});
+
+describe('renderMachine: agreement with the documented schemas', () => {
+  const variant = (status: MachineRecord['status']): MachineRecord => ({ ...FULL, status, errorReason: 'boom' });
+
+  it('the machine view validates against MachineSchema (strict: no undeclared key) in every status', () => {
+    for (const status of MACHINE_STATUSES) {
+      for (const m of [variant(status), machine({ status })]) {
+        const r = renderMachine(m, { now: T0, view: 'machine', trafficToken: 'tat_x' });
+        const parsed = MachineSchema.strict().safeParse(r);
+        assert.ok(parsed.success, `${status}: ${JSON.stringify(parsed.error?.issues)}`);
+      }
+    }
+  });
+
+  it('the sandbox view validates against SandboxSchema (strict) when not in error', () => {
+    for (const status of ['creating', 'running', 'paused', 'destroyed'] as const) {
+      const r = renderMachine(variant(status), { now: T0, view: 'sandbox', trafficToken: 'tat_x' });
+      const parsed = SandboxSchema.strict().safeParse(r);
+      assert.ok(parsed.success, `${status}: ${JSON.stringify(parsed.error?.issues)}`);
+    }
+  });
+
+  it('the sandbox view of an error machine adds only error_reason, which SandboxSchema declares', () => {
+    const r = renderMachine(variant('error'), { now: T0, view: 'sandbox' });
+    for (const k of Object.keys(r)) assert.ok(SANDBOX.includes(k) || k === 'error_reason', `unexpected ${k}`);
+    assert.equal(typeof r.error_reason, 'string');
+    assert.ok(SandboxSchema.strict().safeParse(r).success);
   });
 });
 

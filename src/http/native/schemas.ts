@@ -107,7 +107,7 @@ export const MachineSchema = z
 export const SandboxSchema = MachineSchema.pick({
   id: true, status: true, config: true, template: true, created_at: true, metadata: true, started_at: true,
   timeout_ms: true, timeout_at: true, expires_at: true, timeout_action: true, cwd: true, snapshot_id: true,
-  warm_pool_checkout: true, traffic_access_token: true,
+  warm_pool_checkout: true, traffic_access_token: true, error_reason: true,
 }).meta({ id: 'Sandbox' });
 
 /** A machine with some fields masked away: any subset. */

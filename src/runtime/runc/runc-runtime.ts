@@ -122,6 +122,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     }
   }
 
+  async ensureDir(id: string, path: string): Promise<void> {
+    await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
+  }
+
   async inspect(id: string): Promise<RuntimeMachineState | null> {
     try {
       const out = await this.runc(['state', id]);

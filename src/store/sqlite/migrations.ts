@@ -77,4 +77,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX idempotency_created ON idempotency_keys (created_at);
   `,
+  `
+  ALTER TABLE machines ADD COLUMN pool TEXT;
+  CREATE INDEX machines_pool ON machines (pool, created_at) WHERE pool IS NOT NULL;
+  CREATE TABLE warm_pools (
+    name TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    config TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    hits INTEGER NOT NULL,
+    misses INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -3,6 +3,7 @@ import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../../domain/team.js';
+import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineListQuery, Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -35,6 +36,7 @@ interface MachineRow {
   destroyed_at: number | null;
   snapshot_id: string | null;
   warm_pool_checkout: string | null;
+  pool: string | null;
   error_reason: string | null;
   deadline_at: number | null;
 }
@@ -43,7 +45,7 @@ const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'error_reason', 'deadline_at',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -70,6 +72,7 @@ function toRow(m: MachineRecord): MachineRow {
     destroyed_at: m.destroyedAt,
     snapshot_id: m.snapshotId,
     warm_pool_checkout: m.warmPoolCheckout ? JSON.stringify(m.warmPoolCheckout) : null,
+    pool: m.pool,
     error_reason: m.errorReason,
     deadline_at: m.deadlineAt,
   };
@@ -99,6 +102,7 @@ function fromRow(r: MachineRow): MachineRecord {
     destroyedAt: r.destroyed_at,
     snapshotId: r.snapshot_id,
     warmPoolCheckout: r.warm_pool_checkout ? JSON.parse(r.warm_pool_checkout) : null,
+    pool: r.pool,
     errorReason: r.error_reason,
     deadlineAt: r.deadline_at,
   };
@@ -144,6 +148,30 @@ const snapshotFromRow = (r: SnapshotRow): SnapshotRecord => ({
   config: JSON.parse(r.config),
   env: JSON.parse(r.env),
   cwd: r.cwd,
+});
+
+interface PoolRow {
+  name: string;
+  template: string;
+  config: string;
+  size: number;
+  hits: number;
+  misses: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const poolFromRow = (r: PoolRow): WarmPool => ({
+  name: r.name,
+  template: r.template,
+  config: JSON.parse(r.config),
+  size: r.size,
+  hits: r.hits,
+  misses: r.misses,
+  lastError: r.last_error,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
 });
 
 interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
@@ -207,6 +235,24 @@ export class SqliteStore implements Store {
       ),
       allSnapshotIds: this.db.prepare<[], { id: string }>('SELECT id FROM snapshots'),
       deleteSnapshot: this.db.prepare('DELETE FROM snapshots WHERE id = ?'),
+      putPool: this.db.prepare(
+        'INSERT INTO warm_pools (name, template, config, size, hits, misses, last_error, created_at, updated_at) ' +
+          'VALUES (@name, @template, @config, @size, @hits, @misses, @last_error, @created_at, @updated_at) ' +
+          'ON CONFLICT (name) DO UPDATE SET template = excluded.template, config = excluded.config, size = excluded.size, ' +
+          'hits = excluded.hits, misses = excluded.misses, last_error = excluded.last_error, updated_at = excluded.updated_at',
+      ),
+      getPool: this.db.prepare<[string], PoolRow>('SELECT * FROM warm_pools WHERE name = ?'),
+      listPools: this.db.prepare<[], PoolRow>('SELECT * FROM warm_pools ORDER BY name'),
+      deletePool: this.db.prepare('DELETE FROM warm_pools WHERE name = ?'),
+      poolError: this.db.prepare('UPDATE warm_pools SET last_error = ? WHERE name = ?'),
+      poolHit: this.db.prepare('UPDATE warm_pools SET hits = hits + 1 WHERE name = ?'),
+      poolMiss: this.db.prepare('UPDATE warm_pools SET misses = misses + 1 WHERE name = ?'),
+      poolMachines: this.db.prepare<[string], MachineRow>(
+        "SELECT * FROM machines WHERE pool = ? AND status = 'running' ORDER BY created_at, id",
+      ),
+      claimPool: this.db.prepare<[string, string], { id: string }>(
+        "UPDATE machines SET pool = NULL, team_id = ? WHERE id = (SELECT id FROM machines WHERE pool = ? AND status = 'running' ORDER BY created_at, id LIMIT 1) RETURNING id",
+      ),
       getIdem: this.db.prepare<[string, string], { team_id: string; key: string; request_hash: string; machine_id: string; created_at: number }>(
         'SELECT * FROM idempotency_keys WHERE team_id = ? AND key = ?',
       ),
@@ -291,7 +337,7 @@ export class SqliteStore implements Store {
   }
 
   async listMachines(q: MachineListQuery): Promise<MachineRecord[]> {
-    if (q.statuses.length === 0) return [];
+    if (q.statuses.length === 0 || q.limit === 0) return [];
     const where = ['team_id = ?', `status IN (${q.statuses.map(() => '?').join(', ')})`];
     const args: unknown[] = [q.teamId, ...q.statuses];
     if (q.template !== undefined) {
@@ -358,6 +404,44 @@ export class SqliteStore implements Store {
 
   async deleteSnapshot(id: string): Promise<void> {
     this.stmts.deleteSnapshot.run(id);
+  }
+
+  async putWarmPool(p: WarmPool): Promise<void> {
+    this.stmts.putPool.run({
+      name: p.name, template: p.template, config: JSON.stringify(p.config), size: p.size, hits: p.hits, misses: p.misses,
+      last_error: p.lastError, created_at: p.createdAt, updated_at: p.updatedAt,
+    });
+  }
+
+  async getWarmPool(name: string): Promise<WarmPool | null> {
+    const r = this.stmts.getPool.get(name);
+    return r ? poolFromRow(r) : null;
+  }
+
+  async listWarmPools(): Promise<WarmPool[]> {
+    return this.stmts.listPools.all().map(poolFromRow);
+  }
+
+  async deleteWarmPool(name: string): Promise<void> {
+    this.stmts.deletePool.run(name);
+  }
+
+  async setWarmPoolError(name: string, error: string | null): Promise<void> {
+    this.stmts.poolError.run(error, name);
+  }
+
+  async countPoolCheckout(name: string, hit: boolean): Promise<void> {
+    (hit ? this.stmts.poolHit : this.stmts.poolMiss).run(name);
+  }
+
+  async poolMachines(name: string): Promise<MachineRecord[]> {
+    return this.stmts.poolMachines.all(name).map(fromRow);
+  }
+
+  async claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
+    // One UPDATE ... RETURNING: atomic, also between processes sharing the file.
+    const claimed = this.stmts.claimPool.get(teamId, name);
+    return claimed ? this.getMachine(claimed.id) : null;
   }
 
   async getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {

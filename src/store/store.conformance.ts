@@ -1,0 +1,746 @@
+/**
+ * The conformance suite every Store implementation passes (SQLite today, PostgreSQL
+ * later). It states the contract the service layer relies on; a store-specific test
+ * file calls `storeConformance` with a factory for a fresh, empty store.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { MachineRecord, MachineStatus } from '../domain/machine.js';
+import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { ApiKeyRecord, Team } from '../domain/team.js';
+import type { WarmPool } from '../domain/warm-pool.js';
+import type { ListCursor, Store } from './store.js';
+
+/** A fresh, empty store and how to dispose of it. */
+export interface StoreFixture {
+  store: Store;
+  cleanup: () => Promise<void>;
+}
+
+const T0 = 1_700_000_000_000;
+let seq = 0;
+
+/** A unique, sortable-enough machine id for tests (ASCII only, so every collation agrees). */
+function nextId(prefix = 'mch_'): string {
+  seq += 1;
+  return `${prefix}${seq.toString(36).padStart(8, '0')}`;
+}
+
+/** A running machine with every nullable field null. */
+function machine(o: Partial<MachineRecord> = {}): MachineRecord {
+  return {
+    id: nextId(),
+    teamId: 'team_a',
+    status: 'running',
+    template: 'base',
+    config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
+    metadata: {},
+    env: {},
+    cwd: null,
+    ephemeral: false,
+    timeoutMs: 300_000,
+    timeoutAt: T0 + 300_000,
+    timeoutAction: 'destroy',
+    inactivityTimeoutMs: null,
+    autoDeleteAfterMs: null,
+    createdAt: T0,
+    startedAt: null,
+    lastActiveAt: null,
+    pausedAt: null,
+    resumedAt: null,
+    destroyedAt: null,
+    snapshotId: null,
+    warmPoolCheckout: null,
+    pool: null,
+    errorReason: null,
+    deadlineAt: null,
+    ...o,
+  };
+}
+
+/** A machine with every field set to a non-default value, and awkward metadata. */
+function fullMachine(): MachineRecord {
+  return machine({
+    teamId: 'team_full',
+    status: 'paused',
+    template: 'python-3.12',
+    config: { vcpus: 4, memory_mb: 8192, disk_mb: 65_536 },
+    // Built with JSON.parse so "__proto__" is an own key, as it is for a parsed request body.
+    metadata: JSON.parse(
+      JSON.stringify({
+        zeta: 1,
+        alpha: { nested: { z: true, a: [1, 'two', null, { k: 'v' }, []] }, empty: {} },
+        middle: -0.5,
+        big: 9_007_199_254_740_991,
+        exp: 1e21,
+        unicode: 'é 日本 🙂 "quoted" \\ \n\u0000',
+        '': 'empty key',
+        volume_attachments: [{ id: 'vol_2' }, { id: 'vol_1' }],
+      }).replace('"zeta":1', '"zeta":1,"__proto__":{"x":1}'),
+    ),
+    env: { PATH: '/usr/bin', EMPTY: '', Z: 'last', A: 'first' },
+    cwd: '/srv/app',
+    ephemeral: true,
+    timeoutMs: 2_592_000_000,
+    timeoutAt: T0 + 2_592_000_000,
+    timeoutAction: 'hibernate',
+    inactivityTimeoutMs: 60_000,
+    autoDeleteAfterMs: 0,
+    createdAt: T0 + 1,
+    startedAt: T0 + 2,
+    lastActiveAt: T0 + 3,
+    pausedAt: T0 + 4,
+    resumedAt: T0 + 5,
+    destroyedAt: T0 + 6,
+    snapshotId: 'snap_0123456789abcdef',
+    warmPoolCheckout: { hit: false, id: 'pool_default' },
+    pool: 'pool_default',
+    errorReason: 'runc: exit status 1 — "quoted"',
+    deadlineAt: T0 + 7,
+  });
+}
+
+/** Deep equality plus identical key order of the JSON-valued fields. */
+function assertSameMachine(got: MachineRecord | null, want: MachineRecord): void {
+  assert.ok(got, `machine ${want.id} not found`);
+  assert.deepStrictEqual(got, want);
+  assert.equal(JSON.stringify(got.metadata), JSON.stringify(want.metadata), 'metadata key order');
+  assert.equal(JSON.stringify(got.env), JSON.stringify(want.env), 'env key order');
+  assert.equal(JSON.stringify(got.config), JSON.stringify(want.config), 'config key order');
+}
+
+/** Newest-first order: created_at desc, then id desc. */
+function byNewest(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
+  if (a.createdAt !== b.createdAt) return b.createdAt - a.createdAt;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+const ids = (ms: readonly { id: string }[]): string[] => ms.map((m) => m.id);
+const sortedIds = (ms: readonly { id: string }[]): string[] => ids(ms).sort();
+
+function team(o: Partial<Team> = {}): Team {
+  return { id: nextId('team_'), name: 'a team', isAdmin: false, createdAt: T0, ...o };
+}
+
+function apiKey(o: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  const id = nextId('key_');
+  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, ...o };
+}
+
+function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
+  return {
+    id: nextId('snap_'),
+    teamId: 'team_a',
+    machineId: 'mch_source',
+    kind: 'manual',
+    createdAt: T0,
+    sizeBytes: 123_456_789,
+    memory: true,
+    template: 'base',
+    config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
+    env: { A: '1' },
+    cwd: '/root',
+    ...o,
+  };
+}
+
+function warmPool(o: Partial<WarmPool> = {}): WarmPool {
+  return {
+    name: 'default',
+    template: 'base',
+    config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
+    size: 3,
+    hits: 0,
+    misses: 0,
+    lastError: null,
+    createdAt: T0,
+    updatedAt: T0,
+    ...o,
+  };
+}
+
+/** Register the conformance tests for one Store implementation. */
+export function storeConformance(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+
+    beforeEach(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    async function insertAll(ms: MachineRecord[]): Promise<MachineRecord[]> {
+      for (const m of ms) await store.insertMachine(m);
+      return ms;
+    }
+
+    describe('meta', () => {
+      it('getMeta is null for an unknown key', async () => {
+        assert.equal(await store.getMeta('nope'), null);
+      });
+
+      it('putMetaIfAbsent stores the first value and keeps it', async () => {
+        assert.equal(await store.putMetaIfAbsent('k', 'first'), 'first');
+        assert.equal(await store.putMetaIfAbsent('k', 'second'), 'first');
+        assert.equal(await store.getMeta('k'), 'first');
+        assert.equal(await store.putMetaIfAbsent('other', 'x'), 'x');
+        assert.equal(await store.getMeta('k'), 'first');
+      });
+    });
+
+    describe('teams', () => {
+      it('insert, get and list round-trip every field', async () => {
+        const a = team({ name: 'Alpha', isAdmin: true, createdAt: T0 + 1 });
+        const b = team({ name: 'Beta é', isAdmin: false, createdAt: T0 + 2 });
+        await store.insertTeam(a);
+        await store.insertTeam(b);
+        assert.deepStrictEqual(await store.getTeam(a.id), a);
+        assert.deepStrictEqual(await store.getTeam(b.id), b);
+        assert.equal(await store.getTeam('team_missing'), null);
+        const listed = await store.listTeams();
+        assert.deepStrictEqual(
+          listed.sort((x, y) => x.createdAt - y.createdAt),
+          [a, b],
+        );
+      });
+
+      it('a duplicate team id is refused', async () => {
+        const a = team();
+        await store.insertTeam(a);
+        await assert.rejects(store.insertTeam({ ...a, name: 'other' }));
+        assert.equal((await store.getTeam(a.id))?.name, a.name);
+      });
+    });
+
+    describe('api keys', () => {
+      let ta: Team;
+      let tb: Team;
+      beforeEach(async () => {
+        ta = team();
+        tb = team();
+        await store.insertTeam(ta);
+        await store.insertTeam(tb);
+      });
+
+      it('findApiKeyByHash returns the whole record, or null', async () => {
+        const k = apiKey({ teamId: ta.id, name: 'deploy' });
+        await store.insertApiKey(k);
+        assert.deepStrictEqual(await store.findApiKeyByHash(k.hash), k);
+        assert.equal(await store.findApiKeyByHash('hash-unknown'), null);
+      });
+
+      it('listApiKeys lists one team\'s keys only', async () => {
+        const a1 = apiKey({ teamId: ta.id, createdAt: T0 + 1 });
+        const a2 = apiKey({ teamId: ta.id, createdAt: T0 + 2 });
+        const b1 = apiKey({ teamId: tb.id });
+        for (const k of [a1, b1, a2]) await store.insertApiKey(k);
+        assert.deepStrictEqual(sortedIds(await store.listApiKeys(ta.id)), [a1.id, a2.id].sort());
+        assert.deepStrictEqual(await store.listApiKeys(tb.id), [b1]);
+        assert.deepStrictEqual(await store.listApiKeys('team_missing'), []);
+      });
+
+      it('revokeApiKey revokes once, keeps the record findable with revokedAt, and stops counting it', async () => {
+        const k1 = apiKey({ teamId: ta.id });
+        const k2 = apiKey({ teamId: tb.id });
+        const k3 = apiKey({ teamId: tb.id });
+        for (const k of [k1, k2, k3]) await store.insertApiKey(k);
+        assert.equal(await store.countApiKeys(), 3);
+        assert.equal(await store.revokeApiKey(k2.id, T0 + 100), true);
+        assert.equal(await store.revokeApiKey(k2.id, T0 + 200), false, 'second revoke is a no-op');
+        assert.equal(await store.revokeApiKey('key_missing', T0), false);
+        assert.deepStrictEqual(await store.findApiKeyByHash(k2.hash), { ...k2, revokedAt: T0 + 100 });
+        assert.equal(await store.countApiKeys(), 2);
+        assert.equal((await store.findApiKeyByHash(k1.hash))?.revokedAt, null);
+      });
+
+      it('countApiKeys does not count keys inserted already revoked', async () => {
+        assert.equal(await store.countApiKeys(), 0);
+        await store.insertApiKey(apiKey({ teamId: ta.id, revokedAt: T0 }));
+        await store.insertApiKey(apiKey({ teamId: ta.id }));
+        assert.equal(await store.countApiKeys(), 1);
+      });
+
+      it('a duplicate hash is refused (a secret resolves to one key)', async () => {
+        const k = apiKey({ teamId: ta.id });
+        await store.insertApiKey(k);
+        await assert.rejects(store.insertApiKey(apiKey({ teamId: tb.id, hash: k.hash })));
+        assert.equal((await store.findApiKeyByHash(k.hash))?.teamId, ta.id);
+      });
+    });
+
+    describe('machines: records', () => {
+      it('insert then get round-trips every field exactly (all set)', async () => {
+        const m = fullMachine();
+        await store.insertMachine(structuredClone(m));
+        assertSameMachine(await store.getMachine(m.id), m);
+      });
+
+      it('insert then get round-trips every field exactly (every nullable null)', async () => {
+        const m = machine({ metadata: {}, env: {} });
+        await store.insertMachine(structuredClone(m));
+        assertSameMachine(await store.getMachine(m.id), m);
+      });
+
+      it('warmPoolCheckout with hit true round-trips', async () => {
+        const m = machine({ warmPoolCheckout: { hit: true, id: 'pool_x' } });
+        await store.insertMachine(m);
+        assert.deepStrictEqual((await store.getMachine(m.id))?.warmPoolCheckout, { hit: true, id: 'pool_x' });
+      });
+
+      it('getMachine of an unknown id is null', async () => {
+        assert.equal(await store.getMachine('mch_missing'), null);
+      });
+
+      it('a duplicate machine id is refused and the first record kept', async () => {
+        const m = machine({ template: 'first' });
+        await store.insertMachine(m);
+        await assert.rejects(store.insertMachine({ ...m, template: 'second' }));
+        assert.equal((await store.getMachine(m.id))?.template, 'first');
+      });
+
+      it('updateMachine replaces every field: nulls become values and values become nulls', async () => {
+        const plain = machine();
+        const full = fullMachine();
+        await store.insertMachine(plain);
+        await store.insertMachine(full);
+        const filled: MachineRecord = { ...fullMachine(), id: plain.id };
+        const emptied: MachineRecord = { ...machine(), id: full.id, metadata: { only: ['this'] } };
+        await store.updateMachine(structuredClone(filled));
+        await store.updateMachine(structuredClone(emptied));
+        assertSameMachine(await store.getMachine(plain.id), filled);
+        assertSameMachine(await store.getMachine(full.id), emptied);
+      });
+
+      it('updateMachine touches only the machine with that id', async () => {
+        const a = machine();
+        const b = machine();
+        await insertAll([a, b]);
+        await store.updateMachine({ ...a, status: 'destroyed', destroyedAt: T0 + 9 });
+        assertSameMachine(await store.getMachine(b.id), b);
+      });
+
+      it('records returned are copies: mutating one does not change the store', async () => {
+        const m = machine({ metadata: { a: 1 } });
+        await store.insertMachine(m);
+        const got = (await store.getMachine(m.id))!;
+        got.metadata.a = 2;
+        got.status = 'error';
+        m.metadata.a = 3;
+        const again = (await store.getMachine(m.id))!;
+        assert.deepStrictEqual(again.metadata, { a: 1 });
+        assert.equal(again.status, 'running');
+      });
+    });
+
+    describe('machines: listMachines', () => {
+      const LIVE: MachineStatus[] = ['creating', 'running', 'paused', 'error'];
+
+      it('orders newest first: created_at desc, then id desc on ties', async () => {
+        const ms = [
+          machine({ createdAt: T0 + 10, id: 'mch_b' }),
+          machine({ createdAt: T0 + 30, id: 'mch_a' }),
+          machine({ createdAt: T0 + 10, id: 'mch_c' }),
+          machine({ createdAt: T0 + 20, id: 'mch_z' }),
+          machine({ createdAt: T0 + 10, id: 'mch_a' + 'a' }),
+          machine({ createdAt: T0 + 30, id: 'mch_b' + 'b' }),
+        ];
+        await insertAll(ms);
+        const got = await store.listMachines({ teamId: 'team_a', statuses: LIVE });
+        assert.deepStrictEqual(ids(got), ['mch_bb', 'mch_a', 'mch_z', 'mch_c', 'mch_b', 'mch_aa']);
+        assert.deepStrictEqual(ids(got), ids([...ms].sort(byNewest)));
+      });
+
+      it('returns full records', async () => {
+        const m = { ...fullMachine(), teamId: 'team_a', status: 'running' as const };
+        await store.insertMachine(m);
+        const [got] = await store.listMachines({ teamId: 'team_a', statuses: ['running'] });
+        assertSameMachine(got ?? null, m);
+      });
+
+      it('lists only the team\'s machines', async () => {
+        const a = await insertAll([machine({ teamId: 'team_a' }), machine({ teamId: 'team_a' })]);
+        const b = await insertAll([machine({ teamId: 'team_b', metadata: { k: 1 } })]);
+        assert.deepStrictEqual(sortedIds(await store.listMachines({ teamId: 'team_a', statuses: LIVE })), sortedIds(a));
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_b', statuses: LIVE, metadata: { k: 1 } })), ids(b));
+        assert.deepStrictEqual(await store.listMachines({ teamId: 'team_a', statuses: LIVE, metadata: { k: 1 } }), []);
+        assert.deepStrictEqual(await store.listMachines({ teamId: 'team_c', statuses: LIVE }), []);
+      });
+
+      it('filters by status', async () => {
+        const byStatus = new Map<MachineStatus, MachineRecord>();
+        for (const status of ['creating', 'running', 'paused', 'destroyed', 'error'] as const) {
+          const m = machine({ status });
+          byStatus.set(status, m);
+          await store.insertMachine(m);
+        }
+        const list = async (statuses: MachineStatus[]): Promise<string[]> => sortedIds(await store.listMachines({ teamId: 'team_a', statuses }));
+        assert.deepStrictEqual(await list(['running']), [byStatus.get('running')!.id]);
+        assert.deepStrictEqual(await list(['destroyed']), [byStatus.get('destroyed')!.id]);
+        assert.deepStrictEqual(await list(['running', 'paused']), [byStatus.get('running')!.id, byStatus.get('paused')!.id].sort());
+        assert.deepStrictEqual(await list(LIVE), sortedIds([...byStatus.values()].filter((m) => m.status !== 'destroyed')));
+        assert.deepStrictEqual(await list([]), []);
+      });
+
+      it('filters by exact template', async () => {
+        const [base] = await insertAll([machine({ template: 'base' }), machine({ template: 'base-2' }), machine({ template: 'Base' })]);
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, template: 'base' })), [base!.id]);
+        assert.deepStrictEqual(await store.listMachines({ teamId: 'team_a', statuses: LIVE, template: 'bas%' }), []);
+        assert.deepStrictEqual(await store.listMachines({ teamId: 'team_a', statuses: LIVE, template: 'nope' }), []);
+      });
+
+      describe('metadata filter (exact JSON equality per key)', () => {
+        const md = { env: 'prod', owner: { name: 'ann', team: 'x' }, tags: ['a', 'b'], n: 1, nil: null };
+        let target: MachineRecord;
+        let others: MachineRecord[];
+        beforeEach(async () => {
+          target = machine({ metadata: md, createdAt: T0 + 1 });
+          others = [
+            machine({ metadata: { env: 'dev', owner: { name: 'ann', team: 'x' } }, createdAt: T0 + 2 }),
+            machine({ metadata: {}, createdAt: T0 + 3 }),
+            machine({ metadata: { env: 'prod', n: '1' }, createdAt: T0 + 4 }),
+          ];
+          await insertAll([target, ...others]);
+        });
+        const match = async (metadata: Record<string, unknown>): Promise<string[]> =>
+          ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, metadata }));
+
+        it('nested objects match whatever their key order', async () => {
+          assert.deepStrictEqual(await match({ owner: { team: 'x', name: 'ann' }, env: 'prod' }), [target.id]);
+        });
+
+        it('extra keys in the machine metadata are fine', async () => {
+          assert.deepStrictEqual(await match({ tags: ['a', 'b'] }), [target.id]);
+          assert.deepStrictEqual(await match({ nil: null }), [target.id]);
+          assert.deepStrictEqual(await match({ n: 1 }), [target.id]);
+        });
+
+        it('a missing key, a different type or a partial nested object does not match', async () => {
+          assert.deepStrictEqual(await match({ missing: null }), []);
+          assert.deepStrictEqual(await match({ n: true }), []);
+          assert.deepStrictEqual(await match({ owner: { name: 'ann' } }), []);
+          assert.deepStrictEqual(await match({ tags: ['b', 'a'] }), []);
+          assert.deepStrictEqual(await match({ tags: ['a'] }), []);
+          assert.deepStrictEqual(await match({ env: 'prod', n: 2 }), []);
+        });
+
+        it('numbers and strings differ', async () => {
+          assert.deepStrictEqual(await match({ n: '1' }), [others[2]!.id]);
+          assert.deepStrictEqual(await match({ n: 1 }), [target.id]);
+        });
+
+        it('matches several machines, newest first', async () => {
+          assert.deepStrictEqual(await match({ env: 'prod' }), [others[2]!.id, target.id]);
+        });
+
+        it('the empty filter matches every machine', async () => {
+          assert.deepStrictEqual(sortedIds(await store.listMachines({ teamId: 'team_a', statuses: LIVE, metadata: {} })), sortedIds([target, ...others]));
+        });
+
+        it('limit counts matching machines, not scanned rows', async () => {
+          // Many newer non-matching machines ahead of three older matching ones.
+          await insertAll(Array.from({ length: 12 }, (_, i) => machine({ metadata: { env: 'dev' }, createdAt: T0 + 100 + i })));
+          const older = await insertAll([machine({ metadata: { pick: 1 }, createdAt: T0 - 3 }), machine({ metadata: { pick: 1 }, createdAt: T0 - 2 }), machine({ metadata: { pick: 1 }, createdAt: T0 - 1 })]);
+          const got = await store.listMachines({ teamId: 'team_a', statuses: LIVE, metadata: { pick: 1 }, limit: 2 });
+          assert.deepStrictEqual(ids(got), [older[2]!.id, older[1]!.id]);
+        });
+      });
+
+      it('limit returns the first rows in order', async () => {
+        const ms = await insertAll(Array.from({ length: 7 }, (_, i) => machine({ createdAt: T0 + (i % 3) })));
+        const want = ids([...ms].sort(byNewest));
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, limit: 3 })), want.slice(0, 3));
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, limit: 1 })), want.slice(0, 1));
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, limit: 100 })), want);
+      });
+
+      it(
+        'limit 0 returns no rows',
+                async () => {
+          await insertAll([machine(), machine()]);
+          assert.deepStrictEqual(await store.listMachines({ teamId: 'team_a', statuses: LIVE, limit: 0 }), []);
+        },
+      );
+
+      it('after starts strictly after the position, ties on created_at broken by id', async () => {
+        const ms = await insertAll([
+          machine({ createdAt: T0 + 5, id: 'mch_k' }),
+          machine({ createdAt: T0 + 5, id: 'mch_m' }),
+          machine({ createdAt: T0 + 5, id: 'mch_p' }),
+          machine({ createdAt: T0 + 6, id: 'mch_a' }),
+          machine({ createdAt: T0 + 4, id: 'mch_z' }),
+        ]);
+        const list = async (after: ListCursor): Promise<string[]> => ids(await store.listMachines({ teamId: 'team_a', statuses: LIVE, after }));
+        assert.deepStrictEqual(await list({ createdAt: T0 + 5, id: 'mch_m' }), ['mch_k', 'mch_z']);
+        assert.deepStrictEqual(await list({ createdAt: T0 + 5, id: 'mch_n' }), ['mch_m', 'mch_k', 'mch_z'], 'a position needs no row of its own');
+        assert.deepStrictEqual(await list({ createdAt: T0 + 6, id: 'mch_a' }), ['mch_p', 'mch_m', 'mch_k', 'mch_z']);
+        assert.deepStrictEqual(await list({ createdAt: T0 + 4, id: 'mch_z' }), []);
+        assert.deepStrictEqual(await list({ createdAt: T0 + 100, id: '' }), ids([...ms].sort(byNewest)));
+      });
+
+      it('paging with after never repeats or skips a machine while others are inserted between pages', async () => {
+        // 30 machines in groups of 3 sharing a created_at, so page boundaries fall inside ties.
+        const original = await insertAll(Array.from({ length: 30 }, (_, i) => machine({ createdAt: T0 + Math.floor(i / 3) * 10 })));
+        const seen: MachineRecord[] = [];
+        let after: ListCursor | undefined;
+        let inserted = 0;
+        for (let page = 0; page < 50; page++) {
+          const rows = await store.listMachines({ teamId: 'team_a', statuses: LIVE, after, limit: 4 });
+          if (rows.length === 0) break;
+          seen.push(...rows);
+          const last = rows[rows.length - 1]!;
+          after = { createdAt: last.createdAt, id: last.id };
+          // Between pages: a newest machine, two sharing the cursor's created_at (one on each side
+          // of the cursor's id), and one older than everything.
+          await insertAll([
+            machine({ createdAt: T0 + 1_000 + page }),
+            machine({ createdAt: last.createdAt, id: `${last.id}~${page}` }),
+            machine({ createdAt: last.createdAt, id: `${last.id.slice(0, -1)}!${page}` }),
+            machine({ createdAt: T0 - 1_000 - page }),
+          ]);
+          inserted += 4;
+        }
+        assert.ok(inserted > 0);
+        const seenIds = ids(seen);
+        assert.equal(new Set(seenIds).size, seenIds.length, 'no machine repeated');
+        for (const m of original) assert.ok(seenIds.includes(m.id), `original ${m.id} skipped`);
+        for (let i = 1; i < seen.length; i++) assert.ok(byNewest(seen[i - 1]!, seen[i]!) < 0, `order broken at ${i}`);
+      });
+    });
+
+    describe('machines: lifecycle queries', () => {
+      it('machinesInStatus returns the machines in those statuses across teams', async () => {
+        const ms = await insertAll([
+          machine({ teamId: 'team_a', status: 'running' }),
+          machine({ teamId: 'team_b', status: 'running' }),
+          machine({ teamId: 'team_b', status: 'paused' }),
+          machine({ teamId: 'team_a', status: 'creating' }),
+          machine({ teamId: 'team_a', status: 'destroyed' }),
+          machine({ teamId: 'team_c', status: 'error' }),
+        ]);
+        const want = (...s: MachineStatus[]): string[] => sortedIds(ms.filter((m) => s.includes(m.status)));
+        assert.deepStrictEqual(sortedIds(await store.machinesInStatus(['running'])), want('running'));
+        assert.deepStrictEqual(sortedIds(await store.machinesInStatus(['creating', 'running', 'paused'])), want('creating', 'running', 'paused'));
+        assert.deepStrictEqual(await store.machinesInStatus([]), []);
+        const [full] = await store.machinesInStatus(['error']);
+        assertSameMachine(full ?? null, ms[5]!);
+      });
+
+      it('dueMachines returns only deadlines at or before now, earliest first, at most limit', async () => {
+        const ms = await insertAll([
+          machine({ deadlineAt: T0 + 300, teamId: 'team_a' }),
+          machine({ deadlineAt: null }),
+          machine({ deadlineAt: T0 + 100, teamId: 'team_b' }),
+          machine({ deadlineAt: T0 + 200 }),
+          machine({ deadlineAt: T0 + 201 }),
+          machine({ deadlineAt: T0 + 50, status: 'paused' }),
+        ]);
+        const [d300, , d100, d200, , d50] = ms;
+        assert.deepStrictEqual(ids(await store.dueMachines(T0 + 200, 10)), [d50!.id, d100!.id, d200!.id]);
+        assert.deepStrictEqual(ids(await store.dueMachines(T0 + 200, 2)), [d50!.id, d100!.id]);
+        assert.deepStrictEqual(await store.dueMachines(T0 + 49, 10), []);
+        assert.equal((await store.dueMachines(T0 + 10_000, 10)).length, 5);
+        assert.ok(ids(await store.dueMachines(T0 + 300, 10)).includes(d300!.id));
+      });
+
+      it('dueMachines follows updates of deadlineAt', async () => {
+        const m = machine({ deadlineAt: T0 + 10 });
+        await store.insertMachine(m);
+        await store.updateMachine({ ...m, deadlineAt: null });
+        assert.deepStrictEqual(await store.dueMachines(T0 + 1_000, 10), []);
+        await store.updateMachine({ ...m, deadlineAt: T0 + 500 });
+        assert.deepStrictEqual(ids(await store.dueMachines(T0 + 1_000, 10)), [m.id]);
+      });
+
+      it('purgeDestroyed deletes only destroyed machines destroyed at or before the cut-off', async () => {
+        const ms = await insertAll([
+          machine({ status: 'destroyed', destroyedAt: T0 + 100 }),
+          machine({ status: 'destroyed', destroyedAt: T0 + 200 }),
+          machine({ status: 'destroyed', destroyedAt: T0 + 201 }),
+          machine({ status: 'running', destroyedAt: T0 + 50 }),
+          machine({ status: 'error', destroyedAt: T0 + 50 }),
+          machine({ status: 'paused' }),
+        ]);
+        assert.equal(await store.purgeDestroyed(T0 + 200), 2);
+        assert.equal(await store.getMachine(ms[0]!.id), null);
+        assert.equal(await store.getMachine(ms[1]!.id), null);
+        for (const m of ms.slice(2)) assertSameMachine(await store.getMachine(m.id), m);
+        assert.equal(await store.purgeDestroyed(T0 + 200), 0);
+        assert.equal(await store.purgeDestroyed(T0 + 10_000), 1);
+      });
+    });
+
+    describe('snapshots', () => {
+      it('insert, get and update round-trip every field', async () => {
+        const s = snapshot({ kind: 'pause', memory: false, cwd: null, env: { Z: '1', A: '' } });
+        await store.insertSnapshot(s);
+        assert.deepStrictEqual(await store.getSnapshot(s.id), s);
+        const changed = { ...s, sizeBytes: 5, memory: true, kind: 'manual' as const, cwd: '/x', config: { vcpus: 2, memory_mb: 64, disk_mb: 32 } };
+        await store.updateSnapshot(changed);
+        assert.deepStrictEqual(await store.getSnapshot(s.id), changed);
+        assert.equal(await store.getSnapshot('snap_missing'), null);
+      });
+
+      it('listSnapshots lists one team\'s snapshots newest first, optionally of one machine', async () => {
+        const a1 = snapshot({ createdAt: T0 + 1, machineId: 'mch_1' });
+        const a2 = snapshot({ createdAt: T0 + 3, machineId: 'mch_2' });
+        const a3 = snapshot({ createdAt: T0 + 2, machineId: 'mch_1' });
+        const b1 = snapshot({ teamId: 'team_b', machineId: 'mch_1' });
+        for (const s of [a1, a2, a3, b1]) await store.insertSnapshot(s);
+        assert.deepStrictEqual(ids(await store.listSnapshots('team_a')), [a2.id, a3.id, a1.id]);
+        assert.deepStrictEqual(ids(await store.listSnapshots('team_a', 'mch_1')), [a3.id, a1.id]);
+        assert.deepStrictEqual(ids(await store.listSnapshots('team_b')), [b1.id]);
+        assert.deepStrictEqual(await store.listSnapshots('team_a', 'mch_none'), []);
+      });
+
+      it('allSnapshotIds and deleteSnapshot', async () => {
+        const s1 = snapshot();
+        const s2 = snapshot({ teamId: 'team_b' });
+        await store.insertSnapshot(s1);
+        await store.insertSnapshot(s2);
+        assert.deepStrictEqual((await store.allSnapshotIds()).sort(), [s1.id, s2.id].sort());
+        await store.deleteSnapshot(s1.id);
+        assert.equal(await store.getSnapshot(s1.id), null);
+        assert.deepStrictEqual(await store.allSnapshotIds(), [s2.id]);
+        await store.deleteSnapshot('snap_missing');
+      });
+    });
+
+    describe('warm pools', () => {
+      it('put, get, list and delete', async () => {
+        const a = warmPool({ name: 'a', lastError: 'refill failed', size: 0 });
+        const b = warmPool({ name: 'b', template: 'python', config: { vcpus: 2, memory_mb: 1024, disk_mb: 2048 }, hits: 4, misses: 5 });
+        await store.putWarmPool(a);
+        await store.putWarmPool(b);
+        assert.deepStrictEqual(await store.getWarmPool('a'), a);
+        assert.deepStrictEqual(await store.getWarmPool('b'), b);
+        assert.equal(await store.getWarmPool('missing'), null);
+        assert.deepStrictEqual((await store.listWarmPools()).sort((x, y) => x.name.localeCompare(y.name)), [a, b]);
+        await store.deleteWarmPool('a');
+        assert.equal(await store.getWarmPool('a'), null);
+        assert.deepStrictEqual(await store.listWarmPools(), [b]);
+        await store.deleteWarmPool('missing');
+      });
+
+      it('put replaces an existing pool\'s settings and counters', async () => {
+        await store.putWarmPool(warmPool({ name: 'p', hits: 9, misses: 9, lastError: 'x' }));
+        const next = warmPool({ name: 'p', template: 'node', config: { vcpus: 4, memory_mb: 64, disk_mb: 32 }, size: 7, hits: 1, misses: 2, lastError: null, updatedAt: T0 + 5 });
+        await store.putWarmPool(next);
+        const got = await store.getWarmPool('p');
+        assert.deepStrictEqual({ ...got!, createdAt: next.createdAt }, next);
+        assert.equal((await store.listWarmPools()).length, 1);
+      });
+
+      it('countPoolCheckout adds one hit or one miss', async () => {
+        await store.putWarmPool(warmPool({ name: 'p', hits: 2, misses: 3 }));
+        await store.countPoolCheckout('p', true);
+        await store.countPoolCheckout('p', true);
+        await store.countPoolCheckout('p', false);
+        const got = await store.getWarmPool('p');
+        assert.equal(got?.hits, 4);
+        assert.equal(got?.misses, 4);
+      });
+
+      it('poolMachines lists the pool\'s idle running machines, oldest first', async () => {
+        const ms = await insertAll([
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0 + 2 }),
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0 + 1 }),
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0, status: 'creating' }),
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0, status: 'error' }),
+          machine({ teamId: 'team_warmpool', pool: 'other', createdAt: T0 }),
+          machine({ teamId: 'team_a', pool: null, createdAt: T0 }),
+        ]);
+        const got = await store.poolMachines('p');
+        assert.deepStrictEqual(ids(got), [ms[1]!.id, ms[0]!.id]);
+        assertSameMachine(got[0] ?? null, ms[1]!);
+        assert.deepStrictEqual(await store.poolMachines('none'), []);
+      });
+
+      it('claimPoolMachine takes the oldest idle machine: pool cleared, team set, nothing else changed', async () => {
+        const [newer, older] = await insertAll([
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0 + 2, metadata: { k: 1 } }),
+          machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0 + 1, metadata: { k: 2 } }),
+        ]);
+        const claimed = await store.claimPoolMachine('p', 'team_a');
+        assertSameMachine(claimed, { ...older!, pool: null, teamId: 'team_a' });
+        assertSameMachine(await store.getMachine(older!.id), { ...older!, pool: null, teamId: 'team_a' });
+        assert.deepStrictEqual(ids(await store.poolMachines('p')), [newer!.id]);
+        assert.deepStrictEqual(ids(await store.listMachines({ teamId: 'team_a', statuses: ['running'] })), [older!.id]);
+      });
+
+      it('claimPoolMachine is null when no idle running machine is ready', async () => {
+        await insertAll([
+          machine({ teamId: 'team_warmpool', pool: 'p', status: 'creating' }),
+          machine({ teamId: 'team_warmpool', pool: 'other' }),
+        ]);
+        assert.equal(await store.claimPoolMachine('p', 'team_a'), null);
+        assert.equal(await store.claimPoolMachine('missing', 'team_a'), null);
+      });
+
+      it('concurrent claims never get the same machine', async () => {
+        const pool = await insertAll(Array.from({ length: 5 }, (_, i) => machine({ teamId: 'team_warmpool', pool: 'p', createdAt: T0 + i })));
+        const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimPoolMachine('p', `team_${i}`)));
+        const won = claims.filter((c): c is MachineRecord => c !== null);
+        assert.equal(won.length, 5);
+        assert.deepStrictEqual(sortedIds(won), sortedIds(pool));
+        for (const c of won) assert.equal((await store.getMachine(c.id))?.teamId, c.teamId);
+        assert.deepStrictEqual(await store.poolMachines('p'), []);
+      });
+    });
+
+    describe('idempotency keys', () => {
+      it('get is null until inserted, then returns the record; scoped by team', async () => {
+        const m = machine();
+        await store.insertMachine(m);
+        const rec = { teamId: 'team_a', key: 'retry-1', requestHash: 'h1', machineId: m.id, createdAt: T0 };
+        assert.equal(await store.getIdempotency('team_a', 'retry-1'), null);
+        await store.insertIdempotency(rec);
+        assert.deepStrictEqual(await store.getIdempotency('team_a', 'retry-1'), rec);
+        assert.equal(await store.getIdempotency('team_b', 'retry-1'), null);
+        assert.equal(await store.getIdempotency('team_a', 'retry-2'), null);
+      });
+
+      it('the same key may be used by two teams, but only once per team', async () => {
+        const ma = machine({ teamId: 'team_a' });
+        const mb = machine({ teamId: 'team_b' });
+        await insertAll([ma, mb]);
+        await store.insertIdempotency({ teamId: 'team_a', key: 'k', requestHash: 'ha', machineId: ma.id, createdAt: T0 });
+        await store.insertIdempotency({ teamId: 'team_b', key: 'k', requestHash: 'hb', machineId: mb.id, createdAt: T0 });
+        assert.equal((await store.getIdempotency('team_b', 'k'))?.machineId, mb.id);
+        await assert.rejects(store.insertIdempotency({ teamId: 'team_a', key: 'k', requestHash: 'hx', machineId: mb.id, createdAt: T0 }));
+        assert.equal((await store.getIdempotency('team_a', 'k'))?.requestHash, 'ha');
+      });
+
+      it('purgeIdempotency deletes records created at or before the cut-off', async () => {
+        const m = machine();
+        await store.insertMachine(m);
+        for (const [key, createdAt] of [['old', T0], ['edge', T0 + 10], ['new', T0 + 11]] as const) {
+          await store.insertIdempotency({ teamId: 'team_a', key, requestHash: 'h', machineId: m.id, createdAt });
+        }
+        assert.equal(await store.purgeIdempotency(T0 + 10), 2);
+        assert.equal(await store.getIdempotency('team_a', 'old'), null);
+        assert.equal(await store.getIdempotency('team_a', 'edge'), null);
+        assert.equal((await store.getIdempotency('team_a', 'new'))?.createdAt, T0 + 11);
+        assert.equal(await store.purgeIdempotency(T0 + 10), 0);
+      });
+
+      it('purgeDestroyed drops the keys of purged machines and keeps the others', async () => {
+        // The service re-creates on a key whose machine is gone; a stale key would collide with the new one.
+        const gone = machine({ status: 'destroyed', destroyedAt: T0 });
+        const kept = machine({ status: 'destroyed', destroyedAt: T0 + 1_000 });
+        const live = machine();
+        await insertAll([gone, kept, live]);
+        for (const m of [gone, kept, live]) {
+          await store.insertIdempotency({ teamId: 'team_a', key: `k-${m.id}`, requestHash: 'h', machineId: m.id, createdAt: T0 });
+        }
+        assert.equal(await store.purgeDestroyed(T0), 1);
+        assert.equal(await store.getIdempotency('team_a', `k-${gone.id}`), null);
+        assert.equal((await store.getIdempotency('team_a', `k-${kept.id}`))?.machineId, kept.id);
+        assert.equal((await store.getIdempotency('team_a', `k-${live.id}`))?.machineId, live.id);
+      });
+    });
+  });
+}
