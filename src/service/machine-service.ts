@@ -625,6 +625,14 @@ export class MachineService {
         continue;
       }
       if (m.status === 'paused') continue;
+      if (m.pool !== null) {
+        // An idle pool machine holds no user data: replace it rather than keep an error.
+        await this.o.runtime.destroy(m.id).catch((err) => this.o.log.warn({ machine: m.id, err }, 'cleanup of lost pool machine failed'));
+        Object.assign(m, { status: 'destroyed', destroyedAt: this.now(), pool: null });
+        await this.save(m);
+        lost++;
+        continue;
+      }
       const pauseSnap = m.status === 'running' ? (await this.o.store.listSnapshots(m.teamId, m.id)).find((s) => s.kind === 'pause') : undefined;
       if (pauseSnap && (await this.o.runtime.snapshotsOnDisk()).includes(pauseSnap.id) && !c) {
         // Crashed after a pause moved the machine into its snapshot, before the record said so.
