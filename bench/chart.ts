@@ -1,3 +1,4 @@
+import type { CheckpointCase } from './podman-checkpoint.js';
 import type { BenchResults } from './report.js';
 import { formatMs, summarize } from './stats.js';
 
@@ -78,7 +79,27 @@ function renderPanel(p: Panel, y0: number): { svg: string; height: number } {
   return { svg: out.join('\n'), height: bottom + 40 - y0 };
 }
 
-/** A bar chart of Hangar against podman (create, destroy) and Hangar's read latencies, as SVG. */
+/** Hangar's pause/resume against podman's checkpoint/restore, p50 and p95, idle and holding memory. */
+function pauseResumePanel(r: BenchResults): Panel {
+  const { idle, held } = r.snapshots;
+  const podman = (c: CheckpointCase, pick: 'checkpointMs' | 'restoreMs') => (c.available ? summarize(c[pick]) : null);
+  const groups: Group[] = [];
+  for (const [name, h, c] of [['idle', idle, r.checkpoint.idle], [`${held.heldMiB} MiB held`, held, r.checkpoint.held]] as const) {
+    const steps = [['pause', summarize(h.pauseMs), podman(c, 'checkpointMs')], ['resume', summarize(h.resumeMs), podman(c, 'restoreMs')]] as const;
+    for (const [step, hs, ps] of steps) {
+      for (const q of ['p50', 'p95'] as const) {
+        groups.push({ label: `${step}, ${name}, ${q}`, bars: [{ series: 'Hangar', value: hs[q] }, { series: 'podman', value: ps?.[q] ?? null }] });
+      }
+    }
+  }
+  return {
+    title: 'Pause and resume with CRIU: Hangar API vs podman checkpoint / restore',
+    colors: { Hangar: '#2563eb', podman: '#f97316' },
+    groups,
+  };
+}
+
+/** A bar chart of Hangar against podman (create, destroy, pause, resume) and Hangar's read latencies, as SVG. */
 export function renderChart(r: BenchResults): string {
   const create = summarize(r.create.createMs);
   const destroy = summarize(r.create.destroyMs);
@@ -111,16 +132,18 @@ export function renderChart(r: BenchResults): string {
   };
   const header = 70;
   const a = renderPanel(lifecycle, header);
-  const b = renderPanel(reads, header + a.height + 10);
+  const c = renderPanel(pauseResumePanel(r), header + a.height + 10);
+  const b = renderPanel(reads, header + a.height + 10 + c.height + 10);
   const t = rd.throughput;
-  const footY = header + a.height + 10 + b.height + 8;
+  const footY = header + a.height + 10 + c.height + 10 + b.height + 8;
   const height = footY + 16;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="16" y="28" font-size="18" font-weight="bold" ${FONT}>Hangar benchmark, ${esc(r.date)}</text>`,
-    `<text x="16" y="50" font-size="12" fill="#444" ${FONT}>${esc(`${r.host.cpus} × ${r.host.cpuModel}, kernel ${r.host.kernel}, Node ${r.host.node}, runc ${r.host.runc}${r.podman.available ? `, podman ${r.podman.version}` : ''}`)}</text>`,
+    `<text x="16" y="50" font-size="12" fill="#444" ${FONT}>${esc(`${r.host.cpus} × ${r.host.cpuModel}, kernel ${r.host.kernel}, Node ${r.host.node}, runc ${r.host.runc}${r.snapshots.criu ? `, CRIU ${r.snapshots.criu}` : ''}${r.podman.available ? `, podman ${r.podman.version}` : ''}`)}</text>`,
     a.svg,
+    c.svg,
     b.svg,
     `<text x="16" y="${footY}" font-size="12" fill="#444" ${FONT}>${esc(`GET /v1/machines/{id} throughput: ${Math.round(t.requestsPerSecond).toLocaleString('en-US')} req/s with ${t.concurrency} keep-alive connections (p99 ${formatMs(t.latency.p99)} ms)`)}</text>`,
     '</svg>',

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { CommandError, run } from '../src/runtime/runc/command.js';
 import { boundedLoop, type LoopBounds, type LoopOutcome } from './bounded-loop.js';
 
-const IMAGE = 'hangar-bench-base';
+/** The image the benchmark imports from the base template's rootfs. */
+export const IMAGE = 'hangar-bench-base';
 /** Every container the benchmark starts carries this label, so cleanup finds them all. */
-const LABEL = 'hangar-bench=1';
+export const LABEL = 'hangar-bench=1';
 /**
  * Same work as a Hangar machine where podman allows it: an empty network namespace
  * (Hangar sets up no network yet) and the base template's default limits.
@@ -18,14 +19,15 @@ export type PodmanResult =
   | { available: true; version: string; runMs: number[]; rmMs: number[]; warmup: number; loop: LoopOutcome }
   | { available: false; reason: string };
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+/** Run `fn` and time it. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const value = await fn();
   return { value, ms: performance.now() - started };
 }
 
 /** Why podman failed, short enough for a table cell: the command and the end of what it printed. */
-function shortReason(err: unknown): string {
+export function shortReason(err: unknown): string {
   let text: string;
   if (err instanceof CommandError) {
     const lines = err.stderr.split('\n').map((l) => l.trim().replace(/^Error: /, '')).filter(Boolean);
@@ -46,7 +48,7 @@ function exitCode(child: ChildProcess): Promise<number | null> {
 }
 
 /** `tar -C rootfs -c . | podman import - IMAGE`, without a shell. */
-async function importRootfs(rootfs: string, timeoutMs = 120_000): Promise<void> {
+export async function importRootfs(rootfs: string, timeoutMs = 120_000): Promise<void> {
   const tar = spawn('tar', ['-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
   const imp = spawn('podman', ['import', '-q', '-', IMAGE], { stdio: ['pipe', 'ignore', 'pipe'], timeout: timeoutMs });
   let stderr = '';
@@ -73,7 +75,7 @@ async function runOnce(): Promise<{ runMs: number; rmMs: number }> {
 }
 
 /** podman's cgroupfs parents in every hierarchy, children first: made by its first container, never removed by it. */
-async function podmanCgroups(): Promise<string[]> {
+export async function podmanCgroups(): Promise<string[]> {
   const out: string[] = [];
   for (const root of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
     for (const sub of ['libpod_parent/conmon', 'libpod_parent']) {

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { renderChart } from './chart.js';
 import type { CreateDestroySamples } from './create-destroy.js';
 import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
+import type { PodmanCheckpointResult } from './podman-checkpoint.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
+import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
+import type { HangarSnapshotResults } from './snapshots.js';
 import { formatMs, summarize, type Summary } from './stats.js';
 
 /** Facts about the machine the numbers come from. */
@@ -28,6 +31,10 @@ export interface BenchResults {
   create: CreateDestroySamples;
   podman: PodmanResult;
   reads: ReadResults;
+  /** Pause/resume, snapshots and forks of Hangar machines. */
+  snapshots: HangarSnapshotResults;
+  /** podman's checkpoint/restore of the same cases. */
+  checkpoint: PodmanCheckpointResult;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -105,6 +112,7 @@ export function tableRows(r: BenchResults): TableRow[] {
         `${t.concurrency} keep-alive connections for ${(t.durationMs / 1000).toFixed(1)} s from a worker thread; ` +
         `${thousands(t.ok)} answered 200${bad ? `, ${bad}` : ''}${t.errors ? `, ${t.errors} failed` : ''}.`,
     },
+    ...snapshotRows(r.snapshots, r.checkpoint),
   ];
 }
 
@@ -122,10 +130,11 @@ export function renderMarkdown(r: BenchResults): string {
   const h = r.host;
   const p = r.podman;
   const podmanFacts = p.available ? `podman ${p.version}` : 'podman unavailable';
+  const criu = r.snapshots.criu ? `, CRIU ${r.snapshots.criu}` : '';
   return [
     `# Hangar benchmark, ${r.date}`,
     '',
-    `${h.os}, kernel ${h.kernel}, ${h.cpus} × ${h.cpuModel}; Node ${h.node}, runc ${h.runc}, ${podmanFacts}. ` +
+    `${h.os}, kernel ${h.kernel}, ${h.cpus} × ${h.cpuModel}; Node ${h.node}, runc ${h.runc}${criu}, ${podmanFacts}. ` +
       `Load average ${h.loadAvg1m.toFixed(2)} at the start; measuring took ${(r.durationMs / 1000).toFixed(0)} s.`,
     '',
     markdownTable(tableRows(r)),
@@ -139,8 +148,11 @@ export function renderMarkdown(r: BenchResults): string {
       `Inserting the rows took ${formatMs(r.reads.insertMs)} ms. The reads ran on their own data dir, deleted afterwards.`,
     "- Hangar's create also makes a sparse 1 GiB ext4 image per machine (mkfs, loop mount) under an overlay, and writes SQLite; " +
       'podman mounts an overlay from its image store, with no per-machine disk quota.',
+    '- Pause in Hangar is a full stop: CRIU dumps and kills the processes, the container is removed and the disk image moved into the snapshot; ' +
+      'resume mounts it again and restores. podman keeps the stopped container and its overlay, so its checkpoint holds only the CRIU images. ' +
+      'The snapshot rows ran on a third data dir, deleted afterwards.',
     `- Raw samples: \`bench/results/${r.date}.json\`; chart: \`bench/results/${r.date}.svg\`.`,
-    `- Cleanup: ${r.leftovers.length ? `LEFT ON THE HOST: ${r.leftovers.join('; ')}` : 'nothing left (mounts, runc state, cgroups and loop devices of both data dirs; podman containers and image).'}`,
+    `- Cleanup: ${r.leftovers.length ? `LEFT ON THE HOST: ${r.leftovers.join('; ')}` : 'nothing left (mounts, runc state, cgroups and loop devices of the three data dirs; podman containers, image and checkpoint exports).'}`,
     '',
   ].join('\n');
 }
@@ -159,6 +171,7 @@ export async function writeResults(dir: string, r: BenchResults, markdown: strin
     listPage: summarize(r.reads.listPage.ms),
     listLegacy: summarize(r.reads.listLegacy.ms),
     listMetadata: summarize(r.reads.listMetadata.ms),
+    ...snapshotSummaries(r.snapshots, r.checkpoint),
   };
   await writeFile(`${base}.md`, markdown);
   await writeFile(`${base}.json`, `${JSON.stringify({ ...r, summaries }, null, 1)}\n`);

@@ -2,7 +2,7 @@
  * `npm run bench` (after `npm run build`): Hangar measured against podman on this
  * host in one run. Starts real Hangar servers in-process on fresh data dirs and talks
  * to them over loopback HTTP; prints a markdown table and writes bench/results/<date>.{md,json,svg}.
- * Needs root, runc and busybox-static; podman is optional (scripts/bench-setup.sh installs it).
+ * Needs root, runc, CRIU 4 and busybox-static; podman is optional (scripts/bench-setup.sh installs it).
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,8 +12,10 @@ import { run } from '../src/runtime/runc/command.js';
 import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
 import { withInstance } from './hangar-instance.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
+import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
+import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
 
 const PLAN = {
   create: { warmup: 3, count: 60, budgetMs: 240_000 },
@@ -25,6 +27,13 @@ const PLAN = {
     budgetMs: 60_000,
     throughput: { concurrency: 32, durationMs: 5_000, maxRequests: 500_000 },
   } satisfies ReadPlan,
+  snapshots: {
+    pauseResume: { warmup: 2, count: 20, budgetMs: 180_000 },
+    heldMiB: 256,
+    heldMemoryMb: 512,
+    snapshotFork: { warmup: 1, count: 10, budgetMs: 120_000 },
+  } satisfies SnapshotPlan,
+  checkpoint: { warmup: 1, count: 10, budgetMs: 120_000, heldMiB: 256 },
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -63,6 +72,8 @@ async function main(): Promise<number> {
   let create: CreateDestroySamples | undefined;
   let podman: PodmanResult | undefined;
   let reads: ReadResults | undefined;
+  let snapshots: HangarSnapshotResults | undefined;
+  let checkpoint: PodmanCheckpointResult | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -78,15 +89,30 @@ async function main(): Promise<number> {
       progress(`reads with ${PLAN.reads.storeRows} store rows + ${PLAN.reads.realMachines} real machines, then ${PLAN.reads.throughput.durationMs / 1000} s of load`);
       reads = await measureReads(inst, PLAN.reads, signal);
     });
+    await withInstance('snapshots', leftovers, async (inst) => {
+      const pr = PLAN.snapshots.pauseResume;
+      progress(
+        `pause + resume: ${pr.warmup} warm-ups + ${pr.count} timed, idle and holding ${PLAN.snapshots.heldMiB} MiB; ` +
+          `then ${PLAN.snapshots.snapshotFork.count} live snapshots + forks (${inst.server.url})`,
+      );
+      snapshots = await measureHangarSnapshots(inst, PLAN.snapshots, signal);
+      const rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
+      progress(`podman container checkpoint / restore: ${PLAN.checkpoint.warmup} warm-up + ${PLAN.checkpoint.count} timed, idle and holding ${PLAN.checkpoint.heldMiB} MiB`);
+      checkpoint = await measurePodmanCheckpoint(rootfs, PLAN.checkpoint, signal);
+      for (const [name, c] of Object.entries({ idle: checkpoint.idle, held: checkpoint.held })) {
+        if (!c.available) progress(`podman checkpoint (${name}): unavailable (${c.reason})`);
+      }
+    });
   } catch (err) {
     failure = err;
   } finally {
     await cleanupPodman().catch(() => undefined);
     leftovers.push(...(await podmanLeftovers().catch((err: Error) => [`podman check failed: ${err.message}`])));
+    leftovers.push(...(await checkpointLeftovers()));
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -98,6 +124,8 @@ async function main(): Promise<number> {
     create,
     podman,
     reads,
+    snapshots,
+    checkpoint,
     leftovers,
   };
   const markdown = renderMarkdown(results);
