@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.js';
@@ -7,6 +8,8 @@ import type { AnyRoute } from './http/route.js';
 import { RuncRuntime } from './runtime/runc/runc-runtime.js';
 import type { Runtime } from './runtime/runtime.js';
 import { AuthService } from './service/auth-service.js';
+import { ComputeService } from './service/compute-service.js';
+import { ExecService } from './service/exec-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
 import { ServerSecret } from './service/secrets.js';
@@ -100,6 +103,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const built = buildApp({
       machines,
       pools,
+      exec: new ExecService({ machines, runtime, templates }),
+      compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       auth,
       version: VERSION,
       logLevel: settings.logLevel,
@@ -157,6 +162,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await scheduler.stop();
         await pools.stop();
         await app!.close();
+        // Activity held in memory must reach the store before it closes.
+        await machines.stopActivityTracking();
         await store.close();
         // Only removes what is empty: machines left running keep their cgroups and state.
         await runtime.teardown();

@@ -2,10 +2,14 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance } from 
 import { z } from 'zod';
 import { HangarError } from '../domain/errors.js';
 import type { AuthService } from '../service/auth-service.js';
+import type { ComputeService } from '../service/compute-service.js';
+import type { ExecService } from '../service/exec-service.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
+import { computeRoutes } from './compute/compute-routes.js';
+import { execRoutes } from './native/exec-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
@@ -16,6 +20,8 @@ import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
 export interface AppOptions {
   machines: MachineService;
   pools: WarmPoolService;
+  exec: ExecService;
+  compute: ComputeService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
   info: () => Promise<Record<string, unknown>>;
@@ -29,7 +35,7 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -57,6 +63,8 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'auth' | 'i
     }),
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
+    ...execRoutes(o.exec),
+    ...computeRoutes(o.compute),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
   ];

@@ -1,4 +1,5 @@
 import type { MachineConfig } from '../domain/machine.js';
+import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 
 /** What a runtime needs to start one machine. */
 export interface MachineSpec {
@@ -42,6 +43,10 @@ export interface Runtime {
   inspect(id: string): Promise<RuntimeMachineState | null>;
   /** Every container of this instance, by machine id. */
   list(): Promise<Map<string, RuntimeMachineState>>;
+  /** A live usage sample of a running machine; null when it has no running container. */
+  stats(id: string): Promise<MachineStats | null>;
+  /** Where the machine's root filesystem and bundle are on the host. */
+  hostPaths(id: string): MachineHostPaths;
   /** Make a directory exist inside a machine that has not run user code yet (a warm-pool checkout). */
   ensureDir(id: string, path: string): Promise<void>;
   /**
@@ -69,7 +74,7 @@ export interface ExecOptions {
   env: Record<string, string>;
   uid: number;
   gid: number;
-  /** Fed to the command's stdin, which is then closed; without it stdin is /dev/null. */
+  /** Fed to the command's stdin, which is then closed; without it stdin is empty (end-of-file at once). */
   stdin?: Buffer;
   /** The command and everything it started are killed after this long. */
   timeoutMs: number;

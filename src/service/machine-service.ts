@@ -86,6 +86,10 @@ export interface MachineServiceOptions {
 const LIVE_STATUSES = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const reasonOf = (err: unknown): string => (err instanceof RuntimeError ? err.message : 'the runtime failed unexpectedly');
+/** A machine's activity reaches the store at most this often; in between it is held in memory. */
+const ACTIVITY_FLUSH_MS = 1_000;
+/** A flush that finds the machine busy with another operation tries again after this long. */
+const ACTIVITY_RETRY_MS = 250;
 
 /** The core of Hangar: every surface (native, Paperspace-style, compute) goes through here. */
 export class MachineService {
@@ -95,6 +99,13 @@ export class MachineService {
   /** Machines running on this server, for the capacity check. */
   private readonly holding = new Set<string>();
   private lastKeyPurge = 0;
+  /** Latest activity per machine not yet in the store. */
+  private readonly activity = new Map<string, number>();
+  /** Per machine: the pending flush, or the quiet second after one. */
+  private readonly activityTimers = new Map<string, NodeJS.Timeout>();
+  private activityStopped = false;
+  /** Activity writes in progress, awaited at shutdown. */
+  private readonly activityWrites = new Set<Promise<void>>();
   readonly now: () => number;
 
   constructor(private readonly o: MachineServiceOptions) {
@@ -559,14 +570,87 @@ export class MachineService {
   }
 
   /**
+   * Record activity on a machine (an exec, a file call, ...): it sets `last_active_at`
+   * and moves the inactivity deadline. Held in memory and stored at most once a second
+   * per machine, so a busy machine costs one write a second, not one per call.
+   */
+  touch(id: string): void {
+    if (this.activityStopped) return;
+    this.activity.set(id, this.now());
+    if (!this.activityTimers.has(id)) this.scheduleActivityFlush(id, 0);
+  }
+
+  private scheduleActivityFlush(id: string, delayMs: number): void {
+    const timer = setTimeout(() => void this.flushActivity(id), delayMs);
+    timer.unref();
+    this.activityTimers.set(id, timer);
+  }
+
+  /** Store a machine's pending activity, then keep quiet for a second (touches meanwhile wait for the next flush). */
+  private async flushActivity(id: string): Promise<void> {
+    const at = this.activity.get(id);
+    if (at === undefined || this.activityStopped) {
+      this.activityTimers.delete(id);
+      return;
+    }
+    if (this.locks.isBusy(id)) {
+      this.scheduleActivityFlush(id, ACTIVITY_RETRY_MS);
+      return;
+    }
+    this.activity.delete(id);
+    const write = this.storeActivity(id, at).catch((err) => this.o.log.error({ machine: id, err }, 'could not record activity'));
+    this.activityWrites.add(write);
+    await write;
+    this.activityWrites.delete(write);
+    if (!this.activityStopped) this.scheduleActivityFlush(id, ACTIVITY_FLUSH_MS);
+  }
+
+  /**
+   * Write one activity time, under the machine's lock so no operation changes the record
+   * between the read and the write (held only for one read and one write, so operations
+   * practically never find it taken). Only a running machine's record is changed: a
+   * pause or destroy that finished meanwhile wins.
+   */
+  private async storeActivity(id: string, at: number): Promise<void> {
+    await this.locks.with(id, 'activity record', async () => {
+      const m = await this.o.store.getMachine(id);
+      if (!m || m.status !== 'running' || (m.lastActiveAt ?? -Infinity) >= at) return;
+      m.lastActiveAt = at;
+      await this.save(m);
+    });
+  }
+
+  /** Store all pending activity now and ignore later touches (server shutdown). Busy machines are skipped. */
+  async stopActivityTracking(): Promise<void> {
+    this.activityStopped = true;
+    for (const timer of this.activityTimers.values()) clearTimeout(timer);
+    this.activityTimers.clear();
+    await Promise.all(this.activityWrites);
+    for (const [id, at] of this.activity) {
+      if (this.locks.isBusy(id)) continue;
+      await this.storeActivity(id, at).catch((err) => this.o.log.error({ machine: id, err }, 'could not record activity'));
+    }
+    this.activity.clear();
+  }
+
+  /** The record as it will be once its pending activity is stored. */
+  private withPendingActivity(m: MachineRecord): MachineRecord {
+    const at = this.activity.get(m.id);
+    return at === undefined || (m.lastActiveAt ?? -Infinity) >= at ? m : { ...m, lastActiveAt: at };
+  }
+
+  /**
    * Apply every lifecycle deadline that has passed, and purge destroyed records past
    * retention. Called by the scheduler; safe to call at any time.
    */
   async runDue(): Promise<void> {
     const now = this.now();
-    for (const m of await this.o.store.dueMachines(now, 50)) {
-      const due = nextDue(m);
-      if (!due || due.at > now || this.locks.isBusy(m.id)) continue;
+    for (const listed of await this.o.store.dueMachines(now, 50)) {
+      // Re-read: acting on the machines before this one took time, and it may have changed meanwhile.
+      const m = await this.o.store.getMachine(listed.id);
+      // Activity not yet stored still counts: it is at most a second old.
+      const due = m && nextDue(this.withPendingActivity(m));
+      if (!m || !due || due.at > now || this.locks.isBusy(m.id)) continue;
       await this.locks
         .with(m.id, `${due.kind} deadline`, () => this.applyDue(m, due))
         .catch((err) => this.o.log.error({ machine: m.id, err }, 'lifecycle action failed'));

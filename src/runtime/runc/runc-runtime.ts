@@ -1,6 +1,9 @@
 import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
+  ExecIo,
+  ExecOptions,
+  ExecResult,
   MachineSpec,
   Runtime,
   RuntimeInfo,
@@ -9,8 +12,11 @@ import type {
   SnapshotRuntime,
   SnapshotSupport,
 } from '../runtime.js';
+import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
+import { runcExec } from './exec.js';
+import { readMachineStats } from './stats.js';
 import { buildOciSpec } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
 import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer, type LayerPaths } from './writable-layer.js';
@@ -126,6 +132,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
   }
 
+  exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
+    return runcExec({ runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir }, id, options, io);
+  }
+
   async inspect(id: string): Promise<RuntimeMachineState | null> {
     try {
       const out = await this.runc(['state', id]);
@@ -144,6 +154,17 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     });
     const rows = (JSON.parse(out) ?? []) as Array<{ id: string; status: RuntimeMachineState['status']; pid: number }>;
     return new Map(rows.map((r) => [r.id, { status: r.status, pid: r.pid }]));
+  }
+
+  async stats(id: string): Promise<MachineStats | null> {
+    const state = await this.inspect(id);
+    if (state === null || state.pid <= 0 || (state.status !== 'running' && state.status !== 'paused')) return null;
+    return readMachineStats({ cgroupsPath: this.cgroupsPath(id), pid: state.pid });
+  }
+
+  hostPaths(id: string): MachineHostPaths {
+    const p = layerPaths(this.opts.machinesDir, id);
+    return { rootfs: p.rootfs, bundle: p.bundle };
   }
 
   /** SIGKILL every process in the machine's cgroup (whatever runc knows of it). */
@@ -235,6 +256,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     let memory = false;
     if (criu) {
       try {
+        // Freeze first: CRIU checks the freezer once and, if the cgroup is still freezing,
+        // sleeps 100 ms before looking again.
+        await this.runc(['pause', id]);
         // CRIU dumps processes, memory, files, sockets and the network namespace, then kills the container.
         await this.runc([
           '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
