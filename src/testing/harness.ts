@@ -122,7 +122,7 @@ export async function leftovers(dataDir: string, prefix: string): Promise<string
   return out;
 }
 
-/** Run a command inside a machine with the real `runc exec` (the API's exec comes later). */
+/** Run a command inside a machine with the real `runc exec`, bypassing the API (no activity recorded). */
 export async function execIn(server: HangarServer, id: string, argv: string[], timeoutMs = 30_000): Promise<{ code: number; out: string }> {
   try {
     const out = await run(server.settings.runcPath, ['--root', server.settings.runcStateDir, 'exec', id, ...argv], timeoutMs);
