@@ -1,5 +1,6 @@
 import type { CheckpointCase } from './podman-checkpoint.js';
 import type { BenchResults } from './report.js';
+import { densityEdges } from './perf-report.js';
 import { formatMs, summarize } from './stats.js';
 
 /** One bar; a null value is drawn as "unavailable". */
@@ -105,14 +106,21 @@ export function renderChart(r: BenchResults): string {
   const destroy = summarize(r.create.destroyMs);
   const run = r.podman.available ? summarize(r.podman.runMs) : null;
   const rm = r.podman.available ? summarize(r.podman.rmMs) : null;
+  const warm = summarize(r.warmPool.hitMs);
+  const burst = summarize(r.burst.createMs);
+  const { first, last } = densityEdges(r.density);
   const lifecycle: Panel = {
     title: 'Start and stop one machine: Hangar API vs podman CLI, same rootfs',
     colors: { Hangar: '#2563eb', podman: '#f97316' },
     groups: [
+      { label: 'create, warm-pool hit, p50', bars: [{ series: 'Hangar', value: warm.p50 }] },
       { label: 'create → running, p50', bars: [{ series: 'Hangar', value: create.p50 }, { series: 'podman', value: run?.p50 ?? null }] },
       { label: 'create → running, p95', bars: [{ series: 'Hangar', value: create.p95 }, { series: 'podman', value: run?.p95 ?? null }] },
       { label: 'destroy, p50', bars: [{ series: 'Hangar', value: destroy.p50 }, { series: 'podman', value: rm?.p50 ?? null }] },
       { label: 'destroy, p95', bars: [{ series: 'Hangar', value: destroy.p95 }, { series: 'podman', value: rm?.p95 ?? null }] },
+      { label: `${r.burst.count} creates at once, p95`, bars: [{ series: 'Hangar', value: burst.p95 }] },
+      { label: `density: first ${first.n} creates, p50`, bars: [{ series: 'Hangar', value: first.p50 }] },
+      { label: `density: last ${last.n} (to ${r.density.reached}), p50`, bars: [{ series: 'Hangar', value: last.p50 }] },
     ],
   };
   const rd = r.reads;
@@ -145,7 +153,7 @@ export function renderChart(r: BenchResults): string {
     a.svg,
     c.svg,
     b.svg,
-    `<text x="16" y="${footY}" font-size="12" fill="#444" ${FONT}>${esc(`GET /v1/machines/{id} throughput: ${Math.round(t.requestsPerSecond).toLocaleString('en-US')} req/s with ${t.concurrency} keep-alive connections (p99 ${formatMs(t.latency.p99)} ms)`)}</text>`,
+    `<text x="16" y="${footY}" font-size="12" fill="#444" ${FONT}>${esc(`GET /v1/machines/{id} throughput: ${Math.round(t.requestsPerSecond).toLocaleString('en-US')} req/s with ${t.concurrency} keep-alive connections (p99 ${formatMs(t.latency.p99)} ms)${r.wrk.available ? `; wrk: ${Math.round(r.wrk.requestsPerSecond).toLocaleString('en-US')} req/s` : ''}`)}</text>`,
     '</svg>',
     '',
   ].join('\n');

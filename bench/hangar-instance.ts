@@ -6,7 +6,8 @@ import { loadSettings } from '../src/settings.js';
 import { leftovers } from '../src/testing/harness.js';
 import { ApiClient } from './http-client.js';
 
-const BENCH_ADMIN_KEY = 'hangar-bench-admin-key-0123456789';
+/** The bootstrap admin key of every bench server (warm pools are admin-only). */
+export const BENCH_ADMIN_KEY = 'hangar-bench-admin-key-0123456789';
 
 /** A real Hangar server on its own fresh data dir, with a team key to call it with. */
 export interface BenchInstance {
@@ -31,8 +32,8 @@ async function createTeam(url: string): Promise<{ teamId: string; key: string }>
   }
 }
 
-/** Start a server on a new temporary data dir listening on a random loopback port. */
-export async function startInstance(label: string): Promise<BenchInstance> {
+/** Start a server on a new temporary data dir listening on a random loopback port; `env` adds settings (HANGAR_*). */
+export async function startInstance(label: string, env: Record<string, string> = {}): Promise<BenchInstance> {
   const dataDir = await mkdtemp(join(tmpdir(), `hangar-bench-${label}-`));
   let server: HangarServer;
   try {
@@ -42,6 +43,7 @@ export async function startInstance(label: string): Promise<BenchInstance> {
         HANGAR_LISTEN: '127.0.0.1:0',
         HANGAR_BOOTSTRAP_KEY: BENCH_ADMIN_KEY,
         HANGAR_LOG_LEVEL: 'silent',
+        ...env,
       }),
     );
   } catch (err) {
@@ -67,6 +69,8 @@ export async function stopInstance(inst: BenchInstance): Promise<string[]> {
   const prefix = inst.server.settings.instancePrefix;
   inst.client.close();
   try {
+    // A pool left behind (a failed run) must not refill while destroyAll empties the host.
+    await inst.server.pools.stop();
     await inst.server.machines.destroyAll();
   } finally {
     await inst.server.close();
@@ -76,8 +80,13 @@ export async function stopInstance(inst: BenchInstance): Promise<string[]> {
 }
 
 /** Run `fn` against a fresh instance, stopping it afterwards even when `fn` throws. */
-export async function withInstance<T>(label: string, found: string[], fn: (inst: BenchInstance) => Promise<T>): Promise<T> {
-  const inst = await startInstance(label);
+export async function withInstance<T>(
+  label: string,
+  found: string[],
+  fn: (inst: BenchInstance) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
+  const inst = await startInstance(label, env);
   try {
     return await fn(inst);
   } finally {

@@ -4,10 +4,15 @@ import { renderChart } from './chart.js';
 import type { CreateDestroySamples } from './create-destroy.js';
 import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
 import type { PodmanCheckpointResult } from './podman-checkpoint.js';
+import type { BurstSamples } from './burst.js';
+import type { DensityResults } from './density.js';
+import { burstRow, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
 import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
 import type { HangarSnapshotResults } from './snapshots.js';
 import { formatMs, summarize, type Summary } from './stats.js';
+import type { WarmPoolSamples } from './warm-pool.js';
+import type { WrkResult } from './wrk.js';
 
 /** Facts about the machine the numbers come from. */
 export interface HostFacts {
@@ -35,6 +40,14 @@ export interface BenchResults {
   snapshots: HangarSnapshotResults;
   /** podman's checkpoint/restore of the same cases. */
   checkpoint: PodmanCheckpointResult;
+  /** Creates served from a full warm pool. */
+  warmPool: WarmPoolSamples;
+  /** Cold creates sent all at once. */
+  burst: BurstSamples;
+  /** Idle machines piled up on one server. */
+  density: DensityResults;
+  /** GET by id under wrk's load. */
+  wrk: WrkResult;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -76,6 +89,7 @@ export function tableRows(r: BenchResults): TableRow[] {
   const t = rd.throughput;
   const bad = Object.entries(t.badStatuses).map(([s, n]) => `${n}×${s}`).join(', ');
   return [
+    warmPoolRow(r.warmPool),
     {
       what: 'create → running, p50 / p95 (min–max)',
       hangar: startStopCell(summarize(r.create.createMs)),
@@ -91,6 +105,8 @@ export function tableRows(r: BenchResults): TableRow[] {
       podman: p.available ? startStopCell(summarize(p.rmMs)) : 'podman: unavailable (see above)',
       notes: 'Hangar: `DELETE /v1/machines/{id}` answered 200 `destroyed`. podman: `podman rm -f -t 0` (SIGKILL at once, as `runc delete --force`).',
     },
+    burstRow(r.burst),
+    ...densityRows(r.density),
     readRow('`GET /healthz`, p50 / p95 / p99', rd.healthz, 'No auth, no store: the HTTP floor of this client and server.'),
     readRow(
       '`GET /v1/machines/{id}`, p50 / p95 / p99',
@@ -112,6 +128,7 @@ export function tableRows(r: BenchResults): TableRow[] {
         `${t.concurrency} keep-alive connections for ${(t.durationMs / 1000).toFixed(1)} s from a worker thread; ` +
         `${thousands(t.ok)} answered 200${bad ? `, ${bad}` : ''}${t.errors ? `, ${t.errors} failed` : ''}.`,
     },
+    wrkRow(r.wrk),
     ...snapshotRows(r.snapshots, r.checkpoint),
   ];
 }
@@ -137,6 +154,12 @@ export function renderMarkdown(r: BenchResults): string {
     `${h.os}, kernel ${h.kernel}, ${h.cpus} × ${h.cpuModel}; Node ${h.node}, runc ${h.runc}${criu}, ${podmanFacts}. ` +
       `Load average ${h.loadAvg1m.toFixed(2)} at the start; measuring took ${(r.durationMs / 1000).toFixed(0)} s.`,
     '',
+    '## Goals',
+    '',
+    goalsTable(goalRows(r)),
+    '',
+    '## All measurements',
+    '',
     markdownTable(tableRows(r)),
     '',
     '- Client: `node:http` with a keep-alive agent (lower overhead than `fetch`), one connection for the sequential series, ' +
@@ -152,7 +175,7 @@ export function renderMarkdown(r: BenchResults): string {
       'resume mounts it again and restores. podman keeps the stopped container and its overlay, so its checkpoint holds only the CRIU images. ' +
       'The snapshot rows ran on a third data dir, deleted afterwards.',
     `- Raw samples: \`bench/results/${r.date}.json\`; chart: \`bench/results/${r.date}.svg\`.`,
-    `- Cleanup: ${r.leftovers.length ? `LEFT ON THE HOST: ${r.leftovers.join('; ')}` : 'nothing left (mounts, runc state, cgroups and loop devices of the three data dirs; podman containers, image and checkpoint exports).'}`,
+    `- Cleanup: ${r.leftovers.length ? `LEFT ON THE HOST: ${r.leftovers.join('; ')}` : 'nothing left (mounts, runc state, cgroups and loop devices of every data dir; podman containers, image and checkpoint exports).'}`,
     '',
   ].join('\n');
 }
@@ -172,6 +195,9 @@ export async function writeResults(dir: string, r: BenchResults, markdown: strin
     listLegacy: summarize(r.reads.listLegacy.ms),
     listMetadata: summarize(r.reads.listMetadata.ms),
     ...snapshotSummaries(r.snapshots, r.checkpoint),
+    warmPoolHit: summarize(r.warmPool.hitMs),
+    burstCreate: summarize(r.burst.createMs),
+    densityCreate: summarize(r.density.createMs),
   };
   await writeFile(`${base}.md`, markdown);
   await writeFile(`${base}.json`, `${JSON.stringify({ ...r, summaries }, null, 1)}\n`);

@@ -9,13 +9,17 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../src/runtime/runc/command.js';
+import { measureBurst, type BurstSamples } from './burst.js';
 import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
+import { measureDensity, type DensityPlan, type DensityResults } from './density.js';
 import { withInstance } from './hangar-instance.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
+import { measureWarmPool, type WarmPoolPlan, type WarmPoolSamples } from './warm-pool.js';
+import { measureWrk, type WrkResult } from './wrk.js';
 
 const PLAN = {
   create: { warmup: 3, count: 60, budgetMs: 240_000 },
@@ -34,6 +38,19 @@ const PLAN = {
     snapshotFork: { warmup: 1, count: 10, budgetMs: 120_000 },
   } satisfies SnapshotPlan,
   checkpoint: { warmup: 1, count: 10, budgetMs: 120_000, heldMiB: 256 },
+  warmPool: { size: 60, warmup: 5, count: 50, budgetMs: 60_000, fillTimeoutMs: 120_000 } satisfies WarmPoolPlan,
+  burst: 100,
+  wrk: { threads: 1, connections: 32, durationS: 5 },
+  density: {
+    target: 1_000,
+    config: { memory_mb: 64, disk_mb: 64 },
+    concurrency: 2,
+    edge: 50,
+    budgetMs: 300_000,
+    destroyConcurrency: 4,
+    settleMs: 2_000,
+    maxMachines: 1_100,
+  } satisfies DensityPlan,
 };
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -74,6 +91,10 @@ async function main(): Promise<number> {
   let reads: ReadResults | undefined;
   let snapshots: HangarSnapshotResults | undefined;
   let checkpoint: PodmanCheckpointResult | undefined;
+  let warmPool: WarmPoolSamples | undefined;
+  let burst: BurstSamples | undefined;
+  let density: DensityResults | undefined;
+  let wrk: WrkResult | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -88,7 +109,22 @@ async function main(): Promise<number> {
     await withInstance('reads', leftovers, async (inst) => {
       progress(`reads with ${PLAN.reads.storeRows} store rows + ${PLAN.reads.realMachines} real machines, then ${PLAN.reads.throughput.durationMs / 1000} s of load`);
       reads = await measureReads(inst, PLAN.reads, signal);
+      const w = PLAN.wrk;
+      progress(`wrk: GET /v1/machines/{id}, ${w.connections} connections for ${w.durationS} s`);
+      const someId = (await inst.client.expect<{ items: Array<{ id: string }> }>(200, 'GET', '/v1/machines?limit=1')).body.items[0]?.id;
+      if (!someId) throw new Error('the reads instance has no machine to GET');
+      wrk = await measureWrk(inst.server.url, inst.apiKey, `/v1/machines/${someId}`, w, signal);
+      if (!wrk.available) progress(`wrk: unavailable (${wrk.reason})`);
     });
+    await withInstance('warm', leftovers, async (inst) => {
+      const wp = PLAN.warmPool;
+      progress(`warm pool of ${wp.size}: fill, then ${wp.warmup} warm-ups + ${wp.count} timed hits (${inst.server.url})`);
+      warmPool = await measureWarmPool(inst, wp, signal);
+      progress(`${PLAN.burst} cold creates at once, then ${PLAN.burst} destroys at once`);
+      burst = await measureBurst(inst, PLAN.burst, signal);
+    });
+    progress(`density: up to ${PLAN.density.target} idle machines, ${PLAN.density.concurrency} creates in flight`);
+    density = await measureDensity(PLAN.density, leftovers, signal, progress);
     await withInstance('snapshots', leftovers, async (inst) => {
       const pr = PLAN.snapshots.pauseResume;
       progress(
@@ -112,7 +148,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -126,6 +162,10 @@ async function main(): Promise<number> {
     reads,
     snapshots,
     checkpoint,
+    warmPool,
+    burst,
+    density,
+    wrk,
     leftovers,
   };
   const markdown = renderMarkdown(results);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares this machine for `npm run bench` (root, Debian 12), idempotently:
-# podman (the peer the benchmark measures Hangar against) from Debian, and the two
+# podman (the peer the benchmark measures Hangar against) and wrk from Debian, and the two
 # containers.conf settings without which Debian 12's podman 4.3.1 cannot start a
 # container here (this sandbox forbids raising RLIMIT_NOFILE/NPROC; crun refuses the
 # hybrid cgroup layout). See ../shared/docs/platform.md.
@@ -17,6 +17,13 @@ if ! command -v podman >/dev/null 2>&1; then
   fi
   # No -t: Debian 12's own podman (4.3.1), even where setup.sh added trixie at a low pin.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null
+fi
+
+# wrk: the independent load generator for the GET throughput row.
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "bench-setup: installing wrk"
+  apt-cache show wrk >/dev/null 2>&1 || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
 # True when `key = value` is set inside `[section]` of the config file.

@@ -1,0 +1,149 @@
+/** The rows of warm pools, bursts, density and wrk, and the table of issue 6's performance goals. */
+import type { BurstSamples } from './burst.js';
+import type { DensityResults } from './density.js';
+import { describeResources } from './host-resources.js';
+import type { BenchResults, TableRow } from './report.js';
+import { formatMs, summarize, type Summary } from './stats.js';
+import type { WarmPoolSamples } from './warm-pool.js';
+import type { WrkResult } from './wrk.js';
+
+const MiB = 1024 * 1024;
+const thousands = (n: number): string => Math.round(n).toLocaleString('en-US');
+const latency = (s: Summary): string => `${formatMs(s.p50)} / ${formatMs(s.p95)} ms (${formatMs(s.min)}–${formatMs(s.max)}; n=${s.n})`;
+
+/** The first and the last `edge` creates of a density run. */
+export function densityEdges(d: DensityResults): { first: Summary; last: Summary } {
+  const n = Math.min(d.plan.edge, Math.floor(d.createMs.length / 2));
+  return { first: summarize(d.createMs.slice(0, n)), last: summarize(d.createMs.slice(d.createMs.length - n)) };
+}
+
+/** Memory the machines took from the host at the peak, per machine (MemAvailable before − after). */
+export function densityHostBytesPerMachine(d: DensityResults): number {
+  return d.reached ? ((d.memAvailableBeforeKiB - d.memAvailableAfterKiB) * 1024) / d.reached : Number.NaN;
+}
+
+export function warmPoolRow(w: WarmPoolSamples): TableRow {
+  return {
+    what: 'create, warm-pool hit, p50 / p95 (min–max)',
+    hangar: latency(summarize(w.hitMs)),
+    podman: '—',
+    notes:
+      `\`POST /v1/machines {template: "base", config}\` matching pool \`${w.pool}\` (size ${w.size}, filled in ${formatMs(w.fillMs)} ms), ` +
+      `answered 201 \`running\` with \`warm_pool_checkout {hit: true}\`; back to back, ${w.warmup} untimed warm-ups. ` +
+      `${w.misses.length ? `${w.misses.length} not served from the pool: ${w.misses.slice(0, 3).join('; ')}. ` : 'No misses. '}` +
+      `Pool counters after: ${w.poolHits} hits, ${w.poolMisses} misses, ${w.readyAfter} ready (the refill ran meanwhile). ` +
+      `The checkout claims an idle machine in one SQLite transaction and applies team, metadata, timers and hostname; no container is started.`,
+  };
+}
+
+export function burstRow(b: BurstSamples): TableRow {
+  const s = summarize(b.createMs);
+  return {
+    what: `${b.count} creates at once, p50 / p95 (min–max)`,
+    hangar: latency(s),
+    podman: '—',
+    notes:
+      `${b.count} concurrent cold \`POST /v1/machines {}\` over ${b.count} connections: ${b.createMs.length} answered 201 \`running\`` +
+      `${b.failures.length ? `, ${b.failures.length} failed (${[...new Set(b.failures)].slice(0, 3).join('; ')})` : ''}; ` +
+      `all answered within ${formatMs(b.wallMs)} ms (${((b.createMs.length / b.wallMs) * 1000).toFixed(0)} machines/s). ` +
+      `Then ${b.count} concurrent destroys: p50 ${formatMs(summarize(b.destroyMs).p50)} ms, all within ${formatMs(b.destroyWallMs)} ms` +
+      `${b.destroyFailures.length ? `, ${b.destroyFailures.length} failed` : ''}.`,
+  };
+}
+
+export function densityRows(d: DensityResults): TableRow[] {
+  const { first, last } = densityEdges(d);
+  const hostPer = densityHostBytesPerMachine(d);
+  const cgroupPer = d.cgroupsRead ? d.cgroupBytes / d.cgroupsRead : Number.NaN;
+  const serverPer = d.reached ? (d.rssAfterBytes - d.rssBeforeBytes) / d.reached : Number.NaN;
+  return [
+    {
+      what: `density: ${thousands(d.plan.target)} idle \`base\` machines`,
+      hangar: `${thousands(d.reached)} running; ${(hostPer / MiB).toFixed(2)} MiB of host memory per machine`,
+      podman: '—',
+      notes:
+        `Config ${JSON.stringify(d.plan.config)}, ${d.plan.concurrency} creates in flight. ` +
+        `${d.stoppedBy ? `Stopped short: ${d.stoppedBy}. ` : ''}` +
+        `Per machine: MemAvailable fell by ${(hostPer / MiB).toFixed(2)} MiB (all kernel and user memory: page cache, ext4 and overlay mounts, loop devices, cgroups, init); ` +
+        `its memory cgroup charged ${(cgroupPer / MiB).toFixed(2)} MiB (mean of ${thousands(d.cgroupsRead)}); ` +
+        `the server process grew ${(serverPer / 1024).toFixed(0)} KiB. At the peak: ${describeResources(d.atPeak)}. ` +
+        `Destroying all ${thousands(d.destroyMs.length)} took ${(d.destroyWallMs / 1000).toFixed(1)} s (p50 ${formatMs(summarize(d.destroyMs).p50)} ms, ${d.plan.destroyConcurrency} in flight)` +
+        `${d.destroyFailures.length ? `, ${d.destroyFailures.length} failed` : ''}; ${d.left.length ? `left: ${d.left.join(', ')}` : 'nothing left'}.`,
+    },
+    {
+      what: `density: create, first vs last ${first.n}, p50 / p95`,
+      hangar: `${formatMs(first.p50)} / ${formatMs(first.p95)} → ${formatMs(last.p50)} / ${formatMs(last.p95)} ms (×${(last.p50 / first.p50).toFixed(2)} at p50)`,
+      podman: '—',
+      notes: `Round trips of the first ${first.n} creates (0 → ${first.n} machines) and of the last ${last.n} (up to ${thousands(d.reached)}), ${d.plan.concurrency} in flight.`,
+    },
+  ];
+}
+
+export function wrkRow(w: WrkResult): TableRow {
+  if (!w.available) return { what: '`GET /v1/machines/{id}` throughput (wrk)', hangar: `unavailable: ${w.reason}`, podman: '—', notes: '' };
+  return {
+    what: '`GET /v1/machines/{id}` throughput (wrk)',
+    hangar: `${thousands(w.requestsPerSecond)} req/s (p50 ${formatMs(w.p50Ms)}, p99 ${formatMs(w.p99Ms)} ms)`,
+    podman: '—',
+    notes:
+      `wrk ${w.version} in its own process: ${w.plan.threads} thread, ${w.plan.connections} connections, ${w.plan.durationS} s, ` +
+      `${thousands(w.requests)} requests${w.non2xx ? `, ${w.non2xx} not 2xx` : ''}${w.socketErrors ? `, socket errors: ${w.socketErrors}` : ''}; ` +
+      `the same 1,003-machine store as the read rows.`,
+  };
+}
+
+/** One line of the goals table. */
+export interface GoalRow {
+  what: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+/** Issue 6's goals against this run's numbers; `met` is null when there was nothing to compare. */
+export function goalRows(r: BenchResults): GoalRow[] {
+  const warm = summarize(r.warmPool.hitMs);
+  const cold = summarize(r.create.createMs);
+  const podman = r.podman.available ? summarize(r.podman.runMs) : null;
+  const speedup = podman ? podman.p50 / cold.p50 : Number.NaN;
+  const burst = summarize(r.burst.createMs);
+  const wrk = r.wrk.available ? r.wrk.requestsPerSecond : null;
+  const list = summarize(r.reads.listPage.ms);
+  const { first, last } = densityEdges(r.density);
+  return [
+    { what: 'create, warm-pool hit, round trip', goal: 'p50 ≤ 5 ms', measured: `p50 ${formatMs(warm.p50)} ms`, met: warm.n ? warm.p50 <= 5 : null },
+    {
+      what: 'create, cold, round trip until `running`',
+      goal: 'p50 ≤ 80 ms and ≥ 5× faster than `podman run -d`',
+      measured: `p50 ${formatMs(cold.p50)} ms; podman ${podman ? `${formatMs(podman.p50)} ms → ${speedup.toFixed(1)}×` : 'unavailable'}`,
+      met: podman ? cold.p50 <= 80 && speedup >= 5 : null,
+    },
+    {
+      what: `${r.burst.count} creates at once`,
+      goal: 'all succeed; p95 reported',
+      measured: `${r.burst.createMs.length} of ${r.burst.count} succeeded; p95 ${formatMs(burst.p95)} ms`,
+      met: r.burst.createMs.length === r.burst.count,
+    },
+    {
+      what: '`GET /v1/machines/{id}`',
+      goal: '≥ 5,000 requests/s',
+      measured: `${wrk === null ? 'wrk unavailable' : `${thousands(wrk)} req/s (wrk)`}; ${thousands(r.reads.throughput.requestsPerSecond)} req/s (Node worker)`,
+      met: (wrk ?? r.reads.throughput.requestsPerSecond) >= 5_000,
+    },
+    { what: 'list, 1,000 machines in store, `limit=100`', goal: 'p99 ≤ 20 ms', measured: `p99 ${formatMs(list.p99)} ms`, met: list.p99 <= 20 },
+    {
+      what: `density: ${thousands(r.density.plan.target)} idle \`base\` machines`,
+      goal: `all running; memory per machine reported; create p50 at the end ≤ 2× at the start`,
+      measured:
+        `${thousands(r.density.reached)} running; ${(densityHostBytesPerMachine(r.density) / MiB).toFixed(2)} MiB each; ` +
+        `p50 ${formatMs(first.p50)} → ${formatMs(last.p50)} ms (×${(last.p50 / first.p50).toFixed(2)})`,
+      met: r.density.reached >= r.density.plan.target && last.p50 <= 2 * first.p50,
+    },
+  ];
+}
+
+export function goalsTable(rows: readonly GoalRow[]): string {
+  const lines = ['| what | goal | measured | met |', '| --- | --- | --- | --- |'];
+  for (const g of rows) lines.push(`| ${g.what} | ${g.goal} | ${g.measured} | ${g.met === null ? 'not measured' : g.met ? 'yes' : '**no**'} |`);
+  return lines.join('\n');
+}
