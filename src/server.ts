@@ -12,6 +12,7 @@ import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
+import { ProcessService } from './service/process-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -31,6 +32,8 @@ export interface HangarServer {
   store: Store;
   runtime: Runtime;
   machines: MachineService;
+  /** Background processes inside machines (in memory; killed when the server stops). */
+  processes: ProcessService;
   pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
@@ -100,10 +103,13 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       templates,
       log: serviceLog,
     });
+    const exec = new ExecService({ machines, runtime, templates });
+    const processes = new ProcessService({ machines, runtime, exec });
     const built = buildApp({
       machines,
       pools,
-      exec: new ExecService({ machines, runtime, templates }),
+      exec,
+      processes,
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       auth,
       version: VERSION,
@@ -150,6 +156,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       store,
       runtime,
       machines,
+      processes,
       pools,
       auth,
       scheduler,
@@ -161,6 +168,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         ready = false;
         await scheduler.stop();
         await pools.stop();
+        // Before the HTTP server: followers of a process's output get its exit and end.
+        await processes.close();
         await app!.close();
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();

@@ -17,6 +17,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body must be application/json.' },
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
   UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team.' },
+  COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity.' },
   RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason.' },

@@ -5,6 +5,8 @@ import type {
   ExecOptions,
   ExecResult,
   MachineSpec,
+  ProcessHandle,
+  ProcessOptions,
   Runtime,
   RuntimeInfo,
   RuntimeMachineState,
@@ -15,7 +17,8 @@ import type {
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
-import { runcExec } from './exec.js';
+import { runcExec, type RuncExecContext } from './exec.js';
+import { runcStartProcess } from './process.js';
 import { readMachineStats } from './stats.js';
 import { buildOciSpec } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
@@ -132,8 +135,16 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
   }
 
+  private execContext(id: string): RuncExecContext {
+    return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir };
+  }
+
   exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
-    return runcExec({ runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir }, id, options, io);
+    return runcExec(this.execContext(id), id, options, io);
+  }
+
+  startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+    return runcStartProcess(this.execContext(id), id, options, io);
   }
 
   async inspect(id: string): Promise<RuntimeMachineState | null> {
