@@ -13,6 +13,7 @@ import { ExecService } from './service/exec-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
+import { PtyService } from './service/pty-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -73,6 +74,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
+      toolsDir: join(settings.dataDir, 'tools'),
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
@@ -105,11 +107,13 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
+    const pty = new PtyService({ machines, runtime, exec });
     const built = buildApp({
       machines,
       pools,
       exec,
       processes,
+      pty,
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       auth,
       version: VERSION,
@@ -170,6 +174,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await pools.stop();
         // Before the HTTP server: followers of a process's output get its exit and end.
         await processes.close();
+        await pty.close();
         await app!.close();
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();

@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   ROUTE_NOT_FOUND: { status: 404, meaning: 'No endpoint at this method and path.' },
   STATE_CONFLICT: { status: 409, meaning: 'The machine is not in a state that allows this operation, or another operation on it is in progress.' },
   IDEMPOTENCY_KEY_REUSED: { status: 409, meaning: 'The Idempotency-Key was already used with a different request body.' },
+  UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   BODY_TOO_LARGE: { status: 413, meaning: 'The request body exceeds the size limit.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body must be application/json.' },
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },

@@ -6,6 +6,7 @@ import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { ProcessService } from '../service/process-service.js';
+import type { PtyService } from '../service/pty-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
@@ -13,6 +14,7 @@ import { computeRoutes } from './compute/compute-routes.js';
 import { execRoutes } from './native/exec-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { processRoutes } from './native/process-routes.js';
+import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
@@ -24,6 +26,7 @@ export interface AppOptions {
   pools: WarmPoolService;
   exec: ExecService;
   processes: ProcessService;
+  pty: PtyService;
   compute: ComputeService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
@@ -68,6 +71,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'p
     ...snapshotRoutes(o.machines),
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
+    ...ptyRoutes(),
     ...computeRoutes(o.compute),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
@@ -159,5 +163,11 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   });
   app.get('/openapi.json', async () => doc);
   registerRoutes(app, routes, (h) => o.auth.authenticate(h));
+  // WebSocket upgrades never reach Fastify's router: the terminal endpoint listens for them itself.
+  const upgrades = servePtyUpgrades(app.server, o.pty, (h) => o.auth.authenticate(h), app.log);
+  app.addHook('preClose', (done) => {
+    upgrades.close();
+    done();
+  });
   return { app, routes };
 }

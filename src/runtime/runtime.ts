@@ -59,6 +59,13 @@ export interface Runtime {
    * resolve once it runs. Throws `ExecStartError` when it could not be started.
    */
   startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle>;
+  /**
+   * Start a command on a new terminal (pty) inside a running machine; what it writes to
+   * the terminal goes to `output` from the first byte. Throws
+   * `ExecStartError` when it could not be started, `RuntimeError` (step 'pty') when this
+   * host cannot provide terminals.
+   */
+  startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */
@@ -153,14 +160,15 @@ export interface PtyOptions {
 
 /** A command running on a terminal inside a machine. */
 export interface PtyHandle {
-  /** The command's pid inside the machine. */
+  /** The command's pid inside the machine; 0 when it exited before it could be read. */
   pid: number;
   /** Bytes typed on the terminal. */
   write(data: Buffer): void;
   /** Change the terminal's window size (the command gets SIGWINCH). */
   resize(cols: number, rows: number): void;
-  /** Receives what the command writes to the terminal. Set before the first data arrives. */
-  onData: (chunk: Buffer) => void;
+  /** Stop reading the terminal's output until `resume` (a slow reader holds the command back). */
+  pause(): void;
+  resume(): void;
   /** Kill the command and everything it started. */
   kill(): void;
   /** Settles once the terminal has closed (the command and all that held it exited). */

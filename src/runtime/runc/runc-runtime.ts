@@ -7,6 +7,8 @@ import type {
   MachineSpec,
   ProcessHandle,
   ProcessOptions,
+  PtyHandle,
+  PtyOptions,
   Runtime,
   RuntimeInfo,
   RuntimeMachineState,
@@ -19,6 +21,8 @@ import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
 import { runcExec, type RuncExecContext } from './exec.js';
 import { runcStartProcess } from './process.js';
+import { runcStartPty } from './pty.js';
+import { ensurePtyRelay } from './pty-relay.js';
 import { readMachineStats } from './stats.js';
 import { buildOciSpec } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
@@ -40,6 +44,8 @@ export interface RuncRuntimeOptions {
   stateDir: string;
   /** Tasks allowed per machine: stops fork bombs. */
   pidsLimit: number;
+  /** Where helper programs built on this host are kept (the terminal relay). */
+  toolsDir: string;
 }
 
 function isMissingContainer(err: unknown): boolean {
@@ -54,6 +60,7 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
  */
 export class RuncRuntime implements Runtime, SnapshotRuntime {
   private support: Promise<SnapshotSupport> | null = null;
+  private ptyRelay: Promise<string> | null = null;
 
   constructor(private readonly opts: RuncRuntimeOptions) {}
 
@@ -145,6 +152,15 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
 
   startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
     return runcStartProcess(this.execContext(id), id, options, io);
+  }
+
+  async startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
+    // Built once per server; a failure is retried at the next terminal (a compiler may have been installed).
+    this.ptyRelay ??= ensurePtyRelay(this.opts.toolsDir).catch((err: unknown) => {
+      this.ptyRelay = null;
+      throw new RuntimeError(message(err), id, 'pty');
+    });
+    return runcStartPty(this.execContext(id), await this.ptyRelay, id, options, output);
   }
 
   async inspect(id: string): Promise<RuntimeMachineState | null> {

@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ExecStartError, type PtyHandle, type PtyOptions } from '../runtime.js';
+import { CommandError, run } from './command.js';
+import { killTree, plainStartError, readPid, startFailure, type RuncExecContext } from './exec.js';
+
+/** The relay gets this long to start listening. */
+const RELAY_READY_MS = 10_000;
+/** After the command's tree is killed, the relay gets this long to see the terminal close. */
+const RELAY_EXIT_GRACE_MS = 1_000;
+/** Longest unix socket path (108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH = 100;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start a command on a new terminal: `runc exec --detach --tty` sends the pty master to
+ * the relay (see pty-relay.ts), which copies bytes both ways and applies window sizes.
+ * With --detach, runc exits once the command runs; the machine's init adopts and reaps it.
+ */
+export async function runcStartPty(
+  ctx: RuncExecContext,
+  relayPath: string,
+  id: string,
+  o: PtyOptions,
+  output: (chunk: Buffer) => void,
+): Promise<PtyHandle> {
+  const name = `pty-${randomBytes(8).toString('hex')}`;
+  let socketPath = join(ctx.machineDir, `${name}.sock`);
+  if (socketPath.length > MAX_SOCKET_PATH) socketPath = join(tmpdir(), `hangar-${name}.sock`);
+  const pidFile = join(ctx.machineDir, `${name}.pid`);
+
+  const relay = spawn(relayPath, [socketPath, String(o.cols), String(o.rows)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+  let relayExited = false;
+  const relayExit = new Promise<void>((resolve) => {
+    // 'close', not 'exit': the relay's last output has been read by then.
+    relay.once('close', () => {
+      relayExited = true;
+      resolve();
+    });
+    relay.once('error', () => {
+      relayExited = true;
+      resolve();
+    });
+  });
+  relay.stdin.on('error', () => undefined);
+  relay.stdout.on('data', (c: Buffer) => output(c));
+  const control = relay.stdio[3] as Writable;
+  control.on('error', () => undefined);
+  let relayLog = '';
+  const ready = new Promise<boolean>((resolve) => {
+    relay.stderr.setEncoding('utf8');
+    relay.stderr.on('data', (c: string) => {
+      relayLog += c;
+      if (/^ready$/m.test(relayLog)) resolve(true);
+    });
+    void relayExit.then(() => resolve(false));
+    setTimeout(() => resolve(false), RELAY_READY_MS).unref();
+  });
+  const cleanup = async (): Promise<void> => {
+    await rm(socketPath, { force: true }).catch(() => undefined);
+    await rm(pidFile, { force: true }).catch(() => undefined);
+  };
+  if (!(await ready)) {
+    if (!relayExited) relay.kill('SIGKILL');
+    await relayExit;
+    await cleanup();
+    throw new ExecStartError(`the terminal relay did not start: ${relayLog.trim() || 'no message'}`, id, 'cannot_start');
+  }
+
+  const args = [
+    '--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--detach', '--tty', '--console-socket', socketPath, '--pid-file', pidFile,
+    '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`,
+  ];
+  for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
+  args.push(id, ...o.argv);
+  let hostPid: number | null;
+  try {
+    await run(ctx.runcPath, args, 30_000);
+    hostPid = await readPid(pidFile);
+  } catch (err) {
+    relay.kill('SIGKILL');
+    await relayExit;
+    await cleanup();
+    const message = err instanceof CommandError ? err.stderr.trim() : String(err);
+    throw new ExecStartError(plainStartError(message, o.cwd), id, startFailure(message));
+  }
+  await rm(pidFile, { force: true }).catch(() => undefined);
+
+  let killing: Promise<void> | null = null;
+  const exited = relayExit.then(cleanup);
+  const handle: PtyHandle = {
+    pid: 0,
+    write: (data) => {
+      if (!relay.stdin.writableEnded && !relay.stdin.destroyed) relay.stdin.write(data);
+    },
+    resize: (cols, rows) => {
+      if (!control.destroyed) control.write(`${cols} ${rows}\n`);
+    },
+    pause: () => (relay.stdout as Readable).pause(),
+    resume: () => (relay.stdout as Readable).resume(),
+    kill: () => {
+      killing ??= (async () => {
+        if (hostPid !== null) await killTree(hostPid);
+        await Promise.race([relayExit, sleep(RELAY_EXIT_GRACE_MS)]);
+        if (!relayExited) relay.kill('SIGKILL');
+      })().catch(() => undefined);
+    },
+    exited,
+  };
+  // The in-machine pid, for logs and the session's description (the command may already be gone).
+  if (hostPid !== null) handle.pid = await nsPid(hostPid);
+  return handle;
+}
+
+/** The innermost pid of a host process (its pid inside the machine), or 0 when it is gone. */
+async function nsPid(hostPid: number): Promise<number> {
+  const status = await readFile(`/proc/${hostPid}/status`, 'utf8').catch(() => '');
+  const line = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+  return line ? Number(line.at(-1)) || 0 : 0;
+}
