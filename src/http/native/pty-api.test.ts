@@ -63,7 +63,7 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
 
   const open = async (machine: string, query = ''): Promise<Terminal> => {
     const r = await connect(machine, query);
-    assert.ok('ws' in r, `refused: ${JSON.stringify(r)}`);
+    if (!('ws' in r)) assert.fail(`refused: ${r.status} ${JSON.stringify(r.body)}`);
     return r;
   };
 

@@ -10,8 +10,8 @@ import { killTree, plainStartError, readPid, startFailure, type RuncExecContext 
 
 /** The relay gets this long to start listening. */
 const RELAY_READY_MS = 10_000;
-/** After the command's tree is killed, the relay gets this long to see the terminal close. */
-const RELAY_EXIT_GRACE_MS = 1_000;
+/** After the hangup, the command gets this long to exit before it is killed. */
+const HANGUP_GRACE_MS = 500;
 /** Longest unix socket path (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 100;
 
@@ -92,7 +92,11 @@ export async function runcStartPty(
   await rm(pidFile, { force: true }).catch(() => undefined);
 
   let killing: Promise<void> | null = null;
-  const exited = relayExit.then(cleanup);
+  // Once the terminal closed and, when it was killed, the command is gone too.
+  const exited = relayExit.then(async () => {
+    await killing;
+    await cleanup();
+  });
   const handle: PtyHandle = {
     pid: 0,
     write: (data) => {
@@ -105,9 +109,15 @@ export async function runcStartPty(
     resume: () => (relay.stdout as Readable).resume(),
     kill: () => {
       killing ??= (async () => {
-        if (hostPid !== null) await killTree(hostPid);
-        await Promise.race([relayExit, sleep(RELAY_EXIT_GRACE_MS)]);
-        if (!relayExited) relay.kill('SIGKILL');
+        // Hang up first, as closing a terminal window does: with the master closed the kernel
+        // sends SIGHUP to the session, which ends a shell and its jobs at once.
+        relay.kill('SIGKILL');
+        await relayExit;
+        if (hostPid === null) return;
+        const giveUp = Date.now() + HANGUP_GRACE_MS;
+        while (Date.now() < giveUp && (await isAlive(hostPid))) await sleep(20);
+        // A command that ignores SIGHUP: kill it and everything it started.
+        if (await isAlive(hostPid)) await killTree(hostPid);
       })().catch(() => undefined);
     },
     exited,
@@ -115,6 +125,14 @@ export async function runcStartPty(
   // The in-machine pid, for logs and the session's description (the command may already be gone).
   if (hostPid !== null) handle.pid = await nsPid(hostPid);
   return handle;
+}
+
+/** True while a host process exists and is not a zombie (a zombie may wait long for its reaper). */
+async function isAlive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return false;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }
 
 /** The innermost pid of a host process (its pid inside the machine), or 0 when it is gone. */
