@@ -135,8 +135,11 @@ export const PROCESS_SIGNALS: readonly ProcessSignal[] = ['HUP', 'INT', 'QUIT', 
 export interface ProcessHandle {
   /** The command's pid inside the machine (its pid namespace). */
   pid: number;
-  /** Write to its stdin; resolves once the bytes are handed to the pipe. */
-  write(data: Buffer): Promise<void>;
+  /**
+   * Write to its stdin. Bytes the process has not read yet wait in memory, up to a limit:
+   * 'full' when that is reached (nothing written), 'closed' when stdin is closed.
+   */
+  write(data: Buffer): 'written' | 'full' | 'closed';
   /** Close its stdin: the command reads end-of-file. */
   closeStdin(): void;
   /** Send a signal to the command's process group. */

@@ -158,7 +158,7 @@ export class ProcessService {
     group.byPid.delete(handle.pid);
     group.byPid.set(handle.pid, entry);
     this.forgetOldExited(group);
-    if (req.stdin !== undefined && req.stdin !== '') await handle.write(Buffer.from(req.stdin, 'utf8')).catch(() => undefined);
+    if (req.stdin !== undefined && req.stdin !== '') handle.write(Buffer.from(req.stdin, 'utf8'));
     if (req.closeStdin) this.closeStdinOf(entry);
     return describe(entry);
   }
@@ -248,10 +248,11 @@ export class ProcessService {
     const e = await this.running(caller, id, pid);
     if (data.length > 0) {
       if (!e.stdinOpen) throw new HangarError('STATE_CONFLICT', `The stdin of process ${pid} is closed.`, { status: 'stdin_closed' });
-      await e.handle!.write(data).catch(() => {
-        // The process closed its end (or exited meanwhile): nothing more can be written.
-        throw new HangarError('STATE_CONFLICT', `Process ${pid} no longer reads its stdin.`, { status: 'stdin_closed' });
-      });
+      const outcome = e.handle!.write(data);
+      if (outcome === 'closed') throw new HangarError('STATE_CONFLICT', `The stdin of process ${pid} is closed.`, { status: 'stdin_closed' });
+      if (outcome === 'full') {
+        throw new HangarError('STATE_CONFLICT', `Process ${pid} is not reading its stdin fast enough (4 MiB are waiting); retry later.`, { status: 'stdin_full' });
+      }
     }
     if (close) this.closeStdinOf(e);
     return describe(e);

@@ -178,6 +178,23 @@ describe('background processes', () => {
     assert.equal(nothing.status, 400);
   });
 
+  it('refuses stdin once 4 MiB wait for a process that does not read (409)', async () => {
+    const r = await start({ cmd: ['sleep', '1008'] });
+    const chunk = 'x'.repeat(1_000_000);
+    let last: TestResponse | undefined;
+    for (let i = 0; i < 10 && last?.status !== 409; i++) {
+      last = await t.request('POST', `/v1/machines/${id}/processes/${r.body.pid}/stdin`, {
+        rawBody: chunk,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      assert.ok(last.status === 200 || last.status === 409, last.text);
+    }
+    assert.equal(last!.status, 409);
+    assert.equal(last!.body.details.status, 'stdin_full');
+    await t.request('POST', `/v1/machines/${id}/processes/${r.body.pid}/signal`, { body: { signal: 'KILL' } });
+    await waitExit(r.body.pid);
+  });
+
   it('sends signals to the process group: TERM ends it and is reported', async () => {
     const r = await start({ cmd: 'sleep 1001 & sleep 1002; echo never' });
     await waitFor(async () => (await pidsOf(/\d sleep 100[12]$/)).length === 2, 10_000);

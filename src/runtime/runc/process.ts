@@ -16,6 +16,8 @@ import { killTree, plainStartError, pump, readPid, startFailure, type RuncExecCo
  */
 const PID_REPORTER = 'command -v "$1" >/dev/null 2>&1 || { echo "$1: command not found" >&2; exit 127; }; echo $$ >&3; exec 3>&-; exec "$@"';
 const PID_POLL_MS = 5;
+/** Stdin bytes a process has not read yet that are held for it; past this a write is refused. */
+const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
 const PID_FILE_WAIT_MS = 5_000;
 /** After the command's tree is killed, runc gets this long to exit before it is killed too. */
 const RUNC_EXIT_GRACE_MS = 1_000;
@@ -133,14 +135,12 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
 
   return {
     pid,
-    write: (data) =>
-      new Promise((resolve, reject) => {
-        if (child.stdin.destroyed || child.stdin.writableEnded) {
-          reject(new Error('stdin is closed'));
-          return;
-        }
-        child.stdin.write(data, (err) => (err ? reject(err) : resolve()));
-      }),
+    write: (data) => {
+      if (child.stdin.destroyed || child.stdin.writableEnded) return 'closed';
+      if (child.stdin.writableLength + data.length > STDIN_PENDING_MAX_BYTES) return 'full';
+      child.stdin.write(data);
+      return 'written';
+    },
     closeStdin: () => {
       if (!child.stdin.writableEnded) child.stdin.end();
     },
