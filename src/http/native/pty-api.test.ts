@@ -192,6 +192,20 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     await t.request('DELETE', `/v1/machines/${m.body.id}`);
   });
 
+  it('a pause ends an open terminal (exit frame, close 1000) and succeeds', async () => {
+    const m = await t.request('POST', '/v1/machines', { body: {} });
+    const machine = m.body.id as string;
+    const term = await open(machine);
+    term.type('echo ready-$((2+3))\r');
+    await term.expect(/ready-5/);
+    const paused = await t.request('POST', `/v1/machines/${machine}/pause`);
+    assert.equal(paused.status, 200, paused.text);
+    assert.equal(await term.closed, 1000);
+    assert.deepEqual(term.messages, [{ type: 'exit' }]);
+    assert.equal((await t.request('POST', `/v1/machines/${machine}/resume`)).status, 200);
+    await t.request('DELETE', `/v1/machines/${machine}`);
+  });
+
   it('a plain GET (no upgrade) is 426', async () => {
     const r = await t.request('GET', `/v1/machines/${id}/pty`);
     assert.equal(r.status, 426);
