@@ -174,8 +174,8 @@ export interface PtyHandle {
   resume(): void;
   /** Kill the command and everything it started. */
   kill(): void;
-  /** Settles once the terminal has closed (the command and all that held it exited). */
-  exited: Promise<void>;
+  /** Settles once the terminal has closed (the command and all that held it exited), with the command's exit code when known. */
+  exited: Promise<{ exitCode: number | null }>;
 }
 
 /** Why a command could not be started: no such executable, the machine is not running, or anything else. */

@@ -33,8 +33,8 @@ export interface PtySession {
   resume(): void;
   /** The client went away: end the command, or (`keep`) leave it running, its output discarded. */
   detach(keep: boolean): void;
-  /** Settles once the terminal has closed. */
-  exited: Promise<void>;
+  /** Settles once the terminal has closed, with the command's exit code (128 + n for signal n) when known. */
+  exited: Promise<{ exitCode: number | null }>;
 }
 
 /** Dependencies of the terminal service. */

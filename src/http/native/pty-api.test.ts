@@ -90,10 +90,10 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     term.resize(132, 43);
     term.type('stty size\r');
     await term.expect(/43 132/, mark);
-    term.type('echo "$TERM"; exit\r');
+    term.type('echo "$TERM"; exit 3\r');
     await term.expect(/xterm-256color/);
     assert.equal(await term.closed, 1000);
-    assert.deepEqual(term.messages, [{ type: 'exit' }]);
+    assert.deepEqual(term.messages, [{ type: 'exit', exit_code: 3 }]);
   });
 
   it('runs vi: keys in, screen bytes out, file written', async () => {
@@ -130,6 +130,7 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     const term = await open(id, `?cmd=${encodeURIComponent('id -u; pwd; stty size')}&user=nobody&cwd=/tmp&cols=50&rows=10`);
     await term.expect(/65534\r\n\/tmp\r\n10 50/);
     assert.equal(await term.closed, 1000);
+    assert.deepEqual(term.messages, [{ type: 'exit', exit_code: 0 }]);
   });
 
   it('keep=false (the default): closing the socket ends the command', async () => {
@@ -139,6 +140,14 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     term.ws.close();
     await term.closed;
     await waitFor(async () => !(await running(/^sleep 1201$/)), 10_000);
+  });
+
+  it('reaps the command when it ends: no zombie is left in the machine', async () => {
+    const term = await open(id, `?cmd=${encodeURIComponent('exec sleep 0.2')}`);
+    assert.equal(await term.closed, 1000);
+    assert.deepEqual(term.messages, [{ type: 'exit', exit_code: 0 }]);
+    const ps = await execIn(t.server, id, ['ps', '-o', 'stat,args']);
+    assert.doesNotMatch(ps.out, /^Z/m, ps.out);
   });
 
   it('keep=true: the command outlives the socket', async () => {
@@ -172,17 +181,22 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     assert.equal(none.body.code, 'UNAUTHORIZED');
   });
 
-  it('refuses before the upgrade: unknown machine 404, bad query 400, paused machine 409', async () => {
+  it('refuses before the upgrade: unknown machine 404, bad query 400, bad cwd 422, paused machine 409', async () => {
     const missing = (await connect('mch_doesnotexist')) as Refused;
     assert.equal(missing.status, 404);
     assert.equal(missing.body.code, 'NOT_FOUND');
     const bad = (await connect(id, '?cols=0')) as Refused;
     assert.equal(bad.status, 400);
     assert.equal(bad.body.details.fields[0].field, 'query.cols');
+    const noCwd = (await connect(id, '?cwd=/does/not/exist')) as Refused;
+    assert.equal(noCwd.status, 422);
+    assert.equal(noCwd.body.code, 'COMMAND_NOT_STARTED');
+    assert.match(noCwd.body.message, /cannot change directory to \/does\/not\/exist/);
     const noCmd = (await connect(id, `?cmd=${encodeURIComponent('exec no-such-command')}`)) as Terminal;
     // A shell string starts /bin/sh, which then reports the missing command on the terminal.
     await noCmd.expect(/no-such-command/);
     assert.equal(await noCmd.closed, 1000);
+    assert.deepEqual(noCmd.messages, [{ type: 'exit', exit_code: 127 }]);
     const m = await t.request('POST', '/v1/machines', { body: {} });
     assert.equal((await t.request('POST', `/v1/machines/${m.body.id}/pause`)).status, 200);
     const paused = (await connect(m.body.id)) as Refused;
@@ -201,7 +215,7 @@ describe('GET /v1/machines/{id}/pty (WebSocket)', () => {
     const paused = await t.request('POST', `/v1/machines/${machine}/pause`);
     assert.equal(paused.status, 200, paused.text);
     assert.equal(await term.closed, 1000);
-    assert.deepEqual(term.messages, [{ type: 'exit' }]);
+    assert.deepEqual(term.messages, [{ type: 'exit', exit_code: 137 }]);
     assert.equal((await t.request('POST', `/v1/machines/${machine}/resume`)).status, 200);
     await t.request('DELETE', `/v1/machines/${machine}`);
   });

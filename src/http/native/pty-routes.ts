@@ -53,7 +53,7 @@ export function ptyRoutes(): AnyRoute[] {
       description:
         'Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames both ways carry the ' +
         "terminal's bytes; a text frame `{\"type\":\"resize\",\"cols\",\"rows\"}` sets its window size. When the command " +
-        'exits the server sends a text frame `{"type":"exit"}` and closes with code 1000. Errors found before the upgrade ' +
+        'exits the server sends a text frame `{"type":"exit","exit_code"}` (null when unknown) and closes with code 1000. Errors found before the upgrade ' +
         '(401, 404, 409 for a machine that is not running, 422, 503) are ordinary JSON answers. Auth: the Authorization ' +
         'header, or `access_token` in the query. An open terminal counts as activity.',
       tag: 'machines',
@@ -155,9 +155,9 @@ function relay(ws: WebSocket, session: PtySession, keep: boolean): void {
     else ws.send(JSON.stringify({ type: 'error', message: 'Text frames must be {"type":"resize","cols":1-1000,"rows":1-1000}; send input as binary frames.' }));
   });
   ws.on('close', () => session.detach(keep));
-  void session.exited.then(() => {
+  void session.exited.then(({ exitCode }) => {
     if (ws.readyState !== ws.OPEN) return;
-    ws.send(JSON.stringify({ type: 'exit' }));
+    ws.send(JSON.stringify({ type: 'exit', exit_code: exitCode }));
     ws.close(1000, 'the command exited');
   });
 }

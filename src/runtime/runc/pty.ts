@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ExecStartError, type PtyHandle, type PtyOptions } from '../runtime.js';
-import { CommandError, run } from './command.js';
 import { killTree, plainStartError, readPid, startFailure, type RuncExecContext } from './exec.js';
 
-/** The relay gets this long to start listening. */
-const RELAY_READY_MS = 10_000;
+/** The relay and runc get this long to start the command. */
+const START_TIMEOUT_MS = 30_000;
+/** After asking the relay to hang up, it gets this long to exit before it is killed. */
+const RELAY_EXIT_WAIT_MS = 2_000;
 /** After the hangup, the command gets this long to exit before it is killed. */
 const HANGUP_GRACE_MS = 500;
 /** Longest unix socket path (108 bytes with the terminating NUL). */
@@ -34,7 +35,18 @@ export async function runcStartPty(
   if (socketPath.length > MAX_SOCKET_PATH) socketPath = join(tmpdir(), `hangar-${name}.sock`);
   const pidFile = join(ctx.machineDir, `${name}.pid`);
 
-  const relay = spawn(relayPath, [socketPath, String(o.cols), String(o.rows)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+  const args = [
+    '--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--detach', '--tty', '--console-socket', socketPath, '--pid-file', pidFile,
+    '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`,
+  ];
+  for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
+  args.push(id, ...o.argv);
+
+  // The relay runs runc itself (it must be runc's parent to adopt the command).
+  const relay = spawn(relayPath, [socketPath, String(o.cols), String(o.rows), pidFile, ctx.runcPath, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   let relayExited = false;
   const relayExit = new Promise<void>((resolve) => {
     // 'close', not 'exit': the relay's last output has been read by then.
@@ -52,43 +64,28 @@ export async function runcStartPty(
   const control = relay.stdio[3] as Writable;
   control.on('error', () => undefined);
   let relayLog = '';
-  const ready = new Promise<boolean>((resolve) => {
-    relay.stderr.setEncoding('utf8');
+  relay.stderr.setEncoding('utf8');
+  const started = new Promise<boolean>((resolve) => {
     relay.stderr.on('data', (c: string) => {
       relayLog += c;
-      if (/^ready$/m.test(relayLog)) resolve(true);
+      if (/^started$/m.test(relayLog)) resolve(true);
+      if (/^start-failed$/m.test(relayLog)) resolve(false);
     });
     void relayExit.then(() => resolve(false));
-    setTimeout(() => resolve(false), RELAY_READY_MS).unref();
+    setTimeout(() => resolve(false), START_TIMEOUT_MS).unref();
   });
   const cleanup = async (): Promise<void> => {
     await rm(socketPath, { force: true }).catch(() => undefined);
     await rm(pidFile, { force: true }).catch(() => undefined);
   };
-  if (!(await ready)) {
+  if (!(await started)) {
     if (!relayExited) relay.kill('SIGKILL');
     await relayExit;
     await cleanup();
-    throw new ExecStartError(`the terminal relay did not start: ${relayLog.trim() || 'no message'}`, id, 'cannot_start');
-  }
-
-  const args = [
-    '--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--detach', '--tty', '--console-socket', socketPath, '--pid-file', pidFile,
-    '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`,
-  ];
-  for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
-  args.push(id, ...o.argv);
-  let hostPid: number | null;
-  try {
-    await run(ctx.runcPath, args, 30_000);
-    hostPid = await readPid(pidFile);
-  } catch (err) {
-    relay.kill('SIGKILL');
-    await relayExit;
-    await cleanup();
-    const message = err instanceof CommandError ? err.stderr.trim() : String(err);
+    const message = relayLog.replace(/^start-failed$/m, '').trim() || 'the terminal could not be started';
     throw new ExecStartError(plainStartError(message, o.cwd), id, startFailure(message));
   }
+  const hostPid = await readPid(pidFile);
   await rm(pidFile, { force: true }).catch(() => undefined);
 
   let killing: Promise<void> | null = null;
@@ -96,6 +93,8 @@ export async function runcStartPty(
   const exited = relayExit.then(async () => {
     await killing;
     await cleanup();
+    const code = /^exit (\d+)$/m.exec(relayLog)?.[1];
+    return { exitCode: code === undefined ? null : Number(code) };
   });
   const handle: PtyHandle = {
     pid: 0,
@@ -111,7 +110,10 @@ export async function runcStartPty(
       killing ??= (async () => {
         // Hang up first, as closing a terminal window does: with the master closed the kernel
         // sends SIGHUP to the session, which ends a shell and its jobs at once.
-        relay.kill('SIGKILL');
+        // The relay closes the master, then reaps the command once it has gone (up to 1 s).
+        if (!control.destroyed) control.write('hangup\n');
+        await Promise.race([relayExit, sleep(RELAY_EXIT_WAIT_MS)]);
+        if (!relayExited) relay.kill('SIGKILL');
         await relayExit;
         if (hostPid === null) return;
         const giveUp = Date.now() + HANGUP_GRACE_MS;
