@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Hangar needs on a fresh Debian 12 machine (root), idempotently:
-# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2 from Debian, CRIU 4
+# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc from Debian, CRIU 4
 # from Debian 13 at a low pin priority (Debian 12's CRIU 3.17 fails on 6.x kernels),
 # then the npm dependencies and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2; do
+for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2 cc:gcc; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# The terminal relay (WebSocket pty) is a small C program compiled at its first use.
+[ -f /usr/include/stdio.h ] || need_apt+=(libc6-dev)
 # busybox must be the static build: it runs inside machines with no libraries.
 if command -v busybox >/dev/null && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then
   need_apt+=(busybox-static)

@@ -12,6 +12,8 @@ import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
+import { ProcessService } from './service/process-service.js';
+import { PtyService } from './service/pty-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -31,6 +33,8 @@ export interface HangarServer {
   store: Store;
   runtime: Runtime;
   machines: MachineService;
+  /** Background processes inside machines (in memory; killed when the server stops). */
+  processes: ProcessService;
   pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
@@ -70,6 +74,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
+      toolsDir: join(settings.dataDir, 'tools'),
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
@@ -100,10 +105,15 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       templates,
       log: serviceLog,
     });
+    const exec = new ExecService({ machines, runtime, templates });
+    const processes = new ProcessService({ machines, runtime, exec });
+    const pty = new PtyService({ machines, runtime, exec });
     const built = buildApp({
       machines,
       pools,
-      exec: new ExecService({ machines, runtime, templates }),
+      exec,
+      processes,
+      pty,
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       auth,
       version: VERSION,
@@ -150,6 +160,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       store,
       runtime,
       machines,
+      processes,
       pools,
       auth,
       scheduler,
@@ -161,6 +172,9 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         ready = false;
         await scheduler.stop();
         await pools.stop();
+        // Before the HTTP server: followers of a process's output get its exit and end.
+        await processes.close();
+        await pty.close();
         await app!.close();
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();

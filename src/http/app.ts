@@ -5,12 +5,16 @@ import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { ProcessService } from '../service/process-service.js';
+import type { PtyService } from '../service/pty-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
 import { computeRoutes } from './compute/compute-routes.js';
 import { execRoutes } from './native/exec-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
+import { processRoutes } from './native/process-routes.js';
+import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
@@ -21,6 +25,8 @@ export interface AppOptions {
   machines: MachineService;
   pools: WarmPoolService;
   exec: ExecService;
+  processes: ProcessService;
+  pty: PtyService;
   compute: ComputeService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
@@ -35,7 +41,7 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'processes' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -64,6 +70,8 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'c
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
     ...execRoutes(o.exec),
+    ...processRoutes(o.processes),
+    ...ptyRoutes(),
     ...computeRoutes(o.compute),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
@@ -128,6 +136,14 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     }
     parseJson(request, body as string, done);
   });
+  // Raw bytes only where a route asks for them (a process's stdin); anywhere else a 415, as before.
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (request, body, done) => {
+    if ((request.routeOptions.config as { rawBody?: boolean }).rawBody) {
+      done(null, body);
+      return;
+    }
+    done(new HangarError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with "Content-Type: application/json".'), undefined);
+  });
   const routes = allRoutes(o);
   const doc = openApiDocument(routes, o.version);
 
@@ -147,5 +163,11 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   });
   app.get('/openapi.json', async () => doc);
   registerRoutes(app, routes, (h) => o.auth.authenticate(h));
+  // WebSocket upgrades never reach Fastify's router: the terminal endpoint listens for them itself.
+  const upgrades = servePtyUpgrades(app.server, o.pty, (h) => o.auth.authenticate(h), app.log);
+  app.addHook('preClose', (done) => {
+    upgrades.close();
+    done();
+  });
   return { app, routes };
 }

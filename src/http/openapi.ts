@@ -67,6 +67,11 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string;
       ...(r.auth === 'public' ? { security: [] } : {}),
     };
     if (r.body) op.requestBody = { required: false, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } };
+    if (r.rawBody) {
+      const content = (op.requestBody as { content?: Json } | undefined)?.content ?? {};
+      content[r.rawBody.contentType] = { schema: { type: 'string', format: 'binary', description: r.rawBody.description } };
+      op.requestBody = { required: false, content };
+    }
     (paths[path] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

@@ -21,6 +21,8 @@ export interface RouteContext<B, Q, P> {
   query: Q;
   params: P;
   caller: Caller;
+  /** The body as bytes, when the route takes `rawBody` and the request sent that media type; else null. */
+  rawBody: Buffer | null;
   request: FastifyRequest;
   reply: FastifyReply;
 }
@@ -38,6 +40,8 @@ export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z
   body?: B;
   query?: Q;
   params?: P;
+  /** Also accept the body as raw bytes of this media type (handed over as `rawBody`, not validated). */
+  rawBody?: { contentType: string; description: string };
   /** Request headers worth documenting (besides Authorization). */
   headers?: Array<{ name: string; description: string }>;
   /** Success status. @default 200 */
@@ -65,6 +69,7 @@ export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[]
     app.route({
       method: r.method,
       url: r.url,
+      config: { rawBody: r.rawBody !== undefined },
       handler: async (request, reply) => {
         let caller = undefined as unknown as Caller;
         if (r.auth !== 'public') {
@@ -75,8 +80,9 @@ export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[]
         }
         const params = r.params ? parseOrThrow(r.params, request.params, 'path') : undefined;
         const query = r.query ? parseOrThrow(r.query, request.query ?? {}, 'query') : undefined;
-        const body = r.body ? parseOrThrow(r.body, request.body ?? {}) : undefined;
-        const result = await r.handler({ body, query, params, caller, request, reply });
+        const rawBody = r.rawBody && Buffer.isBuffer(request.body) ? request.body : null;
+        const body = r.body && rawBody === null ? parseOrThrow(r.body, request.body ?? {}) : undefined;
+        const result = await r.handler({ body, query, params, caller, rawBody, request, reply });
         if (reply.sent) return reply;
         reply.code(r.status ?? 200);
         return result === undefined ? reply.send() : reply.send(result);

@@ -54,6 +54,18 @@ export interface Runtime {
    * `io` as it comes. Throws `ExecStartError` when the command could not be started.
    */
   exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult>;
+  /**
+   * Start a long-lived command inside a running machine with its stdin kept open, and
+   * resolve once it runs. Throws `ExecStartError` when it could not be started.
+   */
+  startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle>;
+  /**
+   * Start a command on a new terminal (pty) inside a running machine; what it writes to
+   * the terminal goes to `output` from the first byte. Throws
+   * `ExecStartError` when it could not be started, `RuntimeError` (step 'pty') when this
+   * host cannot provide terminals.
+   */
+  startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */
@@ -100,6 +112,70 @@ export interface ExecResult {
   /** Killed because `signal` aborted. */
   aborted: boolean;
   durationMs: number;
+}
+
+/** A background command: like `ExecOptions` without stdin (it stays open) and with an optional timeout. */
+export interface ProcessOptions {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+  /** Killed, with everything it started, after this long. @default no limit */
+  timeoutMs?: number;
+}
+
+/** A signal a process may be sent, by its name without `SIG`. */
+export type ProcessSignal = 'HUP' | 'INT' | 'QUIT' | 'KILL' | 'USR1' | 'USR2' | 'TERM' | 'CONT' | 'STOP' | 'TSTP' | 'WINCH';
+
+/** All signal names a process may be sent. */
+export const PROCESS_SIGNALS: readonly ProcessSignal[] = ['HUP', 'INT', 'QUIT', 'KILL', 'USR1', 'USR2', 'TERM', 'CONT', 'STOP', 'TSTP', 'WINCH'];
+
+/** A running background command. Its output goes to the `ExecIo` it was started with. */
+export interface ProcessHandle {
+  /** The command's pid inside the machine (its pid namespace). */
+  pid: number;
+  /**
+   * Write to its stdin. Bytes the process has not read yet wait in memory, up to a limit:
+   * 'full' when that is reached (nothing written), 'closed' when stdin is closed.
+   */
+  write(data: Buffer): 'written' | 'full' | 'closed';
+  /** Close its stdin: the command reads end-of-file. */
+  closeStdin(): void;
+  /** Send a signal to the command's process group. */
+  signal(sig: ProcessSignal): void;
+  /** Kill the command and everything it started. */
+  kill(): void;
+  /** Settles once it has exited and its output is closed. */
+  exited: Promise<ExecResult>;
+}
+
+/** A command to run on a terminal. */
+export interface PtyOptions {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+  cols: number;
+  rows: number;
+}
+
+/** A command running on a terminal inside a machine. */
+export interface PtyHandle {
+  /** The command's pid inside the machine; 0 when it exited before it could be read. */
+  pid: number;
+  /** Bytes typed on the terminal. */
+  write(data: Buffer): void;
+  /** Change the terminal's window size (the command gets SIGWINCH). */
+  resize(cols: number, rows: number): void;
+  /** Stop reading the terminal's output until `resume` (a slow reader holds the command back). */
+  pause(): void;
+  resume(): void;
+  /** Kill the command and everything it started. */
+  kill(): void;
+  /** Settles once the terminal has closed (the command and all that held it exited), with the command's exit code when known. */
+  exited: Promise<{ exitCode: number | null }>;
 }
 
 /** Why a command could not be started: no such executable, the machine is not running, or anything else. */

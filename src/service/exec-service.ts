@@ -16,6 +16,18 @@ const ACTIVITY_EVERY_MS = 1_000;
 /** Looking up a user name inside the machine gives up after this long. */
 const USER_LOOKUP_TIMEOUT_MS = 10_000;
 
+/** What any command in a machine is given: the fields shared by exec, processes and pty. */
+export type CommandRequest = Pick<ExecRequest, 'cmd' | 'cwd' | 'env' | 'user'>;
+
+/** A command resolved against its machine, ready for the runtime. */
+export interface PreparedCommand {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  uid: number;
+  gid: number;
+}
+
 /** A command as the edge validated it. */
 export interface ExecRequest {
   /** Argv, or a shell string run with `/bin/sh -c`. */
@@ -136,16 +148,8 @@ export class ExecService {
     onStart: () => void,
     signal: AbortSignal | undefined,
   ): Promise<ExecExit> {
-    const m = await this.o.machines.get(caller, id);
-    if (m.status !== 'running') throw notRunning(id, m.status);
-    const { uid, gid } = await this.resolveUser(id, req.user);
     const options: ExecOptions = {
-      argv: typeof req.cmd === 'string' ? ['/bin/sh', '-c', req.cmd] : req.cmd,
-      cwd: req.cwd ?? m.cwd ?? (await this.o.templates.get(m.template))?.cwd ?? '/',
-      // The record's env, not only the container's: a warm-pool machine got its env at checkout, after it started.
-      env: { ...m.env, ...req.env },
-      uid,
-      gid,
+      ...(await this.prepare(caller, id, req)),
       stdin: req.stdin === undefined ? undefined : Buffer.from(req.stdin, 'utf8'),
       timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
       signal,
@@ -168,6 +172,24 @@ export class ExecService {
       clearInterval(keepActive);
       this.o.machines.touch(id);
     }
+  }
+
+  /**
+   * The checks and defaults every command in a machine gets (exec, background process,
+   * pty): the machine must be running; argv, cwd, env and the user are resolved.
+   */
+  async prepare(caller: Caller, id: string, req: CommandRequest): Promise<PreparedCommand> {
+    const m = await this.o.machines.get(caller, id);
+    if (m.status !== 'running') throw notRunning(id, m.status);
+    const { uid, gid } = await this.resolveUser(id, req.user);
+    return {
+      argv: typeof req.cmd === 'string' ? ['/bin/sh', '-c', req.cmd] : req.cmd,
+      cwd: req.cwd ?? m.cwd ?? (await this.o.templates.get(m.template))?.cwd ?? '/',
+      // The record's env, not only the container's: a warm-pool machine got its env at checkout, after it started.
+      env: { ...m.env, ...req.env },
+      uid,
+      gid,
+    };
   }
 
   /** `uid[:gid]` as given (gid 0 when omitted, as runc does), or a name looked up inside the machine. */
@@ -199,7 +221,8 @@ export class ExecService {
   }
 }
 
-function notRunning(id: string, status: string): HangarError {
+/** The 409 for a command sent to a machine that is not running. */
+export function notRunning(id: string, status: string): HangarError {
   const hint = status === 'paused' ? ' Resume it first.' : '';
   return new HangarError('STATE_CONFLICT', `Machine ${id} is ${status}; commands run only in a running machine.${hint}`, { status });
 }

@@ -77,7 +77,7 @@ function toRequest(body: z.output<typeof ExecBody>): ExecRequest {
 }
 
 /** An AbortSignal that fires when the client goes away before the answer is complete. */
-function clientGone(reply: FastifyReply): AbortSignal {
+export function clientGone(reply: FastifyReply): AbortSignal {
   const ac = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) ac.abort();
@@ -86,7 +86,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
 }
 
 /** A text/event-stream answer written on the raw response, which Fastify hands over. */
-class EventStream {
+export class EventStream {
   private readonly raw: ServerResponse;
   private readonly keepAlive: NodeJS.Timeout;
 
@@ -105,9 +105,9 @@ class EventStream {
     this.raw.once('close', () => clearInterval(this.keepAlive));
   }
 
-  /** Send one event; resolves once the socket can take more (backpressure reaches the command). */
-  send(event: string, data: unknown): Promise<void> {
-    return this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  /** Send one event (with an id a reconnecting EventSource sends back as Last-Event-ID); resolves once the socket can take more (backpressure reaches the command). */
+  send(event: string, data: unknown, id?: string): Promise<void> {
+    return this.write(`event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`);
   }
 
   end(): void {

@@ -136,7 +136,7 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
 }
 
 /** Feed a stream's chunks to `sink`, pausing while a returned promise is pending. Resolves at the end. */
-function pump(stream: Readable, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+export function pump(stream: Readable, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     stream.on('data', (chunk: Buffer) => {
       const pending = sink(chunk);
@@ -149,21 +149,21 @@ function pump(stream: Readable, sink: (chunk: Buffer) => void | Promise<void>): 
   });
 }
 
-async function readPid(pidFile: string): Promise<number | null> {
+export async function readPid(pidFile: string): Promise<number | null> {
   const text = await readFile(pidFile, 'utf8').catch(() => '');
   const pid = Number(text.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
 /** Classify runc's message about a command it could not start. */
-function startFailure(message: string): ExecStartFailure {
+export function startFailure(message: string): ExecStartFailure {
   if (/container does not exist|cannot exec in a (stopped|paused) (state|container)|container is not running/i.test(message)) return 'not_running';
   if (!/chdir/.test(message) && /executable file not found|no such file or directory/.test(message)) return 'not_found';
   return 'cannot_start';
 }
 
 /** runc's start error in the words a shell user expects, without runc's internals. */
-function plainStartError(message: string, cwd: string): string {
+export function plainStartError(message: string, cwd: string): string {
   if (/chdir to cwd/.test(message)) return `cannot change directory to ${cwd}: ${message.slice(message.lastIndexOf(': ') + 2)}`;
   return message.replace(/^exec failed: (unable to start container process: )?/, '') || 'the command could not be started';
 }
@@ -200,7 +200,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * a child that escapes the kill; the process group (runc makes the command a session
  * leader) is killed too, for anything the walk missed.
  */
-async function killTree(root: number): Promise<void> {
+export async function killTree(root: number): Promise<void> {
   const stopped = new Set<number>();
   for (let round = 0; round < 5; round++) {
     const fresh = (await processTree(root)).filter((p) => !stopped.has(p));

@@ -5,6 +5,10 @@ import type {
   ExecOptions,
   ExecResult,
   MachineSpec,
+  ProcessHandle,
+  ProcessOptions,
+  PtyHandle,
+  PtyOptions,
   Runtime,
   RuntimeInfo,
   RuntimeMachineState,
@@ -15,7 +19,10 @@ import type {
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
 import { CommandError, run, runDetached } from './command.js';
-import { runcExec } from './exec.js';
+import { runcExec, type RuncExecContext } from './exec.js';
+import { runcStartProcess } from './process.js';
+import { runcStartPty } from './pty.js';
+import { ensurePtyRelay } from './pty-relay.js';
 import { readMachineStats } from './stats.js';
 import { buildOciSpec } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
@@ -37,6 +44,8 @@ export interface RuncRuntimeOptions {
   stateDir: string;
   /** Tasks allowed per machine: stops fork bombs. */
   pidsLimit: number;
+  /** Where helper programs built on this host are kept (the terminal relay). */
+  toolsDir: string;
 }
 
 function isMissingContainer(err: unknown): boolean {
@@ -51,6 +60,7 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
  */
 export class RuncRuntime implements Runtime, SnapshotRuntime {
   private support: Promise<SnapshotSupport> | null = null;
+  private ptyRelay: Promise<string> | null = null;
 
   constructor(private readonly opts: RuncRuntimeOptions) {}
 
@@ -132,8 +142,25 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
   }
 
+  private execContext(id: string): RuncExecContext {
+    return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir };
+  }
+
   exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
-    return runcExec({ runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir }, id, options, io);
+    return runcExec(this.execContext(id), id, options, io);
+  }
+
+  startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+    return runcStartProcess(this.execContext(id), id, options, io);
+  }
+
+  async startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
+    // Built once per server; a failure is retried at the next terminal (a compiler may have been installed).
+    this.ptyRelay ??= ensurePtyRelay(this.opts.toolsDir).catch((err: unknown) => {
+      this.ptyRelay = null;
+      throw new RuntimeError(message(err), id, 'pty');
+    });
+    return runcStartPty(this.execContext(id), await this.ptyRelay, id, options, output);
   }
 
   async inspect(id: string): Promise<RuntimeMachineState | null> {

@@ -1,0 +1,163 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import { z } from 'zod';
+import { HangarError } from '../../domain/errors.js';
+import { normaliseCwd } from '../../domain/machine.js';
+import type { PtyService, PtySession } from '../../service/pty-service.js';
+import { defineRoute, type AnyRoute, type Authenticate } from '../route.js';
+import { parseOrThrow } from '../validation.js';
+import { WebSocketUpgrades, type WebSocket } from '../websocket.js';
+import { ExecBody } from './exec-routes.js';
+import { ErrorSchema, IdParams } from './schemas.js';
+
+/** Output waiting in a socket's send buffer beyond this holds the terminal's output back. */
+const SEND_BUFFER_HIGH = 1024 * 1024;
+const SEND_BUFFER_LOW = 256 * 1024;
+
+const boolQuery = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+
+const size = (what: string, fallback: number): z.ZodType<number> =>
+  z.coerce.number().int().min(1).max(1000).default(fallback).describe(`Terminal ${what}, 1 to 1000. @default ${fallback}`);
+
+/** Query of GET /v1/machines/{id}/pty. */
+export const PtyQuery = z.object({
+  cmd: z.string().min(1).refine((v) => !v.includes('\0'), 'must not contain NUL').optional().describe('A shell string run with `/bin/sh -c`. @default a login shell, `/bin/sh -l`'),
+  cwd: ExecBody.shape.cwd,
+  user: ExecBody.shape.user,
+  cols: size('columns', 80),
+  rows: size('rows', 24),
+  keep: boolQuery.describe('Leave the command running when the socket closes (its output is then discarded). @default false: closing ends it'),
+  access_token: z.string().optional().describe('The API key, for clients that cannot send an Authorization header (browsers). It ends up in URL logs: prefer the header.'),
+});
+
+const ResizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
+
+const PTY_PATH = /^\/v1\/machines\/([^/?#]+)\/pty(?:\?|$)/;
+
+function errorBody(err: HangarError): Record<string, unknown> {
+  return err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
+}
+
+/** The documented form of the terminal endpoint; a request that is not a WebSocket upgrade gets 426. */
+export function ptyRoutes(): AnyRoute[] {
+  return [
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/pty',
+      operationId: 'openPty',
+      summary: 'A terminal in a machine, over a WebSocket',
+      description:
+        'Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames both ways carry the ' +
+        "terminal's bytes; a text frame `{\"type\":\"resize\",\"cols\",\"rows\"}` sets its window size. When the command " +
+        'exits the server sends a text frame `{"type":"exit","exit_code"}` (null when unknown) and closes with code 1000. Errors found before the upgrade ' +
+        '(401, 404, 409 for a machine that is not running, 422, 503) are ordinary JSON answers. Auth: the Authorization ' +
+        'header, or `access_token` in the query. An open terminal counts as activity.',
+      tag: 'machines',
+      auth: 'public',
+      params: IdParams,
+      query: PtyQuery,
+      responses: {
+        101: { description: 'Switching protocols: the WebSocket is open.' },
+        400: { description: 'Invalid query.', schema: ErrorSchema },
+        401: { description: 'Missing or unknown API key.', schema: ErrorSchema },
+        404: { description: 'No such machine for this team.', schema: ErrorSchema },
+        409: { description: 'The machine is not running.', schema: ErrorSchema },
+        422: { description: 'COMMAND_NOT_STARTED: the command could not be started.', schema: ErrorSchema },
+        426: { description: 'Not a WebSocket upgrade request.', schema: ErrorSchema },
+        503: { description: 'This server cannot provide terminals (no C compiler to build the relay).', schema: ErrorSchema },
+      },
+      handler: async () => {
+        throw new HangarError('UPGRADE_REQUIRED', 'This endpoint is a WebSocket: send an upgrade request (Connection: Upgrade, Upgrade: websocket).');
+      },
+    }),
+  ];
+}
+
+/** Serve terminal WebSockets on `server`; returns the upgrades so the server can close them at shutdown. */
+export function servePtyUpgrades(server: Server, pty: PtyService, authenticate: Authenticate, log: FastifyBaseLogger): WebSocketUpgrades {
+  const upgrades = new WebSocketUpgrades();
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    void handleUpgrade(upgrades, pty, authenticate, request, socket, head).catch((err: unknown) => {
+      const known = err instanceof HangarError ? err : null;
+      if (!known) log.error({ err }, 'pty upgrade failed');
+      const e = known ?? new HangarError('INTERNAL', 'An unexpected error occurred; it has been logged.');
+      upgrades.reject(socket, e.status, errorBody(e));
+    });
+  });
+  return upgrades;
+}
+
+async function handleUpgrade(
+  upgrades: WebSocketUpgrades,
+  pty: PtyService,
+  authenticate: Authenticate,
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const url = request.url ?? '/';
+  const match = PTY_PATH.exec(url);
+  if (!match) throw new HangarError('ROUTE_NOT_FOUND', `No WebSocket endpoint at ${url.split('?')[0]}; see GET /openapi.json.`);
+  const query = parseOrThrow(PtyQuery, Object.fromEntries(new URL(url, 'http://localhost').searchParams), 'query');
+  const header = request.headers.authorization ?? (query.access_token === undefined ? undefined : `Bearer ${query.access_token}`);
+  const caller = await authenticate(header);
+  const id = parseOrThrow(IdParams, { id: decodeURIComponent(match[1]!) }, 'path').id;
+  const session = await pty.start(caller, id, {
+    cmd: query.cmd,
+    cwd: query.cwd === undefined ? undefined : (normaliseCwd(query.cwd) ?? undefined),
+    user: query.user,
+    cols: query.cols,
+    rows: query.rows,
+  });
+  if (socket.destroyed) {
+    session.detach(query.keep);
+    return;
+  }
+  const ws = await upgrades.accept(request, socket, head);
+  relay(ws, session, query.keep);
+}
+
+/** Copy bytes between the socket and the terminal until either side ends. */
+function relay(ws: WebSocket, session: PtySession, keep: boolean): void {
+  let paused = false;
+  session.attach((chunk) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(chunk, { binary: true }, () => {
+      if (paused && ws.bufferedAmount < SEND_BUFFER_LOW) {
+        paused = false;
+        session.resume();
+      }
+    });
+    if (!paused && ws.bufferedAmount > SEND_BUFFER_HIGH) {
+      paused = true;
+      session.pause();
+    }
+  });
+  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (isBinary) {
+      session.write(bytes);
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      message = null;
+    }
+    const resize = ResizeMessage.safeParse(message);
+    if (resize.success) session.resize(resize.data.cols, resize.data.rows);
+    else ws.send(JSON.stringify({ type: 'error', message: 'Text frames must be {"type":"resize","cols":1-1000,"rows":1-1000}; send input as binary frames.' }));
+  });
+  ws.on('close', () => session.detach(keep));
+  void session.exited.then(({ exitCode }) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify({ type: 'exit', exit_code: exitCode }));
+    ws.close(1000, 'the command exited');
+  });
+}
