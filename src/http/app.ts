@@ -4,12 +4,14 @@ import { HangarError } from '../domain/errors.js';
 import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
+import type { FileService } from '../service/file-service.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
 import { computeRoutes } from './compute/compute-routes.js';
 import { execRoutes } from './native/exec-routes.js';
+import { fileRoutes } from './native/file-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
@@ -21,6 +23,7 @@ export interface AppOptions {
   machines: MachineService;
   pools: WarmPoolService;
   exec: ExecService;
+  files: FileService;
   compute: ComputeService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
@@ -35,7 +38,7 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'files' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -64,6 +67,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'c
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
     ...execRoutes(o.exec),
+    ...fileRoutes(o.files),
     ...computeRoutes(o.compute),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),

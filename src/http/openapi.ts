@@ -67,6 +67,9 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string;
       ...(r.auth === 'public' ? { security: [] } : {}),
     };
     if (r.body) op.requestBody = { required: false, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } };
+    if (r.rawBody) {
+      op.requestBody = { required: true, description: r.rawBody.description, content: { [r.rawBody.contentType]: { schema: { type: 'string', format: 'binary' } } } };
+    }
     (paths[path] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

@@ -38,6 +38,12 @@ export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z
   body?: B;
   query?: Q;
   params?: P;
+  /**
+   * The route takes a raw body of any media type, handed to the handler unread as
+   * `request.body` (a stream; Fastify's body limit does not apply, the handler sets its own).
+   * Exclusive with `body`.
+   */
+  rawBody?: { description: string; contentType: string };
   /** Request headers worth documenting (besides Authorization). */
   headers?: Array<{ name: string; description: string }>;
   /** Success status. @default 200 */
@@ -59,8 +65,23 @@ export function defineRoute<B extends z.ZodType = z.ZodUndefined, Q extends z.Zo
 /** Resolves the caller of a request (the auth service, at the edge). */
 export type Authenticate = (header: string | undefined) => Promise<Caller>;
 
-/** Register routes on a Fastify instance. */
+/**
+ * Register routes on a Fastify instance. Routes with a raw body live in their own
+ * encapsulated scope whose only parser passes any media type through as the unread
+ * stream: every other route keeps JSON-only parsing.
+ */
 export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
+  addRoutes(app, routes.filter((r) => !r.rawBody), authenticate);
+  const raw = routes.filter((r) => r.rawBody);
+  if (raw.length === 0) return;
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    addRoutes(scope, raw, authenticate);
+  });
+}
+
+function addRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
   for (const r of routes) {
     app.route({
       method: r.method,
