@@ -40,9 +40,9 @@ export const FILE_SCRIPTS = {
 exists "$1" || exit 3
 ${STAT} -- "$1" || exit 9
 `,
-  /** $1 directory → per entry: a stat line (or "-" when it vanished meanwhile), then its name and NUL. */
+  /** $1 directory (a symlink to one is followed; a dangling one is not found) → per entry: a stat line (or "-" when it vanished meanwhile), then its name and NUL. */
   list: `${PRELUDE}
-exists "$1" || exit 3
+[ -e "$1" ] || exit 3
 [ -d "$1" ] || exit 5
 cd -- "$1" || exit 9
 for f in .* *; do
@@ -106,7 +106,7 @@ ${STAT} -- "$1" || exit 9
    * replaced meanwhile.
    */
   read: `${PRELUDE}
-exists "$1" || exit 3
+[ -e "$1" ] || exit 3
 [ -d "$1" ] && exit 4
 [ -f "$1" ] || exit 6
 exec 3< "$1" || exit 9
@@ -116,7 +116,7 @@ exec head -c "$n" <&3
 `,
   /** $1 directory → a line "ok", then a tar stream of its contents (entries named ./…). */
   archive: `${PRELUDE}
-exists "$1" || exit 3
+[ -e "$1" ] || exit 3
 [ -d "$1" ] || exit 5
 cd -- "$1" || exit 9
 echo ok
