@@ -466,29 +466,35 @@ describe('files API', () => {
       assert.ok(await stat(hostDir));
     });
 
-    it('tar entries with ../, absolute names and symlinks stay inside the target directory', async () => {
+    it('tar entries with ../ and absolute names land inside the target directory', async () => {
       const archive = tar([
         { name: '../../../../../../escape-dotdot.txt', body: Buffer.from('dotdot') },
         { name: `/${hostDir.slice(1)}/escape-abs.txt`, body: Buffer.from('abs') },
+        { name: 'ok.txt', body: Buffer.from('ok') },
+      ]);
+      const r = await putArchive('/ex/names', archive);
+      assert.equal(r.status, 200, r.text);
+      assert.equal((await get('/ex/names/escape-dotdot.txt')).bytes.toString(), 'dotdot');
+      assert.equal((await get(`/ex/names${hostDir}/escape-abs.txt`)).bytes.toString(), 'abs');
+      assert.equal((await get('/ex/names/ok.txt')).bytes.toString(), 'ok');
+      assert.equal(await sh('ls /escape-dotdot.txt 2>/dev/null | wc -l'), '0\n');
+      await hostUnchanged();
+    });
+
+    it('tar symlink entries cannot be written through, to the host or out of the target', async () => {
+      const archive = tar([
         { name: 'lnk', type: '2', linkname: '/' },
         { name: 'lnk/etc/escape-through-link.txt', body: Buffer.from('link') },
         { name: 'hostlnk', type: '2', linkname: hostDir },
         { name: 'hostlnk/escape-host.txt', body: Buffer.from('host') },
         { name: 'uplnk', type: '2', linkname: '../../../../../../..' },
         { name: 'uplnk/escape-up.txt', body: Buffer.from('up') },
-        { name: 'ok.txt', body: Buffer.from('ok') },
       ]);
-      const r = await putArchive('/ex/target', archive);
-      // busybox tar may refuse some entries; whatever it answers, nothing lands outside.
-      assert.ok([200, 400, 422].includes(r.status), r.text);
+      const r = await putArchive('/ex/links', archive);
+      // busybox tar creates symlinks last, and then refuses those whose name is already a directory.
+      assert.ok([200, 422].includes(r.status), r.text);
       await hostUnchanged();
-      assert.equal(await sh('ls /escape-dotdot.txt /etc/escape-through-link.txt /escape-up.txt 2>/dev/null | wc -l'), '0\n', 'nothing outside the target inside the machine');
-      assert.equal(await sh(`ls ${hostDir}/escape-host.txt ${hostDir}/escape-abs.txt 2>/dev/null | wc -l`), '0\n');
-      if (r.status === 200) assert.equal((await get('/ex/target/ok.txt')).bytes.toString(), 'ok');
-      await stat('/escape-dotdot.txt').then(
-        () => assert.fail('a host file was written'),
-        () => undefined,
-      );
+      assert.equal(await sh(`ls /etc/escape-through-link.txt /escape-up.txt ${hostDir}/escape-host.txt 2>/dev/null | wc -l`), '0\n');
     });
 
     it('a symlink flipped between a directory, / and a host path during many calls never reaches the host', async () => {
