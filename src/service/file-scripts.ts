@@ -101,9 +101,10 @@ ${STAT} -- "$1" || exit 9
   /** $1 temporary file → nothing; removes what an interrupted write left. */
   cleanup: `rm -f -- "$1"`,
   /**
-   * $1 path → a line with the size, then exactly that many bytes. The file is opened
-   * once: the size and the bytes come from the same open file, even if the path is
-   * replaced meanwhile.
+   * $1 path → a line with the size, then the bytes. The file is opened once: the size and
+   * the bytes come from the same open file, even if the path is replaced meanwhile. `cat`
+   * (not `head -c`, which copies in small pieces and is several times slower) may send more
+   * than the size if the file grows meanwhile; the reader keeps only the size it announced.
    */
   read: `${PRELUDE}
 [ -e "$1" ] || exit 3
@@ -112,7 +113,7 @@ ${STAT} -- "$1" || exit 9
 exec 3< "$1" || exit 9
 n=$(stat -L -c %s /proc/self/fd/3 2>/dev/null || stat -L -c %s -- "$1") || exit 9
 printf '%s\\n' "$n"
-exec head -c "$n" <&3
+exec cat <&3
 `,
   /** $1 directory → a line "ok", then a tar stream of its contents (entries named ./…). */
   archive: `${PRELUDE}

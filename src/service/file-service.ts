@@ -82,6 +82,8 @@ class Collected {
  */
 class HeaderThenBody {
   readonly body = new PassThrough();
+  /** Bytes after the header that reach `body`; the rest is read and dropped. */
+  private limit = Infinity;
   private head: Buffer[] = [];
   private headBytes = 0;
   header: string | null = null;
@@ -91,6 +93,9 @@ class HeaderThenBody {
   readonly headerSeen = new Promise<string>((resolve) => {
     this.onHeader = resolve;
   });
+
+  /** `limitOf` reads the body's length from the header, when the header says it. */
+  constructor(private readonly limitOf: (header: string) => number = () => Infinity) {}
 
   write = (chunk: Buffer): void | Promise<void> => {
     if (this.header === null) {
@@ -107,11 +112,15 @@ class HeaderThenBody {
       }
       this.header = Buffer.concat([...this.head, chunk.subarray(0, nl)]).toString('utf8');
       this.head = [];
+      this.limit = this.limitOf(this.header);
       this.onHeader?.(this.header);
       chunk = chunk.subarray(nl + 1);
       if (chunk.length === 0) return;
     }
     if (this.header === '' || this.body.destroyed) return;
+    const room = this.limit - this.bodyBytes;
+    if (room <= 0) return;
+    if (chunk.length > room) chunk = chunk.subarray(0, room);
     this.bodyBytes += chunk.length;
     if (this.body.write(chunk)) return;
     return new Promise((resolve) => {
@@ -223,7 +232,7 @@ export class FileService {
   /** Start reading a regular file; resolves with its size once the machine has opened it. */
   async read(caller: Caller, id: string, path: string, signal?: AbortSignal): Promise<FileDownload> {
     await this.runningMachine(caller, id);
-    const { header, bytes, body, done } = await this.download('read', path, this.ctx(id, 'read', path), signal, (h) => /^\d+$/.test(h));
+    const { header, bytes, body, done } = await this.download('read', path, this.ctx(id, 'read', path), signal, (h) => /^\d+$/.test(h), Number);
     const size = Number(header);
     done.then(
       () => {
@@ -259,12 +268,13 @@ export class FileService {
     context: FailureContext,
     signal: AbortSignal | undefined,
     validHeader: (header: string) => boolean,
+    limitOf?: (header: string) => number,
   ): Promise<{ header: string; bytes: () => number; body: PassThrough; done: Promise<void> }> {
     const ac = new AbortController();
     const onAbort = (): void => ac.abort();
     if (signal?.aborted) ac.abort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    const split = new HeaderThenBody();
+    const split = new HeaderThenBody(limitOf);
     const done = this.run({ op, args: [path], context, stdout: split.write, timeoutMs: FILE_TRANSFER_TIMEOUT_MS, signal: ac.signal }).finally(() =>
       signal?.removeEventListener('abort', onAbort),
     );

@@ -436,7 +436,7 @@ describe('files API', () => {
       assert.notEqual(passwd, await readFile('/etc/passwd', 'utf8'));
     });
 
-    it('lists through escaping symlinks only the machine’s own files', async () => {
+    it('lists and archives through escaping symlinks only the machine’s own files', async () => {
       assert.equal((await list('/esc/abs')).status, 404);
       assert.equal((await list('/esc/rel')).status, 404);
       const up = await list('/esc/up');
@@ -444,6 +444,12 @@ describe('files API', () => {
       const names = up.body.entries.map((e: { path: string }) => e.path.split('/').pop());
       const machineRoot = (await list('/')).body.entries.map((e: { path: string }) => e.path.split('/').pop());
       assert.deepEqual(names, machineRoot);
+      for (const path of ['/esc/abs', '/esc/rel', `/esc/up${hostDir}`, `/../../..${hostDir}`]) {
+        const a = await fetch(`${t.url}/v1/machines/${id}/files/archive?${q(path)}`, { headers: auth });
+        const body = Buffer.from(await a.arrayBuffer());
+        assert.equal(a.status, 404, `${path}: ${body.toString()}`);
+        assert.ok(!body.includes(Buffer.from(secret)));
+      }
     });
 
     it('writes, mkdirs, moves and deletes through them stay inside', async () => {
