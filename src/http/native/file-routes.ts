@@ -45,6 +45,9 @@ const FileListSchema = z
   })
   .meta({ id: 'FileList' });
 
+/** A raw byte stream in the OpenAPI document. */
+const Binary = (description: string): z.ZodString => z.string().meta({ format: 'binary', description });
+
 const errors = {
   400: { description: 'Invalid path or body (VALIDATION_FAILED), or not a tar archive (INVALID_ARCHIVE).', schema: ErrorSchema },
   401: { description: 'Missing or unknown API key.', schema: ErrorSchema },
@@ -122,7 +125,7 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       params: IdParams,
       query: PathQuery,
       responses: {
-        200: { description: 'The file content.', contentType: 'application/octet-stream', schema: z.string().describe('binary') },
+        200: { description: 'The file content.', contentType: 'application/octet-stream', schema: Binary('The raw bytes of the file.') },
         ...errors,
       },
       handler: async ({ params, query, caller, reply }) => {
@@ -211,7 +214,7 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       auth: 'team',
       params: IdParams,
       query: PathQuery,
-      responses: { 200: { description: 'The archive.', contentType: 'application/x-tar', schema: z.string().describe('binary') }, ...errors },
+      responses: { 200: { description: 'The archive.', contentType: 'application/x-tar', schema: Binary('A tar stream.') }, ...errors },
       handler: async ({ params, query, caller, reply }) => {
         const body = await files.archive(caller, params.id, query.path, clientGone(reply));
         reply.type('application/x-tar');
