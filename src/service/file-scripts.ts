@@ -79,6 +79,8 @@ ${STAT} -- "$2" || exit 9
    * stdin is written to a new temporary file beside $1 (missing parents are created),
    * checked, then renamed over $1 in one step: readers see the old file or the new one,
    * and a failure (a full disk) leaves neither the temporary file nor the parents it made.
+   * The directory is entered once (cd), so a parent symlink the machine flips meanwhile
+   * cannot split the write, the check and the rename across two directories.
    */
   write: `${PRELUDE}
 set -C
@@ -90,13 +92,15 @@ a=$d
 while ! exists "$a"; do first=$a; a=\${a%/*}; [ -n "$a" ] || a=/; done
 [ -d "$a" ] || exit 5
 if [ -n "$first" ]; then mkdir -p -- "$d" || exit 9; fi
-t=\${d%/}/$2
+cd -- "$d" || exit 9
+b=./\${1##*/}
+t=./$2
 clean() { rm -f -- "$t"; [ -z "$first" ] || rm -rf -- "$first"; }
 cat > "$t" || { clean; exit 9; }
 if [ -n "$3" ] && [ "$(stat -c %s -- "$t")" != "$3" ]; then clean; exit 8; fi
-if [ -f "$1" ] && [ ! -L "$1" ]; then chmod "$(stat -c %a -- "$1")" -- "$t" 2>/dev/null; fi
-mv -f -T -- "$t" "$1" || { clean; exit 9; }
-${STAT} -- "$1" || exit 9
+if [ -f "$b" ] && [ ! -L "$b" ]; then chmod "$(stat -c %a -- "$b")" -- "$t" 2>/dev/null; fi
+mv -f -T -- "$t" "$b" || { clean; exit 9; }
+${STAT} -- "$b" || exit 9
 `,
   /** $1 temporary file → nothing; removes what an interrupted write left. */
   cleanup: `rm -f -- "$1"`,
@@ -111,6 +115,7 @@ ${STAT} -- "$1" || exit 9
 [ -d "$1" ] && exit 4
 [ -f "$1" ] || exit 6
 exec 3< "$1" || exit 9
+[ -f /proc/self/fd/3 ] || { [ -d /proc/self/fd/3 ] && exit 4; exit 6; }
 n=$(stat -L -c %s /proc/self/fd/3 2>/dev/null || stat -L -c %s -- "$1") || exit 9
 printf '%s\\n' "$n"
 exec cat <&3

@@ -515,7 +515,8 @@ describe('files API', () => {
       assert.match(flipperPid, /^\d+$/, flipper.out);
       try {
         const seen = new Set<number>();
-        for (let i = 0; i < 12; i++) {
+        // At least 12 rounds, and more (up to 40) until some call has landed in the real directory.
+        for (let i = 0; i < 40 && (i < 12 || !seen.has(200)); i++) {
           const w = await put(`/flip/link/w${i}.txt`, `write ${i}`);
           seen.add(w.status);
           const r = await get('/flip/link/secret.txt');
@@ -534,6 +535,8 @@ describe('files API', () => {
           await hostUnchanged();
         }
         assert.ok(seen.has(200), `some calls landed: ${[...seen]}`);
+        // Races inside the machine may fail a call (404, 409, 422), never as a bad request or a server error.
+        assert.ok(![...seen].some((s) => s === 400 || s >= 500), `statuses seen: ${[...seen]}`);
       } finally {
         await execIn(t.server, id, ['kill', flipperPid]);
       }
