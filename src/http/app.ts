@@ -16,7 +16,7 @@ import { machineRoutes } from './native/machine-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
-import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
+import { defineRoute, registerRoutes, takesRawBody, type AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
 export interface AppOptions {
@@ -88,7 +88,10 @@ function errorBody(err: HangarError): Record<string, unknown> {
 }
 
 /** Map Fastify's own errors (body parsing, limits) onto the catalogue. */
-function fromFastifyError(err: FastifyError): HangarError | null {
+function fromFastifyError(err: FastifyError, rawBody: boolean): HangarError | null {
+  if (rawBody && err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new HangarError('UNSUPPORTED_MEDIA_TYPE', 'The Content-Type header is malformed; send the bytes with a valid one such as application/octet-stream.');
+  }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new HangarError('BODY_TOO_LARGE', 'The request body is too large; send at most 1 MiB of JSON.');
@@ -136,7 +139,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   const doc = openApiDocument(routes, o.version);
 
   app.setErrorHandler((err: FastifyError | HangarError, request, reply) => {
-    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError);
+    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, takesRawBody(request));
     if (known) {
       if (known.status >= 500) request.log.error({ err }, known.message);
       return reply.code(known.status).send(errorBody(known));

@@ -62,6 +62,11 @@ export function defineRoute<B extends z.ZodType = z.ZodUndefined, Q extends z.Zo
   return spec as unknown as AnyRoute;
 }
 
+/** Whether the route of a request takes a raw body (see `RouteSpec.rawBody`). */
+export function takesRawBody(request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { rawBody?: boolean } | undefined)?.rawBody === true;
+}
+
 /** Resolves the caller of a request (the auth service, at the edge). */
 export type Authenticate = (header: string | undefined) => Promise<Caller>;
 
@@ -86,6 +91,8 @@ function addRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authentica
     app.route({
       method: r.method,
       url: r.url,
+      // Read by the error handler: a raw-body route's media type errors are not about JSON.
+      config: { rawBody: r.rawBody !== undefined },
       handler: async (request, reply) => {
         let caller = undefined as unknown as Caller;
         if (r.auth !== 'public') {

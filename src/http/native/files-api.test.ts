@@ -306,6 +306,9 @@ describe('files API', () => {
     const readOnly = await put('/sys/hangar', 'x');
     assert.equal(readOnly.status, 403, readOnly.text);
     assert.equal(readOnly.body.code, 'PATH_PERMISSION_DENIED');
+    const badType = await put('/root/typed', 'x', id, { 'content-type': 'not a media type' });
+    assert.equal(badType.status, 415, badType.text);
+    assert.match(badType.body.message, /octet-stream/);
     const deleteRoot = await del('/');
     assert.equal(deleteRoot.status, 400);
     assert.equal(deleteRoot.body.code, 'VALIDATION_FAILED');
