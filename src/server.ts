@@ -10,6 +10,7 @@ import type { Runtime } from './runtime/runtime.js';
 import { AuthService } from './service/auth-service.js';
 import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
+import { FileService } from './service/file-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
@@ -114,6 +115,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       exec,
       processes,
       pty,
+      files: new FileService({ machines, runtime }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       auth,
       version: VERSION,

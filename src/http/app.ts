@@ -4,6 +4,7 @@ import { HangarError } from '../domain/errors.js';
 import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
+import type { FileService } from '../service/file-service.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { ProcessService } from '../service/process-service.js';
 import type { PtyService } from '../service/pty-service.js';
@@ -12,13 +13,14 @@ import { warmPoolRoutes } from './admin/warm-pool-routes.js';
 import { adminRoutes } from './admin/admin-routes.js';
 import { computeRoutes } from './compute/compute-routes.js';
 import { execRoutes } from './native/exec-routes.js';
+import { fileRoutes } from './native/file-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { processRoutes } from './native/process-routes.js';
 import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
-import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
+import { defineRoute, registerRoutes, takesStreamBody, type AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
 export interface AppOptions {
@@ -27,6 +29,7 @@ export interface AppOptions {
   exec: ExecService;
   processes: ProcessService;
   pty: PtyService;
+  files: FileService;
   compute: ComputeService;
   auth: AuthService;
   /** Facts for GET /v1/info. */
@@ -41,7 +44,7 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'processes' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -72,6 +75,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'p
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),
+    ...fileRoutes(o.files),
     ...computeRoutes(o.compute),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
@@ -92,7 +96,10 @@ function errorBody(err: HangarError): Record<string, unknown> {
 }
 
 /** Map Fastify's own errors (body parsing, limits) onto the catalogue. */
-function fromFastifyError(err: FastifyError): HangarError | null {
+function fromFastifyError(err: FastifyError, streamBody: boolean): HangarError | null {
+  if (streamBody && err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new HangarError('UNSUPPORTED_MEDIA_TYPE', 'The Content-Type header is malformed; send the bytes with a valid one such as application/octet-stream.');
+  }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new HangarError('BODY_TOO_LARGE', 'The request body is too large; send at most 1 MiB of JSON.');
@@ -148,7 +155,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   const doc = openApiDocument(routes, o.version);
 
   app.setErrorHandler((err: FastifyError | HangarError, request, reply) => {
-    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError);
+    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, takesStreamBody(request));
     if (known) {
       if (known.status >= 500) request.log.error({ err }, known.message);
       return reply.code(known.status).send(errorBody(known));

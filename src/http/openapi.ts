@@ -72,6 +72,9 @@ export function buildOpenApi(routes: readonly AnyRoute[], info: { title: string;
       content[r.rawBody.contentType] = { schema: { type: 'string', format: 'binary', description: r.rawBody.description } };
       op.requestBody = { required: false, content };
     }
+    if (r.streamBody) {
+      op.requestBody = { required: true, description: r.streamBody.description, content: { [r.streamBody.contentType]: { schema: { type: 'string', format: 'binary' } } } };
+    }
     (paths[path] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

@@ -42,6 +42,12 @@ export interface RouteSpec<B extends z.ZodType, Q extends z.ZodType, P extends z
   params?: P;
   /** Also accept the body as raw bytes of this media type (handed over as `rawBody`, not validated). */
   rawBody?: { contentType: string; description: string };
+  /**
+   * The route takes a raw body of any media type, handed to the handler unread as
+   * `request.body` (a stream; Fastify's body limit does not apply, the handler sets its own).
+   * Exclusive with `body` and `rawBody`.
+   */
+  streamBody?: { description: string; contentType: string };
   /** Request headers worth documenting (besides Authorization). */
   headers?: Array<{ name: string; description: string }>;
   /** Success status. @default 200 */
@@ -60,16 +66,37 @@ export function defineRoute<B extends z.ZodType = z.ZodUndefined, Q extends z.Zo
   return spec as unknown as AnyRoute;
 }
 
+/** Whether the route of a request takes its body as a stream (see `RouteSpec.streamBody`). */
+export function takesStreamBody(request: FastifyRequest): boolean {
+  return (request.routeOptions.config as { streamBody?: boolean } | undefined)?.streamBody === true;
+}
+
 /** Resolves the caller of a request (the auth service, at the edge). */
 export type Authenticate = (header: string | undefined) => Promise<Caller>;
 
-/** Register routes on a Fastify instance. */
+/**
+ * Register routes on a Fastify instance. Routes with a stream body live in their own
+ * encapsulated scope whose only parser passes any media type through as the unread
+ * stream: every other route keeps JSON-only parsing.
+ */
 export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
+  addRoutes(app, routes.filter((r) => !r.streamBody), authenticate);
+  const raw = routes.filter((r) => r.streamBody);
+  if (raw.length === 0) return;
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    addRoutes(scope, raw, authenticate);
+  });
+}
+
+function addRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
   for (const r of routes) {
     app.route({
       method: r.method,
       url: r.url,
-      config: { rawBody: r.rawBody !== undefined },
+      // Read by the app: `rawBody` routes take octet-stream bytes; `streamBody` routes' media type errors are not about JSON.
+      config: { rawBody: r.rawBody !== undefined, streamBody: r.streamBody !== undefined },
       handler: async (request, reply) => {
         let caller = undefined as unknown as Caller;
         if (r.auth !== 'public') {

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { MachineConfig } from '../domain/machine.js';
 import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 
@@ -86,8 +87,12 @@ export interface ExecOptions {
   env: Record<string, string>;
   uid: number;
   gid: number;
-  /** Fed to the command's stdin, which is then closed; without it stdin is empty (end-of-file at once). */
-  stdin?: Buffer;
+  /**
+   * Fed to the command's stdin, which is closed at the end; without it stdin is empty (end-of-file at once).
+   * A stream is piped with backpressure; if it fails instead of ending, stdin stays open, so abort
+   * `signal` to kill the command (it must never mistake a cut-off stream for the whole input).
+   */
+  stdin?: Buffer | Readable;
   /** The command and everything it started are killed after this long. */
   timeoutMs: number;
   /** Aborting kills the command and everything it started. */

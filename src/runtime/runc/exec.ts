@@ -92,7 +92,8 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
 
   // Without stdin the command reads end-of-file at once. It may exit without reading it all: EPIPE is expected.
   child.stdin.on('error', () => undefined);
-  child.stdin.end(o.stdin);
+  if (o.stdin === undefined || Buffer.isBuffer(o.stdin)) child.stdin.end(o.stdin);
+  else o.stdin.pipe(child.stdin);
   // Until the command is known to run, stderr may be runc's start error: hold it back.
   const heldStderr: Buffer[] = [];
   let releasing: Promise<void> | null = null;
@@ -129,6 +130,8 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
   } finally {
     clearTimeout(timer);
     o.signal?.removeEventListener('abort', onAbort);
+    // A command that exits before reading all its input leaves the rest to the caller.
+    if (o.stdin !== undefined && !Buffer.isBuffer(o.stdin)) o.stdin.unpipe(child.stdin);
     exited = true;
     await killing;
     await rm(pidFile, { force: true }).catch(() => undefined);

@@ -1,0 +1,243 @@
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { HangarError } from '../../domain/errors.js';
+import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
+import type { FileService, FileUpload } from '../../service/file-service.js';
+import { defineRoute, type AnyRoute } from '../route.js';
+import { ErrorSchema, IdParams } from './schemas.js';
+
+/** An absolute path inside the machine, normalised (`/a/./b/../c/` → `/a/c`). */
+const machinePath = (what: string): z.ZodType<string, string> =>
+  z
+    .string()
+    .min(1)
+    .max(MAX_FILE_PATH_LENGTH)
+    .regex(/^\//, 'must be an absolute path (starting with /)')
+    .refine((v) => !v.includes('\0'), 'must not contain NUL')
+    .transform((v) => normaliseFilePath(v) ?? v)
+    .describe(`${what} Absolute; \`.\` and \`..\` are applied to the text first (never above /), then the machine resolves it in its own root.`);
+
+const PathQuery = z.object({ path: machinePath('Path inside the machine.') });
+const MkdirBody = z.strictObject({ path: machinePath('Directory to create, with its missing parents.') }).meta({ id: 'MkdirRequest' });
+const MoveBody = z
+  .strictObject({
+    from: machinePath('What to move.'),
+    to: machinePath('The new path: must not exist; its parent must.'),
+  })
+  .meta({ id: 'MoveRequest' });
+
+/** The stat of one path inside a machine. */
+export const FileEntrySchema = z
+  .object({
+    path: z.string().describe('Absolute and normalised.'),
+    size: z.number().int().describe('Bytes; for a symlink the length of its target.'),
+    mode: z.string().describe('Permission bits as 4 octal digits, e.g. "0644" or "1777".'),
+    mtime: z.string().describe('Last modification, ISO 8601 UTC with milliseconds.'),
+    type: z.enum(FILE_TYPES).describe('Symlinks are reported as such, not followed.'),
+  })
+  .meta({ id: 'FileEntry' });
+
+const FileListSchema = z
+  .object({
+    path: z.string().describe('The directory listed.'),
+    entries: z.array(FileEntrySchema).describe('Every entry but . and .., sorted by path.'),
+  })
+  .meta({ id: 'FileList' });
+
+/** A raw byte stream in the OpenAPI document. */
+const Binary = (description: string): z.ZodString => z.string().meta({ format: 'binary', description });
+
+const errors = {
+  400: { description: 'Invalid path or body (VALIDATION_FAILED), or not a tar archive (INVALID_ARCHIVE).', schema: ErrorSchema },
+  401: { description: 'Missing or unknown API key.', schema: ErrorSchema },
+  403: { description: 'The machine refused: permissions or a read-only file system (PATH_PERMISSION_DENIED).', schema: ErrorSchema },
+  404: { description: 'No such machine for this team (NOT_FOUND), or nothing at the path (PATH_NOT_FOUND).', schema: ErrorSchema },
+  409: {
+    description: 'The machine is not running (STATE_CONFLICT), or the path has the wrong type or exists (IS_A_DIRECTORY, NOT_A_DIRECTORY, NOT_A_REGULAR_FILE, PATH_EXISTS).',
+    schema: ErrorSchema,
+  },
+};
+const uploadErrors = {
+  ...errors,
+  413: { description: "The body is larger than the machine's disk (BODY_TOO_LARGE); nothing was changed.", schema: ErrorSchema },
+  507: { description: "The machine's disk filled up (DISK_FULL).", schema: ErrorSchema },
+};
+
+/** An AbortSignal that fires when the client goes away before the answer is complete. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
+/** The raw body of an upload and its declared length. */
+function uploadOf(request: FastifyRequest): FileUpload {
+  const body = (request.body as Readable | undefined) ?? request.raw;
+  const header = request.headers['content-length'];
+  const length = header === undefined ? undefined : Number(header);
+  return { body, contentLength: length !== undefined && Number.isSafeInteger(length) ? length : undefined };
+}
+
+/** An upload that failed is answered with the connection closed: the rest of a large body is not waited for. */
+async function closingOnError<T>(reply: FastifyReply, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof HangarError) reply.header('connection', 'close');
+    throw err;
+  }
+}
+
+const tag = 'files';
+
+/** Files inside a running machine: read, write, stat, list, mkdir, move, delete, tar archives. */
+export function fileRoutes(files: FileService): AnyRoute[] {
+  return [
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/machines/:id/files',
+      operationId: 'writeFile',
+      summary: 'Write a file',
+      description:
+        'The body (any media type) is streamed into a new file, which then replaces `path` in one step: a failure (full disk, ' +
+        'cut-off body, client gone) leaves the old file, or none. Missing parent directories are created. An existing ' +
+        "file's mode is kept; a new one gets 0644. A symlink at `path` is replaced, not followed. Counts as activity.",
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      streamBody: { description: 'The file content, any size up to the machine disk.', contentType: 'application/octet-stream' },
+      responses: { 200: { description: "The new file's stat.", schema: FileEntrySchema }, ...uploadErrors },
+      handler: ({ params, query, caller, request, reply }) =>
+        closingOnError(reply, () => files.write(caller, params.id, query.path, uploadOf(request), clientGone(reply))),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/files',
+      operationId: 'readFile',
+      summary: 'Read a file',
+      description: 'The bytes of a regular file (symlinks followed inside the machine), streamed, with Content-Length. Counts as activity.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      responses: {
+        200: { description: 'The file content.', contentType: 'application/octet-stream', schema: Binary('The raw bytes of the file.') },
+        ...errors,
+      },
+      handler: async ({ params, query, caller, reply }) => {
+        const file = await files.read(caller, params.id, query.path, clientGone(reply));
+        reply.header('content-length', file.size).type('application/octet-stream');
+        return file.body;
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      url: '/v1/machines/:id/files',
+      operationId: 'deleteFile',
+      summary: 'Delete a file or directory',
+      description: 'Deletes a file, a symlink (not its target) or a directory with everything in it. Answers 204.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      status: 204,
+      responses: { 204: { description: 'Deleted.' }, ...errors },
+      handler: async ({ params, query, caller }) => {
+        await files.remove(caller, params.id, query.path);
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/files/stat',
+      operationId: 'statFile',
+      summary: 'Stat a path',
+      description: 'Type, size, mode and mtime of a path; a symlink is reported as a symlink.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      responses: { 200: { description: 'The stat.', schema: FileEntrySchema }, ...errors },
+      handler: ({ params, query, caller }) => files.stat(caller, params.id, query.path),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/files/list',
+      operationId: 'listFiles',
+      summary: 'List a directory',
+      description: 'The entries of a directory (a symlink to a directory is followed), each with its stat, sorted by path.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      responses: { 200: { description: 'The entries.', schema: FileListSchema }, ...errors },
+      handler: async ({ params, query, caller }) => ({ path: query.path, entries: await files.list(caller, params.id, query.path) }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/machines/:id/files/mkdir',
+      operationId: 'makeDirectory',
+      summary: 'Create a directory',
+      description: 'Creates the directory and its missing parents (mkdir -p); an existing directory is fine.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      body: MkdirBody,
+      responses: { 200: { description: "The directory's stat.", schema: FileEntrySchema }, ...errors },
+      handler: ({ params, body, caller }) => files.mkdir(caller, params.id, body.path),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/machines/:id/files/move',
+      operationId: 'moveFile',
+      summary: 'Move or rename a file or directory',
+      description: '`to` must not exist (409 PATH_EXISTS) and its parent must (404 PATH_NOT_FOUND).',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      body: MoveBody,
+      responses: { 200: { description: 'The stat of `to`.', schema: FileEntrySchema }, ...errors },
+      handler: ({ params, body, caller }) => files.move(caller, params.id, body.from, body.to),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/files/archive',
+      operationId: 'downloadArchive',
+      summary: 'Download a directory as tar',
+      description:
+        "A tar stream (entries named `./…`, symlinks stored as symlinks) of a directory's contents. A failure half-way " +
+        '(an unreadable file) cuts the response short, so a truncated archive never looks complete.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      responses: { 200: { description: 'The archive.', contentType: 'application/x-tar', schema: Binary('A tar stream.') }, ...errors },
+      handler: async ({ params, query, caller, reply }) => {
+        const body = await files.archive(caller, params.id, query.path, clientGone(reply));
+        reply.type('application/x-tar');
+        return body;
+      },
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/machines/:id/files/archive',
+      operationId: 'uploadArchive',
+      summary: 'Extract a tar into a directory',
+      description:
+        'Extracts the uploaded tar into `path` (created with its parents), as the machine\'s busybox tar does: leading `/` and ' +
+        '`../` parts of entry names are stripped, owners are not restored. Existing files are replaced. On a full disk the ' +
+        'entries extracted so far stay.',
+      tag,
+      auth: 'team',
+      params: IdParams,
+      query: PathQuery,
+      streamBody: { description: 'A tar archive.', contentType: 'application/x-tar' },
+      responses: { 200: { description: "The directory's stat.", schema: FileEntrySchema }, ...uploadErrors },
+      handler: ({ params, query, caller, request, reply }) =>
+        closingOnError(reply, () => files.extract(caller, params.id, query.path, uploadOf(request), clientGone(reply))),
+    }),
+  ];
+}
