@@ -6,6 +6,10 @@ import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
 import type { PodmanCheckpointResult } from './podman-checkpoint.js';
 import type { BurstSamples } from './burst.js';
 import type { DensityResults } from './density.js';
+import type { PodmanExecResult } from './exec-podman.js';
+import type { ExecSamples } from './exec.js';
+import type { FilesSamples } from './files.js';
+import { execRow, filesRows } from './inside-report.js';
 import { burstRow, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
 import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
@@ -48,6 +52,11 @@ export interface BenchResults {
   density: DensityResults;
   /** GET by id under wrk's load. */
   wrk: WrkResult;
+  /** `exec true` through the API, and podman exec. */
+  exec: ExecSamples;
+  podmanExec: PodmanExecResult;
+  /** File upload and download throughput. */
+  files: FilesSamples;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -130,6 +139,8 @@ export function tableRows(r: BenchResults): TableRow[] {
     },
     wrkRow(r.wrk),
     ...snapshotRows(r.snapshots, r.checkpoint),
+    execRow(r.exec, r.podmanExec),
+    ...filesRows(r.files),
   ];
 }
 
@@ -198,6 +209,8 @@ export async function writeResults(dir: string, r: BenchResults, markdown: strin
     warmPoolHit: summarize(r.warmPool.hitMs),
     burstCreate: summarize(r.burst.createMs),
     densityCreate: summarize(r.density.createMs),
+    exec: summarize(r.exec.execMs),
+    podmanExec: r.podmanExec.available ? summarize(r.podmanExec.execMs) : null,
   };
   await writeFile(`${base}.md`, markdown);
   await writeFile(`${base}.json`, `${JSON.stringify({ ...r, summaries }, null, 1)}\n`);

@@ -12,6 +12,9 @@ import { run } from '../src/runtime/runc/command.js';
 import { measureBurst, type BurstSamples } from './burst.js';
 import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
 import { measureDensity, type DensityPlan, type DensityResults } from './density.js';
+import { measurePodmanExec, type PodmanExecResult } from './exec-podman.js';
+import { measureExec, type ExecSamples } from './exec.js';
+import { measureFiles, type FilesSamples } from './files.js';
 import { withInstance } from './hangar-instance.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
@@ -40,6 +43,8 @@ const PLAN = {
   checkpoint: { warmup: 1, count: 10, budgetMs: 120_000, heldMiB: 256 },
   warmPool: { size: 60, warmup: 5, count: 50, budgetMs: 60_000, fillTimeoutMs: 120_000 } satisfies WarmPoolPlan,
   burst: 100,
+  exec: { warmup: 5, count: 100, budgetMs: 60_000 },
+  podmanExec: { warmup: 3, count: 30, budgetMs: 60_000 },
   wrk: { threads: 1, connections: 32, durationS: 5 },
   density: {
     target: 1_000,
@@ -95,6 +100,9 @@ async function main(): Promise<number> {
   let burst: BurstSamples | undefined;
   let density: DensityResults | undefined;
   let wrk: WrkResult | undefined;
+  let exec: ExecSamples | undefined;
+  let podmanExec: PodmanExecResult | undefined;
+  let files: FilesSamples | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -105,6 +113,12 @@ async function main(): Promise<number> {
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
+      progress(`exec true: ${PLAN.exec.warmup} warm-ups + ${PLAN.exec.count} timed; then podman exec`);
+      exec = await measureExec(inst, PLAN.exec.warmup, { ...PLAN.exec, signal });
+      podmanExec = await measurePodmanExec(rootfs, PLAN.podmanExec.warmup, { ...PLAN.podmanExec, signal });
+      if (!podmanExec.available) progress(`podman exec: unavailable (${podmanExec.reason})`);
+      progress('files: 1 MiB and 100 MiB uploads and downloads');
+      files = await measureFiles(inst, signal);
     });
     await withInstance('reads', leftovers, async (inst) => {
       progress(`reads with ${PLAN.reads.storeRows} store rows + ${PLAN.reads.realMachines} real machines, then ${PLAN.reads.throughput.durationMs / 1000} s of load`);
@@ -148,7 +162,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -166,12 +180,15 @@ async function main(): Promise<number> {
     burst,
     density,
     wrk,
+    exec,
+    podmanExec,
+    files,
     leftovers,
   };
   const markdown = renderMarkdown(results);
   process.stdout.write(markdown);
-  const files = await writeResults(RESULTS_DIR, results, markdown);
-  progress(`wrote ${files.join(', ')}`);
+  const written = await writeResults(RESULTS_DIR, results, markdown);
+  progress(`wrote ${written.join(', ')}`);
   return leftovers.length ? 1 : 0;
 }
 

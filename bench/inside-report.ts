@@ -1,0 +1,32 @@
+/** Rows for what users do inside a machine: exec (against podman exec) and file transfers. */
+import type { PodmanExecResult } from './exec-podman.js';
+import type { ExecSamples } from './exec.js';
+import type { FilesSamples } from './files.js';
+import type { TableRow } from './report.js';
+import { formatMs, percentile, summarize, type Summary } from './stats.js';
+
+const latency = (s: Summary): string => `${formatMs(s.p50)} / ${formatMs(s.p95)} ms (${formatMs(s.min)}–${formatMs(s.max)}; n=${s.n})`;
+const median = (xs: readonly number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+
+export function execRow(h: ExecSamples, p: PodmanExecResult): TableRow {
+  return {
+    what: 'exec `true`, p50 / p95 (min–max)',
+    hangar: latency(summarize(h.execMs)),
+    podman: p.available ? latency(summarize(p.execMs)) : `podman: unavailable (${p.reason})`,
+    notes:
+      `Hangar: \`POST /v1/machines/{id}/exec {"cmd": ["true"]}\` answered 200 with exit code 0 (a \`runc exec\` per call), ${h.warmup} untimed warm-ups. ` +
+      `podman: \`podman exec <ctr> true\` into a running container of the same rootfs${p.available ? `, ${p.warmup} untimed warm-ups` : ''}.`,
+  };
+}
+
+export function filesRows(f: FilesSamples): TableRow[] {
+  return f.cases.map((c) => ({
+    what: `files: ${c.mib} MiB upload / download, median MB/s`,
+    hangar: `${median(c.uploadMBps).toFixed(1)} / ${median(c.downloadMBps).toFixed(1)} MB/s (n=${c.uploadMBps.length})`,
+    podman: '—',
+    notes:
+      `\`PUT\` then \`GET /v1/machines/{id}/files?path=…\` of ${c.mib} MiB of random bytes, one at a time on one keep-alive connection; ` +
+      `each download hashed and compared. Each call runs a short script in the machine (\`runc exec\`), so small files are bound by that per-call cost.` +
+      `${c.loop.truncated ? ` Time budget hit after ${c.loop.iterations}.` : ''}`,
+  }));
+}
