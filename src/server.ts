@@ -70,6 +70,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
+      subnet: settings.subnet,
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
@@ -92,6 +93,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       log: serviceLog,
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
+      subnet: settings.subnet,
       onPoolCheckout: () => pools.schedule(),
     });
     const pools: WarmPoolService = new WarmPoolService({

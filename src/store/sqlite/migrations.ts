@@ -92,4 +92,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  `
+  ALTER TABLE machines ADD COLUMN private_ip TEXT;
+  ALTER TABLE machines ADD COLUMN outbound TEXT;
+  `,
 ];
