@@ -268,6 +268,8 @@ export class HostNetwork {
       `link set ${veth} master ${this.bridge}`,
       `link set dev ${veth} type bridge_slave isolated on`,
       `link set ${veth} up`,
+      // The new eth0 has a new MAC: a neighbour entry of the address's last holder would blackhole replies.
+      `neigh flush to ${spec.ip} dev ${this.bridge}`,
     ];
     await runWithInput('ip', ['-batch', '-'], `${host.join('\n')}\n`);
     const inside = [
