@@ -219,7 +219,10 @@ export class HostNetwork {
       // No IPv6 on the bridge: machines would otherwise reach the host over link-local addresses.
       await writeFile(`/proc/sys/net/ipv6/conf/${this.bridge}/disable_ipv6`, '1').catch(() => undefined);
     }
-    await runWithInput('ip', ['-batch', '-'], `addr replace ${this.gateway}/${this.o.subnet.prefix} dev ${this.bridge}\nlink set ${this.bridge} up\n`);
+    // A fixed address: a bridge otherwise takes the lowest of its ports', which changes when a
+    // machine goes, and every other machine's ARP entry for the gateway goes stale with it.
+    const mac = `02:${this.hex.match(/../g)!.join(':')}:01`;
+    await runWithInput('ip', ['-batch', '-'], `link set ${this.bridge} address ${mac}\naddr replace ${this.gateway}/${this.o.subnet.prefix} dev ${this.bridge}\nlink set ${this.bridge} up\n`);
   }
 
   private async ensureForwarding(): Promise<void> {

@@ -286,7 +286,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         // Freeze first: CRIU checks the freezer once and, if the cgroup is still freezing,
         // sleeps 100 ms before looking again.
         await this.runc(['pause', id]);
-        // CRIU dumps processes, memory, files, sockets and the network namespace, then kills the container.
+        // CRIU dumps processes, memory, files and sockets, then kills the container; the network
+        // namespace is Hangar's (external to CRIU) and stays, address and rules, for the resume.
         await this.runc([
           '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
           '--image-path', s.criu, '--work-path', s.work, id,
