@@ -23,6 +23,7 @@ export const ERROR_CATALOGUE = {
   SNAPSHOT_FAILED: { status: 500, meaning: 'A pause or snapshot failed; the machine is still running, or in error with the reason and its data kept.' },
   RESTORE_FAILED: { status: 500, meaning: 'A resume or a start from a snapshot failed; a paused machine stays paused with its snapshot intact.' },
   INTERNAL: { status: 500, meaning: 'An unexpected server error. Nothing is reported beyond this code.' },
+  UPSTREAM_UNREACHABLE: { status: 502, meaning: 'Ingress: nothing answered at the machine\'s port (no listener, or it failed mid-answer).' },
   RUNTIME_UNAVAILABLE: { status: 503, meaning: 'The container runtime cannot be used on this host.' },
   NOT_READY: { status: 503, meaning: 'The server is starting or shutting down.' },
 } as const satisfies Record<string, { status: number; meaning: string }>;

@@ -38,6 +38,7 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     errorReason: null,
     deadlineAt: null,
     privateIp: null,
+    public: false,
     outbound: { mode: 'allow' },
     ...overrides,
   };

@@ -77,6 +77,8 @@ export interface MachineRecord {
   privateIp: string | null;
   /** What the machine may reach outside the host. */
   outbound: OutboundPolicy;
+  /** Ingress to its ports needs no traffic access token. */
+  public: boolean;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -147,6 +149,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     deadlineAt: null,
     privateIp: null,
     outbound: DEFAULT_OUTBOUND,
+    public: false,
     ...f,
   };
 }

@@ -14,6 +14,7 @@ import { machineRoutes } from './native/machine-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
+import { registerIngress } from './native/ingress-routes.js';
 import { defineRoute, registerRoutes, type AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
@@ -147,5 +148,6 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   });
   app.get('/openapi.json', async () => doc);
   registerRoutes(app, routes, (h) => o.auth.authenticate(h));
+  registerIngress(app, { machines: o.machines });
   return { app, routes };
 }

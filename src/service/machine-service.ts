@@ -43,6 +43,8 @@ export interface CreateMachineInput {
   snapshotId?: string;
   /** What the machine may reach outside the host. @default allow */
   outbound?: OutboundPolicy;
+  /** Ingress without a traffic access token. @default false */
+  public?: boolean;
 }
 
 /** A list request after validation at the edge. */
@@ -258,6 +260,7 @@ export class MachineService {
       id,
       privateIp: this.allocateIp(id),
       outbound,
+      public: input.public ?? false,
       teamId: caller.team.id,
       template: templateName,
       createdAt: now,
@@ -332,6 +335,7 @@ export class MachineService {
         timeoutAction: input.timeoutAction ?? 'destroy',
         inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
         autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+        public: input.public ?? false,
         createdAt: now,
         startedAt: now,
         warmPoolCheckout: { hit: true, id: pool.name },
@@ -382,6 +386,11 @@ export class MachineService {
       if (ok) destroyed++;
     }
     return destroyed;
+  }
+
+  /** Any team's machine by id, for ingress (which authenticates with the machine's traffic token, not an API key). */
+  findForTraffic(id: string): Promise<MachineRecord | null> {
+    return this.o.store.getMachine(id);
   }
 
   /** A machine of the caller's team, or NOT_FOUND. */

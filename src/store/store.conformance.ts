@@ -55,6 +55,7 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     errorReason: null,
     deadlineAt: null,
     privateIp: null,
+    public: false,
     outbound: { mode: 'allow' },
     ...o,
   };
@@ -100,6 +101,7 @@ function fullMachine(): MachineRecord {
     errorReason: 'runc: exit status 1 — "quoted"',
     deadlineAt: T0 + 7,
     privateIp: '10.123.4.5',
+    public: true,
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
   });
 }

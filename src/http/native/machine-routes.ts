@@ -129,6 +129,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             env: body.env,
             snapshotId: body.snapshot_id,
             outbound: body.network === undefined ? undefined : outboundPolicy(body.network),
+            public: body.public,
           },
           idemKey,
         );

@@ -55,6 +55,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   if (m.status === 'error' && m.errorReason !== null) full.error_reason = m.errorReason;
   if (m.privateIp !== null && holdsResources(m.status)) full.private_ip = m.privateIp;
   full.network = networkView(m.outbound);
+  if (m.public) full.public = true;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

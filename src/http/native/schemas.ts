@@ -75,6 +75,7 @@ export const CreateMachineBody = z
     snapshot_id: z.string().min(1).max(128).optional().describe('Start from this snapshot: a fork with its own id, network and writable layer, its processes restored. template, config.disk_mb, env and cwd come from the snapshot.'),
     volumes: z.array(z.unknown()).optional().describe('Volumes to attach (not available yet: 422).'),
     network: NetworkSchema.optional(),
+    public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
   })
   .meta({ id: 'CreateMachineRequest' });
 
@@ -124,6 +125,7 @@ export const MachineSchema = z
     error_reason: z.string().optional().describe('Why the machine is in error; present only then.'),
     private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused.'),
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
+    public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
   })
   .meta({ id: 'Machine' });
 

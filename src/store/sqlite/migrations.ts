@@ -95,5 +95,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN private_ip TEXT;
   ALTER TABLE machines ADD COLUMN outbound TEXT;
+  ALTER TABLE machines ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
   `,
 ];

@@ -49,6 +49,7 @@ const machine: MachineRecord = {
   errorReason: null,
   deadlineAt: 1_700_000_300_000,
   privateIp: null,
+  public: false,
   outbound: { mode: 'allow' },
 };
 

@@ -42,13 +42,14 @@ interface MachineRow {
   deadline_at: number | null;
   private_ip: string | null;
   outbound: string | null;
+  public: number;
 }
 
 const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -80,6 +81,7 @@ function toRow(m: MachineRecord): MachineRow {
     deadline_at: m.deadlineAt,
     private_ip: m.privateIp,
     outbound: JSON.stringify(m.outbound),
+    public: m.public ? 1 : 0,
   };
 }
 
@@ -113,6 +115,7 @@ function fromRow(r: MachineRow): MachineRecord {
     privateIp: r.private_ip,
     // Machines stored before networking existed had the default.
     outbound: r.outbound === null ? { ...DEFAULT_OUTBOUND } : JSON.parse(r.outbound),
+    public: r.public === 1,
   };
 }
 
