@@ -76,6 +76,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
       toolsDir: join(settings.dataDir, 'tools'),
+      subnet: settings.subnet,
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
@@ -98,6 +99,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       log: serviceLog,
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
+      subnet: settings.subnet,
       onPoolCheckout: () => pools.schedule(),
     });
     const pools: WarmPoolService = new WarmPoolService({

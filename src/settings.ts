@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { defaultSubnet, parseCidr, type Cidr } from './domain/network.js';
 
 /**
  * Every setting of the server, read once from the environment at start-up.
@@ -31,6 +32,19 @@ const EnvSchema = z.object({
   HANGAR_CRIU: z.string().default('criu'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
+  /**
+   * The machines' private IPv4 subnet, /16 to /28; the host takes its first address.
+   * @default a /20 in 10.0.0.0/8 chosen by the data dir's hash
+   */
+  HANGAR_SUBNET: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      const parsed = parseCidr(v);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `${v} ${parsed.error}` });
+      else if (parsed.cidr.prefix < 16 || parsed.cidr.prefix > 28) ctx.addIssue({ code: 'custom', message: 'prefix length must be 16 to 28' });
+    }),
   /** Fastify log level. @default 'info' */
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -51,6 +65,8 @@ export interface Settings {
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
   /** Derived: carried by every host resource of this server (hash of the data dir). */
   instancePrefix: string;
+  /** The machines' private subnet. */
+  subnet: Cidr;
   databasePath: string;
   templatesDir: string;
   machinesDir: string;
@@ -92,6 +108,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     busyboxPath: e.HANGAR_BUSYBOX,
     logLevel: e.HANGAR_LOG_LEVEL,
     instancePrefix,
+    subnet: subnetOf(e.HANGAR_SUBNET, instancePrefix),
     databasePath: join(dataDir, 'hangar.db'),
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
@@ -99,3 +116,11 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     runcStateDir: `/run/${instancePrefix}`,
   };
 }
+
+function subnetOf(value: string | undefined, instancePrefix: string): Cidr {
+  if (value === undefined) return defaultSubnet(instancePrefix.replace(/^hangar-/, ''));
+  const parsed = parseCidr(value);
+  if ('error' in parsed) throw new SettingsError(`Invalid settings:\n  HANGAR_SUBNET: ${parsed.error}`);
+  return parsed.cidr;
+}
+

@@ -33,6 +33,7 @@ export const ERROR_CATALOGUE = {
   SNAPSHOT_FAILED: { status: 500, meaning: 'A pause or snapshot failed; the machine is still running, or in error with the reason and its data kept.' },
   RESTORE_FAILED: { status: 500, meaning: 'A resume or a start from a snapshot failed; a paused machine stays paused with its snapshot intact.' },
   INTERNAL: { status: 500, meaning: 'An unexpected server error. Nothing is reported beyond this code.' },
+  UPSTREAM_UNREACHABLE: { status: 502, meaning: 'Ingress: nothing answered at the machine\'s port (no listener, or it failed mid-answer).' },
   RUNTIME_UNAVAILABLE: { status: 503, meaning: 'The container runtime (or, for terminals, the pty relay) cannot be used on this host.' },
   NOT_READY: { status: 503, meaning: 'The server is starting or shutting down.' },
   DISK_FULL: { status: 507, meaning: "The machine's disk quota (config.disk_mb) is used up: a write or extraction needed more room." },

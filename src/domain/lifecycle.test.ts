@@ -37,6 +37,9 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: null,
+    privateIp: null,
+    public: false,
+    outbound: { mode: 'allow' },
     ...overrides,
   };
 }

@@ -1,3 +1,5 @@
+import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
+
 /**
  * The machine model: what Hangar knows about one machine, independent of HTTP,
  * SQL and the container runtime.
@@ -71,6 +73,12 @@ export interface MachineRecord {
   errorReason: string | null;
   /** Earliest lifecycle deadline (see lifecycle.ts), kept for the scheduler's index. */
   deadlineAt: number | null;
+  /** Address on the server's machine subnet; held while the machine holds resources, kept after for the record. */
+  privateIp: string | null;
+  /** What the machine may reach outside the host. */
+  outbound: OutboundPolicy;
+  /** Ingress to its ports needs no traffic access token. */
+  public: boolean;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -139,6 +147,9 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: null,
+    privateIp: null,
+    outbound: DEFAULT_OUTBOUND,
+    public: false,
     ...f,
   };
 }

@@ -20,6 +20,7 @@ import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { buildOpenApi } from './openapi.js';
+import { registerIngress } from './native/ingress-routes.js';
 import { defineRoute, registerRoutes, takesStreamBody, type AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
@@ -176,5 +177,6 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     upgrades.close();
     done();
   });
+  registerIngress(app, { machines: o.machines });
   return { app, routes };
 }

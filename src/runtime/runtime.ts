@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { MachineConfig } from '../domain/machine.js';
+import type { OutboundPolicy } from '../domain/network.js';
 import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 
 /** What a runtime needs to start one machine. */
@@ -15,6 +16,14 @@ export interface MachineSpec {
   /** Working directory made to exist inside the machine. */
   cwd: string;
   config: MachineConfig;
+  network: MachineNetworkSpec;
+}
+
+/** A machine's place on the private network. */
+export interface MachineNetworkSpec {
+  /** Its address on the server's machine subnet (`eth0` inside). */
+  ip: string;
+  outbound: OutboundPolicy;
 }
 
 /** The runtime's view of one machine's container. */
@@ -73,7 +82,12 @@ export interface Runtime {
   destroy(id: string): Promise<void>;
   /** Ids of machines that have files on disk (running or kept after an error). */
   machinesOnDisk(): Promise<string[]>;
-  /** Remove instance-wide resources once no machine is left (state dir, parent cgroups). */
+  /**
+   * At server start: rebuild the network of the machines that still hold one (running or
+   * paused), and remove network pieces of this instance that belong to no such machine.
+   */
+  reconcileNetwork(live: ReadonlyMap<string, MachineNetworkSpec>): Promise<void>;
+  /** Remove instance-wide resources once no machine is left (state dir, parent cgroups, bridge, chains). */
   teardown(): Promise<void>;
 }
 

@@ -14,6 +14,7 @@ import {
   type WarmPoolCheckout,
 } from '../domain/machine.js';
 import { canonicalJson } from '../domain/metadata.js';
+import { DEFAULT_OUTBOUND, formatCidr, IpAllocator, isDefaultOutbound, type Cidr, type OutboundPolicy } from '../domain/network.js';
 import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
@@ -40,6 +41,10 @@ export interface CreateMachineInput {
   env?: Record<string, string>;
   /** Start from this snapshot (a fork) instead of the template's init. */
   snapshotId?: string;
+  /** What the machine may reach outside the host. @default allow */
+  outbound?: OutboundPolicy;
+  /** Ingress without a traffic access token. @default false */
+  public?: boolean;
 }
 
 /** A list request after validation at the edge. */
@@ -77,6 +82,8 @@ export interface MachineServiceOptions {
   retentionMs: number;
   /** Machines holding resources on this host at most. */
   maxMachines: number;
+  /** The machines' private subnet; each machine holds one address of it while it holds resources. */
+  subnet: Cidr;
   /** Injectable clock for tests. @default Date.now */
   now?: () => number;
   /** Told after a create considered a warm pool, so it can refill. */
@@ -98,6 +105,7 @@ export class MachineService {
   private readonly inflightCreates = new Map<string, Promise<MachineRecord>>();
   /** Machines running on this server, for the capacity check. */
   private readonly holding = new Set<string>();
+  private readonly ips: IpAllocator;
   private lastKeyPurge = 0;
   /** Latest activity per machine not yet in the store. */
   private readonly activity = new Map<string, number>();
@@ -110,6 +118,7 @@ export class MachineService {
 
   constructor(private readonly o: MachineServiceOptions) {
     this.cursors = new CursorCodec(o.secret);
+    this.ips = new IpAllocator(o.subnet);
     this.now = o.now ?? Date.now;
   }
 
@@ -134,7 +143,22 @@ export class MachineService {
     });
   }
 
+  /** A free private address for a machine, or 429 when the subnet is full. */
+  private allocateIp(machineId: string): string {
+    const ip = this.ips.allocate(machineId);
+    if (ip === null) {
+      throw new HangarError('CAPACITY_EXCEEDED', `The machine subnet ${formatCidr(this.o.subnet)} has no free address; destroy a machine or set a larger HANGAR_SUBNET.`);
+    }
+    return ip;
+  }
+
+  /** The machine no longer holds host resources: its address may go to another. */
+  private releaseIp(m: MachineRecord): void {
+    if (m.privateIp !== null) this.ips.release(m.privateIp, m.id);
+  }
+
   private spec(m: MachineRecord, template: Template): MachineSpec {
+    if (m.privateIp === null) throw new Error(`machine ${m.id} has no private address`);
     return {
       id: m.id,
       hostname: m.id,
@@ -143,6 +167,7 @@ export class MachineService {
       env: { ...template.env, ...m.env, HOSTNAME: m.id },
       cwd: m.cwd ?? template.cwd,
       config: m.config,
+      network: { ip: m.privateIp, outbound: m.outbound },
     };
   }
 
@@ -209,7 +234,9 @@ export class MachineService {
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
     let warmPoolCheckout: WarmPoolCheckout | null = null;
-    if (!source) {
+    const outbound = input.outbound ?? DEFAULT_OUTBOUND;
+    // Pool machines run the default policy: a create asking for another starts cold.
+    if (!source && isDefaultOutbound(outbound)) {
       const config = { ...DEFAULT_CONFIG, ...input.config };
       const pool = (await this.o.store.listWarmPools()).find((p) => poolMatches(p, templateName, config));
       if (pool) {
@@ -227,9 +254,13 @@ export class MachineService {
 
     const now = this.now();
     const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const id = newMachineId();
     const m = newMachineRecord({
       warmPoolCheckout,
-      id: newMachineId(),
+      id,
+      privateIp: this.allocateIp(id),
+      outbound,
+      public: input.public ?? false,
       teamId: caller.team.id,
       template: templateName,
       createdAt: now,
@@ -252,6 +283,7 @@ export class MachineService {
         else await this.o.runtime.start(this.spec(m, template));
       } catch (err) {
         this.holding.delete(m.id);
+        this.releaseIp(m);
         this.o.log.error({ machine: m.id, err }, 'machine start failed');
         m.status = 'error';
         m.errorReason = reasonOf(err);
@@ -270,7 +302,11 @@ export class MachineService {
     if (source?.kind !== 'pause') return createLocked();
     // A pause snapshot's disk belongs to its paused machine: hold that machine still meanwhile.
     return this.locks.with(source.machineId, 'a fork from its snapshot', createLocked).catch((err: unknown) => {
-      if (m.status === 'creating') this.holding.delete(m.id); // the source was busy: nothing was created
+      if (m.status === 'creating') {
+        // The source was busy: nothing was created.
+        this.holding.delete(m.id);
+        this.releaseIp(m);
+      }
       throw err;
     });
   }
@@ -299,6 +335,7 @@ export class MachineService {
         timeoutAction: input.timeoutAction ?? 'destroy',
         inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
         autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+        public: input.public ?? false,
         createdAt: now,
         startedAt: now,
         warmPoolCheckout: { hit: true, id: pool.name },
@@ -314,7 +351,8 @@ export class MachineService {
     if (this.holding.size >= this.o.maxMachines) {
       throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines.`);
     }
-    const m = newMachineRecord({ id: newMachineId(), teamId: POOL_TEAM_ID, template: pool.template, createdAt: this.now(), config: pool.config, pool: pool.name });
+    const id = newMachineId();
+    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, createdAt: this.now(), config: pool.config, pool: pool.name, privateIp: this.allocateIp(id) });
     this.holding.add(m.id);
     return this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
@@ -322,6 +360,7 @@ export class MachineService {
         await this.o.runtime.start(this.spec(m, template));
       } catch (err) {
         this.holding.delete(m.id);
+        this.releaseIp(m);
         // A pool machine nobody saw: record it as gone rather than leave an error behind.
         Object.assign(m, { status: 'destroyed', destroyedAt: this.now(), pool: null, errorReason: null });
         await this.save(m);
@@ -347,6 +386,11 @@ export class MachineService {
       if (ok) destroyed++;
     }
     return destroyed;
+  }
+
+  /** Any team's machine by id, for ingress (which authenticates with the machine's traffic token, not an API key). */
+  findForTraffic(id: string): Promise<MachineRecord | null> {
+    return this.o.store.getMachine(id);
   }
 
   /** A machine of the caller's team, or NOT_FOUND. */
@@ -419,6 +463,7 @@ export class MachineService {
       throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be destroyed (${reason}); it is now in error. Retry the delete.`, { machine_id: m.id });
     }
     this.holding.delete(m.id);
+    this.releaseIp(m);
     m.status = 'destroyed';
     m.destroyedAt = this.now();
     m.snapshotId = null;
@@ -473,6 +518,7 @@ export class MachineService {
       }
       await this.o.runtime.stop(m.id).catch(() => undefined);
       this.holding.delete(m.id);
+      this.releaseIp(m);
       m.status = 'error';
       m.errorReason = `pause failed after its processes stopped: ${reasonOf(err)}; the writable layer is kept`;
       await this.save(m);
@@ -493,9 +539,16 @@ export class MachineService {
       if (this.holding.size >= this.o.maxMachines) {
         throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
       }
+      // A machine paused before networking existed gets its address now.
+      const assigned = m.privateIp === null;
+      if (assigned) m.privateIp = this.allocateIp(m.id);
       try {
         await this.o.runtime.resume(this.spec(m, template), m.snapshotId);
       } catch (err) {
+        if (assigned) {
+          this.releaseIp(m);
+          m.privateIp = null;
+        }
         this.o.log.error({ machine: m.id, err }, 'resume failed');
         throw new HangarError(
           'RESTORE_FAILED',
@@ -750,6 +803,15 @@ export class MachineService {
       await this.o.runtime.deleteSnapshot(id);
       orphans++;
     }
+    // Running and paused machines keep their address and network; everything else of this instance goes.
+    this.ips.clear();
+    const live = new Map<string, { ip: string; outbound: OutboundPolicy }>();
+    for (const m of await this.o.store.machinesInStatus(['running', 'paused'])) {
+      if (m.privateIp === null) continue;
+      this.ips.reserve(m.privateIp, m.id);
+      live.set(m.id, { ip: m.privateIp, outbound: m.outbound });
+    }
+    await this.o.runtime.reconcileNetwork(live);
     return { adopted, lost, orphans };
   }
 

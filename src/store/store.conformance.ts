@@ -54,6 +54,9 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: null,
+    privateIp: null,
+    public: false,
+    outbound: { mode: 'allow' },
     ...o,
   };
 }
@@ -97,6 +100,9 @@ function fullMachine(): MachineRecord {
     pool: 'pool_default',
     errorReason: 'runc: exit status 1 — "quoted"',
     deadlineAt: T0 + 7,
+    privateIp: '10.123.4.5',
+    public: true,
+    outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
   });
 }
 
@@ -289,6 +295,17 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const m = machine({ warmPoolCheckout: { hit: true, id: 'pool_x' } });
         await store.insertMachine(m);
         assert.deepStrictEqual((await store.getMachine(m.id))?.warmPoolCheckout, { hit: true, id: 'pool_x' });
+      });
+
+      it('privateIp and every outbound policy shape round-trip', async () => {
+        for (const outbound of [{ mode: 'allow' }, { mode: 'deny' }, { mode: 'rules', allow: null, deny: ['10.0.0.0/8'] }] as const) {
+          const m = machine({ privateIp: '10.9.8.7', outbound: structuredClone(outbound) as MachineRecord['outbound'] });
+          await store.insertMachine(m);
+          assert.deepStrictEqual(await store.getMachine(m.id), m);
+          m.privateIp = null;
+          await store.updateMachine(m);
+          assert.equal((await store.getMachine(m.id))?.privateIp, null);
+        }
       });
 
       it('getMachine of an unknown id is null', async () => {

@@ -184,7 +184,7 @@ describe('compute machines API (seed 004) on real machines', () => {
     assert.ok(cg.cpu_stats.cpu_usage.total_usage > 0);
     assert.equal(cg.memory_stats.use_hierarchy, true);
     assert.equal(m.stats.IntelRdtStats, null);
-    assert.deepEqual(m.stats.Interfaces.map((i: Result) => i.Name), ['lo']);
+    assert.deepEqual(m.stats.Interfaces.map((i: Result) => i.Name), ['lo', 'eth0'], 'loopback and the machine\'s own eth0');
 
     const defaults = await one(plain);
     assert.equal(defaults.memory, '512.00 MB');

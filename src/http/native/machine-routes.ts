@@ -4,6 +4,7 @@ import { normaliseCwd } from '../../domain/machine.js';
 import type { MachineService } from '../../service/machine-service.js';
 import { defineRoute, type AnyRoute } from '../route.js';
 import { parseFields, parseListQuery, renderMachine, type MachineView } from './machine-view.js';
+import { outboundPolicy } from './network-view.js';
 import {
   CreateMachineBody,
   ErrorSchema,
@@ -127,6 +128,8 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             cwd,
             env: body.env,
             snapshotId: body.snapshot_id,
+            outbound: body.network === undefined ? undefined : outboundPolicy(body.network),
+            public: body.public,
           },
           idemKey,
         );

@@ -40,6 +40,9 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: T0 + 60_000,
+    privateIp: null,
+    public: false,
+    outbound: { mode: 'allow' },
     ...o,
   };
 }
@@ -66,7 +69,7 @@ const SANDBOX = [
 ];
 const ALWAYS = [
   'id', 'status', 'config', 'template', 'created_at', 'metadata', 'timeout_ms', 'timeout_at', 'expires_at',
-  'remaining_ms', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral',
+  'remaining_ms', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral', 'network',
 ];
 
 function assertValidation(fn: () => unknown, check: (message: string, fields: Array<{ field: string; message: string }>) => void): void {
@@ -164,6 +167,16 @@ describe('renderMachine: the machine view', () => {
       if (status === 'error') assert.equal(r.error_reason, 'runc exited 1');
       else assert.ok(!('error_reason' in r), status);
     }
+  });
+
+  it('private_ip appears while the machine holds resources; public only when true', () => {
+    for (const status of MACHINE_STATUSES) {
+      const r = renderMachine(machine({ status, privateIp: '10.1.2.3' }), { now: T0, view: 'machine' });
+      assert.equal(r.private_ip, ['creating', 'running', 'paused'].includes(status) ? '10.1.2.3' : undefined, status);
+    }
+    assert.ok(!('public' in renderMachine(machine(), { now: T0, view: 'machine' })));
+    assert.equal(renderMachine(machine({ public: true }), { now: T0, view: 'machine' }).public, true);
+    assert.ok(!('private_ip' in renderMachine(machine({ privateIp: '10.1.2.3' }), { now: T0, view: 'sandbox' })));
   });
 
   it('cwd appears only when configured', () => {

@@ -2,6 +2,8 @@ import { validationError } from '../../domain/errors.js';
 import { remainingMs } from '../../domain/lifecycle.js';
 import { MACHINE_STATUSES, type MachineRecord, type MachineStatus } from '../../domain/machine.js';
 import { isJsonObject } from '../../domain/metadata.js';
+import { holdsResources } from '../../domain/machine.js';
+import { networkView } from './network-view.js';
 import type { ListMachinesInput } from '../../service/machine-service.js';
 import { MASKABLE_FIELDS } from './schemas.js';
 
@@ -51,6 +53,9 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   if (m.warmPoolCheckout !== null) full.warm_pool_checkout = m.warmPoolCheckout;
   if (o.trafficToken !== undefined) full.traffic_access_token = o.trafficToken;
   if (m.status === 'error' && m.errorReason !== null) full.error_reason = m.errorReason;
+  if (m.privateIp !== null && holdsResources(m.status)) full.private_ip = m.privateIp;
+  full.network = networkView(m.outbound);
+  if (m.public) full.public = true;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

@@ -6,6 +6,7 @@ import {
   TIMEOUT_ACTIONS,
   TIMEOUT_LIMITS,
 } from '../../domain/machine.js';
+import { parseCidr } from '../../domain/network.js';
 import { intBetween } from '../validation.js';
 
 /** Fields a `fields` mask may name (seed 000). */
@@ -40,6 +41,25 @@ const envSchema = z
   .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'keys must be environment variable names ([A-Za-z_][A-Za-z0-9_]*)'), z.string().max(32_768).refine((v) => !v.includes('\0'), 'must not contain NUL'))
   .refine((e) => Object.keys(e).length <= 256, 'must have at most 256 variables');
 
+const cidrSchema = z.string().max(18).superRefine((v, ctx) => {
+  const parsed = parseCidr(v);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `"${v}" ${parsed.error}` });
+});
+
+export const NetworkSchema = z
+  .strictObject({
+    outbound: z.enum(['allow', 'deny']).optional().describe('What a destination outside the host gets when no list names it. @default "allow"'),
+    allow: z.array(cidrSchema).max(64).optional().describe('With outbound "deny": the only IPv4 networks the machine may reach, e.g. ["203.0.113.0/24"].'),
+    deny: z.array(cidrSchema).max(64).optional().describe('With outbound "allow": IPv4 networks the machine may not reach.'),
+  })
+  .superRefine((n, ctx) => {
+    const mode = n.outbound ?? 'allow';
+    if (mode === 'allow' && n.allow !== undefined) ctx.addIssue({ code: 'custom', path: ['allow'], message: 'only with outbound "deny" (with "allow" everything is allowed; list exceptions in deny)' });
+    if (mode === 'deny' && n.deny !== undefined) ctx.addIssue({ code: 'custom', path: ['deny'], message: 'only with outbound "allow" (with "deny" everything is denied; list exceptions in allow)' });
+  })
+  .meta({ id: 'MachineNetwork' })
+  .describe('The machine\'s outbound access. Other machines, the host and 169.254.0.0/16 are never reachable.');
+
 export const CreateMachineBody = z
   .strictObject({
     template: z.string().min(1).max(64).optional().describe('Template ref. @default "base"'),
@@ -54,6 +74,8 @@ export const CreateMachineBody = z
     env: envSchema.optional(),
     snapshot_id: z.string().min(1).max(128).optional().describe('Start from this snapshot: a fork with its own id, network and writable layer, its processes restored. template, config.disk_mb, env and cwd come from the snapshot.'),
     volumes: z.array(z.unknown()).optional().describe('Volumes to attach (not available yet: 422).'),
+    network: NetworkSchema.optional(),
+    public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
   })
   .meta({ id: 'CreateMachineRequest' });
 
@@ -101,6 +123,9 @@ export const MachineSchema = z
     warm_pool_checkout: WarmPoolCheckoutSchema.optional(),
     traffic_access_token: z.string().optional().describe('Returned by create, and by get/list when named in fields.'),
     error_reason: z.string().optional().describe('Why the machine is in error; present only then.'),
+    private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused.'),
+    network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
+    public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
   })
   .meta({ id: 'Machine' });
 

@@ -27,6 +27,21 @@ export function run(file: string, args: readonly string[], timeoutMs = 30_000): 
   });
 }
 
+/** Run a host command with `input` on its stdin (`ip -batch -`, `iptables-restore`); like `run` otherwise. */
+export function runWithInput(file: string, args: readonly string[], input: string, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) {
+        const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
+        reject(new CommandError(`${file} ${args.join(' ')}`, code, stderr || err.message));
+        return;
+      }
+      resolve(stdout);
+    });
+    child.stdin?.end(input);
+  });
+}
+
 /**
  * Run a command whose children outlive it (`runc run --detach`, `runc restore`): its
  * stdio goes to /dev/null, since a pipe would be inherited by the machine and never

@@ -9,6 +9,10 @@ export interface OciSpecOptions {
   cgroupsPath: string;
   /** Maximum number of tasks in the machine. */
   pidsLimit: number;
+  /** The machine's network namespace, made by Hangar (`/run/netns/...`), joined by path. */
+  netnsPath: string;
+  /** A CRIU configuration file for the next restore (runc reads it from the `org.criu.config` annotation). */
+  criuConfig?: string;
 }
 
 const CPU_PERIOD_US = 100_000;
@@ -35,6 +39,7 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
     },
     root: { path: opts.rootfs, readonly: false },
     hostname: spec.hostname,
+    ...(opts.criuConfig === undefined ? {} : { annotations: { 'org.criu.config': opts.criuConfig } }),
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -53,7 +58,7 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
         memory: { limit: memory, swap: memory },
         pids: { limit: opts.pidsLimit },
       },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [{ type: 'pid' }, { type: 'network', path: opts.netnsPath }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: [
         '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',

@@ -35,7 +35,7 @@ describe('runc runtime: real machines', () => {
     assert.match(ps.out, /^\s*1\s+init$/m);
     assert.equal((await execIn(t.server, id, ['hostname'])).out.trim(), id);
     const links = (await execIn(t.server, id, ['ip', '-o', 'link'])).out;
-    assert.deepEqual(links.trim().split('\n').map((l) => l.split(':')[1]!.trim()), ['lo'], 'only loopback in its network namespace');
+    assert.deepEqual(links.trim().split('\n').map((l) => l.split(':')[1]!.trim().replace(/@.*/, '')), ['lo', 'eth0'], 'loopback and its own eth0 in its network namespace');
     const state = await t.server.runtime.inspect(id);
     assert.ok(state && state.status === 'running' && state.pid > 1);
     for (const ns of ['pid', 'uts', 'net', 'ipc', 'mnt']) {

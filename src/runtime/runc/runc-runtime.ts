@@ -1,9 +1,11 @@
 import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Cidr } from '../../domain/network.js';
 import type {
   ExecIo,
   ExecOptions,
   ExecResult,
+  MachineNetworkSpec,
   MachineSpec,
   ProcessHandle,
   ProcessOptions,
@@ -24,6 +26,7 @@ import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
 import { ensurePtyRelay } from './pty-relay.js';
 import { readMachineStats } from './stats.js';
+import { HostNetwork } from './network.js';
 import { buildOciSpec } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
 import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer, type LayerPaths } from './writable-layer.js';
@@ -46,6 +49,8 @@ export interface RuncRuntimeOptions {
   pidsLimit: number;
   /** Where helper programs built on this host are kept (the terminal relay). */
   toolsDir: string;
+  /** The machines' private subnet (one bridge per server). */
+  subnet: Cidr;
 }
 
 function isMissingContainer(err: unknown): boolean {
@@ -61,8 +66,12 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
 export class RuncRuntime implements Runtime, SnapshotRuntime {
   private support: Promise<SnapshotSupport> | null = null;
   private ptyRelay: Promise<string> | null = null;
+  /** Bridge, namespaces, veths and iptables chains of this instance. */
+  readonly network: HostNetwork;
 
-  constructor(private readonly opts: RuncRuntimeOptions) {}
+  constructor(private readonly opts: RuncRuntimeOptions) {
+    this.network = new HostNetwork({ instancePrefix: opts.instancePrefix, subnet: opts.subnet, machinesDir: opts.machinesDir });
+  }
 
   private runc(args: string[], timeoutMs?: number): Promise<string> {
     return run(this.opts.runcPath, ['--root', this.opts.stateDir, ...args], timeoutMs);
@@ -88,8 +97,14 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { name: 'runc', version, instancePrefix: this.opts.instancePrefix };
   }
 
-  private async writeBundle(spec: MachineSpec, p: LayerPaths): Promise<void> {
-    const oci = buildOciSpec(spec, { rootfs: p.rootfs, cgroupsPath: this.cgroupsPath(spec.id), pidsLimit: this.opts.pidsLimit });
+  private async writeBundle(spec: MachineSpec, p: LayerPaths, criuConfig?: string): Promise<void> {
+    const oci = buildOciSpec(spec, {
+      rootfs: p.rootfs,
+      cgroupsPath: this.cgroupsPath(spec.id),
+      pidsLimit: this.opts.pidsLimit,
+      netnsPath: this.network.netnsPath(spec.id),
+      criuConfig,
+    });
     await mkdir(p.bundle, { recursive: true });
     await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));
   }
@@ -113,19 +128,24 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       ],
       join(p.bundle, 'runc.log'),
     );
-    const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    // runc restores the network namespace empty; loopback comes back up here.
-    await run('nsenter', ['--target', String(pid), '--net', 'ip', 'link', 'set', 'lo', 'up']);
-    return pid;
+    // The network namespace is Hangar's, joined by path: CRIU neither saved nor restored it.
+    return Number((await readFile(pidFile, 'utf8')).trim());
   }
 
   async start(spec: MachineSpec): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
-    let step = 'prepare root filesystem';
+    let step = 'prepare root filesystem and network';
     try {
       await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
-      await createLayerImage(p, spec.config.disk_mb);
-      await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
+      // The network is made while mkfs runs: it costs no time of its own.
+      const net = this.network.attach(spec.id, spec.network);
+      await Promise.all([
+        (async () => {
+          await createLayerImage(p, spec.config.disk_mb);
+          await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
+        })(),
+        net,
+      ]);
       step = 'create working directory';
       await ensureDirInside(p.rootfs, spec.cwd);
       step = 'write OCI bundle';
@@ -226,6 +246,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   async stop(id: string): Promise<void> {
     const p = layerPaths(this.opts.machinesDir, id);
     await this.removeContainer(id);
+    await this.network.detach(id);
     await unmountWritableLayer(p);
     await rm(p.rootfs, { recursive: true, force: true });
     await rm(p.layer, { recursive: true, force: true });
@@ -234,6 +255,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   async destroy(id: string): Promise<void> {
     const p = layerPaths(this.opts.machinesDir, id);
     await this.removeContainer(id);
+    await this.network.detach(id);
     await unmountWritableLayer(p);
     await rm(p.dir, { recursive: true, force: true });
   }
@@ -242,7 +264,12 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return readdir(this.opts.machinesDir).catch(() => []);
   }
 
+  reconcileNetwork(live: ReadonlyMap<string, MachineNetworkSpec>): Promise<void> {
+    return this.network.reconcile(live);
+  }
+
   async teardown(): Promise<void> {
+    await this.network.teardown();
     for (const root of await cgroupRoots()) {
       await rmdir(join(root, this.opts.instancePrefix)).catch(() => undefined);
     }
@@ -286,7 +313,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         // Freeze first: CRIU checks the freezer once and, if the cgroup is still freezing,
         // sleeps 100 ms before looking again.
         await this.runc(['pause', id]);
-        // CRIU dumps processes, memory, files, sockets and the network namespace, then kills the container.
+        // CRIU dumps processes, memory, files and sockets, then kills the container; the network
+        // namespace is Hangar's (external to CRIU) and stays, address and rules, for the resume.
         await this.runc([
           '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
           '--image-path', s.criu, '--work-path', s.work, id,
@@ -348,6 +376,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     let step = 'mount writable layer';
     try {
       await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
+      step = 'check network';
+      // Kept while paused; only a host restart (or a person) removes it.
+      await this.network.ensureAttached(spec.id, spec.network);
       step = 'write OCI bundle';
       await this.writeBundle(spec, p);
       step = memory ? 'restore processes' : 'restart init';
@@ -403,17 +434,23 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       const memory = await exists(s.inventory);
       await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
       await mkdir(p.dir, { recursive: true });
-      await run('cp', ['--sparse=always', s.image, p.image], 300_000);
+      await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), this.network.attach(spec.id, spec.network)]);
       step = 'mount writable layer';
       await mountLayer(p, spec.templateRootfs, this.mountSource(spec.id));
       step = 'write OCI bundle';
-      await this.writeBundle(spec, p);
+      // The fork has its own address: TCP connections of the source cannot be bound in it,
+      // so CRIU restores them closed (their peers talk to the source, not to the fork).
+      const criuConfig = memory ? join(p.dir, 'criu-restore.conf') : undefined;
+      if (criuConfig !== undefined) await writeFile(criuConfig, 'tcp-close\n');
+      await this.writeBundle(spec, p, criuConfig);
       if (!memory) {
         step = 'start container';
         return { pid: await this.runInit(spec.id, p) };
       }
       step = 'restore processes';
       const pid = await this.restoreInit(spec.id, p, s);
+      // runc keeps the annotation: later checkpoints of the fork read this file too, so empty it.
+      await writeFile(criuConfig!, '');
       // The UTS namespace comes back with the source's hostname: give the fork its own.
       step = 'set hostname';
       // Through /proc: hostname(1) refuses the underscore in machine ids, the kernel does not.

@@ -92,4 +92,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  `
+  ALTER TABLE machines ADD COLUMN private_ip TEXT;
+  ALTER TABLE machines ADD COLUMN outbound TEXT;
+  ALTER TABLE machines ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -48,6 +48,9 @@ const machine: MachineRecord = {
   pool: null,
   errorReason: null,
   deadlineAt: 1_700_000_300_000,
+  privateIp: null,
+  public: false,
+  outbound: { mode: 'allow' },
 };
 
 describe('SqliteStore on a file', () => {

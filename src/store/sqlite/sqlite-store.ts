@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
+import { DEFAULT_OUTBOUND } from '../../domain/network.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../../domain/team.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
@@ -39,13 +40,16 @@ interface MachineRow {
   pool: string | null;
   error_reason: string | null;
   deadline_at: number | null;
+  private_ip: string | null;
+  outbound: string | null;
+  public: number;
 }
 
 const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -75,6 +79,9 @@ function toRow(m: MachineRecord): MachineRow {
     pool: m.pool,
     error_reason: m.errorReason,
     deadline_at: m.deadlineAt,
+    private_ip: m.privateIp,
+    outbound: JSON.stringify(m.outbound),
+    public: m.public ? 1 : 0,
   };
 }
 
@@ -105,6 +112,10 @@ function fromRow(r: MachineRow): MachineRecord {
     pool: r.pool,
     errorReason: r.error_reason,
     deadlineAt: r.deadline_at,
+    privateIp: r.private_ip,
+    // Machines stored before networking existed had the default.
+    outbound: r.outbound === null ? { ...DEFAULT_OUTBOUND } : JSON.parse(r.outbound),
+    public: r.public === 1,
   };
 }
 

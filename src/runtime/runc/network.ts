@@ -1,0 +1,347 @@
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  cidrsOverlap,
+  formatCidr,
+  formatIpv4,
+  gatewayOf,
+  isDefaultOutbound,
+  parseCidr,
+  type Cidr,
+  type OutboundPolicy,
+} from '../../domain/network.js';
+import type { MachineNetworkSpec } from '../runtime.js';
+import { run, runWithInput } from './command.js';
+
+/** Options of the host network; names derive from the instance prefix. */
+export interface HostNetworkOptions {
+  /** `hangar-<8 hex>`: every link, namespace and chain carries its hex part. */
+  instancePrefix: string;
+  /** The machines' subnet; the host takes its first address on the bridge. */
+  subnet: Cidr;
+  /** Directory holding one sub-directory per machine (a small note of its network is kept there). */
+  machinesDir: string;
+}
+
+/** Kept beside a machine so its rules can be removed without asking the service. */
+interface NetworkNote {
+  ip: string;
+  outbound: OutboundPolicy;
+}
+
+/** Link-local (cloud metadata services live there): never reachable from a machine. */
+const LINK_LOCAL = '169.254.0.0/16';
+/** Shared by every Hangar server of the host: ip_forward's value before the first one turned it on. */
+const FORWARD_MARKER = '/run/hangar-ip-forward';
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+/**
+ * Machine networking on the host: one bridge per server with the machines' subnet,
+ * one network namespace per machine (made here and given to runc by path, so it
+ * outlives a pause: CRIU leaves it alone and a restore joins it again), a veth pair
+ * per machine with `eth0` inside, and iptables chains named after the instance.
+ *
+ * Isolation: bridge ports are `isolated` (machines never see each other at layer 2),
+ * nothing is forwarded into the bridge except replies, and the host drops everything
+ * from the bridge but replies (so the server reaches machines, never the other way).
+ */
+export class HostNetwork {
+  readonly hex: string;
+  readonly bridge: string;
+  readonly gateway: string;
+  private readonly chain: { fwd: string; input: string; pol: string; nat: string };
+  private ready: Promise<void> | null = null;
+
+  constructor(private readonly o: HostNetworkOptions) {
+    this.hex = o.instancePrefix.replace(/^hangar-/, '');
+    this.bridge = `hg${this.hex}`;
+    this.gateway = formatIpv4(gatewayOf(o.subnet));
+    const base = `HANGAR-${this.hex}`;
+    this.chain = { fwd: `${base}-FWD`, input: `${base}-IN`, pol: `${base}-POL`, nat: `${base}-NAT` };
+  }
+
+  /** Network namespace name of a machine (`/run/netns/<name>`). */
+  netnsName(id: string): string {
+    return `${this.o.instancePrefix}-${id}`;
+  }
+
+  netnsPath(id: string): string {
+    return `/run/netns/${this.netnsName(id)}`;
+  }
+
+  /** Host end of a machine's veth pair: 15 characters, the kernel's limit. */
+  vethName(id: string): string {
+    return `h${this.hex}${id.slice(-6)}`;
+  }
+
+  /** The machine's own outbound chain (only for a policy other than the default). */
+  machineChain(id: string): string {
+    return `HANGAR-${this.hex}-${id.slice(-10)}`;
+  }
+
+  private notePath(id: string): string {
+    return join(this.o.machinesDir, id, 'network.json');
+  }
+
+  /** Bridge, forwarding and base chains, made once per process (`reconcile` does it at server start). */
+  ensureHost(): Promise<void> {
+    this.ready ??= this.setUp([]).catch((err: unknown) => {
+      this.ready = null;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /**
+   * Server start: rebuild this instance's bridge, chains and every live machine's rules in
+   * one transaction, re-create a running machine's missing host link, and remove
+   * namespaces, links and chains of machines that are gone.
+   */
+  async reconcile(live: ReadonlyMap<string, MachineNetworkSpec>): Promise<void> {
+    const p = this.setUp([...live]);
+    this.ready = p.catch((err: unknown) => {
+      this.ready = null;
+      throw err;
+    });
+    await p;
+    const liveNetns = new Set([...live.keys()].map((id) => this.netnsName(id)));
+    for (const name of await readdir('/run/netns').catch(() => [] as string[])) {
+      if (name.startsWith(`${this.o.instancePrefix}-`) && !liveNetns.has(name)) await run('ip', ['netns', 'del', name]);
+    }
+    const liveVeths = new Set([...live.keys()].map((id) => this.vethName(id)));
+    for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
+      if (link.startsWith(`h${this.hex}`) && link !== this.bridge && !liveVeths.has(link)) await run('ip', ['link', 'del', link]);
+    }
+    for (const [id, spec] of live) {
+      if ((await exists(this.netnsPath(id))) && !(await exists(`/sys/class/net/${this.vethName(id)}`))) {
+        await this.link(id, spec, false);
+      }
+    }
+  }
+
+  private async setUp(live: Array<[string, MachineNetworkSpec]>): Promise<void> {
+    await this.ensureBridge();
+    await this.ensureForwarding();
+    const existing = await this.instanceChains();
+    const lines = ['*filter', ...this.baseFilterRules()];
+    const keep = new Set([this.chain.fwd, this.chain.input, this.chain.pol]);
+    for (const [id, spec] of live) {
+      if (isDefaultOutbound(spec.outbound)) continue;
+      keep.add(this.machineChain(id));
+      lines.push(...this.machineRules(id, spec));
+    }
+    for (const stale of existing.filter((c) => !keep.has(c))) lines.push(`:${stale} - [0:0]`, `-X ${stale}`);
+    lines.push('COMMIT', '*nat', `:${this.chain.nat} - [0:0]`, `-A ${this.chain.nat} -s ${formatCidr(this.o.subnet)} ! -o ${this.bridge} -j MASQUERADE`, 'COMMIT', '');
+    await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
+    await this.ensureJump('filter', 'FORWARD', ['-j', this.chain.fwd]);
+    await this.ensureJump('filter', 'INPUT', ['-i', this.bridge, '-j', this.chain.input]);
+    await this.ensureJump('nat', 'POSTROUTING', ['-j', this.chain.nat]);
+  }
+
+  /** The static chains (declaring a chain in `iptables-restore --noflush` empties it first). */
+  private baseFilterRules(): string[] {
+    const { fwd, input, pol } = this.chain;
+    const br = this.bridge;
+    return [
+      `:${fwd} - [0:0]`,
+      `:${input} - [0:0]`,
+      `:${pol} - [0:0]`,
+      // Into the bridge only replies: no machine reaches another, nor machines of other servers.
+      `-A ${fwd} -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+      `-A ${fwd} -o ${br} -j DROP`,
+      `-A ${fwd} -i ${br} ! -s ${formatCidr(this.o.subnet)} -j DROP`,
+      `-A ${fwd} -i ${br} -j ${pol}`,
+      `-A ${fwd} -i ${br} -d ${LINK_LOCAL} -j DROP`,
+      `-A ${fwd} -i ${br} -j ACCEPT`,
+      // The host answers connections it opened (the server reaching a machine's port), nothing else.
+      `-A ${input} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+      `-A ${input} -j DROP`,
+    ];
+  }
+
+  /** iptables-restore lines for a machine's own chain and the jump to it. */
+  private machineRules(id: string, spec: MachineNetworkSpec): string[] {
+    const c = this.machineChain(id);
+    const lines = [`:${c} - [0:0]`];
+    const p = spec.outbound;
+    switch (p.mode) {
+      case 'allow':
+        break;
+      case 'deny':
+        lines.push(`-A ${c} -j DROP`);
+        break;
+      case 'rules':
+        for (const d of p.deny) lines.push(`-A ${c} -d ${d} -j DROP`);
+        if (p.allow !== null) {
+          // RETURN, not ACCEPT: the base chain's link-local drop still applies to allowed networks.
+          for (const a of p.allow) lines.push(`-A ${c} -d ${a} -j RETURN`);
+          lines.push(`-A ${c} -j DROP`);
+        }
+        break;
+    }
+    lines.push(`-A ${this.chain.pol} -s ${spec.ip}/32 -j ${c}`);
+    return lines;
+  }
+
+  private async ensureJump(table: string, chain: string, rule: string[]): Promise<void> {
+    try {
+      await run('iptables', ['-w', '-t', table, '-C', chain, ...rule]);
+    } catch {
+      await run('iptables', ['-w', '-t', table, '-I', chain, '1', ...rule]);
+    }
+  }
+
+  /** User chains of this instance in the filter table. */
+  private async instanceChains(): Promise<string[]> {
+    const out = await run('iptables-save', ['-t', 'filter']);
+    const prefix = `:HANGAR-${this.hex}-`;
+    return out
+      .split('\n')
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => l.slice(1).split(' ')[0]!);
+  }
+
+  private async ensureBridge(): Promise<void> {
+    const subnet = formatCidr(this.o.subnet);
+    if (!(await exists(`/sys/class/net/${this.bridge}`))) {
+      // Refuse a subnet that any route of the host already covers: machines would shadow it.
+      const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst?: string; dev?: string; type?: string }>;
+      for (const r of routes) {
+        if (!r.dst || r.dst === 'default' || r.dev === this.bridge || (r.type && r.type !== 'unicast')) continue;
+        const parsed = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+        if ('cidr' in parsed && cidrsOverlap(parsed.cidr, this.o.subnet)) {
+          throw new Error(`the machine subnet ${subnet} overlaps the host route ${r.dst} (dev ${r.dev ?? '?'}); set HANGAR_SUBNET to a free private range`);
+        }
+      }
+      await run('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
+      // No IPv6 on the bridge: machines would otherwise reach the host over link-local addresses.
+      await writeFile(`/proc/sys/net/ipv6/conf/${this.bridge}/disable_ipv6`, '1').catch(() => undefined);
+    }
+    // A fixed address: a bridge otherwise takes the lowest of its ports', which changes when a
+    // machine goes, and every other machine's ARP entry for the gateway goes stale with it.
+    const mac = `02:${this.hex.match(/../g)!.join(':')}:01`;
+    await runWithInput('ip', ['-batch', '-'], `link set ${this.bridge} address ${mac}\naddr replace ${this.gateway}/${this.o.subnet.prefix} dev ${this.bridge}\nlink set ${this.bridge} up\n`);
+  }
+
+  private async ensureForwarding(): Promise<void> {
+    const now = (await readFile(IP_FORWARD, 'utf8')).trim();
+    if (now === '1') return;
+    // Remember the original value once, for the last server to put back (see teardown).
+    await writeFile(FORWARD_MARKER, now, { flag: 'wx' }).catch(() => undefined);
+    await writeFile(IP_FORWARD, '1');
+  }
+
+  /** Give a machine its namespace, link, address, route and rules. On failure nothing is left. */
+  async attach(id: string, spec: MachineNetworkSpec): Promise<void> {
+    await this.ensureHost();
+    try {
+      await this.link(id, spec, true);
+      if (!isDefaultOutbound(spec.outbound)) {
+        await runWithInput('iptables-restore', ['-w', '--noflush'], ['*filter', ...this.machineRules(id, spec), 'COMMIT', ''].join('\n'));
+      }
+      await writeFile(this.notePath(id), JSON.stringify({ ip: spec.ip, outbound: spec.outbound } satisfies NetworkNote));
+    } catch (err) {
+      await this.detach(id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Make sure a machine about to be restored has its namespace and host link (a host
+   * restart, or someone, may have removed them); its rules stay from `attach`.
+   */
+  async ensureAttached(id: string, spec: MachineNetworkSpec): Promise<void> {
+    await this.ensureHost();
+    if (!(await exists(this.netnsPath(id)))) {
+      await this.attach(id, spec);
+      return;
+    }
+    if (!(await exists(`/sys/class/net/${this.vethName(id)}`))) await this.link(id, spec, false);
+  }
+
+  /** The veth pair (and the namespace when `withNetns`), `eth0` addressed with a default route: two `ip` runs. */
+  private async link(id: string, spec: MachineNetworkSpec, withNetns: boolean): Promise<void> {
+    const ns = this.netnsName(id);
+    const veth = this.vethName(id);
+    const host = [
+      ...(withNetns ? [`netns add ${ns}`] : []),
+      `link add ${veth} type veth peer name eth0 netns ${ns}`,
+      `link set ${veth} master ${this.bridge}`,
+      `link set dev ${veth} type bridge_slave isolated on`,
+      `link set ${veth} up`,
+      // The new eth0 has a new MAC: a neighbour entry of the address's last holder would blackhole replies.
+      `neigh flush to ${spec.ip} dev ${this.bridge}`,
+    ];
+    await runWithInput('ip', ['-batch', '-'], `${host.join('\n')}\n`);
+    const inside = [
+      `addr add ${spec.ip}/${this.o.subnet.prefix} dev eth0`,
+      'link set eth0 up',
+      'link set lo up',
+      `route add default via ${this.gateway}`,
+    ];
+    await runWithInput('ip', ['-n', ns, '-batch', '-'], `${inside.join('\n')}\n`);
+  }
+
+  /** Remove a machine's link, namespace and rules; safe to call again. */
+  async detach(id: string): Promise<void> {
+    const veth = this.vethName(id);
+    const batch: string[] = [];
+    // Deleting the host end first makes the pair's removal synchronous (a namespace dies lazily).
+    if (await exists(`/sys/class/net/${veth}`)) batch.push(`link del ${veth}`);
+    if (await exists(this.netnsPath(id))) batch.push(`netns del ${this.netnsName(id)}`);
+    if (batch.length) await runWithInput('ip', ['-batch', '-'], `${batch.join('\n')}\n`);
+    const note = await readFile(this.notePath(id), 'utf8').then((t) => JSON.parse(t) as NetworkNote, () => null);
+    if (note === null || !isDefaultOutbound(note.outbound)) await this.removeMachineChain(id);
+    await rm(this.notePath(id), { force: true });
+  }
+
+  private async removeMachineChain(id: string): Promise<void> {
+    const c = this.machineChain(id);
+    const rules = await run('iptables', ['-w', '-S', this.chain.pol]).catch(() => '');
+    const jumps = rules.split('\n').filter((l) => l.startsWith(`-A ${this.chain.pol} `) && l.endsWith(`-j ${c}`));
+    const chains = await this.instanceChains().catch(() => [] as string[]);
+    if (!jumps.length && !chains.includes(c)) return;
+    const lines = ['*filter', ...jumps.map((l) => l.replace(/^-A /, '-D ')), ...(chains.includes(c) ? [`:${c} - [0:0]`, `-X ${c}`] : []), 'COMMIT', ''];
+    await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
+  }
+
+  /**
+   * Server stop with no machine left holding a namespace: remove the jumps, chains and
+   * bridge, and put ip_forward back if this was the last Hangar bridge on the host.
+   */
+  async teardown(): Promise<void> {
+    const names = await readdir('/run/netns').catch(() => [] as string[]);
+    if (names.some((n) => n.startsWith(`${this.o.instancePrefix}-`))) return;
+    const { fwd, input, pol, nat } = this.chain;
+    for (const [table, chain, rule] of [
+      ['filter', 'FORWARD', ['-j', fwd]],
+      ['filter', 'INPUT', ['-i', this.bridge, '-j', input]],
+      ['nat', 'POSTROUTING', ['-j', nat]],
+    ] as const) {
+      await run('iptables', ['-w', '-t', table, '-D', chain, ...rule]).catch(() => undefined);
+    }
+    const chains = await this.instanceChains().catch(() => [] as string[]);
+    if (chains.length) {
+      const lines = ['*filter', ...chains.map((c) => `:${c} - [0:0]`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''];
+      await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
+    }
+    const natChains = (await run('iptables-save', ['-t', 'nat']).catch(() => '')).includes(`:${nat} `);
+    if (natChains) await runWithInput('iptables-restore', ['-w', '--noflush'], `*nat\n:${nat} - [0:0]\n-X ${nat}\nCOMMIT\n`);
+    if (await exists(`/sys/class/net/${this.bridge}`)) await run('ip', ['link', 'del', this.bridge]);
+    this.ready = null;
+    await restoreForwarding();
+  }
+}
+
+/** Put ip_forward back to its value before Hangar, once no Hangar bridge is left on the host. */
+async function restoreForwarding(): Promise<void> {
+  const original = await readFile(FORWARD_MARKER, 'utf8').catch(() => null);
+  if (original === null) return;
+  for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
+    if (/^hg[0-9a-f]{8}$/.test(link) && (await exists(`/sys/class/net/${link}/bridge`))) return;
+  }
+  await writeFile(IP_FORWARD, original.trim() === '0' ? '0' : original.trim());
+  await rm(FORWARD_MARKER, { force: true });
+}
