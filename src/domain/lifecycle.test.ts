@@ -37,6 +37,8 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: null,
+    name: null,
+    updatedAt: null,
     ...overrides,
   };
 }

@@ -71,6 +71,10 @@ export interface MachineRecord {
   errorReason: string | null;
   /** Earliest lifecycle deadline (see lifecycle.ts), kept for the scheduler's index. */
   deadlineAt: number | null;
+  /** A human name (the Paperspace-style surface sets it); null when never named. */
+  name: string | null;
+  /** When its settings (name, timers) were last changed or it was restarted; null if never. */
+  updatedAt: number | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -139,6 +143,8 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: null,
+    name: null,
+    updatedAt: null,
     ...f,
   };
 }

@@ -40,6 +40,8 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     pool: null,
     errorReason: null,
     deadlineAt: T0 + 60_000,
+    name: null,
+    updatedAt: null,
     ...o,
   };
 }

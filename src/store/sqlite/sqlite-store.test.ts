@@ -48,6 +48,8 @@ const machine: MachineRecord = {
   pool: null,
   errorReason: null,
   deadlineAt: 1_700_000_300_000,
+  name: null,
+  updatedAt: null,
 };
 
 describe('SqliteStore on a file', () => {

@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
+import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../../domain/team.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineListQuery, Store } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 /** Options for the SQLite store. */
@@ -39,13 +40,15 @@ interface MachineRow {
   pool: string | null;
   error_reason: string | null;
   deadline_at: number | null;
+  name: string | null;
+  updated_at: number | null;
 }
 
 const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'name', 'updated_at',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -75,6 +78,8 @@ function toRow(m: MachineRecord): MachineRow {
     pool: m.pool,
     error_reason: m.errorReason,
     deadline_at: m.deadlineAt,
+    name: m.name,
+    updated_at: m.updatedAt,
   };
 }
 
@@ -105,6 +110,8 @@ function fromRow(r: MachineRow): MachineRecord {
     pool: r.pool,
     errorReason: r.error_reason,
     deadlineAt: r.deadline_at,
+    name: r.name,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -148,6 +155,42 @@ const snapshotFromRow = (r: SnapshotRow): SnapshotRecord => ({
   config: JSON.parse(r.config),
   env: JSON.parse(r.env),
   cwd: r.cwd,
+});
+
+interface EventRow {
+  id: string;
+  team_id: string;
+  machine_id: string;
+  name: string;
+  state: string;
+  error: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+const eventToRow = (e: MachineEventRecord): EventRow => ({
+  id: e.id,
+  team_id: e.teamId,
+  machine_id: e.machineId,
+  name: e.name,
+  state: e.state,
+  error: e.error,
+  created_at: e.createdAt,
+  started_at: e.startedAt,
+  finished_at: e.finishedAt,
+});
+
+const eventFromRow = (r: EventRow): MachineEventRecord => ({
+  id: r.id,
+  teamId: r.team_id,
+  machineId: r.machine_id,
+  name: r.name as MachineEventRecord['name'],
+  state: r.state as MachineEventRecord['state'],
+  error: r.error,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
 });
 
 interface PoolRow {
@@ -220,6 +263,19 @@ export class SqliteStore implements Store {
       purgeDestroyed: this.db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
       // A key whose machine is purged has nothing left to return: it goes too.
       purgeOrphanIdem: this.db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      purgeOrphanEvents: this.db.prepare('DELETE FROM machine_events WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      insertEvent: this.db.prepare(
+        'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at) ' +
+          'VALUES (@id, @team_id, @machine_id, @name, @state, @error, @created_at, @started_at, @finished_at)',
+      ),
+      updateEvent: this.db.prepare(
+        'UPDATE machine_events SET team_id = @team_id, machine_id = @machine_id, name = @name, state = @state, error = @error, ' +
+          'created_at = @created_at, started_at = @started_at, finished_at = @finished_at WHERE id = @id',
+      ),
+      getEvent: this.db.prepare<[string], EventRow>('SELECT * FROM machine_events WHERE id = ?'),
+      failUnfinishedEvents: this.db.prepare(
+        "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress')",
+      ),
       insertSnapshot: this.db.prepare(
         'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, config, env, cwd) ' +
           'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @config, @env, @cwd)',
@@ -375,7 +431,10 @@ export class SqliteStore implements Store {
   async purgeDestroyed(before: number): Promise<number> {
     return this.db.transaction(() => {
       const n = this.stmts.purgeDestroyed.run(before).changes;
-      if (n > 0) this.stmts.purgeOrphanIdem.run();
+      if (n > 0) {
+        this.stmts.purgeOrphanIdem.run();
+        this.stmts.purgeOrphanEvents.run();
+      }
       return n;
     })();
   }
@@ -442,6 +501,45 @@ export class SqliteStore implements Store {
     // One UPDATE ... RETURNING: atomic, also between processes sharing the file.
     const claimed = this.stmts.claimPool.get(teamId, name);
     return claimed ? this.getMachine(claimed.id) : null;
+  }
+
+  async insertMachineEvent(e: MachineEventRecord): Promise<void> {
+    this.stmts.insertEvent.run(eventToRow(e));
+  }
+
+  async updateMachineEvent(e: MachineEventRecord): Promise<void> {
+    this.stmts.updateEvent.run(eventToRow(e));
+  }
+
+  async getMachineEvent(id: string): Promise<MachineEventRecord | null> {
+    const r = this.stmts.getEvent.get(id);
+    return r ? eventFromRow(r) : null;
+  }
+
+  async listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]> {
+    if (q.limit === 0) return [];
+    const where = ['team_id = ?'];
+    const args: unknown[] = [q.teamId];
+    if (q.machineId !== undefined) {
+      where.push('machine_id = ?');
+      args.push(q.machineId);
+    }
+    const cmp = q.order === 'asc' ? '>' : '<';
+    if (q.after) {
+      where.push(`(created_at ${cmp} ? OR (created_at = ? AND id ${cmp} ?))`);
+      args.push(q.after.createdAt, q.after.createdAt, q.after.id);
+    }
+    const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+    let sql = `SELECT * FROM machine_events WHERE ${where.join(' AND ')} ORDER BY created_at ${dir}, id ${dir}`;
+    if (q.limit !== undefined) {
+      sql += ' LIMIT ?';
+      args.push(q.limit);
+    }
+    return this.db.prepare<unknown[], EventRow>(sql).all(...args).map(eventFromRow);
+  }
+
+  async failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
+    return this.stmts.failUnfinishedEvents.run(error, at, at).changes;
   }
 
   async getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {
