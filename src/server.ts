@@ -11,7 +11,9 @@ import { AuthService } from './service/auth-service.js';
 import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
+import { MachineOperations } from './service/machine-operations.js';
 import { MachineService } from './service/machine-service.js';
+import { PaperspaceService } from './service/paperspace-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -31,6 +33,8 @@ export interface HangarServer {
   store: Store;
   runtime: Runtime;
   machines: MachineService;
+  /** Asynchronous operations with events (the Paperspace-style surface). */
+  operations: MachineOperations;
   pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
@@ -100,11 +104,24 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       templates,
       log: serviceLog,
     });
+    const operations = new MachineOperations({ store, secret, log: serviceLog });
+    const paperspace = new PaperspaceService({
+      machines,
+      operations,
+      templates,
+      secret,
+      machineTypes: settings.paperspace.machineTypes,
+      region: settings.paperspace.region,
+      diskSizesGb: settings.paperspace.diskSizesGb,
+    });
     const built = buildApp({
       machines,
       pools,
       exec: new ExecService({ machines, runtime, templates }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
+      paperspace,
+      operations,
+      paperspaceBase: settings.paperspace.basePath,
       auth,
       version: VERSION,
       logLevel: settings.logLevel,
@@ -129,6 +146,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     const recovered = await machines.recover();
     app.log.info(recovered, 'machines reconciled with the host');
+    const interrupted = await operations.recover();
+    if (interrupted > 0) app.log.warn({ events: interrupted }, 'operations a previous run left unfinished are recorded as errors');
     const scheduler = new LifecycleScheduler(machines, settings.sweepIntervalMs, app.log);
     let url = '';
     if (options.listen !== false) {
@@ -150,6 +169,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       store,
       runtime,
       machines,
+      operations,
       pools,
       auth,
       scheduler,
@@ -162,6 +182,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await scheduler.stop();
         await pools.stop();
         await app!.close();
+        // Operations answered already but still running finish (and record their events) first.
+        await operations.drain();
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();
         await store.close();

@@ -40,6 +40,25 @@ export interface CreateMachineInput {
   env?: Record<string, string>;
   /** Start from this snapshot (a fork) instead of the template's init. */
   snapshotId?: string;
+  /** A human name. @default null */
+  name?: string;
+}
+
+/** Options of a create call that are not part of the request. */
+export interface CreateOptions {
+  /**
+   * Told as soon as the machine's record exists (before its container starts), with a
+   * copy of the record: lets a caller answer at once and follow the rest in the background.
+   */
+  onRecorded?: (m: MachineRecord) => void;
+}
+
+/** Settings of an existing machine that can be changed; absent fields stay as they are. */
+export interface UpdateMachineInput {
+  name?: string;
+  /** The new hard deadline length; a running machine's deadline becomes now + this. */
+  timeoutMs?: number;
+  timeoutAction?: TimeoutAction;
 }
 
 /** A list request after validation at the edge. */
@@ -147,8 +166,9 @@ export class MachineService {
   }
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
-  async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string): Promise<MachineRecord> {
-    if (idempotencyKey === undefined) return this.createNow(caller, input);
+  async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
+    const notify = options.onRecorded;
+    if (idempotencyKey === undefined) return this.createNow(caller, input, notify && (async (m) => notify({ ...m })));
     const requestHash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
     const slot = `${caller.team.id}\0${idempotencyKey}`;
     const inflight = this.inflightCreates.get(slot);
@@ -161,10 +181,14 @@ export class MachineService {
         throw new HangarError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body; use a new key for a new machine.');
       }
       const m = await this.o.store.getMachine(prior.machineId);
-      if (m) return m;
+      if (m) {
+        notify?.({ ...m });
+        return m;
+      }
     }
     const p = this.createNow(caller, input, async (m) => {
       await this.o.store.insertIdempotency({ teamId: caller.team.id, key: idempotencyKey, requestHash, machineId: m.id, createdAt: m.createdAt });
+      notify?.({ ...m });
     });
     this.inflightCreates.set(slot, p);
     try {
@@ -242,6 +266,7 @@ export class MachineService {
       timeoutAction: input.timeoutAction ?? 'destroy',
       inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+      name: input.name ?? null,
     });
     this.holding.add(m.id);
     const createLocked = () => this.locks.with(m.id, 'create', async () => {
@@ -301,6 +326,7 @@ export class MachineService {
         autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
         createdAt: now,
         startedAt: now,
+        name: input.name ?? null,
         warmPoolCheckout: { hit: true, id: pool.name },
       } satisfies Partial<MachineRecord>);
       if (input.cwd !== undefined) await this.o.runtime.ensureDir(claimed.id, input.cwd);
@@ -434,6 +460,52 @@ export class MachineService {
       m.timeoutAt = this.now() + timeoutMs;
       return this.save(m);
     });
+  }
+
+  /** Change a machine's name or timers; a destroyed machine is a 409. */
+  async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
+    return this.locked(caller, id, 'update', async (m) => {
+      if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
+      const now = this.now();
+      if (input.name !== undefined) m.name = input.name;
+      if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
+      if (input.timeoutMs !== undefined) {
+        m.timeoutMs = input.timeoutMs;
+        // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
+        if (m.status === 'running') m.timeoutAt = now + input.timeoutMs;
+      }
+      m.updatedAt = now;
+      return this.save(m);
+    });
+  }
+
+  /**
+   * Restart a running machine's processes from its template's init, its files kept:
+   * every process is killed and init starts again on the same writable layer.
+   */
+  async restart(caller: Caller, id: string): Promise<MachineRecord> {
+    return this.locked(caller, id, 'restart', async (m) => {
+      if (m.status !== 'running') throw this.conflict(m, 'restart', 'running');
+      const template = await this.template(m.template);
+      try {
+        await this.o.runtime.restart(this.spec(m, template));
+      } catch (err) {
+        this.o.log.error({ machine: m.id, err }, 'restart failed');
+        await this.o.runtime.stop(m.id).catch(() => undefined);
+        this.holding.delete(m.id);
+        m.status = 'error';
+        m.errorReason = `restart failed: ${reasonOf(err)}; the writable layer is kept`;
+        await this.save(m);
+        throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be restarted: ${m.errorReason}.`, { machine_id: m.id });
+      }
+      m.updatedAt = this.now();
+      return this.save(m);
+    });
+  }
+
+  /** Bytes in use in a machine's writable layer, or null when it is not mounted. */
+  diskUsage(id: string): Promise<number | null> {
+    return this.o.runtime.diskUsage(id).catch(() => null);
   }
 
   /** Pause a running machine to a snapshot of its memory and disk. */
