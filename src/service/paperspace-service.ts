@@ -298,6 +298,7 @@ export class PaperspaceService {
   /** Rename a machine or change its auto shutdown; resizing is refused (422). */
   async update(caller: Caller, id: string, input: PaperspaceUpdateInput): Promise<MachineWithEvent> {
     const current = await this.o.machines.get(caller, id);
+    if (current.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is deleted; it cannot be updated.`, { state: 'off', status: current.status });
     if (input.machineType !== undefined) {
       this.machineType(input.machineType);
       if (input.machineType !== machineTypeOf(current.config, this.o.machineTypes)) {

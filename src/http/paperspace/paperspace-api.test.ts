@@ -440,6 +440,10 @@ describe('Paperspace-style API', () => {
       assert.equal((await native('GET', `/v1/machines/${beta.id}`)).body.status, 'destroyed');
       assert.ok(!(await ps('GET', '/machines')).body.items.some((x: Json) => x.id === beta.id));
       assertError(await ps('DELETE', `/machines/${beta.id}`), 409, 'STATE_CONFLICT');
+      assertError(await ps('PUT', `/machines/${beta.id}`, { name: 'late' }), 409, 'STATE_CONFLICT');
+      assertError(await ps('PATCH', `/machines/${beta.id}/start`), 409, 'STATE_CONFLICT');
+      const events = (await ps('GET', `/machine-events?machineId=${beta.id}&order=asc`)).body.items.map((e: Json) => `${e.name}:${e.state}`);
+      assert.deepEqual(events, ['create:done', 'start:error', 'delete:done'], 'refused requests record no event');
       assertError(await ps('DELETE', '/machines/mch_nosuchmachine00'), 404, 'NOT_FOUND');
     });
 
