@@ -55,9 +55,12 @@ export class MachineOperations {
     return this.inflight.get(machineId);
   }
 
-  /** Take the machine for `name`, or throw STATE_CONFLICT (another operation) or NOT_READY (closing). */
-  private claim(machineId: string, name: MachineEventName): void {
-    if (this.closed) throw new HangarError('NOT_READY', 'The server is shutting down; retry against the next one.');
+  /**
+   * Take the machine for `name`, or throw STATE_CONFLICT (another operation) or NOT_READY
+   * (closing; unless the work has already begun and only needs recording).
+   */
+  private claim(machineId: string, name: MachineEventName, begun = false): void {
+    if (this.closed && !begun) throw new HangarError('NOT_READY', 'The server is shutting down; retry against the next one.');
     const current = this.inflight.get(machineId);
     if (current !== undefined) {
       throw new HangarError('STATE_CONFLICT', `Machine ${machineId} is busy with a ${current} operation; poll its event and retry when it is done.`, {
@@ -131,7 +134,8 @@ export class MachineOperations {
    * only once its record does) and follow `done` in the background.
    */
   async follow(caller: Caller, machineId: string, name: MachineEventName, createdAt: number, done: Promise<unknown>): Promise<MachineEventRecord> {
-    this.claim(machineId, name);
+    // The work runs whatever happens here: it is recorded and awaited by drain even while closing.
+    this.claim(machineId, name, true);
     const e: MachineEventRecord = {
       id: newMachineEventId(),
       teamId: caller.team.id,

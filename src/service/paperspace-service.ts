@@ -9,6 +9,7 @@ import type { MachineService, UpdateMachineInput } from './machine-service.js';
 import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
 
+/** Every state the surface reports (the seed's example shows `off`; the others are Paperspace's). */
 export const PAPERSPACE_STATES = ['off', 'starting', 'stopping', 'restarting', 'serviceready', 'ready', 'upgrading', 'provisioning'] as const;
 /** A machine's state as the Paperspace-style surface names it. */
 export type PaperspaceState = (typeof PAPERSPACE_STATES)[number];
@@ -134,6 +135,7 @@ export interface PaperspaceUpdateInput {
   autoShutdownTimeout?: number;
 }
 
+/** What `GET /machines` may be ordered by. */
 export const MACHINE_ORDER_FIELDS = ['dtCreated', 'name', 'state'] as const;
 
 /** A list request after validation at the edge. */
@@ -260,7 +262,8 @@ export class PaperspaceService {
   }
 
   private conflict(m: MachineRecord, state: PaperspaceState, operation: string, needs: string): HangarError {
-    return new HangarError('STATE_CONFLICT', `Machine ${m.id} is ${state}; ${operation} needs a machine that is ${needs}.`, { state, status: m.status });
+    const is = m.status === 'error' ? `off, in error (GET /v1/machines/${m.id} says why in error_reason)` : m.status === 'destroyed' ? 'deleted' : state;
+    return new HangarError('STATE_CONFLICT', `Machine ${m.id} is ${is}; ${operation} needs a machine that is ${needs}.`, { state, status: m.status });
   }
 
   /** Start (resume) a stopped machine: the same processes continue. */

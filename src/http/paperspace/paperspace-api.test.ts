@@ -32,6 +32,7 @@ const CREATE = { name: 'alpha', machineType: 'C1', templateId: 'base', region: '
 describe('Paperspace-style API', () => {
   let t: TestServer;
   let key: string;
+  let teamId: string;
   let otherKey: string;
   /** alpha: created here; native: created through /v1/machines; beta: created stopped. */
   let alpha: Json;
@@ -57,7 +58,7 @@ describe('Paperspace-style API', () => {
 
   before(async () => {
     t = await TestServer.start();
-    key = (await t.newTeamKey('paperspace')).key;
+    ({ key, teamId } = await t.newTeamKey('paperspace'));
     otherKey = (await t.newTeamKey('paperspace-other')).key;
   });
   after(async () => {
@@ -236,7 +237,8 @@ describe('Paperspace-style API', () => {
       await waitFor(async () => (await count()) > 3, LONG);
       const pid = (await exec(alpha.id, 'cat /root/counter.pid')).trim();
 
-      const stop = await ps('PATCH', `/machines/${alpha.id}/stop`);
+      // As the seed's curl does: a JSON content type and no body.
+      const stop = await t.request('PATCH', `${BASE}/machines/${alpha.id}/stop`, { key, headers: { 'content-type': 'application/json' } });
       assert.equal(stop.status, 200, stop.text);
       MachineWithEventSchema.parse(stop.body);
       assert.equal(stop.body.event.name, 'stop');
@@ -454,6 +456,21 @@ describe('Paperspace-style API', () => {
       const e = (await ps('GET', `/machine-events/${r.body.event.id}`)).body;
       assert.equal(e.state, 'done', JSON.stringify(e));
       assert.equal((await ps('GET', `/machines/${r.body.data.id}`)).body.state, 'ready');
+    });
+
+    it('events a dead server left unfinished are recorded as errors at the next start', async () => {
+      // As a killed process leaves them: recorded, never finished.
+      const at = Date.now();
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0001', teamId, machineId: alpha.id, name: 'stop', state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null });
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0002', teamId, machineId: alpha.id, name: 'restart', state: 'new', error: null, createdAt: at, startedAt: null, finishedAt: null });
+      await t.restart();
+      for (const id of ['mev_interrupted0001', 'mev_interrupted0002']) {
+        const e = (await ps('GET', `/machine-events/${id}`)).body;
+        assert.equal(e.state, 'error', JSON.stringify(e));
+        assert.match(e.error, /server stopped before this operation finished/);
+        assert.ok(isIso(e.dtStarted) && isIso(e.dtFinished));
+      }
+      assert.equal((await ps('GET', `/machines/${alpha.id}`)).body.state, 'ready');
     });
   });
 });

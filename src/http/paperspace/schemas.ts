@@ -15,6 +15,7 @@ const dateTime = z.string().describe('ISO 8601 date-time (UTC).');
 const SNAPSHOT_FREQUENCIES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
 const PUBLIC_IP_TYPES = ['static', 'dynamic', 'none'] as const;
 
+/** The seed's machine object. */
 export const PaperspaceMachineSchema = z
   .strictObject({
     accelerators: z
@@ -58,6 +59,7 @@ export const PaperspaceMachineSchema = z
   })
   .meta({ id: 'PaperspaceMachine' });
 
+/** The seed's machine event object. */
 export const PaperspaceEventSchema = z
   .strictObject({
     dtCreated: dateTime,
@@ -71,6 +73,7 @@ export const PaperspaceEventSchema = z
   })
   .meta({ id: 'PaperspaceMachineEvent' });
 
+/** The answer of create, update, delete, start, stop and restart. */
 export const MachineWithEventSchema = z.strictObject({ data: PaperspaceMachineSchema, event: PaperspaceEventSchema });
 
 const page = <T extends z.ZodType>(item: T) =>
@@ -80,7 +83,9 @@ const page = <T extends z.ZodType>(item: T) =>
     nextPage: z.string().nullable().describe('Pass as `after` for the next page; null on the last page.'),
   });
 
+/** A page of machines. */
 export const MachinePageSchema = page(PaperspaceMachineSchema);
+/** A page of events. */
 export const EventPageSchema = page(PaperspaceEventSchema);
 
 /** Query numbers arrive as strings. */
@@ -94,6 +99,7 @@ const limit = z.coerce
 const after = z.string().min(1).max(1024).optional().describe('The nextPage of the previous page.');
 const order = z.enum(['asc', 'desc']).optional().describe('@default "desc"');
 
+/** Query of GET /machines. */
 export const MachineListQuery = z.strictObject({
   after,
   limit,
@@ -105,6 +111,7 @@ export const MachineListQuery = z.strictObject({
   machineType: z.string().min(1).max(64).optional(),
 });
 
+/** Query of GET /machine-events. */
 export const EventListQuery = z.strictObject({
   after,
   limit,
@@ -113,6 +120,7 @@ export const EventListQuery = z.strictObject({
   machineId: z.string().min(1).max(128).optional(),
 });
 
+/** Path of one machine or event. */
 export const IdParams = z.strictObject({ id: z.string().min(1).max(128) });
 
 const hours = z.number().positive().max(720).describe('Hours (at most 720, 30 days).');
@@ -138,6 +146,7 @@ const unsupportedCreateFields = {
   takeInitialSnapshot: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
 };
 
+/** Body of POST /machines. */
 export const CreateBody = z
   .strictObject({
     name: name.describe('The name of the new machine.'),
@@ -154,6 +163,7 @@ export const CreateBody = z
   })
   .meta({ id: 'PaperspaceCreateMachineRequest' });
 
+/** Body of PUT /machines/{id}. */
 export const UpdateBody = z
   .strictObject({
     name: name.optional(),
