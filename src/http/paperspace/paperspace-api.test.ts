@@ -301,8 +301,8 @@ describe('Paperspace-style API', () => {
       assertError(await ps('PATCH', `/machines/${beta.id}/restart`), 409, 'STATE_CONFLICT');
       const stop = await ps('PATCH', `/machines/${alpha.id}/stop`);
       assert.equal(stop.status, 200, stop.text);
+      // Stopping or already off: a restart conflicts either way (service tests cover the in-flight case exactly).
       assertError(await ps('PATCH', `/machines/${alpha.id}/restart`), 409, 'STATE_CONFLICT');
-      assertError(await ps('PUT', `/machines/${alpha.id}`, { name: 'x' }), 409, 'STATE_CONFLICT');
       assert.equal((await finished(stop.body.event.id)).state, 'done');
       const start = await ps('PATCH', `/machines/${alpha.id}/start`);
       assert.equal((await finished(start.body.event.id)).state, 'done');
