@@ -33,7 +33,7 @@ export interface HangarServer {
   store: Store;
   runtime: Runtime;
   machines: MachineService;
-  /** Asynchronous operations with events (the Paperspace-style surface). */
+  /** Machine operations as events: the Paperspace-style surface's, and the recorder of every other. */
   operations: MachineOperations;
   pools: WarmPoolService;
   auth: AuthService;
@@ -88,6 +88,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       warn: (o: object, m?: string) => app?.log.warn(o, m),
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
+    const operations = new MachineOperations({ store, secret, log: serviceLog });
     const machines = new MachineService({
       store,
       runtime,
@@ -97,6 +98,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
       onPoolCheckout: () => pools.schedule(),
+      recorder: operations,
     });
     const pools: WarmPoolService = new WarmPoolService({
       store,
@@ -104,7 +106,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       templates,
       log: serviceLog,
     });
-    const operations = new MachineOperations({ store, secret, log: serviceLog });
     const paperspace = new PaperspaceService({
       machines,
       operations,

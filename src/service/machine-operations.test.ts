@@ -144,6 +144,22 @@ describe('MachineOperations', () => {
     await assert.rejects(ops.list(A, { order: 'desc', limit: 1, after: first.nextPage! }), isCode('INVALID_NEXT_TOKEN'));
   });
 
+  it('record: an operation run elsewhere is recorded while it runs, unless it is part of one recorded here', async () => {
+    assert.equal(await ops.record('team_a', 'mch_5', 'delete', async () => 'ok'), 'ok');
+    await assert.rejects(ops.record('team_a', 'mch_5', 'start', async () => Promise.reject(new Error('restore failed'))), /restore failed/);
+    const inner = await ops.runNow(A, 'mch_6', 'update', () => ops.record('team_a', 'mch_6', 'update', async () => 'nested'));
+    assert.equal(inner.result, 'nested');
+    const bg = await ops.run(A, 'mch_7', 'stop', () => ops.record('team_a', 'mch_7', 'stop', async () => undefined));
+    await until(bg.id, 'done');
+    const followed = await ops.follow(A, 'mch_8', 'create', clock, ops.within(() => ops.record('team_a', 'mch_8', 'create', async () => undefined)));
+    await until(followed.id, 'done');
+    const events = await store.listMachineEvents({ teamId: 'team_a', order: 'asc' });
+    assert.deepEqual(
+      events.map((e) => `${e.machineId}:${e.name}:${e.state}:${e.error ?? ''}`),
+      ['mch_5:delete:done:', 'mch_5:start:error:restore failed', 'mch_6:update:done:', 'mch_7:stop:done:', 'mch_8:create:done:'],
+    );
+  });
+
   it('recover finishes what a stopped server left as errors', async () => {
     await store.insertMachineEvent({ id: 'mev_left', teamId: 'team_a', machineId: 'mch_1', name: 'stop', state: 'in progress', error: null, createdAt: 1, startedAt: 2, finishedAt: null });
     assert.equal(await ops.recover(), 1);

@@ -1,10 +1,11 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { HangarError } from '../domain/errors.js';
 import { newMachineEventId, type MachineEventName, type MachineEventRecord } from '../domain/machine-event.js';
 import type { Caller } from '../domain/team.js';
 import type { Store } from '../store/store.js';
 import { PageCursorCodec } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
-import type { ServiceLogger } from './machine-service.js';
+import type { OperationRecorder, ServiceLogger } from './machine-service.js';
 
 /** Dependencies of the operations runner. */
 export interface MachineOperationsOptions {
@@ -34,11 +35,14 @@ export interface EventPage {
 export const INTERRUPTED_EVENT_ERROR = 'the server stopped before this operation finished';
 
 /**
- * Asynchronous machine operations with events: each operation is recorded as an event
- * (`new` → `in progress` → `done` | `error`), runs in the background, and is awaited
- * by `drain` when the server closes. One operation per machine at a time.
+ * Machine operations as events (`new` → `in progress` → `done` | `error`). The
+ * Paperspace-style surface runs its operations here in the background (awaited by
+ * `drain` when the server closes), one per machine at a time; as the machine service's
+ * recorder it also records operations from elsewhere (native API, timers) as they run.
  */
-export class MachineOperations {
+export class MachineOperations implements OperationRecorder {
+  /** Set while work of an operation recorded here runs: the service's own record is then skipped. */
+  private readonly recording = new AsyncLocalStorage<true>();
   private readonly inflight = new Map<string, MachineEventName>();
   private readonly running = new Set<Promise<void>>();
   private readonly cursors: PageCursorCodec;
@@ -117,7 +121,7 @@ export class MachineOperations {
           e.state = 'in progress';
           e.startedAt = this.now();
           await this.o.store.updateMachineEvent(e);
-          await work();
+          await this.within(work);
         } catch (err) {
           failure = err ?? new Error('failed');
         } finally {
@@ -176,7 +180,7 @@ export class MachineOperations {
       await this.o.store.insertMachineEvent(e);
       let result: T;
       try {
-        result = await work();
+        result = await this.within(work);
       } catch (err) {
         await this.finish(e, err ?? new Error('failed'));
         throw err;
@@ -186,6 +190,35 @@ export class MachineOperations {
     } finally {
       this.inflight.delete(machineId);
     }
+  }
+
+  /** Run `fn` as part of an operation recorded here: what it calls on the machine service records nothing more. */
+  within<T>(fn: () => Promise<T>): Promise<T> {
+    return this.recording.run(true, fn);
+  }
+
+  /** Record an operation the machine service runs (native API, timers) while it runs, unless it is part of one recorded here. */
+  async record<T>(teamId: string, machineId: string, name: MachineEventName, work: () => Promise<T>): Promise<T> {
+    if (this.recording.getStore() === true) return work();
+    const at = this.now();
+    const e: MachineEventRecord = { id: newMachineEventId(), teamId, machineId, name, state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null };
+    const stored = await this.o.store.insertMachineEvent(e).then(
+      () => true,
+      (err: unknown) => {
+        // The operation matters more than its event: it runs anyway.
+        this.o.log.error({ machine: machineId, err }, 'could not record a machine event');
+        return false;
+      },
+    );
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      if (stored) await this.finish(e, err ?? new Error('failed'));
+      throw err;
+    }
+    if (stored) await this.finish(e, undefined);
+    return result;
   }
 
   /** One of the caller's events, or NOT_FOUND. */

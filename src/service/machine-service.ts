@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { HangarError, machineNotFound, validationError } from '../domain/errors.js';
 import { newMachineId, newSnapshotId } from '../domain/ids.js';
 import { deadlineOf, nextDue, type DueAction } from '../domain/lifecycle.js';
+import type { MachineEventName } from '../domain/machine-event.js';
 import {
   DEFAULT_CONFIG,
   DEFAULT_TIMEOUT_MS,
@@ -85,6 +86,15 @@ export interface ServiceLogger {
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * Records operations on machines as machine events. The service calls it once an
+ * operation is accepted (state checked, lock held), so refused requests record nothing.
+ */
+export interface OperationRecorder {
+  /** Run `work` recorded as event `name` of the machine (or as part of an operation already recorded). */
+  record<T>(teamId: string, machineId: string, name: MachineEventName, work: () => Promise<T>): Promise<T>;
+}
+
 /** Dependencies and policy of the machine service. */
 export interface MachineServiceOptions {
   store: Store;
@@ -100,6 +110,8 @@ export interface MachineServiceOptions {
   now?: () => number;
   /** Told after a create considered a warm pool, so it can refill. */
   onPoolCheckout?: (pool: string) => void;
+  /** Records every create, start, stop, restart, update and delete as an event. @default none */
+  recorder?: OperationRecorder;
 }
 
 const LIVE_STATUSES = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
@@ -141,6 +153,11 @@ export class MachineService {
     m.deadlineAt = deadlineOf(m);
     await this.o.store.updateMachine(m);
     return m;
+  }
+
+  /** Run an accepted operation, recorded as an event when a recorder is configured. */
+  private recorded<T>(m: MachineRecord, name: MachineEventName, work: () => Promise<T>): Promise<T> {
+    return this.o.recorder ? this.o.recorder.record(m.teamId, m.id, name, work) : work();
   }
 
   private async template(name: string): Promise<Template> {
@@ -272,25 +289,27 @@ export class MachineService {
     const createLocked = () => this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
       await onRecorded?.(m);
-      try {
-        if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
-        else await this.o.runtime.start(this.spec(m, template));
-      } catch (err) {
-        this.holding.delete(m.id);
-        this.o.log.error({ machine: m.id, err }, 'machine start failed');
-        m.status = 'error';
-        m.errorReason = reasonOf(err);
-        await this.save(m);
-        if (err instanceof HangarError) throw err;
-        throw source
-          ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
-          : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
-      }
-      const started = this.now();
-      m.status = 'running';
-      m.startedAt = started;
-      m.timeoutAt = started + timeoutMs;
-      return this.save(m);
+      return this.recorded(m, 'create', async () => {
+        try {
+          if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
+          else await this.o.runtime.start(this.spec(m, template));
+        } catch (err) {
+          this.holding.delete(m.id);
+          this.o.log.error({ machine: m.id, err }, 'machine start failed');
+          m.status = 'error';
+          m.errorReason = reasonOf(err);
+          await this.save(m);
+          if (err instanceof HangarError) throw err;
+          throw source
+            ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
+            : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
+        }
+        const started = this.now();
+        m.status = 'running';
+        m.startedAt = started;
+        m.timeoutAt = started + timeoutMs;
+        return this.save(m);
+      });
     });
     if (source?.kind !== 'pause') return createLocked();
     // A pause snapshot's disk belongs to its paused machine: hold that machine still meanwhile.
@@ -310,7 +329,7 @@ export class MachineService {
     await this.o.store.countPoolCheckout(pool.name, claimed !== null);
     this.o.onPoolCheckout?.(pool.name);
     if (!claimed) return null;
-    return this.locks.with(claimed.id, 'checkout', async () => {
+    return this.locks.with(claimed.id, 'checkout', () => this.recorded(claimed, 'create', async () => {
       const now = this.now();
       const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       Object.assign(claimed, {
@@ -331,7 +350,7 @@ export class MachineService {
       } satisfies Partial<MachineRecord>);
       if (input.cwd !== undefined) await this.o.runtime.ensureDir(claimed.id, input.cwd);
       return this.save(claimed);
-    });
+    }));
   }
 
   /** Start one idle machine for a warm pool (the pool service calls this to refill). */
@@ -423,7 +442,7 @@ export class MachineService {
   async destroy(caller: Caller, id: string): Promise<MachineRecord> {
     return this.locked(caller, id, 'destroy', async (m) => {
       if (m.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
-      return this.destroyLocked(m);
+      return this.recorded(m, 'delete', () => this.destroyLocked(m));
     });
   }
 
@@ -456,9 +475,11 @@ export class MachineService {
   async refreshTimeout(caller: Caller, id: string, timeoutMs: number): Promise<MachineRecord> {
     return this.locked(caller, id, 'timeout refresh', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'a timeout refresh', 'running');
-      m.timeoutMs = timeoutMs;
-      m.timeoutAt = this.now() + timeoutMs;
-      return this.save(m);
+      return this.recorded(m, 'update', async () => {
+        m.timeoutMs = timeoutMs;
+        m.timeoutAt = this.now() + timeoutMs;
+        return this.save(m);
+      });
     });
   }
 
@@ -466,16 +487,18 @@ export class MachineService {
   async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
     return this.locked(caller, id, 'update', async (m) => {
       if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
-      const now = this.now();
-      if (input.name !== undefined) m.name = input.name;
-      if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
-      if (input.timeoutMs !== undefined) {
-        m.timeoutMs = input.timeoutMs;
-        // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
-        if (m.status === 'running') m.timeoutAt = now + input.timeoutMs;
-      }
-      m.updatedAt = now;
-      return this.save(m);
+      return this.recorded(m, 'update', async () => {
+        const now = this.now();
+        if (input.name !== undefined) m.name = input.name;
+        if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
+        if (input.timeoutMs !== undefined) {
+          m.timeoutMs = input.timeoutMs;
+          // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
+          if (m.status === 'running') m.timeoutAt = now + input.timeoutMs;
+        }
+        m.updatedAt = now;
+        return this.save(m);
+      });
     });
   }
 
@@ -486,20 +509,22 @@ export class MachineService {
   async restart(caller: Caller, id: string): Promise<MachineRecord> {
     return this.locked(caller, id, 'restart', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'restart', 'running');
-      const template = await this.template(m.template);
-      try {
-        await this.o.runtime.restart(this.spec(m, template));
-      } catch (err) {
-        this.o.log.error({ machine: m.id, err }, 'restart failed');
-        await this.o.runtime.stop(m.id).catch(() => undefined);
-        this.holding.delete(m.id);
-        m.status = 'error';
-        m.errorReason = `restart failed: ${reasonOf(err)}; the writable layer is kept`;
-        await this.save(m);
-        throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be restarted: ${m.errorReason}.`, { machine_id: m.id });
-      }
-      m.updatedAt = this.now();
-      return this.save(m);
+      return this.recorded(m, 'restart', async () => {
+        const template = await this.template(m.template);
+        try {
+          await this.o.runtime.restart(this.spec(m, template));
+        } catch (err) {
+          this.o.log.error({ machine: m.id, err }, 'restart failed');
+          await this.o.runtime.stop(m.id).catch(() => undefined);
+          this.holding.delete(m.id);
+          m.status = 'error';
+          m.errorReason = `restart failed: ${reasonOf(err)}; the writable layer is kept`;
+          await this.save(m);
+          throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be restarted: ${m.errorReason}.`, { machine_id: m.id });
+        }
+        m.updatedAt = this.now();
+        return this.save(m);
+      });
     });
   }
 
@@ -512,7 +537,7 @@ export class MachineService {
   async pause(caller: Caller, id: string): Promise<MachineRecord> {
     return this.locked(caller, id, 'pause', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'pause', 'running');
-      return this.pauseLocked(m);
+      return this.recorded(m, 'stop', () => this.pauseLocked(m));
     });
   }
 
@@ -565,25 +590,28 @@ export class MachineService {
       if (this.holding.size >= this.o.maxMachines) {
         throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
       }
-      try {
-        await this.o.runtime.resume(this.spec(m, template), m.snapshotId);
-      } catch (err) {
-        this.o.log.error({ machine: m.id, err }, 'resume failed');
-        throw new HangarError(
-          'RESTORE_FAILED',
-          `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${m.snapshotId} intact.`,
-          { machine_id: m.id, snapshot_id: m.snapshotId },
-        );
-      }
-      await this.o.store.deleteSnapshot(m.snapshotId);
-      this.holding.add(m.id);
-      const now = this.now();
-      m.status = 'running';
-      m.snapshotId = null;
-      m.pausedAt = null;
-      m.resumedAt = now;
-      m.timeoutAt = now + m.timeoutMs;
-      return this.save(m);
+      const snapshotId = m.snapshotId;
+      return this.recorded(m, 'start', async () => {
+        try {
+          await this.o.runtime.resume(this.spec(m, template), snapshotId);
+        } catch (err) {
+          this.o.log.error({ machine: m.id, err }, 'resume failed');
+          throw new HangarError(
+            'RESTORE_FAILED',
+            `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
+            { machine_id: m.id, snapshot_id: snapshotId },
+          );
+        }
+        await this.o.store.deleteSnapshot(snapshotId);
+        this.holding.add(m.id);
+        const now = this.now();
+        m.status = 'running';
+        m.snapshotId = null;
+        m.pausedAt = null;
+        m.resumedAt = now;
+        m.timeoutAt = now + m.timeoutMs;
+        return this.save(m);
+      });
     });
   }
 
@@ -738,18 +766,20 @@ export class MachineService {
     this.o.log.info({ machine: m.id, kind: due.kind, action: due.action }, 'lifecycle deadline reached');
     switch (due.action) {
       case 'destroy':
-        await this.destroyLocked(m);
+        await this.recorded(m, 'delete', () => this.destroyLocked(m));
         return;
       case 'hibernate':
-        try {
-          await this.pauseLocked(m);
-        } catch (err) {
-          // Nobody waits on a timer to retry by hand: keep the disk, drop the memory.
-          const fresh = await this.o.store.getMachine(m.id);
-          if (fresh?.status !== 'running') throw err;
-          this.o.log.warn({ machine: m.id, err }, 'hibernate with memory failed; pausing with the filesystem only');
-          await this.pauseLocked(fresh, { memory: false });
-        }
+        await this.recorded(m, 'stop', async () => {
+          try {
+            await this.pauseLocked(m);
+          } catch (err) {
+            // Nobody waits on a timer to retry by hand: keep the disk, drop the memory.
+            const fresh = await this.o.store.getMachine(m.id);
+            if (fresh?.status !== 'running') throw err;
+            this.o.log.warn({ machine: m.id, err }, 'hibernate with memory failed; pausing with the filesystem only');
+            await this.pauseLocked(fresh, { memory: false });
+          }
+        });
         return;
     }
   }

@@ -207,21 +207,24 @@ export class PaperspaceService {
     const requestedAt = this.o.machines.now();
     let recorded!: (m: MachineRecord) => void;
     const whenRecorded = new Promise<MachineRecord>((resolve) => (recorded = resolve));
-    const created = this.o.machines.create(
-      caller,
-      {
-        template: input.templateId,
-        config: { vcpus: type.vcpus, memory_mb: type.memory_mb, disk_mb: input.diskSize * GIB_MB },
-        name: input.name,
-        timeoutMs: timers.timeoutMs,
-        timeoutAction: timers.timeoutAction,
-      },
-      undefined,
-      { onRecorded: recorded },
+    // Recorded below as one create event: what it calls records nothing more.
+    const created = this.o.operations.within(() =>
+      this.o.machines.create(
+        caller,
+        {
+          template: input.templateId,
+          config: { vcpus: type.vcpus, memory_mb: type.memory_mb, disk_mb: input.diskSize * GIB_MB },
+          name: input.name,
+          timeoutMs: timers.timeoutMs,
+          timeoutAction: timers.timeoutAction,
+        },
+        undefined,
+        { onRecorded: recorded },
+      ),
     );
     // Errors before the record exists (capacity, template) are the request's: nothing was created.
     const first = await Promise.race([whenRecorded, created]);
-    const work = input.startOnCreate === false ? created.then((m) => this.o.machines.pause(caller, m.id)) : created;
+    const work = input.startOnCreate === false ? created.then((m) => this.o.operations.within(() => this.o.machines.pause(caller, m.id))) : created;
     const event = await this.o.operations.follow(caller, first.id, 'create', requestedAt, work);
     return { machine: await this.view(first), event };
   }

@@ -382,6 +382,16 @@ describe('Paperspace-style API', () => {
       assertError(await t.request('GET', `${BASE}/machines`, { key: null, headers: { 'x-api-key': key } }), 401, 'UNAUTHORIZED');
       assertError(await ps('POST', '/machines', CREATE, 'wrong-key-0123456789'), 401, 'UNAUTHORIZED');
       assertError(await ps('GET', '/nothing-here'), 404, 'ROUTE_NOT_FOUND');
+      assertError(await ps('GET', `/machines/${alpha.id}/accessors`), 404, 'ROUTE_NOT_FOUND');
+      assertError(await ps('GET', `/machines/${alpha.id}/desktop`), 404, 'ROUTE_NOT_FOUND');
+    });
+
+    it('ids that cannot exist: 400 for an over-long one, 404 otherwise', async () => {
+      const long = `mch_${'a'.repeat(200)}`;
+      for (const [method, path] of [['GET', `/machines/${long}`], ['PUT', `/machines/${long}`], ['DELETE', `/machines/${long}`], ['PATCH', `/machines/${long}/stop`], ['GET', `/machine-events/${long}`]] as const) {
+        assertError(await ps(method, path, method === 'PUT' ? { name: 'x' } : undefined), 400, 'VALIDATION_FAILED', 'id');
+      }
+      assertError(await ps('GET', '/machines/mch_nosuchmachine00'), 404, 'NOT_FOUND');
     });
   });
 
@@ -417,6 +427,24 @@ describe('Paperspace-style API', () => {
         }
         assert.deepEqual(seen, all);
       }
+    });
+
+    it('operations through the native API and lifecycle timers are events too; refused ones are not', async () => {
+      const created = await native('POST', '/v1/machines', { timeout_ms: 600_000 });
+      assert.equal(created.status, 201, created.text);
+      const id = created.body.id as string;
+      const events = async (): Promise<string[]> =>
+        (await ps('GET', `/machine-events?machineId=${id}&order=asc`)).body.items.map((e: Json) => `${e.name}:${e.state}`);
+      assert.equal((await native('POST', `/v1/machines/${id}/pause`)).status, 200);
+      assert.equal((await native('POST', `/v1/machines/${id}/pause`)).status, 409);
+      assert.equal((await native('POST', `/v1/machines/${id}/resume`)).status, 200);
+      assert.equal((await native('POST', `/v1/machines/${id}/timeout`, { timeout_ms: 1_000 })).status, 200);
+      assert.deepEqual(await events(), ['create:done', 'stop:done', 'start:done', 'update:done']);
+      // The one-second deadline destroys it (its action is destroy): a delete event.
+      await waitFor(async () => (await native('GET', `/v1/machines/${id}`)).body.status === 'destroyed', LONG);
+      await waitFor(async () => (await events()).join() === 'create:done,stop:done,start:done,update:done,delete:done', LONG);
+      assert.equal((await native('DELETE', `/v1/machines/${id}`)).status, 409);
+      assert.equal((await events()).length, 5);
     });
 
     it('bad input and other teams', async () => {
@@ -472,5 +500,23 @@ describe('Paperspace-style API', () => {
       }
       assert.equal((await ps('GET', `/machines/${alpha.id}`)).body.state, 'ready');
     });
+  });
+});
+
+describe('Paperspace-style API under another base path', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await TestServer.start({ env: { HANGAR_PAPERSPACE_BASE: '/ps/v2', HANGAR_PAPERSPACE_REGION: 'ams1' } });
+  });
+  after(async () => {
+    await t.dispose();
+  });
+
+  it('serves at HANGAR_PAPERSPACE_BASE only, with the configured region', async () => {
+    const r = await t.request('GET', '/ps/v2/machines');
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body, { hasMore: false, items: [], nextPage: null });
+    assertError(await t.request('GET', `${BASE}/machines`), 404, 'ROUTE_NOT_FOUND');
+    assertError(await t.request('POST', '/ps/v2/machines', { body: { ...CREATE, region: 'local' } }), 400, 'VALIDATION_FAILED', 'ams1');
   });
 });
