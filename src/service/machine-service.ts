@@ -478,6 +478,7 @@ export class MachineService {
       return this.recorded(m, 'update', async () => {
         m.timeoutMs = timeoutMs;
         m.timeoutAt = this.now() + timeoutMs;
+        m.updatedAt = this.now();
         return this.save(m);
       });
     });
