@@ -12,9 +12,11 @@ import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
 import { FileService } from './service/file-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
+import { MachineOperations } from './service/machine-operations.js';
 import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
 import { PtyService } from './service/pty-service.js';
+import { PaperspaceService } from './service/paperspace-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -36,6 +38,8 @@ export interface HangarServer {
   machines: MachineService;
   /** Background processes inside machines (in memory; killed when the server stops). */
   processes: ProcessService;
+  /** Machine operations as events: the Paperspace-style surface's, and the recorder of every other. */
+  operations: MachineOperations;
   pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
@@ -91,6 +95,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       warn: (o: object, m?: string) => app?.log.warn(o, m),
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
+    const operations = new MachineOperations({ store, secret, log: serviceLog });
     const machines = new MachineService({
       store,
       runtime,
@@ -101,6 +106,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       maxMachines: settings.maxMachines,
       subnet: settings.subnet,
       onPoolCheckout: () => pools.schedule(),
+      recorder: operations,
     });
     const pools: WarmPoolService = new WarmPoolService({
       store,
@@ -111,6 +117,15 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
+    const paperspace = new PaperspaceService({
+      machines,
+      operations,
+      templates,
+      secret,
+      machineTypes: settings.paperspace.machineTypes,
+      region: settings.paperspace.region,
+      diskSizesGb: settings.paperspace.diskSizesGb,
+    });
     const built = buildApp({
       machines,
       pools,
@@ -119,6 +134,9 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       pty,
       files: new FileService({ machines, runtime }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
+      paperspace,
+      operations,
+      paperspaceBase: settings.paperspace.basePath,
       auth,
       version: VERSION,
       logLevel: settings.logLevel,
@@ -143,6 +161,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     const recovered = await machines.recover();
     app.log.info(recovered, 'machines reconciled with the host');
+    const interrupted = await operations.recover();
+    if (interrupted > 0) app.log.warn({ events: interrupted }, 'operations a previous run left unfinished are recorded as errors');
     const scheduler = new LifecycleScheduler(machines, settings.sweepIntervalMs, app.log);
     let url = '';
     if (options.listen !== false) {
@@ -165,6 +185,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       runtime,
       machines,
       processes,
+      operations,
       pools,
       auth,
       scheduler,
@@ -180,6 +201,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await processes.close();
         await pty.close();
         await app!.close();
+        // Operations answered already but still running finish (and record their events) first.
+        await operations.drain();
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();
         await store.close();

@@ -3,6 +3,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defaultSubnet, parseCidr, type Cidr } from './domain/network.js';
+import { CONFIG_LIMITS } from './domain/machine.js';
+import { DEFAULT_MACHINE_TYPES, type MachineType } from './domain/machine-type.js';
 
 /**
  * Every setting of the server, read once from the environment at start-up.
@@ -45,6 +47,23 @@ const EnvSchema = z.object({
       if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `${v} ${parsed.error}` });
       else if (parsed.cidr.prefix < 16 || parsed.cidr.prefix > 28) ctx.addIssue({ code: 'custom', message: 'prefix length must be 16 to 28' });
     }),
+  /** Base path of the Paperspace-style API. @default '/paperspace/v1' */
+  HANGAR_PAPERSPACE_BASE: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path such as /paperspace/v1 (no trailing slash)')
+    .default('/paperspace/v1'),
+  /** The one region the Paperspace-style API reports and accepts. @default 'local' */
+  HANGAR_PAPERSPACE_REGION: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default('local'),
+  /**
+   * Machine types of the Paperspace-style API, as JSON: `[{"label":"C1","vcpus":1,"memory_mb":512}, ...]`.
+   * @default C1 1/512, C2 1/1024, C3 2/2048, C4 2/4096, C5 4/8192 (vCPUs/MiB)
+   */
+  HANGAR_PAPERSPACE_MACHINE_TYPES: z.string().optional(),
+  /** Disk sizes (GB, 1 GB = 1024 MiB) a Paperspace-style create may ask for, comma-separated. @default '1,2,5,10,25,50,100,250,500,1000' */
+  HANGAR_PAPERSPACE_DISK_SIZES: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, 'must be whole numbers of GB separated by commas')
+    .default('1,2,5,10,25,50,100,250,500,1000'),
   /** Fastify log level. @default 'info' */
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -63,6 +82,8 @@ export interface Settings {
   criuPath: string;
   busyboxPath: string;
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
+  /** The Paperspace-style API's settings. */
+  paperspace: { basePath: string; region: string; machineTypes: MachineType[]; diskSizesGb: number[] };
   /** Derived: carried by every host resource of this server (hash of the data dir). */
   instancePrefix: string;
   /** The machines' private subnet. */
@@ -72,6 +93,40 @@ export interface Settings {
   machinesDir: string;
   snapshotsDir: string;
   runcStateDir: string;
+}
+
+const MachineTypesSchema = z
+  .array(
+    z.strictObject({
+      label: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/),
+      vcpus: z.number().int().min(CONFIG_LIMITS.vcpus.min).max(CONFIG_LIMITS.vcpus.max),
+      memory_mb: z.number().int().min(CONFIG_LIMITS.memory_mb.min).max(CONFIG_LIMITS.memory_mb.max),
+    }),
+  )
+  .min(1)
+  .refine((ts) => new Set(ts.map((t) => t.label)).size === ts.length, 'labels must be unique');
+
+function parseMachineTypes(raw: string | undefined): MachineType[] {
+  if (raw === undefined) return DEFAULT_MACHINE_TYPES.map((t) => ({ ...t }));
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new SettingsError('Invalid settings:\n  HANGAR_PAPERSPACE_MACHINE_TYPES: must be JSON, e.g. [{"label":"C1","vcpus":1,"memory_mb":512}]');
+  }
+  const r = MachineTypesSchema.safeParse(json);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `HANGAR_PAPERSPACE_MACHINE_TYPES${i.path.length ? `[${i.path.join('.')}]` : ''}: ${i.message}`);
+    throw new SettingsError(`Invalid settings:\n  ${lines.join('\n  ')}`);
+  }
+  return r.data;
+}
+
+function parseDiskSizes(raw: string): number[] {
+  const sizes = [...new Set(raw.split(',').map(Number))];
+  const bad = sizes.find((gb) => gb < 1 || gb * 1024 > CONFIG_LIMITS.disk_mb.max);
+  if (bad !== undefined) throw new SettingsError(`Invalid settings:\n  HANGAR_PAPERSPACE_DISK_SIZES: ${bad} GB is outside 1-${CONFIG_LIMITS.disk_mb.max / 1024}`);
+  return sizes;
 }
 
 /** Thrown when the environment holds a bad setting. */
@@ -107,6 +162,12 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     criuPath: e.HANGAR_CRIU,
     busyboxPath: e.HANGAR_BUSYBOX,
     logLevel: e.HANGAR_LOG_LEVEL,
+    paperspace: {
+      basePath: e.HANGAR_PAPERSPACE_BASE,
+      region: e.HANGAR_PAPERSPACE_REGION,
+      machineTypes: parseMachineTypes(e.HANGAR_PAPERSPACE_MACHINE_TYPES),
+      diskSizesGb: parseDiskSizes(e.HANGAR_PAPERSPACE_DISK_SIZES),
+    },
     instancePrefix,
     subnet: subnetOf(e.HANGAR_SUBNET, instancePrefix),
     databasePath: join(dataDir, 'hangar.db'),

@@ -6,7 +6,7 @@
 export const ERROR_CATALOGUE = {
   VALIDATION_FAILED: { status: 400, meaning: 'A body, query or path parameter is malformed; details.fields names each one.' },
   INVALID_JSON: { status: 400, meaning: 'The request body is not valid JSON.' },
-  INVALID_NEXT_TOKEN: { status: 400, meaning: 'next_token was not issued by this server for this caller and query.' },
+  INVALID_NEXT_TOKEN: { status: 400, meaning: 'next_token (or the Paperspace-style after) was not issued by this server for this caller and query.' },
   INVALID_ARCHIVE: { status: 400, meaning: 'The uploaded body is not a tar archive the machine can extract.' },
   UNAUTHORIZED: { status: 401, meaning: 'Missing, malformed or unknown API key.' },
   FORBIDDEN: { status: 403, meaning: 'The API key is valid but lacks the admin role this endpoint needs.' },

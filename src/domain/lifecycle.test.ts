@@ -40,6 +40,8 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     privateIp: null,
     public: false,
     outbound: { mode: 'allow' },
+    name: null,
+    updatedAt: null,
     ...overrides,
   };
 }

@@ -79,6 +79,10 @@ export interface MachineRecord {
   outbound: OutboundPolicy;
   /** Ingress to its ports needs no traffic access token. */
   public: boolean;
+  /** A human name (the Paperspace-style surface sets it); null when never named. */
+  name: string | null;
+  /** When its settings (name, timers) were last changed or it was restarted; null if never. */
+  updatedAt: number | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -150,6 +154,8 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     privateIp: null,
     outbound: DEFAULT_OUTBOUND,
     public: false,
+    name: null,
+    updatedAt: null,
     ...f,
   };
 }

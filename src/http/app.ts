@@ -5,7 +5,9 @@ import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
 import type { FileService } from '../service/file-service.js';
+import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { PaperspaceService } from '../service/paperspace-service.js';
 import type { ProcessService } from '../service/process-service.js';
 import type { PtyService } from '../service/pty-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
@@ -19,6 +21,8 @@ import { processRoutes } from './native/process-routes.js';
 import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
+import { errorBody, fromFastifyError } from './error-mapping.js';
+import { PAPERSPACE_TAG, paperspaceRoutes } from './paperspace/paperspace-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { registerIngress } from './native/ingress-routes.js';
 import { defineRoute, registerRoutes, takesStreamBody, type AnyRoute } from './route.js';
@@ -32,6 +36,10 @@ export interface AppOptions {
   pty: PtyService;
   files: FileService;
   compute: ComputeService;
+  paperspace: PaperspaceService;
+  operations: MachineOperations;
+  /** Where the Paperspace-style surface is mounted. @default '/paperspace/v1' */
+  paperspaceBase: string;
   auth: AuthService;
   /** Facts for GET /v1/info. */
   info: () => Promise<Record<string, unknown>>;
@@ -45,7 +53,12 @@ export interface AppOptions {
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'auth' | 'info' | 'isReady'>): AnyRoute[] {
+export function allRoutes(
+  o: Pick<
+    AppOptions,
+    'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  >,
+): AnyRoute[] {
   return [
     defineRoute({
       method: 'GET',
@@ -78,6 +91,7 @@ export function allRoutes(o: Pick<AppOptions, 'machines' | 'pools' | 'exec' | 'p
     ...ptyRoutes(),
     ...fileRoutes(o.files),
     ...computeRoutes(o.compute),
+    ...paperspaceRoutes({ paperspace: o.paperspace, operations: o.operations, basePath: o.paperspaceBase }),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
   ];
@@ -92,32 +106,30 @@ export function openApiDocument(routes: readonly AnyRoute[], version: string): R
   return doc;
 }
 
-function errorBody(err: HangarError): Record<string, unknown> {
-  return err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
+type ErrorHandler = Parameters<FastifyInstance['setErrorHandler']>[0];
+
+/** An error handler that renders catalogue errors with `render` and hides everything else behind INTERNAL. */
+function errorHandler(render: (e: HangarError) => Record<string, unknown>): ErrorHandler {
+  return (err: unknown, request, reply) => {
+    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, takesStreamBody(request));
+    if (known) {
+      if (known.status >= 500) request.log.error({ err }, known.message);
+      return reply.code(known.status).send(render(known));
+    }
+    // No stack traces to clients, ever: the log has them.
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({ code: 'INTERNAL', message: 'An unexpected error occurred; it has been logged.' });
+  };
 }
 
-/** Map Fastify's own errors (body parsing, limits) onto the catalogue. */
-function fromFastifyError(err: FastifyError, streamBody: boolean): HangarError | null {
-  if (streamBody && err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new HangarError('UNSUPPORTED_MEDIA_TYPE', 'The Content-Type header is malformed; send the bytes with a valid one such as application/octet-stream.');
-  }
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new HangarError('BODY_TOO_LARGE', 'The request body is too large; send at most 1 MiB of JSON.');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new HangarError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with "Content-Type: application/json".');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new HangarError('INVALID_JSON', 'The body is empty but Content-Type says JSON; send a JSON object such as {}.');
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new HangarError('VALIDATION_FAILED', 'Content-Length does not match the body sent.');
-  }
-  if (err.statusCode === 400 && /prototype property/i.test(err.message)) {
-    return new HangarError('INVALID_JSON', 'JSON keys "__proto__" and "constructor" are not accepted; rename them.');
-  }
-  if (err.statusCode === 400 && (err instanceof SyntaxError || /JSON/i.test(err.message))) {
-    return new HangarError('INVALID_JSON', 'The body is not valid JSON; check quotes, commas and brackets.');
-  }
-  return null;
+/**
+ * Paperspace-style errors: the seed's `{code, message, details?}`, with the catalogue's
+ * codes and statuses (the seed names no codes of its own).
+ */
+function paperspaceErrorBody(e: HangarError): Record<string, unknown> {
+  const body: Record<string, unknown> = { code: e.code, message: e.message };
+  if (e.details !== undefined) body.details = e.details;
+  return body;
 }
 
 /** Build the Fastify app (not listening). */
@@ -155,24 +167,21 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   const routes = allRoutes(o);
   const doc = openApiDocument(routes, o.version);
 
-  app.setErrorHandler((err: FastifyError | HangarError, request, reply) => {
-    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, takesStreamBody(request));
-    if (known) {
-      if (known.status >= 500) request.log.error({ err }, known.message);
-      return reply.code(known.status).send(errorBody(known));
-    }
-    // No stack traces to clients, ever: the log has them.
-    request.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ code: 'INTERNAL', message: 'An unexpected error occurred; it has been logged.' });
-  });
+  app.setErrorHandler(errorHandler(errorBody));
   app.setNotFoundHandler((request, reply) => {
     const e = new HangarError('ROUTE_NOT_FOUND', `No endpoint ${request.method} ${request.url.split('?')[0]}; see GET /openapi.json.`);
     return reply.code(404).send(errorBody(e));
   });
   app.get('/openapi.json', async () => doc);
-  registerRoutes(app, routes, (h) => o.auth.authenticate(h));
+  const authenticate = (h: string | undefined) => o.auth.authenticate(h);
+  registerRoutes(app, routes.filter((r) => r.tag !== PAPERSPACE_TAG), authenticate);
+  // The Paperspace-style surface has its own scope, so its error answers follow its seed.
+  void app.register(async (scope) => {
+    scope.setErrorHandler(errorHandler(paperspaceErrorBody));
+    registerRoutes(scope, routes.filter((r) => r.tag === PAPERSPACE_TAG), authenticate);
+  });
   // WebSocket upgrades never reach Fastify's router: the terminal endpoint listens for them itself.
-  const upgrades = servePtyUpgrades(app.server, o.pty, (h) => o.auth.authenticate(h), app.log);
+  const upgrades = servePtyUpgrades(app.server, o.pty, authenticate, app.log);
   app.addHook('preClose', (done) => {
     upgrades.close();
     done();

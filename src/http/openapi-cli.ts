@@ -9,7 +9,20 @@ import { VERSION } from '../server.js';
 const unused = () => {
   throw new Error('not called while generating the document');
 };
-const routes = allRoutes({ machines: { now: Date.now } as never, pools: {} as never, exec: {} as never, processes: {} as never, files: {} as never, compute: {} as never, auth: {} as never, info: unused, isReady: () => false });
+const routes = allRoutes({
+  machines: { now: Date.now } as never,
+  pools: {} as never,
+  exec: {} as never,
+  processes: {} as never,
+  files: {} as never,
+  compute: {} as never,
+  paperspace: {} as never,
+  operations: {} as never,
+  paperspaceBase: '/paperspace/v1',
+  auth: {} as never,
+  info: unused,
+  isReady: () => false,
+});
 const text = `${JSON.stringify(openApiDocument(routes, VERSION), null, 2)}\n`;
 const target = new URL('../../../docs/openapi.json', import.meta.url);
 if (process.argv.includes('--check')) {

@@ -76,6 +76,17 @@ export interface Runtime {
    * host cannot provide terminals.
    */
   startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle>;
+  /**
+   * Kill every process of a running machine and start its init again on the same root
+   * filesystem (the writable layer stays mounted, its files kept). On failure the
+   * machine has no container left; its files are kept.
+   */
+  restart(spec: MachineSpec): Promise<{ pid: number }>;
+  /**
+   * Bytes in use in a machine's writable layer (the file system's own count), or null
+   * when the layer is not mounted (the machine is not running).
+   */
+  diskUsage(id: string): Promise<number | null>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */

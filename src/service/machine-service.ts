@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { HangarError, machineNotFound, validationError } from '../domain/errors.js';
 import { newMachineId, newSnapshotId } from '../domain/ids.js';
 import { deadlineOf, nextDue, type DueAction } from '../domain/lifecycle.js';
+import type { MachineEventName } from '../domain/machine-event.js';
 import {
   DEFAULT_CONFIG,
   DEFAULT_TIMEOUT_MS,
@@ -45,6 +46,25 @@ export interface CreateMachineInput {
   outbound?: OutboundPolicy;
   /** Ingress without a traffic access token. @default false */
   public?: boolean;
+  /** A human name. @default null */
+  name?: string;
+}
+
+/** Options of a create call that are not part of the request. */
+export interface CreateOptions {
+  /**
+   * Told as soon as the machine's record exists (before its container starts), with a
+   * copy of the record: lets a caller answer at once and follow the rest in the background.
+   */
+  onRecorded?: (m: MachineRecord) => void;
+}
+
+/** Settings of an existing machine that can be changed; absent fields stay as they are. */
+export interface UpdateMachineInput {
+  name?: string;
+  /** The new hard deadline length; a running machine's deadline becomes now + this. */
+  timeoutMs?: number;
+  timeoutAction?: TimeoutAction;
 }
 
 /** A list request after validation at the edge. */
@@ -71,6 +91,15 @@ export interface ServiceLogger {
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * Records operations on machines as machine events. The service calls it once an
+ * operation is accepted (state checked, lock held), so refused requests record nothing.
+ */
+export interface OperationRecorder {
+  /** Run `work` recorded as event `name` of the machine (or as part of an operation already recorded). */
+  record<T>(teamId: string, machineId: string, name: MachineEventName, work: () => Promise<T>): Promise<T>;
+}
+
 /** Dependencies and policy of the machine service. */
 export interface MachineServiceOptions {
   store: Store;
@@ -88,6 +117,8 @@ export interface MachineServiceOptions {
   now?: () => number;
   /** Told after a create considered a warm pool, so it can refill. */
   onPoolCheckout?: (pool: string) => void;
+  /** Records every create, start, stop, restart, update and delete as an event. @default none */
+  recorder?: OperationRecorder;
 }
 
 const LIVE_STATUSES = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
@@ -133,6 +164,11 @@ export class MachineService {
     return m;
   }
 
+  /** Run an accepted operation, recorded as an event when a recorder is configured. */
+  private recorded<T>(m: MachineRecord, name: MachineEventName, work: () => Promise<T>): Promise<T> {
+    return this.o.recorder ? this.o.recorder.record(m.teamId, m.id, name, work) : work();
+  }
+
   private async template(name: string): Promise<Template> {
     const template = await this.o.templates.get(name);
     if (template) return template;
@@ -172,8 +208,9 @@ export class MachineService {
   }
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
-  async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string): Promise<MachineRecord> {
-    if (idempotencyKey === undefined) return this.createNow(caller, input);
+  async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
+    const notify = options.onRecorded;
+    if (idempotencyKey === undefined) return this.createNow(caller, input, notify && (async (m) => notify({ ...m })));
     const requestHash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
     const slot = `${caller.team.id}\0${idempotencyKey}`;
     const inflight = this.inflightCreates.get(slot);
@@ -186,10 +223,14 @@ export class MachineService {
         throw new HangarError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body; use a new key for a new machine.');
       }
       const m = await this.o.store.getMachine(prior.machineId);
-      if (m) return m;
+      if (m) {
+        notify?.({ ...m });
+        return m;
+      }
     }
     const p = this.createNow(caller, input, async (m) => {
       await this.o.store.insertIdempotency({ teamId: caller.team.id, key: idempotencyKey, requestHash, machineId: m.id, createdAt: m.createdAt });
+      notify?.({ ...m });
     });
     this.inflightCreates.set(slot, p);
     try {
@@ -273,31 +314,34 @@ export class MachineService {
       timeoutAction: input.timeoutAction ?? 'destroy',
       inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+      name: input.name ?? null,
     });
     this.holding.add(m.id);
     const createLocked = () => this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
       await onRecorded?.(m);
-      try {
-        if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
-        else await this.o.runtime.start(this.spec(m, template));
-      } catch (err) {
-        this.holding.delete(m.id);
-        this.releaseIp(m);
-        this.o.log.error({ machine: m.id, err }, 'machine start failed');
-        m.status = 'error';
-        m.errorReason = reasonOf(err);
-        await this.save(m);
-        if (err instanceof HangarError) throw err;
-        throw source
-          ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
-          : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
-      }
-      const started = this.now();
-      m.status = 'running';
-      m.startedAt = started;
-      m.timeoutAt = started + timeoutMs;
-      return this.save(m);
+      return this.recorded(m, 'create', async () => {
+        try {
+          if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
+          else await this.o.runtime.start(this.spec(m, template));
+        } catch (err) {
+          this.holding.delete(m.id);
+          this.releaseIp(m);
+          this.o.log.error({ machine: m.id, err }, 'machine start failed');
+          m.status = 'error';
+          m.errorReason = reasonOf(err);
+          await this.save(m);
+          if (err instanceof HangarError) throw err;
+          throw source
+            ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
+            : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
+        }
+        const started = this.now();
+        m.status = 'running';
+        m.startedAt = started;
+        m.timeoutAt = started + timeoutMs;
+        return this.save(m);
+      });
     });
     if (source?.kind !== 'pause') return createLocked();
     // A pause snapshot's disk belongs to its paused machine: hold that machine still meanwhile.
@@ -321,7 +365,7 @@ export class MachineService {
     await this.o.store.countPoolCheckout(pool.name, claimed !== null);
     this.o.onPoolCheckout?.(pool.name);
     if (!claimed) return null;
-    return this.locks.with(claimed.id, 'checkout', async () => {
+    return this.locks.with(claimed.id, 'checkout', () => this.recorded(claimed, 'create', async () => {
       const now = this.now();
       const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       Object.assign(claimed, {
@@ -338,11 +382,12 @@ export class MachineService {
         public: input.public ?? false,
         createdAt: now,
         startedAt: now,
+        name: input.name ?? null,
         warmPoolCheckout: { hit: true, id: pool.name },
       } satisfies Partial<MachineRecord>);
       if (input.cwd !== undefined) await this.o.runtime.ensureDir(claimed.id, input.cwd);
       return this.save(claimed);
-    });
+    }));
   }
 
   /** Start one idle machine for a warm pool (the pool service calls this to refill). */
@@ -441,7 +486,7 @@ export class MachineService {
   async destroy(caller: Caller, id: string): Promise<MachineRecord> {
     return this.locked(caller, id, 'destroy', async (m) => {
       if (m.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
-      return this.destroyLocked(m);
+      return this.recorded(m, 'delete', () => this.destroyLocked(m));
     });
   }
 
@@ -475,17 +520,70 @@ export class MachineService {
   async refreshTimeout(caller: Caller, id: string, timeoutMs: number): Promise<MachineRecord> {
     return this.locked(caller, id, 'timeout refresh', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'a timeout refresh', 'running');
-      m.timeoutMs = timeoutMs;
-      m.timeoutAt = this.now() + timeoutMs;
-      return this.save(m);
+      return this.recorded(m, 'update', async () => {
+        m.timeoutMs = timeoutMs;
+        m.timeoutAt = this.now() + timeoutMs;
+        m.updatedAt = this.now();
+        return this.save(m);
+      });
     });
+  }
+
+  /** Change a machine's name or timers; a destroyed machine is a 409. */
+  async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
+    return this.locked(caller, id, 'update', async (m) => {
+      if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
+      return this.recorded(m, 'update', async () => {
+        const now = this.now();
+        if (input.name !== undefined) m.name = input.name;
+        if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
+        if (input.timeoutMs !== undefined) {
+          m.timeoutMs = input.timeoutMs;
+          // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
+          if (m.status === 'running') m.timeoutAt = now + input.timeoutMs;
+        }
+        m.updatedAt = now;
+        return this.save(m);
+      });
+    });
+  }
+
+  /**
+   * Restart a running machine's processes from its template's init, its files kept:
+   * every process is killed and init starts again on the same writable layer.
+   */
+  async restart(caller: Caller, id: string): Promise<MachineRecord> {
+    return this.locked(caller, id, 'restart', async (m) => {
+      if (m.status !== 'running') throw this.conflict(m, 'restart', 'running');
+      return this.recorded(m, 'restart', async () => {
+        const template = await this.template(m.template);
+        try {
+          await this.o.runtime.restart(this.spec(m, template));
+        } catch (err) {
+          this.o.log.error({ machine: m.id, err }, 'restart failed');
+          await this.o.runtime.stop(m.id).catch(() => undefined);
+          this.holding.delete(m.id);
+          m.status = 'error';
+          m.errorReason = `restart failed: ${reasonOf(err)}; the writable layer is kept`;
+          await this.save(m);
+          throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be restarted: ${m.errorReason}.`, { machine_id: m.id });
+        }
+        m.updatedAt = this.now();
+        return this.save(m);
+      });
+    });
+  }
+
+  /** Bytes in use in a machine's writable layer, or null when it is not mounted. */
+  diskUsage(id: string): Promise<number | null> {
+    return this.o.runtime.diskUsage(id).catch(() => null);
   }
 
   /** Pause a running machine to a snapshot of its memory and disk. */
   async pause(caller: Caller, id: string): Promise<MachineRecord> {
     return this.locked(caller, id, 'pause', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'pause', 'running');
-      return this.pauseLocked(m);
+      return this.recorded(m, 'stop', () => this.pauseLocked(m));
     });
   }
 
@@ -539,32 +637,35 @@ export class MachineService {
       if (this.holding.size >= this.o.maxMachines) {
         throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
       }
-      // A machine paused before networking existed gets its address now.
-      const assigned = m.privateIp === null;
-      if (assigned) m.privateIp = this.allocateIp(m.id);
-      try {
-        await this.o.runtime.resume(this.spec(m, template), m.snapshotId);
-      } catch (err) {
-        if (assigned) {
-          this.releaseIp(m);
-          m.privateIp = null;
+      const snapshotId = m.snapshotId;
+      return this.recorded(m, 'start', async () => {
+        // A machine paused before networking existed gets its address now.
+        const assigned = m.privateIp === null;
+        if (assigned) m.privateIp = this.allocateIp(m.id);
+        try {
+          await this.o.runtime.resume(this.spec(m, template), snapshotId);
+        } catch (err) {
+          if (assigned) {
+            this.releaseIp(m);
+            m.privateIp = null;
+          }
+          this.o.log.error({ machine: m.id, err }, 'resume failed');
+          throw new HangarError(
+            'RESTORE_FAILED',
+            `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
+            { machine_id: m.id, snapshot_id: snapshotId },
+          );
         }
-        this.o.log.error({ machine: m.id, err }, 'resume failed');
-        throw new HangarError(
-          'RESTORE_FAILED',
-          `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${m.snapshotId} intact.`,
-          { machine_id: m.id, snapshot_id: m.snapshotId },
-        );
-      }
-      await this.o.store.deleteSnapshot(m.snapshotId);
-      this.holding.add(m.id);
-      const now = this.now();
-      m.status = 'running';
-      m.snapshotId = null;
-      m.pausedAt = null;
-      m.resumedAt = now;
-      m.timeoutAt = now + m.timeoutMs;
-      return this.save(m);
+        await this.o.store.deleteSnapshot(snapshotId);
+        this.holding.add(m.id);
+        const now = this.now();
+        m.status = 'running';
+        m.snapshotId = null;
+        m.pausedAt = null;
+        m.resumedAt = now;
+        m.timeoutAt = now + m.timeoutMs;
+        return this.save(m);
+      });
     });
   }
 
@@ -719,18 +820,20 @@ export class MachineService {
     this.o.log.info({ machine: m.id, kind: due.kind, action: due.action }, 'lifecycle deadline reached');
     switch (due.action) {
       case 'destroy':
-        await this.destroyLocked(m);
+        await this.recorded(m, 'delete', () => this.destroyLocked(m));
         return;
       case 'hibernate':
-        try {
-          await this.pauseLocked(m);
-        } catch (err) {
-          // Nobody waits on a timer to retry by hand: keep the disk, drop the memory.
-          const fresh = await this.o.store.getMachine(m.id);
-          if (fresh?.status !== 'running') throw err;
-          this.o.log.warn({ machine: m.id, err }, 'hibernate with memory failed; pausing with the filesystem only');
-          await this.pauseLocked(fresh, { memory: false });
-        }
+        await this.recorded(m, 'stop', async () => {
+          try {
+            await this.pauseLocked(m);
+          } catch (err) {
+            // Nobody waits on a timer to retry by hand: keep the disk, drop the memory.
+            const fresh = await this.o.store.getMachine(m.id);
+            if (fresh?.status !== 'running') throw err;
+            this.o.log.warn({ machine: m.id, err }, 'hibernate with memory failed; pausing with the filesystem only');
+            await this.pauseLocked(fresh, { memory: false });
+          }
+        });
         return;
     }
   }

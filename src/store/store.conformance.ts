@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { MachineEventRecord } from '../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
@@ -57,6 +58,8 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     privateIp: null,
     public: false,
     outbound: { mode: 'allow' },
+    name: null,
+    updatedAt: null,
     ...o,
   };
 }
@@ -95,6 +98,8 @@ function fullMachine(): MachineRecord {
     pausedAt: T0 + 4,
     resumedAt: T0 + 5,
     destroyedAt: T0 + 6,
+    name: 'my machine ✓',
+    updatedAt: T0 + 7,
     snapshotId: 'snap_0123456789abcdef',
     warmPoolCheckout: { hit: false, id: 'pool_default' },
     pool: 'pool_default',
@@ -104,6 +109,22 @@ function fullMachine(): MachineRecord {
     public: true,
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
   });
+}
+
+/** A new event of a machine with every nullable field null. */
+function machineEvent(o: Partial<MachineEventRecord> = {}): MachineEventRecord {
+  return {
+    id: nextId('mev_'),
+    teamId: 'team_a',
+    machineId: 'mch_events',
+    name: 'create',
+    state: 'new',
+    error: null,
+    createdAt: T0,
+    startedAt: null,
+    finishedAt: null,
+    ...o,
+  };
 }
 
 /** Deep equality plus identical key order of the JSON-valued fields. */
@@ -757,6 +778,83 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal(await store.getIdempotency('team_a', `k-${gone.id}`), null);
         assert.equal((await store.getIdempotency('team_a', `k-${kept.id}`))?.machineId, kept.id);
         assert.equal((await store.getIdempotency('team_a', `k-${live.id}`))?.machineId, live.id);
+      });
+    });
+
+    describe('machine events', () => {
+      const eventIds = (es: MachineEventRecord[]): string[] => es.map((e) => e.id);
+
+      it('insert, get and update round-trip every field', async () => {
+        const e = machineEvent({ name: 'restart' });
+        await store.insertMachineEvent(e);
+        assert.deepStrictEqual(await store.getMachineEvent(e.id), e);
+        const done = { ...e, state: 'error' as const, error: 'runc: "failed" — é', startedAt: T0 + 1, finishedAt: T0 + 2 };
+        await store.updateMachineEvent(done);
+        assert.deepStrictEqual(await store.getMachineEvent(e.id), done);
+        assert.equal(await store.getMachineEvent('mev_missing'), null);
+      });
+
+      it('a duplicate event id is refused', async () => {
+        const e = machineEvent();
+        await store.insertMachineEvent(e);
+        await assert.rejects(store.insertMachineEvent({ ...e, name: 'stop' }));
+        assert.equal((await store.getMachineEvent(e.id))?.name, 'create');
+      });
+
+      it('lists one team\'s events in either order, ties broken by id, optionally of one machine', async () => {
+        const a = machineEvent({ createdAt: T0 + 1, machineId: 'mch_1' });
+        const b = machineEvent({ createdAt: T0 + 2, machineId: 'mch_2' });
+        const c = machineEvent({ createdAt: T0 + 2, machineId: 'mch_1' });
+        const other = machineEvent({ createdAt: T0 + 3, teamId: 'team_b', machineId: 'mch_1' });
+        for (const e of [c, other, a, b]) await store.insertMachineEvent(e);
+        assert.deepStrictEqual(eventIds(await store.listMachineEvents({ teamId: 'team_a', order: 'asc' })), [a.id, b.id, c.id]);
+        assert.deepStrictEqual(eventIds(await store.listMachineEvents({ teamId: 'team_a', order: 'desc' })), [c.id, b.id, a.id]);
+        assert.deepStrictEqual(eventIds(await store.listMachineEvents({ teamId: 'team_a', order: 'desc', machineId: 'mch_1' })), [c.id, a.id]);
+        assert.deepStrictEqual(await store.listMachineEvents({ teamId: 'team_a', order: 'asc', machineId: 'mch_none' }), []);
+        assert.deepStrictEqual((await store.listMachineEvents({ teamId: 'team_a', order: 'asc', limit: 1 }))[0], a);
+      });
+
+      it('after and limit page without repeats or gaps, in both orders', async () => {
+        const es = [3, 1, 2, 2, 2, 5, 4].map((d) => machineEvent({ createdAt: T0 + d }));
+        for (const e of es) await store.insertMachineEvent(e);
+        for (const order of ['asc', 'desc'] as const) {
+          const all = eventIds(await store.listMachineEvents({ teamId: 'team_a', order }));
+          const seen: string[] = [];
+          let after: { createdAt: number; id: string } | undefined;
+          for (;;) {
+            const page = await store.listMachineEvents({ teamId: 'team_a', order, after, limit: 2 });
+            if (page.length === 0) break;
+            seen.push(...eventIds(page));
+            const last = page[page.length - 1]!;
+            after = { createdAt: last.createdAt, id: last.id };
+          }
+          assert.deepStrictEqual(seen, all, order);
+          assert.equal(seen.length, es.length);
+        }
+      });
+
+      it('failUnfinishedMachineEvents finishes new and in-progress events as errors, and nothing else', async () => {
+        const fresh = machineEvent({ state: 'new' });
+        const running = machineEvent({ state: 'in progress', startedAt: T0 + 1 });
+        const done = machineEvent({ state: 'done', startedAt: T0 + 1, finishedAt: T0 + 2 });
+        for (const e of [fresh, running, done]) await store.insertMachineEvent(e);
+        assert.equal(await store.failUnfinishedMachineEvents('server stopped', T0 + 9), 2);
+        assert.deepStrictEqual(await store.getMachineEvent(fresh.id), { ...fresh, state: 'error', error: 'server stopped', startedAt: T0 + 9, finishedAt: T0 + 9 });
+        assert.deepStrictEqual(await store.getMachineEvent(running.id), { ...running, state: 'error', error: 'server stopped', finishedAt: T0 + 9 });
+        assert.deepStrictEqual(await store.getMachineEvent(done.id), done);
+        assert.equal(await store.failUnfinishedMachineEvents('again', T0 + 10), 0);
+      });
+
+      it('purgeDestroyed drops the events of purged machines and keeps the others', async () => {
+        const gone = machine({ status: 'destroyed', destroyedAt: T0 });
+        const live = machine();
+        await insertAll([gone, live]);
+        const eGone = machineEvent({ machineId: gone.id, name: 'delete' });
+        const eLive = machineEvent({ machineId: live.id });
+        for (const e of [eGone, eLive]) await store.insertMachineEvent(e);
+        assert.equal(await store.purgeDestroyed(T0), 1);
+        assert.equal(await store.getMachineEvent(eGone.id), null);
+        assert.deepStrictEqual(await store.getMachineEvent(eLive.id), eLive);
       });
     });
   });

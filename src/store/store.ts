@@ -1,3 +1,4 @@
+import type { MachineEventRecord } from '../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
@@ -16,6 +17,19 @@ export interface MachineListQuery {
   template?: string;
   metadata?: Record<string, unknown>;
   /** Start strictly after this position. */
+  after?: ListCursor;
+  /** Maximum rows; omit for all. */
+  limit?: number;
+}
+
+/** A page request over one team's machine events, ordered by (created_at, id). */
+export interface MachineEventListQuery {
+  teamId: string;
+  /** Only this machine's events. */
+  machineId?: string;
+  /** Oldest first (`asc`) or newest first (`desc`). */
+  order: 'asc' | 'desc';
+  /** Start strictly after this position, in the order asked for. */
   after?: ListCursor;
   /** Maximum rows; omit for all. */
   limit?: number;
@@ -63,8 +77,8 @@ export interface Store {
   /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
   dueMachines(now: number, limit: number): Promise<MachineRecord[]>;
   /**
-   * Delete destroyed machines destroyed at or before `before`, and the idempotency keys
-   * that pointed at them (a retry then creates anew); returns how many machines.
+   * Delete destroyed machines destroyed at or before `before`, the idempotency keys
+   * that pointed at them (a retry then creates anew) and their events; returns how many machines.
    */
   purgeDestroyed(before: number): Promise<number>;
 
@@ -93,6 +107,17 @@ export interface Store {
    * cleared, its team set), or null when none is ready. Two claims never get one machine.
    */
   claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null>;
+
+  insertMachineEvent(e: MachineEventRecord): Promise<void>;
+  /** Replace the stored event with this one (matched by id). */
+  updateMachineEvent(e: MachineEventRecord): Promise<void>;
+  getMachineEvent(id: string): Promise<MachineEventRecord | null>;
+  listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]>;
+  /**
+   * Finish every event still `new` or `in progress` as `error` with this text at `at`
+   * (operations a stopped server never finished); returns how many.
+   */
+  failUnfinishedMachineEvents(error: string, at: number): Promise<number>;
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
   insertIdempotency(rec: IdempotencyRecord): Promise<void>;

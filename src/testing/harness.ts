@@ -97,6 +97,8 @@ export class TestServer {
   /** Destroy every machine, stop the server, delete the data dir, and assert nothing is left. */
   async dispose(): Promise<void> {
     await this.server.pools.stop();
+    // Background operations (Paperspace-style) hold machine locks: let them finish first.
+    await this.server.operations.drain();
     await this.server.machines.destroyAll();
     const prefix = this.server.settings.instancePrefix;
     await this.server.close();

@@ -142,6 +142,8 @@ describe('POST /v1/machines/{id}/exec', () => {
     assert.equal(r.body.timed_out, true);
     assert.equal(r.body.stdout, '');
     assert.ok(took >= 450 && took < 5_000, `took ${took} ms`);
+    // Killed children are reaped by the machine's init, an instant later: an unreaped one shows as "[sleep]".
+    await waitFor(async () => (await processes()).length === 0, 10_000).catch(() => undefined);
     assert.deepEqual(await processes(), []);
   });
 

@@ -43,6 +43,8 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     privateIp: null,
     public: false,
     outbound: { mode: 'allow' },
+    name: null,
+    updatedAt: null,
     ...o,
   };
 }

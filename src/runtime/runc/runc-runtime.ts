@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cidr } from '../../domain/network.js';
 import type {
@@ -156,6 +156,30 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       await this.destroy(spec.id).catch(() => undefined);
       throw new RuntimeError(`could not ${step}: ${message(err)}`, spec.id, step);
     }
+  }
+
+  async restart(spec: MachineSpec): Promise<{ pid: number }> {
+    const p = layerPaths(this.opts.machinesDir, spec.id);
+    let step = 'stop container';
+    try {
+      // The overlay and the image stay mounted: only the processes (and the cgroup) go.
+      await this.removeContainer(spec.id);
+      step = 'write OCI bundle';
+      await this.writeBundle(spec, p);
+      step = 'start container';
+      return { pid: await this.runInit(spec.id, p) };
+    } catch (err) {
+      await this.removeContainer(spec.id).catch(() => undefined);
+      throw new RuntimeError(`could not restart (${step}): ${message(err)}`, spec.id, step);
+    }
+  }
+
+  async diskUsage(id: string): Promise<number | null> {
+    const p = layerPaths(this.opts.machinesDir, id);
+    // `upper` lives inside the image: it exists only while the image is mounted.
+    if (!(await exists(join(p.layer, 'upper')))) return null;
+    const s = await statfs(p.layer).catch(() => null);
+    return s ? (s.blocks - s.bfree) * s.bsize : null;
   }
 
   async ensureDir(id: string, path: string): Promise<void> {

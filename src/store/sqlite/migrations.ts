@@ -97,4 +97,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN outbound TEXT;
   ALTER TABLE machines ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  ALTER TABLE machines ADD COLUMN name TEXT;
+  ALTER TABLE machines ADD COLUMN updated_at INTEGER;
+  CREATE TABLE machine_events (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX machine_events_team_order ON machine_events (team_id, created_at, id);
+  CREATE INDEX machine_events_machine ON machine_events (machine_id, created_at, id);
+  CREATE INDEX machine_events_unfinished ON machine_events (state) WHERE state IN ('new', 'in progress');
+  `,
 ];

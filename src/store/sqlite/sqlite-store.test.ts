@@ -51,6 +51,8 @@ const machine: MachineRecord = {
   privateIp: null,
   public: false,
   outbound: { mode: 'allow' },
+  name: null,
+  updatedAt: null,
 };
 
 describe('SqliteStore on a file', () => {

@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
+import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../../domain/team.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineListQuery, Store } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 /** Options for the SQLite store. */
@@ -43,13 +44,15 @@ interface MachineRow {
   private_ip: string | null;
   outbound: string | null;
   public: number;
+  name: string | null;
+  updated_at: number | null;
 }
 
 const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'name', 'updated_at',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -82,6 +85,8 @@ function toRow(m: MachineRecord): MachineRow {
     private_ip: m.privateIp,
     outbound: JSON.stringify(m.outbound),
     public: m.public ? 1 : 0,
+    name: m.name,
+    updated_at: m.updatedAt,
   };
 }
 
@@ -116,6 +121,8 @@ function fromRow(r: MachineRow): MachineRecord {
     // Machines stored before networking existed had the default.
     outbound: r.outbound === null ? { ...DEFAULT_OUTBOUND } : JSON.parse(r.outbound),
     public: r.public === 1,
+    name: r.name,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -159,6 +166,42 @@ const snapshotFromRow = (r: SnapshotRow): SnapshotRecord => ({
   config: JSON.parse(r.config),
   env: JSON.parse(r.env),
   cwd: r.cwd,
+});
+
+interface EventRow {
+  id: string;
+  team_id: string;
+  machine_id: string;
+  name: string;
+  state: string;
+  error: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+const eventToRow = (e: MachineEventRecord): EventRow => ({
+  id: e.id,
+  team_id: e.teamId,
+  machine_id: e.machineId,
+  name: e.name,
+  state: e.state,
+  error: e.error,
+  created_at: e.createdAt,
+  started_at: e.startedAt,
+  finished_at: e.finishedAt,
+});
+
+const eventFromRow = (r: EventRow): MachineEventRecord => ({
+  id: r.id,
+  teamId: r.team_id,
+  machineId: r.machine_id,
+  name: r.name as MachineEventRecord['name'],
+  state: r.state as MachineEventRecord['state'],
+  error: r.error,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
 });
 
 interface PoolRow {
@@ -231,6 +274,19 @@ export class SqliteStore implements Store {
       purgeDestroyed: this.db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
       // A key whose machine is purged has nothing left to return: it goes too.
       purgeOrphanIdem: this.db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      purgeOrphanEvents: this.db.prepare('DELETE FROM machine_events WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      insertEvent: this.db.prepare(
+        'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at) ' +
+          'VALUES (@id, @team_id, @machine_id, @name, @state, @error, @created_at, @started_at, @finished_at)',
+      ),
+      updateEvent: this.db.prepare(
+        'UPDATE machine_events SET team_id = @team_id, machine_id = @machine_id, name = @name, state = @state, error = @error, ' +
+          'created_at = @created_at, started_at = @started_at, finished_at = @finished_at WHERE id = @id',
+      ),
+      getEvent: this.db.prepare<[string], EventRow>('SELECT * FROM machine_events WHERE id = ?'),
+      failUnfinishedEvents: this.db.prepare(
+        "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress')",
+      ),
       insertSnapshot: this.db.prepare(
         'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, config, env, cwd) ' +
           'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @config, @env, @cwd)',
@@ -386,7 +442,10 @@ export class SqliteStore implements Store {
   async purgeDestroyed(before: number): Promise<number> {
     return this.db.transaction(() => {
       const n = this.stmts.purgeDestroyed.run(before).changes;
-      if (n > 0) this.stmts.purgeOrphanIdem.run();
+      if (n > 0) {
+        this.stmts.purgeOrphanIdem.run();
+        this.stmts.purgeOrphanEvents.run();
+      }
       return n;
     })();
   }
@@ -453,6 +512,45 @@ export class SqliteStore implements Store {
     // One UPDATE ... RETURNING: atomic, also between processes sharing the file.
     const claimed = this.stmts.claimPool.get(teamId, name);
     return claimed ? this.getMachine(claimed.id) : null;
+  }
+
+  async insertMachineEvent(e: MachineEventRecord): Promise<void> {
+    this.stmts.insertEvent.run(eventToRow(e));
+  }
+
+  async updateMachineEvent(e: MachineEventRecord): Promise<void> {
+    this.stmts.updateEvent.run(eventToRow(e));
+  }
+
+  async getMachineEvent(id: string): Promise<MachineEventRecord | null> {
+    const r = this.stmts.getEvent.get(id);
+    return r ? eventFromRow(r) : null;
+  }
+
+  async listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]> {
+    if (q.limit === 0) return [];
+    const where = ['team_id = ?'];
+    const args: unknown[] = [q.teamId];
+    if (q.machineId !== undefined) {
+      where.push('machine_id = ?');
+      args.push(q.machineId);
+    }
+    const cmp = q.order === 'asc' ? '>' : '<';
+    if (q.after) {
+      where.push(`(created_at ${cmp} ? OR (created_at = ? AND id ${cmp} ?))`);
+      args.push(q.after.createdAt, q.after.createdAt, q.after.id);
+    }
+    const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+    let sql = `SELECT * FROM machine_events WHERE ${where.join(' AND ')} ORDER BY created_at ${dir}, id ${dir}`;
+    if (q.limit !== undefined) {
+      sql += ' LIMIT ?';
+      args.push(q.limit);
+    }
+    return this.db.prepare<unknown[], EventRow>(sql).all(...args).map(eventFromRow);
+  }
+
+  async failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
+    return this.stmts.failUnfinishedEvents.run(error, at, at).changes;
   }
 
   async getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {

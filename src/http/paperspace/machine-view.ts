@@ -1,0 +1,109 @@
+import { HangarError } from '../../domain/errors.js';
+import type { MachineEventRecord } from '../../domain/machine-event.js';
+import { AGENT_TYPE, autoShutdownOf, type PaperspaceMachine } from '../../service/paperspace-service.js';
+
+const MIB = 1024 * 1024;
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The last time anything about the machine changed: its lifecycle times and settings updates. */
+function modifiedAt(m: PaperspaceMachine['record']): number {
+  return Math.max(m.createdAt, m.startedAt ?? 0, m.pausedAt ?? 0, m.resumedAt ?? 0, m.destroyedAt ?? 0, m.updatedAt ?? 0);
+}
+
+/** A machine in the seed's shape: every field, camelCase, Hangar's values or documented defaults. */
+export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, unknown> {
+  const m = pm.record;
+  const shutdown = autoShutdownOf(m);
+  return {
+    accelerators: [],
+    agentType: AGENT_TYPE,
+    autoShutdownEnabled: shutdown.enabled,
+    autoShutdownForce: shutdown.enabled ? true : null,
+    autoShutdownTimeout: shutdown.hours,
+    autoSnapshotEnabled: false,
+    autoSnapshotFrequency: null,
+    autoSnapshotSaveCount: null,
+    cpus: m.config.vcpus,
+    dtCreated: iso(m.createdAt),
+    dtDeleted: m.destroyedAt === null ? null : iso(m.destroyedAt),
+    dtModified: iso(modifiedAt(m)),
+    id: m.id,
+    machineType: pm.machineType,
+    name: m.name ?? m.id,
+    networkId: null,
+    os: m.template,
+    privateIp: null,
+    publicIp: null,
+    publicIpType: 'none',
+    ram: m.config.memory_mb * MIB,
+    region: pm.region,
+    reservation: null,
+    restorePointEnabled: false,
+    restorePointFrequency: null,
+    restorePointSnapshotId: null,
+    state: pm.state,
+    storageRate: 0,
+    storageTotal: m.config.disk_mb * MIB,
+    storageUsed: pm.storageUsed,
+    updatesPending: false,
+    usageRate: 0,
+  };
+}
+
+/** An event in the seed's shape. */
+export function renderPaperspaceEvent(e: MachineEventRecord): Record<string, unknown> {
+  return {
+    dtCreated: iso(e.createdAt),
+    dtFinished: e.finishedAt === null ? null : iso(e.finishedAt),
+    dtStarted: e.startedAt === null ? null : iso(e.startedAt),
+    error: e.error,
+    id: e.id,
+    machineId: e.machineId,
+    name: e.name,
+    state: e.state,
+  };
+}
+
+/** Fields of create and update bodies that would switch on something Hangar does not serve yet. */
+export interface UnsupportedFields {
+  accessorIds?: string[];
+  autoShutdownForce?: boolean;
+  autoSnapshotEnabled?: boolean;
+  autoSnapshotFrequency?: string;
+  autoSnapshotSaveCount?: number;
+  emailPassword?: boolean;
+  enableNvlink?: boolean;
+  networkId?: string;
+  publicIpType?: string;
+  restorePointEnabled?: boolean;
+  restorePointFrequency?: string;
+  restorePointSnapshotId?: string;
+  startupScriptId?: string;
+  takeInitialSnapshot?: boolean;
+}
+
+/** Why each unsupported field is refused, when it asks for more than its "off" value. */
+const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<UnsupportedFields[K]>) => boolean, why: string] } = {
+  accessorIds: [(v) => v.length > 0, 'accessors (team members with explicit access) are not supported yet; omit accessorIds or send []'],
+  autoShutdownForce: [(v) => v === false, 'only forced auto shutdown exists (Hangar\'s deadline fires whatever the machine is doing); omit autoShutdownForce or send true'],
+  autoSnapshotEnabled: [(v) => v, 'auto snapshots are not supported yet; omit autoSnapshotEnabled or send false'],
+  autoSnapshotFrequency: [() => true, 'auto snapshots are not supported yet; omit autoSnapshotFrequency'],
+  autoSnapshotSaveCount: [() => true, 'auto snapshots are not supported yet; omit autoSnapshotSaveCount'],
+  emailPassword: [(v) => v, 'machines have no password to email; omit emailPassword or send false'],
+  enableNvlink: [(v) => v, 'Hangar machines have no GPUs; omit enableNvlink or send false'],
+  networkId: [() => true, 'private networks are not supported yet; omit networkId'],
+  publicIpType: [(v) => v !== 'none', 'public IPs are not supported yet; omit publicIpType or send "none"'],
+  restorePointEnabled: [(v) => v, 'restore points are not supported yet; omit restorePointEnabled or send false'],
+  restorePointFrequency: [() => true, 'restore points are not supported yet; omit restorePointFrequency'],
+  restorePointSnapshotId: [() => true, 'restore points are not supported yet; omit restorePointSnapshotId'],
+  startupScriptId: [() => true, 'startup scripts are not supported yet; omit startupScriptId'],
+  takeInitialSnapshot: [(v) => v, 'initial snapshots are not supported yet; omit takeInitialSnapshot or send false'],
+};
+
+/** Throw UNSUPPORTED_OPERATION (422) for the first field that asks for a feature not served yet. */
+export function refuseUnsupported(body: UnsupportedFields): void {
+  for (const [field, [refused, why]] of Object.entries(REFUSALS) as Array<[keyof UnsupportedFields, [(v: unknown) => boolean, string]]>) {
+    const v = body[field];
+    if (v !== undefined && refused(v)) throw new HangarError('UNSUPPORTED_OPERATION', `${field}: ${why}.`, { field });
+  }
+}

@@ -1,0 +1,194 @@
+import type { PaperspaceService } from '../../service/paperspace-service.js';
+import type { MachineOperations } from '../../service/machine-operations.js';
+import { defineRoute, type AnyRoute } from '../route.js';
+import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
+import {
+  CreateBody,
+  EventListQuery,
+  EventPageSchema,
+  IdParams,
+  MachineListQuery,
+  MachinePageSchema,
+  MachineWithEventSchema,
+  PaperspaceErrorSchema,
+  PaperspaceEventSchema,
+  PaperspaceMachineSchema,
+  UpdateBody,
+} from './schemas.js';
+
+/** Every route of this surface is tagged so the app can give them their own error scope. */
+export const PAPERSPACE_TAG = 'paperspace';
+const DEFAULT_LIMIT = 20;
+
+const errors = {
+  400: { description: 'Invalid request (VALIDATION_FAILED, INVALID_JSON, INVALID_NEXT_TOKEN).', schema: PaperspaceErrorSchema },
+  401: { description: 'Missing or unknown API key.', schema: PaperspaceErrorSchema },
+  404: { description: 'No such machine or event for this team.', schema: PaperspaceErrorSchema },
+};
+const conflict = { 409: { description: 'The machine is not in a state for this, or another operation on it is in flight.', schema: PaperspaceErrorSchema } };
+
+/** What the Paperspace-style routes need. */
+export interface PaperspaceRoutesOptions {
+  paperspace: PaperspaceService;
+  operations: MachineOperations;
+  /** Where the surface is mounted, e.g. /paperspace/v1. */
+  basePath: string;
+}
+
+/** The Paperspace-style machines API (seed 002): machines, their operations and events. */
+export function paperspaceRoutes({ paperspace, operations, basePath }: PaperspaceRoutesOptions): AnyRoute[] {
+  const base = { tag: PAPERSPACE_TAG, auth: 'team' as const };
+  const withEvent = (r: { machine: Parameters<typeof renderPaperspaceMachine>[0]; event: Parameters<typeof renderPaperspaceEvent>[0] }) => ({
+    data: renderPaperspaceMachine(r.machine),
+    event: renderPaperspaceEvent(r.event),
+  });
+  const lifecycle = (verb: 'start' | 'stop' | 'restart', summary: string, description: string): AnyRoute =>
+    defineRoute({
+      ...base,
+      method: 'PATCH',
+      url: `${basePath}/machines/:id/${verb}`,
+      operationId: `paperspace${verb[0]!.toUpperCase()}${verb.slice(1)}Machine`,
+      summary,
+      description,
+      params: IdParams,
+      responses: { 200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema }, ...errors, ...conflict },
+      handler: async ({ params, caller }) => withEvent(await paperspace[verb](caller, params.id)),
+    });
+
+  return [
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machine-events`,
+      operationId: 'paperspaceListMachineEvents',
+      summary: 'List machine events',
+      description: 'The team\'s machine events by dtCreated (newest first by default), optionally of one machine.',
+      query: EventListQuery,
+      responses: { 200: { description: 'A page of events.', schema: EventPageSchema }, ...errors },
+      handler: async ({ query, caller }) => {
+        const page = await operations.list(caller, {
+          machineId: query.machineId,
+          order: query.order ?? 'desc',
+          limit: query.limit ?? DEFAULT_LIMIT,
+          after: query.after,
+        });
+        return { hasMore: page.hasMore, items: page.items.map(renderPaperspaceEvent), nextPage: page.nextPage };
+      },
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machine-events/:id`,
+      operationId: 'paperspaceGetMachineEvent',
+      summary: 'Get a machine event',
+      params: IdParams,
+      responses: { 200: { description: 'The event.', schema: PaperspaceEventSchema }, ...errors },
+      handler: async ({ params, caller }) => renderPaperspaceEvent(await operations.get(caller, params.id)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machines`,
+      operationId: 'paperspaceListMachines',
+      summary: 'List machines',
+      description: 'The team\'s machines (deleted ones aside), filtered by exact name, region, agentType and machineType.',
+      query: MachineListQuery,
+      responses: { 200: { description: 'A page of machines.', schema: MachinePageSchema }, ...errors },
+      handler: async ({ query, caller }) => {
+        const page = await paperspace.list(caller, {
+          after: query.after,
+          limit: query.limit ?? DEFAULT_LIMIT,
+          orderBy: query.orderBy ?? 'dtCreated',
+          order: query.order ?? 'desc',
+          name: query.name,
+          region: query.region,
+          agentType: query.agentType,
+          machineType: query.machineType,
+        });
+        return { hasMore: page.hasMore, items: page.items.map(renderPaperspaceMachine), nextPage: page.nextPage };
+      },
+    }),
+    defineRoute({
+      ...base,
+      method: 'POST',
+      url: `${basePath}/machines`,
+      operationId: 'paperspaceCreateMachine',
+      summary: 'Create a machine',
+      description: 'Answers at once with the machine (provisioning) and its create event; poll the event until done or error.',
+      body: CreateBody,
+      responses: {
+        200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema },
+        ...errors,
+        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION).', schema: PaperspaceErrorSchema },
+        429: { description: 'Server at capacity.', schema: PaperspaceErrorSchema },
+      },
+      handler: async ({ body, caller }) => {
+        refuseUnsupported(body);
+        return withEvent(
+          await paperspace.create(caller, {
+            name: body.name,
+            machineType: body.machineType,
+            templateId: body.templateId,
+            region: body.region,
+            diskSize: body.diskSize,
+            autoShutdownEnabled: body.autoShutdownEnabled,
+            autoShutdownTimeout: body.autoShutdownTimeout,
+            startOnCreate: body.startOnCreate,
+          }),
+        );
+      },
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machines/:id`,
+      operationId: 'paperspaceGetMachine',
+      summary: 'Get a machine',
+      params: IdParams,
+      responses: { 200: { description: 'The machine.', schema: PaperspaceMachineSchema }, ...errors },
+      handler: async ({ params, caller }) => renderPaperspaceMachine(await paperspace.get(caller, params.id)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'PUT',
+      url: `${basePath}/machines/:id`,
+      operationId: 'paperspaceUpdateMachine',
+      summary: 'Update a machine',
+      description: 'Name and auto shutdown, applied before the answer (the event is already done). Resizing is a 422.',
+      params: IdParams,
+      body: UpdateBody,
+      responses: {
+        200: { description: 'The machine and the update event.', schema: MachineWithEventSchema },
+        ...errors,
+        ...conflict,
+        422: { description: 'Resizing, or a feature not supported yet (UNSUPPORTED_OPERATION).', schema: PaperspaceErrorSchema },
+      },
+      handler: async ({ params, body, caller }) => {
+        refuseUnsupported(body);
+        return withEvent(
+          await paperspace.update(caller, params.id, {
+            name: body.name,
+            machineType: body.machineType,
+            diskSize: body.diskSize,
+            autoShutdownEnabled: body.autoShutdownEnabled,
+            autoShutdownTimeout: body.autoShutdownTimeout,
+          }),
+        );
+      },
+    }),
+    defineRoute({
+      ...base,
+      method: 'DELETE',
+      url: `${basePath}/machines/:id`,
+      operationId: 'paperspaceDeleteMachine',
+      summary: 'Delete a machine',
+      description: 'Answers at once with the machine and its delete event; the machine is destroyed in the background.',
+      params: IdParams,
+      responses: { 200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema }, ...errors, ...conflict },
+      handler: async ({ params, caller }) => withEvent(await paperspace.delete(caller, params.id)),
+    }),
+    lifecycle('start', 'Start a machine', 'Resumes a stopped machine from its memory snapshot: the same processes continue.'),
+    lifecycle('stop', 'Stop a machine', 'Pauses a ready machine to a memory snapshot (CRIU); its processes leave the host.'),
+    lifecycle('restart', 'Restart a machine', 'Kills every process and starts the template\'s init again; the files are kept.'),
+  ];
+}

@@ -1,0 +1,178 @@
+import { z } from 'zod';
+import { MACHINE_EVENT_NAMES, MACHINE_EVENT_STATES } from '../../domain/machine-event.js';
+import { MACHINE_ORDER_FIELDS, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
+
+/** Error answers of this surface: the seed's `{code, message, details?}`. */
+export const PaperspaceErrorSchema = z
+  .object({
+    code: z.string().describe('Stable UPPER_SNAKE code from Hangar\'s error catalogue.'),
+    message: z.string().describe('A sentence saying what went wrong and what to fix.'),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .meta({ id: 'PaperspaceError' });
+
+const dateTime = z.string().describe('ISO 8601 date-time (UTC).');
+const SNAPSHOT_FREQUENCIES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
+const PUBLIC_IP_TYPES = ['static', 'dynamic', 'none'] as const;
+
+/** The seed's machine object. */
+export const PaperspaceMachineSchema = z
+  .strictObject({
+    accelerators: z
+      .array(z.strictObject({ count: z.number(), memory: z.number().int().nullable(), name: z.string() }))
+      .nullable()
+      .describe('Always empty: Hangar machines have no GPUs.'),
+    agentType: z.string().describe('Always "LinuxHeadless".'),
+    autoShutdownEnabled: z.boolean(),
+    autoShutdownForce: z.boolean().nullable().describe('true when auto shutdown is enabled (Hangar\'s deadline is always forced), else null.'),
+    autoShutdownTimeout: z.number().nullable().describe('Hours; null when auto shutdown is disabled.'),
+    autoSnapshotEnabled: z.boolean().describe('Always false: not supported yet.'),
+    autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).nullable().describe('Always null.'),
+    autoSnapshotSaveCount: z.number().nullable().describe('Always null.'),
+    cpus: z.number().describe('vCPUs (CPU quota).'),
+    dtCreated: dateTime,
+    dtDeleted: dateTime.nullable(),
+    dtModified: dateTime,
+    id: z.string(),
+    machineType: z.string().describe('The catalogue label matching its vCPUs and memory, or "custom".'),
+    name: z.string().describe('The name given at create or update; the id for machines never named.'),
+    networkId: z.string().nullable().describe('Always null: networking has not landed.'),
+    os: z.string().describe('The Hangar template the machine runs.'),
+    privateIp: z.string().nullable().describe('Always null until networking lands.'),
+    publicIp: z.string().nullable().describe('Always null.'),
+    publicIpType: z.enum(PUBLIC_IP_TYPES).describe('Always "none".'),
+    ram: z.number().int().describe('Memory limit in bytes.'),
+    region: z.string().describe('The server\'s configured region (HANGAR_PAPERSPACE_REGION).'),
+    reservation: z
+      .strictObject({ dtFinished: dateTime, dtStarted: dateTime, id: z.string(), isActive: z.boolean(), name: z.string() })
+      .nullable()
+      .describe('Always null.'),
+    restorePointEnabled: z.boolean().describe('Always false: not supported yet.'),
+    restorePointFrequency: z.enum(['shutdown']).nullable().describe('Always null.'),
+    restorePointSnapshotId: z.string().nullable().describe('Always null.'),
+    state: z.enum(PAPERSPACE_STATES),
+    storageRate: z.number().describe('Always 0: Hangar does not bill.'),
+    storageTotal: z.number().int().describe('Disk quota (size of the writable layer) in bytes.'),
+    storageUsed: z.number().int().describe('Bytes in use in the writable layer while it is mounted (ready machines); 0 otherwise.'),
+    updatesPending: z.boolean().describe('Always false.'),
+    usageRate: z.number().describe('Always 0: Hangar does not bill.'),
+  })
+  .meta({ id: 'PaperspaceMachine' });
+
+/** The seed's machine event object. */
+export const PaperspaceEventSchema = z
+  .strictObject({
+    dtCreated: dateTime,
+    dtFinished: dateTime.nullable(),
+    dtStarted: dateTime.nullable(),
+    error: z.string().nullable(),
+    id: z.string(),
+    machineId: z.string().nullable(),
+    name: z.enum(MACHINE_EVENT_NAMES),
+    state: z.enum(MACHINE_EVENT_STATES),
+  })
+  .meta({ id: 'PaperspaceMachineEvent' });
+
+/** The answer of create, update, delete, start, stop and restart. */
+export const MachineWithEventSchema = z.strictObject({ data: PaperspaceMachineSchema, event: PaperspaceEventSchema });
+
+const page = <T extends z.ZodType>(item: T) =>
+  z.strictObject({
+    hasMore: z.boolean(),
+    items: z.array(item),
+    nextPage: z.string().nullable().describe('Pass as `after` for the next page; null on the last page.'),
+  });
+
+/** A page of machines. */
+export const MachinePageSchema = page(PaperspaceMachineSchema);
+/** A page of events. */
+export const EventPageSchema = page(PaperspaceEventSchema);
+
+/** Query numbers arrive as strings. */
+const limit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(120)
+  .optional()
+  .describe('Items per page, 1-120. @default 20');
+const after = z.string().min(1).max(1024).optional().describe('The nextPage of the previous page.');
+const order = z.enum(['asc', 'desc']).optional().describe('@default "desc"');
+
+/** Query of GET /machines. */
+export const MachineListQuery = z.strictObject({
+  after,
+  limit,
+  orderBy: z.enum(MACHINE_ORDER_FIELDS).optional().describe('@default "dtCreated"'),
+  order,
+  name: z.string().min(1).max(255).optional().describe('Exact name.'),
+  region: z.string().min(1).max(64).optional(),
+  agentType: z.string().min(1).max(64).optional(),
+  machineType: z.string().min(1).max(64).optional(),
+});
+
+/** Query of GET /machine-events. */
+export const EventListQuery = z.strictObject({
+  after,
+  limit,
+  orderBy: z.enum(['dtCreated']).optional().describe('@default "dtCreated"'),
+  order,
+  machineId: z.string().min(1).max(128).optional(),
+});
+
+/** Path of one machine or event. */
+export const IdParams = z.strictObject({ id: z.string().min(1).max(128) });
+
+const hours = z.number().positive().max(720).describe('Hours (at most 720, 30 days).');
+const name = z.string().trim().min(1).max(255);
+
+/** Fields of the seed Hangar does not serve yet: accepted only at their "off" value (create and update). */
+const unsupportedFields = {
+  autoSnapshotEnabled: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
+  autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).optional().describe('Not supported yet: refused.'),
+  autoSnapshotSaveCount: z.number().optional().describe('Not supported yet: refused.'),
+  networkId: z.string().optional().describe('Not supported yet: refused.'),
+  publicIpType: z.enum(PUBLIC_IP_TYPES).optional().describe('Only "none" is accepted.'),
+  restorePointEnabled: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
+  restorePointFrequency: z.enum(['shutdown']).optional().describe('Not supported yet: refused.'),
+};
+
+/** Create-only fields Hangar does not serve yet. */
+const unsupportedCreateFields = {
+  accessorIds: z.array(z.string()).max(100).optional().describe('Not supported yet: only [] is accepted.'),
+  emailPassword: z.boolean().optional().describe('Not supported: only false is accepted.'),
+  enableNvlink: z.boolean().optional().describe('No GPUs: only false is accepted.'),
+  startupScriptId: z.string().optional().describe('Not supported yet: refused.'),
+  takeInitialSnapshot: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
+};
+
+/** Body of POST /machines. */
+export const CreateBody = z
+  .strictObject({
+    name: name.describe('The name of the new machine.'),
+    machineType: z.string().min(1).max(64).describe('A machine type label (see docs/paperspace-api.md; C1-C5 by default).'),
+    templateId: z.string().min(1).max(64).describe('A Hangar template, e.g. "base".'),
+    region: z.string().min(1).max(64).describe('The server\'s configured region ("local" by default).'),
+    diskSize: z.number().int().describe('GB (1 GB = 1024 MiB); one of the configured sizes.'),
+    autoShutdownEnabled: z.boolean().optional().describe('@default false'),
+    autoShutdownForce: z.boolean().optional().describe('Only true: Hangar\'s deadline is always forced.'),
+    autoShutdownTimeout: hours.optional(),
+    startOnCreate: z.boolean().optional().describe('false: the machine is created, then stopped. @default true'),
+    ...unsupportedFields,
+    ...unsupportedCreateFields,
+  })
+  .meta({ id: 'PaperspaceCreateMachineRequest' });
+
+/** Body of PUT /machines/{id}. */
+export const UpdateBody = z
+  .strictObject({
+    name: name.optional(),
+    machineType: z.string().min(1).max(64).optional().describe('Only the current type: resizing is not supported yet.'),
+    diskSize: z.number().int().optional().describe('Only the current size: resizing is not supported yet.'),
+    autoShutdownEnabled: z.boolean().optional(),
+    autoShutdownForce: z.boolean().optional().describe('Only true.'),
+    autoShutdownTimeout: hours.optional(),
+    restorePointSnapshotId: z.string().optional().describe('Not supported yet: refused.'),
+    ...unsupportedFields,
+  })
+  .meta({ id: 'PaperspaceUpdateMachineRequest' });

@@ -1,0 +1,333 @@
+import { HangarError, validationError } from '../domain/errors.js';
+import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
+import { machineTypeOf, type MachineType } from '../domain/machine-type.js';
+import { TIMEOUT_LIMITS, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import type { Caller } from '../domain/team.js';
+import type { TemplateCatalog } from '../templates/templates.js';
+import type { MachineOperations } from './machine-operations.js';
+import type { MachineService, UpdateMachineInput } from './machine-service.js';
+import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
+import type { ServerSecret } from './secrets.js';
+
+/** Every state the surface reports (the seed's example shows `off`; the others are Paperspace's). */
+export const PAPERSPACE_STATES = ['off', 'starting', 'stopping', 'restarting', 'serviceready', 'ready', 'upgrading', 'provisioning'] as const;
+/** A machine's state as the Paperspace-style surface names it. */
+export type PaperspaceState = (typeof PAPERSPACE_STATES)[number];
+
+/** The agent type of every Hangar machine: Linux, no desktop. */
+export const AGENT_TYPE = 'LinuxHeadless';
+const HOUR_MS = 3_600_000;
+const GIB_MB = 1024;
+
+/**
+ * The Paperspace state of a machine: its Hangar status, refined by the operation in
+ * flight on it (an operation ends with its event, after the status has changed).
+ */
+export function paperspaceState(status: MachineStatus, op: MachineEventName | undefined): PaperspaceState {
+  switch (status) {
+    case 'creating':
+      return 'provisioning';
+    case 'running':
+      return runningState(op);
+    case 'paused':
+      return pausedState(op);
+    case 'error':
+    case 'destroyed':
+      return 'off';
+  }
+}
+
+function runningState(op: MachineEventName | undefined): PaperspaceState {
+  switch (op) {
+    case undefined:
+    case 'update':
+      return 'ready';
+    case 'create':
+      return 'provisioning';
+    case 'start':
+      return 'starting';
+    case 'stop':
+    case 'delete':
+      return 'stopping';
+    case 'restart':
+      return 'restarting';
+  }
+}
+
+function pausedState(op: MachineEventName | undefined): PaperspaceState {
+  switch (op) {
+    case 'start':
+      return 'starting';
+    case 'delete':
+      return 'stopping';
+    case undefined:
+    case 'create':
+    case 'stop':
+    case 'restart':
+    case 'update':
+      return 'off';
+  }
+}
+
+/**
+ * Auto shutdown as Hangar's hard deadline: enabled means a deadline of `hours`, then
+ * hibernate (the same as stop); disabled means the longest deadline Hangar allows.
+ */
+export function autoShutdownToTimeout(enabled: boolean, hours: number | undefined): { timeoutMs: number; timeoutAction: 'hibernate' } {
+  if (!enabled) return { timeoutMs: TIMEOUT_LIMITS.max, timeoutAction: 'hibernate' };
+  if (hours === undefined) {
+    throw validationError([{ field: 'autoShutdownTimeout', message: 'is required when autoShutdownEnabled is true (hours, e.g. 1)' }]);
+  }
+  const ms = Math.round(hours * HOUR_MS);
+  if (ms < TIMEOUT_LIMITS.min || ms > TIMEOUT_LIMITS.max) {
+    throw validationError([{ field: 'autoShutdownTimeout', message: `must be between ${TIMEOUT_LIMITS.min / HOUR_MS} and ${TIMEOUT_LIMITS.max / HOUR_MS} hours` }]);
+  }
+  return { timeoutMs: ms, timeoutAction: 'hibernate' };
+}
+
+/** Auto shutdown read back from a machine's hard deadline. */
+export function autoShutdownOf(m: Pick<MachineRecord, 'timeoutMs'>): { enabled: boolean; hours: number | null } {
+  const enabled = m.timeoutMs < TIMEOUT_LIMITS.max;
+  return { enabled, hours: enabled ? m.timeoutMs / HOUR_MS : null };
+}
+
+/** One machine as the Paperspace-style surface shows it. */
+export interface PaperspaceMachine {
+  record: MachineRecord;
+  state: PaperspaceState;
+  machineType: string;
+  region: string;
+  /** Bytes used in the writable layer; 0 when it is not mounted. */
+  storageUsed: number;
+}
+
+/** Policy and dependencies of the Paperspace-style surface. */
+export interface PaperspaceServiceOptions {
+  machines: MachineService;
+  operations: MachineOperations;
+  templates: TemplateCatalog;
+  secret: ServerSecret;
+  machineTypes: readonly MachineType[];
+  /** The one region this server is. */
+  region: string;
+  /** Disk sizes (GB) a create may ask for. */
+  diskSizesGb: readonly number[];
+}
+
+/** A create request after validation at the edge. */
+export interface PaperspaceCreateInput {
+  name: string;
+  machineType: string;
+  templateId: string;
+  region: string;
+  diskSize: number;
+  autoShutdownEnabled?: boolean;
+  autoShutdownTimeout?: number;
+  startOnCreate?: boolean;
+}
+
+/** An update request after validation at the edge. */
+export interface PaperspaceUpdateInput {
+  name?: string;
+  machineType?: string;
+  diskSize?: number;
+  autoShutdownEnabled?: boolean;
+  autoShutdownTimeout?: number;
+}
+
+/** What `GET /machines` may be ordered by. */
+export const MACHINE_ORDER_FIELDS = ['dtCreated', 'name', 'state'] as const;
+
+/** A list request after validation at the edge. */
+export interface PaperspaceListInput {
+  after?: string;
+  limit: number;
+  orderBy: (typeof MACHINE_ORDER_FIELDS)[number];
+  order: 'asc' | 'desc';
+  name?: string;
+  region?: string;
+  agentType?: string;
+  machineType?: string;
+}
+
+/** A machine and the event of the operation started on it. */
+export interface MachineWithEvent {
+  machine: PaperspaceMachine;
+  event: MachineEventRecord;
+}
+
+/**
+ * The Paperspace-style surface over MachineService: machine types, one region, disk
+ * sizes in GB, auto shutdown as the hard deadline, and every operation as an event.
+ */
+export class PaperspaceService {
+  private readonly cursors: PageCursorCodec;
+
+  constructor(private readonly o: PaperspaceServiceOptions) {
+    this.cursors = new PageCursorCodec(o.secret, 'paperspace-machines');
+  }
+
+  private async view(m: MachineRecord): Promise<PaperspaceMachine> {
+    return {
+      record: m,
+      state: paperspaceState(m.status, this.o.operations.inFlight(m.id)),
+      machineType: machineTypeOf(m.config, this.o.machineTypes),
+      region: this.o.region,
+      storageUsed: m.status === 'running' ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
+    };
+  }
+
+  private machineType(label: string): MachineType {
+    const t = this.o.machineTypes.find((x) => x.label === label);
+    if (t) return t;
+    throw validationError([{ field: 'machineType', message: `unknown machine type "${label}"; accepted: ${this.o.machineTypes.map((x) => x.label).join(', ')}` }]);
+  }
+
+  private checkDiskSize(gb: number): void {
+    if (!this.o.diskSizesGb.includes(gb)) {
+      throw validationError([{ field: 'diskSize', message: `must be one of: ${this.o.diskSizesGb.join(', ')} (GB)` }]);
+    }
+  }
+
+  /** Validate a create, start the machine, and answer as soon as its record exists. */
+  async create(caller: Caller, input: PaperspaceCreateInput): Promise<MachineWithEvent> {
+    const type = this.machineType(input.machineType);
+    if (input.region !== this.o.region) {
+      throw validationError([{ field: 'region', message: `unknown region "${input.region}"; this server is region: ${this.o.region}` }]);
+    }
+    this.checkDiskSize(input.diskSize);
+    if (!(await this.o.templates.get(input.templateId))) {
+      const known = (await this.o.templates.list()).map((t) => t.name);
+      throw validationError([{ field: 'templateId', message: `unknown template "${input.templateId}"; accepted: ${known.join(', ')}` }]);
+    }
+    if (input.autoShutdownTimeout !== undefined && input.autoShutdownEnabled !== true) {
+      throw validationError([{ field: 'autoShutdownTimeout', message: 'applies only with autoShutdownEnabled: true; set both' }]);
+    }
+    const timers = autoShutdownToTimeout(input.autoShutdownEnabled ?? false, input.autoShutdownTimeout);
+    const requestedAt = this.o.machines.now();
+    let recorded!: (m: MachineRecord) => void;
+    const whenRecorded = new Promise<MachineRecord>((resolve) => (recorded = resolve));
+    // Recorded below as one create event: what it calls records nothing more.
+    const created = this.o.operations.within(() =>
+      this.o.machines.create(
+        caller,
+        {
+          template: input.templateId,
+          config: { vcpus: type.vcpus, memory_mb: type.memory_mb, disk_mb: input.diskSize * GIB_MB },
+          name: input.name,
+          timeoutMs: timers.timeoutMs,
+          timeoutAction: timers.timeoutAction,
+        },
+        undefined,
+        { onRecorded: recorded },
+      ),
+    );
+    // Errors before the record exists (capacity, template) are the request's: nothing was created.
+    const first = await Promise.race([whenRecorded, created]);
+    const work = input.startOnCreate === false ? created.then((m) => this.o.operations.within(() => this.o.machines.pause(caller, m.id))) : created;
+    const event = await this.o.operations.follow(caller, first.id, 'create', requestedAt, work);
+    return { machine: await this.view(first), event };
+  }
+
+  /** A machine of the caller's team (destroyed ones too, within retention). */
+  async get(caller: Caller, id: string): Promise<PaperspaceMachine> {
+    return this.view(await this.o.machines.get(caller, id));
+  }
+
+  /** A page of the caller's machines (destroyed ones aside), filtered and ordered. */
+  async list(caller: Caller, input: PaperspaceListInput): Promise<{ items: PaperspaceMachine[]; hasMore: boolean; nextPage: string | null }> {
+    const scope = JSON.stringify([input.orderBy, input.order, input.name ?? null, input.region ?? null, input.agentType ?? null, input.machineType ?? null]);
+    const after = input.after === undefined ? undefined : this.cursors.decode(input.after, caller.team.id, scope);
+    const all = (await this.o.machines.list(caller, { paginated: false })).items;
+    const rows = all
+      .map((m) => ({ m, state: paperspaceState(m.status, this.o.operations.inFlight(m.id)), type: machineTypeOf(m.config, this.o.machineTypes) }))
+      .filter((r) =>
+        (input.name === undefined || (r.m.name ?? r.m.id) === input.name) &&
+        (input.region === undefined || input.region === this.o.region) &&
+        (input.agentType === undefined || input.agentType === AGENT_TYPE) &&
+        (input.machineType === undefined || r.type === input.machineType),
+      )
+      .map((r) => {
+        const key = input.orderBy === 'dtCreated' ? r.m.createdAt : input.orderBy === 'name' ? (r.m.name ?? r.m.id) : r.state;
+        return { m: r.m, pos: [key, r.m.id] as PagePosition };
+      });
+    const sign = input.order === 'asc' ? 1 : -1;
+    rows.sort((a, b) => sign * comparePositions(a.pos, b.pos));
+    const rest = after ? rows.filter((r) => sign * comparePositions(r.pos, after) > 0) : rows;
+    const page = rest.slice(0, input.limit);
+    const hasMore = rest.length > input.limit;
+    const last = page[page.length - 1];
+    return {
+      items: await Promise.all(page.map((r) => this.view(r.m))),
+      hasMore,
+      nextPage: hasMore && last ? this.cursors.encode(last.pos, caller.team.id, scope) : null,
+    };
+  }
+
+  private conflict(m: MachineRecord, state: PaperspaceState, operation: string, needs: string): HangarError {
+    const is = m.status === 'error' ? `off, in error (GET /v1/machines/${m.id} says why in error_reason)` : m.status === 'destroyed' ? 'deleted' : state;
+    return new HangarError('STATE_CONFLICT', `Machine ${m.id} is ${is}; ${operation} needs a machine that is ${needs}.`, { state, status: m.status });
+  }
+
+  /** Start (resume) a stopped machine: the same processes continue. */
+  async start(caller: Caller, id: string): Promise<MachineWithEvent> {
+    const m = await this.get(caller, id);
+    if (m.record.status !== 'paused' || m.state !== 'off') throw this.conflict(m.record, m.state, 'start', 'off (stopped)');
+    const event = await this.o.operations.run(caller, id, 'start', () => this.o.machines.resume(caller, id));
+    return { machine: await this.get(caller, id), event };
+  }
+
+  /** Stop (pause to a memory snapshot) a ready machine. */
+  async stop(caller: Caller, id: string): Promise<MachineWithEvent> {
+    const m = await this.get(caller, id);
+    if (m.record.status !== 'running' || m.state !== 'ready') throw this.conflict(m.record, m.state, 'stop', 'ready');
+    const event = await this.o.operations.run(caller, id, 'stop', () => this.o.machines.pause(caller, id));
+    return { machine: await this.get(caller, id), event };
+  }
+
+  /** Restart a ready machine's processes from init, its files kept. */
+  async restart(caller: Caller, id: string): Promise<MachineWithEvent> {
+    const m = await this.get(caller, id);
+    if (m.record.status !== 'running' || m.state !== 'ready') throw this.conflict(m.record, m.state, 'restart', 'ready');
+    const event = await this.o.operations.run(caller, id, 'restart', () => this.o.machines.restart(caller, id));
+    return { machine: await this.get(caller, id), event };
+  }
+
+  /** Delete (destroy) a machine. */
+  async delete(caller: Caller, id: string): Promise<MachineWithEvent> {
+    const m = await this.get(caller, id);
+    if (m.record.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is already deleted.`, { status: m.record.status });
+    const event = await this.o.operations.run(caller, id, 'delete', () => this.o.machines.destroy(caller, id));
+    return { machine: await this.get(caller, id), event };
+  }
+
+  /** Rename a machine or change its auto shutdown; resizing is refused (422). */
+  async update(caller: Caller, id: string, input: PaperspaceUpdateInput): Promise<MachineWithEvent> {
+    const current = await this.o.machines.get(caller, id);
+    if (current.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is deleted; it cannot be updated.`, { state: 'off', status: current.status });
+    if (input.machineType !== undefined) {
+      this.machineType(input.machineType);
+      if (input.machineType !== machineTypeOf(current.config, this.o.machineTypes)) {
+        throw new HangarError('UNSUPPORTED_OPERATION', 'Changing machineType (resizing) is not supported yet; create a new machine instead.', { field: 'machineType' });
+      }
+    }
+    if (input.diskSize !== undefined) {
+      this.checkDiskSize(input.diskSize);
+      if (input.diskSize * GIB_MB !== current.config.disk_mb) {
+        throw new HangarError('UNSUPPORTED_OPERATION', 'Changing diskSize (resizing) is not supported yet; create a new machine instead.', { field: 'diskSize' });
+      }
+    }
+    const change: UpdateMachineInput = {};
+    if (input.name !== undefined) change.name = input.name;
+    if (input.autoShutdownEnabled !== undefined || input.autoShutdownTimeout !== undefined) {
+      const enabled = input.autoShutdownEnabled ?? autoShutdownOf(current).enabled;
+      if (input.autoShutdownTimeout !== undefined && !enabled) {
+        throw validationError([{ field: 'autoShutdownTimeout', message: 'applies only with auto shutdown enabled; set autoShutdownEnabled: true too' }]);
+      }
+      const hours = input.autoShutdownTimeout ?? autoShutdownOf(current).hours ?? undefined;
+      Object.assign(change, autoShutdownToTimeout(enabled, hours));
+    }
+    const { result, event } = await this.o.operations.runNow(caller, id, 'update', () => this.o.machines.update(caller, id, change));
+    return { machine: await this.view(result), event };
+  }
+}

@@ -1,0 +1,53 @@
+/** Settings of the Paperspace-style surface: defaults, overrides, and bad values failing the boot. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DEFAULT_MACHINE_TYPES } from './domain/machine-type.js';
+import { loadSettings, SettingsError } from './settings.js';
+
+describe('settings: Paperspace-style surface', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
+
+  it('defaults: /paperspace/v1, region local, C1-C5, ten disk sizes', () => {
+    const s = load({}).paperspace;
+    assert.equal(s.basePath, '/paperspace/v1');
+    assert.equal(s.region, 'local');
+    assert.deepEqual(s.machineTypes, DEFAULT_MACHINE_TYPES);
+    assert.deepEqual(s.diskSizesGb, [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000]);
+  });
+
+  it('overrides', () => {
+    const s = load({
+      HANGAR_PAPERSPACE_BASE: '/ps',
+      HANGAR_PAPERSPACE_REGION: 'ams1',
+      HANGAR_PAPERSPACE_MACHINE_TYPES: '[{"label":"tiny","vcpus":1,"memory_mb":64}]',
+      HANGAR_PAPERSPACE_DISK_SIZES: '5,10',
+    }).paperspace;
+    assert.deepEqual(s, { basePath: '/ps', region: 'ams1', machineTypes: [{ label: 'tiny', vcpus: 1, memory_mb: 64 }], diskSizesGb: [5, 10] });
+  });
+
+  it('bad values fail with the variable named', () => {
+    for (const [name, value] of [
+      ['HANGAR_PAPERSPACE_BASE', 'paperspace/'],
+      ['HANGAR_PAPERSPACE_REGION', 'two words'],
+      ['HANGAR_PAPERSPACE_MACHINE_TYPES', 'not json'],
+      ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[]'],
+      ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":0,"memory_mb":64}]'],
+      ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":1,"memory_mb":64},{"label":"a","vcpus":2,"memory_mb":64}]'],
+      ['HANGAR_PAPERSPACE_DISK_SIZES', '1,,2'],
+      ['HANGAR_PAPERSPACE_DISK_SIZES', '0'],
+      ['HANGAR_PAPERSPACE_DISK_SIZES', '5000'],
+    ] as const) {
+      assert.throws(() => load({ [name]: value }), (e: unknown) => e instanceof SettingsError && e.message.includes(name), `${name}=${value}`);
+    }
+  });
+});
