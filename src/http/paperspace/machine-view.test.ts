@@ -93,6 +93,8 @@ describe('rendering', () => {
     assert.equal(out.autoShutdownTimeout, 1);
     assert.equal(out.autoShutdownForce, true);
     assert.equal(out.privateIp, null);
+    const addressed = renderPaperspaceMachine({ record: { ...record, privateIp: '10.1.2.3' }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0 });
+    assert.equal(addressed.privateIp, '10.1.2.3');
     const unnamed = renderPaperspaceMachine({ record: { ...record, name: null, destroyedAt: T0 + 500 }, state: 'off', machineType: 'C3', region: 'local', storageUsed: 0 });
     assert.equal(unnamed.name, record.id);
     assert.equal(unnamed.dtDeleted, new Date(T0 + 500).toISOString());

@@ -32,7 +32,7 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
     name: m.name ?? m.id,
     networkId: null,
     os: m.template,
-    privateIp: null,
+    privateIp: m.privateIp,
     publicIp: null,
     publicIpType: 'none',
     ram: m.config.memory_mb * MIB,

@@ -101,7 +101,8 @@ describe('Paperspace-style API', () => {
       assert.equal(alpha.autoShutdownEnabled, false);
       assert.equal(alpha.autoShutdownTimeout, null);
       assert.equal(alpha.autoShutdownForce, null);
-      for (const f of ['privateIp', 'publicIp', 'networkId', 'reservation', 'dtDeleted', 'restorePointSnapshotId', 'autoSnapshotFrequency']) assert.equal(alpha[f], null, f);
+      assert.match(alpha.privateIp, /^\d+\.\d+\.\d+\.\d+$/);
+      for (const f of ['publicIp', 'networkId', 'reservation', 'dtDeleted', 'restorePointSnapshotId', 'autoSnapshotFrequency']) assert.equal(alpha[f], null, f);
       assert.deepEqual(alpha.accelerators, []);
       assert.equal(alpha.publicIpType, 'none');
       assert.equal(alpha.usageRate, 0);
@@ -116,6 +117,7 @@ describe('Paperspace-style API', () => {
       assert.equal(r.body.status, 'running');
       assert.deepEqual(r.body.config, { vcpus: 1, memory_mb: 512, disk_mb: 1024 });
       assert.equal(r.body.template, 'base');
+      assert.equal(r.body.private_ip, alpha.privateIp);
       assert.equal(r.body.timeout_action, 'hibernate');
       assert.equal(r.body.timeout_ms, 30 * 24 * 3_600_000);
       assert.equal(r.body.created_at, alpha.dtCreated);

@@ -38,7 +38,7 @@ export const PaperspaceMachineSchema = z
     name: z.string().describe('The name given at create or update; the id for machines never named.'),
     networkId: z.string().nullable().describe('Always null: networking has not landed.'),
     os: z.string().describe('The Hangar template the machine runs.'),
-    privateIp: z.string().nullable().describe('Always null until networking lands.'),
+    privateIp: z.string().nullable().describe("The machine's address on the server's private subnet (the native private_ip); null when it has none."),
     publicIp: z.string().nullable().describe('Always null.'),
     publicIpType: z.enum(PUBLIC_IP_TYPES).describe('Always "none".'),
     ram: z.number().int().describe('Memory limit in bytes.'),
