@@ -2,6 +2,8 @@
 import type { PodmanExecResult } from './exec-podman.js';
 import type { ExecSamples } from './exec.js';
 import type { FilesSamples } from './files.js';
+import type { IngressResults } from './ingress.js';
+import type { WrkResult } from './wrk.js';
 import type { TableRow } from './report.js';
 import { formatMs, percentile, summarize, type Summary } from './stats.js';
 
@@ -29,4 +31,23 @@ export function filesRows(f: FilesSamples): TableRow[] {
       `each download hashed and compared. Each call runs a short script in the machine (\`runc exec\`), so small files are bound by that per-call cost.` +
       `${c.loop.truncated ? ` Time budget hit after ${c.loop.iterations}.` : ''}`,
   }));
+}
+
+function rpsCell(w: WrkResult): string {
+  return w.available ? `${Math.round(w.requestsPerSecond).toLocaleString('en-US')} req/s (p50 ${formatMs(w.p50Ms)}, p99 ${formatMs(w.p99Ms)} ms)` : `unavailable: ${w.reason}`;
+}
+
+export function ingressRow(r: IngressResults): TableRow {
+  const both = r.proxied.available && r.direct.available;
+  const errs = (w: WrkResult): string => (w.available && (w.non2xx || w.socketErrors) ? ` [${w.non2xx} not 2xx${w.socketErrors ? `; ${w.socketErrors}` : ''}]` : '');
+  return {
+    what: 'ingress to busybox httpd in a machine, req/s',
+    hangar: `${rpsCell(r.proxied)} through the proxy${errs(r.proxied)}; ${rpsCell(r.direct)} direct${errs(r.direct)}`,
+    podman: '—',
+    notes:
+      `wrk, ${r.plan.threads} thread, ${r.plan.connections} connections, ${r.plan.durationS} s each: \`GET /v1/machines/{id}/ports/${r.port}/\` with \`X-Traffic-Access-Token\`, ` +
+      `then \`GET http://<private_ip>:${r.port}/\` from the host (the hop the proxy makes). ` +
+      `busybox httpd forks a process per connection and closes it after each answer, so the server inside bounds both numbers` +
+      `${both ? `; the proxy keeps ${((r.proxied as { requestsPerSecond: number }).requestsPerSecond / (r.direct as { requestsPerSecond: number }).requestsPerSecond * 100).toFixed(0)}% of the direct rate` : ''}.`,
+  };
 }

@@ -9,7 +9,8 @@ import type { DensityResults } from './density.js';
 import type { PodmanExecResult } from './exec-podman.js';
 import type { ExecSamples } from './exec.js';
 import type { FilesSamples } from './files.js';
-import { execRow, filesRows } from './inside-report.js';
+import type { IngressResults } from './ingress.js';
+import { execRow, filesRows, ingressRow } from './inside-report.js';
 import { burstRow, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
 import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
@@ -57,6 +58,8 @@ export interface BenchResults {
   podmanExec: PodmanExecResult;
   /** File upload and download throughput. */
   files: FilesSamples;
+  /** Requests per second through the ingress proxy and directly. */
+  ingress: IngressResults;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -141,6 +144,7 @@ export function tableRows(r: BenchResults): TableRow[] {
     ...snapshotRows(r.snapshots, r.checkpoint),
     execRow(r.exec, r.podmanExec),
     ...filesRows(r.files),
+    ingressRow(r.ingress),
   ];
 }
 

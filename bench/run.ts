@@ -16,6 +16,7 @@ import { measurePodmanExec, type PodmanExecResult } from './exec-podman.js';
 import { measureExec, type ExecSamples } from './exec.js';
 import { measureFiles, type FilesSamples } from './files.js';
 import { withInstance } from './hangar-instance.js';
+import { measureIngress, type IngressResults } from './ingress.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
@@ -103,6 +104,7 @@ async function main(): Promise<number> {
   let exec: ExecSamples | undefined;
   let podmanExec: PodmanExecResult | undefined;
   let files: FilesSamples | undefined;
+  let ingress: IngressResults | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -119,6 +121,8 @@ async function main(): Promise<number> {
       if (!podmanExec.available) progress(`podman exec: unavailable (${podmanExec.reason})`);
       progress('files: 1 MiB and 100 MiB uploads and downloads');
       files = await measureFiles(inst, signal);
+      progress(`ingress: wrk through the proxy and directly, ${PLAN.wrk.durationS} s each`);
+      ingress = await measureIngress(inst, PLAN.wrk, signal);
     });
     await withInstance('reads', leftovers, async (inst) => {
       progress(`reads with ${PLAN.reads.storeRows} store rows + ${PLAN.reads.realMachines} real machines, then ${PLAN.reads.throughput.durationMs / 1000} s of load`);
@@ -127,7 +131,7 @@ async function main(): Promise<number> {
       progress(`wrk: GET /v1/machines/{id}, ${w.connections} connections for ${w.durationS} s`);
       const someId = (await inst.client.expect<{ items: Array<{ id: string }> }>(200, 'GET', '/v1/machines?limit=1')).body.items[0]?.id;
       if (!someId) throw new Error('the reads instance has no machine to GET');
-      wrk = await measureWrk(inst.server.url, inst.apiKey, `/v1/machines/${someId}`, w, signal);
+      wrk = await measureWrk(inst.server.url, { Authorization: `Bearer ${inst.apiKey}` }, `/v1/machines/${someId}`, w, signal);
       if (!wrk.available) progress(`wrk: unavailable (${wrk.reason})`);
     });
     await withInstance('warm', leftovers, async (inst) => {
@@ -162,7 +166,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !ingress) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -183,6 +187,7 @@ async function main(): Promise<number> {
     exec,
     podmanExec,
     files,
+    ingress,
     leftovers,
   };
   const markdown = renderMarkdown(results);

@@ -58,12 +58,12 @@ function spawnText(cmd: string, args: string[], signal: AbortSignal): Promise<{ 
   });
 }
 
-/** Run wrk against `baseUrl + path` with the API key; unavailable when wrk is not installed. */
-export async function measureWrk(baseUrl: string, apiKey: string, path: string, plan: WrkPlan, signal: AbortSignal): Promise<WrkResult> {
+/** Run wrk against `baseUrl + path` with these request headers; unavailable when wrk is not installed. */
+export async function measureWrk(baseUrl: string, headers: Record<string, string>, path: string, plan: WrkPlan, signal: AbortSignal): Promise<WrkResult> {
   const probe = await spawnText('wrk', ['--version'], signal).catch((err: Error) => err);
   if (probe instanceof Error) return { available: false, reason: `wrk not found (${probe.message}); scripts/bench-setup.sh installs it` };
   const version = /wrk (\S+)/.exec(probe.out)?.[1] ?? 'unknown';
-  const args = ['--latency', '-t', String(plan.threads), '-c', String(plan.connections), '-d', `${plan.durationS}s`, '-H', `Authorization: Bearer ${apiKey}`, `${baseUrl}${path}`];
+  const args = ['--latency', '-t', String(plan.threads), '-c', String(plan.connections), '-d', `${plan.durationS}s`, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), `${baseUrl}${path}`];
   const res = await spawnText('wrk', args, signal);
   if (res.code !== 0) throw new Error(`wrk exited with ${res.code}: ${res.out.slice(0, 300)}`);
   return { available: true, version, plan, path, ...parseWrk(res.out) };
