@@ -17,6 +17,12 @@ export interface MachineSpec {
   cwd: string;
   config: MachineConfig;
   network: MachineNetworkSpec;
+  /**
+   * Work nobody waits for (a warm-pool refill): the host commands that prepare the
+   * machine run at a lower CPU priority, so requests being answered go first. The
+   * machine's own processes are not affected.
+   */
+  background?: boolean;
 }
 
 /** A machine's place on the private network. */

@@ -402,7 +402,7 @@ export class MachineService {
     return this.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
       try {
-        await this.o.runtime.start(this.spec(m, template));
+        await this.o.runtime.start({ ...this.spec(m, template), background: true });
       } catch (err) {
         this.holding.delete(m.id);
         this.releaseIp(m);

@@ -108,7 +108,7 @@ export const ComputeMachineStatsSchema = z
   .strictObject({
     CgroupStats,
     IntelRdtStats: z.null().describe('Always null: this host has no Intel RDT (resctrl).'),
-    Interfaces: z.array(NetworkInterface).describe('Interfaces of the machine\'s network namespace (only `lo` today).'),
+    Interfaces: z.array(NetworkInterface).describe('Interfaces of the machine\'s network namespace (`lo` and `eth0`).'),
   })
   .meta({ id: 'ComputeMachineStats' });
 

@@ -1,5 +1,32 @@
-import { execFile, spawn } from 'node:child_process';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
+
+/** Niceness of the short host commands run for background work (see `inBackground`). */
+export const BACKGROUND_NICENESS = 10;
+
+const background = new AsyncLocalStorage<boolean>();
+
+/**
+ * Run `fn` as background work: every `run`/`runWithInput` command it starts gets
+ * niceness `BACKGROUND_NICENESS`, so on a busy host the foreground (answering requests)
+ * gets the CPU first. `runDetached` (runc run/restore, whose children become the
+ * machine) is left alone: a machine's processes never inherit the lower priority.
+ */
+export function inBackground<T>(fn: () => Promise<T>): Promise<T> {
+  return background.run(true, fn);
+}
+
+/** Lower a just-started command's priority when it belongs to background work. */
+function deprioritise(child: ChildProcess): void {
+  if (background.getStore() !== true || child.pid === undefined) return;
+  try {
+    setPriority(child.pid, BACKGROUND_NICENESS);
+  } catch {
+    // Already exited: nothing to lower.
+  }
+}
 
 /** A host command that exited non-zero, with what it printed. */
 export class CommandError extends Error {
@@ -16,7 +43,7 @@ export class CommandError extends Error {
 /** Run a host command without a shell; resolves with stdout, rejects with CommandError. */
 export function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err) {
         const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
         reject(new CommandError(`${file} ${args.join(' ')}`, code, stderr || err.message));
@@ -24,6 +51,7 @@ export function run(file: string, args: readonly string[], timeoutMs = 30_000): 
       }
       resolve(stdout);
     });
+    deprioritise(child);
   });
 }
 
@@ -38,6 +66,7 @@ export function runWithInput(file: string, args: readonly string[], input: strin
       }
       resolve(stdout);
     });
+    deprioritise(child);
     child.stdin?.end(input);
   });
 }

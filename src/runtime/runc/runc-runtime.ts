@@ -20,7 +20,7 @@ import type {
 } from '../runtime.js';
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
-import { CommandError, run, runDetached } from './command.js';
+import { CommandError, inBackground, run, runDetached } from './command.js';
 import { runcExec, type RuncExecContext } from './exec.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
@@ -133,6 +133,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   async start(spec: MachineSpec): Promise<{ pid: number }> {
+    return spec.background ? inBackground(() => this.startNow(spec)) : this.startNow(spec);
+  }
+
+  private async startNow(spec: MachineSpec): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
     let step = 'prepare root filesystem and network';
     try {
