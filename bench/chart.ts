@@ -118,9 +118,16 @@ export function renderChart(r: BenchResults): string {
       { label: 'create → running, p95', bars: [{ series: 'Hangar', value: create.p95 }, { series: 'podman', value: run?.p95 ?? null }] },
       { label: 'destroy, p50', bars: [{ series: 'Hangar', value: destroy.p50 }, { series: 'podman', value: rm?.p50 ?? null }] },
       { label: 'destroy, p95', bars: [{ series: 'Hangar', value: destroy.p95 }, { series: 'podman', value: rm?.p95 ?? null }] },
-      { label: `${r.burst.count} creates at once, p95`, bars: [{ series: 'Hangar', value: burst.p95 }] },
+    ],
+  };
+  const load: Panel = {
+    title: 'Creates under load: many at once, and with many machines already running',
+    colors: { Hangar: '#2563eb' },
+    groups: [
       { label: `density: first ${first.n} creates, p50`, bars: [{ series: 'Hangar', value: first.p50 }] },
       { label: `density: last ${last.n} (to ${r.density.reached}), p50`, bars: [{ series: 'Hangar', value: last.p50 }] },
+      { label: `${r.burst.count} creates at once, p50`, bars: [{ series: 'Hangar', value: burst.p50 }] },
+      { label: `${r.burst.count} creates at once, p95`, bars: [{ series: 'Hangar', value: burst.p95 }] },
     ],
   };
   const rd = r.reads;
@@ -140,10 +147,11 @@ export function renderChart(r: BenchResults): string {
   };
   const header = 70;
   const a = renderPanel(lifecycle, header);
-  const c = renderPanel(pauseResumePanel(r), header + a.height + 10);
-  const b = renderPanel(reads, header + a.height + 10 + c.height + 10);
+  const l = renderPanel(load, header + a.height + 10);
+  const c = renderPanel(pauseResumePanel(r), header + a.height + 10 + l.height + 10);
+  const b = renderPanel(reads, header + a.height + 10 + l.height + 10 + c.height + 10);
   const t = rd.throughput;
-  const footY = header + a.height + 10 + c.height + 10 + b.height + 8;
+  const footY = header + a.height + 10 + l.height + 10 + c.height + 10 + b.height + 8;
   const height = footY + 16;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
@@ -151,6 +159,7 @@ export function renderChart(r: BenchResults): string {
     `<text x="16" y="28" font-size="18" font-weight="bold" ${FONT}>Hangar benchmark, ${esc(r.date)}</text>`,
     `<text x="16" y="50" font-size="12" fill="#444" ${FONT}>${esc(`${r.host.cpus} × ${r.host.cpuModel}, kernel ${r.host.kernel}, Node ${r.host.node}, runc ${r.host.runc}${r.snapshots.criu ? `, CRIU ${r.snapshots.criu}` : ''}${r.podman.available ? `, podman ${r.podman.version}` : ''}`)}</text>`,
     a.svg,
+    l.svg,
     c.svg,
     b.svg,
     `<text x="16" y="${footY}" font-size="12" fill="#444" ${FONT}>${esc(`GET /v1/machines/{id} throughput: ${Math.round(t.requestsPerSecond).toLocaleString('en-US')} req/s with ${t.concurrency} keep-alive connections (p99 ${formatMs(t.latency.p99)} ms)${r.wrk.available ? `; wrk: ${Math.round(r.wrk.requestsPerSecond).toLocaleString('en-US')} req/s` : ''}`)}</text>`,
