@@ -140,6 +140,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       auth,
       version: VERSION,
       logLevel: settings.logLevel,
+      ingressDomain: settings.ingressDomain,
       isReady: () => ready,
       info: async () => ({
         version: VERSION,

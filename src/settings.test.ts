@@ -51,3 +51,29 @@ describe('settings: Paperspace-style surface', () => {
     }
   });
 });
+
+describe('settings: HANGAR_INGRESS_DOMAIN', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
+
+  it('unset: host-based ingress is off', () => {
+    assert.equal(load({}).ingressDomain, null);
+  });
+
+  it('a domain name, kept in lower case', () => {
+    assert.equal(load({ HANGAR_INGRESS_DOMAIN: 'Machines.Example.COM' }).ingressDomain, 'machines.example.com');
+    assert.equal(load({ HANGAR_INGRESS_DOMAIN: 'localhost' }).ingressDomain, 'localhost');
+  });
+
+  it('anything else fails the boot with the variable named', () => {
+    for (const value of ['', 'http://machines.example.com', 'machines.example.com:8080', 'machines.example.com.', '*.example.com', '-a.example.com', 'a..b']) {
+      assert.throws(() => load({ HANGAR_INGRESS_DOMAIN: value }), (e: unknown) => e instanceof SettingsError && e.message.includes('HANGAR_INGRESS_DOMAIN'), value);
+    }
+  });
+});

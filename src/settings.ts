@@ -64,6 +64,18 @@ const EnvSchema = z.object({
     .string()
     .regex(/^\d+(,\d+)*$/, 'must be whole numbers of GB separated by commas')
     .default('1,2,5,10,25,50,100,250,500,1000'),
+  /**
+   * Host-based ingress: a request whose Host is `{port}-{machine id}.{this domain}` is
+   * proxied to that port of the machine. Unset: host-based ingress is off.
+   */
+  HANGAR_INGRESS_DOMAIN: z
+    .string()
+    .regex(
+      /^(?=.{1,200}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+      'must be a domain name such as machines.example.com (no scheme, port or trailing dot)',
+    )
+    .transform((v) => v.toLowerCase())
+    .optional(),
   /** Fastify log level. @default 'info' */
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -82,6 +94,8 @@ export interface Settings {
   criuPath: string;
   busyboxPath: string;
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
+  /** Host-based ingress's domain (lowercase), or null when host-based ingress is off. */
+  ingressDomain: string | null;
   /** The Paperspace-style API's settings. */
   paperspace: { basePath: string; region: string; machineTypes: MachineType[]; diskSizesGb: number[] };
   /** Derived: carried by every host resource of this server (hash of the data dir). */
@@ -162,6 +176,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     criuPath: e.HANGAR_CRIU,
     busyboxPath: e.HANGAR_BUSYBOX,
     logLevel: e.HANGAR_LOG_LEVEL,
+    ingressDomain: e.HANGAR_INGRESS_DOMAIN ?? null,
     paperspace: {
       basePath: e.HANGAR_PAPERSPACE_BASE,
       region: e.HANGAR_PAPERSPACE_REGION,

@@ -39,6 +39,7 @@ function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
     deadlineAt: null,
     privateIp: null,
     public: false,
+    autoResume: false,
     outbound: { mode: 'allow' },
     name: null,
     updatedAt: null,

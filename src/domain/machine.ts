@@ -79,6 +79,8 @@ export interface MachineRecord {
   outbound: OutboundPolicy;
   /** Ingress to its ports needs no traffic access token. */
   public: boolean;
+  /** Ingress traffic to the machine while it is paused resumes it (instead of a 409). */
+  autoResume: boolean;
   /** A human name (the Paperspace-style surface sets it); null when never named. */
   name: string | null;
   /** When its settings (name, timers) were last changed or it was restarted; null if never. */
@@ -154,6 +156,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     privateIp: null,
     outbound: DEFAULT_OUTBOUND,
     public: false,
+    autoResume: false,
     name: null,
     updatedAt: null,
     ...f,

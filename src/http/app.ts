@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { HangarError } from '../domain/errors.js';
@@ -18,7 +20,7 @@ import { execRoutes } from './native/exec-routes.js';
 import { fileRoutes } from './native/file-routes.js';
 import { machineRoutes } from './native/machine-routes.js';
 import { processRoutes } from './native/process-routes.js';
-import { ptyRoutes, servePtyUpgrades } from './native/pty-routes.js';
+import { ptyRoutes, ptyUpgrades } from './native/pty-routes.js';
 import { snapshotRoutes } from './native/snapshot-routes.js';
 import { ErrorSchema } from './native/schemas.js';
 import { errorBody, fromFastifyError } from './error-mapping.js';
@@ -50,6 +52,8 @@ export interface AppOptions {
   logLevel?: string;
   /** Largest accepted request body. @default 1048576 */
   bodyLimit?: number;
+  /** Host-based ingress: requests to `{port}-{id}.{domain}` go to the machine. @default null (off) */
+  ingressDomain?: string | null;
 }
 
 /** Every route of the API, in the order the OpenAPI document lists them. */
@@ -164,6 +168,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     }
     done(new HangarError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with "Content-Type: application/json".'), undefined);
   });
+  // First, so that host-based ingress answers before any API routing.
+  const ingress = registerIngress(app, { machines: o.machines, domain: o.ingressDomain ?? null, log: app.log });
   const routes = allRoutes(o);
   const doc = openApiDocument(routes, o.version);
 
@@ -180,12 +186,19 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     scope.setErrorHandler(errorHandler(paperspaceErrorBody));
     registerRoutes(scope, routes.filter((r) => r.tag === PAPERSPACE_TAG), authenticate);
   });
-  // WebSocket upgrades never reach Fastify's router: the terminal endpoint listens for them itself.
-  const upgrades = servePtyUpgrades(app.server, o.pty, authenticate, app.log);
+  // WebSocket upgrades never reach Fastify's router: each goes to exactly one of ingress
+  // (by host, or by a /v1/machines/{id}/ports/{port} path) and the terminal endpoint.
+  const pty = ptyUpgrades(o.pty, authenticate, app.log);
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    const target = ingress.target(request);
+    if (target) ingress.handle(request, socket, head, target);
+    else pty.handle(request, socket, head);
+  });
   app.addHook('preClose', (done) => {
-    upgrades.close();
+    pty.close();
+    ingress.close();
     done();
   });
-  registerIngress(app, { machines: o.machines });
   return { app, routes };
 }

@@ -46,12 +46,7 @@ export class WebSocketUpgrades {
 
   /** Refuse an upgrade with an ordinary HTTP answer carrying a JSON body. */
   reject(socket: Duplex, status: number, body: unknown): void {
-    if (socket.destroyed) return;
-    const text = JSON.stringify(body);
-    socket.end(
-      `HTTP/1.1 ${status} ${httpReason(status)}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
-    );
+    refuseUpgrade(socket, status, body);
   }
 
   /** Close every open socket (server shutdown) and stop pinging. */
@@ -62,10 +57,20 @@ export class WebSocketUpgrades {
   }
 }
 
+/** Refuse an upgrade request with an ordinary HTTP answer carrying a JSON body, and close the connection. */
+export function refuseUpgrade(socket: Duplex, status: number, body: unknown): void {
+  if (socket.destroyed) return;
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${httpReason(status)}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
+
 function httpReason(status: number): string {
   const reasons: Record<number, string> = {
     400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 422: 'Unprocessable Entity',
-    426: 'Upgrade Required', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+    426: 'Upgrade Required', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
   };
   return reasons[status] ?? 'Error';
 }

@@ -46,6 +46,8 @@ export interface CreateMachineInput {
   outbound?: OutboundPolicy;
   /** Ingress without a traffic access token. @default false */
   public?: boolean;
+  /** Ingress traffic to the machine while paused resumes it. @default false */
+  autoResume?: boolean;
   /** A human name. @default null */
   name?: string;
 }
@@ -134,6 +136,8 @@ export class MachineService {
   private readonly locks = new MachineLocks();
   private readonly cursors: CursorCodec;
   private readonly inflightCreates = new Map<string, Promise<MachineRecord>>();
+  /** Resumes in flight (from the API or from ingress), which ingress traffic waits for instead of a 409. */
+  private readonly resuming = new Map<string, Promise<MachineRecord>>();
   /** Machines running on this server, for the capacity check. */
   private readonly holding = new Set<string>();
   private readonly ips: IpAllocator;
@@ -302,6 +306,7 @@ export class MachineService {
       privateIp: this.allocateIp(id),
       outbound,
       public: input.public ?? false,
+      autoResume: input.autoResume ?? false,
       teamId: caller.team.id,
       template: templateName,
       createdAt: now,
@@ -380,6 +385,7 @@ export class MachineService {
         inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
         autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
         public: input.public ?? false,
+        autoResume: input.autoResume ?? false,
         createdAt: now,
         startedAt: now,
         name: input.name ?? null,
@@ -631,41 +637,75 @@ export class MachineService {
 
   /** Resume a paused machine from its snapshot: same processes, timers restarted. */
   async resume(caller: Caller, id: string): Promise<MachineRecord> {
-    return this.locked(caller, id, 'resume', async (m) => {
-      if (m.status !== 'paused' || m.snapshotId === null) throw this.conflict(m, 'resume', 'paused');
-      const template = await this.template(m.template);
-      if (this.holding.size >= this.o.maxMachines) {
-        throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
-      }
-      const snapshotId = m.snapshotId;
-      return this.recorded(m, 'start', async () => {
-        // A machine paused before networking existed gets its address now.
-        const assigned = m.privateIp === null;
-        if (assigned) m.privateIp = this.allocateIp(m.id);
-        try {
-          await this.o.runtime.resume(this.spec(m, template), snapshotId);
-        } catch (err) {
-          if (assigned) {
-            this.releaseIp(m);
-            m.privateIp = null;
-          }
-          this.o.log.error({ machine: m.id, err }, 'resume failed');
-          throw new HangarError(
-            'RESTORE_FAILED',
-            `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
-            { machine_id: m.id, snapshot_id: snapshotId },
-          );
+    await this.get(caller, id);
+    // A second API resume still gets the lock's 409; ingress traffic waits for this one.
+    return this.trackResume(id, this.locks.with(id, 'resume', async () => this.resumeLocked((await this.o.store.getMachine(id))!)));
+  }
+
+  /**
+   * Resume a paused machine created with auto_resume because ingress traffic reached it.
+   * Concurrent callers share one resume, and one already in flight (from the API too) is
+   * waited for. A machine that is running by then is returned as it is.
+   */
+  resumeForTraffic(id: string): Promise<MachineRecord> {
+    const inFlight = this.resuming.get(id);
+    if (inFlight) return inFlight;
+    return this.trackResume(
+      id,
+      this.locks.with(id, 'resume', async () => {
+        const m = await this.o.store.getMachine(id);
+        if (!m || m.status === 'destroyed') throw new HangarError('NOT_FOUND', `Machine ${id} does not exist.`);
+        if (m.status === 'running') return m;
+        if (!m.autoResume) throw this.conflict(m, 'traffic', 'running (it was not created with auto_resume)');
+        return this.resumeLocked(m);
+      }),
+    );
+  }
+
+  private trackResume(id: string, resume: Promise<MachineRecord>): Promise<MachineRecord> {
+    if (this.resuming.has(id)) return resume;
+    this.resuming.set(id, resume);
+    const done = () => {
+      if (this.resuming.get(id) === resume) this.resuming.delete(id);
+    };
+    resume.then(done, done);
+    return resume;
+  }
+
+  private async resumeLocked(m: MachineRecord): Promise<MachineRecord> {
+    if (m.status !== 'paused' || m.snapshotId === null) throw this.conflict(m, 'resume', 'paused');
+    const template = await this.template(m.template);
+    if (this.holding.size >= this.o.maxMachines) {
+      throw new HangarError('CAPACITY_EXCEEDED', `This server runs at most ${this.o.maxMachines} machines; destroy one or try later.`);
+    }
+    const snapshotId = m.snapshotId;
+    return this.recorded(m, 'start', async () => {
+      // A machine paused before networking existed gets its address now.
+      const assigned = m.privateIp === null;
+      if (assigned) m.privateIp = this.allocateIp(m.id);
+      try {
+        await this.o.runtime.resume(this.spec(m, template), snapshotId);
+      } catch (err) {
+        if (assigned) {
+          this.releaseIp(m);
+          m.privateIp = null;
         }
-        await this.o.store.deleteSnapshot(snapshotId);
-        this.holding.add(m.id);
-        const now = this.now();
-        m.status = 'running';
-        m.snapshotId = null;
-        m.pausedAt = null;
-        m.resumedAt = now;
-        m.timeoutAt = now + m.timeoutMs;
-        return this.save(m);
-      });
+        this.o.log.error({ machine: m.id, err }, 'resume failed');
+        throw new HangarError(
+          'RESTORE_FAILED',
+          `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
+          { machine_id: m.id, snapshot_id: snapshotId },
+        );
+      }
+      await this.o.store.deleteSnapshot(snapshotId);
+      this.holding.add(m.id);
+      const now = this.now();
+      m.status = 'running';
+      m.snapshotId = null;
+      m.pausedAt = null;
+      m.resumedAt = now;
+      m.timeoutAt = now + m.timeoutMs;
+      return this.save(m);
     });
   }
 

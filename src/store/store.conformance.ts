@@ -57,6 +57,7 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     deadlineAt: null,
     privateIp: null,
     public: false,
+    autoResume: false,
     outbound: { mode: 'allow' },
     name: null,
     updatedAt: null,
@@ -107,6 +108,7 @@ function fullMachine(): MachineRecord {
     deadlineAt: T0 + 7,
     privateIp: '10.123.4.5',
     public: true,
+    autoResume: true,
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
   });
 }

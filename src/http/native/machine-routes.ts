@@ -130,6 +130,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             snapshotId: body.snapshot_id,
             outbound: body.network === undefined ? undefined : outboundPolicy(body.network),
             public: body.public,
+            autoResume: body.auto_resume,
           },
           idemKey,
         );

@@ -42,6 +42,7 @@ function machine(o: Partial<MachineRecord> = {}): MachineRecord {
     deadlineAt: T0 + 60_000,
     privateIp: null,
     public: false,
+    autoResume: false,
     outbound: { mode: 'allow' },
     name: null,
     updatedAt: null,
@@ -179,6 +180,12 @@ describe('renderMachine: the machine view', () => {
     assert.ok(!('public' in renderMachine(machine(), { now: T0, view: 'machine' })));
     assert.equal(renderMachine(machine({ public: true }), { now: T0, view: 'machine' }).public, true);
     assert.ok(!('private_ip' in renderMachine(machine({ privateIp: '10.1.2.3' }), { now: T0, view: 'sandbox' })));
+  });
+
+  it('auto_resume appears only when true, and not in the sandbox view', () => {
+    assert.ok(!('auto_resume' in renderMachine(machine(), { now: T0, view: 'machine' })));
+    assert.equal(renderMachine(machine({ autoResume: true }), { now: T0, view: 'machine' }).auto_resume, true);
+    assert.ok(!('auto_resume' in renderMachine(machine({ autoResume: true }), { now: T0, view: 'sandbox' })));
   });
 
   it('cwd appears only when configured', () => {

@@ -56,6 +56,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   if (m.privateIp !== null && holdsResources(m.status)) full.private_ip = m.privateIp;
   full.network = networkView(m.outbound);
   if (m.public) full.public = true;
+  if (m.autoResume) full.auto_resume = true;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

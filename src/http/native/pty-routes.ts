@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
@@ -77,19 +77,28 @@ export function ptyRoutes(): AnyRoute[] {
   ];
 }
 
-/** Serve terminal WebSockets on `server`; returns the upgrades so the server can close them at shutdown. */
-export function servePtyUpgrades(server: Server, pty: PtyService, authenticate: Authenticate, log: FastifyBaseLogger): WebSocketUpgrades {
+/** Terminal WebSockets: the server's upgrade listener hands them every upgrade that is not ingress. */
+export interface PtyUpgrades {
+  /** Serve one upgrade request (one that is not a terminal's gets 404). */
+  handle(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Close every terminal socket (server shutdown). */
+  close(): void;
+}
+
+/** Serve terminal WebSockets. */
+export function ptyUpgrades(pty: PtyService, authenticate: Authenticate, log: FastifyBaseLogger): PtyUpgrades {
   const upgrades = new WebSocketUpgrades();
-  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => undefined);
-    void handleUpgrade(upgrades, pty, authenticate, request, socket, head).catch((err: unknown) => {
-      const known = err instanceof HangarError ? err : null;
-      if (!known) log.error({ err }, 'pty upgrade failed');
-      const e = known ?? new HangarError('INTERNAL', 'An unexpected error occurred; it has been logged.');
-      upgrades.reject(socket, e.status, errorBody(e));
-    });
-  });
-  return upgrades;
+  return {
+    handle: (request, socket, head) => {
+      void handleUpgrade(upgrades, pty, authenticate, request, socket, head).catch((err: unknown) => {
+        const known = err instanceof HangarError ? err : null;
+        if (!known) log.error({ err }, 'pty upgrade failed');
+        const e = known ?? new HangarError('INTERNAL', 'An unexpected error occurred; it has been logged.');
+        upgrades.reject(socket, e.status, errorBody(e));
+      });
+    },
+    close: () => upgrades.close(),
+  };
 }
 
 async function handleUpgrade(

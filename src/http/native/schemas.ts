@@ -76,6 +76,7 @@ export const CreateMachineBody = z
     volumes: z.array(z.unknown()).optional().describe('Volumes to attach (not available yet: 422).'),
     network: NetworkSchema.optional(),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
+    auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
   })
   .meta({ id: 'CreateMachineRequest' });
 
@@ -126,6 +127,7 @@ export const MachineSchema = z
     private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused.'),
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
+    auto_resume: z.boolean().optional().describe('Present (true) when ingress traffic resumes it while it is paused.'),
   })
   .meta({ id: 'Machine' });
 

@@ -115,4 +115,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX machine_events_machine ON machine_events (machine_id, created_at, id);
   CREATE INDEX machine_events_unfinished ON machine_events (state) WHERE state IN ('new', 'in progress');
   `,
+  `
+  ALTER TABLE machines ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -50,6 +50,7 @@ const machine: MachineRecord = {
   deadlineAt: 1_700_000_300_000,
   privateIp: null,
   public: false,
+  autoResume: false,
   outbound: { mode: 'allow' },
   name: null,
   updatedAt: null,

@@ -44,6 +44,7 @@ interface MachineRow {
   private_ip: string | null;
   outbound: string | null;
   public: number;
+  auto_resume: number;
   name: string | null;
   updated_at: number | null;
 }
@@ -52,7 +53,7 @@ const MACHINE_COLUMNS = [
   'id', 'team_id', 'status', 'template', 'config', 'metadata', 'env', 'cwd', 'ephemeral',
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
-  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'name', 'updated_at',
+  'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'auto_resume', 'name', 'updated_at',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -85,6 +86,7 @@ function toRow(m: MachineRecord): MachineRow {
     private_ip: m.privateIp,
     outbound: JSON.stringify(m.outbound),
     public: m.public ? 1 : 0,
+    auto_resume: m.autoResume ? 1 : 0,
     name: m.name,
     updated_at: m.updatedAt,
   };
@@ -121,6 +123,7 @@ function fromRow(r: MachineRow): MachineRecord {
     // Machines stored before networking existed had the default.
     outbound: r.outbound === null ? { ...DEFAULT_OUTBOUND } : JSON.parse(r.outbound),
     public: r.public === 1,
+    autoResume: r.auto_resume === 1,
     name: r.name,
     updatedAt: r.updated_at,
   };
