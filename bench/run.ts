@@ -52,7 +52,7 @@ const PLAN = {
     config: { memory_mb: 64, disk_mb: 64 },
     concurrency: 2,
     edge: 50,
-    budgetMs: 300_000,
+    budgetMs: 900_000,
     destroyConcurrency: 4,
     settleMs: 2_000,
     maxMachines: 1_100,
