@@ -42,21 +42,15 @@ export class CommandError extends Error {
 
 /** Run a host command without a shell; resolves with stdout, rejects with CommandError. */
 export function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) {
-        const code = typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
-        reject(new CommandError(`${file} ${args.join(' ')}`, code, stderr || err.message));
-        return;
-      }
-      resolve(stdout);
-    });
-    deprioritise(child);
-  });
+  return execute(file, args, timeoutMs, undefined);
 }
 
 /** Run a host command with `input` on its stdin (`ip -batch -`, `iptables-restore`); like `run` otherwise. */
 export function runWithInput(file: string, args: readonly string[], input: string, timeoutMs = 30_000): Promise<string> {
+  return execute(file, args, timeoutMs, input);
+}
+
+function execute(file: string, args: readonly string[], timeoutMs: number, input: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err) {
@@ -66,8 +60,9 @@ export function runWithInput(file: string, args: readonly string[], input: strin
       }
       resolve(stdout);
     });
+    // Before any input is written: a command reading its stdin first already runs at the lower priority.
     deprioritise(child);
-    child.stdin?.end(input);
+    if (input !== undefined) child.stdin?.end(input);
   });
 }
 
