@@ -5,46 +5,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deadlineOf, nextDue, remainingMs } from './lifecycle.js';
-import { MACHINE_STATUSES, type MachineRecord } from './machine.js';
+import { MACHINE_STATUSES, newMachineRecord, type MachineRecord } from './machine.js';
 
 const T0 = 1_700_000_000_000;
 
 /** A running machine started at T0 with a 300 s deadline and no other timer. */
 function machine(overrides: Partial<MachineRecord> = {}): MachineRecord {
-  return {
+  return newMachineRecord({
     id: 'mch_lifecycle000001',
     teamId: 'team_a',
-    status: 'running',
     template: 'base',
+    createdAt: T0 - 1_000,
+    status: 'running',
     config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
-    metadata: {},
-    env: {},
-    cwd: null,
-    ephemeral: false,
     timeoutMs: 300_000,
     timeoutAt: T0 + 300_000,
-    timeoutAction: 'destroy',
-    inactivityTimeoutMs: null,
-    autoDeleteAfterMs: null,
-    createdAt: T0 - 1_000,
     startedAt: T0,
-    lastActiveAt: null,
-    pausedAt: null,
-    resumedAt: null,
-    destroyedAt: null,
-    snapshotId: null,
-    warmPoolCheckout: null,
-    pool: null,
-    errorReason: null,
-    deadlineAt: null,
-    privateIp: null,
-    public: false,
-    autoResume: false,
     outbound: { mode: 'allow' },
-    name: null,
-    updatedAt: null,
     ...overrides,
-  };
+  });
 }
 
 describe('nextDue: running machines', () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
-import type { MachineRecord, MachineStatus } from '../domain/machine.js';
+import { newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
@@ -29,40 +29,18 @@ function nextId(prefix = 'mch_'): string {
 
 /** A running machine with every nullable field null. */
 function machine(o: Partial<MachineRecord> = {}): MachineRecord {
-  return {
+  return newMachineRecord({
     id: nextId(),
     teamId: 'team_a',
-    status: 'running',
     template: 'base',
+    createdAt: T0,
+    status: 'running',
     config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
-    metadata: {},
-    env: {},
-    cwd: null,
-    ephemeral: false,
     timeoutMs: 300_000,
     timeoutAt: T0 + 300_000,
-    timeoutAction: 'destroy',
-    inactivityTimeoutMs: null,
-    autoDeleteAfterMs: null,
-    createdAt: T0,
-    startedAt: null,
-    lastActiveAt: null,
-    pausedAt: null,
-    resumedAt: null,
-    destroyedAt: null,
-    snapshotId: null,
-    warmPoolCheckout: null,
-    pool: null,
-    errorReason: null,
-    deadlineAt: null,
-    privateIp: null,
-    public: false,
-    autoResume: false,
     outbound: { mode: 'allow' },
-    name: null,
-    updatedAt: null,
     ...o,
-  };
+  });
 }
 
 /** A machine with every field set to a non-default value, and awkward metadata. */

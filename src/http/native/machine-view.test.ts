@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HangarError } from '../../domain/errors.js';
-import { MACHINE_STATUSES, type MachineRecord } from '../../domain/machine.js';
+import { MACHINE_STATUSES, newMachineRecord, type MachineRecord } from '../../domain/machine.js';
 import { parseFields, parseListQuery, renderMachine } from './machine-view.js';
 import { MachineSchema, MASKABLE_FIELDS, SandboxSchema } from './schemas.js';
 
@@ -14,40 +14,22 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** A running machine with no optional field set. */
 function machine(o: Partial<MachineRecord> = {}): MachineRecord {
-  return {
+  return newMachineRecord({
     id: 'mch_view00000000001',
     teamId: 'team_a',
-    status: 'running',
     template: 'base',
+    createdAt: T0 - 500,
+    status: 'running',
     config: { vcpus: 2, memory_mb: 256, disk_mb: 2048 },
     metadata: { a: 1 },
     env: { SECRET_ENV: 'never-rendered' },
-    cwd: null,
-    ephemeral: false,
     timeoutMs: 60_000,
     timeoutAt: T0 + 60_000,
-    timeoutAction: 'destroy',
-    inactivityTimeoutMs: null,
-    autoDeleteAfterMs: null,
-    createdAt: T0 - 500,
     startedAt: T0,
-    lastActiveAt: null,
-    pausedAt: null,
-    resumedAt: null,
-    destroyedAt: null,
-    snapshotId: null,
-    warmPoolCheckout: null,
-    pool: null,
-    errorReason: null,
     deadlineAt: T0 + 60_000,
-    privateIp: null,
-    public: false,
-    autoResume: false,
     outbound: { mode: 'allow' },
-    name: null,
-    updatedAt: null,
     ...o,
-  };
+  });
 }
 
 /** Every optional field set; paused so snapshot_id shows. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { MachineRecord } from '../../domain/machine.js';
+import { newMachineRecord, type MachineRecord } from '../../domain/machine.js';
 import { storeConformance } from '../store.conformance.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -22,39 +22,20 @@ storeConformance('sqlite (temp file)', async () => {
   };
 });
 
-const machine: MachineRecord = {
+const machine: MachineRecord = newMachineRecord({
   id: 'mch_persist000000001',
   teamId: 'team_a',
-  status: 'running',
   template: 'base',
+  createdAt: 1_700_000_000_000,
+  status: 'running',
   config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
   metadata: { b: 1, a: { y: 2, x: 1 } },
-  env: {},
-  cwd: null,
-  ephemeral: false,
   timeoutMs: 300_000,
   timeoutAt: 1_700_000_300_000,
-  timeoutAction: 'destroy',
-  inactivityTimeoutMs: null,
-  autoDeleteAfterMs: null,
-  createdAt: 1_700_000_000_000,
   startedAt: 1_700_000_000_001,
-  lastActiveAt: null,
-  pausedAt: null,
-  resumedAt: null,
-  destroyedAt: null,
-  snapshotId: null,
-  warmPoolCheckout: null,
-  pool: null,
-  errorReason: null,
   deadlineAt: 1_700_000_300_000,
-  privateIp: null,
-  public: false,
-  autoResume: false,
   outbound: { mode: 'allow' },
-  name: null,
-  updatedAt: null,
-};
+});
 
 describe('SqliteStore on a file', () => {
   let dir: string;
