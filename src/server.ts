@@ -17,6 +17,7 @@ import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
 import { PtyService } from './service/pty-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
+import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -117,8 +118,10 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
+    const accessors = new AccessorService({ store, machines, secret, now: machines.now });
     const paperspace = new PaperspaceService({
       machines,
+      accessors,
       operations,
       templates,
       secret,
@@ -135,6 +138,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       files: new FileService({ machines, runtime }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       paperspace,
+      accessors,
       operations,
       paperspaceBase: settings.paperspace.basePath,
       auth,

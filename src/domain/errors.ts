@@ -9,7 +9,7 @@ export const ERROR_CATALOGUE = {
   INVALID_NEXT_TOKEN: { status: 400, meaning: 'next_token (or the Paperspace-style after) was not issued by this server for this caller and query.' },
   INVALID_ARCHIVE: { status: 400, meaning: 'The uploaded body is not a tar archive the machine can extract.' },
   UNAUTHORIZED: { status: 401, meaning: 'Missing, malformed or unknown API key.' },
-  FORBIDDEN: { status: 403, meaning: 'The API key is valid but lacks the admin role this endpoint needs.' },
+  FORBIDDEN: { status: 403, meaning: 'The API key is valid but lacks the role this needs: a server admin key for /v1/admin, the machine creator or a team admin to change its accessors.' },
   PATH_PERMISSION_DENIED: { status: 403, meaning: 'The machine refused the file operation (permissions, or a read-only file system such as /proc).' },
   NOT_FOUND: { status: 404, meaning: 'No such resource for this caller (other teams\' resources are reported as missing).' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'No endpoint at this method and path.' },

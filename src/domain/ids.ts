@@ -21,6 +21,9 @@ export const newTeamId = (): string => `team_${randomLowerAlnum(12)}`;
 /** API key record ids (not the secret): `key_` + 12 lowercase letters and digits. */
 export const newKeyId = (): string => `key_${randomLowerAlnum(12)}`;
 
+/** User ids: `usr_` + 12 lowercase letters and digits. */
+export const newUserId = (): string => `usr_${randomLowerAlnum(12)}`;
+
 /** Snapshot ids: `snap_` + 16 lowercase letters and digits. */
 export const newSnapshotId = (): string => `snap_${randomLowerAlnum(16)}`;
 

@@ -85,6 +85,8 @@ export interface MachineRecord {
   name: string | null;
   /** When its settings (name, timers) were last changed or it was restarted; null if never. */
   updatedAt: number | null;
+  /** The user who created it; null when created with a team key (or by a warm pool, until checkout). */
+  createdBy: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -159,6 +161,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     autoResume: false,
     name: null,
     updatedAt: null,
+    createdBy: null,
     ...f,
   };
 }

@@ -10,6 +10,7 @@ import type { FileService } from '../service/file-service.js';
 import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { PaperspaceService } from '../service/paperspace-service.js';
+import type { AccessorService } from '../service/accessor-service.js';
 import type { ProcessService } from '../service/process-service.js';
 import type { PtyService } from '../service/pty-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
@@ -39,6 +40,7 @@ export interface AppOptions {
   files: FileService;
   compute: ComputeService;
   paperspace: PaperspaceService;
+  accessors: AccessorService;
   operations: MachineOperations;
   /** Where the Paperspace-style surface is mounted. @default '/paperspace/v1' */
   paperspaceBase: string;
@@ -60,7 +62,7 @@ export interface AppOptions {
 export function allRoutes(
   o: Pick<
     AppOptions,
-    'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+    'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
   >,
 ): AnyRoute[] {
   return [
@@ -95,7 +97,7 @@ export function allRoutes(
     ...ptyRoutes(),
     ...fileRoutes(o.files),
     ...computeRoutes(o.compute),
-    ...paperspaceRoutes({ paperspace: o.paperspace, operations: o.operations, basePath: o.paperspaceBase }),
+    ...paperspaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase }),
     ...adminRoutes(o.auth, o.machines.now),
     ...warmPoolRoutes(o.pools),
   ];

@@ -17,6 +17,7 @@ const routes = allRoutes({
   files: {} as never,
   compute: {} as never,
   paperspace: {} as never,
+  accessors: {} as never,
   operations: {} as never,
   paperspaceBase: '/paperspace/v1',
   auth: {} as never,

@@ -1,8 +1,16 @@
-import { HangarError } from '../domain/errors.js';
-import { newKeyId, newTeamId } from '../domain/ids.js';
-import type { ApiKeyRecord, Caller, Team } from '../domain/team.js';
+import { HangarError, validationError } from '../domain/errors.js';
+import { newKeyId, newTeamId, newUserId } from '../domain/ids.js';
+import type { ApiKeyRecord, Caller, Team, User, UserRole } from '../domain/team.js';
 import type { Store } from '../store/store.js';
 import { hashApiKey, newApiKeySecret, safeEqual } from './secrets.js';
+
+/** What creating a user takes (validated at the edge). */
+export interface NewUserInput {
+  email: string;
+  firstName?: string | null;
+  lastName?: string | null;
+  role?: UserRole;
+}
 
 /** A key as shown once, at creation: the only time its secret is visible. */
 export interface IssuedKey {
@@ -30,7 +38,7 @@ export class AuthService {
     if (bootstrapKey !== undefined) {
       const hash = hashApiKey(bootstrapKey);
       if (!(await this.store.findApiKeyByHash(hash))) {
-        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null });
+        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null });
       }
       return null;
     }
@@ -54,7 +62,11 @@ export class AuthService {
     }
     const team = await this.store.getTeam(key.teamId);
     if (!team) throw new HangarError('UNAUTHORIZED', 'The API key belongs to no team. Ask an admin for a valid key.');
-    return { team, keyId: key.id };
+    const user = key.userId === null ? null : await this.store.getUser(key.userId);
+    if (key.userId !== null && (!user || user.teamId !== team.id)) {
+      throw new HangarError('UNAUTHORIZED', 'The API key belongs to no user of its team. Ask an admin for a valid key.');
+    }
+    return { team, keyId: key.id, user };
   }
 
   /** Create a team. */
@@ -76,11 +88,54 @@ export class AuthService {
     return team;
   }
 
-  /** Issue a new key for a team; the secret is returned once and stored hashed. */
+  /** Add a user to a team; emails are unique within a team (compared lower-cased). */
+  async createUser(teamId: string, input: NewUserInput, now: number): Promise<User> {
+    await this.getTeam(teamId);
+    const email = input.email.toLowerCase();
+    if (await this.store.findUserByEmail(teamId, email)) {
+      throw validationError([{ field: 'email', message: `team ${teamId} already has a user with email ${email}; use that user or another email` }]);
+    }
+    const user: User = {
+      id: newUserId(),
+      teamId,
+      email,
+      firstName: input.firstName ?? null,
+      lastName: input.lastName ?? null,
+      role: input.role ?? 'member',
+      createdAt: now,
+    };
+    await this.store.insertUser(user);
+    return user;
+  }
+
+  /** A team's users. */
+  async listUsers(teamId: string): Promise<User[]> {
+    await this.getTeam(teamId);
+    return this.store.listUsers(teamId);
+  }
+
+  /** A user by id, or NOT_FOUND. */
+  async getUser(id: string): Promise<User> {
+    const user = await this.store.getUser(id);
+    if (!user) throw new HangarError('NOT_FOUND', `User ${id} does not exist.`);
+    return user;
+  }
+
+  /** Issue a key that acts as this user (its team, its role, its machines). */
+  async issueUserKey(userId: string, name: string, now: number): Promise<IssuedKey> {
+    const user = await this.getUser(userId);
+    return this.issue(user.teamId, name, now, user.id);
+  }
+
+  /** Issue a new team key; the secret is returned once and stored hashed. */
   async issueKey(teamId: string, name: string, now: number): Promise<IssuedKey> {
     await this.getTeam(teamId);
+    return this.issue(teamId, name, now, null);
+  }
+
+  private async issue(teamId: string, name: string, now: number, userId: string | null): Promise<IssuedKey> {
     const secret = newApiKeySecret();
-    const record: ApiKeyRecord = { id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null };
+    const record: ApiKeyRecord = { id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null, userId };
     await this.store.insertApiKey(record);
     return { record, secret };
   }

@@ -3,6 +3,7 @@ import { HangarError } from '../domain/errors.js';
 import { newMachineEventId, type MachineEventName, type MachineEventRecord } from '../domain/machine-event.js';
 import type { Caller } from '../domain/team.js';
 import type { Store } from '../store/store.js';
+import { callerReaches, listingNarrowedTo } from './access.js';
 import { PageCursorCodec } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
 import type { OperationRecorder, ServiceLogger } from './machine-service.js';
@@ -224,7 +225,10 @@ export class MachineOperations implements OperationRecorder {
   /** One of the caller's events, or NOT_FOUND. */
   async get(caller: Caller, id: string): Promise<MachineEventRecord> {
     const e = await this.o.store.getMachineEvent(id);
-    if (!e || e.teamId !== caller.team.id) throw new HangarError('NOT_FOUND', `Machine event ${id} does not exist for this team.`);
+    const m = e && e.teamId === caller.team.id ? await this.o.store.getMachine(e.machineId) : null;
+    // A member sees the events of the machines it reaches; admins also those of purged machines.
+    const reached = e !== null && e.teamId === caller.team.id && (m ? await callerReaches(this.o.store, caller, m) : listingNarrowedTo(caller) === undefined);
+    if (!e || !reached) throw new HangarError('NOT_FOUND', `Machine event ${id} does not exist for this team.`);
     return e;
   }
 
@@ -238,6 +242,7 @@ export class MachineOperations implements OperationRecorder {
       order: input.order,
       after: after && { createdAt: Number(after[0]), id: after[1] },
       limit: input.limit + 1,
+      visibleTo: listingNarrowedTo(caller),
     });
     const items = rows.slice(0, input.limit);
     const last = items[items.length - 1];

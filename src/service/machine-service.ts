@@ -23,6 +23,7 @@ import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.j
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
+import { callerReaches, listingNarrowedTo } from './access.js';
 import { MachineLocks } from './keyed-lock.js';
 import { CursorCodec } from './list-cursor.js';
 import type { ServerSecret } from './secrets.js';
@@ -248,7 +249,7 @@ export class MachineService {
   private async forkSource(caller: Caller, input: CreateMachineInput): Promise<SnapshotRecord | null> {
     if (input.snapshotId === undefined) return null;
     const snap = await this.o.store.getSnapshot(input.snapshotId);
-    if (!snap || snap.teamId !== caller.team.id) {
+    if (!snap || !(await this.snapshotReachable(caller, snap))) {
       throw new HangarError('UNKNOWN_SNAPSHOT', `Snapshot ${input.snapshotId} does not exist for this team; list yours with GET /v1/snapshots.`, {
         snapshot_id: input.snapshotId,
       });
@@ -308,6 +309,7 @@ export class MachineService {
       public: input.public ?? false,
       autoResume: input.autoResume ?? false,
       teamId: caller.team.id,
+      createdBy: caller.user?.id ?? null,
       template: templateName,
       createdAt: now,
       config: { ...DEFAULT_CONFIG, ...source?.config, ...input.config },
@@ -375,6 +377,7 @@ export class MachineService {
       const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       Object.assign(claimed, {
         teamId: caller.team.id,
+        createdBy: caller.user?.id ?? null,
         metadata: input.metadata ?? {},
         env: input.env ?? {},
         cwd: input.cwd ?? null,
@@ -444,10 +447,10 @@ export class MachineService {
     return this.o.store.getMachine(id);
   }
 
-  /** A machine of the caller's team, or NOT_FOUND. */
+  /** A machine the caller reaches (its team's; for a member, one it created or is an accessor of), or NOT_FOUND. */
   async get(caller: Caller, id: string): Promise<MachineRecord> {
     const m = await this.o.store.getMachine(id);
-    if (!m || m.teamId !== caller.team.id) throw machineNotFound(id);
+    if (!m || !(await callerReaches(this.o.store, caller, m))) throw machineNotFound(id);
     return m;
   }
 
@@ -455,7 +458,7 @@ export class MachineService {
   async list(caller: Caller, input: ListMachinesInput): Promise<MachinePage> {
     const statuses = input.states ?? LIVE_STATUSES;
     if (!input.paginated) {
-      const items = await this.o.store.listMachines({ teamId: caller.team.id, statuses });
+      const items = await this.o.store.listMachines({ teamId: caller.team.id, statuses, visibleTo: listingNarrowedTo(caller) });
       return { items, nextToken: null };
     }
     // The cursor is bound to the filters, not to how the client spelled them.
@@ -469,6 +472,7 @@ export class MachineService {
       metadata: input.metadata,
       after,
       limit: limit + 1,
+      visibleTo: listingNarrowedTo(caller),
     });
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
@@ -739,15 +743,28 @@ export class MachineService {
     });
   }
 
-  /** The caller's snapshots, newest first. */
-  listSnapshots(caller: Caller, machineId?: string): Promise<SnapshotRecord[]> {
-    return this.o.store.listSnapshots(caller.team.id, machineId);
+  /** The caller's snapshots, newest first: for a member, those of machines it reaches. */
+  async listSnapshots(caller: Caller, machineId?: string): Promise<SnapshotRecord[]> {
+    const all = await this.o.store.listSnapshots(caller.team.id, machineId);
+    const narrowed = listingNarrowedTo(caller);
+    if (narrowed === undefined) return all;
+    const reached = await this.o.store.listMachines({ teamId: caller.team.id, statuses: MACHINE_STATUSES, visibleTo: narrowed });
+    const ids = new Set(reached.map((m) => m.id));
+    return all.filter((s) => ids.has(s.machineId));
+  }
+
+  /** A snapshot is the caller's when the caller reaches the machine it was taken of. */
+  private async snapshotReachable(caller: Caller, s: SnapshotRecord): Promise<boolean> {
+    if (s.teamId !== caller.team.id) return false;
+    if (listingNarrowedTo(caller) === undefined) return true;
+    const m = await this.o.store.getMachine(s.machineId);
+    return m !== null && (await callerReaches(this.o.store, caller, m));
   }
 
   /** One of the caller's snapshots, or NOT_FOUND. */
   async getSnapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
     const s = await this.o.store.getSnapshot(id);
-    if (!s || s.teamId !== caller.team.id) throw new HangarError('NOT_FOUND', `Snapshot ${id} does not exist for this team.`);
+    if (!s || !(await this.snapshotReachable(caller, s))) throw new HangarError('NOT_FOUND', `Snapshot ${id} does not exist for this team.`);
     return s;
   }
 

@@ -4,6 +4,7 @@ import { machineTypeOf, type MachineType } from '../domain/machine-type.js';
 import { TIMEOUT_LIMITS, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
 import type { TemplateCatalog } from '../templates/templates.js';
+import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
 import type { MachineService, UpdateMachineInput } from './machine-service.js';
 import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
@@ -104,6 +105,7 @@ export interface PaperspaceMachine {
 /** Policy and dependencies of the Paperspace-style surface. */
 export interface PaperspaceServiceOptions {
   machines: MachineService;
+  accessors: AccessorService;
   operations: MachineOperations;
   templates: TemplateCatalog;
   secret: ServerSecret;
@@ -124,6 +126,8 @@ export interface PaperspaceCreateInput {
   autoShutdownEnabled?: boolean;
   autoShutdownTimeout?: number;
   startOnCreate?: boolean;
+  /** Users of the team to make accessors of the new machine. */
+  accessorIds?: string[];
 }
 
 /** An update request after validation at the edge. */
@@ -204,6 +208,7 @@ export class PaperspaceService {
       throw validationError([{ field: 'autoShutdownTimeout', message: 'applies only with autoShutdownEnabled: true; set both' }]);
     }
     const timers = autoShutdownToTimeout(input.autoShutdownEnabled ?? false, input.autoShutdownTimeout);
+    const grantees = await this.o.accessors.users(caller, [...new Set(input.accessorIds ?? [])], 'accessorIds');
     const requestedAt = this.o.machines.now();
     let recorded!: (m: MachineRecord) => void;
     const whenRecorded = new Promise<MachineRecord>((resolve) => (recorded = resolve));
@@ -224,6 +229,7 @@ export class PaperspaceService {
     );
     // Errors before the record exists (capacity, template) are the request's: nothing was created.
     const first = await Promise.race([whenRecorded, created]);
+    for (const user of grantees) await this.o.accessors.grant(first.id, user);
     const work = input.startOnCreate === false ? created.then((m) => this.o.operations.within(() => this.o.machines.pause(caller, m.id))) : created;
     const event = await this.o.operations.follow(caller, first.id, 'create', requestedAt, work);
     return { machine: await this.view(first), event };

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import { newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
-import type { ApiKeyRecord, Team } from '../domain/team.js';
+import type { ApiKeyRecord, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 import type { ListCursor, Store } from './store.js';
 
@@ -87,6 +87,7 @@ function fullMachine(): MachineRecord {
     privateIp: '10.123.4.5',
     public: true,
     autoResume: true,
+    createdBy: 'usr_creator',
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
   });
 }
@@ -131,7 +132,7 @@ function team(o: Partial<Team> = {}): Team {
 
 function apiKey(o: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   const id = nextId('key_');
-  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, ...o };
+  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, ...o };
 }
 
 function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
@@ -758,6 +759,83 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal(await store.getIdempotency('team_a', `k-${gone.id}`), null);
         assert.equal((await store.getIdempotency('team_a', `k-${kept.id}`))?.machineId, kept.id);
         assert.equal((await store.getIdempotency('team_a', `k-${live.id}`))?.machineId, live.id);
+      });
+    });
+
+    describe('users and accessors', () => {
+      const user = (o: Partial<User> = {}): User => ({
+        id: nextId('usr_'), teamId: 'team_a', email: `${nextId('u')}@example.test`, firstName: 'Ada', lastName: 'Lovelace', role: 'member', createdAt: T0, ...o,
+      });
+      beforeEach(async () => {
+        await store.insertTeam(team({ id: 'team_a' }));
+        await store.insertTeam(team({ id: 'team_b' }));
+      });
+
+      it('insert, get, find by email and list round-trip every field', async () => {
+        const a = user({ firstName: null, lastName: null });
+        const b = user({ role: 'admin', createdAt: T0 + 1 });
+        const other = user({ teamId: 'team_b' });
+        for (const u of [b, a, other]) await store.insertUser(u);
+        assert.deepStrictEqual(await store.getUser(a.id), a);
+        assert.deepStrictEqual(await store.findUserByEmail('team_a', b.email), b);
+        assert.equal(await store.findUserByEmail('team_b', b.email), null);
+        assert.equal(await store.getUser('usr_nobody'), null);
+        assert.deepStrictEqual(await store.listUsers('team_a'), [a, b]);
+      });
+
+      it('an email is unique within a team, not across teams', async () => {
+        await store.insertUser(user({ email: 'same@example.test' }));
+        await assert.rejects(store.insertUser(user({ email: 'same@example.test' })));
+        await store.insertUser(user({ teamId: 'team_b', email: 'same@example.test' }));
+        assert.equal((await store.listUsers('team_a')).length, 1);
+      });
+
+      it('a key keeps its user id', async () => {
+        const u = user();
+        await store.insertUser(u);
+        const k = apiKey({ userId: u.id });
+        await store.insertApiKey(k);
+        assert.deepStrictEqual(await store.findApiKeyByHash(k.hash), k);
+      });
+
+      it('accessors: put, get, list active ones, remove once, grant again', async () => {
+        await store.putAccessor({ machineId: 'mch_x', userId: 'usr_b', createdAt: T0, deletedAt: null });
+        await store.putAccessor({ machineId: 'mch_x', userId: 'usr_a', createdAt: T0 + 1, deletedAt: null });
+        await store.putAccessor({ machineId: 'mch_y', userId: 'usr_a', createdAt: T0, deletedAt: null });
+        assert.deepStrictEqual((await store.listAccessors('mch_x')).map((a) => a.userId), ['usr_a', 'usr_b']);
+        assert.equal(await store.removeAccessor('mch_x', 'usr_a', T0 + 5), true);
+        assert.equal(await store.removeAccessor('mch_x', 'usr_a', T0 + 6), false, 'already removed');
+        assert.equal(await store.removeAccessor('mch_x', 'usr_nobody', T0 + 6), false);
+        assert.deepStrictEqual(await store.getAccessor('mch_x', 'usr_a'), { machineId: 'mch_x', userId: 'usr_a', createdAt: T0 + 1, deletedAt: T0 + 5 });
+        assert.deepStrictEqual((await store.listAccessors('mch_x')).map((a) => a.userId), ['usr_b']);
+        await store.putAccessor({ machineId: 'mch_x', userId: 'usr_a', createdAt: T0 + 9, deletedAt: null });
+        assert.deepStrictEqual(await store.getAccessor('mch_x', 'usr_a'), { machineId: 'mch_x', userId: 'usr_a', createdAt: T0 + 9, deletedAt: null });
+        assert.equal(await store.getAccessor('mch_z', 'usr_a'), null);
+      });
+
+      it('listMachines and listMachineEvents narrowed to a user: created by it, or accessor while active', async () => {
+        const mine = machine({ createdBy: 'usr_me', createdAt: T0 + 3 });
+        const granted = machine({ createdBy: 'usr_other', createdAt: T0 + 2 });
+        const revoked = machine({ createdBy: 'usr_other', createdAt: T0 + 1 });
+        const teamKeyMade = machine({ createdAt: T0 });
+        await insertAll([mine, granted, revoked, teamKeyMade]);
+        await store.putAccessor({ machineId: granted.id, userId: 'usr_me', createdAt: T0, deletedAt: null });
+        await store.putAccessor({ machineId: revoked.id, userId: 'usr_me', createdAt: T0, deletedAt: T0 + 1 });
+        const q = { teamId: 'team_a', statuses: ['running'] as MachineStatus[] };
+        assert.deepStrictEqual(ids(await store.listMachines({ ...q, visibleTo: 'usr_me' })), [mine.id, granted.id]);
+        assert.deepStrictEqual(ids(await store.listMachines({ ...q, visibleTo: 'usr_me', limit: 1 })), [mine.id]);
+        assert.equal((await store.listMachines(q)).length, 4);
+        for (const m of [mine, granted, revoked, teamKeyMade]) await store.insertMachineEvent(machineEvent({ machineId: m.id }));
+        const events = await store.listMachineEvents({ teamId: 'team_a', order: 'asc', visibleTo: 'usr_me' });
+        assert.deepStrictEqual(events.map((e) => e.machineId).sort(), [mine.id, granted.id].sort());
+      });
+
+      it('purging a destroyed machine drops its accessors', async () => {
+        const m = machine({ status: 'destroyed', destroyedAt: T0 });
+        await store.insertMachine(m);
+        await store.putAccessor({ machineId: m.id, userId: 'usr_a', createdAt: T0, deletedAt: null });
+        assert.equal(await store.purgeDestroyed(T0), 1);
+        assert.equal(await store.getAccessor(m.id, 'usr_a'), null);
       });
     });
 

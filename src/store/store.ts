@@ -1,7 +1,7 @@
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
-import type { ApiKeyRecord, Team } from '../domain/team.js';
+import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 
 /** Position in the newest-first machine order: (created_at desc, id desc). */
@@ -20,6 +20,8 @@ export interface MachineListQuery {
   after?: ListCursor;
   /** Maximum rows; omit for all. */
   limit?: number;
+  /** Only machines this user created or is an active accessor of. */
+  visibleTo?: string;
 }
 
 /** A page request over one team's machine events, ordered by (created_at, id). */
@@ -33,6 +35,8 @@ export interface MachineEventListQuery {
   after?: ListCursor;
   /** Maximum rows; omit for all. */
   limit?: number;
+  /** Only events of machines this user created or is an active accessor of. */
+  visibleTo?: string;
 }
 
 /** A stored create result, so a retried create returns the first machine. */
@@ -66,6 +70,22 @@ export interface Store {
   listApiKeys(teamId: string): Promise<ApiKeyRecord[]>;
   revokeApiKey(id: string, at: number): Promise<boolean>;
   countApiKeys(): Promise<number>;
+
+  /** Insert a user; throws if the team already has a user with this email. */
+  insertUser(user: User): Promise<void>;
+  getUser(id: string): Promise<User | null>;
+  findUserByEmail(teamId: string, email: string): Promise<User | null>;
+  /** A team's users, oldest first. */
+  listUsers(teamId: string): Promise<User[]>;
+
+  /** Grant access (again): inserts the accessor, or clears `deletedAt` and sets `createdAt` of a removed one. */
+  putAccessor(a: MachineAccessor): Promise<void>;
+  /** The accessor row, removed ones included. */
+  getAccessor(machineId: string, userId: string): Promise<MachineAccessor | null>;
+  /** A machine's active accessors (not removed). */
+  listAccessors(machineId: string): Promise<MachineAccessor[]>;
+  /** Set `deletedAt` of an active accessor; false when there is none. */
+  removeAccessor(machineId: string, userId: string, at: number): Promise<boolean>;
 
   insertMachine(m: MachineRecord): Promise<void>;
   /** Replace the stored machine with this one (matched by id). */

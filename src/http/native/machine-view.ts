@@ -57,6 +57,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   full.network = networkView(m.outbound);
   if (m.public) full.public = true;
   if (m.autoResume) full.auto_resume = true;
+  if (m.createdBy !== null) full.created_by = m.createdBy;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

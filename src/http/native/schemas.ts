@@ -128,6 +128,7 @@ export const MachineSchema = z
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
     auto_resume: z.boolean().optional().describe('Present (true) when ingress traffic resumes it while it is paused.'),
+    created_by: z.string().optional().describe('The user whose key created it; absent when a team key did.'),
   })
   .meta({ id: 'Machine' });
 

@@ -120,11 +120,11 @@ describe('rendering', () => {
 
 describe('refuseUnsupported', () => {
   it('accepts the "off" values of unsupported features', () => {
-    refuseUnsupported({ accessorIds: [], autoSnapshotEnabled: false, emailPassword: false, enableNvlink: false, publicIpType: 'none', restorePointEnabled: false, takeInitialSnapshot: false, autoShutdownForce: true });
+    refuseUnsupported({ autoSnapshotEnabled: false, emailPassword: false, enableNvlink: false, publicIpType: 'none', restorePointEnabled: false, takeInitialSnapshot: false, autoShutdownForce: true });
   });
 
   it('refuses switching one on with 422 naming the field', () => {
-    for (const [field, value] of [['accessorIds', ['u']], ['autoSnapshotEnabled', true], ['autoSnapshotFrequency', 'daily'], ['networkId', 'n'], ['publicIpType', 'static'], ['restorePointEnabled', true], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
+    for (const [field, value] of [['autoSnapshotEnabled', true], ['autoSnapshotFrequency', 'daily'], ['networkId', 'n'], ['publicIpType', 'static'], ['restorePointEnabled', true], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
       assert.throws(
         () => refuseUnsupported({ [field]: value }),
         (e: unknown) => e instanceof HangarError && e.code === 'UNSUPPORTED_OPERATION' && e.status === 422 && e.details?.field === field && e.message.startsWith(field),

@@ -1,3 +1,4 @@
+import type { AccessorWithUser } from '../../service/accessor-service.js';
 import { HangarError } from '../../domain/errors.js';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import { AGENT_TYPE, autoShutdownOf, type PaperspaceMachine } from '../../service/paperspace-service.js';
@@ -64,9 +65,16 @@ export function renderPaperspaceEvent(e: MachineEventRecord): Record<string, unk
   };
 }
 
+/** An accessor in the seed's shape. */
+export function renderPaperspaceAccessor({ accessor, user }: AccessorWithUser) {
+  return {
+    dtDeleted: accessor.deletedAt === null ? null : new Date(accessor.deletedAt).toISOString(),
+    user: { email: user.email, firstName: user.firstName, id: user.id, lastName: user.lastName, publicProfileImageUrl: null },
+  };
+}
+
 /** Fields of create and update bodies that would switch on something Hangar does not serve yet. */
 export interface UnsupportedFields {
-  accessorIds?: string[];
   autoShutdownForce?: boolean;
   autoSnapshotEnabled?: boolean;
   autoSnapshotFrequency?: string;
@@ -84,7 +92,6 @@ export interface UnsupportedFields {
 
 /** Why each unsupported field is refused, when it asks for more than its "off" value. */
 const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<UnsupportedFields[K]>) => boolean, why: string] } = {
-  accessorIds: [(v) => v.length > 0, 'accessors (team members with explicit access) are not supported yet; omit accessorIds or send []'],
   autoShutdownForce: [(v) => v === false, 'only forced auto shutdown exists (Hangar\'s deadline fires whatever the machine is doing); omit autoShutdownForce or send true'],
   autoSnapshotEnabled: [(v) => v, 'auto snapshots are not supported yet; omit autoSnapshotEnabled or send false'],
   autoSnapshotFrequency: [() => true, 'auto snapshots are not supported yet; omit autoSnapshotFrequency'],

@@ -1,8 +1,13 @@
+import type { AccessorService } from '../../service/accessor-service.js';
 import type { PaperspaceService } from '../../service/paperspace-service.js';
 import type { MachineOperations } from '../../service/machine-operations.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
+import { refuseUnsupported, renderPaperspaceAccessor, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
 import {
+  AccessorListQuery,
+  AccessorPageSchema,
+  AccessorParams,
+  AddAccessorBody,
   CreateBody,
   EventListQuery,
   EventPageSchema,
@@ -10,6 +15,7 @@ import {
   MachineListQuery,
   MachinePageSchema,
   MachineWithEventSchema,
+  PaperspaceAccessorSchema,
   PaperspaceErrorSchema,
   PaperspaceEventSchema,
   PaperspaceMachineSchema,
@@ -30,13 +36,14 @@ const conflict = { 409: { description: 'The machine is not in a state for this, 
 /** What the Paperspace-style routes need. */
 export interface PaperspaceRoutesOptions {
   paperspace: PaperspaceService;
+  accessors: AccessorService;
   operations: MachineOperations;
   /** Where the surface is mounted, e.g. /paperspace/v1. */
   basePath: string;
 }
 
 /** The Paperspace-style machines API (seed 002): machines, their operations and events. */
-export function paperspaceRoutes({ paperspace, operations, basePath }: PaperspaceRoutesOptions): AnyRoute[] {
+export function paperspaceRoutes({ paperspace, accessors, operations, basePath }: PaperspaceRoutesOptions): AnyRoute[] {
   const base = { tag: PAPERSPACE_TAG, auth: 'team' as const };
   const withEvent = (r: { machine: Parameters<typeof renderPaperspaceMachine>[0]; event: Parameters<typeof renderPaperspaceEvent>[0] }) => ({
     data: renderPaperspaceMachine(r.machine),
@@ -134,6 +141,7 @@ export function paperspaceRoutes({ paperspace, operations, basePath }: Paperspac
             autoShutdownEnabled: body.autoShutdownEnabled,
             autoShutdownTimeout: body.autoShutdownTimeout,
             startOnCreate: body.startOnCreate,
+            accessorIds: body.accessorIds,
           }),
         );
       },
@@ -186,6 +194,63 @@ export function paperspaceRoutes({ paperspace, operations, basePath }: Paperspac
       params: IdParams,
       responses: { 200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema }, ...errors, ...conflict },
       handler: async ({ params, caller }) => withEvent(await paperspace.delete(caller, params.id)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machines/:id/accessors`,
+      operationId: 'paperspaceListAccessors',
+      summary: 'List accessors',
+      description: 'The team members granted this machine explicitly (removed ones aside), by user id.',
+      params: IdParams,
+      query: AccessorListQuery,
+      responses: { 200: { description: 'A page of accessors.', schema: AccessorPageSchema }, ...errors },
+      handler: async ({ params, query, caller }) => {
+        const page = await accessors.list(caller, params.id, { after: query.after, limit: query.limit ?? DEFAULT_LIMIT, order: query.order ?? 'desc' });
+        return { hasMore: page.hasMore, items: page.items.map(renderPaperspaceAccessor), nextPage: page.nextPage };
+      },
+    }),
+    defineRoute({
+      ...base,
+      method: 'POST',
+      url: `${basePath}/machines/:id/accessors`,
+      operationId: 'paperspaceAddAccessor',
+      summary: 'Add an accessor',
+      description: "Grants a user of the team this machine. Only the machine's creator and team admins (and team keys) may.",
+      params: IdParams,
+      body: AddAccessorBody,
+      responses: {
+        200: { description: 'The accessor.', schema: PaperspaceAccessorSchema },
+        ...errors,
+        403: { description: "Neither the machine's creator nor a team admin (FORBIDDEN).", schema: PaperspaceErrorSchema },
+        ...conflict,
+      },
+      handler: async ({ params, body, caller }) => renderPaperspaceAccessor(await accessors.add(caller, params.id, body.userId)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machines/:id/accessors/:userId`,
+      operationId: 'paperspaceGetAccessor',
+      summary: 'Get an accessor',
+      params: AccessorParams,
+      responses: { 200: { description: 'The accessor.', schema: PaperspaceAccessorSchema }, ...errors },
+      handler: async ({ params, caller }) => renderPaperspaceAccessor(await accessors.get(caller, params.id, params.userId)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'DELETE',
+      url: `${basePath}/machines/:id/accessors/:userId`,
+      operationId: 'paperspaceDeleteAccessor',
+      summary: 'Delete an accessor',
+      description: 'Removes the access; the answer carries dtDeleted. The user then gets 404 for the machine.',
+      params: AccessorParams,
+      responses: {
+        200: { description: 'The removed accessor.', schema: PaperspaceAccessorSchema },
+        ...errors,
+        403: { description: "Neither the machine's creator nor a team admin (FORBIDDEN).", schema: PaperspaceErrorSchema },
+      },
+      handler: async ({ params, caller }) => renderPaperspaceAccessor(await accessors.remove(caller, params.id, params.userId)),
     }),
     lifecycle('start', 'Start a machine', 'Resumes a stopped machine from its memory snapshot: the same processes continue.'),
     lifecycle('stop', 'Stop a machine', 'Pauses a ready machine to a memory snapshot (CRIU); its processes leave the host.'),

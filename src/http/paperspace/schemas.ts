@@ -88,6 +88,28 @@ export const MachinePageSchema = page(PaperspaceMachineSchema);
 /** A page of events. */
 export const EventPageSchema = page(PaperspaceEventSchema);
 
+/** A team member, as accessors show it. */
+export const PaperspaceUserSchema = z
+  .strictObject({
+    email: z.string().describe('Lower-cased.'),
+    firstName: z.string().nullable(),
+    id: z.string(),
+    lastName: z.string().nullable(),
+    publicProfileImageUrl: z.string().nullable().describe('Always null: Hangar keeps no profile images.'),
+  })
+  .meta({ id: 'PaperspaceUser' });
+
+/** The seed's accessor object. */
+export const PaperspaceAccessorSchema = z
+  .strictObject({
+    dtDeleted: dateTime.nullable().describe('When the access was removed; null while it holds.'),
+    user: PaperspaceUserSchema,
+  })
+  .meta({ id: 'PaperspaceAccessor' });
+
+/** A page of accessors. */
+export const AccessorPageSchema = page(PaperspaceAccessorSchema);
+
 /** Query numbers arrive as strings. */
 const limit = z.coerce
   .number()
@@ -120,6 +142,22 @@ export const EventListQuery = z.strictObject({
   machineId: z.string().min(1).max(128).optional(),
 });
 
+/** Query of GET /machines/{id}/accessors. */
+export const AccessorListQuery = z.strictObject({
+  after,
+  limit,
+  orderBy: z.enum(['id']).optional().describe('The user id. @default "id"'),
+  order,
+});
+
+/** Path of one accessor. */
+export const AccessorParams = z.strictObject({ id: z.string().min(1).max(128), userId: z.string().min(1).max(128) });
+
+/** Body of POST /machines/{id}/accessors. */
+export const AddAccessorBody = z.strictObject({
+  userId: z.string().min(1).max(128).describe('A user of the team (see GET /v1/admin/teams/{id}/users).'),
+});
+
 /** Path of one machine or event. */
 export const IdParams = z.strictObject({ id: z.string().min(1).max(128) });
 
@@ -139,7 +177,6 @@ const unsupportedFields = {
 
 /** Create-only fields Hangar does not serve yet. */
 const unsupportedCreateFields = {
-  accessorIds: z.array(z.string()).max(100).optional().describe('Not supported yet: only [] is accepted.'),
   emailPassword: z.boolean().optional().describe('Not supported: only false is accepted.'),
   enableNvlink: z.boolean().optional().describe('No GPUs: only false is accepted.'),
   startupScriptId: z.string().optional().describe('Not supported yet: refused.'),
@@ -158,6 +195,11 @@ export const CreateBody = z
     autoShutdownForce: z.boolean().optional().describe('Only true: Hangar\'s deadline is always forced.'),
     autoShutdownTimeout: hours.optional(),
     startOnCreate: z.boolean().optional().describe('false: the machine is created, then stopped. @default true'),
+    accessorIds: z
+      .array(z.string().min(1).max(128))
+      .max(100)
+      .optional()
+      .describe('Users of the team granted access to the new machine (its accessors); each must exist in the team.'),
     ...unsupportedFields,
     ...unsupportedCreateFields,
   })

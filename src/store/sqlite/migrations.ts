@@ -118,4 +118,27 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL REFERENCES teams(id),
+    email TEXT NOT NULL,
+    first_name TEXT,
+    last_name TEXT,
+    role TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (team_id, email)
+  );
+  ALTER TABLE api_keys ADD COLUMN user_id TEXT REFERENCES users(id);
+  ALTER TABLE machines ADD COLUMN created_by TEXT;
+  CREATE INDEX machines_created_by ON machines (created_by) WHERE created_by IS NOT NULL;
+  CREATE TABLE machine_accessors (
+    machine_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deleted_at INTEGER,
+    PRIMARY KEY (machine_id, user_id)
+  );
+  CREATE INDEX machine_accessors_user ON machine_accessors (user_id, machine_id) WHERE deleted_at IS NULL;
+  `,
 ];

@@ -4,7 +4,7 @@ import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
-import type { ApiKeyRecord, Team } from '../../domain/team.js';
+import type { ApiKeyRecord, MachineAccessor, Team, User, UserRole } from '../../domain/team.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -47,6 +47,7 @@ interface MachineRow {
   auto_resume: number;
   name: string | null;
   updated_at: number | null;
+  created_by: string | null;
 }
 
 const MACHINE_COLUMNS = [
@@ -54,6 +55,7 @@ const MACHINE_COLUMNS = [
   'timeout_ms', 'timeout_at', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms',
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
   'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'auto_resume', 'name', 'updated_at',
+  'created_by',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -89,6 +91,7 @@ function toRow(m: MachineRecord): MachineRow {
     auto_resume: m.autoResume ? 1 : 0,
     name: m.name,
     updated_at: m.updatedAt,
+    created_by: m.createdBy,
   };
 }
 
@@ -126,6 +129,7 @@ function fromRow(r: MachineRow): MachineRecord {
     autoResume: r.auto_resume === 1,
     name: r.name,
     updatedAt: r.updated_at,
+    createdBy: r.created_by,
   };
 }
 
@@ -232,12 +236,22 @@ const poolFromRow = (r: PoolRow): WarmPool => ({
 });
 
 interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
-interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null }
+interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null }
+interface UserRow { id: string; team_id: string; email: string; first_name: string | null; last_name: string | null; role: string; created_at: number }
+interface AccessorRow { machine_id: string; user_id: string; created_at: number; deleted_at: number | null }
 
 const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.is_admin === 1, createdAt: r.created_at });
 const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
-  id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at,
+  id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at, userId: r.user_id,
 });
+const userFromRow = (r: UserRow): User => ({
+  id: r.id, teamId: r.team_id, email: r.email, firstName: r.first_name, lastName: r.last_name, role: r.role as UserRole, createdAt: r.created_at,
+});
+const accessorFromRow = (r: AccessorRow): MachineAccessor => ({
+  machineId: r.machine_id, userId: r.user_id, createdAt: r.created_at, deletedAt: r.deleted_at,
+});
+/** Rows of machines a user created or is an active accessor of (machines aliased as the table itself). */
+const VISIBLE_MACHINE = '(created_by = ? OR id IN (SELECT machine_id FROM machine_accessors WHERE user_id = ? AND deleted_at IS NULL))';
 
 /** The default store: one SQLite file in WAL mode. Calls are synchronous underneath. */
 export class SqliteStore implements Store {
@@ -262,12 +276,27 @@ export class SqliteStore implements Store {
       getTeam: this.db.prepare<[string], TeamRow>('SELECT * FROM teams WHERE id = ?'),
       listTeams: this.db.prepare<[], TeamRow>('SELECT * FROM teams ORDER BY created_at, id'),
       insertKey: this.db.prepare(
-        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at) VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at)',
+        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id) VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at, @user_id)',
       ),
       findKey: this.db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE hash = ?'),
       listKeys: this.db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE team_id = ? ORDER BY created_at, id'),
       revokeKey: this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       countKeys: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL'),
+      insertUser: this.db.prepare(
+        'INSERT INTO users (id, team_id, email, first_name, last_name, role, created_at) VALUES (@id, @team_id, @email, @first_name, @last_name, @role, @created_at)',
+      ),
+      getUser: this.db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
+      findUserByEmail: this.db.prepare<[string, string], UserRow>('SELECT * FROM users WHERE team_id = ? AND email = ?'),
+      listUsers: this.db.prepare<[string], UserRow>('SELECT * FROM users WHERE team_id = ? ORDER BY created_at, id'),
+      putAccessor: this.db.prepare(
+        'INSERT INTO machine_accessors (machine_id, user_id, created_at, deleted_at) VALUES (@machine_id, @user_id, @created_at, @deleted_at) ' +
+          'ON CONFLICT (machine_id, user_id) DO UPDATE SET created_at = excluded.created_at, deleted_at = excluded.deleted_at',
+      ),
+      getAccessor: this.db.prepare<[string, string], AccessorRow>('SELECT * FROM machine_accessors WHERE machine_id = ? AND user_id = ?'),
+      listAccessors: this.db.prepare<[string], AccessorRow>(
+        'SELECT * FROM machine_accessors WHERE machine_id = ? AND deleted_at IS NULL ORDER BY user_id',
+      ),
+      removeAccessor: this.db.prepare('UPDATE machine_accessors SET deleted_at = ? WHERE machine_id = ? AND user_id = ? AND deleted_at IS NULL'),
       insertMachine: this.db.prepare(`INSERT INTO machines (${cols}) VALUES (${params})`),
       updateMachine: this.db.prepare(`UPDATE machines SET ${sets} WHERE id = @id`),
       getMachine: this.db.prepare<[string], MachineRow>('SELECT * FROM machines WHERE id = ?'),
@@ -278,6 +307,7 @@ export class SqliteStore implements Store {
       // A key whose machine is purged has nothing left to return: it goes too.
       purgeOrphanIdem: this.db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
       purgeOrphanEvents: this.db.prepare('DELETE FROM machine_events WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      purgeOrphanAccessors: this.db.prepare('DELETE FROM machine_accessors WHERE machine_id NOT IN (SELECT id FROM machines)'),
       insertEvent: this.db.prepare(
         'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at) ' +
           'VALUES (@id, @team_id, @machine_id, @name, @state, @error, @created_at, @started_at, @finished_at)',
@@ -372,7 +402,7 @@ export class SqliteStore implements Store {
 
   async insertApiKey(k: ApiKeyRecord): Promise<void> {
     this.stmts.insertKey.run({
-      id: k.id, team_id: k.teamId, name: k.name, hash: k.hash, created_at: k.createdAt, revoked_at: k.revokedAt,
+      id: k.id, team_id: k.teamId, name: k.name, hash: k.hash, created_at: k.createdAt, revoked_at: k.revokedAt, user_id: k.userId,
     });
   }
 
@@ -391,6 +421,43 @@ export class SqliteStore implements Store {
 
   async countApiKeys(): Promise<number> {
     return this.stmts.countKeys.get()!.n;
+  }
+
+  async insertUser(u: User): Promise<void> {
+    this.stmts.insertUser.run({
+      id: u.id, team_id: u.teamId, email: u.email, first_name: u.firstName, last_name: u.lastName, role: u.role, created_at: u.createdAt,
+    });
+  }
+
+  async getUser(id: string): Promise<User | null> {
+    const r = this.stmts.getUser.get(id);
+    return r ? userFromRow(r) : null;
+  }
+
+  async findUserByEmail(teamId: string, email: string): Promise<User | null> {
+    const r = this.stmts.findUserByEmail.get(teamId, email);
+    return r ? userFromRow(r) : null;
+  }
+
+  async listUsers(teamId: string): Promise<User[]> {
+    return this.stmts.listUsers.all(teamId).map(userFromRow);
+  }
+
+  async putAccessor(a: MachineAccessor): Promise<void> {
+    this.stmts.putAccessor.run({ machine_id: a.machineId, user_id: a.userId, created_at: a.createdAt, deleted_at: a.deletedAt });
+  }
+
+  async getAccessor(machineId: string, userId: string): Promise<MachineAccessor | null> {
+    const r = this.stmts.getAccessor.get(machineId, userId);
+    return r ? accessorFromRow(r) : null;
+  }
+
+  async listAccessors(machineId: string): Promise<MachineAccessor[]> {
+    return this.stmts.listAccessors.all(machineId).map(accessorFromRow);
+  }
+
+  async removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
+    return this.stmts.removeAccessor.run(at, machineId, userId).changes === 1;
   }
 
   async insertMachine(m: MachineRecord): Promise<void> {
@@ -413,6 +480,10 @@ export class SqliteStore implements Store {
     if (q.template !== undefined) {
       where.push('template = ?');
       args.push(q.template);
+    }
+    if (q.visibleTo !== undefined) {
+      where.push(VISIBLE_MACHINE);
+      args.push(q.visibleTo, q.visibleTo);
     }
     if (q.after) {
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
@@ -448,6 +519,7 @@ export class SqliteStore implements Store {
       if (n > 0) {
         this.stmts.purgeOrphanIdem.run();
         this.stmts.purgeOrphanEvents.run();
+        this.stmts.purgeOrphanAccessors.run();
       }
       return n;
     })();
@@ -537,6 +609,10 @@ export class SqliteStore implements Store {
     if (q.machineId !== undefined) {
       where.push('machine_id = ?');
       args.push(q.machineId);
+    }
+    if (q.visibleTo !== undefined) {
+      where.push(`machine_id IN (SELECT id FROM machines WHERE ${VISIBLE_MACHINE})`);
+      args.push(q.visibleTo, q.visibleTo);
     }
     const cmp = q.order === 'asc' ? '>' : '<';
     if (q.after) {
