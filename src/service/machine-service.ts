@@ -217,12 +217,14 @@ export class MachineService {
     const notify = options.onRecorded;
     if (idempotencyKey === undefined) return this.createNow(caller, input, notify && (async (m) => notify({ ...m })));
     const requestHash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
-    const slot = `${caller.team.id}\0${idempotencyKey}`;
+    // Each user has its own keys: one member's retry never returns another member's machine.
+    const key = caller.user ? `${caller.user.id}\0${idempotencyKey}` : idempotencyKey;
+    const slot = `${caller.team.id}\0${key}`;
     const inflight = this.inflightCreates.get(slot);
     if (inflight) {
       await inflight.catch(() => undefined);
     }
-    const prior = await this.o.store.getIdempotency(caller.team.id, idempotencyKey);
+    const prior = await this.o.store.getIdempotency(caller.team.id, key);
     if (prior) {
       if (prior.requestHash !== requestHash) {
         throw new HangarError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body; use a new key for a new machine.');
@@ -234,7 +236,7 @@ export class MachineService {
       }
     }
     const p = this.createNow(caller, input, async (m) => {
-      await this.o.store.insertIdempotency({ teamId: caller.team.id, key: idempotencyKey, requestHash, machineId: m.id, createdAt: m.createdAt });
+      await this.o.store.insertIdempotency({ teamId: caller.team.id, key, requestHash, machineId: m.id, createdAt: m.createdAt });
       notify?.({ ...m });
     });
     this.inflightCreates.set(slot, p);
