@@ -120,6 +120,9 @@ describe('users and accessors', () => {
       assert.ok(!(await ps(bob, 'GET', '/machines')).body.items.some((m: Json) => m.id === id));
       assert.ok(!(await native(bob, 'GET', '/v1/machines')).body.some((m: Json) => m.id === id));
       assert.ok((await native(keys.carol!, 'GET', '/v1/machines')).body.some((m: Json) => m.id === id));
+      const computeIds = async (k: string): Promise<string[]> => (await native(k, 'GET', '/compute/machines')).body.body.results.map((m: Json) => m.id);
+      assert.ok(!(await computeIds(bob)).includes(id));
+      assert.ok((await computeIds(keys.alice!)).includes(id));
       assertError(await native(bob, 'GET', `/v1/machines/${id}`), 404, 'NOT_FOUND');
       assertError(await native(bob, 'POST', `/v1/machines/${id}/exec`, { cmd: ['true'] }), 404, 'NOT_FOUND');
       assertError(await native(bob, 'GET', `/v1/machines/${id}/files?path=/etc/hostname`), 404, 'NOT_FOUND');
