@@ -88,6 +88,8 @@ function fullMachine(): MachineRecord {
     public: true,
     autoResume: true,
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
+    autoSnapshot: { frequency: 'weekly', keep: 7, since: T0 + 8, lastAt: T0 + 9 },
+    restorePoint: { frequency: 'shutdown', snapshotId: 'snap_restorepoint0001' },
   });
 }
 
@@ -296,6 +298,18 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const m = machine({ warmPoolCheckout: { hit: true, id: 'pool_x' } });
         await store.insertMachine(m);
         assert.deepStrictEqual((await store.getMachine(m.id))?.warmPoolCheckout, { hit: true, id: 'pool_x' });
+      });
+
+      it('auto snapshot settings (before and after the first attempt) and restore points round-trip', async () => {
+        for (const autoSnapshot of [
+          { frequency: 'hourly' as const, keep: 1, since: T0, lastAt: null },
+          { frequency: 'monthly' as const, keep: 30, since: T0, lastAt: T0 + 3_600_000 },
+          null,
+        ]) {
+          const m = machine({ autoSnapshot, restorePoint: autoSnapshot ? { frequency: 'shutdown', snapshotId: 'snap_rp' } : null });
+          await store.insertMachine(m);
+          assert.deepStrictEqual(await store.getMachine(m.id), m);
+        }
       });
 
       it('privateIp and every outbound policy shape round-trip', async () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import {
   CONFIG_LIMITS,
   MACHINE_STATUSES,
@@ -150,6 +151,12 @@ export const SnapshotSchema = z
     created_at: z.string(),
     size_bytes: z.number().int().describe('Bytes on disk (memory images and the sparse writable layer).'),
     memory: z.boolean().describe('True when processes and memory were saved (CRIU); false: filesystem only, a start restarts init.'),
+    kind: z
+      .enum(SNAPSHOT_KINDS)
+      .describe(
+        'Why it exists: pause (a paused machine\'s state), manual (POST /v1/machines/{id}/snapshots), auto (the machine\'s auto-snapshot schedule; ' +
+          'the oldest beyond its keep count are deleted), initial (taken right after create), restore_point (taken when a restore point was enabled).',
+      ),
   })
   .meta({ id: 'Snapshot' });
 

@@ -93,6 +93,22 @@ describe('rendering', () => {
     assert.equal(out.autoShutdownTimeout, 1);
     assert.equal(out.autoShutdownForce, true);
     assert.equal(out.privateIp, null);
+    assert.deepEqual(
+      [out.autoSnapshotEnabled, out.autoSnapshotFrequency, out.autoSnapshotSaveCount, out.restorePointEnabled, out.restorePointFrequency, out.restorePointSnapshotId],
+      [false, null, null, false, null, null],
+    );
+    const snapshotting = renderPaperspaceMachine({
+      record: { ...record, autoSnapshot: { frequency: 'daily', keep: 4, since: T0, lastAt: null }, restorePoint: { frequency: 'shutdown', snapshotId: 'snap_rp' } },
+      state: 'ready',
+      machineType: 'C3',
+      region: 'local',
+      storageUsed: 0,
+    });
+    PaperspaceMachineSchema.parse(snapshotting);
+    assert.deepEqual(
+      [snapshotting.autoSnapshotEnabled, snapshotting.autoSnapshotFrequency, snapshotting.autoSnapshotSaveCount, snapshotting.restorePointEnabled, snapshotting.restorePointFrequency, snapshotting.restorePointSnapshotId],
+      [true, 'daily', 4, true, 'shutdown', 'snap_rp'],
+    );
     const addressed = renderPaperspaceMachine({ record: { ...record, privateIp: '10.1.2.3' }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0 });
     assert.equal(addressed.privateIp, '10.1.2.3');
     const unnamed = renderPaperspaceMachine({ record: { ...record, name: null, destroyedAt: T0 + 500 }, state: 'off', machineType: 'C3', region: 'local', storageUsed: 0 });
@@ -120,11 +136,11 @@ describe('rendering', () => {
 
 describe('refuseUnsupported', () => {
   it('accepts the "off" values of unsupported features', () => {
-    refuseUnsupported({ accessorIds: [], autoSnapshotEnabled: false, emailPassword: false, enableNvlink: false, publicIpType: 'none', restorePointEnabled: false, takeInitialSnapshot: false, autoShutdownForce: true });
+    refuseUnsupported({ accessorIds: [], emailPassword: false, enableNvlink: false, publicIpType: 'none', autoShutdownForce: true });
   });
 
   it('refuses switching one on with 422 naming the field', () => {
-    for (const [field, value] of [['accessorIds', ['u']], ['autoSnapshotEnabled', true], ['autoSnapshotFrequency', 'daily'], ['networkId', 'n'], ['publicIpType', 'static'], ['restorePointEnabled', true], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
+    for (const [field, value] of [['accessorIds', ['u']], ['networkId', 'n'], ['publicIpType', 'static'], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
       assert.throws(
         () => refuseUnsupported({ [field]: value }),
         (e: unknown) => e instanceof HangarError && e.code === 'UNSUPPORTED_OPERATION' && e.status === 422 && e.details?.field === field && e.message.startsWith(field),
