@@ -244,4 +244,52 @@ describe('auto snapshots, initial snapshots and restore points', () => {
     await operate('PATCH', `/machines/${id}/start`);
     assert.equal((await execIn(t.server, id, ['test', '-e', '/root/later'])).code, 1, 'the auto shutdown reverted the machine');
   });
+
+  it('a revert a crash interrupted between its two renames is finished at the next start', async () => {
+    const { data } = await operate('POST', '/machines', { ...CREATE, restorePointEnabled: true });
+    const id = data.id as string;
+    const rp = (await ps('GET', `/machines/${id}`)).body.restorePointSnapshotId as string;
+    await sh(id, 'echo later > /root/later');
+    await operate('PATCH', `/machines/${id}/stop`);
+    const pauseSnap = (await native('GET', `/v1/machines/${id}`)).body.snapshot_id as string;
+    // The state a crash leaves: the old pause snapshot moved aside, the checked copy not yet in place.
+    const dir = snapshotPaths(t.server.settings.snapshotsDir, pauseSnap).dir;
+    await run('mv', [dir, `${dir}.old`]);
+    await run('cp', ['-a', '--sparse=always', snapshotPaths(t.server.settings.snapshotsDir, rp).dir, `${dir}.revert`]);
+    await t.restart();
+    assert.ok(await onDisk(pauseSnap), 'the copy took the pause snapshot\'s place');
+    assert.equal(await onDisk(`${pauseSnap}.old`), false, 'the old files are removed');
+    await operate('PATCH', `/machines/${id}/start`);
+    assert.equal((await execIn(t.server, id, ['test', '-e', '/root/later'])).code, 1);
+  });
+
+  it('native: auto_snapshot on create, rendered with next_at, taken by the sweep; bad values are 400 and create nothing', async () => {
+    const before = (await native('GET', '/v1/machines')).body.length;
+    for (const auto_snapshot of [{ frequency: 'yearly', keep: 1 }, { frequency: 'daily', keep: 0 }, { frequency: 'daily', keep: 31 }, { frequency: 'daily' }, { frequency: 'daily', keep: 1, at: 3 }]) {
+      const r = await native('POST', '/v1/machines', { auto_snapshot });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.body.code, 'VALIDATION_FAILED');
+      assert.match(r.text, /auto_snapshot/);
+    }
+    assert.equal((await native('GET', '/v1/machines')).body.length, before);
+
+    const r = await native('POST', '/v1/machines', { timeout_ms: 7 * 24 * HOUR, auto_snapshot: { frequency: 'weekly', keep: 1 } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.auto_snapshot.frequency, 'weekly');
+    assert.equal(r.body.auto_snapshot.keep, 1);
+    assert.ok(Math.abs(Date.parse(r.body.auto_snapshot.next_at) - (Date.now() + ahead + 7 * 24 * HOUR)) < 60_000, r.body.auto_snapshot.next_at);
+    ahead += 7 * 24 * HOUR - HOUR;
+    await t.server.scheduler.sweep();
+    assert.deepEqual(await snapshotsOf(r.body.id), [], 'not yet due');
+    ahead += HOUR + 1_000;
+    const snaps = await waitFor(async () => {
+      const s = await snapshotsOf(r.body.id);
+      return s.length ? s : null;
+    }, LONG);
+    assert.equal(snaps![0]!.kind, 'auto');
+    const after = (await native('GET', `/v1/machines/${r.body.id}`)).body;
+    assert.equal(after.status, 'running');
+    assert.ok(Date.parse(after.auto_snapshot.next_at) > Date.now() + ahead + 6 * 24 * HOUR);
+    await native('DELETE', `/v1/machines/${r.body.id}`);
+  });
 });

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import {
+  AUTO_SNAPSHOT_FREQUENCIES,
+  AUTO_SNAPSHOT_MAX_KEEP,
   CONFIG_LIMITS,
   MACHINE_STATUSES,
   METADATA_MAX_BYTES,
@@ -78,6 +80,13 @@ export const CreateMachineBody = z
     network: NetworkSchema.optional(),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
+    auto_snapshot: z
+      .strictObject({
+        frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES).describe('Period between automatic snapshots (a month is 30 days).'),
+        keep: intBetween(1, AUTO_SNAPSHOT_MAX_KEEP).describe(`How many automatic snapshots to keep, 1 to ${AUTO_SNAPSHOT_MAX_KEEP}; the oldest beyond are deleted.`),
+      })
+      .optional()
+      .describe('Take a live snapshot (kind "auto") every period while the machine runs; none while it is paused. @default off'),
   })
   .meta({ id: 'CreateMachineRequest' });
 
@@ -129,6 +138,15 @@ export const MachineSchema = z
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
     auto_resume: z.boolean().optional().describe('Present (true) when ingress traffic resumes it while it is paused.'),
+    auto_snapshot: z
+      .object({
+        frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES),
+        keep: z.number().int(),
+        next_at: z.string().describe('When the next automatic snapshot is due (taken at the first sweep after it while running).'),
+      })
+      .optional()
+      .describe('Present when automatic snapshots are on.'),
+    restore_point_snapshot_id: z.string().optional().describe('Present when the machine has a restore point: each pause (stop) reverts it to this snapshot.'),
   })
   .meta({ id: 'Machine' });
 

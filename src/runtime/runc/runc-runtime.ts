@@ -526,6 +526,15 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   async snapshotsOnDisk(): Promise<string[]> {
+    const names = await readdir(this.opts.snapshotsDir).catch(() => [] as string[]);
+    // A crash between the two renames of a revert left the checked copy beside a missing
+    // snapshot: finish the revert, so the start-up sweep does not delete it as an orphan.
+    for (const name of names.filter((n) => n.endsWith('.revert'))) {
+      const id = name.slice(0, -'.revert'.length);
+      if (names.includes(id) || !names.includes(`${id}.old`)) continue;
+      await rename(join(this.opts.snapshotsDir, name), join(this.opts.snapshotsDir, id));
+      names.push(id);
+    }
     return readdir(this.opts.snapshotsDir).catch(() => []);
   }
 }
