@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import { newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
-import type { SnapshotRecord } from '../domain/snapshot.js';
+import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 import type { ListCursor, Store } from './store.js';
@@ -614,6 +614,14 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         await store.updateSnapshot(changed);
         assert.deepStrictEqual(await store.getSnapshot(s.id), changed);
         assert.equal(await store.getSnapshot('snap_missing'), null);
+      });
+
+      it('every snapshot kind round-trips', async () => {
+        for (const kind of SNAPSHOT_KINDS) {
+          const s = snapshot({ kind });
+          await store.insertSnapshot(s);
+          assert.equal((await store.getSnapshot(s.id))?.kind, kind);
+        }
       });
 
       it('listSnapshots lists one team\'s snapshots newest first, optionally of one machine', async () => {
