@@ -90,9 +90,9 @@ export interface UpdateMachineInput {
   /** New auto snapshot settings; null turns them off (automatic snapshots already taken stay). */
   autoSnapshot?: AutoSnapshotRequest | null;
   /**
-   * Set the restore point (each stop reverts the machine to it); null clears it (the
-   * snapshot stays). Without an id, a running machine is snapshotted now; an id already
-   * the restore point changes nothing.
+   * Set the restore point (each pause reverts the machine to it); null clears it (the
+   * snapshot stays). Without an id, a running machine is snapshotted now, and a machine
+   * that already has a restore point keeps it.
    */
   restorePoint?: RestorePointRequest | null;
 }
