@@ -6,7 +6,7 @@ import { MACHINE_EVENT_NAMES, type MachineEventRecord } from '../../domain/machi
 import { DEFAULT_MACHINE_TYPES, machineTypeOf } from '../../domain/machine-type.js';
 import { MACHINE_STATUSES, newMachineRecord, TIMEOUT_LIMITS } from '../../domain/machine.js';
 import { comparePositions } from '../../service/page-cursor.js';
-import { autoShutdownOf, autoShutdownToTimeout, paperspaceState, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
+import { autoShutdownOf, autoShutdownToTimeout, autoSnapshotRequest, paperspaceState, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
 import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
 import { PaperspaceEventSchema, PaperspaceMachineSchema } from './schemas.js';
 
@@ -54,6 +54,28 @@ describe('auto shutdown', () => {
     for (const hours of [undefined, 0.0001, 721]) {
       assert.throws(() => autoShutdownToTimeout(true, hours), (e: unknown) => e instanceof HangarError && e.code === 'VALIDATION_FAILED');
     }
+  });
+});
+
+describe('autoSnapshotRequest', () => {
+  const current = { frequency: 'daily' as const, keep: 3, since: T0, lastAt: null };
+  const invalid = (field: string) => (e: unknown) => e instanceof HangarError && e.code === 'VALIDATION_FAILED' && e.message.includes(field);
+
+  it('no field: no change; enabled false: off', () => {
+    assert.equal(autoSnapshotRequest({}, current), undefined);
+    assert.equal(autoSnapshotRequest({ autoSnapshotEnabled: false }, current), null);
+  });
+
+  it('enabling needs frequency and save count, unless the machine already has them', () => {
+    assert.deepEqual(autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotFrequency: 'hourly', autoSnapshotSaveCount: 2 }, null), { frequency: 'hourly', keep: 2 });
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotSaveCount: 2 }, null), invalid('autoSnapshotFrequency'));
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotFrequency: 'hourly' }, null), invalid('autoSnapshotSaveCount'));
+    assert.deepEqual(autoSnapshotRequest({ autoSnapshotSaveCount: 5 }, current), { frequency: 'daily', keep: 5 });
+  });
+
+  it('frequency or save count without auto snapshots enabled is refused', () => {
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotFrequency: 'weekly' }, null), invalid('autoSnapshotFrequency'));
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: false, autoSnapshotSaveCount: 1 }, current), invalid('autoSnapshotSaveCount'));
   });
 });
 
