@@ -251,6 +251,8 @@ export interface SnapshotRuntime {
   resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /** Snapshot a running machine without stopping it (frozen meanwhile). */
   snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
+  /** Thaw a machine a live snapshot left frozen (the server stopped between freeze and thaw). */
+  thaw(id: string): Promise<void>;
   /** Start a new machine from a snapshot: a copy of its layer, its processes restored. */
   fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /**

@@ -270,6 +270,22 @@ describe('auto snapshots, initial snapshots and restore points', () => {
     assert.equal((await execIn(t.server, id, ['test', '-e', '/root/later'])).code, 1);
   });
 
+  it('a machine a stopped server left frozen mid-snapshot is thawed at the next start, processes intact', async () => {
+    const r = await native('POST', '/v1/machines', { timeout_ms: 30 * 24 * HOUR });
+    assert.equal(r.status, 201, r.text);
+    const id = r.body.id as string;
+    await sh(id, 'sleep 1003 > /dev/null 2>&1 & echo $! > /root/pid');
+    const pid = await sh(id, 'cat /root/pid');
+    await t.server.close();
+    // As a live snapshot leaves it between its freeze and its thaw.
+    await run(t.server.settings.runcPath, ['--root', t.server.settings.runcStateDir, 'pause', id]);
+    await t.restart();
+    assert.equal((await t.server.runtime.inspect(id))?.status, 'running');
+    assert.equal((await native('GET', `/v1/machines/${id}`)).body.status, 'running');
+    assert.equal(await sh(id, `kill -0 ${pid} && echo alive`), 'alive');
+    await native('DELETE', `/v1/machines/${id}`);
+  });
+
   it('native: auto_snapshot on create, rendered with next_at, taken by the sweep; bad values are 400 and create nothing', async () => {
     const before = (await native('GET', '/v1/machines')).body.length;
     for (const auto_snapshot of [{ frequency: 'yearly', keep: 1 }, { frequency: 'daily', keep: 0 }, { frequency: 'daily', keep: 31 }, { frequency: 'daily' }, { frequency: 'daily', keep: 1, at: 3 }]) {

@@ -1066,7 +1066,18 @@ export class MachineService {
     const known = new Set<string>();
     for (const m of await this.o.store.machinesInStatus(['creating', 'running', 'paused'])) {
       known.add(m.id);
-      const c = containers.get(m.id);
+      let c = containers.get(m.id);
+      if (c?.status === 'paused' && m.status === 'running') {
+        // Frozen by a live (e.g. automatic) snapshot the stop interrupted: its processes are intact.
+        const thawed = await this.o.runtime.thaw(m.id).then(
+          () => true,
+          (err: unknown) => {
+            this.o.log.warn({ machine: m.id, err }, 'could not thaw a machine frozen by an interrupted snapshot');
+            return false;
+          },
+        );
+        if (thawed) c = { ...c, status: 'running' };
+      }
       if (c?.status === 'running' && m.status !== 'creating') {
         if (m.status === 'paused' && m.snapshotId !== null) {
           // Crashed after a resume restored the processes, before the record said so.

@@ -451,6 +451,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { memory: criu, sizeBytes: await allocatedBytes(s.dir) };
   }
 
+  async thaw(id: string): Promise<void> {
+    await this.runc(['resume', id]);
+  }
+
   async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
     const s = this.snap(snapshotId);
