@@ -58,6 +58,11 @@ export interface StartOptions {
   listen?: boolean;
   /** Run the lifecycle scheduler. @default true */
   scheduler?: boolean;
+  /**
+   * The clock of machines and their events (timers, auto snapshots): tests move it
+   * forward to fire what is due hours later through the real scheduler. @default Date.now
+   */
+  now?: () => number;
 }
 
 /** Compose store, runtime, services and HTTP; re-adopt machines; listen. */
@@ -96,7 +101,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       warn: (o: object, m?: string) => app?.log.warn(o, m),
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
-    const operations = new MachineOperations({ store, secret, log: serviceLog });
+    const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now });
     const machines = new MachineService({
       store,
       runtime,
@@ -106,6 +111,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
       subnet: settings.subnet,
+      now: options.now,
       onPoolCheckout: () => pools.schedule(),
       recorder: operations,
     });

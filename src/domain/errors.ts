@@ -24,7 +24,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body must be application/json (a process\'s stdin and file uploads also take application/octet-stream).' },
   FILE_OPERATION_FAILED: { status: 422, meaning: 'The file operation failed inside the machine; the message has its reason.' },
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
-  UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team.' },
+  UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team (for a restore point: is not a snapshot of that machine).' },
   COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },

@@ -164,3 +164,25 @@ describe('remainingMs', () => {
     assert.equal(remainingMs(machine({ timeoutMs: 1_000, timeoutAt: T0 + 42 }), T0), 42);
   });
 });
+
+describe('nextDue: automatic snapshots', () => {
+  const hourly = { frequency: 'hourly' as const, keep: 3, since: T0, lastAt: null };
+
+  it('the first is due a period after auto snapshots were enabled, when that is the earliest timer', () => {
+    const due = nextDue(machine({ timeoutMs: 10 * 3_600_000, timeoutAt: T0 + 10 * 3_600_000, autoSnapshot: hourly }));
+    assert.deepEqual(due, { kind: 'auto_snapshot', action: 'snapshot', at: T0 + 3_600_000 });
+  });
+
+  it('the next is due a period after the last attempt', () => {
+    const due = nextDue(machine({ timeoutAt: T0 + 10 * 86_400_000, autoSnapshot: { ...hourly, frequency: 'daily', lastAt: T0 + 5_000 } }));
+    assert.deepEqual(due, { kind: 'auto_snapshot', action: 'snapshot', at: T0 + 5_000 + 86_400_000 });
+  });
+
+  it('an earlier hard deadline still wins', () => {
+    assert.equal(nextDue(machine({ autoSnapshot: hourly }))?.kind, 'timeout');
+  });
+
+  it('a paused machine is not snapshotted', () => {
+    assert.equal(nextDue(machine({ status: 'paused', pausedAt: T0, autoSnapshot: hourly })), null);
+  });
+});

@@ -1,13 +1,20 @@
-import type { MachineRecord } from './machine.js';
+import { AUTO_SNAPSHOT_PERIOD_MS, type MachineRecord } from './machine.js';
 
 /** Which timer fired. */
-export type DeadlineKind = 'timeout' | 'inactivity' | 'auto_delete';
+export type DeadlineKind = 'timeout' | 'inactivity' | 'auto_delete' | 'auto_snapshot';
 
 /** What the scheduler must do to a machine whose deadline has passed. */
 export interface DueAction {
   kind: DeadlineKind;
-  action: 'destroy' | 'hibernate';
+  action: 'destroy' | 'hibernate' | 'snapshot';
   at: number;
+}
+
+/** When the next automatic snapshot is due: a period after the last attempt, or after auto snapshots were enabled. */
+export function autoSnapshotDue(m: Pick<MachineRecord, 'autoSnapshot'>): number | null {
+  const a = m.autoSnapshot;
+  if (a === null) return null;
+  return Math.max(a.lastAt ?? -Infinity, a.since) + AUTO_SNAPSHOT_PERIOD_MS[a.frequency];
 }
 
 /** When inactivity fires: measured from the last activity, or from the (re)start if later. */
@@ -20,7 +27,8 @@ function inactivityDeadline(m: MachineRecord): number | null {
 
 /**
  * The earliest pending timer of a machine, or null if none applies in its status.
- * Running machines have the hard deadline and inactivity; paused ones auto-delete.
+ * Running machines have the hard deadline, inactivity and the next auto snapshot (a
+ * paused machine changes nothing, so it is not snapshotted); paused ones auto-delete.
  */
 export function nextDue(m: MachineRecord): DueAction | null {
   // An idle pool machine has no timers: they start when a create checks it out.
@@ -32,6 +40,8 @@ export function nextDue(m: MachineRecord): DueAction | null {
       ];
       const idle = inactivityDeadline(m);
       if (idle != null) candidates.push({ kind: 'inactivity', action: m.ephemeral ? 'destroy' : 'hibernate', at: idle });
+      const snapshot = autoSnapshotDue(m);
+      if (snapshot != null) candidates.push({ kind: 'auto_snapshot', action: 'snapshot', at: snapshot });
       return candidates.reduce((a, b) => (b.at < a.at ? b : a));
     }
     case 'paused':

@@ -1,10 +1,11 @@
 /**
  * Machine events: one record per asynchronous operation on a machine (create, start,
- * stop, restart, update, delete), telling when it started, when it finished and how.
+ * stop, restart, update, delete, and the scheduled auto `snapshot`), telling when it
+ * started, when it finished and how.
  */
 import { randomLowerAlnum } from './ids.js';
 
-export const MACHINE_EVENT_NAMES = ['create', 'start', 'stop', 'restart', 'update', 'delete'] as const;
+export const MACHINE_EVENT_NAMES = ['create', 'start', 'stop', 'restart', 'update', 'delete', 'snapshot'] as const;
 /** The operation an event tracks. */
 export type MachineEventName = (typeof MACHINE_EVENT_NAMES)[number];
 

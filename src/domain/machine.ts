@@ -32,6 +32,39 @@ export const CONFIG_LIMITS = {
   disk_mb: { min: 16, max: 1_048_576 },
 } as const;
 
+export const AUTO_SNAPSHOT_FREQUENCIES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
+/** How often a machine's automatic snapshots are taken. */
+export type AutoSnapshotFrequency = (typeof AUTO_SNAPSHOT_FREQUENCIES)[number];
+
+/** The period of each frequency (a month is 30 days). */
+export const AUTO_SNAPSHOT_PERIOD_MS: Record<AutoSnapshotFrequency, number> = {
+  hourly: 3_600_000,
+  daily: 24 * 3_600_000,
+  weekly: 7 * 24 * 3_600_000,
+  monthly: 30 * 24 * 3_600_000,
+};
+
+/** The most automatic snapshots a machine may keep. */
+export const AUTO_SNAPSHOT_MAX_KEEP = 30;
+
+/** A machine's automatic snapshots: taken every period while it runs, the newest `keep` kept. */
+export interface AutoSnapshotSettings {
+  frequency: AutoSnapshotFrequency;
+  /** How many automatic snapshots are kept (1..AUTO_SNAPSHOT_MAX_KEEP); older ones are deleted. */
+  keep: number;
+  /** When auto snapshots were (re)enabled: the first period starts here. */
+  since: number;
+  /** When the last automatic snapshot was attempted (taken or failed); null before the first. */
+  lastAt: number | null;
+}
+
+/** A machine's restore point: each stop reverts the machine to this snapshot. */
+export interface RestorePoint {
+  /** When the machine reverts: only at each shutdown (stop or auto shutdown). */
+  frequency: 'shutdown';
+  snapshotId: string;
+}
+
 export const TIMEOUT_LIMITS = { min: 1_000, max: 30 * 24 * 3_600_000 } as const;
 export const DEFAULT_TIMEOUT_MS = 300_000;
 export const METADATA_MAX_BYTES = 16 * 1024;
@@ -87,6 +120,10 @@ export interface MachineRecord {
   updatedAt: number | null;
   /** The user who created it; null when created with a team key (or by a warm pool, until checkout). */
   createdBy: string | null;
+  /** Periodic automatic snapshots; null when off. */
+  autoSnapshot: AutoSnapshotSettings | null;
+  /** The snapshot each stop reverts the machine to; null when off. */
+  restorePoint: RestorePoint | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -162,6 +199,8 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     name: null,
     updatedAt: null,
     createdBy: null,
+    autoSnapshot: null,
+    restorePoint: null,
     ...f,
   };
 }

@@ -1,7 +1,12 @@
 import type { MachineConfig } from './machine.js';
 
-/** Why a snapshot exists: a paused machine's state, or one taken on request. */
-export type SnapshotKind = 'pause' | 'manual';
+export const SNAPSHOT_KINDS = ['pause', 'manual', 'auto', 'initial', 'restore_point'] as const;
+/**
+ * Why a snapshot exists: a paused machine's state (`pause`), one taken on request
+ * (`manual`), by the machine's auto-snapshot schedule (`auto`, rotated), right after
+ * its create (`initial`), or when a restore point was enabled without one (`restore_point`).
+ */
+export type SnapshotKind = (typeof SNAPSHOT_KINDS)[number];
 
 /** A snapshot: memory (when CRIU works) and the writable layer of one machine at one instant. */
 export interface SnapshotRecord {

@@ -251,8 +251,16 @@ export interface SnapshotRuntime {
   resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /** Snapshot a running machine without stopping it (frozen meanwhile). */
   snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
+  /** Thaw a machine a live snapshot left frozen (the server stopped between freeze and thaw). */
+  thaw(id: string): Promise<void>;
   /** Start a new machine from a snapshot: a copy of its layer, its processes restored. */
   fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
+  /**
+   * Replace the files of snapshot `targetId` (a paused machine's pause snapshot) with
+   * copies of snapshot `sourceId`'s disk image and memory images, so resuming the
+   * target restores the source's state. On failure the target is left as it was.
+   */
+  revertSnapshot(targetId: string, sourceId: string): Promise<SnapshotResult>;
   /** Delete a snapshot's files. */
   deleteSnapshot(snapshotId: string): Promise<void>;
   /** Ids of snapshots with files on disk. */

@@ -8,6 +8,8 @@ import {
   DEFAULT_TIMEOUT_MS,
   MACHINE_STATUSES,
   newMachineRecord,
+  type AutoSnapshotFrequency,
+  type AutoSnapshotSettings,
   type MachineConfig,
   type MachineRecord,
   type MachineStatus,
@@ -17,7 +19,7 @@ import {
 import { canonicalJson } from '../domain/metadata.js';
 import { DEFAULT_OUTBOUND, formatCidr, IpAllocator, isDefaultOutbound, type Cidr, type OutboundPolicy } from '../domain/network.js';
 import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js';
-import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { SnapshotKind, SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
 import { RuntimeError } from '../runtime/runtime.js';
@@ -51,6 +53,24 @@ export interface CreateMachineInput {
   autoResume?: boolean;
   /** A human name. @default null */
   name?: string;
+  /** Periodic automatic snapshots while the machine runs. @default off */
+  autoSnapshot?: AutoSnapshotRequest;
+  /** Once the machine runs, take a snapshot (kind `initial`) as part of the create. @default false */
+  takeInitialSnapshot?: boolean;
+  /** Take the initial snapshot and make it the machine's restore point. @default false */
+  restorePointFromInitial?: boolean;
+}
+
+/** Auto snapshot settings as a request gives them (already validated). */
+export interface AutoSnapshotRequest {
+  frequency: AutoSnapshotFrequency;
+  /** How many automatic snapshots to keep, 1..AUTO_SNAPSHOT_MAX_KEEP. */
+  keep: number;
+}
+
+/** A restore point to set: a snapshot of the machine, or (no id) one taken now. */
+export interface RestorePointRequest {
+  snapshotId?: string;
 }
 
 /** Options of a create call that are not part of the request. */
@@ -68,6 +88,14 @@ export interface UpdateMachineInput {
   /** The new hard deadline length; a running machine's deadline becomes now + this. */
   timeoutMs?: number;
   timeoutAction?: TimeoutAction;
+  /** New auto snapshot settings; null turns them off (automatic snapshots already taken stay). */
+  autoSnapshot?: AutoSnapshotRequest | null;
+  /**
+   * Set the restore point (each pause reverts the machine to it); null clears it (the
+   * snapshot stays). Without an id, a running machine is snapshotted now, and a machine
+   * that already has a restore point keeps it.
+   */
+  restorePoint?: RestorePointRequest | null;
 }
 
 /** A list request after validation at the edge. */
@@ -324,6 +352,7 @@ export class MachineService {
       inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
       name: input.name ?? null,
+      autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
     });
     this.holding.add(m.id);
     const createLocked = () => this.locks.with(m.id, 'create', async () => {
@@ -349,7 +378,8 @@ export class MachineService {
         m.status = 'running';
         m.startedAt = started;
         m.timeoutAt = started + timeoutMs;
-        return this.save(m);
+        await this.save(m);
+        return this.initialSnapshotLocked(m, input);
       });
     });
     if (source?.kind !== 'pause') return createLocked();
@@ -395,10 +425,27 @@ export class MachineService {
         startedAt: now,
         name: input.name ?? null,
         warmPoolCheckout: { hit: true, id: pool.name },
+        autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
+        restorePoint: null,
       } satisfies Partial<MachineRecord>);
       if (input.cwd !== undefined) await this.o.runtime.ensureDir(claimed.id, input.cwd);
-      return this.save(claimed);
+      await this.save(claimed);
+      return this.initialSnapshotLocked(claimed, input);
     }));
+  }
+
+  /**
+   * The snapshot a create asked for, once the machine runs (part of the create): a
+   * failure leaves the machine running and fails the create with SNAPSHOT_FAILED.
+   */
+  private async initialSnapshotLocked(m: MachineRecord, input: CreateMachineInput): Promise<MachineRecord> {
+    if (!input.takeInitialSnapshot && !input.restorePointFromInitial) return m;
+    const snap = await this.takeSnapshotLocked(m, 'initial', 'its initial snapshot');
+    if (input.restorePointFromInitial) {
+      m.restorePoint = { frequency: 'shutdown', snapshotId: snap.id };
+      await this.save(m);
+    }
+    return m;
   }
 
   /** Start one idle machine for a warm pool (the pool service calls this to refill). */
@@ -545,6 +592,8 @@ export class MachineService {
   async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
     return this.locked(caller, id, 'update', async (m) => {
       if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
+      // Refused before the event: a refused update records nothing.
+      if (input.restorePoint) await this.restorePointProblem(m, input.restorePoint);
       return this.recorded(m, 'update', async () => {
         const now = this.now();
         if (input.name !== undefined) m.name = input.name;
@@ -554,10 +603,68 @@ export class MachineService {
           // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
           if (m.status === 'running') m.timeoutAt = now + input.timeoutMs;
         }
+        if (input.restorePoint !== undefined) await this.setRestorePointLocked(m, input.restorePoint);
+        if (input.autoSnapshot !== undefined) {
+          const current = m.autoSnapshot;
+          m.autoSnapshot =
+            input.autoSnapshot === null
+              ? null
+              : {
+                  ...input.autoSnapshot,
+                  // The same frequency keeps its schedule; a new one starts its first period now.
+                  since: current?.frequency === input.autoSnapshot.frequency ? current.since : now,
+                  lastAt: current?.lastAt ?? null,
+                };
+          if (m.autoSnapshot) await this.rotateAutoSnapshots(m);
+        }
         m.updatedAt = now;
         return this.save(m);
       });
     });
+  }
+
+  /**
+   * Refuse a restore point request that cannot be applied to the caller's machine as it
+   * is now (a surface checks before it records an event); the update checks again.
+   */
+  async checkRestorePoint(caller: Caller, id: string, request: RestorePointRequest): Promise<void> {
+    await this.restorePointProblem(await this.get(caller, id), request);
+  }
+
+  private async restorePointProblem(m: MachineRecord, request: RestorePointRequest): Promise<void> {
+    if (request.snapshotId === undefined) {
+      if (m.restorePoint === null && m.status !== 'running') {
+        throw new HangarError(
+          'STATE_CONFLICT',
+          `Machine ${m.id} is ${m.status}; a restore point without a snapshot id is taken from a running machine. Start it first, or name one of its snapshots.`,
+          { status: m.status },
+        );
+      }
+      return;
+    }
+    const snap = await this.o.store.getSnapshot(request.snapshotId);
+    if (!snap || snap.teamId !== m.teamId || snap.machineId !== m.id || snap.kind === 'pause') {
+      throw new HangarError(
+        'UNKNOWN_SNAPSHOT',
+        `Snapshot ${request.snapshotId} is not a snapshot of machine ${m.id}; a restore point must be one (list them with GET /v1/snapshots?machine_id=${m.id}), or omit the id to take one now.`,
+        { snapshot_id: request.snapshotId, machine_id: m.id },
+      );
+    }
+  }
+
+  /** Point the machine's restore point at a snapshot of it (taken now without an id), or clear it (lock held, request checked). */
+  private async setRestorePointLocked(m: MachineRecord, request: RestorePointRequest | null): Promise<void> {
+    if (request === null) {
+      m.restorePoint = null;
+      return;
+    }
+    if (request.snapshotId !== undefined) {
+      m.restorePoint = { frequency: 'shutdown', snapshotId: request.snapshotId };
+      return;
+    }
+    if (m.restorePoint !== null) return;
+    const snap = await this.takeSnapshotLocked(m, 'restore_point', 'its restore point');
+    m.restorePoint = { frequency: 'shutdown', snapshotId: snap.id };
   }
 
   /**
@@ -638,7 +745,32 @@ export class MachineService {
     m.status = 'paused';
     m.pausedAt = this.now();
     m.snapshotId = snap.id;
-    return this.save(m);
+    await this.save(m);
+    if (m.restorePoint !== null) await this.revertLocked(m, snap, m.restorePoint.snapshotId);
+    return m;
+  }
+
+  /**
+   * Replace a paused machine's state (memory and disk) with a copy of one of its
+   * snapshots: the next resume continues from there. A failure leaves the pause
+   * snapshot as it was (the machine resumes from its state at the stop).
+   */
+  private async revertLocked(m: MachineRecord, pauseSnap: SnapshotRecord, sourceId: string): Promise<void> {
+    const started = performance.now();
+    try {
+      const result = await this.o.runtime.revertSnapshot(pauseSnap.id, sourceId);
+      pauseSnap.memory = result.memory;
+      pauseSnap.sizeBytes = result.sizeBytes;
+      await this.o.store.updateSnapshot(pauseSnap);
+    } catch (err) {
+      this.o.log.error({ machine: m.id, err }, 'revert to the restore point failed');
+      throw new HangarError(
+        'RESTORE_FAILED',
+        `Machine ${m.id} is stopped, but could not be reverted to its restore point ${sourceId} (${reasonOf(err)}); a start resumes it as it was at the stop.`,
+        { machine_id: m.id, snapshot_id: sourceId },
+      );
+    }
+    this.o.log.info({ machine: m.id, snapshot: sourceId, ms: Math.round(performance.now() - started) }, 'machine reverted to its restore point');
   }
 
   /** Resume a paused machine from its snapshot: same processes, timers restarted. */
@@ -719,30 +851,61 @@ export class MachineService {
   async snapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
     return this.locked(caller, id, 'snapshot', async (m) => {
       if (m.status !== 'running') throw this.conflict(m, 'a snapshot', 'running');
-      const snapId = newSnapshotId();
-      let result;
-      try {
-        result = await this.o.runtime.snapshot(m.id, snapId);
-      } catch (err) {
-        this.o.log.error({ machine: m.id, err }, 'snapshot failed');
-        throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not be snapshotted (${reasonOf(err)}); it is still running.`, { machine_id: m.id });
-      }
-      const snap: SnapshotRecord = {
-        id: snapId,
-        teamId: m.teamId,
-        machineId: m.id,
-        kind: 'manual',
-        createdAt: this.now(),
-        sizeBytes: result.sizeBytes,
-        memory: result.memory,
-        template: m.template,
-        config: m.config,
-        env: m.env,
-        cwd: m.cwd,
-      };
-      await this.o.store.insertSnapshot(snap);
-      return snap;
+      return this.takeSnapshotLocked(m, 'manual', 'a snapshot');
     });
+  }
+
+  /** Take a live snapshot of a running machine (lock held); SNAPSHOT_FAILED leaves it running. */
+  private async takeSnapshotLocked(m: MachineRecord, kind: Exclude<SnapshotKind, 'pause'>, what: string): Promise<SnapshotRecord> {
+    const snapId = newSnapshotId();
+    let result;
+    try {
+      result = await this.o.runtime.snapshot(m.id, snapId);
+    } catch (err) {
+      this.o.log.error({ machine: m.id, err, kind }, 'snapshot failed');
+      throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not take ${what} (${reasonOf(err)}); it is still running.`, { machine_id: m.id });
+    }
+    const snap: SnapshotRecord = {
+      id: snapId,
+      teamId: m.teamId,
+      machineId: m.id,
+      kind,
+      createdAt: this.now(),
+      sizeBytes: result.sizeBytes,
+      memory: result.memory,
+      template: m.template,
+      config: m.config,
+      env: m.env,
+      cwd: m.cwd,
+    };
+    await this.o.store.insertSnapshot(snap);
+    return snap;
+  }
+
+  /**
+   * The scheduled automatic snapshot (lock held): taken live, then the oldest automatic
+   * ones beyond the machine's keep count are deleted. Taken or failed, the next one is
+   * due a period later; a failure is the `snapshot` event's error and changes nothing else.
+   */
+  private async autoSnapshotLocked(m: MachineRecord): Promise<void> {
+    if (m.autoSnapshot === null || m.status !== 'running') return;
+    m.autoSnapshot.lastAt = this.now();
+    try {
+      await this.takeSnapshotLocked(m, 'auto', 'its automatic snapshot');
+      await this.rotateAutoSnapshots(m);
+    } finally {
+      await this.save(m);
+    }
+  }
+
+  /** Delete the machine's oldest automatic snapshots beyond its keep count (never its restore point). */
+  private async rotateAutoSnapshots(m: MachineRecord): Promise<void> {
+    if (m.autoSnapshot === null) return;
+    const autos = (await this.o.store.listSnapshots(m.teamId, m.id)).filter((s) => s.kind === 'auto' && s.id !== m.restorePoint?.snapshotId);
+    for (const old of autos.slice(m.autoSnapshot.keep)) {
+      await this.o.runtime.deleteSnapshot(old.id);
+      await this.o.store.deleteSnapshot(old.id);
+    }
   }
 
   /** The caller's snapshots, newest first: for a member, those of machines it reaches. */
@@ -776,6 +939,12 @@ export class MachineService {
     if (s.kind === 'pause') {
       throw new HangarError('STATE_CONFLICT', `Snapshot ${id} holds paused machine ${s.machineId}; resume or destroy that machine instead.`, {
         machine_id: s.machineId,
+      });
+    }
+    const owner = await this.o.store.getMachine(s.machineId);
+    if (owner && owner.status !== 'destroyed' && owner.restorePoint?.snapshotId === id) {
+      throw new HangarError('STATE_CONFLICT', `Snapshot ${id} is the restore point of machine ${owner.id}; disable or change its restore point first.`, {
+        machine_id: owner.id,
       });
     }
     await this.o.runtime.deleteSnapshot(id);
@@ -878,6 +1047,12 @@ export class MachineService {
   private async applyDue(m: MachineRecord, due: DueAction): Promise<void> {
     this.o.log.info({ machine: m.id, kind: due.kind, action: due.action }, 'lifecycle deadline reached');
     switch (due.action) {
+      case 'snapshot': {
+        const started = performance.now();
+        await this.recorded(m, 'snapshot', () => this.autoSnapshotLocked(m));
+        this.o.log.info({ machine: m.id, ms: Math.round(performance.now() - started) }, 'automatic snapshot taken');
+        return;
+      }
       case 'destroy':
         await this.recorded(m, 'delete', () => this.destroyLocked(m));
         return;
@@ -910,7 +1085,18 @@ export class MachineService {
     const known = new Set<string>();
     for (const m of await this.o.store.machinesInStatus(['creating', 'running', 'paused'])) {
       known.add(m.id);
-      const c = containers.get(m.id);
+      let c = containers.get(m.id);
+      if (c?.status === 'paused' && m.status === 'running') {
+        // Frozen by a live (e.g. automatic) snapshot the stop interrupted: its processes are intact.
+        const thawed = await this.o.runtime.thaw(m.id).then(
+          () => true,
+          (err: unknown) => {
+            this.o.log.warn({ machine: m.id, err }, 'could not thaw a machine frozen by an interrupted snapshot');
+            return false;
+          },
+        );
+        if (thawed) c = { ...c, status: 'running' };
+      }
       if (c?.status === 'running' && m.status !== 'creating') {
         if (m.status === 'paused' && m.snapshotId !== null) {
           // Crashed after a resume restored the processes, before the record said so.
@@ -989,4 +1175,9 @@ export class MachineService {
     for (const id of await this.o.runtime.snapshotsOnDisk()) await this.o.runtime.deleteSnapshot(id);
     await this.o.runtime.teardown();
   }
+}
+
+/** Stored auto snapshot settings of a request (its first period starts at `now`), or null when off. */
+function autoSnapshotSettings(request: AutoSnapshotRequest | undefined, now: number): AutoSnapshotSettings | null {
+  return request === undefined ? null : { frequency: request.frequency, keep: request.keep, since: now, lastAt: null };
 }

@@ -1,12 +1,12 @@
 import { HangarError, validationError } from '../domain/errors.js';
 import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
 import { machineTypeOf, type MachineType } from '../domain/machine-type.js';
-import { TIMEOUT_LIMITS, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import { TIMEOUT_LIMITS, type AutoSnapshotFrequency, type AutoSnapshotSettings, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
 import type { TemplateCatalog } from '../templates/templates.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
-import type { MachineService, UpdateMachineInput } from './machine-service.js';
+import type { AutoSnapshotRequest, MachineService, RestorePointRequest, UpdateMachineInput } from './machine-service.js';
 import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
 
@@ -42,6 +42,7 @@ function runningState(op: MachineEventName | undefined): PaperspaceState {
   switch (op) {
     case undefined:
     case 'update':
+    case 'snapshot':
       return 'ready';
     case 'create':
       return 'provisioning';
@@ -66,6 +67,7 @@ function pausedState(op: MachineEventName | undefined): PaperspaceState {
     case 'stop':
     case 'restart':
     case 'update':
+    case 'snapshot':
       return 'off';
   }
 }
@@ -90,6 +92,36 @@ export function autoShutdownToTimeout(enabled: boolean, hours: number | undefine
 export function autoShutdownOf(m: Pick<MachineRecord, 'timeoutMs'>): { enabled: boolean; hours: number | null } {
   const enabled = m.timeoutMs < TIMEOUT_LIMITS.max;
   return { enabled, hours: enabled ? m.timeoutMs / HOUR_MS : null };
+}
+
+/** The auto snapshot fields of a create or update body. */
+export interface AutoSnapshotFields {
+  autoSnapshotEnabled?: boolean;
+  autoSnapshotFrequency?: AutoSnapshotFrequency;
+  /** Already checked by the schema: an integer 1..AUTO_SNAPSHOT_MAX_KEEP. */
+  autoSnapshotSaveCount?: number;
+}
+
+/**
+ * Auto snapshot fields against the machine's current settings (null on create):
+ * undefined when none is given (no change), null for off, else the settings.
+ */
+export function autoSnapshotRequest(f: AutoSnapshotFields, current: AutoSnapshotSettings | null): AutoSnapshotRequest | null | undefined {
+  if (f.autoSnapshotEnabled === undefined && f.autoSnapshotFrequency === undefined && f.autoSnapshotSaveCount === undefined) return undefined;
+  const enabled = f.autoSnapshotEnabled ?? current !== null;
+  if (!enabled) {
+    const stray = (['autoSnapshotFrequency', 'autoSnapshotSaveCount'] as const).filter((k) => f[k] !== undefined);
+    if (stray.length) throw validationError(stray.map((field) => ({ field, message: 'applies only with auto snapshots enabled; set autoSnapshotEnabled: true too' })));
+    return null;
+  }
+  const frequency = f.autoSnapshotFrequency ?? current?.frequency;
+  const keep = f.autoSnapshotSaveCount ?? current?.keep;
+  const missing = [
+    ...(frequency === undefined ? [{ field: 'autoSnapshotFrequency', message: 'is required when autoSnapshotEnabled is true (hourly, daily, weekly or monthly)' }] : []),
+    ...(keep === undefined ? [{ field: 'autoSnapshotSaveCount', message: 'is required when autoSnapshotEnabled is true (how many to keep, e.g. 3)' }] : []),
+  ];
+  if (missing.length || frequency === undefined || keep === undefined) throw validationError(missing);
+  return { frequency, keep };
 }
 
 /** One machine as the Paperspace-style surface shows it. */
@@ -128,6 +160,10 @@ export interface PaperspaceCreateInput {
   startOnCreate?: boolean;
   /** Users of the team to make accessors of the new machine. */
   accessorIds?: string[];
+  autoSnapshot?: AutoSnapshotFields;
+  takeInitialSnapshot?: boolean;
+  restorePointEnabled?: boolean;
+  restorePointFrequency?: 'shutdown';
 }
 
 /** An update request after validation at the edge. */
@@ -137,6 +173,10 @@ export interface PaperspaceUpdateInput {
   diskSize?: number;
   autoShutdownEnabled?: boolean;
   autoShutdownTimeout?: number;
+  autoSnapshot?: AutoSnapshotFields;
+  restorePointEnabled?: boolean;
+  restorePointFrequency?: 'shutdown';
+  restorePointSnapshotId?: string;
 }
 
 /** What `GET /machines` may be ordered by. */
@@ -209,6 +249,13 @@ export class PaperspaceService {
     }
     const timers = autoShutdownToTimeout(input.autoShutdownEnabled ?? false, input.autoShutdownTimeout);
     const grantees = await this.o.accessors.users(caller, [...new Set(input.accessorIds ?? [])], 'accessorIds');
+    const autoSnapshot = autoSnapshotRequest(input.autoSnapshot ?? {}, null) ?? undefined;
+    if (input.restorePointFrequency !== undefined && input.restorePointEnabled !== true) {
+      throw validationError([{ field: 'restorePointFrequency', message: 'applies only with restorePointEnabled: true; set both' }]);
+    }
+    if (input.restorePointEnabled === true && input.takeInitialSnapshot === false) {
+      throw validationError([{ field: 'takeInitialSnapshot', message: 'must not be false with restorePointEnabled: true (the initial snapshot is the restore point); omit it or send true' }]);
+    }
     const requestedAt = this.o.machines.now();
     let recorded!: (m: MachineRecord) => void;
     const whenRecorded = new Promise<MachineRecord>((resolve) => (recorded = resolve));
@@ -222,6 +269,9 @@ export class PaperspaceService {
           name: input.name,
           timeoutMs: timers.timeoutMs,
           timeoutAction: timers.timeoutAction,
+          autoSnapshot,
+          takeInitialSnapshot: input.takeInitialSnapshot ?? false,
+          restorePointFromInitial: input.restorePointEnabled ?? false,
         },
         undefined,
         { onRecorded: recorded },
@@ -333,7 +383,27 @@ export class PaperspaceService {
       const hours = input.autoShutdownTimeout ?? autoShutdownOf(current).hours ?? undefined;
       Object.assign(change, autoShutdownToTimeout(enabled, hours));
     }
+    const autoSnapshot = autoSnapshotRequest(input.autoSnapshot ?? {}, current.autoSnapshot);
+    if (autoSnapshot !== undefined) change.autoSnapshot = autoSnapshot;
+    const restorePoint = restorePointChange(input, current);
+    if (restorePoint !== undefined) {
+      // Refused here, before the update event is recorded.
+      if (restorePoint !== null) await this.o.machines.checkRestorePoint(caller, id, restorePoint);
+      change.restorePoint = restorePoint;
+    }
     const { result, event } = await this.o.operations.runNow(caller, id, 'update', () => this.o.machines.update(caller, id, change));
     return { machine: await this.view(result), event };
   }
+}
+
+/** The restore point change of an update: undefined (none), null (off), or the restore point to set. */
+function restorePointChange(input: PaperspaceUpdateInput, current: MachineRecord): RestorePointRequest | null | undefined {
+  const enabled = input.restorePointEnabled ?? (input.restorePointSnapshotId !== undefined || current.restorePoint !== null);
+  if (!enabled) {
+    const stray = (['restorePointSnapshotId', 'restorePointFrequency'] as const).filter((k) => input[k] !== undefined);
+    if (stray.length) throw validationError(stray.map((field) => ({ field, message: 'applies only with restore points enabled; omit it or set restorePointEnabled: true' })));
+    return input.restorePointEnabled === false ? null : undefined;
+  }
+  if (input.restorePointSnapshotId !== undefined) return { snapshotId: input.restorePointSnapshotId };
+  return input.restorePointEnabled === true ? {} : undefined;
 }

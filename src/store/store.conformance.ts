@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import { newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
-import type { SnapshotRecord } from '../domain/snapshot.js';
+import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 import type { ListCursor, Store } from './store.js';
@@ -89,6 +89,8 @@ function fullMachine(): MachineRecord {
     autoResume: true,
     createdBy: 'usr_creator',
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
+    autoSnapshot: { frequency: 'weekly', keep: 7, since: T0 + 8, lastAt: T0 + 9 },
+    restorePoint: { frequency: 'shutdown', snapshotId: 'snap_restorepoint0001' },
   });
 }
 
@@ -297,6 +299,18 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const m = machine({ warmPoolCheckout: { hit: true, id: 'pool_x' } });
         await store.insertMachine(m);
         assert.deepStrictEqual((await store.getMachine(m.id))?.warmPoolCheckout, { hit: true, id: 'pool_x' });
+      });
+
+      it('auto snapshot settings (before and after the first attempt) and restore points round-trip', async () => {
+        for (const autoSnapshot of [
+          { frequency: 'hourly' as const, keep: 1, since: T0, lastAt: null },
+          { frequency: 'monthly' as const, keep: 30, since: T0, lastAt: T0 + 3_600_000 },
+          null,
+        ]) {
+          const m = machine({ autoSnapshot, restorePoint: autoSnapshot ? { frequency: 'shutdown', snapshotId: 'snap_rp' } : null });
+          await store.insertMachine(m);
+          assert.deepStrictEqual(await store.getMachine(m.id), m);
+        }
       });
 
       it('privateIp and every outbound policy shape round-trip', async () => {
@@ -601,6 +615,14 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         await store.updateSnapshot(changed);
         assert.deepStrictEqual(await store.getSnapshot(s.id), changed);
         assert.equal(await store.getSnapshot('snap_missing'), null);
+      });
+
+      it('every snapshot kind round-trips', async () => {
+        for (const kind of SNAPSHOT_KINDS) {
+          const s = snapshot({ kind });
+          await store.insertSnapshot(s);
+          assert.equal((await store.getSnapshot(s.id))?.kind, kind);
+        }
       });
 
       it('listSnapshots lists one team\'s snapshots newest first, optionally of one machine', async () => {

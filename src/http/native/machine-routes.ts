@@ -131,6 +131,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             outbound: body.network === undefined ? undefined : outboundPolicy(body.network),
             public: body.public,
             autoResume: body.auto_resume,
+            autoSnapshot: body.auto_snapshot,
           },
           idemKey,
         );

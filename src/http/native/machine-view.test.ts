@@ -183,6 +183,18 @@ describe('renderMachine: the machine view', () => {
     );
   });
 
+  it('auto snapshots (with when the next is due) and a restore point render when set, never in the sandbox view', () => {
+    const m = machine({ autoSnapshot: { frequency: 'hourly', keep: 3, since: T0, lastAt: T0 + 60_000 }, restorePoint: { frequency: 'shutdown', snapshotId: 'snap_rp' } });
+    const r = renderMachine(m, { now: T0, view: 'machine' });
+    MachineSchema.parse(r);
+    assert.deepEqual(r.auto_snapshot, { frequency: 'hourly', keep: 3, next_at: iso(T0 + 60_000 + 3_600_000) });
+    assert.equal(r.restore_point_snapshot_id, 'snap_rp');
+    const plain = renderMachine(machine(), { now: T0, view: 'machine' });
+    assert.ok(!('auto_snapshot' in plain) && !('restore_point_snapshot_id' in plain));
+    const sandbox = renderMachine(m, { now: T0, view: 'sandbox' });
+    assert.ok(!('auto_snapshot' in sandbox) && !('restore_point_snapshot_id' in sandbox));
+  });
+
   it('metadata is returned verbatim, key order included', () => {
     const metadata = { z: 1, a: { y: [3, 2, 1], b: null }, m: 'x' };
     const r = renderMachine(machine({ metadata }), { now: T0, view: 'machine' });

@@ -1,5 +1,5 @@
 import { validationError } from '../../domain/errors.js';
-import { remainingMs } from '../../domain/lifecycle.js';
+import { autoSnapshotDue, remainingMs } from '../../domain/lifecycle.js';
 import { MACHINE_STATUSES, type MachineRecord, type MachineStatus } from '../../domain/machine.js';
 import { isJsonObject } from '../../domain/metadata.js';
 import { holdsResources } from '../../domain/machine.js';
@@ -58,6 +58,10 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   if (m.public) full.public = true;
   if (m.autoResume) full.auto_resume = true;
   if (m.createdBy !== null) full.created_by = m.createdBy;
+  if (m.autoSnapshot !== null) {
+    full.auto_snapshot = { frequency: m.autoSnapshot.frequency, keep: m.autoSnapshot.keep, next_at: iso(autoSnapshotDue(m) ?? 0) };
+  }
+  if (m.restorePoint !== null) full.restore_point_snapshot_id = m.restorePoint.snapshotId;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

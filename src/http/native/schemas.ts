@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import {
+  AUTO_SNAPSHOT_FREQUENCIES,
+  AUTO_SNAPSHOT_MAX_KEEP,
   CONFIG_LIMITS,
   MACHINE_STATUSES,
   METADATA_MAX_BYTES,
@@ -77,6 +80,13 @@ export const CreateMachineBody = z
     network: NetworkSchema.optional(),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
+    auto_snapshot: z
+      .strictObject({
+        frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES).describe('Period between automatic snapshots (a month is 30 days).'),
+        keep: intBetween(1, AUTO_SNAPSHOT_MAX_KEEP).describe(`How many automatic snapshots to keep, 1 to ${AUTO_SNAPSHOT_MAX_KEEP}; the oldest beyond are deleted.`),
+      })
+      .optional()
+      .describe('Take a live snapshot (kind "auto") every period while the machine runs; none while it is paused. @default off'),
   })
   .meta({ id: 'CreateMachineRequest' });
 
@@ -129,6 +139,15 @@ export const MachineSchema = z
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
     auto_resume: z.boolean().optional().describe('Present (true) when ingress traffic resumes it while it is paused.'),
     created_by: z.string().optional().describe('The user whose key created it; absent when a team key did.'),
+    auto_snapshot: z
+      .object({
+        frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES),
+        keep: z.number().int(),
+        next_at: z.string().describe('When the next automatic snapshot is due (taken at the first sweep after it while running).'),
+      })
+      .optional()
+      .describe('Present when automatic snapshots are on.'),
+    restore_point_snapshot_id: z.string().optional().describe('Present when the machine has a restore point: each pause (stop) reverts it to this snapshot.'),
   })
   .meta({ id: 'Machine' });
 
@@ -151,6 +170,12 @@ export const SnapshotSchema = z
     created_at: z.string(),
     size_bytes: z.number().int().describe('Bytes on disk (memory images and the sparse writable layer).'),
     memory: z.boolean().describe('True when processes and memory were saved (CRIU); false: filesystem only, a start restarts init.'),
+    kind: z
+      .enum(SNAPSHOT_KINDS)
+      .describe(
+        'Why it exists: pause (a paused machine\'s state), manual (POST /v1/machines/{id}/snapshots), auto (the machine\'s auto-snapshot schedule; ' +
+          'the oldest beyond its keep count are deleted), initial (taken right after create), restore_point (taken when a restore point was enabled).',
+      ),
   })
   .meta({ id: 'Snapshot' });
 

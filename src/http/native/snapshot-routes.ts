@@ -7,7 +7,7 @@ import { ErrorSchema, IdParams, MachineSchema, SnapshotListQuery, SnapshotSchema
 
 /** The API form of a snapshot. */
 export function renderSnapshot(s: SnapshotRecord): Record<string, unknown> {
-  return { id: s.id, machine_id: s.machineId, created_at: new Date(s.createdAt).toISOString(), size_bytes: s.sizeBytes, memory: s.memory };
+  return { id: s.id, machine_id: s.machineId, created_at: new Date(s.createdAt).toISOString(), size_bytes: s.sizeBytes, memory: s.memory, kind: s.kind };
 }
 
 const errors = {

@@ -6,7 +6,7 @@ import { MACHINE_EVENT_NAMES, type MachineEventRecord } from '../../domain/machi
 import { DEFAULT_MACHINE_TYPES, machineTypeOf } from '../../domain/machine-type.js';
 import { MACHINE_STATUSES, newMachineRecord, TIMEOUT_LIMITS } from '../../domain/machine.js';
 import { comparePositions } from '../../service/page-cursor.js';
-import { autoShutdownOf, autoShutdownToTimeout, paperspaceState, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
+import { autoShutdownOf, autoShutdownToTimeout, autoSnapshotRequest, paperspaceState, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
 import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
 import { PaperspaceEventSchema, PaperspaceMachineSchema } from './schemas.js';
 
@@ -57,6 +57,28 @@ describe('auto shutdown', () => {
   });
 });
 
+describe('autoSnapshotRequest', () => {
+  const current = { frequency: 'daily' as const, keep: 3, since: T0, lastAt: null };
+  const invalid = (field: string) => (e: unknown) => e instanceof HangarError && e.code === 'VALIDATION_FAILED' && e.message.includes(field);
+
+  it('no field: no change; enabled false: off', () => {
+    assert.equal(autoSnapshotRequest({}, current), undefined);
+    assert.equal(autoSnapshotRequest({ autoSnapshotEnabled: false }, current), null);
+  });
+
+  it('enabling needs frequency and save count, unless the machine already has them', () => {
+    assert.deepEqual(autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotFrequency: 'hourly', autoSnapshotSaveCount: 2 }, null), { frequency: 'hourly', keep: 2 });
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotSaveCount: 2 }, null), invalid('autoSnapshotFrequency'));
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: true, autoSnapshotFrequency: 'hourly' }, null), invalid('autoSnapshotSaveCount'));
+    assert.deepEqual(autoSnapshotRequest({ autoSnapshotSaveCount: 5 }, current), { frequency: 'daily', keep: 5 });
+  });
+
+  it('frequency or save count without auto snapshots enabled is refused', () => {
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotFrequency: 'weekly' }, null), invalid('autoSnapshotFrequency'));
+    assert.throws(() => autoSnapshotRequest({ autoSnapshotEnabled: false, autoSnapshotSaveCount: 1 }, current), invalid('autoSnapshotSaveCount'));
+  });
+});
+
 describe('machineTypeOf', () => {
   it('names the type whose vCPUs and memory match, else custom', () => {
     assert.equal(machineTypeOf({ vcpus: 1, memory_mb: 512, disk_mb: 10 }, DEFAULT_MACHINE_TYPES), 'C1');
@@ -93,6 +115,22 @@ describe('rendering', () => {
     assert.equal(out.autoShutdownTimeout, 1);
     assert.equal(out.autoShutdownForce, true);
     assert.equal(out.privateIp, null);
+    assert.deepEqual(
+      [out.autoSnapshotEnabled, out.autoSnapshotFrequency, out.autoSnapshotSaveCount, out.restorePointEnabled, out.restorePointFrequency, out.restorePointSnapshotId],
+      [false, null, null, false, null, null],
+    );
+    const snapshotting = renderPaperspaceMachine({
+      record: { ...record, autoSnapshot: { frequency: 'daily', keep: 4, since: T0, lastAt: null }, restorePoint: { frequency: 'shutdown', snapshotId: 'snap_rp' } },
+      state: 'ready',
+      machineType: 'C3',
+      region: 'local',
+      storageUsed: 0,
+    });
+    PaperspaceMachineSchema.parse(snapshotting);
+    assert.deepEqual(
+      [snapshotting.autoSnapshotEnabled, snapshotting.autoSnapshotFrequency, snapshotting.autoSnapshotSaveCount, snapshotting.restorePointEnabled, snapshotting.restorePointFrequency, snapshotting.restorePointSnapshotId],
+      [true, 'daily', 4, true, 'shutdown', 'snap_rp'],
+    );
     const addressed = renderPaperspaceMachine({ record: { ...record, privateIp: '10.1.2.3' }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0 });
     assert.equal(addressed.privateIp, '10.1.2.3');
     const unnamed = renderPaperspaceMachine({ record: { ...record, name: null, destroyedAt: T0 + 500 }, state: 'off', machineType: 'C3', region: 'local', storageUsed: 0 });
@@ -120,11 +158,11 @@ describe('rendering', () => {
 
 describe('refuseUnsupported', () => {
   it('accepts the "off" values of unsupported features', () => {
-    refuseUnsupported({ autoSnapshotEnabled: false, emailPassword: false, enableNvlink: false, publicIpType: 'none', restorePointEnabled: false, takeInitialSnapshot: false, autoShutdownForce: true });
+    refuseUnsupported({ emailPassword: false, enableNvlink: false, publicIpType: 'none', autoShutdownForce: true });
   });
 
   it('refuses switching one on with 422 naming the field', () => {
-    for (const [field, value] of [['autoSnapshotEnabled', true], ['autoSnapshotFrequency', 'daily'], ['networkId', 'n'], ['publicIpType', 'static'], ['restorePointEnabled', true], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
+    for (const [field, value] of [['networkId', 'n'], ['publicIpType', 'static'], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
       assert.throws(
         () => refuseUnsupported({ [field]: value }),
         (e: unknown) => e instanceof HangarError && e.code === 'UNSUPPORTED_OPERATION' && e.status === 422 && e.details?.field === field && e.message.startsWith(field),

@@ -21,9 +21,9 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
     autoShutdownEnabled: shutdown.enabled,
     autoShutdownForce: shutdown.enabled ? true : null,
     autoShutdownTimeout: shutdown.hours,
-    autoSnapshotEnabled: false,
-    autoSnapshotFrequency: null,
-    autoSnapshotSaveCount: null,
+    autoSnapshotEnabled: m.autoSnapshot !== null,
+    autoSnapshotFrequency: m.autoSnapshot?.frequency ?? null,
+    autoSnapshotSaveCount: m.autoSnapshot?.keep ?? null,
     cpus: m.config.vcpus,
     dtCreated: iso(m.createdAt),
     dtDeleted: m.destroyedAt === null ? null : iso(m.destroyedAt),
@@ -39,9 +39,9 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
     ram: m.config.memory_mb * MIB,
     region: pm.region,
     reservation: null,
-    restorePointEnabled: false,
-    restorePointFrequency: null,
-    restorePointSnapshotId: null,
+    restorePointEnabled: m.restorePoint !== null,
+    restorePointFrequency: m.restorePoint?.frequency ?? null,
+    restorePointSnapshotId: m.restorePoint?.snapshotId ?? null,
     state: pm.state,
     storageRate: 0,
     storageTotal: m.config.disk_mb * MIB,
@@ -76,35 +76,21 @@ export function renderPaperspaceAccessor({ accessor, user }: AccessorWithUser) {
 /** Fields of create and update bodies that would switch on something Hangar does not serve yet. */
 export interface UnsupportedFields {
   autoShutdownForce?: boolean;
-  autoSnapshotEnabled?: boolean;
-  autoSnapshotFrequency?: string;
-  autoSnapshotSaveCount?: number;
   emailPassword?: boolean;
   enableNvlink?: boolean;
   networkId?: string;
   publicIpType?: string;
-  restorePointEnabled?: boolean;
-  restorePointFrequency?: string;
-  restorePointSnapshotId?: string;
   startupScriptId?: string;
-  takeInitialSnapshot?: boolean;
 }
 
 /** Why each unsupported field is refused, when it asks for more than its "off" value. */
 const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<UnsupportedFields[K]>) => boolean, why: string] } = {
   autoShutdownForce: [(v) => v === false, 'only forced auto shutdown exists (Hangar\'s deadline fires whatever the machine is doing); omit autoShutdownForce or send true'],
-  autoSnapshotEnabled: [(v) => v, 'auto snapshots are not supported yet; omit autoSnapshotEnabled or send false'],
-  autoSnapshotFrequency: [() => true, 'auto snapshots are not supported yet; omit autoSnapshotFrequency'],
-  autoSnapshotSaveCount: [() => true, 'auto snapshots are not supported yet; omit autoSnapshotSaveCount'],
   emailPassword: [(v) => v, 'machines have no password to email; omit emailPassword or send false'],
   enableNvlink: [(v) => v, 'Hangar machines have no GPUs; omit enableNvlink or send false'],
   networkId: [() => true, 'private networks are not supported yet; omit networkId'],
   publicIpType: [(v) => v !== 'none', 'public IPs are not supported yet; omit publicIpType or send "none"'],
-  restorePointEnabled: [(v) => v, 'restore points are not supported yet; omit restorePointEnabled or send false'],
-  restorePointFrequency: [() => true, 'restore points are not supported yet; omit restorePointFrequency'],
-  restorePointSnapshotId: [() => true, 'restore points are not supported yet; omit restorePointSnapshotId'],
   startupScriptId: [() => true, 'startup scripts are not supported yet; omit startupScriptId'],
-  takeInitialSnapshot: [(v) => v, 'initial snapshots are not supported yet; omit takeInitialSnapshot or send false'],
 };
 
 /** Throw UNSUPPORTED_OPERATION (422) for the first field that asks for a feature not served yet. */

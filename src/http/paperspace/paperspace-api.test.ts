@@ -338,8 +338,10 @@ describe('Paperspace-style API', () => {
       assertError(await ps('PUT', `/machines/${alpha.id}`, { machineType: 'C5' }), 422, 'UNSUPPORTED_OPERATION', 'machineType');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { diskSize: 10 }), 422, 'UNSUPPORTED_OPERATION', 'diskSize');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { machineType: 'Z9' }), 400, 'VALIDATION_FAILED', 'C1');
-      assertError(await ps('PUT', `/machines/${alpha.id}`, { restorePointSnapshotId: 's' }), 422, 'UNSUPPORTED_OPERATION');
-      assertError(await ps('PUT', `/machines/${alpha.id}`, { autoSnapshotEnabled: true }), 422, 'UNSUPPORTED_OPERATION');
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { restorePointSnapshotId: 'snap_nosuchsnapshot0' }), 422, 'UNKNOWN_SNAPSHOT', 'snap_nosuchsnapshot0');
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { autoSnapshotEnabled: true }), 400, 'VALIDATION_FAILED', 'autoSnapshotFrequency');
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { autoSnapshotSaveCount: 3 }), 400, 'VALIDATION_FAILED', 'autoSnapshotEnabled');
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { restorePointEnabled: false, restorePointSnapshotId: 'snap_x' }), 400, 'VALIDATION_FAILED', 'restorePointSnapshotId');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { name: '' }), 400, 'VALIDATION_FAILED', 'name');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { colour: 'red' }), 400, 'VALIDATION_FAILED', 'colour');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { autoShutdownTimeout: 1 }), 400, 'VALIDATION_FAILED', 'autoShutdownTimeout');
@@ -348,6 +350,8 @@ describe('Paperspace-style API', () => {
       assert.equal(m.name, 'alpha-2');
       assert.equal(m.machineType, 'C1');
       assert.equal(m.autoShutdownEnabled, false);
+      assert.equal(m.autoSnapshotEnabled, false);
+      assert.equal(m.restorePointEnabled, false);
     });
   });
 
@@ -366,6 +370,16 @@ describe('Paperspace-style API', () => {
         [{ ...CREATE, autoShutdownTimeout: 2 }, 'autoShutdownTimeout'],
         [{ ...CREATE, autoShutdownEnabled: true, autoShutdownTimeout: 1000 }, 'autoShutdownTimeout'],
         [{ ...CREATE, accessorIds: ['usr_nobody'] }, 'accessorIds'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotSaveCount: 2 }, 'autoSnapshotFrequency'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotFrequency: 'hourly' }, 'autoSnapshotSaveCount'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotFrequency: 'yearly', autoSnapshotSaveCount: 2 }, 'autoSnapshotFrequency'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotFrequency: 'daily', autoSnapshotSaveCount: 0 }, 'autoSnapshotSaveCount'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotFrequency: 'daily', autoSnapshotSaveCount: 31 }, 'autoSnapshotSaveCount'],
+        [{ ...CREATE, autoSnapshotEnabled: true, autoSnapshotFrequency: 'daily', autoSnapshotSaveCount: 1.5 }, 'autoSnapshotSaveCount'],
+        [{ ...CREATE, autoSnapshotFrequency: 'daily' }, 'autoSnapshotFrequency'],
+        [{ ...CREATE, restorePointFrequency: 'shutdown' }, 'restorePointFrequency'],
+        [{ ...CREATE, restorePointEnabled: true, restorePointFrequency: 'daily' }, 'restorePointFrequency'],
+        [{ ...CREATE, restorePointEnabled: true, takeInitialSnapshot: false }, 'takeInitialSnapshot'],
       ];
       for (const [body, mentions] of cases) assertError(await ps('POST', '/machines', body), 400, 'VALIDATION_FAILED', mentions);
       assertError(await t.request('POST', `${BASE}/machines`, { rawBody: '{"name": ', key, headers: { 'content-type': 'application/json' } }), 400, 'INVALID_JSON');
@@ -374,7 +388,7 @@ describe('Paperspace-style API', () => {
 
     it('422 for features not supported yet', async () => {
       const count = await machineCount();
-      for (const extra of [{ autoSnapshotEnabled: true }, { restorePointEnabled: true }, { takeInitialSnapshot: true }, { networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { startupScriptId: 's' }, { autoShutdownForce: false }]) {
+      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { startupScriptId: 's' }, { autoShutdownForce: false }]) {
         assertError(await ps('POST', '/machines', { ...CREATE, ...extra }), 422, 'UNSUPPORTED_OPERATION', Object.keys(extra)[0]);
       }
       assert.equal(await machineCount(), count);

@@ -121,7 +121,9 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       url: `${basePath}/machines`,
       operationId: 'paperspaceCreateMachine',
       summary: 'Create a machine',
-      description: 'Answers at once with the machine (provisioning) and its create event; poll the event until done or error.',
+      description:
+        'Answers at once with the machine (provisioning) and its create event; poll the event until done or error. ' +
+        'takeInitialSnapshot (and restorePointEnabled, which makes it the restore point) snapshots the machine once it runs, before the event is done.',
       body: CreateBody,
       responses: {
         200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema },
@@ -142,6 +144,10 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
             autoShutdownTimeout: body.autoShutdownTimeout,
             startOnCreate: body.startOnCreate,
             accessorIds: body.accessorIds,
+            autoSnapshot: body,
+            takeInitialSnapshot: body.takeInitialSnapshot,
+            restorePointEnabled: body.restorePointEnabled,
+            restorePointFrequency: body.restorePointFrequency,
           }),
         );
       },
@@ -162,14 +168,20 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       url: `${basePath}/machines/:id`,
       operationId: 'paperspaceUpdateMachine',
       summary: 'Update a machine',
-      description: 'Name and auto shutdown, applied before the answer (the event is already done). Resizing is a 422.',
+      description:
+        'Name, auto shutdown, auto snapshots and the restore point, applied before the answer (the event is already done). ' +
+        'Enabling a restore point without restorePointSnapshotId snapshots the ready machine now. Resizing is a 422.',
       params: IdParams,
       body: UpdateBody,
       responses: {
         200: { description: 'The machine and the update event.', schema: MachineWithEventSchema },
         ...errors,
         ...conflict,
-        422: { description: 'Resizing, or a feature not supported yet (UNSUPPORTED_OPERATION).', schema: PaperspaceErrorSchema },
+        422: {
+          description: 'Resizing, a feature not supported yet (UNSUPPORTED_OPERATION), or a restorePointSnapshotId that is not a snapshot of this machine (UNKNOWN_SNAPSHOT).',
+          schema: PaperspaceErrorSchema,
+        },
+        500: { description: 'SNAPSHOT_FAILED: the restore point snapshot could not be taken; nothing changed and the machine is still ready.', schema: PaperspaceErrorSchema },
       },
       handler: async ({ params, body, caller }) => {
         refuseUnsupported(body);
@@ -180,6 +192,10 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
             diskSize: body.diskSize,
             autoShutdownEnabled: body.autoShutdownEnabled,
             autoShutdownTimeout: body.autoShutdownTimeout,
+            autoSnapshot: body,
+            restorePointEnabled: body.restorePointEnabled,
+            restorePointFrequency: body.restorePointFrequency,
+            restorePointSnapshotId: body.restorePointSnapshotId,
           }),
         );
       },
@@ -253,7 +269,12 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       handler: async ({ params, caller }) => renderPaperspaceAccessor(await accessors.remove(caller, params.id, params.userId)),
     }),
     lifecycle('start', 'Start a machine', 'Resumes a stopped machine from its memory snapshot: the same processes continue.'),
-    lifecycle('stop', 'Stop a machine', 'Pauses a ready machine to a memory snapshot (CRIU); its processes leave the host.'),
+    lifecycle(
+      'stop',
+      'Stop a machine',
+      'Pauses a ready machine to a memory snapshot (CRIU); its processes leave the host. With a restore point, the stopped machine is then ' +
+        'reverted to it: the next start resumes the restore point\'s memory and disk.',
+    ),
     lifecycle('restart', 'Restart a machine', 'Kills every process and starts the template\'s init again; the files are kept.'),
   ];
 }

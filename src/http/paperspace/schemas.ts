@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MACHINE_EVENT_NAMES, MACHINE_EVENT_STATES } from '../../domain/machine-event.js';
+import { AUTO_SNAPSHOT_FREQUENCIES, AUTO_SNAPSHOT_MAX_KEEP } from '../../domain/machine.js';
 import { MACHINE_ORDER_FIELDS, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
 
 /** Error answers of this surface: the seed's `{code, message, details?}`. */
@@ -12,7 +13,7 @@ export const PaperspaceErrorSchema = z
   .meta({ id: 'PaperspaceError' });
 
 const dateTime = z.string().describe('ISO 8601 date-time (UTC).');
-const SNAPSHOT_FREQUENCIES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
+const SNAPSHOT_FREQUENCIES = AUTO_SNAPSHOT_FREQUENCIES;
 const PUBLIC_IP_TYPES = ['static', 'dynamic', 'none'] as const;
 
 /** The seed's machine object. */
@@ -26,9 +27,9 @@ export const PaperspaceMachineSchema = z
     autoShutdownEnabled: z.boolean(),
     autoShutdownForce: z.boolean().nullable().describe('true when auto shutdown is enabled (Hangar\'s deadline is always forced), else null.'),
     autoShutdownTimeout: z.number().nullable().describe('Hours; null when auto shutdown is disabled.'),
-    autoSnapshotEnabled: z.boolean().describe('Always false: not supported yet.'),
-    autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).nullable().describe('Always null.'),
-    autoSnapshotSaveCount: z.number().nullable().describe('Always null.'),
+    autoSnapshotEnabled: z.boolean().describe('True when automatic snapshots are taken while the machine is ready.'),
+    autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).nullable().describe('The period of automatic snapshots (a month is 30 days); null when disabled.'),
+    autoSnapshotSaveCount: z.number().nullable().describe('How many automatic snapshots are kept (older ones are deleted); null when disabled.'),
     cpus: z.number().describe('vCPUs (CPU quota).'),
     dtCreated: dateTime,
     dtDeleted: dateTime.nullable(),
@@ -47,9 +48,9 @@ export const PaperspaceMachineSchema = z
       .strictObject({ dtFinished: dateTime, dtStarted: dateTime, id: z.string(), isActive: z.boolean(), name: z.string() })
       .nullable()
       .describe('Always null.'),
-    restorePointEnabled: z.boolean().describe('Always false: not supported yet.'),
-    restorePointFrequency: z.enum(['shutdown']).nullable().describe('Always null.'),
-    restorePointSnapshotId: z.string().nullable().describe('Always null.'),
+    restorePointEnabled: z.boolean().describe('True when each stop reverts the machine to its restore point.'),
+    restorePointFrequency: z.enum(['shutdown']).nullable().describe('"shutdown" when a restore point is enabled, else null.'),
+    restorePointSnapshotId: z.string().nullable().describe('The snapshot each stop reverts the machine to (GET /v1/snapshots/{id}); null when disabled.'),
     state: z.enum(PAPERSPACE_STATES),
     storageRate: z.number().describe('Always 0: Hangar does not bill.'),
     storageTotal: z.number().int().describe('Disk quota (size of the writable layer) in bytes.'),
@@ -164,15 +165,24 @@ export const IdParams = z.strictObject({ id: z.string().min(1).max(128) });
 const hours = z.number().positive().max(720).describe('Hours (at most 720, 30 days).');
 const name = z.string().trim().min(1).max(255);
 
+/** Auto snapshot and restore point fields (create and update). */
+const snapshotFields = {
+  autoSnapshotEnabled: z.boolean().optional().describe('Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set).'),
+  autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).optional().describe('Period of automatic snapshots (a month is 30 days); only with autoSnapshotEnabled.'),
+  autoSnapshotSaveCount: z
+    .number()
+    .int()
+    .min(1)
+    .max(AUTO_SNAPSHOT_MAX_KEEP)
+    .optional()
+    .describe(`How many automatic snapshots to keep, 1-${AUTO_SNAPSHOT_MAX_KEEP}; the oldest beyond are deleted. Only with autoSnapshotEnabled.`),
+  restorePointFrequency: z.enum(['shutdown']).optional().describe('Only "shutdown": the machine reverts to its restore point at each stop. Only with restorePointEnabled.'),
+};
+
 /** Fields of the seed Hangar does not serve yet: accepted only at their "off" value (create and update). */
 const unsupportedFields = {
-  autoSnapshotEnabled: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
-  autoSnapshotFrequency: z.enum(SNAPSHOT_FREQUENCIES).optional().describe('Not supported yet: refused.'),
-  autoSnapshotSaveCount: z.number().optional().describe('Not supported yet: refused.'),
   networkId: z.string().optional().describe('Not supported yet: refused.'),
   publicIpType: z.enum(PUBLIC_IP_TYPES).optional().describe('Only "none" is accepted.'),
-  restorePointEnabled: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
-  restorePointFrequency: z.enum(['shutdown']).optional().describe('Not supported yet: refused.'),
 };
 
 /** Create-only fields Hangar does not serve yet. */
@@ -180,7 +190,6 @@ const unsupportedCreateFields = {
   emailPassword: z.boolean().optional().describe('Not supported: only false is accepted.'),
   enableNvlink: z.boolean().optional().describe('No GPUs: only false is accepted.'),
   startupScriptId: z.string().optional().describe('Not supported yet: refused.'),
-  takeInitialSnapshot: z.boolean().optional().describe('Not supported yet: only false is accepted.'),
 };
 
 /** Body of POST /machines. */
@@ -200,6 +209,9 @@ export const CreateBody = z
       .max(100)
       .optional()
       .describe('Users of the team granted access to the new machine (its accessors); each must exist in the team.'),
+    takeInitialSnapshot: z.boolean().optional().describe('Snapshot the machine once it runs, as part of the create event. @default false'),
+    restorePointEnabled: z.boolean().optional().describe('Make the initial snapshot the restore point (each stop reverts to it); implies takeInitialSnapshot. @default false'),
+    ...snapshotFields,
     ...unsupportedFields,
     ...unsupportedCreateFields,
   })
@@ -214,7 +226,9 @@ export const UpdateBody = z
     autoShutdownEnabled: z.boolean().optional(),
     autoShutdownForce: z.boolean().optional().describe('Only true.'),
     autoShutdownTimeout: hours.optional(),
-    restorePointSnapshotId: z.string().optional().describe('Not supported yet: refused.'),
+    restorePointEnabled: z.boolean().optional().describe('true: each stop reverts the machine to its restore point (restorePointSnapshotId, or a snapshot taken now of the ready machine); false: off (the snapshot stays).'),
+    restorePointSnapshotId: z.string().min(1).max(128).optional().describe('A snapshot of this machine to revert to at each stop; enables the restore point.'),
+    ...snapshotFields,
     ...unsupportedFields,
   })
   .meta({ id: 'PaperspaceUpdateMachineRequest' });

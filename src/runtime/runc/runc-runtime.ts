@@ -451,6 +451,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { memory: criu, sizeBytes: await allocatedBytes(s.dir) };
   }
 
+  async thaw(id: string): Promise<void> {
+    await this.runc(['resume', id]);
+  }
+
   async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     const p = layerPaths(this.opts.machinesDir, spec.id);
     const s = this.snap(snapshotId);
@@ -490,11 +494,51 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     }
   }
 
+  async revertSnapshot(targetId: string, sourceId: string): Promise<SnapshotResult> {
+    const source = this.snap(sourceId);
+    const target = this.snap(targetId);
+    const damage = (await exists(source.image)) ? await manifestProblem(source) : 'its disk image is missing';
+    if (damage) throw new RuntimeError(`snapshot ${sourceId} cannot be reverted to: ${damage}`, targetId, 'check snapshot');
+    // Built beside the target, then swapped in: a failure before the swap leaves the target untouched.
+    // Names with a dot are no snapshot id: a start after a crash removes them as orphans.
+    const next = `${target.dir}.revert`;
+    const old = `${target.dir}.old`;
+    await rm(next, { recursive: true, force: true });
+    try {
+      await mkdir(next, { recursive: true });
+      await run('cp', ['--sparse=always', source.image, join(next, 'disk.img')], 300_000);
+      if (await exists(source.criu)) await run('cp', ['-a', source.criu, join(next, 'criu')], 300_000);
+      // The same files under the same names: the source's manifest describes the copy.
+      await run('cp', [join(source.dir, 'manifest.json'), join(next, 'manifest.json')]);
+      const copied = snapshotPaths(this.opts.snapshotsDir, `${targetId}.revert`);
+      const problem = await manifestProblem(copied);
+      if (problem) throw new Error(`the copy does not match: ${problem}`);
+      await rm(old, { recursive: true, force: true });
+      await rename(target.dir, old);
+      await rename(next, target.dir);
+    } catch (err) {
+      await rm(next, { recursive: true, force: true }).catch(() => undefined);
+      if (!(await exists(target.dir)) && (await exists(old))) await rename(old, target.dir).catch(() => undefined);
+      throw new RuntimeError(`could not revert to snapshot ${sourceId}: ${message(err)}`, targetId, 'revert');
+    }
+    await rm(old, { recursive: true, force: true });
+    return { memory: await exists(target.inventory), sizeBytes: await allocatedBytes(target.dir) };
+  }
+
   async deleteSnapshot(snapshotId: string): Promise<void> {
     await rm(this.snap(snapshotId).dir, { recursive: true, force: true });
   }
 
   async snapshotsOnDisk(): Promise<string[]> {
+    const names = await readdir(this.opts.snapshotsDir).catch(() => [] as string[]);
+    // A crash between the two renames of a revert left the checked copy beside a missing
+    // snapshot: finish the revert, so the start-up sweep does not delete it as an orphan.
+    for (const name of names.filter((n) => n.endsWith('.revert'))) {
+      const id = name.slice(0, -'.revert'.length);
+      if (names.includes(id) || !names.includes(`${id}.old`)) continue;
+      await rename(join(this.opts.snapshotsDir, name), join(this.opts.snapshotsDir, id));
+      names.push(id);
+    }
     return readdir(this.opts.snapshotsDir).catch(() => []);
   }
 }

@@ -141,4 +141,13 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX machine_accessors_user ON machine_accessors (user_id, machine_id) WHERE deleted_at IS NULL;
   `,
+  // Auto snapshots and restore points (autosnap): per-machine settings, one column each.
+  `
+  ALTER TABLE machines ADD COLUMN auto_snapshot_frequency TEXT;
+  ALTER TABLE machines ADD COLUMN auto_snapshot_keep INTEGER;
+  ALTER TABLE machines ADD COLUMN auto_snapshot_since INTEGER;
+  ALTER TABLE machines ADD COLUMN auto_snapshot_last_at INTEGER;
+  ALTER TABLE machines ADD COLUMN restore_point_frequency TEXT;
+  ALTER TABLE machines ADD COLUMN restore_point_snapshot_id TEXT;
+  `,
 ];

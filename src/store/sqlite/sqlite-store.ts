@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
-import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import type { AutoSnapshotFrequency, MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
@@ -48,6 +48,12 @@ interface MachineRow {
   name: string | null;
   updated_at: number | null;
   created_by: string | null;
+  auto_snapshot_frequency: string | null;
+  auto_snapshot_keep: number | null;
+  auto_snapshot_since: number | null;
+  auto_snapshot_last_at: number | null;
+  restore_point_frequency: string | null;
+  restore_point_snapshot_id: string | null;
 }
 
 const MACHINE_COLUMNS = [
@@ -56,6 +62,7 @@ const MACHINE_COLUMNS = [
   'created_at', 'started_at', 'last_active_at', 'paused_at', 'resumed_at', 'destroyed_at', 'snapshot_id',
   'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'auto_resume', 'name', 'updated_at',
   'created_by',
+  'auto_snapshot_frequency', 'auto_snapshot_keep', 'auto_snapshot_since', 'auto_snapshot_last_at', 'restore_point_frequency', 'restore_point_snapshot_id',
 ] as const;
 
 function toRow(m: MachineRecord): MachineRow {
@@ -92,6 +99,12 @@ function toRow(m: MachineRecord): MachineRow {
     name: m.name,
     updated_at: m.updatedAt,
     created_by: m.createdBy,
+    auto_snapshot_frequency: m.autoSnapshot?.frequency ?? null,
+    auto_snapshot_keep: m.autoSnapshot?.keep ?? null,
+    auto_snapshot_since: m.autoSnapshot?.since ?? null,
+    auto_snapshot_last_at: m.autoSnapshot?.lastAt ?? null,
+    restore_point_frequency: m.restorePoint?.frequency ?? null,
+    restore_point_snapshot_id: m.restorePoint?.snapshotId ?? null,
   };
 }
 
@@ -130,6 +143,16 @@ function fromRow(r: MachineRow): MachineRecord {
     name: r.name,
     updatedAt: r.updated_at,
     createdBy: r.created_by,
+    autoSnapshot:
+      r.auto_snapshot_frequency === null
+        ? null
+        : {
+            frequency: r.auto_snapshot_frequency as AutoSnapshotFrequency,
+            keep: r.auto_snapshot_keep ?? 1,
+            since: r.auto_snapshot_since ?? r.created_at,
+            lastAt: r.auto_snapshot_last_at,
+          },
+    restorePoint: r.restore_point_snapshot_id === null ? null : { frequency: 'shutdown', snapshotId: r.restore_point_snapshot_id },
   };
 }
 
