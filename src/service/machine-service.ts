@@ -22,6 +22,7 @@ import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
+import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
 import { MachineLocks } from './keyed-lock.js';
 import { CursorCodec } from './list-cursor.js';
@@ -204,7 +205,8 @@ export class MachineService {
       hostname: m.id,
       templateRootfs: template.rootfs,
       init: template.init,
-      env: { ...template.env, ...m.env, HOSTNAME: m.id },
+      // The desktop's variables come last: a machine's own env cannot replace its VNC password.
+      env: { ...template.env, ...m.env, ...(template.desktop ? desktopEnv(template.desktop, this.o.secret.vncPassword(m.id)) : {}), HOSTNAME: m.id },
       cwd: m.cwd ?? template.cwd,
       config: m.config,
       network: { ip: m.privateIp, outbound: m.outbound },

@@ -4,6 +4,7 @@ import { defineRoute, type AnyRoute } from '../route.js';
 import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
 import {
   CreateBody,
+  DesktopSettingsSchema,
   EventListQuery,
   EventPageSchema,
   IdParams,
@@ -186,6 +187,22 @@ export function paperspaceRoutes({ paperspace, operations, basePath }: Paperspac
       params: IdParams,
       responses: { 200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema }, ...errors, ...conflict },
       handler: async ({ params, caller }) => withEvent(await paperspace.delete(caller, params.id)),
+    }),
+    defineRoute({
+      ...base,
+      method: 'GET',
+      url: `${basePath}/machines/:id/desktop`,
+      operationId: 'paperspaceGetMachineDesktop',
+      summary: 'Get desktop settings',
+      description: 'VNC settings of a ready machine whose template runs a desktop (templateId "desktop"): its private address, port and password.',
+      params: IdParams,
+      responses: {
+        200: { description: 'The VNC settings.', schema: DesktopSettingsSchema },
+        ...errors,
+        409: { description: 'The machine is not ready (stopped: start it first; or an operation is in flight) (STATE_CONFLICT).', schema: PaperspaceErrorSchema },
+        422: { description: 'The machine\'s template runs no desktop (NO_DESKTOP).', schema: PaperspaceErrorSchema },
+      },
+      handler: async ({ params, caller }) => paperspace.desktop(caller, params.id),
     }),
     lifecycle('start', 'Start a machine', 'Resumes a stopped machine from its memory snapshot: the same processes continue.'),
     lifecycle('stop', 'Stop a machine', 'Pauses a ready machine to a memory snapshot (CRIU); its processes leave the host.'),
