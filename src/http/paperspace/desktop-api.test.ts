@@ -46,6 +46,31 @@ describe('Paperspace-style desktop (VNC)', () => {
     assert.equal(done.state, 'done', JSON.stringify(done));
     return (await ps('GET', `/machines/${r.body.data.id}`)).body;
   };
+  const exec = async (id: string, cmd: string): Promise<string> => {
+    const r = await t.request('POST', `/v1/machines/${id}/exec`, { body: { cmd }, key });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.exit_code, 0, r.text);
+    return r.body.stdout as string;
+  };
+  /** Pid (inside the machine), name and state of every process of the desktop machine. */
+  const processes = async (): Promise<{ pid: number; comm: string; state: string; ppid: number }[]> => {
+    const out = await exec(desktop.id, 'for s in /proc/[0-9]*/stat; do cat "$s" 2>/dev/null; echo; done');
+    return out
+      .split('\n')
+      .map((line) => /^(\d+) \((.*)\) (\S) (\d+)/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ pid: Number(m[1]), comm: m[2]!, state: m[3]!, ppid: Number(m[4]) }));
+  };
+  const desktopPids = async (): Promise<Record<string, number>> => {
+    const ps = await processes();
+    const pids: Record<string, number> = {};
+    for (const name of ['tini', 'hangar-desktop', 'Xvfb', 'twm', 'x11vnc']) {
+      const p = ps.find((x) => x.comm === name);
+      assert.ok(p, `${name} runs: ${JSON.stringify(ps)}`);
+      pids[name] = p.pid;
+    }
+    return pids;
+  };
   const lifecycle = async (id: string, verb: 'stop' | 'start' | 'restart'): Promise<void> => {
     const r = await ps('PATCH', `/machines/${id}/${verb}`);
     assert.equal(r.status, 200, r.text);
@@ -121,6 +146,24 @@ describe('Paperspace-style desktop (VNC)', () => {
     await assertDesktopUp();
   });
 
+  it('init is tini (pid 1) running the supervisor, Xvfb, twm and x11vnc; orphans are reaped', async () => {
+    const pids = await desktopPids();
+    assert.equal(pids.tini, 1);
+    // An orphan: its parent exits at once (and the exec with it), so pid 1 adopts it and must reap it.
+    await exec(desktop.id, '(sleep 2 </dev/null >/dev/null 2>&1 &) ; true');
+    const orphan = (await processes()).find((p) => p.comm === 'sleep');
+    assert.equal(orphan?.ppid, 1, 'the orphan is adopted by pid 1');
+    await waitFor(async () => !(await processes()).some((p) => p.pid === orphan.pid), 5000);
+    assert.deepEqual((await processes()).filter((p) => p.state === 'Z'), [], 'no zombie is left');
+  });
+
+  it('the supervisor starts again a desktop process that dies', async () => {
+    const before = await desktopPids();
+    await exec(desktop.id, `kill ${before.x11vnc}`);
+    await waitFor(async () => (await processes()).some((x) => x.comm === 'x11vnc' && x.pid !== before.x11vnc), 10_000);
+    await assertDesktopUp();
+  });
+
   it('a wrong password is refused by the VNC server', async () => {
     const wrong = settings.vnc.password.split('').reverse().join('') === settings.vnc.password ? 'x'.repeat(8) : settings.vnc.password.split('').reverse().join('');
     const r = await handshake(wrong);
@@ -136,11 +179,13 @@ describe('Paperspace-style desktop (VNC)', () => {
   });
 
   it('a headless machine has no desktop: 422 NO_DESKTOP; an unknown one is a 404', async () => {
-    assertError(await ps('GET', `/machines/${headless.id}/desktop`), 422, 'NO_DESKTOP', 'templateId "desktop"');
+    assertError(await ps('GET', `/machines/${headless.id}/desktop`), 422, 'NO_DESKTOP', 'which has no desktop');
     assertError(await ps('GET', '/machines/mch_doesnotexist000000/desktop'), 404, 'NOT_FOUND');
   });
 
   it('stopped: 409 saying to start it; after start the same password still opens the desktop', async () => {
+    const memory = (await t.request('GET', '/v1/info')).body.snapshots.memory === true;
+    const before = await desktopPids();
     await lifecycle(desktop.id, 'stop');
     assertError(await ps('GET', `/machines/${desktop.id}/desktop`), 409, 'STATE_CONFLICT', `/machines/${desktop.id}/start`);
     await lifecycle(desktop.id, 'start');
@@ -148,6 +193,8 @@ describe('Paperspace-style desktop (VNC)', () => {
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.body, settings);
     await assertDesktopUp();
+    // With memory snapshots (CRIU) the very same processes continue.
+    if (memory) assert.deepEqual(await desktopPids(), before);
   });
 
   it('restart starts the desktop again from init, with the same password', async () => {
