@@ -56,14 +56,20 @@ rm -rf "$tmp"/rootfs/var/cache/apt/archives/*.deb "$tmp"/rootfs/var/lib/apt/list
 cat > "$tmp/rootfs/usr/local/sbin/hangar-desktop" <<'SUPERVISOR'
 #!/bin/bash
 # Keeps Xvfb, twm and x11vnc alive. Hangar sets HANGAR_VNC_PASSWORD (per machine),
-# HANGAR_VNC_PORT, HANGAR_DESKTOP_WIDTH and HANGAR_DESKTOP_HEIGHT.
+# HANGAR_VNC_PORT, HANGAR_DESKTOP_WIDTH and HANGAR_DESKTOP_HEIGHT. Pid 1 is tini.
 set -u
 : "${HANGAR_VNC_PASSWORD:?set by Hangar}" "${HANGAR_VNC_PORT:=5900}"
 : "${HANGAR_DESKTOP_WIDTH:=1280}" "${HANGAR_DESKTOP_HEIGHT:=800}"
 export DISPLAY=:0
 state=/run/hangar-desktop
-mkdir -p "$state" && chmod 700 "$state"
-x11vnc -storepasswd "$HANGAR_VNC_PASSWORD" "$state/passwd" >/dev/null 2>&1
+store_password() {
+  mkdir -p "$state" && chmod 700 "$state"
+  # x11vnc reads this file at every authentication, so a new password applies at once.
+  x11vnc -storepasswd "$HANGAR_VNC_PASSWORD" "$state/passwd.new" >/dev/null 2>&1 && mv -f "$state/passwd.new" "$state/passwd"
+}
+# `hangar-desktop --set-password`: Hangar runs it in a fork, whose VNC server is its source's.
+if [ "${1:-}" = --set-password ]; then store_password; exit; fi
+store_password || exit 1
 unset HANGAR_VNC_PASSWORD
 # /tmp is on the machine's disk: after a restart the previous X server's lock and socket
 # are still there, and its pid may be alive again as another process.
@@ -114,7 +120,7 @@ cat > "$tmp/template.json" <<MANIFEST
   "cwd": "/root",
   "runtime": "runc",
   "created_at": "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)",
-  "desktop": { "vnc_port": 5900, "width": 1280, "height": 800 }
+  "desktop": { "vnc_port": 5900, "width": 1280, "height": 800, "set_password": ["/usr/local/sbin/hangar-desktop", "--set-password"] }
 }
 MANIFEST
 echo "$build_id" > "$tmp/.build-id"

@@ -213,6 +213,22 @@ export class MachineService {
     };
   }
 
+  /**
+   * Give a fork of a desktop machine its own VNC password: the restored VNC server still
+   * checks its source's, which is not the one derived from the fork's id.
+   */
+  private async setDesktopPassword(m: MachineRecord, template: Template): Promise<void> {
+    const argv = template.desktop?.set_password;
+    if (!template.desktop || !argv) return;
+    const env = desktopEnv(template.desktop, this.o.secret.vncPassword(m.id));
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      if (output.length < 2000) output += chunk.toString('utf8');
+    };
+    const r = await this.o.runtime.exec(m.id, { argv, cwd: '/', env, uid: 0, gid: 0, timeoutMs: 10_000 }, { stdout: keep, stderr: keep });
+    if (r.exitCode !== 0) throw new Error(`setting the fork's VNC password failed (exit ${r.exitCode}): ${output.trim()}`);
+  }
+
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
   async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
     const notify = options.onRecorded;
@@ -329,8 +345,10 @@ export class MachineService {
       await onRecorded?.(m);
       return this.recorded(m, 'create', async () => {
         try {
-          if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
-          else await this.o.runtime.start(this.spec(m, template));
+          if (source) {
+            await this.o.runtime.fork(this.spec(m, template), source.id);
+            await this.setDesktopPassword(m, template);
+          } else await this.o.runtime.start(this.spec(m, template));
         } catch (err) {
           this.holding.delete(m.id);
           this.releaseIp(m);

@@ -23,6 +23,11 @@ export const TemplateManifestSchema = z.object({
       /** Screen size of the X server, in pixels. */
       width: z.number().int().min(64).max(8192),
       height: z.number().int().min(64).max(8192),
+      /**
+       * Argv run inside a running machine, with HANGAR_VNC_PASSWORD set, to change its VNC
+       * password: a fork's restored VNC server still holds its source's until this runs.
+       */
+      set_password: z.array(z.string()).min(1).optional(),
     })
     .optional(),
 });

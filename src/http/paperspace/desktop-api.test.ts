@@ -80,10 +80,10 @@ describe('Paperspace-style desktop (VNC)', () => {
    * Handshake once the VNC server listens: x11vnc starts a moment after the machine's
    * init, so a refused connection is retried; any other outcome is returned.
    */
-  const handshake = (password: string): Promise<RfbHandshakeResult> =>
+  const handshake = (password: string, host = settings.vnc.hostname): Promise<RfbHandshakeResult> =>
     waitFor<RfbHandshakeResult | null>(async () => {
       try {
-        return await rfbHandshake({ host: settings.vnc.hostname, port: settings.vnc.port, password });
+        return await rfbHandshake({ host, port: settings.vnc.port, password });
       } catch (err) {
         if (/ECONNREFUSED|closed the connection|ECONNRESET/.test(String(err))) return null;
         throw err;
@@ -200,6 +200,24 @@ describe('Paperspace-style desktop (VNC)', () => {
   it('restart starts the desktop again from init, with the same password', async () => {
     await lifecycle(desktop.id, 'restart');
     await assertDesktopUp();
+  });
+
+  it('a fork (native snapshot_id) gets its own password; its source keeps its own', async () => {
+    const snap = await t.request('POST', `/v1/machines/${desktop.id}/snapshots`, { key });
+    assert.equal(snap.status, 201, snap.text);
+    const fork = await t.request('POST', '/v1/machines', { body: { snapshot_id: snap.body.id }, key });
+    assert.equal(fork.status, 201, fork.text);
+    const r = await ps('GET', `/machines/${fork.body.id}/desktop`);
+    assert.equal(r.status, 200, r.text);
+    const forkVnc = DesktopSettingsSchema.parse(r.body).vnc;
+    assert.equal(forkVnc.hostname, fork.body.private_ip);
+    assert.notEqual(forkVnc.password, settings.vnc.password);
+    const ok = await handshake(forkVnc.password, forkVnc.hostname);
+    assert.equal(ok.securityResult, 0, `the fork's password opens the fork: ${ok.failureReason}`);
+    assert.deepEqual([ok.serverInit?.width, ok.serverInit?.height], [SCREEN.width, SCREEN.height]);
+    assert.notEqual((await handshake(settings.vnc.password, forkVnc.hostname)).securityResult, 0, "the source's password does not open the fork");
+    await assertDesktopUp();
+    assert.equal((await t.request('DELETE', `/v1/machines/${fork.body.id}`, { key })).status < 300, true);
   });
 
   it('after a server restart the machine keeps its desktop and password', async () => {
