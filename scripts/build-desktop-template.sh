@@ -9,8 +9,12 @@ set -euo pipefail
 
 suite=trixie
 packages=xvfb,twm,x11vnc,xfonts-base,tini
-dest_root=${HANGAR_TEMPLATE_PATH:-/var/lib/hangar/templates}
+dest_root=${HANGAR_TEMPLATE_PATH-/var/lib/hangar/templates}
 dest_root=${dest_root%%:*}
+if [ -z "$dest_root" ]; then
+  echo "desktop template: HANGAR_TEMPLATE_PATH is empty (no shared templates); not built"
+  exit 0
+fi
 dest=$dest_root/desktop
 build_id=$(sha256sum "$0" | cut -c1-16)
 

@@ -296,8 +296,10 @@ export class PaperspaceService {
       throw new HangarError('NO_DESKTOP', `Machine ${id} runs template ${m.record.template}, which has no desktop; create a machine with templateId "desktop" for VNC.`, { template: m.record.template });
     }
     if (m.record.status !== 'running' || m.state !== 'ready' || m.record.privateIp === null) {
-      const how = m.record.status === 'paused' && m.state === 'off' ? `start it with PATCH /machines/${id}/start` : 'wait for its operation in flight to finish';
-      throw this.conflict(m.record, m.state, 'its desktop', `ready (${how})`);
+      const op = this.o.operations.inFlight(id);
+      const how =
+        m.record.status === 'paused' && m.state === 'off' ? ` (start it with PATCH /machines/${id}/start)` : op !== undefined ? ` (wait for its ${op} to finish)` : '';
+      throw this.conflict(m.record, m.state, 'its desktop', `ready${how}`);
     }
     return { vnc: { hostname: m.record.privateIp, port: template.desktop.vnc_port, password: this.o.secret.vncPassword(m.record.id) } };
   }
