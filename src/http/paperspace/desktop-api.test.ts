@@ -178,6 +178,23 @@ describe('Paperspace-style desktop (VNC)', () => {
     }
   });
 
+  it('the native view of the machine does not show the password either', async () => {
+    const r = await t.request('GET', `/v1/machines/${desktop.id}`, { key });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text.includes(settings.vnc.password), false);
+  });
+
+  it("a machine's own env cannot replace its VNC password", async () => {
+    const m = await t.request('POST', '/v1/machines', { body: { template: 'desktop', env: { HANGAR_VNC_PASSWORD: 'chosen00' } }, key });
+    assert.equal(m.status, 201, m.text);
+    const d = await ps('GET', `/machines/${m.body.id}/desktop`);
+    assert.equal(d.status, 200, d.text);
+    assert.notEqual(d.body.vnc.password, 'chosen00');
+    assert.equal((await handshake(d.body.vnc.password, d.body.vnc.hostname)).securityResult, 0);
+    assert.notEqual((await handshake('chosen00', d.body.vnc.hostname)).securityResult, 0);
+    assert.ok((await t.request('DELETE', `/v1/machines/${m.body.id}`, { key })).status < 300);
+  });
+
   it('a headless machine has no desktop: 422 NO_DESKTOP; an unknown one is a 404', async () => {
     assertError(await ps('GET', `/machines/${headless.id}/desktop`), 422, 'NO_DESKTOP', 'which has no desktop');
     assertError(await ps('GET', '/machines/mch_doesnotexist000000/desktop'), 404, 'NOT_FOUND');
