@@ -130,9 +130,16 @@ MANIFEST
 echo "$build_id" > "$tmp/.build-id"
 
 # Swap in. A previous build may still be the lower layer of running machines: it is
-# moved aside, not deleted under them, and removed by the next build.
-rm -rf "$dest_root"/.desktop-old-*
+# moved aside, not deleted under them. /proc/mounts keeps the lowerdir path given at mount
+# time (…/desktop/rootfs, whichever build it was), so old builds go only when no overlay
+# mentions that path at all.
+in_use() { grep -qF "lowerdir=$dest/rootfs" /proc/mounts; }
 [ ! -e "$dest" ] || mv "$dest" "$dest_root/.desktop-old-$(date +%s)"
 mv "$tmp" "$dest"
 trap - EXIT
+if in_use; then
+  echo "desktop template: machines still run on an earlier build; it is removed by a later build"
+else
+  rm -rf "$dest_root"/.desktop-old-*
+fi
 echo "desktop template: built in $(( $(date +%s) - started )) s ($(du -sh "$dest" | cut -f1))"
