@@ -11,6 +11,7 @@ suite=trixie
 packages=xvfb,twm,x11vnc,xfonts-base,tini
 dest_root=${HANGAR_TEMPLATE_PATH-/var/lib/hangar/templates}
 dest_root=${dest_root%%:*}
+dest_root=${dest_root%/}
 if [ -z "$dest_root" ]; then
   echo "desktop template: HANGAR_TEMPLATE_PATH is empty (no shared templates); not built"
   exit 0
