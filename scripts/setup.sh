@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Hangar needs on a fresh Debian 12 machine (root), idempotently:
-# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc from Debian, CRIU 4
-# from Debian 13 at a low pin priority (Debian 12's CRIU 3.17 fails on 6.x kernels),
-# then the npm dependencies and the build.
+# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc, mmdebstrap, openssl
+# (a test checks the VNC client's DES against it) from Debian,
+# CRIU 4 from Debian 13 at a low pin priority (Debian 12's CRIU 3.17 fails on 6.x kernels),
+# the shared `desktop` template (built once per host), then the npm dependencies and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2 cc:gcc; do
+for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2 cc:gcc mmdebstrap:mmdebstrap openssl:openssl; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -47,6 +48,10 @@ if ! criu_ok; then
     echo "setup: WARNING: no Debian mirror found in apt's configuration; skipping CRIU"
   fi
 fi
+
+# The `desktop` template (Debian, Xvfb, twm, x11vnc) is shared by every data dir on the
+# host; about 100 s the first time, nothing after (scripts/build-desktop-template.sh).
+bash scripts/build-desktop-template.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

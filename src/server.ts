@@ -76,7 +76,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });
     }
     await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
-    const templates = new TemplateCatalog(settings.templatesDir);
+    const templates = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
       criuPath: settings.criuPath,

@@ -77,3 +77,25 @@ describe('settings: HANGAR_INGRESS_DOMAIN', () => {
     }
   });
 });
+
+describe('settings: shared template directories', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
+
+  it('HANGAR_TEMPLATE_PATH: default /var/lib/hangar/templates; a list separated by ":"; empty means none', () => {
+    assert.deepEqual(load({}).templatePath, ['/var/lib/hangar/templates']);
+    assert.deepEqual(load({ HANGAR_TEMPLATE_PATH: '/srv/a:/srv/b/' }).templatePath, ['/srv/a', '/srv/b']);
+    assert.deepEqual(load({ HANGAR_TEMPLATE_PATH: '' }).templatePath, []);
+  });
+
+  it('HANGAR_TEMPLATE_PATH: a relative directory fails the boot with the variable named', () => {
+    assert.throws(() => load({ HANGAR_TEMPLATE_PATH: 'templates' }), (e: unknown) => e instanceof SettingsError && /HANGAR_TEMPLATE_PATH/.test(e.message));
+    assert.throws(() => load({ HANGAR_TEMPLATE_PATH: '/a:b' }), (e: unknown) => e instanceof SettingsError && /HANGAR_TEMPLATE_PATH/.test(e.message));
+  });
+});

@@ -47,6 +47,16 @@ const EnvSchema = z.object({
       if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `${v} ${parsed.error}` });
       else if (parsed.cidr.prefix < 16 || parsed.cidr.prefix > 28) ctx.addIssue({ code: 'custom', message: 'prefix length must be 16 to 28' });
     }),
+  /**
+   * Shared, read-only template directories searched after `<data>/templates`, separated by
+   * `:` (absolute paths; empty: none). `scripts/setup.sh` builds the `desktop` template into
+   * the default once per host, because every data dir (each test server's too) shares it.
+   * @default '/var/lib/hangar/templates'
+   */
+  HANGAR_TEMPLATE_PATH: z
+    .string()
+    .regex(/^(\/[^:]*(:\/[^:]*)*)?$/, 'must be absolute directories separated by ":", e.g. /var/lib/hangar/templates')
+    .default('/var/lib/hangar/templates'),
   /** Base path of the Paperspace-style API. @default '/paperspace/v1' */
   HANGAR_PAPERSPACE_BASE: z
     .string()
@@ -93,6 +103,8 @@ export interface Settings {
   runcPath: string;
   criuPath: string;
   busyboxPath: string;
+  /** Shared template directories searched after `templatesDir`, in order. */
+  templatePath: string[];
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
   /** Host-based ingress's domain (lowercase), or null when host-based ingress is off. */
   ingressDomain: string | null;
@@ -175,6 +187,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
     busyboxPath: e.HANGAR_BUSYBOX,
+    templatePath: e.HANGAR_TEMPLATE_PATH.split(':').filter(Boolean).map((d) => resolve(d)),
     logLevel: e.HANGAR_LOG_LEVEL,
     ingressDomain: e.HANGAR_INGRESS_DOMAIN ?? null,
     paperspace: {

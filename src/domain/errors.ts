@@ -26,6 +26,7 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
   UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team (for a restore point: is not a snapshot of that machine).' },
   COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
+  NO_DESKTOP: { status: 422, meaning: 'The machine\'s template runs no desktop, so it has no VNC settings; create it from a desktop template (e.g. desktop).' },
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity, or a machine runs as many background processes as allowed.' },

@@ -24,6 +24,7 @@ import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
+import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
 import { MachineLocks } from './keyed-lock.js';
@@ -233,11 +234,28 @@ export class MachineService {
       hostname: m.id,
       templateRootfs: template.rootfs,
       init: template.init,
-      env: { ...template.env, ...m.env, HOSTNAME: m.id },
+      // The desktop's variables come last: a machine's own env cannot replace its VNC password.
+      env: { ...template.env, ...m.env, ...(template.desktop ? desktopEnv(template.desktop, this.o.secret.vncPassword(m.id)) : {}), HOSTNAME: m.id },
       cwd: m.cwd ?? template.cwd,
       config: m.config,
       network: { ip: m.privateIp, outbound: m.outbound },
     };
+  }
+
+  /**
+   * Give a fork of a desktop machine its own VNC password: the restored VNC server still
+   * checks its source's, which is not the one derived from the fork's id.
+   */
+  private async setDesktopPassword(m: MachineRecord, template: Template): Promise<void> {
+    const argv = template.desktop?.set_password;
+    if (!template.desktop || !argv) return;
+    const env = desktopEnv(template.desktop, this.o.secret.vncPassword(m.id));
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      if (output.length < 2000) output += chunk.toString('utf8');
+    };
+    const r = await this.o.runtime.exec(m.id, { argv, cwd: '/', env, uid: 0, gid: 0, timeoutMs: 10_000 }, { stdout: keep, stderr: keep });
+    if (r.exitCode !== 0) throw new Error(`setting the fork's VNC password failed (exit ${r.exitCode}): ${output.trim()}`);
   }
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
@@ -360,8 +378,10 @@ export class MachineService {
       await onRecorded?.(m);
       return this.recorded(m, 'create', async () => {
         try {
-          if (source) await this.o.runtime.fork(this.spec(m, template), source.id);
-          else await this.o.runtime.start(this.spec(m, template));
+          if (source) {
+            await this.o.runtime.fork(this.spec(m, template), source.id);
+            await this.setDesktopPassword(m, template);
+          } else await this.o.runtime.start(this.spec(m, template));
         } catch (err) {
           this.holding.delete(m.id);
           this.releaseIp(m);

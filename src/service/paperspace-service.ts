@@ -15,8 +15,10 @@ export const PAPERSPACE_STATES = ['off', 'starting', 'stopping', 'restarting', '
 /** A machine's state as the Paperspace-style surface names it. */
 export type PaperspaceState = (typeof PAPERSPACE_STATES)[number];
 
-/** The agent type of every Hangar machine: Linux, no desktop. */
+/** The agent type of a machine whose template runs no desktop. */
 export const AGENT_TYPE = 'LinuxHeadless';
+/** The agent type of a machine whose template runs a desktop (VNC). */
+export const DESKTOP_AGENT_TYPE = 'LinuxDesktop';
 const HOUR_MS = 3_600_000;
 const GIB_MB = 1024;
 
@@ -132,6 +134,13 @@ export interface PaperspaceMachine {
   region: string;
   /** Bytes used in the writable layer; 0 when it is not mounted. */
   storageUsed: number;
+  /** LinuxDesktop when its template runs a desktop, else LinuxHeadless. */
+  agentType: string;
+}
+
+/** A desktop machine's VNC settings (seed: `GET /machines/{id}/desktop`). */
+export interface DesktopSettings {
+  vnc: { hostname: string; port: number; password: string };
 }
 
 /** Policy and dependencies of the Paperspace-style surface. */
@@ -218,7 +227,12 @@ export class PaperspaceService {
       machineType: machineTypeOf(m.config, this.o.machineTypes),
       region: this.o.region,
       storageUsed: m.status === 'running' ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
+      agentType: await this.agentType(m.template),
     };
+  }
+
+  private async agentType(template: string): Promise<string> {
+    return (await this.o.templates.get(template).catch(() => null))?.desktop ? DESKTOP_AGENT_TYPE : AGENT_TYPE;
   }
 
   private machineType(label: string): MachineType {
@@ -295,12 +309,14 @@ export class PaperspaceService {
     const scope = JSON.stringify([input.orderBy, input.order, input.name ?? null, input.region ?? null, input.agentType ?? null, input.machineType ?? null]);
     const after = input.after === undefined ? undefined : this.cursors.decode(input.after, caller.team.id, scope);
     const all = (await this.o.machines.list(caller, { paginated: false })).items;
+    const agentTypes = new Map<string, string>();
+    for (const t of new Set(all.map((m) => m.template))) agentTypes.set(t, await this.agentType(t));
     const rows = all
       .map((m) => ({ m, state: paperspaceState(m.status, this.o.operations.inFlight(m.id)), type: machineTypeOf(m.config, this.o.machineTypes) }))
       .filter((r) =>
         (input.name === undefined || (r.m.name ?? r.m.id) === input.name) &&
         (input.region === undefined || input.region === this.o.region) &&
-        (input.agentType === undefined || input.agentType === AGENT_TYPE) &&
+        (input.agentType === undefined || input.agentType === agentTypes.get(r.m.template)) &&
         (input.machineType === undefined || r.type === input.machineType),
       )
       .map((r) => {
@@ -323,6 +339,25 @@ export class PaperspaceService {
   private conflict(m: MachineRecord, state: PaperspaceState, operation: string, needs: string): HangarError {
     const is = m.status === 'error' ? `off, in error (GET /v1/machines/${m.id} says why in error_reason)` : m.status === 'destroyed' ? 'deleted' : state;
     return new HangarError('STATE_CONFLICT', `Machine ${m.id} is ${is}; ${operation} needs a machine that is ${needs}.`, { state, status: m.status });
+  }
+
+  /**
+   * The VNC settings of a ready desktop machine: its private address (the host reaches
+   * it), the template's port and the password derived from the server secret.
+   */
+  async desktop(caller: Caller, id: string): Promise<DesktopSettings> {
+    const m = await this.get(caller, id);
+    const template = await this.o.templates.get(m.record.template);
+    if (!template?.desktop) {
+      throw new HangarError('NO_DESKTOP', `Machine ${id} runs template ${m.record.template}, which has no desktop; create a machine with templateId "desktop" for VNC.`, { template: m.record.template });
+    }
+    if (m.record.status !== 'running' || m.state !== 'ready' || m.record.privateIp === null) {
+      const op = this.o.operations.inFlight(id);
+      const how =
+        m.record.status === 'paused' && m.state === 'off' ? ` (start it with PATCH /machines/${id}/start)` : op !== undefined ? ` (wait for its ${op} to finish)` : '';
+      throw this.conflict(m.record, m.state, 'its desktop', `ready${how}`);
+    }
+    return { vnc: { hostname: m.record.privateIp, port: template.desktop.vnc_port, password: this.o.secret.vncPassword(m.record.id) } };
   }
 
   /** Start (resume) a stopped machine: the same processes continue. */

@@ -41,4 +41,12 @@ export class ServerSecret {
   trafficToken(machineId: string): string {
     return `tat_${this.sign('traffic', machineId)}`;
   }
+
+  /**
+   * The VNC password of a desktop machine: derived, never stored. VNC Authentication
+   * keys DES with at most 8 characters, so it is the first 8 of the HMAC (48 bits).
+   */
+  vncPassword(machineId: string): string {
+    return this.sign('vnc', machineId).slice(0, 8);
+  }
 }

@@ -15,6 +15,21 @@ export const TemplateManifestSchema = z.object({
   /** Runtime the template was made for, and its version, as reported by the compute listing. */
   runtime: z.string().default('runc'),
   created_at: z.string(),
+  /** Present when init runs a graphical desktop served over VNC (see `desktop.ts`). */
+  desktop: z
+    .strictObject({
+      /** TCP port the VNC server listens on inside the machine. */
+      vnc_port: z.number().int().min(1).max(65_535),
+      /** Screen size of the X server, in pixels. */
+      width: z.number().int().min(64).max(8192),
+      height: z.number().int().min(64).max(8192),
+      /**
+       * Argv run inside a running machine, with HANGAR_VNC_PASSWORD set, to change its VNC
+       * password: a fork's restored VNC server still holds its source's until this runs.
+       */
+      set_password: z.array(z.string()).min(1).optional(),
+    })
+    .optional(),
 });
 /** A parsed template manifest. */
 export type TemplateManifest = z.infer<typeof TemplateManifestSchema>;
@@ -24,31 +39,44 @@ export interface Template extends TemplateManifest {
   rootfs: string;
 }
 
-/** Templates are directories under `<data>/templates`, each with a manifest and a rootfs. */
+/**
+ * Templates are directories, each with a manifest and a rootfs, found in an ordered list
+ * of directories: `<data>/templates` first, then the shared read-only ones of
+ * HANGAR_TEMPLATE_PATH. The first directory holding a name wins.
+ */
 export class TemplateCatalog {
   private readonly cache = new Map<string, Template>();
+  private readonly dirs: readonly string[];
 
-  constructor(readonly dir: string) {}
+  constructor(dirs: string | readonly string[]) {
+    this.dirs = typeof dirs === 'string' ? [dirs] : [...dirs];
+  }
 
   /** The template of this name, or null. Manifests are read once and cached. */
   async get(name: string): Promise<Template | null> {
     const hit = this.cache.get(name);
     if (hit) return hit;
     if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) return null;
-    const base = join(this.dir, name);
-    const raw = await readFile(join(base, 'template.json'), 'utf8').catch(() => null);
-    if (raw === null) return null;
-    const manifest = TemplateManifestSchema.parse(JSON.parse(raw));
-    const t: Template = { ...manifest, rootfs: join(base, 'rootfs') };
-    this.cache.set(name, t);
-    return t;
+    for (const dir of this.dirs) {
+      const base = join(dir, name);
+      const raw = await readFile(join(base, 'template.json'), 'utf8').catch(() => null);
+      if (raw === null) continue;
+      const manifest = TemplateManifestSchema.parse(JSON.parse(raw));
+      const t: Template = { ...manifest, rootfs: join(base, 'rootfs') };
+      this.cache.set(name, t);
+      return t;
+    }
+    return null;
   }
 
-  /** Every template with a readable manifest. */
+  /** Every template with a readable manifest, by name. */
   async list(): Promise<Template[]> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const names = new Set<string>();
+    for (const dir of this.dirs) {
+      for (const n of await readdir(dir).catch(() => [] as string[])) names.add(n);
+    }
     const out: Template[] = [];
-    for (const n of names.sort()) {
+    for (const n of [...names].sort()) {
       const t = await this.get(n).catch(() => null);
       if (t) out.push(t);
     }

@@ -101,7 +101,7 @@ describe('rendering', () => {
       updatedAt: T0 + 99,
       name: 'box',
     });
-    const out = renderPaperspaceMachine({ record, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 4096 });
+    const out = renderPaperspaceMachine({ record, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 4096, agentType: 'LinuxHeadless' });
     PaperspaceMachineSchema.parse(out);
     assert.equal(out.cpus, 2);
     assert.equal(out.ram, 2048 * 1024 * 1024);
@@ -125,15 +125,16 @@ describe('rendering', () => {
       machineType: 'C3',
       region: 'local',
       storageUsed: 0,
+      agentType: 'LinuxHeadless',
     });
     PaperspaceMachineSchema.parse(snapshotting);
     assert.deepEqual(
       [snapshotting.autoSnapshotEnabled, snapshotting.autoSnapshotFrequency, snapshotting.autoSnapshotSaveCount, snapshotting.restorePointEnabled, snapshotting.restorePointFrequency, snapshotting.restorePointSnapshotId],
       [true, 'daily', 4, true, 'shutdown', 'snap_rp'],
     );
-    const addressed = renderPaperspaceMachine({ record: { ...record, privateIp: '10.1.2.3' }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0 });
+    const addressed = renderPaperspaceMachine({ record: { ...record, privateIp: '10.1.2.3' }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0, agentType: 'LinuxHeadless' });
     assert.equal(addressed.privateIp, '10.1.2.3');
-    const unnamed = renderPaperspaceMachine({ record: { ...record, name: null, destroyedAt: T0 + 500 }, state: 'off', machineType: 'C3', region: 'local', storageUsed: 0 });
+    const unnamed = renderPaperspaceMachine({ record: { ...record, name: null, destroyedAt: T0 + 500 }, state: 'off', machineType: 'C3', region: 'local', storageUsed: 0, agentType: 'LinuxHeadless' });
     assert.equal(unnamed.name, record.id);
     assert.equal(unnamed.dtDeleted, new Date(T0 + 500).toISOString());
     assert.equal(unnamed.dtModified, new Date(T0 + 500).toISOString());

@@ -1,7 +1,7 @@
 import type { AccessorWithUser } from '../../service/accessor-service.js';
 import { HangarError } from '../../domain/errors.js';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
-import { AGENT_TYPE, autoShutdownOf, type PaperspaceMachine } from '../../service/paperspace-service.js';
+import { autoShutdownOf, type PaperspaceMachine } from '../../service/paperspace-service.js';
 
 const MIB = 1024 * 1024;
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -17,7 +17,7 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
   const shutdown = autoShutdownOf(m);
   return {
     accelerators: [],
-    agentType: AGENT_TYPE,
+    agentType: pm.agentType,
     autoShutdownEnabled: shutdown.enabled,
     autoShutdownForce: shutdown.enabled ? true : null,
     autoShutdownTimeout: shutdown.hours,

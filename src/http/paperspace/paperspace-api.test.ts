@@ -399,7 +399,8 @@ describe('Paperspace-style API', () => {
       assertError(await t.request('GET', `${BASE}/machines`, { key: null, headers: { 'x-api-key': key } }), 401, 'UNAUTHORIZED');
       assertError(await ps('POST', '/machines', CREATE, 'wrong-key-0123456789'), 401, 'UNAUTHORIZED');
       assertError(await ps('GET', '/nothing-here'), 404, 'ROUTE_NOT_FOUND');
-      assertError(await ps('GET', `/machines/${alpha.id}/desktop`), 404, 'ROUTE_NOT_FOUND');
+      // Served now (desktop-api.test.ts): a headless machine has no desktop.
+      assertError(await ps('GET', `/machines/${alpha.id}/desktop`), 422, 'NO_DESKTOP');
     });
 
     it('ids that cannot exist: 400 for an over-long one, 404 otherwise', async () => {

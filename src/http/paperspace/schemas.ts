@@ -16,6 +16,19 @@ const dateTime = z.string().describe('ISO 8601 date-time (UTC).');
 const SNAPSHOT_FREQUENCIES = AUTO_SNAPSHOT_FREQUENCIES;
 const PUBLIC_IP_TYPES = ['static', 'dynamic', 'none'] as const;
 
+/** The seed's desktop settings: Hangar's desktops are Linux, served over VNC. */
+export const DesktopSettingsSchema = z
+  .strictObject({
+    vnc: z
+      .strictObject({
+        hostname: z.string().describe("The machine's private address, which the Hangar host reaches."),
+        password: z.string().describe('The VNC password (8 characters), derived from the server secret and the machine id; never stored.'),
+        port: z.number().int().describe('The port the VNC server listens on (the template\'s, 5900 for desktop).'),
+      })
+      .describe('Settings for Linux desktop machines.'),
+  })
+  .meta({ id: 'PaperspaceDesktopSettings' });
+
 /** The seed's machine object. */
 export const PaperspaceMachineSchema = z
   .strictObject({
@@ -23,7 +36,7 @@ export const PaperspaceMachineSchema = z
       .array(z.strictObject({ count: z.number(), memory: z.number().int().nullable(), name: z.string() }))
       .nullable()
       .describe('Always empty: Hangar machines have no GPUs.'),
-    agentType: z.string().describe('Always "LinuxHeadless".'),
+    agentType: z.string().describe('"LinuxDesktop" when the machine\'s template runs a desktop (see GET /machines/{id}/desktop), else "LinuxHeadless".'),
     autoShutdownEnabled: z.boolean(),
     autoShutdownForce: z.boolean().nullable().describe('true when auto shutdown is enabled (Hangar\'s deadline is always forced), else null.'),
     autoShutdownTimeout: z.number().nullable().describe('Hours; null when auto shutdown is disabled.'),
