@@ -1,3 +1,4 @@
+import type { FieldProblem } from './errors.js';
 import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
 
 /**
@@ -31,6 +32,17 @@ export const CONFIG_LIMITS = {
   memory_mb: { min: 16, max: 262_144 },
   disk_mb: { min: 16, max: 1_048_576 },
 } as const;
+
+/** What is wrong with the resources of a resize request, checked against the limits a create has (CONFIG_LIMITS). */
+export function configProblems(config: Partial<MachineConfig>): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  for (const key of ['vcpus', 'memory_mb', 'disk_mb'] as const) {
+    const v = config[key];
+    const { min, max } = CONFIG_LIMITS[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) out.push({ field: `config.${key}`, message: `must be a whole number from ${min} to ${max}` });
+  }
+  return out;
+}
 
 export const TIMEOUT_LIMITS = { min: 1_000, max: 30 * 24 * 3_600_000 } as const;
 export const DEFAULT_TIMEOUT_MS = 300_000;

@@ -4,6 +4,7 @@ import { newMachineId, newSnapshotId } from '../domain/ids.js';
 import { deadlineOf, nextDue, type DueAction } from '../domain/lifecycle.js';
 import type { MachineEventName } from '../domain/machine-event.js';
 import {
+  configProblems,
   DEFAULT_CONFIG,
   DEFAULT_TIMEOUT_MS,
   MACHINE_STATUSES,
@@ -20,7 +21,7 @@ import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
-import { RuntimeError } from '../runtime/runtime.js';
+import { ResizeRefusedError, RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
 import { MachineLocks } from './keyed-lock.js';
@@ -67,6 +68,11 @@ export interface UpdateMachineInput {
   /** The new hard deadline length; a running machine's deadline becomes now + this. */
   timeoutMs?: number;
   timeoutAction?: TimeoutAction;
+  /**
+   * New resources for a running machine (a resize); absent ones stay. The disk only grows.
+   * Applied to the running machine before anything is saved.
+   */
+  config?: Partial<MachineConfig>;
 }
 
 /** A list request after validation at the edge. */
@@ -535,11 +541,33 @@ export class MachineService {
     });
   }
 
-  /** Change a machine's name or timers; a destroyed machine is a 409. */
+  /**
+   * Change a machine's name, timers or resources; a destroyed machine is a 409. A
+   * resize applies to the running machine first and is saved only once it took effect,
+   * so a refused or failed resize changes nothing (the other fields included).
+   */
   async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
+    const wanted = input.config ?? {};
+    const problems = configProblems(wanted);
+    if (problems.length) throw validationError(problems);
     return this.locked(caller, id, 'update', async (m) => {
       if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
+      const next: MachineConfig = { ...m.config, ...wanted };
+      const resize = next.vcpus !== m.config.vcpus || next.memory_mb !== m.config.memory_mb || next.disk_mb !== m.config.disk_mb;
+      if (resize) {
+        if (next.disk_mb < m.config.disk_mb) {
+          throw new HangarError(
+            'UNSUPPORTED_OPERATION',
+            `Shrinking the disk is not supported (machine ${m.id} has config.disk_mb ${m.config.disk_mb}, ${next.disk_mb} was asked); create a new machine with the smaller disk and copy the files over.`,
+            { field: 'config.disk_mb', disk_mb: m.config.disk_mb },
+          );
+        }
+        // Paused: the new limits could go into the bundle its restore reads, but a memory
+        // limit below what its processes held would only fail at the resume (see docs).
+        if (m.status !== 'running') throw this.conflict(m, 'a resize', 'running (start it first, then resize)');
+      }
       return this.recorded(m, 'update', async () => {
+        if (resize) await this.resizeLocked(m, next);
         const now = this.now();
         if (input.name !== undefined) m.name = input.name;
         if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
@@ -552,6 +580,46 @@ export class MachineService {
         return this.save(m);
       });
     });
+  }
+
+  /** Apply new resources to a running machine, then set them on the record (saved by the caller). */
+  private async resizeLocked(m: MachineRecord, next: MachineConfig): Promise<void> {
+    const template = await this.template(m.template);
+    const previous = m.config;
+    try {
+      await this.o.runtime.resize(this.spec({ ...m, config: next }, template), previous);
+    } catch (err) {
+      if (err instanceof ResizeRefusedError) {
+        switch (err.refusal) {
+          case 'memory_in_use': {
+            const usedMb = Math.ceil((err.usedBytes ?? 0) / (1024 * 1024));
+            throw new HangarError(
+              'STATE_CONFLICT',
+              `Machine ${m.id} uses ${usedMb} MiB of memory now, more than the ${next.memory_mb} MiB asked; the kernel refused to lower the limit. Free memory inside the machine (end processes) or ask for at least ${usedMb} MiB. Nothing was changed.`,
+              { field: 'config.memory_mb', used_mb: usedMb, memory_mb: m.config.memory_mb },
+            );
+          }
+          case 'disk_unsupported':
+            throw new HangarError('UNSUPPORTED_OPERATION', `Growing the disk of machine ${m.id} is not possible on this server: ${err.message}. Nothing was changed.`, {
+              field: 'config.disk_mb',
+            });
+        }
+      }
+      this.o.log.error({ machine: m.id, err }, 'resize failed');
+      if (err instanceof RuntimeError && !err.stillRunning) {
+        await this.o.runtime.stop(m.id).catch(() => undefined);
+        this.holding.delete(m.id);
+        this.releaseIp(m);
+        m.status = 'error';
+        m.errorReason = `resize failed after its processes stopped: ${reasonOf(err)}; the writable layer is kept`;
+        await this.save(m);
+        throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be resized: ${m.errorReason}.`, { machine_id: m.id });
+      }
+      throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be resized (${reasonOf(err)}); it is still running with its old resources.`, {
+        machine_id: m.id,
+      });
+    }
+    m.config = next;
   }
 
   /**
