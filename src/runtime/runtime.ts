@@ -293,7 +293,7 @@ export class ExecStartError extends RuntimeError {
 }
 
 /** Why a resize was refused before anything changed. */
-export type ResizeRefusal = 'memory_in_use' | 'disk_unsupported';
+export type ResizeRefusal = 'memory_in_use' | 'disk_unsupported' | 'mixed_time_namespaces';
 
 /** A resize the kernel or the host refused; the machine runs on with its old limits. */
 export class ResizeRefusedError extends RuntimeError {

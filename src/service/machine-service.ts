@@ -599,6 +599,12 @@ export class MachineService {
               { field: 'config.memory_mb', used_mb: usedMb, memory_mb: m.config.memory_mb },
             );
           }
+          case 'mixed_time_namespaces':
+            throw new HangarError(
+              'STATE_CONFLICT',
+              `The disk of machine ${m.id} cannot grow while it runs: ${err.message}. Restart the machine (its files are kept), then grow the disk. Nothing was changed.`,
+              { field: 'config.disk_mb' },
+            );
           case 'disk_unsupported':
             throw new HangarError('UNSUPPORTED_OPERATION', `Growing the disk of machine ${m.id} is not possible on this server: ${err.message}. Nothing was changed.`, {
               field: 'config.disk_mb',

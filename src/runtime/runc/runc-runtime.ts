@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MachineConfig } from '../../domain/machine.js';
 import type { Cidr } from '../../domain/network.js';
@@ -346,6 +346,13 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     const work = join(p.dir, 'resize-checkpoint');
     const images = join(work, 'images');
     const logs = join(work, 'logs');
+    if ((await this.timeNamespaces(id)).size > 1) {
+      throw new ResizeRefusedError(
+        'it runs processes started after its last restore (a resume or a disk resize), in another time namespace than the restored ones, and CRIU cannot restore such a mix',
+        id,
+        'mixed_time_namespaces',
+      );
+    }
     await rm(work, { recursive: true, force: true });
     await mkdir(work, { recursive: true });
     try {
@@ -381,6 +388,25 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       await rm(work, { recursive: true, force: true });
     }
     if (growFailure !== null) throw new RuntimeError(`could not grow the disk: ${message(growFailure)}`, id, 'disk', true);
+  }
+
+  /**
+   * The time namespaces of a machine's processes. A CRIU restore puts the restored ones
+   * in a new time namespace that `runc exec` does not join, so processes started later
+   * sit in another, and a further checkpoint then fails to restore ("Can't restore
+   * sub-task in NS"): the processes would be lost.
+   */
+  private async timeNamespaces(id: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const root of await cgroupRoots()) {
+      const procs = await readFile(join(root, this.opts.instancePrefix, id, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter(Boolean)) {
+        const ns = await readlink(`/proc/${pid}/ns/time`).catch(() => null);
+        if (ns !== null) out.add(ns);
+      }
+      if (procs.trim()) break;
+    }
+    return out;
   }
 
   async stop(id: string): Promise<void> {
