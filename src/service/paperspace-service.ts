@@ -322,6 +322,11 @@ export class PaperspaceService {
       }
       config.disk_mb = input.diskSize * GIB_MB;
     }
+    // Refused before the event is recorded: refused requests record none.
+    const resizes = (['vcpus', 'memory_mb', 'disk_mb'] as const).some((k) => config[k] !== undefined && config[k] !== current.config[k]);
+    if (resizes && current.status !== 'running') {
+      throw this.conflict(current, paperspaceState(current.status, this.o.operations.inFlight(id)), 'a resize', 'ready (start it first, then resize)');
+    }
     const change: UpdateMachineInput = { config };
     if (input.name !== undefined) change.name = input.name;
     if (input.autoShutdownEnabled !== undefined || input.autoShutdownTimeout !== undefined) {
