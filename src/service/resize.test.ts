@@ -205,3 +205,37 @@ describe('resize a running machine (native API)', () => {
     }
   });
 });
+
+describe('resize on a host without CRIU (and, like this one, without CAP_SYS_RESOURCE)', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await TestServer.start({ env: { HANGAR_CRIU: '/nonexistent/criu' } });
+  });
+  after(async () => {
+    await t.dispose();
+  });
+
+  it('CPU and memory still change; growing the disk is a 422 that changes nothing', async (ctx) => {
+    const status = await readFile('/proc/self/status', 'utf8');
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)![1]}`);
+    if (((capEff >> 24n) & 1n) === 1n) {
+      ctx.skip('this host grows disks online (CAP_SYS_RESOURCE): no refusal to see');
+      return;
+    }
+    const created = await t.request('POST', '/v1/machines', { body: { config: { vcpus: 1, memory_mb: 64, disk_mb: 32 } } });
+    assert.equal(created.status, 201, created.text);
+    const id = created.body.id as string;
+    const r = await t.request('PATCH', `/v1/machines/${id}`, { body: { config: { vcpus: 2, disk_mb: 64 } } });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.body.code, 'UNSUPPORTED_OPERATION');
+    assert.match(r.body.message, /CAP_SYS_RESOURCE.*CRIU/);
+    const cpu = join('/sys/fs/cgroup/cpu', t.server.settings.instancePrefix, id, 'cpu.cfs_quota_us');
+    assert.equal((await readFile(cpu, 'utf8')).trim(), '100000');
+    assert.deepEqual((await t.request('GET', `/v1/machines/${id}`)).body.config, { vcpus: 1, memory_mb: 64, disk_mb: 32 });
+    const ok = await t.request('PATCH', `/v1/machines/${id}`, { body: { config: { vcpus: 2, memory_mb: 128 } } });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await readFile(cpu, 'utf8')).trim(), '200000');
+    const df = (await execIn(t.server, id, ['df', '-k', '/'])).out.trim().split('\n').at(-1)!.split(/\s+/).at(-5);
+    assert.ok(Number(df) < 32 * 1024, `disk unchanged: ${df} KiB`);
+  });
+});
