@@ -337,8 +337,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   /**
    * Grow the disk of a running machine when the file system cannot grow mounted: its
    * processes are checkpointed (CRIU, as for a pause), the image grows unmounted, and
-   * the processes are restored on it, connections included; they see a pause of a
-   * fraction of a second. Any failure before the restore restores them on the old disk.
+   * the processes are restored on it, connections included; they stand still about as
+   * long as a pause and resume take. Any failure before the restore restores them on the old disk.
    */
   private async growDiskHeld(spec: MachineSpec, previous: MachineConfig): Promise<void> {
     const id = spec.id;
