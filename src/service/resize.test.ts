@@ -2,10 +2,12 @@
  * Resizing running machines through PATCH /v1/machines/{id} on real machines: the host
  * cgroup files carry the new CPU quota and memory limit, the machine sees a larger disk
  * it can fill, its processes run on; refusals (a smaller disk, memory below what a
- * process holds, a paused machine, bad values) change nothing.
+ * process holds, a paused machine, bad values, a grow failing after its checkpoint)
+ * change nothing.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execIn, TestServer, waitFor, type TestResponse } from '../testing/harness.js';
@@ -203,6 +205,55 @@ describe('resize a running machine (native API)', () => {
     } finally {
       id = first;
     }
+  });
+});
+
+describe('a disk grow that fails after the checkpoint', () => {
+  let t: TestServer;
+  let fakes: string;
+  before(async () => {
+    t = await TestServer.start();
+    // An e2fsck that fails, found first on PATH only while the resize runs: the failure
+    // comes after the processes were checkpointed and the layer unmounted.
+    fakes = await mkdtemp(join(tmpdir(), 'hangar-resize-fakes-'));
+    await writeFile(join(fakes, 'e2fsck'), '#!/bin/sh\necho "e2fsck: injected failure" >&2\nexit 8\n', { mode: 0o755 });
+  });
+  after(async () => {
+    await t.dispose();
+    await rm(fakes, { recursive: true, force: true });
+  });
+
+  it('restores the processes on the old disk with the old limits: 500 saying it still runs, nothing changed', async () => {
+    const created = await t.request('POST', '/v1/machines', { body: { config: { vcpus: 1, memory_mb: 64, disk_mb: 32 } } });
+    assert.equal(created.status, 201, created.text);
+    const id = created.body.id as string;
+    await execIn(t.server, id, ['sh', '-c', COUNTER]);
+    const count = async (): Promise<number> => Number((await execIn(t.server, id, ['cat', '/tmp/count'])).out.trim());
+    await waitFor(async () => (await count()) > 2);
+    const cpu = join('/sys/fs/cgroup/cpu', t.server.settings.instancePrefix, id, 'cpu.cfs_quota_us');
+    const path = process.env.PATH;
+    process.env.PATH = `${fakes}:${path}`;
+    let r: TestResponse;
+    try {
+      r = await t.request('PATCH', `/v1/machines/${id}`, { body: { config: { vcpus: 2, disk_mb: 64 } } });
+    } finally {
+      process.env.PATH = path;
+    }
+    assert.equal(r.status, 500, r.text);
+    assert.equal(r.body.code, 'RUNTIME_FAILED');
+    assert.match(r.body.message, /injected failure.*still running with its old resources/);
+    const m = (await t.request('GET', `/v1/machines/${id}`)).body;
+    assert.equal(m.status, 'running');
+    assert.deepEqual(m.config, { vcpus: 1, memory_mb: 64, disk_mb: 32 });
+    assert.equal((await readFile(cpu, 'utf8')).trim(), '100000');
+    const kib = Number((await execIn(t.server, id, ['df', '-k', '/'])).out.trim().split('\n').at(-1)!.split(/\s+/).at(-5));
+    assert.ok(kib < 32 * 1024, `disk unchanged: ${kib} KiB`);
+    const c = await count();
+    await waitFor(async () => (await count()) > c);
+    // The image was cut back to its size: the same grow works once e2fsck does.
+    const ok = await t.request('PATCH', `/v1/machines/${id}`, { body: { config: { vcpus: 2, disk_mb: 64 } } });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await readFile(cpu, 'utf8')).trim(), '200000');
   });
 });
 
