@@ -30,7 +30,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity, or a machine runs as many background processes as allowed.' },
-  RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason.' },
+  RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason (after a failed resize the message says whether it still runs unchanged).' },
   SNAPSHOT_FAILED: { status: 500, meaning: 'A pause or snapshot failed; the machine is still running, or in error with the reason and its data kept.' },
   RESTORE_FAILED: { status: 500, meaning: 'A resume or a start from a snapshot failed; a paused machine stays paused with its snapshot intact.' },
   INTERNAL: { status: 500, meaning: 'An unexpected server error. Nothing is reported beyond this code.' },

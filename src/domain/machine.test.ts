@@ -1,7 +1,7 @@
 /** The machine model's pure helpers. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { holdsResources, isTerminal, MACHINE_STATUSES, normaliseCwd, type MachineStatus } from './machine.js';
+import { configProblems, CONFIG_LIMITS, holdsResources, isTerminal, MACHINE_STATUSES, normaliseCwd, type MachineStatus } from './machine.js';
 
 describe('normaliseCwd', () => {
   const cases: Array<[string, string | null]> = [
@@ -57,5 +57,19 @@ describe('isTerminal and holdsResources', () => {
     for (const status of MACHINE_STATUSES) {
       if (isTerminal(status)) assert.equal(holdsResources(status), false, status);
     }
+  });
+});
+
+describe('configProblems (resize requests)', () => {
+  it('accepts the bounds of create and absent values', () => {
+    assert.deepEqual(configProblems({}), []);
+    assert.deepEqual(configProblems({ vcpus: CONFIG_LIMITS.vcpus.min, memory_mb: CONFIG_LIMITS.memory_mb.max, disk_mb: CONFIG_LIMITS.disk_mb.min }), []);
+  });
+
+  it('names every value out of bounds or not whole', () => {
+    const fields = configProblems({ vcpus: 0, memory_mb: 15.5, disk_mb: CONFIG_LIMITS.disk_mb.max + 1 }).map((p) => p.field);
+    assert.deepEqual(fields, ['config.vcpus', 'config.memory_mb', 'config.disk_mb']);
+    assert.match(configProblems({ vcpus: 65 })[0]!.message, /from 1 to 64/);
+    assert.equal(configProblems({ vcpus: Number.NaN }).length, 1);
   });
 });

@@ -1,3 +1,4 @@
+import type { FieldProblem } from './errors.js';
 import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
 
 /**
@@ -63,6 +64,17 @@ export interface RestorePoint {
   /** When the machine reverts: only at each shutdown (stop or auto shutdown). */
   frequency: 'shutdown';
   snapshotId: string;
+}
+
+/** What is wrong with the resources of a resize request, checked against the limits a create has (CONFIG_LIMITS). */
+export function configProblems(config: Partial<MachineConfig>): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  for (const key of ['vcpus', 'memory_mb', 'disk_mb'] as const) {
+    const v = config[key];
+    const { min, max } = CONFIG_LIMITS[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) out.push({ field: `config.${key}`, message: `must be a whole number from ${min} to ${max}` });
+  }
+  return out;
 }
 
 export const TIMEOUT_LIMITS = { min: 1_000, max: 30 * 24 * 3_600_000 } as const;

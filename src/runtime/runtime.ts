@@ -93,6 +93,13 @@ export interface Runtime {
    * when the layer is not mounted (the machine is not running).
    */
   diskUsage(id: string): Promise<number | null>;
+  /**
+   * Change a running machine's limits from `previous` to `spec.config`: CPU quota and
+   * memory (limit and swap) at once, and a larger disk grown with its file system. On
+   * failure nothing changed: `ResizeRefusedError` when the host or the machine's state
+   * forbids it, `RuntimeError` otherwise (`stillRunning` false: the machine was lost).
+   */
+  resize(spec: MachineSpec, previous: MachineConfig): Promise<void>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */
@@ -273,7 +280,7 @@ export class RuntimeError extends Error {
     message: string,
     readonly machineId: string,
     readonly step: string,
-    /** For pause: whether the machine's processes are still running after the failure. */
+    /** For pause and resize: whether the machine's processes are still running after the failure. */
     readonly stillRunning = false,
   ) {
     super(message);
@@ -290,5 +297,22 @@ export class ExecStartError extends RuntimeError {
   ) {
     super(message, machineId, 'exec');
     this.name = 'ExecStartError';
+  }
+}
+
+/** Why a resize was refused before anything changed. */
+export type ResizeRefusal = 'memory_in_use' | 'disk_unsupported' | 'mixed_time_namespaces';
+
+/** A resize the kernel or the host refused; the machine runs on with its old limits. */
+export class ResizeRefusedError extends RuntimeError {
+  constructor(
+    message: string,
+    machineId: string,
+    readonly refusal: ResizeRefusal,
+    /** For memory_in_use: the bytes the machine uses now. */
+    readonly usedBytes: number | null = null,
+  ) {
+    super(message, machineId, 'resize', true);
+    this.name = 'ResizeRefusedError';
   }
 }

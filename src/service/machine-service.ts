@@ -4,6 +4,7 @@ import { newMachineId, newSnapshotId } from '../domain/ids.js';
 import { deadlineOf, nextDue, type DueAction } from '../domain/lifecycle.js';
 import type { MachineEventName } from '../domain/machine-event.js';
 import {
+  configProblems,
   DEFAULT_CONFIG,
   DEFAULT_TIMEOUT_MS,
   MACHINE_STATUSES,
@@ -22,7 +23,7 @@ import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js
 import type { SnapshotKind, SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
-import { RuntimeError } from '../runtime/runtime.js';
+import { ResizeRefusedError, RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
 import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
@@ -97,6 +98,11 @@ export interface UpdateMachineInput {
    * that already has a restore point keeps it.
    */
   restorePoint?: RestorePointRequest | null;
+  /**
+   * New resources for a running machine (a resize); absent ones stay. The disk only grows.
+   * Applied to the running machine before anything is saved.
+   */
+  config?: Partial<MachineConfig>;
 }
 
 /** A list request after validation at the edge. */
@@ -608,13 +614,35 @@ export class MachineService {
     });
   }
 
-  /** Change a machine's name or timers; a destroyed machine is a 409. */
+  /**
+   * Change a machine's name, timers or resources; a destroyed machine is a 409. A
+   * resize applies to the running machine first and is saved only once it took effect,
+   * so a refused or failed resize changes nothing (the other fields included).
+   */
   async update(caller: Caller, id: string, input: UpdateMachineInput): Promise<MachineRecord> {
+    const wanted = input.config ?? {};
+    const problems = configProblems(wanted);
+    if (problems.length) throw validationError(problems);
     return this.locked(caller, id, 'update', async (m) => {
       if (m.status === 'destroyed') throw this.conflict(m, 'an update', 'not destroyed');
       // Refused before the event: a refused update records nothing.
       if (input.restorePoint) await this.restorePointProblem(m, input.restorePoint);
+      const next: MachineConfig = { ...m.config, ...wanted };
+      const resize = next.vcpus !== m.config.vcpus || next.memory_mb !== m.config.memory_mb || next.disk_mb !== m.config.disk_mb;
+      if (resize) {
+        if (next.disk_mb < m.config.disk_mb) {
+          throw new HangarError(
+            'UNSUPPORTED_OPERATION',
+            `Shrinking the disk is not supported (machine ${m.id} has config.disk_mb ${m.config.disk_mb}, ${next.disk_mb} was asked); create a new machine with the smaller disk and copy the files over.`,
+            { field: 'config.disk_mb', disk_mb: m.config.disk_mb },
+          );
+        }
+        // Paused: the new limits could go into the bundle its restore reads, but a memory
+        // limit below what its processes held would only fail at the resume (see docs).
+        if (m.status !== 'running') throw this.conflict(m, 'a resize', 'running (start it first, then resize)');
+      }
       return this.recorded(m, 'update', async () => {
+        if (resize) await this.resizeLocked(m, next);
         const now = this.now();
         if (input.name !== undefined) m.name = input.name;
         if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
@@ -641,6 +669,52 @@ export class MachineService {
         return this.save(m);
       });
     });
+  }
+
+  /** Apply new resources to a running machine, then set them on the record (saved by the caller). */
+  private async resizeLocked(m: MachineRecord, next: MachineConfig): Promise<void> {
+    const template = await this.template(m.template);
+    const previous = m.config;
+    try {
+      await this.o.runtime.resize(this.spec({ ...m, config: next }, template), previous);
+    } catch (err) {
+      if (err instanceof ResizeRefusedError) {
+        switch (err.refusal) {
+          case 'memory_in_use': {
+            const usedMb = Math.ceil((err.usedBytes ?? 0) / (1024 * 1024));
+            throw new HangarError(
+              'STATE_CONFLICT',
+              `Machine ${m.id} uses ${usedMb} MiB of memory now, more than the ${next.memory_mb} MiB asked; the kernel refused to lower the limit. Free memory inside the machine (end processes) or ask for at least ${usedMb} MiB. Nothing was changed.`,
+              { field: 'config.memory_mb', used_mb: usedMb, memory_mb: m.config.memory_mb },
+            );
+          }
+          case 'mixed_time_namespaces':
+            throw new HangarError(
+              'STATE_CONFLICT',
+              `The disk of machine ${m.id} cannot grow while it runs: ${err.message}. Restart the machine (its files are kept), then grow the disk. Nothing was changed.`,
+              { field: 'config.disk_mb' },
+            );
+          case 'disk_unsupported':
+            throw new HangarError('UNSUPPORTED_OPERATION', `Growing the disk of machine ${m.id} is not possible on this server: ${err.message}. Nothing was changed.`, {
+              field: 'config.disk_mb',
+            });
+        }
+      }
+      this.o.log.error({ machine: m.id, err }, 'resize failed');
+      if (err instanceof RuntimeError && !err.stillRunning) {
+        await this.o.runtime.stop(m.id).catch(() => undefined);
+        this.holding.delete(m.id);
+        this.releaseIp(m);
+        m.status = 'error';
+        m.errorReason = `resize failed after its processes stopped: ${reasonOf(err)}; the writable layer is kept`;
+        await this.save(m);
+        throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be resized: ${m.errorReason}.`, { machine_id: m.id });
+      }
+      throw new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be resized (${reasonOf(err)}); it is still running with its old resources.`, {
+        machine_id: m.id,
+      });
+    }
+    m.config = next;
   }
 
   /**
@@ -789,6 +863,15 @@ export class MachineService {
         `Machine ${m.id} is stopped, but could not be reverted to its restore point ${sourceId} (${reasonOf(err)}); a start resumes it as it was at the stop.`,
         { machine_id: m.id, snapshot_id: sourceId },
       );
+    }
+    // The restore point's disk image comes back with its size, and its memory was taken
+    // under its limits: the machine's resources are the restore point's again.
+    const source = await this.o.store.getSnapshot(sourceId);
+    if (source && JSON.stringify(source.config) !== JSON.stringify(m.config)) {
+      m.config = { ...source.config };
+      pauseSnap.config = { ...source.config };
+      await this.o.store.updateSnapshot(pauseSnap);
+      await this.save(m);
     }
     this.o.log.info({ machine: m.id, snapshot: sourceId, ms: Math.round(performance.now() - started) }, 'machine reverted to its restore point');
   }

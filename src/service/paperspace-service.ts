@@ -392,23 +392,33 @@ export class PaperspaceService {
     return { machine: await this.get(caller, id), event };
   }
 
-  /** Rename a machine or change its auto shutdown; resizing is refused (422). */
+  /** Rename a machine, change its auto shutdown, or resize it (machineType, a larger diskSize) while it is ready. */
   async update(caller: Caller, id: string, input: PaperspaceUpdateInput): Promise<MachineWithEvent> {
     const current = await this.o.machines.get(caller, id);
     if (current.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is deleted; it cannot be updated.`, { state: 'off', status: current.status });
+    const config: UpdateMachineInput['config'] = {};
     if (input.machineType !== undefined) {
-      this.machineType(input.machineType);
-      if (input.machineType !== machineTypeOf(current.config, this.o.machineTypes)) {
-        throw new HangarError('UNSUPPORTED_OPERATION', 'Changing machineType (resizing) is not supported yet; create a new machine instead.', { field: 'machineType' });
-      }
+      const type = this.machineType(input.machineType);
+      config.vcpus = type.vcpus;
+      config.memory_mb = type.memory_mb;
     }
     if (input.diskSize !== undefined) {
       this.checkDiskSize(input.diskSize);
-      if (input.diskSize * GIB_MB !== current.config.disk_mb) {
-        throw new HangarError('UNSUPPORTED_OPERATION', 'Changing diskSize (resizing) is not supported yet; create a new machine instead.', { field: 'diskSize' });
+      if (input.diskSize * GIB_MB < current.config.disk_mb) {
+        throw new HangarError(
+          'UNSUPPORTED_OPERATION',
+          `Shrinking the disk is not supported (the machine has ${current.config.disk_mb / GIB_MB} GB); create a new machine with the smaller diskSize and copy the files over.`,
+          { field: 'diskSize' },
+        );
       }
+      config.disk_mb = input.diskSize * GIB_MB;
     }
-    const change: UpdateMachineInput = {};
+    // Refused before the event is recorded: refused requests record none.
+    const resizes = (['vcpus', 'memory_mb', 'disk_mb'] as const).some((k) => config[k] !== undefined && config[k] !== current.config[k]);
+    if (resizes && current.status !== 'running') {
+      throw this.conflict(current, paperspaceState(current.status, this.o.operations.inFlight(id)), 'a resize', 'ready (start it first, then resize)');
+    }
+    const change: UpdateMachineInput = { config };
     if (input.name !== undefined) change.name = input.name;
     if (input.autoShutdownEnabled !== undefined || input.autoShutdownTimeout !== undefined) {
       const enabled = input.autoShutdownEnabled ?? autoShutdownOf(current).enabled;

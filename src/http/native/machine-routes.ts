@@ -17,6 +17,7 @@ import {
   SandboxPageSchema,
   SandboxSchema,
   TimeoutBody,
+  UpdateMachineBody,
 } from './schemas.js';
 
 const errors = {
@@ -155,6 +156,28 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
         409: { description: 'Already destroyed, or another operation is in progress.', schema: ErrorSchema },
       },
       handler: async ({ params, caller }) => renderMachine(await service.destroy(caller, params.id), { now: service.now(), view: 'machine' }),
+    }),
+    defineRoute({
+      method: 'PATCH',
+      url: '/v1/machines/:id',
+      operationId: 'updateMachine',
+      summary: 'Resize a running machine',
+      description:
+        'Changes the CPU quota and memory limit of the running machine at once and grows its disk (the file system too), ' +
+        'then saves config; recorded as an update event. A refused or failed resize changes nothing.',
+      tag: 'machines',
+      auth: 'team',
+      params: IdParams,
+      body: UpdateMachineBody,
+      responses: {
+        200: { description: 'The machine with its new config.', schema: MachineSchema },
+        ...errors,
+        409: { description: 'The machine is not running (start it first), another operation is in progress, or it uses more memory than the new memory_mb.', schema: ErrorSchema },
+        422: { description: 'A smaller disk_mb (disks only grow), or a disk this server cannot grow.', schema: ErrorSchema },
+        500: { description: 'The runtime failed; the message says whether the machine still runs as it was.', schema: ErrorSchema },
+      },
+      handler: async ({ params, body, caller }) =>
+        renderMachine(await service.update(caller, params.id, { config: body.config }), { now: service.now(), view: 'machine' }),
     }),
     defineRoute({
       method: 'POST',

@@ -94,6 +94,16 @@ export const TimeoutBody = z.strictObject({
   timeout_ms: intBetween(TIMEOUT_LIMITS.min, TIMEOUT_LIMITS.max).describe('New deadline: now + timeout_ms.'),
 });
 
+/** Body of PATCH /v1/machines/{id}: a resize of a running machine. */
+export const UpdateMachineBody = z
+  .strictObject({
+    config: ConfigSchema.partial()
+      .strict()
+      .refine((c) => Object.keys(c).length > 0, 'must name at least one of vcpus, memory_mb, disk_mb')
+      .describe('New resources of the running machine; omitted ones stay. disk_mb only grows.'),
+  })
+  .meta({ id: 'UpdateMachineRequest' });
+
 export const IdParams = z.object({ id: z.string().min(1).max(128).describe('Machine id, e.g. mch_a1b2c3d4.') });
 
 export const FieldsQuery = z.object({

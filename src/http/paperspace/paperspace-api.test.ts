@@ -334,9 +334,27 @@ describe('Paperspace-style API', () => {
       assert.equal(off.body.data.autoShutdownTimeout, null);
     });
 
-    it('resizing and unsupported features are 422; bad values 400; nothing changes', async () => {
-      assertError(await ps('PUT', `/machines/${alpha.id}`, { machineType: 'C5' }), 422, 'UNSUPPORTED_OPERATION', 'machineType');
-      assertError(await ps('PUT', `/machines/${alpha.id}`, { diskSize: 10 }), 422, 'UNSUPPORTED_OPERATION', 'diskSize');
+    it('resizes a ready machine: machineType and diskSize take effect inside and read back', async () => {
+      const r = await ps('PUT', `/machines/${alpha.id}`, { machineType: 'C3', diskSize: 2 });
+      assert.equal(r.status, 200, r.text);
+      MachineWithEventSchema.parse(r.body);
+      assert.equal(r.body.event.name, 'update');
+      assert.equal(r.body.event.state, 'done');
+      const m = (await ps('GET', `/machines/${alpha.id}`)).body;
+      assert.equal(m.machineType, 'C3');
+      assert.equal(m.cpus, 2);
+      assert.equal(m.ram, 2048 * MIB);
+      assert.equal(m.storageTotal, 2048 * MIB);
+      assert.equal(m.state, 'ready');
+      assert.deepEqual((await native('GET', `/v1/machines/${alpha.id}`)).body.config, { vcpus: 2, memory_mb: 2048, disk_mb: 2048 });
+      const rootKib = Number((await exec(alpha.id, 'df -k / | tail -1')).trim().split(/\s+/).at(-5));
+      assert.ok(rootKib > 1024 * 1024, `df of / after the resize: ${rootKib} KiB`);
+    });
+
+    it('resizing refused: a smaller disk 422, a stopped machine 409, bad values 400; nothing changes', async () => {
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { diskSize: 1, machineType: 'C1' }), 422, 'UNSUPPORTED_OPERATION', 'create a new machine');
+      assertError(await ps('PUT', `/machines/${beta.id}`, { machineType: 'C3' }), 409, 'STATE_CONFLICT', 'start it first');
+      assertError(await ps('PUT', `/machines/${alpha.id}`, { diskSize: 3 }), 400, 'VALIDATION_FAILED', '250');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { machineType: 'Z9' }), 400, 'VALIDATION_FAILED', 'C1');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { restorePointSnapshotId: 'snap_nosuchsnapshot0' }), 422, 'UNKNOWN_SNAPSHOT', 'snap_nosuchsnapshot0');
       assertError(await ps('PUT', `/machines/${alpha.id}`, { autoSnapshotEnabled: true }), 400, 'VALIDATION_FAILED', 'autoSnapshotFrequency');
@@ -348,10 +366,12 @@ describe('Paperspace-style API', () => {
       assertError(await ps('PUT', '/machines/mch_nosuchmachine00', { name: 'x' }), 404, 'NOT_FOUND');
       const m = (await ps('GET', `/machines/${alpha.id}`)).body;
       assert.equal(m.name, 'alpha-2');
-      assert.equal(m.machineType, 'C1');
+      assert.equal(m.machineType, 'C3');
+      assert.equal(m.storageTotal, 2048 * MIB);
       assert.equal(m.autoShutdownEnabled, false);
       assert.equal(m.autoSnapshotEnabled, false);
       assert.equal(m.restorePointEnabled, false);
+      assert.equal((await ps('GET', `/machines/${beta.id}`)).body.machineType, 'C2');
     });
   });
 
@@ -419,7 +439,7 @@ describe('Paperspace-style API', () => {
       EventPageSchema.parse(r.body);
       assert.deepEqual(
         r.body.items.map((e: Json) => e.name),
-        ['create', 'stop', 'start', 'restart', 'stop', 'start', 'update', 'update'],
+        ['create', 'stop', 'start', 'restart', 'stop', 'start', 'update', 'update', 'update'],
       );
       for (const e of r.body.items) {
         PaperspaceEventSchema.strict().parse(e);

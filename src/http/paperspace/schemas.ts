@@ -234,8 +234,8 @@ export const CreateBody = z
 export const UpdateBody = z
   .strictObject({
     name: name.optional(),
-    machineType: z.string().min(1).max(64).optional().describe('Only the current type: resizing is not supported yet.'),
-    diskSize: z.number().int().optional().describe('Only the current size: resizing is not supported yet.'),
+    machineType: z.string().min(1).max(64).optional().describe('A machine type label: the ready machine gets its vCPUs and memory at once (a stopped machine only its current type).'),
+    diskSize: z.number().int().optional().describe('GB, one of the configured sizes, not smaller than the current one: the ready machine\'s disk and file system grow.'),
     autoShutdownEnabled: z.boolean().optional(),
     autoShutdownForce: z.boolean().optional().describe('Only true.'),
     autoShutdownTimeout: hours.optional(),

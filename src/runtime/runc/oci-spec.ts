@@ -1,3 +1,4 @@
+import type { MachineConfig } from '../../domain/machine.js';
 import type { MachineSpec } from '../runtime.js';
 import { seccompProfile } from './seccomp.js';
 
@@ -18,13 +19,19 @@ export interface OciSpecOptions {
 const CPU_PERIOD_US = 100_000;
 const MIB = 1024 * 1024;
 
+/** The cgroup limits a machine config stands for: create and resize both set exactly these. */
+export function cgroupLimits(config: MachineConfig): { cpuQuotaUs: number; cpuPeriodUs: number; memoryBytes: number } {
+  return { cpuQuotaUs: Math.round(config.vcpus * CPU_PERIOD_US), cpuPeriodUs: CPU_PERIOD_US, memoryBytes: config.memory_mb * MIB };
+}
+
 /**
  * The OCI runtime spec of one machine. Capabilities, mounts and masked/read-only
  * /proc paths are those of `runc spec`'s default; resources come from the config.
  */
 export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<string, unknown> {
   const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
-  const memory = spec.config.memory_mb * MIB;
+  const limits = cgroupLimits(spec.config);
+  const memory = limits.memoryBytes;
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -53,7 +60,7 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
       cgroupsPath: opts.cgroupsPath,
       resources: {
         devices: [{ allow: false, access: 'rwm' }],
-        cpu: { quota: Math.round(spec.config.vcpus * CPU_PERIOD_US), period: CPU_PERIOD_US },
+        cpu: { quota: limits.cpuQuotaUs, period: limits.cpuPeriodUs },
         // swap = limit: no swap beyond the memory limit.
         memory: { limit: memory, swap: memory },
         pids: { limit: opts.pidsLimit },

@@ -1,5 +1,6 @@
-import { mkdir, readFile, readdir, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { MachineConfig } from '../../domain/machine.js';
 import type { Cidr } from '../../domain/network.js';
 import type {
   ExecIo,
@@ -19,7 +20,7 @@ import type {
   SnapshotSupport,
 } from '../runtime.js';
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
-import { RuntimeError } from '../runtime.js';
+import { ResizeRefusedError, RuntimeError } from '../runtime.js';
 import { CommandError, inBackground, run, runDetached } from './command.js';
 import { runcExec, type RuncExecContext } from './exec.js';
 import { runcStartProcess } from './process.js';
@@ -27,9 +28,19 @@ import { runcStartPty } from './pty.js';
 import { ensurePtyRelay } from './pty-relay.js';
 import { readMachineStats } from './stats.js';
 import { HostNetwork } from './network.js';
-import { buildOciSpec } from './oci-spec.js';
+import { buildOciSpec, cgroupLimits } from './oci-spec.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest, type SnapshotPaths } from './snapshot-files.js';
-import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer, type LayerPaths } from './writable-layer.js';
+import {
+  canGrowMounted,
+  createLayerImage,
+  ensureDirInside,
+  growMountedImage,
+  growUnmountedImage,
+  layerPaths,
+  mountLayer,
+  unmountWritableLayer,
+  type LayerPaths,
+} from './writable-layer.js';
 
 /** Options of the runc runtime; all host paths are passed in, none read from the environment. */
 export interface RuncRuntimeOptions {
@@ -117,14 +128,14 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   /** `runc restore --detach` from CRIU images; returns the restored init's host pid. */
-  private async restoreInit(id: string, p: LayerPaths, s: SnapshotPaths): Promise<number> {
+  private async restoreInit(id: string, p: LayerPaths, images: string): Promise<number> {
     const pidFile = join(p.bundle, 'init.pid');
     const work = join(p.dir, 'restore-work');
     await rm(work, { recursive: true, force: true });
     await this.runcDetached(
       [
         '--criu', this.opts.criuPath, 'restore', '--detach', '--tcp-established', '--file-locks',
-        '--image-path', s.criu, '--work-path', work, '--bundle', p.bundle, '--pid-file', pidFile, id,
+        '--image-path', images, '--work-path', work, '--bundle', p.bundle, '--pid-file', pidFile, id,
       ],
       join(p.bundle, 'runc.log'),
     );
@@ -271,6 +282,133 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     }
   }
 
+  async resize(spec: MachineSpec, previous: MachineConfig): Promise<void> {
+    const id = spec.id;
+    const next = spec.config;
+    const p = layerPaths(this.opts.machinesDir, id);
+    if (next.disk_mb < previous.disk_mb) throw new RuntimeError('a disk cannot shrink', id, 'resize', true);
+    const grow = next.disk_mb > previous.disk_mb;
+    const online = grow && (await canGrowMounted());
+    if (grow && !online && !(await this.snapshotSupport()).memory) {
+      throw new ResizeRefusedError(
+        'growing the disk of a running machine needs CAP_SYS_RESOURCE (an online resize2fs) or CRIU (to hold the processes while the file system grows offline), and this host has neither',
+        id,
+        'disk_unsupported',
+      );
+    }
+    const limits = next.vcpus !== previous.vcpus || next.memory_mb !== previous.memory_mb;
+    if (limits) await this.updateLimits(id, next, previous);
+    try {
+      if (grow && online) await growMountedImage(p, next.disk_mb);
+      else if (grow) await this.growDiskHeld(spec, previous);
+      // config.json follows, so what reads the bundle later sees the machine as it is.
+      await this.writeBundle(spec, p);
+    } catch (err) {
+      const running = (await this.inspect(id).catch(() => null))?.status === 'running';
+      if (limits && running) await this.updateLimits(id, previous, next).catch(() => undefined);
+      if (err instanceof RuntimeError) throw err;
+      throw new RuntimeError(`could not grow the disk: ${message(err)}`, id, 'disk', running);
+    }
+  }
+
+  /** `runc update` the CPU quota and memory (limit = limit with swap, as at create) of a running container. */
+  private async updateLimits(id: string, to: MachineConfig, from: MachineConfig): Promise<void> {
+    const args = (c: MachineConfig): string[] => {
+      const l = cgroupLimits(c);
+      const mem = String(l.memoryBytes);
+      return ['update', '--cpu-period', String(l.cpuPeriodUs), '--cpu-quota', String(l.cpuQuotaUs), '--memory', mem, '--memory-swap', mem, id];
+    };
+    try {
+      await this.runc(args(to));
+    } catch (err) {
+      // The kernel refuses (EBUSY) a memory limit below what the machine's processes hold
+      // (nothing to reclaim: no swap); runc says so with the usage. Memory is set before the
+      // CPU quota, so nothing changed, but runc's state.json now holds the refused values:
+      // write the ones in force back.
+      await this.runc(args(from)).catch(() => undefined);
+      const used = err instanceof CommandError ? /current usage: (\d+)/.exec(err.stderr)?.[1] : undefined;
+      if (used !== undefined) {
+        throw new ResizeRefusedError(`the machine uses ${used} bytes of memory, more than the new limit`, id, 'memory_in_use', Number(used));
+      }
+      throw new RuntimeError(`could not change the CPU and memory limits: ${message(err)}`, id, 'limits', true);
+    }
+  }
+
+  /**
+   * Grow the disk of a running machine when the file system cannot grow mounted: its
+   * processes are checkpointed (CRIU, as for a pause), the image grows unmounted, and
+   * the processes are restored on it, connections included; they stand still about as
+   * long as a pause and resume take. Any failure before the restore restores them on the old disk.
+   */
+  private async growDiskHeld(spec: MachineSpec, previous: MachineConfig): Promise<void> {
+    const id = spec.id;
+    const p = layerPaths(this.opts.machinesDir, id);
+    const work = join(p.dir, 'resize-checkpoint');
+    const images = join(work, 'images');
+    const logs = join(work, 'logs');
+    if ((await this.timeNamespaces(id)).size > 1) {
+      throw new ResizeRefusedError(
+        'it runs processes started after its last restore (a resume or a disk resize), in another time namespace than the restored ones, and CRIU cannot restore such a mix',
+        id,
+        'mixed_time_namespaces',
+      );
+    }
+    await rm(work, { recursive: true, force: true });
+    await mkdir(work, { recursive: true });
+    try {
+      await this.runc(['pause', id]);
+      await this.runc([
+        '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
+        '--image-path', images, '--work-path', logs, id,
+      ], 120_000);
+    } catch (err) {
+      const why = await this.keepDumpLog(id, logs);
+      const state = await this.inspect(id).catch(() => null);
+      if (state?.status === 'paused') await this.runc(['resume', id]).catch(() => undefined);
+      await rm(work, { recursive: true, force: true });
+      const running = (await this.inspect(id).catch(() => null))?.status === 'running';
+      throw new RuntimeError(`could not checkpoint the machine to grow its disk: ${why ?? message(err)}`, id, 'checkpoint', running);
+    }
+    let growFailure: unknown = null;
+    try {
+      await unmountWritableLayer(p);
+      await growUnmountedImage(p.image, spec.config.disk_mb);
+    } catch (err) {
+      growFailure = err;
+    }
+    try {
+      await mountLayer(p, spec.templateRootfs, this.mountSource(id));
+      // Restored with the limits in force: the new ones once the disk grew, else the old ones.
+      await this.writeBundle(growFailure === null ? spec : { ...spec, config: previous }, p);
+      await this.restoreInit(id, p, images);
+    } catch (err) {
+      await this.removeContainer(id).catch(() => undefined);
+      throw new RuntimeError(`the machine's processes could not be restored after its disk was grown: ${message(err)}`, id, 'restore', false);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    if (growFailure !== null) throw new RuntimeError(`could not grow the disk: ${message(growFailure)}`, id, 'disk', true);
+  }
+
+  /**
+   * The time namespaces of a machine's processes. A CRIU restore puts the restored ones
+   * in a new time namespace that `runc exec` does not join, so processes started later
+   * sit in another, and a further checkpoint then fails to restore ("Can't restore
+   * sub-task in NS"): the processes would be lost.
+   */
+  private async timeNamespaces(id: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const root of await cgroupRoots()) {
+      const procs = await readFile(join(root, this.opts.instancePrefix, id, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter(Boolean)) {
+        const ns = await readlink(`/proc/${pid}/ns/time`).catch(() => null);
+        if (ns !== null) out.add(ns);
+      }
+      if (procs.trim()) break;
+    }
+    return out;
+  }
+
   async stop(id: string): Promise<void> {
     const p = layerPaths(this.opts.machinesDir, id);
     await this.removeContainer(id);
@@ -350,7 +488,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         memory = true;
       } catch (err) {
         const state = await this.inspect(id).catch(() => null);
-        const why = await this.keepDumpLog(id, s);
+        const why = await this.keepDumpLog(id, s.work);
         await rm(s.dir, { recursive: true, force: true });
         const running = state?.status === 'running';
         if (!running && state?.status === 'paused') {
@@ -379,8 +517,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
    * Keep CRIU's log of a failed dump beside the machine (`last-dump.log`) and return
    * its error lines, which say why far better than runc does.
    */
-  private async keepDumpLog(id: string, s: SnapshotPaths): Promise<string | null> {
-    const log = await readFile(join(s.work, 'dump.log'), 'utf8').catch(() => null);
+  private async keepDumpLog(id: string, workDir: string): Promise<string | null> {
+    const log = await readFile(join(workDir, 'dump.log'), 'utf8').catch(() => null);
     if (log === null) return null;
     await writeFile(join(layerPaths(this.opts.machinesDir, id).dir, 'last-dump.log'), log).catch(() => undefined);
     const errors = log
@@ -410,7 +548,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       step = 'write OCI bundle';
       await this.writeBundle(spec, p);
       step = memory ? 'restore processes' : 'restart init';
-      const pid = memory ? await this.restoreInit(spec.id, p, s) : await this.runInit(spec.id, p);
+      const pid = memory ? await this.restoreInit(spec.id, p, s.criu) : await this.runInit(spec.id, p);
       await rm(s.dir, { recursive: true, force: true });
       return { pid };
     } catch (err) {
@@ -442,7 +580,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       }
       await writeManifest(s);
     } catch (err) {
-      const why = await this.keepDumpLog(id, s);
+      const why = await this.keepDumpLog(id, s.work);
       await rm(s.dir, { recursive: true, force: true });
       throw new RuntimeError(`snapshot failed: ${why ?? message(err)}`, id, 'snapshot', true);
     } finally {
@@ -480,7 +618,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         return { pid: await this.runInit(spec.id, p) };
       }
       step = 'restore processes';
-      const pid = await this.restoreInit(spec.id, p, s);
+      const pid = await this.restoreInit(spec.id, p, s.criu);
       // runc keeps the annotation: later checkpoints of the fork read this file too, so empty it.
       await writeFile(criuConfig!, '');
       // The UTS namespace comes back with the source's hostname: give the fork its own.

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, lstat } from 'node:fs/promises';
+import { mkdir, open, readFile, lstat, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandError, run } from './command.js';
 
@@ -111,4 +111,65 @@ export async function unmountWritableLayer(p: LayerPaths): Promise<void> {
   const mounted = await mountPoints();
   await unmount(p.rootfs, mounted);
   await unmount(p.layer, mounted);
+}
+
+const MIB = 1024 * 1024;
+/** CAP_SYS_RESOURCE's bit in the capability sets of /proc/<pid>/status. */
+const CAP_SYS_RESOURCE = 24n;
+
+/**
+ * True when this process may grow a mounted ext4 file system: the kernel's resize ioctl
+ * wants CAP_SYS_RESOURCE, which some sandboxes (this project's test hosts) withhold even from root.
+ */
+export async function canGrowMounted(): Promise<boolean> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return hex !== undefined && ((BigInt(`0x${hex}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+}
+
+/** The loop device the image is mounted through. */
+async function loopDeviceOf(image: string): Promise<string> {
+  const out = await run('losetup', ['-j', image]);
+  const dev = out.split('\n')[0]?.split(':')[0];
+  if (!dev) throw new Error(`no loop device holds ${image}`);
+  return dev;
+}
+
+/**
+ * Grow a mounted image and its file system to `diskMb` while the machine uses it:
+ * longer file, the loop device told (`losetup -c`), online `resize2fs`. On failure the
+ * file system has its old size and the file is cut back to it.
+ */
+export async function growMountedImage(p: LayerPaths, diskMb: number): Promise<void> {
+  const before = (await stat(p.image)).size;
+  const dev = await loopDeviceOf(p.image);
+  await truncate(p.image, diskMb * MIB);
+  try {
+    await run('losetup', ['-c', dev]);
+    await run('resize2fs', [dev], 300_000);
+  } catch (err) {
+    await truncate(p.image, before).catch(() => undefined);
+    await run('losetup', ['-c', dev]).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Grow an image that is not mounted and its file system to `diskMb` (`e2fsck -f` first:
+ * `resize2fs` refuses a file system mounted since its last check). On failure the file
+ * is cut back to its old size.
+ */
+export async function growUnmountedImage(image: string, diskMb: number): Promise<void> {
+  const before = (await stat(image)).size;
+  await truncate(image, diskMb * MIB);
+  try {
+    // -p repairs only what is safe to repair unattended; exit 1 means it did.
+    await run('e2fsck', ['-f', '-p', image], 300_000).catch((err: unknown) => {
+      if (!(err instanceof CommandError && err.exitCode === 1)) throw err;
+    });
+    await run('resize2fs', [image], 300_000);
+  } catch (err) {
+    await truncate(image, before).catch(() => undefined);
+    throw err;
+  }
 }
