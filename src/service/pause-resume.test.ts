@@ -75,6 +75,25 @@ describe('pause and resume with CRIU', () => {
     assert.equal((await t.request('GET', `/v1/snapshots/${paused.body.snapshot_id}`)).status, 404, 'a pause snapshot is consumed by resume');
   });
 
+  it('processes started after a resume survive the next pause and resume, in the machine\'s time namespace', async () => {
+    const id = await createWithCounter(t);
+    for (let round = 1; round <= 2; round++) {
+      assert.equal((await t.request('POST', `/v1/machines/${id}/pause`)).status, 200);
+      const resumed = await t.request('POST', `/v1/machines/${id}/resume`);
+      assert.equal(resumed.status, 200, `resume ${round}: ${resumed.text}`);
+      // Started after the restore: by exec, as a background process, and through a terminal-less shell.
+      await execIn(t.server, id, ['sh', '-c', `sleep 100${round} > /dev/null 2>&1 &`]);
+      const bg = await t.request('POST', `/v1/machines/${id}/processes`, { body: { cmd: ['sleep', `200${round}`] } });
+      assert.equal(bg.status, 201, bg.text);
+      const inits = (await execIn(t.server, id, ['sh', '-c', 'readlink /proc/1/ns/time; readlink /proc/self/ns/time'])).out.trim().split('\n');
+      assert.equal(inits[0], inits[1], 'an exec joins the time namespace of the restored init');
+    }
+    const ps = (await execIn(t.server, id, ['ps', '-o', 'args'])).out;
+    // Background processes of the API end at a pause (documented); what exec left running survives both.
+    for (const n of ['1001', '1002', '2002']) assert.match(ps, new RegExp(`sleep ${n}\\b`), ps);
+    assert.doesNotMatch(ps, /sleep 2001/);
+  });
+
   it('answers 409 to pause of a paused machine and resume of a running one', async () => {
     const r = await t.request('POST', '/v1/machines', { body: {} });
     const id = r.body.id as string;

@@ -361,6 +361,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
         '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
         '--image-path', images, '--work-path', logs, id,
       ], 120_000);
+      await forgetDumpedClocks(images);
     } catch (err) {
       const why = await this.keepDumpLog(id, logs);
       const state = await this.inspect(id).catch(() => null);
@@ -391,10 +392,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   /**
-   * The time namespaces of a machine's processes. A CRIU restore puts the restored ones
-   * in a new time namespace that `runc exec` does not join, so processes started later
-   * sit in another, and a further checkpoint then fails to restore ("Can't restore
-   * sub-task in NS"): the processes would be lost.
+   * The time namespaces of a machine's processes. Images with dumped clocks (taken by a
+   * Hangar before forgetDumpedClocks) restore into a new time namespace that `runc exec`
+   * does not join, so processes started later sit in another, and a further checkpoint
+   * then fails to restore ("Can't restore sub-task in NS"): the processes would be lost.
    */
   private async timeNamespaces(id: string): Promise<Set<string>> {
     const out = new Set<string>();
@@ -485,6 +486,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
           '--criu', this.opts.criuPath, 'checkpoint', '--tcp-established', '--file-locks',
           '--image-path', s.criu, '--work-path', s.work, id,
         ], 120_000);
+        await forgetDumpedClocks(s.criu);
         memory = true;
       } catch (err) {
         const state = await this.inspect(id).catch(() => null);
@@ -577,6 +579,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
           '--criu', this.opts.criuPath, 'checkpoint', '--leave-running', '--tcp-established', '--file-locks',
           '--image-path', s.criu, '--work-path', s.work, id,
         ], 120_000);
+        await forgetDumpedClocks(s.criu);
       }
       await writeManifest(s);
     } catch (err) {
@@ -689,4 +692,17 @@ async function cgroupRoots(): Promise<string[]> {
     .map((l) => l.split(' '))
     .filter((f) => f[2] === 'cgroup' || f[2] === 'cgroup2')
     .map((f) => f[1]!);
+}
+
+/**
+ * Drop the clock values CRIU dumps beside a process tree that has no time namespace of
+ * its own (`timens-0.img`). With them, a restore puts the processes in a new time
+ * namespace whose monotonic clocks run on from the dump; runc 1.1 does not know time
+ * namespaces, so every later `runc exec` starts in the host's, and the next checkpoint of
+ * that mix cannot be restored ("Can't restore sub-task in NS"). Without them, restored
+ * processes share the host's clocks, as a suspended computer's do after it wakes:
+ * monotonic time has moved on by the time the machine was paused.
+ */
+async function forgetDumpedClocks(imagesDir: string): Promise<void> {
+  await rm(join(imagesDir, 'timens-0.img'), { force: true });
 }
