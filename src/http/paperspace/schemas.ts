@@ -50,7 +50,7 @@ export const PaperspaceMachineSchema = z
     id: z.string(),
     machineType: z.string().describe('The catalogue label matching its vCPUs and memory, or "custom".'),
     name: z.string().describe('The name given at create or update; the id for machines never named.'),
-    networkId: z.string().nullable().describe('Always null: networking has not landed.'),
+    networkId: z.string().nullable().describe('Always null: every machine is on the server\'s one private network (privateIp); named networks are not supported.'),
     os: z.string().describe('The Hangar template the machine runs.'),
     privateIp: z.string().nullable().describe("The machine's address on the server's private subnet (the native private_ip); null when it has none."),
     publicIp: z.string().nullable().describe('Always null.'),
