@@ -34,10 +34,7 @@ async function main(): Promise<void> {
     /** A Paperspace operation, timed until its event is done (events are polled every 50 ms). */
     const operation = async (method: string, path: string, body?: unknown): Promise<TestResponse> => {
       const r = ok(await api(method, `/paperspace/v1${path}`, body));
-      const event = await waitFor(async () => {
-        const e = await api('GET', `/paperspace/v1/machine-events/${r.body.event.id}`);
-        return ['done', 'error'].includes(e.body.state) ? e.body : null;
-      }, 60_000, 20);
+      const event = await t.finishedEvent(r.body.event.id, key);
       if (event.state !== 'done') throw new Error(`${path}: ${JSON.stringify(event)}`);
       return r;
     };

@@ -31,12 +31,7 @@ describe('auto snapshots, initial snapshots and restore points', () => {
     assert.equal(r.code, 0, r.out);
     return r.out.trim();
   };
-  const finished = (eventId: string): Promise<Json> =>
-    waitFor(async () => {
-      const r = await ps('GET', `/machine-events/${eventId}`);
-      assert.equal(r.status, 200, r.text);
-      return ['done', 'error', 'cancelled'].includes(r.body.state) ? r.body : null;
-    }, LONG);
+  const finished = (eventId: string): Promise<Json> => t.finishedEvent(eventId, key, LONG);
   const eventMs = (e: Json): number => Date.parse(e.dtFinished) - Date.parse(e.dtStarted);
   /** Run an operation and wait for its event to end done. */
   const operate = async (method: string, path: string, body?: unknown): Promise<{ data: Json; event: Json }> => {

@@ -297,10 +297,7 @@ describe('a restore point taken before a resize', () => {
   const api = (method: string, path: string, body?: unknown): Promise<TestResponse> => t.request(method, path, { body, key });
   const finished = async (r: TestResponse): Promise<void> => {
     assert.equal(r.status, 200, r.text);
-    const done = await waitFor(async () => {
-      const e = await api('GET', `/paperspace/v1/machine-events/${r.body.event.id}`);
-      return ['done', 'error'].includes(e.body.state) ? e.body : null;
-    }, 60_000);
+    const done = await t.finishedEvent(r.body.event.id, key);
     assert.equal(done.state, 'done', JSON.stringify(done));
   };
 

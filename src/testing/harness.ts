@@ -81,6 +81,18 @@ export class TestServer {
   }
 
   /** Create a team and a key for it; returns the key's secret. */
+  /**
+   * Poll a machine event (Paperspace-style `GET /machine-events/{id}`, as `key`) until it
+   * is finished (done, error or cancelled), and return it.
+   */
+  async finishedEvent(eventId: string, key: string | undefined = undefined, timeoutMs = 120_000): Promise<any> {
+    return waitFor(async () => {
+      const r = await this.request('GET', `${this.server.settings.paperspace.basePath}/machine-events/${eventId}`, { key });
+      if (r.status !== 200) throw new Error(`GET machine event ${eventId}: ${r.status} ${r.text}`);
+      return ['done', 'error', 'cancelled'].includes(r.body.state) ? r.body : null;
+    }, timeoutMs);
+  }
+
   async newTeamKey(name = 'team'): Promise<{ teamId: string; key: string }> {
     const t = await this.request('POST', '/v1/admin/teams', { body: { name } });
     const k = await this.request('POST', `/v1/admin/teams/${t.body.id}/keys`, { body: { name: 'k' } });

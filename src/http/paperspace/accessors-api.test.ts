@@ -32,12 +32,7 @@ describe('users and accessors', () => {
   const ps = (key: string, method: string, path: string, body?: unknown) => t.request(method, `${BASE}${path}`, { body, key });
   const native = (key: string, method: string, path: string, body?: unknown) => t.request(method, path, { body, key });
   const admin = (method: string, path: string, body?: unknown) => t.request(method, path, { body, key: ADMIN_KEY });
-  const finished = (key: string, eventId: string): Promise<Json> =>
-    waitFor(async () => {
-      const r = await ps(key, 'GET', `/machine-events/${eventId}`);
-      assert.equal(r.status, 200, r.text);
-      return ['done', 'error'].includes(r.body.state) ? r.body : null;
-    }, 120_000);
+  const finished = (key: string, eventId: string): Promise<Json> => t.finishedEvent(eventId, key);
   const create = async (key: string, body: Json): Promise<Json> => {
     const r = await ps(key, 'POST', '/machines', body);
     assert.equal(r.status, 200, r.text);

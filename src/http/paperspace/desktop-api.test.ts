@@ -33,12 +33,7 @@ describe('Paperspace-style desktop (VNC)', () => {
   let settings: { vnc: { hostname: string; port: number; password: string } };
 
   const ps = (method: string, path: string, body?: unknown) => t.request(method, `${BASE}${path}`, { body, key });
-  const finished = (eventId: string): Promise<Json> =>
-    waitFor(async () => {
-      const r = await ps('GET', `/machine-events/${eventId}`);
-      assert.equal(r.status, 200, r.text);
-      return ['done', 'error', 'cancelled'].includes(r.body.state) ? r.body : null;
-    }, LONG);
+  const finished = (eventId: string): Promise<Json> => t.finishedEvent(eventId, key, LONG);
   const createDone = async (body: Json): Promise<Json> => {
     const r = await ps('POST', '/machines', body);
     assert.equal(r.status, 200, r.text);

@@ -48,12 +48,7 @@ describe('Paperspace-style API', () => {
     return r.body.stdout as string;
   };
   /** Poll an event until it is finished; return it. */
-  const finished = (eventId: string): Promise<Json> =>
-    waitFor(async () => {
-      const r = await ps('GET', `/machine-events/${eventId}`);
-      assert.equal(r.status, 200, r.text);
-      return ['done', 'error', 'cancelled'].includes(r.body.state) ? r.body : null;
-    }, LONG);
+  const finished = (eventId: string): Promise<Json> => t.finishedEvent(eventId, key, LONG);
   const machineCount = async (): Promise<number> => (await native('GET', '/v1/machines')).body.length;
 
   before(async () => {
