@@ -7,16 +7,17 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_MACHINE_TYPES } from './domain/machine-type.js';
 import { loadSettings, SettingsError } from './settings.js';
 
-describe('settings: Paperspace-style surface', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
+// One data dir for every case: loading settings only reads it.
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
 
+describe('settings: Paperspace-style surface', () => {
   it('defaults: /paperspace/v1, region local, C1-C5, ten disk sizes', () => {
     const s = load({}).paperspace;
     assert.equal(s.basePath, '/paperspace/v1');
@@ -53,15 +54,6 @@ describe('settings: Paperspace-style surface', () => {
 });
 
 describe('settings: HANGAR_INGRESS_DOMAIN', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
-
   it('unset: host-based ingress is off', () => {
     assert.equal(load({}).ingressDomain, null);
   });
@@ -79,15 +71,6 @@ describe('settings: HANGAR_INGRESS_DOMAIN', () => {
 });
 
 describe('settings: shared template directories', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hangar-settings-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-  const load = (env: Record<string, string>) => loadSettings({ HANGAR_DATA_DIR: dir, ...env });
-
   it('HANGAR_TEMPLATE_PATH: default /var/lib/hangar/templates; a list separated by ":"; empty means none', () => {
     assert.deepEqual(load({}).templatePath, ['/var/lib/hangar/templates']);
     assert.deepEqual(load({ HANGAR_TEMPLATE_PATH: '/srv/a:/srv/b/' }).templatePath, ['/srv/a', '/srv/b']);
