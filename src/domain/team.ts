@@ -57,9 +57,3 @@ export interface Caller {
 export function seesWholeTeam(caller: Caller): boolean {
   return caller.user === null || caller.user.role === 'admin';
 }
-
-/** True when the caller may reach this machine of its own team. */
-export function canReachMachine(caller: Caller, m: { teamId: string; createdBy: string | null }, isAccessor: boolean): boolean {
-  if (m.teamId !== caller.team.id) return false;
-  return seesWholeTeam(caller) || m.createdBy === caller.user!.id || isAccessor;
-}

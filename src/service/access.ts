@@ -1,4 +1,4 @@
-import { canReachMachine, seesWholeTeam, type Caller } from '../domain/team.js';
+import { seesWholeTeam, type Caller } from '../domain/team.js';
 import type { MachineRecord } from '../domain/machine.js';
 import type { Store } from '../store/store.js';
 
@@ -11,7 +11,7 @@ export async function callerReaches(store: Store, caller: Caller, m: Pick<Machin
   if (m.teamId !== caller.team.id) return false;
   if (seesWholeTeam(caller) || m.createdBy === caller.user!.id) return true;
   const a = await store.getAccessor(m.id, caller.user!.id);
-  return canReachMachine(caller, m, a !== null && a.deletedAt === null);
+  return a !== null && a.deletedAt === null;
 }
 
 /** The user a listing must be narrowed to, or undefined when the caller sees the whole team. */
