@@ -55,17 +55,9 @@ export interface ProcessServiceOptions {
   exec: ExecService;
 }
 
-interface ProcessEntry {
+/** What the service keeps of a process: what it reports (status, signal and bytes are derived), its output and its handle. */
+interface ProcessEntry extends Omit<ProcessInfo, 'status' | 'signal' | 'outputBytes'> {
   machineId: string;
-  pid: number;
-  cmd: string[] | string;
-  cwd: string;
-  user: string;
-  startedAt: number;
-  endedAt: number | null;
-  exitCode: number | null;
-  timedOut: boolean;
-  stdinOpen: boolean;
   output: OutputLog;
   /** Null once it has exited. */
   handle: ProcessHandle | null;
