@@ -13,6 +13,7 @@ import { ExecService } from './service/exec-service.js';
 import { FileService } from './service/file-service.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineOperations } from './service/machine-operations.js';
+import { MachineCore } from './service/machine-core.js';
 import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
 import { PtyService } from './service/pty-service.js';
@@ -102,25 +103,19 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
     const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now });
-    const machines = new MachineService({
+    const core = new MachineCore({
       store,
       runtime,
       templates,
       secret,
       log: serviceLog,
-      retentionMs: settings.retentionMs,
       maxMachines: settings.maxMachines,
       subnet: settings.subnet,
       now: options.now,
-      onPoolCheckout: () => pools.schedule(),
       recorder: operations,
     });
-    const pools: WarmPoolService = new WarmPoolService({
-      store,
-      machines,
-      templates,
-      log: serviceLog,
-    });
+    const pools = new WarmPoolService({ core, store, log: serviceLog });
+    const machines = new MachineService({ core, pools, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });

@@ -5,6 +5,7 @@ import type { Store } from '../store/store.js';
 import type { MachineService } from './machine-service.js';
 import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
+import { isLive } from '../domain/transitions.js';
 
 /** An accessor with the user it names. */
 export interface AccessorWithUser {
@@ -83,7 +84,7 @@ export class AccessorService {
   /** Grant a user of the team access; granting an active accessor again changes nothing. */
   async add(caller: Caller, machineId: string, userId: string): Promise<AccessorWithUser> {
     const m = await this.managed(caller, machineId);
-    if (m.status === 'destroyed') {
+    if (!isLive(m.status)) {
       throw new HangarError('STATE_CONFLICT', `Machine ${machineId} is deleted; nobody can be given access to it.`, { status: m.status });
     }
     const [user] = await this.users(caller, [userId]);

@@ -4,6 +4,7 @@ import type { Caller } from '../domain/team.js';
 import { ExecStartError, type ExecIo, type ExecOptions, type Runtime } from '../runtime/runtime.js';
 import type { TemplateCatalog } from '../templates/templates.js';
 import type { MachineService } from './machine-service.js';
+import { allows } from '../domain/transitions.js';
 
 /** Output kept per stream of a non-streamed command; the rest is read and dropped. */
 export const EXEC_OUTPUT_LIMIT_BYTES = 1024 * 1024;
@@ -180,7 +181,7 @@ export class ExecService {
    */
   async prepare(caller: Caller, id: string, req: CommandRequest): Promise<PreparedCommand> {
     const m = await this.o.machines.get(caller, id);
-    if (m.status !== 'running') throw notRunning(id, m.status);
+    if (!allows(m.status, 'command')) throw notRunning(id, m.status);
     const { uid, gid } = await this.resolveUser(id, req.user);
     return {
       argv: typeof req.cmd === 'string' ? ['/bin/sh', '-c', req.cmd] : req.cmd,

@@ -8,6 +8,7 @@ import type { Caller } from '../domain/team.js';
 import { ExecStartError, type ExecIo, type Runtime } from '../runtime/runtime.js';
 import { FILE_SCRIPTS, parseListing, parseStatLine, scriptFailure, type FailureContext, type FileOperation } from './file-scripts.js';
 import type { MachineService } from './machine-service.js';
+import { allows, isLive } from '../domain/transitions.js';
 
 /** A transfer (upload, download, archive) is killed after this long. */
 export const FILE_TRANSFER_TIMEOUT_MS = 6 * 60 * 60 * 1000;
@@ -343,8 +344,8 @@ export class FileService {
   /** The caller's machine, running: destroyed or unknown is 404, any other state 409. */
   private async runningMachine(caller: Caller, id: string): Promise<MachineRecord> {
     const m = await this.o.machines.get(caller, id);
-    if (m.status === 'destroyed') throw machineNotFound(id);
-    if (m.status !== 'running') throw notRunning(id, m.status);
+    if (!isLive(m.status)) throw machineNotFound(id);
+    if (!allows(m.status, 'command')) throw notRunning(id, m.status);
     return m;
   }
 

@@ -1,4 +1,5 @@
-import type { MachineService, ServiceLogger } from './machine-service.js';
+import type { ServiceLogger } from './machine-core.js';
+import type { MachineService } from './machine-service.js';
 
 /**
  * Fires lifecycle deadlines. Deadlines live in the store (indexed), so a sweep every

@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
 import { PageCursorCodec } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
-import type { OperationRecorder, ServiceLogger } from './machine-service.js';
+import type { OperationRecorder, ServiceLogger } from './machine-core.js';
 
 /** Dependencies of the operations runner. */
 export interface MachineOperationsOptions {

@@ -6,9 +6,11 @@ import type { Caller } from '../domain/team.js';
 import type { TemplateCatalog } from '../templates/templates.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
-import type { AutoSnapshotRequest, MachineService, RestorePointRequest, UpdateMachineInput } from './machine-service.js';
+import type { AutoSnapshotRequest, RestorePointRequest, UpdateMachineInput } from './machine-inputs.js';
+import type { MachineService } from './machine-service.js';
 import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
 import type { ServerSecret } from './secrets.js';
+import { allows } from '../domain/transitions.js';
 
 /** Every state the surface reports (the seed's example shows `off`; the others are Paperspace's). */
 export const PAPERSPACE_STATES = ['off', 'starting', 'stopping', 'restarting', 'serviceready', 'ready', 'upgrading', 'provisioning'] as const;
@@ -226,7 +228,7 @@ export class PaperspaceService {
       state: paperspaceState(m.status, this.o.operations.inFlight(m.id)),
       machineType: machineTypeOf(m.config, this.o.machineTypes),
       region: this.o.region,
-      storageUsed: m.status === 'running' ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
+      storageUsed: allows(m.status, 'disk_usage') ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
       agentType: await this.agentType(m.template),
     };
   }
@@ -351,10 +353,10 @@ export class PaperspaceService {
     if (!template?.desktop) {
       throw new HangarError('NO_DESKTOP', `Machine ${id} runs template ${m.record.template}, which has no desktop; create a machine with templateId "desktop" for VNC.`, { template: m.record.template });
     }
-    if (m.record.status !== 'running' || m.state !== 'ready' || m.record.privateIp === null) {
+    if (!allows(m.record.status, 'traffic') || m.state !== 'ready' || m.record.privateIp === null) {
       const op = this.o.operations.inFlight(id);
       const how =
-        m.record.status === 'paused' && m.state === 'off' ? ` (start it with PATCH /machines/${id}/start)` : op !== undefined ? ` (wait for its ${op} to finish)` : '';
+        allows(m.record.status, 'resume') && m.state === 'off' ? ` (start it with PATCH /machines/${id}/start)` : op !== undefined ? ` (wait for its ${op} to finish)` : '';
       throw this.conflict(m.record, m.state, 'its desktop', `ready${how}`);
     }
     return { vnc: { hostname: m.record.privateIp, port: template.desktop.vnc_port, password: this.o.secret.vncPassword(m.record.id) } };
@@ -363,7 +365,7 @@ export class PaperspaceService {
   /** Start (resume) a stopped machine: the same processes continue. */
   async start(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
-    if (m.record.status !== 'paused' || m.state !== 'off') throw this.conflict(m.record, m.state, 'start', 'off (stopped)');
+    if (!allows(m.record.status, 'resume') || m.state !== 'off') throw this.conflict(m.record, m.state, 'start', 'off (stopped)');
     const event = await this.o.operations.run(caller, id, 'start', () => this.o.machines.resume(caller, id));
     return { machine: await this.get(caller, id), event };
   }
@@ -371,7 +373,7 @@ export class PaperspaceService {
   /** Stop (pause to a memory snapshot) a ready machine. */
   async stop(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
-    if (m.record.status !== 'running' || m.state !== 'ready') throw this.conflict(m.record, m.state, 'stop', 'ready');
+    if (!allows(m.record.status, 'pause') || m.state !== 'ready') throw this.conflict(m.record, m.state, 'stop', 'ready');
     const event = await this.o.operations.run(caller, id, 'stop', () => this.o.machines.pause(caller, id));
     return { machine: await this.get(caller, id), event };
   }
@@ -379,7 +381,7 @@ export class PaperspaceService {
   /** Restart a ready machine's processes from init, its files kept. */
   async restart(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
-    if (m.record.status !== 'running' || m.state !== 'ready') throw this.conflict(m.record, m.state, 'restart', 'ready');
+    if (!allows(m.record.status, 'restart') || m.state !== 'ready') throw this.conflict(m.record, m.state, 'restart', 'ready');
     const event = await this.o.operations.run(caller, id, 'restart', () => this.o.machines.restart(caller, id));
     return { machine: await this.get(caller, id), event };
   }
@@ -387,7 +389,7 @@ export class PaperspaceService {
   /** Delete (destroy) a machine. */
   async delete(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
-    if (m.record.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is already deleted.`, { status: m.record.status });
+    if (!allows(m.record.status, 'destroy')) throw new HangarError('STATE_CONFLICT', `Machine ${id} is already deleted.`, { status: m.record.status });
     const event = await this.o.operations.run(caller, id, 'delete', () => this.o.machines.destroy(caller, id));
     return { machine: await this.get(caller, id), event };
   }
@@ -395,7 +397,7 @@ export class PaperspaceService {
   /** Rename a machine, change its auto shutdown, or resize it (machineType, a larger diskSize) while it is ready. */
   async update(caller: Caller, id: string, input: PaperspaceUpdateInput): Promise<MachineWithEvent> {
     const current = await this.o.machines.get(caller, id);
-    if (current.status === 'destroyed') throw new HangarError('STATE_CONFLICT', `Machine ${id} is deleted; it cannot be updated.`, { state: 'off', status: current.status });
+    if (!allows(current.status, 'update')) throw new HangarError('STATE_CONFLICT', `Machine ${id} is deleted; it cannot be updated.`, { state: 'off', status: current.status });
     const config: UpdateMachineInput['config'] = {};
     if (input.machineType !== undefined) {
       const type = this.machineType(input.machineType);
@@ -415,7 +417,7 @@ export class PaperspaceService {
     }
     // Refused before the event is recorded: refused requests record none.
     const resizes = (['vcpus', 'memory_mb', 'disk_mb'] as const).some((k) => config[k] !== undefined && config[k] !== current.config[k]);
-    if (resizes && current.status !== 'running') {
+    if (resizes && !allows(current.status, 'resize')) {
       throw this.conflict(current, paperspaceState(current.status, this.o.operations.inFlight(id)), 'a resize', 'ready (start it first, then resize)');
     }
     const change: UpdateMachineInput = { config };

@@ -4,6 +4,7 @@ import { ExecStartError, type ProcessHandle, type ProcessSignal, type Runtime } 
 import { notRunning, TIMED_OUT_EXIT_CODE, type CommandRequest, type ExecService } from './exec-service.js';
 import type { MachineService } from './machine-service.js';
 import { OutputLog, type OutputSlice } from './process-output.js';
+import { isLive } from '../domain/transitions.js';
 
 /** Output kept per process (both streams together); older output is dropped. */
 export const PROCESS_OUTPUT_LIMIT_BYTES = 1024 * 1024;
@@ -268,8 +269,8 @@ export class ProcessService {
   private async sweep(): Promise<void> {
     for (const [id, group] of this.machines) {
       if ([...group.byPid.values()].some((e) => e.handle !== null)) continue;
-      const status = await this.o.machines.get(group.caller, id).then((m) => m.status, () => 'destroyed');
-      if (status === 'destroyed') this.machines.delete(id);
+      const status = await this.o.machines.get(group.caller, id).then((m) => m.status, () => 'destroyed' as const);
+      if (!isLive(status)) this.machines.delete(id);
     }
   }
 
@@ -295,7 +296,7 @@ export class ProcessService {
   /** The machine, counted as activity; a destroyed machine's processes are gone (404). */
   private async machine(caller: Caller, id: string): Promise<void> {
     const m = await this.o.machines.get(caller, id);
-    if (m.status === 'destroyed') {
+    if (!isLive(m.status)) {
       this.machines.delete(id);
       throw new HangarError('NOT_FOUND', `Machine ${id} is destroyed; its processes were killed with it.`);
     }

@@ -1,9 +1,12 @@
 import { HangarError } from '../domain/errors.js';
-import { DEFAULT_CONFIG, type MachineConfig } from '../domain/machine.js';
-import type { WarmPool } from '../domain/warm-pool.js';
+import { newMachineId } from '../domain/ids.js';
+import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineConfig, type MachineRecord } from '../domain/machine.js';
+import type { Caller } from '../domain/team.js';
+import { allows, transition } from '../domain/transitions.js';
+import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js';
 import type { Store } from '../store/store.js';
-import type { TemplateCatalog } from '../templates/templates.js';
-import type { MachineService, ServiceLogger } from './machine-service.js';
+import type { MachineCore, ServiceLogger } from './machine-core.js';
+import { autoSnapshotSettings, type CreateMachineInput } from './machine-inputs.js';
 
 /** A pool as the API shows it: its settings, counters, and its idle machines. */
 export interface WarmPoolState extends WarmPool {
@@ -13,9 +16,8 @@ export interface WarmPoolState extends WarmPool {
 
 /** Options of the warm-pool service. */
 export interface WarmPoolServiceOptions {
+  core: MachineCore;
   store: Store;
-  machines: MachineService;
-  templates: TemplateCatalog;
   log: ServiceLogger;
   /** Pool machines started at once across all pools. @default 2 */
   concurrency?: number;
@@ -43,13 +45,7 @@ export class WarmPoolService {
 
   /** Create or change a pool; the refill starts at once. */
   async put(name: string, input: { template: string; config?: Partial<MachineConfig>; size: number }): Promise<WarmPoolState> {
-    if (!(await this.o.templates.get(input.template))) {
-      const known = (await this.o.templates.list()).map((t) => t.name);
-      throw new HangarError('UNKNOWN_TEMPLATE', `Template "${input.template}" does not exist. Available: ${known.join(', ') || 'none'}.`, {
-        template: input.template,
-        available: known,
-      });
-    }
+    await this.o.core.template(input.template);
     const prior = await this.o.store.getWarmPool(name);
     const now = this.now();
     const config = { ...DEFAULT_CONFIG, ...input.config };
@@ -68,7 +64,7 @@ export class WarmPoolService {
     this.failedAt.delete(name);
     const changed = prior && (prior.template !== pool.template || JSON.stringify(prior.config) !== JSON.stringify(config));
     // Machines of the old shape no longer match any create: replace them all.
-    await this.o.machines.trimPool(name, changed ? 0 : pool.size);
+    await this.trimPool(name, changed ? 0 : pool.size);
     this.schedule();
     return this.get(name);
   }
@@ -91,7 +87,7 @@ export class WarmPoolService {
   async delete(name: string): Promise<void> {
     await this.get(name);
     await this.o.store.deleteWarmPool(name);
-    await this.o.machines.trimPool(name, 0);
+    await this.trimPool(name, 0);
   }
 
   /** Start refilling in the background, and keep retrying failed pools. */
@@ -152,7 +148,7 @@ export class WarmPoolService {
 
   private async startOne(pool: WarmPool): Promise<void> {
     try {
-      await this.o.machines.startPoolMachine(pool);
+      await this.startPoolMachine(pool);
       this.failedAt.delete(pool.name);
       await this.o.store.setWarmPoolError(pool.name, null);
     } catch (err) {
@@ -163,8 +159,109 @@ export class WarmPoolService {
     } finally {
       this.inflight.set(pool.name, (this.inflight.get(pool.name) ?? 1) - 1);
       // A pool deleted meanwhile: its new machine has nowhere to go.
-      if (!(await this.o.store.getWarmPool(pool.name))) await this.o.machines.trimPool(pool.name, 0);
+      if (!(await this.o.store.getWarmPool(pool.name))) await this.trimPool(pool.name, 0);
       this.schedule();
     }
+  }
+
+  /** The pool a create of this template and config can be served from, if any. */
+  async matching(template: string, config: MachineConfig): Promise<WarmPool | undefined> {
+    return (await this.o.store.listWarmPools()).find((p) => poolMatches(p, template, config));
+  }
+
+  /**
+   * Hand a ready machine of `pool` to the caller: claimed atomically in the store, then
+   * given the request's metadata, env, cwd and timers as if it had just started, and
+   * `finish`ed under its lock as part of the create. Null (a miss) when none is ready;
+   * either way the pool refills.
+   */
+  async checkout(
+    caller: Caller,
+    pool: WarmPool,
+    input: CreateMachineInput,
+    finish: (m: MachineRecord) => Promise<MachineRecord>,
+  ): Promise<MachineRecord | null> {
+    const { core } = this.o;
+    const claimed = await this.o.store.claimPoolMachine(pool.name, caller.team.id);
+    await this.o.store.countPoolCheckout(pool.name, claimed !== null);
+    this.schedule();
+    if (!claimed) return null;
+    return core.locks.with(claimed.id, 'checkout', () =>
+      core.recorded(claimed, 'create', async () => {
+        const now = core.now();
+        const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+        Object.assign(claimed, {
+          teamId: caller.team.id,
+          createdBy: caller.user?.id ?? null,
+          metadata: input.metadata ?? {},
+          env: input.env ?? {},
+          cwd: input.cwd ?? null,
+          ephemeral: input.ephemeral ?? false,
+          timeoutMs,
+          timeoutAt: now + timeoutMs,
+          timeoutAction: input.timeoutAction ?? 'destroy',
+          inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
+          autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+          public: input.public ?? false,
+          autoResume: input.autoResume ?? false,
+          createdAt: now,
+          startedAt: now,
+          name: input.name ?? null,
+          warmPoolCheckout: { hit: true, id: pool.name },
+          autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
+          restorePoint: null,
+        } satisfies Partial<MachineRecord>);
+        if (input.cwd !== undefined) await core.runtime.ensureDir(claimed.id, input.cwd);
+        await core.save(claimed);
+        return finish(claimed);
+      }),
+    );
+  }
+
+  /** Start one idle machine for a pool (a refill). */
+  private async startPoolMachine(pool: WarmPool): Promise<MachineRecord> {
+    const { core } = this.o;
+    const template = await core.template(pool.template);
+    core.ensureCapacity('.');
+    const id = newMachineId();
+    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, createdAt: core.now(), config: pool.config, pool: pool.name, privateIp: core.allocateIp(id) });
+    core.hold(m.id);
+    return core.locks.with(m.id, 'create', async () => {
+      await this.o.store.insertMachine(m);
+      try {
+        await core.runtime.start({ ...core.spec(m, template), background: true });
+      } catch (err) {
+        core.letGo(m);
+        // A pool machine nobody saw: record it as gone rather than leave an error behind.
+        transition(m, 'destroyed');
+        Object.assign(m, { destroyedAt: core.now(), pool: null, errorReason: null });
+        await core.save(m);
+        throw err;
+      }
+      transition(m, 'started');
+      m.startedAt = core.now();
+      return core.save(m);
+    });
+  }
+
+  /** Destroy idle machines of a pool, oldest first, keeping `keep` of them. */
+  private async trimPool(name: string, keep: number): Promise<number> {
+    const { core } = this.o;
+    const idle = await this.o.store.poolMachines(name);
+    let destroyed = 0;
+    for (const m of idle.slice(0, Math.max(0, idle.length - keep))) {
+      const ok = await core.locks
+        .with(m.id, 'destroy', async () => {
+          const fresh = await this.o.store.getMachine(m.id);
+          // Checked out (or gone) meanwhile: no longer the pool's to trim.
+          if (fresh?.pool !== name || !allows(fresh.status, 'checkout')) return false;
+          await core.destroyLocked(fresh);
+          return true;
+        })
+        // Busy (being checked out) or a failed destroy (logged, the machine is in error): the next trim tries again.
+        .catch(() => false);
+      if (ok) destroyed++;
+    }
+    return destroyed;
   }
 }

@@ -7,6 +7,7 @@ import type { MachineService } from '../../service/machine-service.js';
 import { safeEqual } from '../../service/secrets.js';
 import { errorBody } from '../error-mapping.js';
 import { refuseUpgrade } from '../websocket.js';
+import { allows, isLive } from '../../domain/transitions.js';
 
 /** Headers that describe one hop, not the message: never forwarded (RFC 9110 7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -104,10 +105,10 @@ async function reach(o: IngressOptions, t: IngressTarget, headerToken: string | 
       throw new HangarError('UNAUTHORIZED', `Traffic to machine ${t.id} needs its traffic access token in the X-Traffic-Access-Token header or the traffic_access_token query parameter.`);
     }
   }
-  if (!m || m.status === 'destroyed') throw new HangarError('NOT_FOUND', `Machine ${t.id} does not exist.`);
-  if (m.status === 'paused' && m.autoResume) m = await o.machines.resumeForTraffic(t.id);
-  if (m.status !== 'running' || m.privateIp === null) {
-    const hint = m.status === 'paused' ? ' Resume it, or create machines with "auto_resume": true to have traffic resume them.' : '';
+  if (!m || !isLive(m.status)) throw new HangarError('NOT_FOUND', `Machine ${t.id} does not exist.`);
+  if (allows(m.status, 'resume') && m.autoResume) m = await o.machines.resumeForTraffic(t.id);
+  if (!allows(m.status, 'traffic') || m.privateIp === null) {
+    const hint = allows(m.status, 'resume') ? ' Resume it, or create machines with "auto_resume": true to have traffic resume them.' : '';
     throw new HangarError('STATE_CONFLICT', `Machine ${t.id} is ${m.status}; traffic reaches only a running machine.${hint}`, { status: m.status });
   }
   o.machines.touch(t.id);

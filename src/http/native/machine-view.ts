@@ -4,7 +4,7 @@ import { MACHINE_STATUSES, type MachineRecord, type MachineStatus } from '../../
 import { isJsonObject } from '../../domain/metadata.js';
 import { holdsResources } from '../../domain/machine.js';
 import { networkView } from './network-view.js';
-import type { ListMachinesInput } from '../../service/machine-service.js';
+import type { ListMachinesInput } from '../../service/machine-inputs.js';
 import { MASKABLE_FIELDS } from './schemas.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { HangarError, validationError } from '../domain/errors.js';
+import { newMachineId } from '../domain/ids.js';
+import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineRecord, type WarmPoolCheckout } from '../domain/machine.js';
+import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
+import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { Caller } from '../domain/team.js';
+import { transition } from '../domain/transitions.js';
+import { desktopEnv } from '../templates/desktop.js';
+import { cwdProblem, type Template } from '../templates/templates.js';
+import { autoSnapshotSettings, type CreateMachineInput, type CreateOptions } from './machine-inputs.js';
+import { reasonOf, type MachineCore } from './machine-core.js';
+import type { MachineSnapshots } from './machine-snapshots.js';
+import type { WarmPoolService } from './warm-pools.js';
+
+/** Creating machines: idempotency, forks from snapshots, warm-pool checkout, cold starts. */
+export class MachineCreator {
+  private readonly inflight = new Map<string, Promise<MachineRecord>>();
+
+  constructor(
+    private readonly core: MachineCore,
+    private readonly snapshots: MachineSnapshots,
+    private readonly pools: WarmPoolService,
+  ) {}
+
+  /** Create and start a machine; with an idempotency key, a retry returns the first result. */
+  async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
+    const { store } = this.core;
+    const notify = options.onRecorded;
+    if (idempotencyKey === undefined) return this.createNow(caller, input, notify && (async (m) => notify({ ...m })));
+    const requestHash = createHash('sha256').update(JSON.stringify(input)).digest('hex');
+    // Each user has its own keys: one member's retry never returns another member's machine.
+    const key = caller.user ? `${caller.user.id}\0${idempotencyKey}` : idempotencyKey;
+    const slot = `${caller.team.id}\0${key}`;
+    const inflight = this.inflight.get(slot);
+    // Only its outcome in the store matters here: the first caller gets its error.
+    if (inflight) await inflight.catch(() => undefined);
+    const prior = await store.getIdempotency(caller.team.id, key);
+    if (prior) {
+      if (prior.requestHash !== requestHash) {
+        throw new HangarError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body; use a new key for a new machine.');
+      }
+      const m = await store.getMachine(prior.machineId);
+      if (m) {
+        notify?.({ ...m });
+        return m;
+      }
+    }
+    const p = this.createNow(caller, input, async (m) => {
+      await store.insertIdempotency({ teamId: caller.team.id, key, requestHash, machineId: m.id, createdAt: m.createdAt });
+      notify?.({ ...m });
+    });
+    this.inflight.set(slot, p);
+    try {
+      return await p;
+    } finally {
+      this.inflight.delete(slot);
+    }
+  }
+
+  /** The snapshot a create starts from, checked against the request. */
+  private async forkSource(caller: Caller, input: CreateMachineInput): Promise<SnapshotRecord | null> {
+    if (input.snapshotId === undefined) return null;
+    const snap = await this.core.store.getSnapshot(input.snapshotId);
+    if (!snap || !(await this.snapshots.reachable(caller, snap))) {
+      throw new HangarError('UNKNOWN_SNAPSHOT', `Snapshot ${input.snapshotId} does not exist for this team; list yours with GET /v1/snapshots.`, {
+        snapshot_id: input.snapshotId,
+      });
+    }
+    const fixed: string[] = [];
+    if (input.template !== undefined && input.template !== snap.template) fixed.push(`template (the snapshot's is "${snap.template}")`);
+    if (input.config?.disk_mb !== undefined && input.config.disk_mb !== snap.config.disk_mb) fixed.push(`config.disk_mb (the snapshot's is ${snap.config.disk_mb})`);
+    if (input.env !== undefined) fixed.push('env (the processes keep the environment they had)');
+    if (input.cwd !== undefined) fixed.push('cwd (the processes keep the working directory they had)');
+    if (fixed.length) {
+      throw new HangarError('UNSUPPORTED_OPERATION', `A machine started from a snapshot takes these from the snapshot; omit them: ${fixed.join('; ')}.`, {
+        snapshot_id: snap.id,
+      });
+    }
+    return snap;
+  }
+
+  private async createNow(caller: Caller, input: CreateMachineInput, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
+    const { core } = this;
+    const source = await this.forkSource(caller, input);
+    const templateName = source?.template ?? input.template ?? 'base';
+    const template = await core.template(templateName);
+    if (input.cwd !== undefined) {
+      const problem = await cwdProblem(template, input.cwd);
+      if (problem) throw validationError([{ field: 'cwd', message: problem }]);
+    }
+    let warmPoolCheckout: WarmPoolCheckout | null = null;
+    const outbound = input.outbound ?? DEFAULT_OUTBOUND;
+    // Pool machines run the default policy: a create asking for another starts cold.
+    if (!source && isDefaultOutbound(outbound)) {
+      const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
+      if (pool) {
+        const taken = await this.pools.checkout(caller, pool, input, (m) => this.initialSnapshotLocked(m, input));
+        if (taken) {
+          await onRecorded?.(taken);
+          return taken;
+        }
+        warmPoolCheckout = { hit: false, id: pool.name };
+      }
+    }
+    core.ensureCapacity();
+
+    const now = core.now();
+    const timeoutMs = input.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const id = newMachineId();
+    const m = newMachineRecord({
+      warmPoolCheckout,
+      id,
+      privateIp: core.allocateIp(id),
+      outbound,
+      public: input.public ?? false,
+      autoResume: input.autoResume ?? false,
+      teamId: caller.team.id,
+      createdBy: caller.user?.id ?? null,
+      template: templateName,
+      createdAt: now,
+      config: { ...DEFAULT_CONFIG, ...source?.config, ...input.config },
+      metadata: input.metadata ?? {},
+      env: source?.env ?? input.env ?? {},
+      cwd: source ? source.cwd : (input.cwd ?? null),
+      ephemeral: input.ephemeral ?? false,
+      timeoutMs,
+      timeoutAction: input.timeoutAction ?? 'destroy',
+      inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
+      autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
+      name: input.name ?? null,
+      autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
+    });
+    core.hold(m.id);
+    const createLocked = () =>
+      core.locks.with(m.id, 'create', async () => {
+        await core.store.insertMachine(m);
+        await onRecorded?.(m);
+        return core.recorded(m, 'create', async () => {
+          try {
+            if (source) {
+              await core.runtime.fork(core.spec(m, template), source.id);
+              await this.setDesktopPassword(m, template);
+            } else await core.runtime.start(core.spec(m, template));
+          } catch (err) {
+            core.letGo(m);
+            core.log.error({ machine: m.id, err }, 'machine start failed');
+            transition(m, 'failed');
+            m.errorReason = reasonOf(err);
+            await core.save(m);
+            if (err instanceof HangarError) throw err;
+            throw source
+              ? new HangarError('RESTORE_FAILED', `Machine ${m.id} could not be started from snapshot ${source.id}: ${m.errorReason}.`, { machine_id: m.id })
+              : new HangarError('RUNTIME_FAILED', `Machine ${m.id} could not be started: ${m.errorReason}.`, { machine_id: m.id });
+          }
+          const started = core.now();
+          transition(m, 'started');
+          m.startedAt = started;
+          m.timeoutAt = started + timeoutMs;
+          await core.save(m);
+          return this.initialSnapshotLocked(m, input);
+        });
+      });
+    if (source?.kind !== 'pause') return createLocked();
+    // A pause snapshot's disk belongs to its paused machine: hold that machine still meanwhile.
+    return core.locks.with(source.machineId, 'a fork from its snapshot', createLocked).catch((err: unknown) => {
+      // The source was busy (the record was never inserted): nothing was created.
+      if (m.status === 'creating') core.letGo(m);
+      throw err;
+    });
+  }
+
+  /**
+   * Give a fork of a desktop machine its own VNC password: the restored VNC server still
+   * checks its source's, which is not the one derived from the fork's id.
+   */
+  private async setDesktopPassword(m: MachineRecord, template: Template): Promise<void> {
+    const argv = template.desktop?.set_password;
+    if (!template.desktop || !argv) return;
+    const env = desktopEnv(template.desktop, this.core.o.secret.vncPassword(m.id));
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      if (output.length < 2000) output += chunk.toString('utf8');
+    };
+    const r = await this.core.runtime.exec(m.id, { argv, cwd: '/', env, uid: 0, gid: 0, timeoutMs: 10_000 }, { stdout: keep, stderr: keep });
+    if (r.exitCode !== 0) throw new Error(`setting the fork's VNC password failed (exit ${r.exitCode}): ${output.trim()}`);
+  }
+
+  /**
+   * The snapshot a create asked for, once the machine runs (part of the create): a
+   * failure leaves the machine running and fails the create with SNAPSHOT_FAILED.
+   */
+  private async initialSnapshotLocked(m: MachineRecord, input: CreateMachineInput): Promise<MachineRecord> {
+    if (!input.takeInitialSnapshot && !input.restorePointFromInitial) return m;
+    const snap = await this.snapshots.takeLocked(m, 'initial', 'its initial snapshot');
+    if (input.restorePointFromInitial) {
+      m.restorePoint = { frequency: 'shutdown', snapshotId: snap.id };
+      await this.core.save(m);
+    }
+    return m;
+  }
+}

@@ -1,0 +1,129 @@
+import type { MachineRecord } from '../domain/machine.js';
+import type { OutboundPolicy } from '../domain/network.js';
+import { transition } from '../domain/transitions.js';
+import type { RuntimeMachineState } from '../runtime/runtime.js';
+import type { MachineCore } from './machine-core.js';
+
+/** What a start-up reconciliation found. */
+export interface RecoveryReport {
+  adopted: number;
+  lost: number;
+  orphans: number;
+}
+
+/** Start-up reconciliation of the store with the host, and the destroy-everything of tests. */
+export class Recovery {
+  constructor(private readonly core: MachineCore) {}
+
+  /**
+   * Reconcile the store with the host after a (re)start: keep machines whose container
+   * still runs, finish pauses and resumes a crash interrupted, mark the others `error`
+   * with the reason (their data kept), and remove containers, machine files and snapshot
+   * files that belong to nothing the store knows.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const { store, runtime } = this.core;
+    const containers = await runtime.list();
+    const report: RecoveryReport = { adopted: 0, lost: 0, orphans: 0 };
+    const known = new Set<string>();
+    for (const m of await store.machinesInStatus(['creating', 'running', 'paused'])) {
+      known.add(m.id);
+      const outcome = await this.reconcile(m, containers.get(m.id));
+      if (outcome !== 'kept') report[outcome]++;
+    }
+    const errorKept = new Set((await store.machinesInStatus(['error'])).map((m) => m.id));
+    for (const id of new Set([...containers.keys(), ...(await runtime.machinesOnDisk())])) {
+      if (known.has(id)) continue;
+      if (errorKept.has(id)) {
+        if (containers.has(id)) await runtime.stop(id);
+        continue;
+      }
+      await runtime.destroy(id);
+      report.orphans++;
+    }
+    const snapshots = new Set(await store.allSnapshotIds());
+    for (const id of await runtime.snapshotsOnDisk()) {
+      if (snapshots.has(id)) continue;
+      await runtime.deleteSnapshot(id);
+      report.orphans++;
+    }
+    // Running and paused machines keep their address and network; everything else of this instance goes.
+    const live = new Map<string, { ip: string; outbound: OutboundPolicy }>();
+    for (const m of await store.machinesInStatus(['running', 'paused'])) {
+      if (m.privateIp !== null) live.set(m.id, { ip: m.privateIp, outbound: m.outbound });
+    }
+    this.core.reserveIps([...live].map(([id, { ip }]) => ({ id, ip })));
+    await runtime.reconcileNetwork(live);
+    return report;
+  }
+
+  /** Bring one live record in line with its container (or its absence). */
+  private async reconcile(m: MachineRecord, found: RuntimeMachineState | undefined): Promise<'adopted' | 'lost' | 'kept'> {
+    const { core } = this;
+    const { store, runtime } = core;
+    let c = found;
+    if (c?.status === 'paused' && m.status === 'running') {
+      // Frozen by a live (e.g. automatic) snapshot the stop interrupted: its processes are intact.
+      const thawed = await runtime.thaw(m.id).then(
+        () => true,
+        (err: unknown) => {
+          core.log.warn({ machine: m.id, err }, 'could not thaw a machine frozen by an interrupted snapshot');
+          return false;
+        },
+      );
+      if (thawed) c = { ...c, status: 'running' };
+    }
+    if (c?.status === 'running' && m.status !== 'creating') {
+      if (m.status === 'paused' && m.snapshotId !== null) {
+        // Crashed after a resume restored the processes, before the record said so.
+        await store.deleteSnapshot(m.snapshotId);
+        transition(m, 'resumed');
+        Object.assign(m, { snapshotId: null, pausedAt: null, resumedAt: core.now() });
+        m.timeoutAt = core.now() + m.timeoutMs;
+        await core.save(m);
+      }
+      core.hold(m.id);
+      return 'adopted';
+    }
+    if (m.status === 'paused') return 'kept';
+    if (m.pool !== null) {
+      // An idle pool machine holds no user data: replace it rather than keep an error.
+      await runtime.destroy(m.id).catch((err: unknown) => core.log.warn({ machine: m.id, err }, 'cleanup of lost pool machine failed'));
+      transition(m, 'destroyed');
+      Object.assign(m, { destroyedAt: core.now(), pool: null });
+      await core.save(m);
+      return 'lost';
+    }
+    const pauseSnap = m.status === 'running' ? (await store.listSnapshots(m.teamId, m.id)).find((s) => s.kind === 'pause') : undefined;
+    if (pauseSnap && !c && (await runtime.snapshotsOnDisk()).includes(pauseSnap.id)) {
+      // Crashed after a pause moved the machine into its snapshot, before the record said so.
+      transition(m, 'paused');
+      Object.assign(m, { snapshotId: pauseSnap.id, pausedAt: pauseSnap.createdAt });
+      await core.save(m);
+      return 'kept';
+    }
+    await runtime.stop(m.id).catch((err: unknown) => core.log.warn({ machine: m.id, err }, 'cleanup of lost machine failed'));
+    m.errorReason =
+      m.status === 'creating'
+        ? 'the server stopped while this machine was being created'
+        : `its container ${c ? `was ${c.status}` : 'vanished'} while the server was down (host restart or killed); the writable layer is kept`;
+    transition(m, 'failed');
+    await core.save(m);
+    return 'lost';
+  }
+
+  /** Destroy every machine and snapshot of this server (tests and `hangar clean`), then instance resources. */
+  async destroyAll(): Promise<void> {
+    const { core } = this;
+    const { store, runtime } = core;
+    for (const m of await store.machinesInStatus(['creating', 'running', 'paused', 'error'])) {
+      await core.locks.with(m.id, 'destroy', () => core.destroyLocked(m)).catch((err: unknown) => core.log.error({ machine: m.id, err }, 'destroy failed'));
+    }
+    for (const id of [...(await runtime.list()).keys(), ...(await runtime.machinesOnDisk())]) {
+      await runtime.destroy(id);
+    }
+    for (const id of await store.allSnapshotIds()) await store.deleteSnapshot(id);
+    for (const id of await runtime.snapshotsOnDisk()) await runtime.deleteSnapshot(id);
+    await runtime.teardown();
+  }
+}
