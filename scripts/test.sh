@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/src/http/openapi-cli.js --check
+# Type-aware lint: no floating promises, and imports flow one way between the parts.
+npm run lint --silent
 npm test --silent
