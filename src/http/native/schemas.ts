@@ -9,7 +9,6 @@ import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
   AUTO_SNAPSHOT_MAX_KEEP,
-  CONFIG_LIMITS,
   MACHINE_STATUSES,
   METADATA_MAX_BYTES,
   TIMEOUT_ACTIONS,
@@ -283,9 +282,9 @@ export const ExecEventStreamSchema = z.string().describe('event: stdout|stderr|e
 // ---- Background processes ----
 
 const MAX_PROCESS_TIMEOUT_MS = 30 * 24 * 3_600_000;
+const MAX_PROCESS_WAIT_MS = 300_000;
 /** How long GET …/processes/{pid}?wait=true waits when timeout_ms is not given. */
 export const DEFAULT_PROCESS_WAIT_MS = 30_000;
-const MAX_PROCESS_WAIT_MS = 300_000;
 
 /** Body of POST /v1/machines/{id}/processes. */
 export const StartProcessBody = z
@@ -409,8 +408,10 @@ const machinePath = (what: string): z.ZodType<string, string> =>
 
 /** Query of the file endpoints: one path. */
 export const FilePathQuery = z.object({ path: machinePath('Path inside the machine.') });
+
 /** Body of POST …/files/mkdir. */
 export const MakeDirectoryBody = z.strictObject({ path: machinePath('Directory to create, with its missing parents.') }).meta({ id: 'MkdirRequest' });
+
 /** Body of POST …/files/move. */
 export const MoveFileBody = z
   .strictObject({
