@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import { z } from 'zod';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { HangarError } from '../domain/errors.js';
 import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
@@ -14,21 +13,15 @@ import type { AccessorService } from '../service/accessor-service.js';
 import type { ProcessService } from '../service/process-service.js';
 import type { PtyService } from '../service/pty-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
-import { warmPoolRoutes } from './admin/warm-pool-routes.js';
-import { adminRoutes } from './admin/admin-routes.js';
-import { computeRoutes } from './compute/compute-routes.js';
-import { execRoutes } from './native/exec-routes.js';
-import { fileRoutes } from './native/file-routes.js';
-import { machineRoutes } from './native/machine-routes.js';
-import { processRoutes } from './native/process-routes.js';
-import { ptyRoutes, ptyUpgrades } from './native/pty-routes.js';
-import { snapshotRoutes } from './native/snapshot-routes.js';
-import { ErrorSchema } from './native/schemas.js';
-import { errorBody, fromFastifyError } from './error-mapping.js';
-import { PAPERSPACE_TAG, paperspaceRoutes } from './paperspace/paperspace-routes.js';
-import { buildOpenApi } from './openapi.js';
+import { adminSurface, adminSurfaceRoutes } from './admin/admin-surface.js';
+import { computeSurface, computeSurfaceRoutes } from './compute/compute-surface.js';
+import { errorBody, errorHandler } from './error-mapping.js';
 import { registerIngress } from './native/ingress-routes.js';
-import { defineRoute, registerRoutes, takesStreamBody, type AnyRoute } from './route.js';
+import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
+import { ptyUpgrades } from './native/pty-routes.js';
+import { buildOpenApi } from './openapi.js';
+import { paperspaceSurface, paperspaceSurfaceRoutes } from './paperspace/paperspace-surface.js';
+import type { AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
 export interface AppOptions {
@@ -58,49 +51,38 @@ export interface AppOptions {
   ingressDomain?: string | null;
 }
 
+/** What building the routes needs: the services (never called while only documenting). */
+export type RoutesOptions = Pick<
+  AppOptions,
+  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+>;
+
+/** The routes of each surface, each list in document order. */
+export interface SurfaceRoutes {
+  native: AnyRoute[];
+  compute: AnyRoute[];
+  paperspace: AnyRoute[];
+  admin: AnyRoute[];
+}
+
+/** Build every surface's routes, once: the same definitions are served and documented. */
+export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
+  return {
+    native: nativeSurfaceRoutes(o),
+    compute: computeSurfaceRoutes(o.compute),
+    paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase }),
+    admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now }),
+  };
+}
+
+/** Every route of a set of surfaces, in the order the OpenAPI document lists them. */
+export function routesInDocumentOrder(s: SurfaceRoutes): AnyRoute[] {
+  return [...s.native, ...s.compute, ...s.paperspace, ...s.admin];
+}
+
 /** Every route of the API, in the order the OpenAPI document lists them. */
-export function allRoutes(
-  o: Pick<
-    AppOptions,
-    'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
-  >,
-): AnyRoute[] {
-  return [
-    defineRoute({
-      method: 'GET',
-      url: '/healthz',
-      operationId: 'health',
-      summary: 'Readiness',
-      description: '200 once the server has re-adopted its machines and serves requests; 503 before.',
-      tag: 'system',
-      auth: 'public',
-      responses: { 200: { description: 'Ready.', schema: z.object({ status: z.literal('ok') }) }, 503: { description: 'Not ready.', schema: ErrorSchema } },
-      handler: async () => {
-        if (!o.isReady()) throw new HangarError('NOT_READY', 'The server is starting; retry in a moment.');
-        return { status: 'ok' };
-      },
-    }),
-    defineRoute({
-      method: 'GET',
-      url: '/v1/info',
-      operationId: 'getInfo',
-      summary: 'Server facts: version, runtime, snapshot support, limits, templates',
-      tag: 'system',
-      auth: 'team',
-      responses: { 200: { description: 'Facts.', schema: z.record(z.string(), z.unknown()) } },
-      handler: () => o.info(),
-    }),
-    ...machineRoutes(o.machines),
-    ...snapshotRoutes(o.machines),
-    ...execRoutes(o.exec),
-    ...processRoutes(o.processes),
-    ...ptyRoutes(),
-    ...fileRoutes(o.files),
-    ...computeRoutes(o.compute),
-    ...paperspaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase }),
-    ...adminRoutes(o.auth, o.machines.now),
-    ...warmPoolRoutes(o.pools),
-  ];
+export function allRoutes(o: RoutesOptions): AnyRoute[] {
+  return routesInDocumentOrder(surfaceRoutes(o));
 }
 
 /** The OpenAPI document of the whole API. */
@@ -110,32 +92,6 @@ export function openApiDocument(routes: readonly AnyRoute[], version: string): R
     get: { operationId: 'openapi', summary: 'This document', tags: ['system'], security: [], responses: { 200: { description: 'OpenAPI 3.1.' } } },
   };
   return doc;
-}
-
-type ErrorHandler = Parameters<FastifyInstance['setErrorHandler']>[0];
-
-/** An error handler that renders catalogue errors with `render` and hides everything else behind INTERNAL. */
-function errorHandler(render: (e: HangarError) => Record<string, unknown>): ErrorHandler {
-  return (err: unknown, request, reply) => {
-    const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, takesStreamBody(request));
-    if (known) {
-      if (known.status >= 500) request.log.error({ err }, known.message);
-      return reply.code(known.status).send(render(known));
-    }
-    // No stack traces to clients, ever: the log has them.
-    request.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ code: 'INTERNAL', message: 'An unexpected error occurred; it has been logged.' });
-  };
-}
-
-/**
- * Paperspace-style errors: the seed's `{code, message, details?}`, with the catalogue's
- * codes and statuses (the seed names no codes of its own).
- */
-function paperspaceErrorBody(e: HangarError): Record<string, unknown> {
-  const body: Record<string, unknown> = { code: e.code, message: e.message };
-  if (e.details !== undefined) body.details = e.details;
-  return body;
 }
 
 /** Build the Fastify app (not listening). */
@@ -172,22 +128,22 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   });
   // First, so that host-based ingress answers before any API routing.
   const ingress = registerIngress(app, { machines: o.machines, domain: o.ingressDomain ?? null, log: app.log });
-  const routes = allRoutes(o);
+  const surfaces = surfaceRoutes(o);
+  const routes = routesInDocumentOrder(surfaces);
   const doc = openApiDocument(routes, o.version);
 
-  app.setErrorHandler(errorHandler(errorBody));
+  // Set before the surfaces are registered: each surface's scope inherits them (Paperspace sets its own handler).
+  app.setErrorHandler(errorHandler());
   app.setNotFoundHandler((request, reply) => {
     const e = new HangarError('ROUTE_NOT_FOUND', `No endpoint ${request.method} ${request.url.split('?')[0]}; see GET /openapi.json.`);
     return reply.code(404).send(errorBody(e));
   });
   app.get('/openapi.json', async () => doc);
   const authenticate = (h: string | undefined) => o.auth.authenticate(h);
-  registerRoutes(app, routes.filter((r) => r.tag !== PAPERSPACE_TAG), authenticate);
-  // The Paperspace-style surface has its own scope, so its error answers follow its seed.
-  void app.register(async (scope) => {
-    scope.setErrorHandler(errorHandler(paperspaceErrorBody));
-    registerRoutes(scope, routes.filter((r) => r.tag === PAPERSPACE_TAG), authenticate);
-  });
+  void app.register(nativeSurface, { routes: surfaces.native, authenticate });
+  void app.register(computeSurface, { routes: surfaces.compute, authenticate });
+  void app.register(paperspaceSurface, { routes: surfaces.paperspace, authenticate });
+  void app.register(adminSurface, { routes: surfaces.admin, authenticate });
   // WebSocket upgrades never reach Fastify's router: each goes to exactly one of ingress
   // (by host, or by a /v1/machines/{id}/ports/{port} path) and the terminal endpoint.
   const pty = ptyUpgrades(o.pty, authenticate, app.log);

@@ -1,9 +1,48 @@
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import { HangarError } from '../domain/errors.js';
+import { takesStreamBody } from './route.js';
 
 /** The JSON body of an error answer: `{code, message, details?}`. */
 export function errorBody(err: HangarError): Record<string, unknown> {
   return err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
+}
+
+/** How a surface writes the body of a catalogue error (the status is always the catalogue's). */
+export type ErrorBodyRenderer = (err: HangarError) => Record<string, unknown>;
+
+/** The error that stands for anything the catalogue does not describe: the log has the details, the client no stack trace. */
+export function internalError(): HangarError {
+  return new HangarError('INTERNAL', 'An unexpected error occurred; it has been logged.');
+}
+
+/** What the client gets for a thrown error, and what the log says about it. */
+export interface ErrorReply {
+  status: number;
+  body: Record<string, unknown>;
+  /** The message of the error log line (every 5xx is logged, with the error); null: nothing to log. */
+  logMessage: string | null;
+}
+
+/**
+ * Map a thrown error to its answer: catalogue errors as they are, Fastify's own mapped onto
+ * the catalogue, anything else INTERNAL. `streamBody`: the route takes any media type.
+ */
+export function errorReply(err: unknown, streamBody: boolean, render: ErrorBodyRenderer = errorBody): ErrorReply {
+  const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, streamBody);
+  const e = known ?? internalError();
+  const logMessage = known === null ? 'unhandled error' : known.status >= 500 ? known.message : null;
+  return { status: e.status, body: render(e), logMessage };
+}
+
+type ErrorHandler = Parameters<FastifyInstance['setErrorHandler']>[0];
+
+/** A Fastify error handler answering with `errorReply`; a surface passes its own `render` when its seed's body differs. */
+export function errorHandler(render: ErrorBodyRenderer = errorBody): ErrorHandler {
+  return (err: unknown, request, reply) => {
+    const answer = errorReply(err, takesStreamBody(request), render);
+    if (answer.logMessage !== null) request.log.error({ err }, answer.logMessage);
+    return reply.code(answer.status).send(answer.body);
+  };
 }
 
 /** Map Fastify's own errors (body parsing, limits) onto the catalogue; `streamBody`: the route takes any media type. */

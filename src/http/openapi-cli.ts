@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { allRoutes, openApiDocument } from './app.js';
-import { VERSION } from '../server.js';
+import { VERSION } from '../version.js';
 
 const unused = () => {
   throw new Error('not called while generating the document');

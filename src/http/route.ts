@@ -74,6 +74,12 @@ export function takesStreamBody(request: FastifyRequest): boolean {
 /** Resolves the caller of a request (the auth service, at the edge). */
 export type Authenticate = (header: string | undefined) => Promise<Caller>;
 
+/** Options of a surface's Fastify plugin: its routes, built once so that the same definitions are served and documented. */
+export interface SurfacePluginOptions {
+  routes: readonly AnyRoute[];
+  authenticate: Authenticate;
+}
+
 /**
  * Register routes on a Fastify instance. Routes with a stream body live in their own
  * encapsulated scope whose only parser passes any media type through as the unread

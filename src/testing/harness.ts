@@ -81,6 +81,12 @@ export class TestServer {
   }
 
   /** Create a team and a key for it; returns the key's secret. */
+  async newTeamKey(name = 'team'): Promise<{ teamId: string; key: string }> {
+    const t = await this.request('POST', '/v1/admin/teams', { body: { name } });
+    const k = await this.request('POST', `/v1/admin/teams/${t.body.id}/keys`, { body: { name: 'k' } });
+    return { teamId: t.body.id, key: k.body.key };
+  }
+
   /**
    * Poll a machine event (Paperspace-style `GET /machine-events/{id}`, as `key`) until it
    * is finished (done, error or cancelled), and return it.
@@ -91,12 +97,6 @@ export class TestServer {
       if (r.status !== 200) throw new Error(`GET machine event ${eventId}: ${r.status} ${r.text}`);
       return ['done', 'error', 'cancelled'].includes(r.body.state) ? r.body : null;
     }, timeoutMs);
-  }
-
-  async newTeamKey(name = 'team'): Promise<{ teamId: string; key: string }> {
-    const t = await this.request('POST', '/v1/admin/teams', { body: { name } });
-    const k = await this.request('POST', `/v1/admin/teams/${t.body.id}/keys`, { body: { name: 'k' } });
-    return { teamId: t.body.id, key: k.body.key };
   }
 
   /** Stop the server (machines keep running) and start a new one on the same data dir. */

@@ -1,25 +1,7 @@
-import { z } from 'zod';
 import type { WarmPoolService, WarmPoolState } from '../../service/warm-pools.js';
-import { ConfigSchema, ErrorSchema } from '../native/schemas.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-
-const PoolSchema = z
-  .object({
-    name: z.string(),
-    template: z.string(),
-    config: ConfigSchema,
-    size: z.number().int(),
-    ready: z.number().int().describe('Idle machines ready for a checkout.'),
-    hits: z.number().int().describe('Creates served from the pool.'),
-    misses: z.number().int().describe('Creates that matched the pool but found no machine ready.'),
-    last_error: z.string().nullable().describe('The last refill failure; null once a refill works.'),
-    machines: z.array(z.string()).describe('Ids of the idle machines (admins only see these).'),
-    created_at: z.string(),
-    updated_at: z.string(),
-  })
-  .meta({ id: 'WarmPool' });
-
-const NameParams = z.object({ name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be 1 to 63 lowercase letters, digits, - or _') });
+import { ErrorSchema } from '../shared/schemas.js';
+import { PutWarmPoolBody, WarmPoolListSchema, WarmPoolParams, WarmPoolSchema } from './schemas.js';
 
 const view = (p: WarmPoolState) => ({
   name: p.name,
@@ -55,13 +37,9 @@ export function warmPoolRoutes(pools: WarmPoolService): AnyRoute[] {
         'the pool refills in the background. Changing template or config replaces the idle machines.',
       tag: 'warm-pools',
       auth: 'admin',
-      params: NameParams,
-      body: z.strictObject({
-        template: z.string().min(1).max(64),
-        config: ConfigSchema.partial().strict().optional().describe('Defaults as for create.'),
-        size: z.number().int().min(0).max(1000).describe('Idle machines to keep ready.'),
-      }),
-      responses: { 200: { description: 'The pool.', schema: PoolSchema }, ...errors, 422: { description: 'Unknown template.', schema: ErrorSchema } },
+      params: WarmPoolParams,
+      body: PutWarmPoolBody,
+      responses: { 200: { description: 'The pool.', schema: WarmPoolSchema }, ...errors, 422: { description: 'Unknown template.', schema: ErrorSchema } },
       handler: async ({ params, body }) => view(await pools.put(params.name, body)),
     }),
     defineRoute({
@@ -71,7 +49,7 @@ export function warmPoolRoutes(pools: WarmPoolService): AnyRoute[] {
       summary: 'List warm pools',
       tag: 'warm-pools',
       auth: 'admin',
-      responses: { 200: { description: 'Pools.', schema: z.object({ items: z.array(PoolSchema) }) }, ...errors },
+      responses: { 200: { description: 'Pools.', schema: WarmPoolListSchema }, ...errors },
       handler: async () => ({ items: (await pools.list()).map(view) }),
     }),
     defineRoute({
@@ -81,8 +59,8 @@ export function warmPoolRoutes(pools: WarmPoolService): AnyRoute[] {
       summary: 'Get a warm pool',
       tag: 'warm-pools',
       auth: 'admin',
-      params: NameParams,
-      responses: { 200: { description: 'The pool.', schema: PoolSchema }, ...errors },
+      params: WarmPoolParams,
+      responses: { 200: { description: 'The pool.', schema: WarmPoolSchema }, ...errors },
       handler: async ({ params }) => view(await pools.get(params.name)),
     }),
     defineRoute({
@@ -92,7 +70,7 @@ export function warmPoolRoutes(pools: WarmPoolService): AnyRoute[] {
       summary: 'Delete a warm pool and destroy its idle machines',
       tag: 'warm-pools',
       auth: 'admin',
-      params: NameParams,
+      params: WarmPoolParams,
       status: 204,
       responses: { 204: { description: 'Deleted.' }, ...errors },
       handler: async ({ params }) => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../../runtime/runc/command.js';
 import { layerPaths } from '../../runtime/runc/writable-layer.js';
-import { VERSION } from '../../server.js';
+import { VERSION } from '../../version.js';
 import { execIn, TestServer, waitFor, type TestResponse } from '../../testing/harness.js';
 import { ComputeMachinesResponse } from './schemas.js';
 import { SEED_004_RESULT } from './seed-004.fixture.js';

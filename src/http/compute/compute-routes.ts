@@ -1,6 +1,6 @@
 import type { ComputeService } from '../../service/compute-service.js';
-import { ErrorSchema } from '../native/schemas.js';
 import { defineRoute, type AnyRoute } from '../route.js';
+import { ErrorSchema } from '../shared/schemas.js';
 import { renderComputeMachine } from './compute-view.js';
 import { ComputeMachinesQuery, ComputeMachinesResponse } from './schemas.js';
 

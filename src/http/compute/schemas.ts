@@ -1,3 +1,4 @@
+/** Every schema of the compute surface (seed 004). */
 import { z } from 'zod';
 import { COMPUTE_STATUSES } from '../../service/compute-service.js';
 
@@ -18,6 +19,7 @@ export const COMPUTE_STATUS_FILTERS = [...COMPUTE_STATUSES, '*'] as const;
 
 const count = z.number().int().min(0);
 
+/** Query of GET /compute/machines: every filter given must match exactly. */
 export const ComputeMachinesQuery = z.strictObject({
   machine: z.string().min(1).max(128).optional().describe('Filter by specific machine identifier (exact id).'),
   namespace: z.string().min(1).max(256).optional().describe('Filter by namespace: the metadata key `namespace`, else the team id.'),
@@ -104,6 +106,7 @@ const NetworkInterface = z
   })
   .meta({ id: 'ComputeNetworkInterface' });
 
+/** A live sample of a machine's cgroups and network interfaces. */
 export const ComputeMachineStatsSchema = z
   .strictObject({
     CgroupStats,
@@ -112,6 +115,7 @@ export const ComputeMachineStatsSchema = z
   })
   .meta({ id: 'ComputeMachineStats' });
 
+/** One machine of the listing. */
 export const ComputeMachineSchema = z
   .strictObject({
     hydra_machine_version: z.string().describe('Hangar\'s version.'),
@@ -130,6 +134,7 @@ export const ComputeMachineSchema = z
   })
   .meta({ id: 'ComputeMachine' });
 
+/** The answer of GET /compute/machines, wrapped in `body` as the seed's is. */
 export const ComputeMachinesResponse = z.strictObject({
   body: z.strictObject({
     results: z.array(ComputeMachineSchema),

@@ -1,52 +1,20 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { HangarError } from '../../domain/errors.js';
-import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
 import type { FileService, FileUpload } from '../../service/file-service.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-import { ErrorSchema, IdParams } from './schemas.js';
-
-/** An absolute path inside the machine, normalised (`/a/./b/../c/` → `/a/c`). */
-const machinePath = (what: string): z.ZodType<string, string> =>
-  z
-    .string()
-    .min(1)
-    .max(MAX_FILE_PATH_LENGTH)
-    .regex(/^\//, 'must be an absolute path (starting with /)')
-    .refine((v) => !v.includes('\0'), 'must not contain NUL')
-    .transform((v) => normaliseFilePath(v) ?? v)
-    .describe(`${what} Absolute; \`.\` and \`..\` are applied to the text first (never above /), then the machine resolves it in its own root.`);
-
-const PathQuery = z.object({ path: machinePath('Path inside the machine.') });
-const MkdirBody = z.strictObject({ path: machinePath('Directory to create, with its missing parents.') }).meta({ id: 'MkdirRequest' });
-const MoveBody = z
-  .strictObject({
-    from: machinePath('What to move.'),
-    to: machinePath('The new path: must not exist; its parent must.'),
-  })
-  .meta({ id: 'MoveRequest' });
-
-/** The stat of one path inside a machine. */
-export const FileEntrySchema = z
-  .object({
-    path: z.string().describe('Absolute and normalised.'),
-    size: z.number().int().describe('Bytes; for a symlink the length of its target.'),
-    mode: z.string().describe('Permission bits as 4 octal digits, e.g. "0644" or "1777".'),
-    mtime: z.string().describe('Last modification, ISO 8601 UTC with milliseconds.'),
-    type: z.enum(FILE_TYPES).describe('Symlinks are reported as such, not followed.'),
-  })
-  .meta({ id: 'FileEntry' });
-
-const FileListSchema = z
-  .object({
-    path: z.string().describe('The directory listed.'),
-    entries: z.array(FileEntrySchema).describe('Every entry but . and .., sorted by path.'),
-  })
-  .meta({ id: 'FileList' });
-
-/** A raw byte stream in the OpenAPI document. */
-const Binary = (description: string): z.ZodString => z.string().meta({ format: 'binary', description });
+import { clientGone } from '../shared/client-gone.js';
+import { ErrorSchema } from '../shared/schemas.js';
+import {
+  FileContentSchema,
+  FileEntrySchema,
+  FileListSchema,
+  FilePathQuery,
+  MachineParams,
+  MakeDirectoryBody,
+  MoveFileBody,
+  TarArchiveSchema,
+} from './schemas.js';
 
 const errors = {
   400: { description: 'Invalid path or body (VALIDATION_FAILED), or not a tar archive (INVALID_ARCHIVE).', schema: ErrorSchema },
@@ -63,15 +31,6 @@ const uploadErrors = {
   413: { description: "The body is larger than the machine's disk (BODY_TOO_LARGE); nothing was changed.", schema: ErrorSchema },
   507: { description: "The machine's disk filled up (DISK_FULL).", schema: ErrorSchema },
 };
-
-/** An AbortSignal that fires when the client goes away before the answer is complete. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const ac = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort();
-  });
-  return ac.signal;
-}
 
 /** The raw body of an upload and its declared length. */
 function uploadOf(request: FastifyRequest): FileUpload {
@@ -107,8 +66,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
         "file's mode is kept; a new one gets 0644. A symlink at `path` is replaced, not followed. Counts as activity.",
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       streamBody: { description: 'The file content, any size up to the machine disk.', contentType: 'application/octet-stream' },
       responses: { 200: { description: "The new file's stat.", schema: FileEntrySchema }, ...uploadErrors },
       handler: ({ params, query, caller, request, reply }) =>
@@ -122,10 +81,10 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: 'The bytes of a regular file (symlinks followed inside the machine), streamed, with Content-Length. Counts as activity.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       responses: {
-        200: { description: 'The file content.', contentType: 'application/octet-stream', schema: Binary('The raw bytes of the file.') },
+        200: { description: 'The file content.', contentType: 'application/octet-stream', schema: FileContentSchema },
         ...errors,
       },
       handler: async ({ params, query, caller, reply }) => {
@@ -142,8 +101,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: 'Deletes a file, a symlink (not its target) or a directory with everything in it. Answers 204.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       status: 204,
       responses: { 204: { description: 'Deleted.' }, ...errors },
       handler: async ({ params, query, caller }) => {
@@ -158,8 +117,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: 'Type, size, mode and mtime of a path; a symlink is reported as a symlink.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       responses: { 200: { description: 'The stat.', schema: FileEntrySchema }, ...errors },
       handler: ({ params, query, caller }) => files.stat(caller, params.id, query.path),
     }),
@@ -171,8 +130,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: 'The entries of a directory (a symlink to a directory is followed), each with its stat, sorted by path.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       responses: { 200: { description: 'The entries.', schema: FileListSchema }, ...errors },
       handler: async ({ params, query, caller }) => ({ path: query.path, entries: await files.list(caller, params.id, query.path) }),
     }),
@@ -184,8 +143,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: 'Creates the directory and its missing parents (mkdir -p); an existing directory is fine.',
       tag,
       auth: 'team',
-      params: IdParams,
-      body: MkdirBody,
+      params: MachineParams,
+      body: MakeDirectoryBody,
       responses: { 200: { description: "The directory's stat.", schema: FileEntrySchema }, ...errors },
       handler: ({ params, body, caller }) => files.mkdir(caller, params.id, body.path),
     }),
@@ -197,8 +156,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       description: '`to` must not exist (409 PATH_EXISTS) and its parent must (404 PATH_NOT_FOUND).',
       tag,
       auth: 'team',
-      params: IdParams,
-      body: MoveBody,
+      params: MachineParams,
+      body: MoveFileBody,
       responses: { 200: { description: 'The stat of `to`.', schema: FileEntrySchema }, ...errors },
       handler: ({ params, body, caller }) => files.move(caller, params.id, body.from, body.to),
     }),
@@ -212,9 +171,9 @@ export function fileRoutes(files: FileService): AnyRoute[] {
         '(an unreadable file) cuts the response short, so a truncated archive never looks complete.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
-      responses: { 200: { description: 'The archive.', contentType: 'application/x-tar', schema: Binary('A tar stream.') }, ...errors },
+      params: MachineParams,
+      query: FilePathQuery,
+      responses: { 200: { description: 'The archive.', contentType: 'application/x-tar', schema: TarArchiveSchema }, ...errors },
       handler: async ({ params, query, caller, reply }) => {
         const body = await files.archive(caller, params.id, query.path, clientGone(reply));
         reply.type('application/x-tar');
@@ -232,8 +191,8 @@ export function fileRoutes(files: FileService): AnyRoute[] {
         'entries extracted so far stay.',
       tag,
       auth: 'team',
-      params: IdParams,
-      query: PathQuery,
+      params: MachineParams,
+      query: FilePathQuery,
       streamBody: { description: 'A tar archive.', contentType: 'application/x-tar' },
       responses: { 200: { description: "The directory's stat.", schema: FileEntrySchema }, ...uploadErrors },
       handler: ({ params, query, caller, request, reply }) =>

@@ -1,22 +1,21 @@
-import { z } from 'zod';
 import { HangarError } from '../../domain/errors.js';
 import { normaliseCwd } from '../../domain/machine.js';
 import type { MachineService } from '../../service/machine-service.js';
 import { defineRoute, type AnyRoute } from '../route.js';
 import { parseFields, parseListQuery, renderMachine, type MachineView } from './machine-view.js';
 import { outboundPolicy } from './network-view.js';
+import { ErrorSchema } from '../shared/schemas.js';
 import {
   CreateMachineBody,
-  ErrorSchema,
-  FieldsQuery,
-  IdParams,
-  ListQuery,
-  MachinePageSchema,
+  FieldMaskQuery,
+  MachineListQuery,
+  MachineListSchema,
+  MachineParams,
   MachineSchema,
+  MachineTimeoutBody,
   MaskedMachineSchema,
-  SandboxPageSchema,
-  SandboxSchema,
-  TimeoutBody,
+  MaskedSandboxSchema,
+  SandboxListSchema,
   UpdateMachineBody,
 } from './schemas.js';
 
@@ -39,11 +38,11 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
         'With any of them: `{items, next_token}`, newest first, keyset-paginated.',
       tag: view === 'machine' ? 'machines' : 'sandboxes',
       auth: 'team',
-      query: ListQuery,
+      query: MachineListQuery,
       responses: {
         200: {
           description: 'A bare array (legacy form) or a page.',
-          schema: view === 'machine' ? z.union([z.array(MachineSchema), MachinePageSchema]) : z.union([z.array(SandboxSchema), SandboxPageSchema]),
+          schema: view === 'machine' ? MachineListSchema : SandboxListSchema,
         },
         ...errors,
       },
@@ -67,9 +66,9 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
       summary: view === 'machine' ? 'Get a machine' : 'Get a sandbox (legacy view)',
       tag: view === 'machine' ? 'machines' : 'sandboxes',
       auth: 'team',
-      params: IdParams,
-      query: FieldsQuery,
-      responses: { 200: { description: 'The machine.', schema: view === 'machine' ? MaskedMachineSchema : SandboxSchema.partial() }, ...errors },
+      params: MachineParams,
+      query: FieldMaskQuery,
+      responses: { 200: { description: 'The machine.', schema: view === 'machine' ? MaskedMachineSchema : MaskedSandboxSchema }, ...errors },
       handler: async ({ params, query, caller }) => {
         const fields = parseFields(query.fields);
         const m = await service.get(caller, params.id);
@@ -149,7 +148,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
       description: 'Kills its processes and removes its mounts, cgroups, network namespace and files.',
       tag: 'machines',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       responses: {
         200: { description: 'The machine, destroyed.', schema: MachineSchema },
         ...errors,
@@ -167,7 +166,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
         'then saves config; recorded as an update event. A refused or failed resize changes nothing.',
       tag: 'machines',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       body: UpdateMachineBody,
       responses: {
         200: { description: 'The machine with its new config.', schema: MachineSchema },
@@ -187,8 +186,8 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
       description: 'Sets timeout_at = now + timeout_ms (and timeout_ms to the new value).',
       tag: 'machines',
       auth: 'team',
-      params: IdParams,
-      body: TimeoutBody,
+      params: MachineParams,
+      body: MachineTimeoutBody,
       responses: {
         200: { description: 'The machine.', schema: MachineSchema },
         ...errors,

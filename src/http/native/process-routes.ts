@@ -1,99 +1,26 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { HangarError } from '../../domain/errors.js';
 import { normaliseCwd } from '../../domain/machine.js';
-import { PROCESS_SIGNALS, type ProcessSignal } from '../../runtime/runtime.js';
 import { EXITED_PROCESSES_KEPT, PROCESS_OUTPUT_LIMIT_BYTES, type ProcessInfo, type ProcessService } from '../../service/process-service.js';
 import type { OutputSlice } from '../../service/process-output.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-import { intBetween } from '../validation.js';
-import { clientGone, EventStream, ExecBody } from './exec-routes.js';
-import { ErrorSchema, IdParams } from './schemas.js';
-
-const MAX_PROCESS_TIMEOUT_MS = 30 * 24 * 3_600_000;
-const DEFAULT_WAIT_MS = 30_000;
-const MAX_WAIT_MS = 300_000;
-
-/** Body of POST /v1/machines/{id}/processes. */
-export const StartProcessBody = z
-  .strictObject({
-    cmd: ExecBody.shape.cmd,
-    cwd: ExecBody.shape.cwd,
-    env: ExecBody.shape.env,
-    user: ExecBody.shape.user,
-    stdin: z.string().optional().describe('Written to stdin (UTF-8) as the process starts; stdin stays open unless close_stdin. @default nothing'),
-    close_stdin: z.boolean().optional().describe('Close stdin once `stdin` is written: the process reads end-of-file. @default false'),
-    timeout_ms: intBetween(1, MAX_PROCESS_TIMEOUT_MS)
-      .optional()
-      .describe('The process and everything it started are killed after this long; exit_code is then 124. @default no limit'),
-  })
-  .meta({ id: 'StartProcessRequest' });
-
-/** A background process. */
-export const ProcessSchema = z
-  .object({
-    pid: z.number().int().describe('The process id inside the machine (what `ps` there shows).'),
-    status: z.enum(['running', 'exited']),
-    cmd: z.union([z.array(z.string()), z.string()]).describe('As given when started.'),
-    cwd: z.string(),
-    user: z.string(),
-    started_at: z.string().describe('ISO 8601.'),
-    ended_at: z.string().nullable().describe('ISO 8601; null while running.'),
-    exit_code: z.number().int().nullable().describe('Null while running; 128+n when signal n killed it; 124 when killed at timeout_ms; 137 when a pause or the server ended it.'),
-    signal: z.string().nullable().describe('Name of the signal that killed it (TERM, KILL, ...), when exit_code is 128+n; else null.'),
-    timed_out: z.boolean(),
-    stdin_open: z.boolean(),
-    output_bytes: z.number().int().describe('Bytes of output so far, stdout and stderr together, dropped ones included: the end offset.'),
-  })
-  .meta({ id: 'Process' });
-
-const ProcessParams = IdParams.extend({
-  pid: z.coerce.number().int().min(1).max(4_194_304).describe('Process id inside the machine, as returned by start.'),
-});
-
-const boolQuery = z
-  .enum(['true', 'false', '1', '0'])
-  .optional()
-  .transform((v) => v === 'true' || v === '1');
-
-const GetProcessQuery = z.object({
-  wait: boolQuery.describe('Answer only once the process has exited, or timeout_ms passed. @default false'),
-  timeout_ms: z.coerce.number().int().min(0).max(MAX_WAIT_MS).optional().describe(`How long to wait with wait=true. @default ${DEFAULT_WAIT_MS}`),
-});
-
-const OutputQuery = z.object({
-  offset: z.coerce.number().int().min(0).optional().describe('Start after this many bytes of output (stdout and stderr together); next_offset of a previous answer. @default 0, or the Last-Event-ID header'),
-  follow: boolQuery.describe('Stream the output as server-sent events until the process exits. @default false'),
-});
-
-const OutputSchema = z
-  .object({
-    pid: z.number().int(),
-    status: z.enum(['running', 'exited']),
-    exit_code: z.number().int().nullable(),
-    stdout: z.string().describe('UTF-8 text written to stdout from `offset` on.'),
-    stderr: z.string().describe('UTF-8 text written to stderr from `offset` on.'),
-    offset: z.number().int().describe('Where this output starts (later than asked when older output was dropped).'),
-    missed_bytes: z.number().int().describe(`Bytes between the offset asked for and \`offset\` that were dropped: only the last ${PROCESS_OUTPUT_LIMIT_BYTES} bytes are kept.`),
-    next_offset: z.number().int().describe('Pass as offset to read on from here.'),
-  })
-  .meta({ id: 'ProcessOutput' });
-
-const SignalBody = z.strictObject({
-  signal: z
-    .string()
-    .transform((s) => s.toUpperCase().replace(/^SIG/, ''))
-    .pipe(z.enum(PROCESS_SIGNALS as [ProcessSignal, ...ProcessSignal[]], { error: `must be one of ${PROCESS_SIGNALS.join(', ')}` }))
-    .describe(`Signal name, with or without SIG: ${PROCESS_SIGNALS.join(', ')}.`),
-});
-
-const StdinBody = z
-  .strictObject({
-    data: z.string().optional().describe('UTF-8 text to write. @default nothing'),
-    close: z.boolean().optional().describe('Close stdin after writing. @default false'),
-  })
-  .optional();
-
-const StdinQuery = z.object({ close: boolQuery.describe('Close stdin after writing the body. @default false') });
+import { clientGone } from '../shared/client-gone.js';
+import { EventStream } from '../shared/event-stream.js';
+import { ErrorSchema } from '../shared/schemas.js';
+import {
+  DEFAULT_PROCESS_WAIT_MS,
+  GetProcessQuery,
+  MachineParams,
+  ProcessListSchema,
+  ProcessOutputQuery,
+  ProcessOutputSchema,
+  ProcessParams,
+  ProcessSchema,
+  ProcessStdinBody,
+  ProcessStdinQuery,
+  SignalProcessBody,
+  StartProcessBody,
+} from './schemas.js';
 
 const errors = {
   400: { description: 'Invalid input (VALIDATION_FAILED).', schema: ErrorSchema },
@@ -139,7 +66,7 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
         'process keeps its machine active. A pause or destroy ends it; so does a server stop.',
       tag: 'processes',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       body: StartProcessBody,
       status: 201,
       responses: {
@@ -170,8 +97,8 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
       description: `Running ones and the last ${EXITED_PROCESSES_KEPT} exited ones, oldest first. Only processes started through this API.`,
       tag: 'processes',
       auth: 'team',
-      params: IdParams,
-      responses: { 200: { description: 'The processes.', schema: z.object({ items: z.array(ProcessSchema) }) }, ...errors },
+      params: MachineParams,
+      responses: { 200: { description: 'The processes.', schema: ProcessListSchema }, ...errors },
       handler: async ({ params, caller }) => ({ items: (await processes.list(caller, params.id)).map(renderProcess) }),
     }),
     defineRoute({
@@ -189,7 +116,7 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
       responses: { 200: { description: 'The process.', schema: ProcessSchema }, ...errors },
       handler: async ({ params, query, caller, reply }) => {
         if (!query.wait) return renderProcess(await processes.get(caller, params.id, params.pid));
-        return renderProcess(await processes.wait(caller, params.id, params.pid, query.timeout_ms ?? DEFAULT_WAIT_MS, clientGone(reply)));
+        return renderProcess(await processes.wait(caller, params.id, params.pid, query.timeout_ms ?? DEFAULT_PROCESS_WAIT_MS, clientGone(reply)));
       },
     }),
     defineRoute({
@@ -206,12 +133,12 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
       tag: 'processes',
       auth: 'team',
       params: ProcessParams,
-      query: OutputQuery,
+      query: ProcessOutputQuery,
       headers: [{ name: 'Last-Event-ID', description: 'Offset to resume from when `offset` is not given (sent by EventSource).' }],
       responses: {
         200: {
           description: 'The output (JSON), or server-sent events with follow=true.',
-          schema: OutputSchema,
+          schema: ProcessOutputSchema,
         },
         ...errors,
       },
@@ -263,7 +190,7 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
       tag: 'processes',
       auth: 'team',
       params: ProcessParams,
-      body: SignalBody,
+      body: SignalProcessBody,
       responses: { 200: { description: 'Sent; the process as it is now.', schema: ProcessSchema }, ...errors, ...conflict },
       handler: async ({ params, body, caller }) => renderProcess(await processes.signal(caller, params.id, params.pid, body.signal)),
     }),
@@ -278,8 +205,8 @@ export function processRoutes(processes: ProcessService): AnyRoute[] {
       tag: 'processes',
       auth: 'team',
       params: ProcessParams,
-      query: StdinQuery,
-      body: StdinBody,
+      query: ProcessStdinQuery,
+      body: ProcessStdinBody,
       rawBody: { contentType: 'application/octet-stream', description: 'Bytes written to stdin as they are.' },
       responses: { 200: { description: 'Written; the process as it is now.', schema: ProcessSchema }, ...errors, ...conflict },
       handler: async ({ params, query, body, rawBody, caller }) => {

@@ -1,46 +1,21 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import { z } from 'zod';
 import { HangarError } from '../../domain/errors.js';
 import { normaliseCwd } from '../../domain/machine.js';
 import type { PtyService, PtySession } from '../../service/pty-service.js';
+import { errorBody, internalError } from '../error-mapping.js';
 import { defineRoute, type AnyRoute, type Authenticate } from '../route.js';
+import { ErrorSchema } from '../shared/schemas.js';
 import { parseOrThrow } from '../validation.js';
 import { WebSocketUpgrades, type WebSocket } from '../websocket.js';
-import { ExecBody } from './exec-routes.js';
-import { ErrorSchema, IdParams } from './schemas.js';
+import { MachineParams, PtyQuery, PtyResizeMessage } from './schemas.js';
 
 /** Output waiting in a socket's send buffer beyond this holds the terminal's output back. */
 const SEND_BUFFER_HIGH = 1024 * 1024;
 const SEND_BUFFER_LOW = 256 * 1024;
 
-const boolQuery = z
-  .enum(['true', 'false', '1', '0'])
-  .optional()
-  .transform((v) => v === 'true' || v === '1');
-
-const size = (what: string, fallback: number): z.ZodType<number> =>
-  z.coerce.number().int().min(1).max(1000).default(fallback).describe(`Terminal ${what}, 1 to 1000. @default ${fallback}`);
-
-/** Query of GET /v1/machines/{id}/pty. */
-export const PtyQuery = z.object({
-  cmd: z.string().min(1).refine((v) => !v.includes('\0'), 'must not contain NUL').optional().describe('A shell string run with `/bin/sh -c`. @default a login shell, `/bin/sh -l`'),
-  cwd: ExecBody.shape.cwd,
-  user: ExecBody.shape.user,
-  cols: size('columns', 80),
-  rows: size('rows', 24),
-  keep: boolQuery.describe('Leave the command running when the socket closes (its output is then discarded). @default false: closing ends it'),
-  access_token: z.string().optional().describe('The API key, for clients that cannot send an Authorization header (browsers). It ends up in URL logs: prefer the header.'),
-});
-
-const ResizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
-
 const PTY_PATH = /^\/v1\/machines\/([^/?#]+)\/pty(?:\?|$)/;
-
-function errorBody(err: HangarError): Record<string, unknown> {
-  return err.details === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, details: err.details };
-}
 
 /** The documented form of the terminal endpoint; a request that is not a WebSocket upgrade gets 426. */
 export function ptyRoutes(): AnyRoute[] {
@@ -58,7 +33,7 @@ export function ptyRoutes(): AnyRoute[] {
         'header, or `access_token` in the query. An open terminal counts as activity.',
       tag: 'machines',
       auth: 'public',
-      params: IdParams,
+      params: MachineParams,
       query: PtyQuery,
       responses: {
         101: { description: 'Switching protocols: the WebSocket is open.' },
@@ -93,7 +68,7 @@ export function ptyUpgrades(pty: PtyService, authenticate: Authenticate, log: Fa
       void handleUpgrade(upgrades, pty, authenticate, request, socket, head).catch((err: unknown) => {
         const known = err instanceof HangarError ? err : null;
         if (!known) log.error({ err }, 'pty upgrade failed');
-        const e = known ?? new HangarError('INTERNAL', 'An unexpected error occurred; it has been logged.');
+        const e = known ?? internalError();
         upgrades.reject(socket, e.status, errorBody(e));
       });
     },
@@ -115,7 +90,7 @@ async function handleUpgrade(
   const query = parseOrThrow(PtyQuery, Object.fromEntries(new URL(url, 'http://localhost').searchParams), 'query');
   const header = request.headers.authorization ?? (query.access_token === undefined ? undefined : `Bearer ${query.access_token}`);
   const caller = await authenticate(header);
-  const id = parseOrThrow(IdParams, { id: decodeURIComponent(match[1]!) }, 'path').id;
+  const id = parseOrThrow(MachineParams, { id: decodeURIComponent(match[1]!) }, 'path').id;
   const session = await pty.start(caller, id, {
     cmd: query.cmd,
     cwd: query.cwd === undefined ? undefined : (normaliseCwd(query.cwd) ?? undefined),
@@ -159,7 +134,7 @@ function relay(ws: WebSocket, session: PtySession, keep: boolean): void {
     } catch {
       message = null;
     }
-    const resize = ResizeMessage.safeParse(message);
+    const resize = PtyResizeMessage.safeParse(message);
     if (resize.success) session.resize(resize.data.cols, resize.data.rows);
     else ws.send(JSON.stringify({ type: 'error', message: 'Text frames must be {"type":"resize","cols":1-1000,"rows":1-1000}; send input as binary frames.' }));
   });

@@ -1,15 +1,24 @@
+/**
+ * Every schema of the native surface (seeds 000, 001, 003; exec, processes, terminals, files;
+ * /healthz and /v1/info): they validate the requests and generate the OpenAPI document.
+ * Named ones (`.meta({id})`) are OpenAPI components: renaming an id changes the document.
+ */
 import { z } from 'zod';
+import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
 import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
   AUTO_SNAPSHOT_MAX_KEEP,
-  CONFIG_LIMITS,
   MACHINE_STATUSES,
   METADATA_MAX_BYTES,
   TIMEOUT_ACTIONS,
   TIMEOUT_LIMITS,
 } from '../../domain/machine.js';
 import { parseCidr } from '../../domain/network.js';
+import { PROCESS_SIGNALS, type ProcessSignal } from '../../runtime/runtime.js';
+import { DEFAULT_EXEC_TIMEOUT_MS } from '../../service/exec-service.js';
+import { PROCESS_OUTPUT_LIMIT_BYTES } from '../../service/process-service.js';
+import { MachineConfigSchema } from '../shared/schemas.js';
 import { intBetween } from '../validation.js';
 
 /** Fields a `fields` mask may name (seed 000). */
@@ -18,21 +27,13 @@ export const MASKABLE_FIELDS = [
   'timeout_action', 'created_at', 'cwd', 'snapshot_id', 'traffic_access_token',
 ] as const;
 
-export const ErrorSchema = z
-  .object({
-    code: z.string().describe('Stable UPPER_SNAKE code from the error catalogue.'),
-    message: z.string().describe('A sentence saying what went wrong and what to fix.'),
-    details: z.record(z.string(), z.unknown()).optional(),
-  })
-  .meta({ id: 'Error' });
+/** A query flag: true, false, 1 or 0; absent is false. */
+const booleanQueryFlag = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
 
-export const ConfigSchema = z
-  .object({
-    vcpus: intBetween(CONFIG_LIMITS.vcpus.min, CONFIG_LIMITS.vcpus.max).describe('CPU quota in whole CPUs.'),
-    memory_mb: intBetween(CONFIG_LIMITS.memory_mb.min, CONFIG_LIMITS.memory_mb.max).describe('Memory limit in MiB.'),
-    disk_mb: intBetween(CONFIG_LIMITS.disk_mb.min, CONFIG_LIMITS.disk_mb.max).describe('Writable layer size in MiB.'),
-  })
-  .meta({ id: 'MachineConfig' });
+// ---- Machines and sandboxes ----
 
 const metadataSchema = z
   .record(z.string(), z.unknown())
@@ -49,6 +50,7 @@ const cidrSchema = z.string().max(18).superRefine((v, ctx) => {
   if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `"${v}" ${parsed.error}` });
 });
 
+/** A machine's outbound access (create's `network`, and the machine's). */
 export const NetworkSchema = z
   .strictObject({
     outbound: z.enum(['allow', 'deny']).optional().describe('What a destination outside the host gets when no list names it. @default "allow"'),
@@ -63,10 +65,11 @@ export const NetworkSchema = z
   .meta({ id: 'MachineNetwork' })
   .describe('The machine\'s outbound access. Other machines, the host and 169.254.0.0/16 are never reachable.');
 
+/** Body of POST /v1/machines. */
 export const CreateMachineBody = z
   .strictObject({
     template: z.string().min(1).max(64).optional().describe('Template ref. @default "base"'),
-    config: ConfigSchema.partial().strict().optional().describe('Resources; omitted values take the defaults (1 vCPU, 512 MiB, 1024 MiB disk).'),
+    config: MachineConfigSchema.partial().strict().optional().describe('Resources; omitted values take the defaults (1 vCPU, 512 MiB, 1024 MiB disk).'),
     metadata: metadataSchema.optional().describe('Any JSON object up to 16 KiB, stored verbatim.'),
     timeout_ms: intBetween(TIMEOUT_LIMITS.min, TIMEOUT_LIMITS.max).optional().describe('Hard deadline from start. @default 300000'),
     timeout_action: z.enum(TIMEOUT_ACTIONS).optional().describe('What happens at the deadline. @default "destroy"'),
@@ -90,42 +93,47 @@ export const CreateMachineBody = z
   })
   .meta({ id: 'CreateMachineRequest' });
 
-export const TimeoutBody = z.strictObject({
+/** Body of POST /v1/machines/{id}/timeout. */
+export const MachineTimeoutBody = z.strictObject({
   timeout_ms: intBetween(TIMEOUT_LIMITS.min, TIMEOUT_LIMITS.max).describe('New deadline: now + timeout_ms.'),
 });
 
 /** Body of PATCH /v1/machines/{id}: a resize of a running machine. */
 export const UpdateMachineBody = z
   .strictObject({
-    config: ConfigSchema.partial()
+    config: MachineConfigSchema.partial()
       .strict()
       .refine((c) => Object.keys(c).length > 0, 'must name at least one of vcpus, memory_mb, disk_mb')
       .describe('New resources of the running machine; omitted ones stay. disk_mb only grows.'),
   })
   .meta({ id: 'UpdateMachineRequest' });
 
-export const IdParams = z.object({ id: z.string().min(1).max(128).describe('Machine id, e.g. mch_a1b2c3d4.') });
+/** Path of one machine. */
+export const MachineParams = z.object({ id: z.string().min(1).max(128).describe('Machine id, e.g. mch_a1b2c3d4.') });
 
-export const FieldsQuery = z.object({
+/** Query of GET /v1/machines/{id} (and the sandbox view). */
+export const FieldMaskQuery = z.object({
   fields: z.string().optional().describe(`Comma-separated field mask. Supported: ${MASKABLE_FIELDS.join(', ')}.`),
 });
 
-export const ListQuery = z.object({
+/** Query of GET /v1/machines (and the sandbox view). */
+export const MachineListQuery = z.object({
   state: z.string().optional().describe(`Comma-separated states: ${MACHINE_STATUSES.join(', ')}.`),
   limit: z.coerce.number().int().min(1).max(100).optional().describe('Page size, 1 to 100. @default 100'),
   next_token: z.string().optional().describe('Cursor from the previous page.'),
   template: z.string().optional().describe('Exact template ref.'),
   metadata: z.string().optional().describe('JSON object whose key/value pairs must all equal the machine metadata\'s.'),
-  fields: FieldsQuery.shape.fields,
+  fields: FieldMaskQuery.shape.fields,
 });
 
 const WarmPoolCheckoutSchema = z.object({ hit: z.boolean(), id: z.string() });
 
+/** A machine (seeds 000, 001). */
 export const MachineSchema = z
   .object({
     id: z.string(),
     status: z.enum(MACHINE_STATUSES),
-    config: ConfigSchema,
+    config: MachineConfigSchema,
     template: z.string(),
     created_at: z.string(),
     metadata: z.record(z.string(), z.unknown()),
@@ -161,6 +169,7 @@ export const MachineSchema = z
   })
   .meta({ id: 'Machine' });
 
+/** A machine in the legacy sandbox view (seed 003). */
 export const SandboxSchema = MachineSchema.pick({
   id: true, status: true, config: true, template: true, created_at: true, metadata: true, started_at: true,
   timeout_ms: true, timeout_at: true, expires_at: true, timeout_action: true, cwd: true, snapshot_id: true,
@@ -170,9 +179,24 @@ export const SandboxSchema = MachineSchema.pick({
 /** A machine with some fields masked away: any subset. */
 export const MaskedMachineSchema = MachineSchema.partial();
 
+/** A page of masked machines. */
 export const MachinePageSchema = z.object({ items: z.array(MaskedMachineSchema), next_token: z.string().nullable() });
-export const SandboxPageSchema = z.object({ items: z.array(SandboxSchema.partial()), next_token: z.string().nullable() });
 
+/** A sandbox with some fields masked away: any subset. */
+export const MaskedSandboxSchema = SandboxSchema.partial();
+
+/** A page of masked sandboxes. */
+export const SandboxPageSchema = z.object({ items: z.array(MaskedSandboxSchema), next_token: z.string().nullable() });
+
+/** The answer of GET /v1/machines: the legacy bare array, or a page. */
+export const MachineListSchema = z.union([z.array(MachineSchema), MachinePageSchema]);
+
+/** The answer of GET /v1/sandboxes: the legacy bare array, or a page. */
+export const SandboxListSchema = z.union([z.array(SandboxSchema), SandboxPageSchema]);
+
+// ---- Snapshots ----
+
+/** A snapshot of a machine. */
 export const SnapshotSchema = z
   .object({
     id: z.string(),
@@ -189,6 +213,245 @@ export const SnapshotSchema = z
   })
   .meta({ id: 'Snapshot' });
 
+/** Query of GET /v1/snapshots. */
 export const SnapshotListQuery = z.object({
   machine_id: z.string().optional().describe('Only snapshots taken from this machine.'),
 });
+
+/** Path of one snapshot. */
+export const SnapshotParams = z.object({ id: z.string().min(1).max(128) });
+
+/** The answer of GET /v1/snapshots. */
+export const SnapshotListSchema = z.object({ items: z.array(SnapshotSchema) });
+
+// ---- Exec ----
+
+const noNul = (v: string): boolean => !v.includes('\0');
+const MAX_UID = 4_294_967_294;
+
+/** Body of both exec endpoints. */
+export const ExecBody = z
+  .strictObject({
+    cmd: z
+      .union(
+        [
+          z.array(z.string().refine(noNul, 'must not contain NUL')).min(1).refine((a) => a[0] !== '', 'the first item (the command) must not be empty'),
+          z.string().min(1).refine(noNul, 'must not contain NUL'),
+        ],
+        { error: 'must be an array of strings (argv) or a string (run with /bin/sh -c)' },
+      )
+      .describe('Argv (the first item is looked up in PATH), or a shell string run with `/bin/sh -c`.'),
+    cwd: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^\//, 'must be an absolute path')
+      .refine(noNul, 'must not contain NUL')
+      .optional()
+      .describe("Working directory. @default the machine's cwd, else its template's (/root for base)"),
+    env: CreateMachineBody.shape.env.describe("Variables set over the machine's environment."),
+    user: z
+      .string()
+      .regex(/^([A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}(:\d{1,10})?)$/, 'must be a user name or uid[:gid]')
+      .refine((u) => !/^\d/.test(u) || u.split(':').every((n) => Number(n) <= MAX_UID), `ids must be at most ${MAX_UID}`)
+      .optional()
+      .describe('A user name (looked up inside the machine) or uid[:gid] (gid 0 when omitted). @default "root"'),
+    stdin: z.string().optional().describe('Fed to the command as UTF-8, then closed. @default empty'),
+    timeout_ms: intBetween(1, 3_600_000)
+      .optional()
+      .describe(`The command and everything it started are killed after this long; exit_code is then 124. @default ${DEFAULT_EXEC_TIMEOUT_MS}`),
+  })
+  .meta({ id: 'ExecRequest' });
+
+/** The answer of a non-streamed exec. */
+export const ExecResultSchema = z
+  .object({
+    exit_code: z.number().int().describe('127: no such command; 126: it could not be started (e.g. cwd missing); 124: timed out; 128+n: killed by signal n.'),
+    stdout: z.string().describe('UTF-8 (invalid bytes become U+FFFD), at most 1 MiB.'),
+    stderr: z.string().describe('UTF-8 (invalid bytes become U+FFFD), at most 1 MiB.'),
+    stdout_truncated: z.boolean().describe('True when stdout went past 1 MiB; the rest was read and dropped.'),
+    stderr_truncated: z.boolean(),
+    duration_ms: z.number().int(),
+    timed_out: z.literal(true).optional().describe('Present only when the command was killed at timeout_ms.'),
+  })
+  .meta({ id: 'ExecResult' });
+
+/** The answer of a streamed exec, as the document describes a text/event-stream. */
+export const ExecEventStreamSchema = z.string().describe('event: stdout|stderr|exit|error, data: JSON');
+
+// ---- Background processes ----
+
+const MAX_PROCESS_TIMEOUT_MS = 30 * 24 * 3_600_000;
+const MAX_PROCESS_WAIT_MS = 300_000;
+/** How long GET …/processes/{pid}?wait=true waits when timeout_ms is not given. */
+export const DEFAULT_PROCESS_WAIT_MS = 30_000;
+
+/** Body of POST /v1/machines/{id}/processes. */
+export const StartProcessBody = z
+  .strictObject({
+    cmd: ExecBody.shape.cmd,
+    cwd: ExecBody.shape.cwd,
+    env: ExecBody.shape.env,
+    user: ExecBody.shape.user,
+    stdin: z.string().optional().describe('Written to stdin (UTF-8) as the process starts; stdin stays open unless close_stdin. @default nothing'),
+    close_stdin: z.boolean().optional().describe('Close stdin once `stdin` is written: the process reads end-of-file. @default false'),
+    timeout_ms: intBetween(1, MAX_PROCESS_TIMEOUT_MS)
+      .optional()
+      .describe('The process and everything it started are killed after this long; exit_code is then 124. @default no limit'),
+  })
+  .meta({ id: 'StartProcessRequest' });
+
+/** A background process. */
+export const ProcessSchema = z
+  .object({
+    pid: z.number().int().describe('The process id inside the machine (what `ps` there shows).'),
+    status: z.enum(['running', 'exited']),
+    cmd: z.union([z.array(z.string()), z.string()]).describe('As given when started.'),
+    cwd: z.string(),
+    user: z.string(),
+    started_at: z.string().describe('ISO 8601.'),
+    ended_at: z.string().nullable().describe('ISO 8601; null while running.'),
+    exit_code: z.number().int().nullable().describe('Null while running; 128+n when signal n killed it; 124 when killed at timeout_ms; 137 when a pause or the server ended it.'),
+    signal: z.string().nullable().describe('Name of the signal that killed it (TERM, KILL, ...), when exit_code is 128+n; else null.'),
+    timed_out: z.boolean(),
+    stdin_open: z.boolean(),
+    output_bytes: z.number().int().describe('Bytes of output so far, stdout and stderr together, dropped ones included: the end offset.'),
+  })
+  .meta({ id: 'Process' });
+
+/** The answer of GET /v1/machines/{id}/processes. */
+export const ProcessListSchema = z.object({ items: z.array(ProcessSchema) });
+
+/** Path of one background process. */
+export const ProcessParams = MachineParams.extend({
+  pid: z.coerce.number().int().min(1).max(4_194_304).describe('Process id inside the machine, as returned by start.'),
+});
+
+/** Query of GET /v1/machines/{id}/processes/{pid}. */
+export const GetProcessQuery = z.object({
+  wait: booleanQueryFlag.describe('Answer only once the process has exited, or timeout_ms passed. @default false'),
+  timeout_ms: z.coerce.number().int().min(0).max(MAX_PROCESS_WAIT_MS).optional().describe(`How long to wait with wait=true. @default ${DEFAULT_PROCESS_WAIT_MS}`),
+});
+
+/** Query of GET /v1/machines/{id}/processes/{pid}/output. */
+export const ProcessOutputQuery = z.object({
+  offset: z.coerce.number().int().min(0).optional().describe('Start after this many bytes of output (stdout and stderr together); next_offset of a previous answer. @default 0, or the Last-Event-ID header'),
+  follow: booleanQueryFlag.describe('Stream the output as server-sent events until the process exits. @default false'),
+});
+
+/** The answer of GET …/output without follow. */
+export const ProcessOutputSchema = z
+  .object({
+    pid: z.number().int(),
+    status: z.enum(['running', 'exited']),
+    exit_code: z.number().int().nullable(),
+    stdout: z.string().describe('UTF-8 text written to stdout from `offset` on.'),
+    stderr: z.string().describe('UTF-8 text written to stderr from `offset` on.'),
+    offset: z.number().int().describe('Where this output starts (later than asked when older output was dropped).'),
+    missed_bytes: z.number().int().describe(`Bytes between the offset asked for and \`offset\` that were dropped: only the last ${PROCESS_OUTPUT_LIMIT_BYTES} bytes are kept.`),
+    next_offset: z.number().int().describe('Pass as offset to read on from here.'),
+  })
+  .meta({ id: 'ProcessOutput' });
+
+/** Body of POST …/signal. */
+export const SignalProcessBody = z.strictObject({
+  signal: z
+    .string()
+    .transform((s) => s.toUpperCase().replace(/^SIG/, ''))
+    .pipe(z.enum(PROCESS_SIGNALS as [ProcessSignal, ...ProcessSignal[]], { error: `must be one of ${PROCESS_SIGNALS.join(', ')}` }))
+    .describe(`Signal name, with or without SIG: ${PROCESS_SIGNALS.join(', ')}.`),
+});
+
+/** JSON body of POST …/stdin (raw bytes are the other form). */
+export const ProcessStdinBody = z
+  .strictObject({
+    data: z.string().optional().describe('UTF-8 text to write. @default nothing'),
+    close: z.boolean().optional().describe('Close stdin after writing. @default false'),
+  })
+  .optional();
+
+/** Query of POST …/stdin. */
+export const ProcessStdinQuery = z.object({ close: booleanQueryFlag.describe('Close stdin after writing the body. @default false') });
+
+// ---- Terminals ----
+
+/** A terminal dimension in the query. */
+const terminalSize = (what: string, fallback: number): z.ZodType<number> =>
+  z.coerce.number().int().min(1).max(1000).default(fallback).describe(`Terminal ${what}, 1 to 1000. @default ${fallback}`);
+
+/** Query of GET /v1/machines/{id}/pty. */
+export const PtyQuery = z.object({
+  cmd: z.string().min(1).refine((v) => !v.includes('\0'), 'must not contain NUL').optional().describe('A shell string run with `/bin/sh -c`. @default a login shell, `/bin/sh -l`'),
+  cwd: ExecBody.shape.cwd,
+  user: ExecBody.shape.user,
+  cols: terminalSize('columns', 80),
+  rows: terminalSize('rows', 24),
+  keep: booleanQueryFlag.describe('Leave the command running when the socket closes (its output is then discarded). @default false: closing ends it'),
+  access_token: z.string().optional().describe('The API key, for clients that cannot send an Authorization header (browsers). It ends up in URL logs: prefer the header.'),
+});
+
+/** A text frame from the client: a new window size. */
+export const PtyResizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
+
+// ---- Files ----
+
+/** An absolute path inside the machine, normalised (`/a/./b/../c/` → `/a/c`). */
+const machinePath = (what: string): z.ZodType<string, string> =>
+  z
+    .string()
+    .min(1)
+    .max(MAX_FILE_PATH_LENGTH)
+    .regex(/^\//, 'must be an absolute path (starting with /)')
+    .refine((v) => !v.includes('\0'), 'must not contain NUL')
+    .transform((v) => normaliseFilePath(v) ?? v)
+    .describe(`${what} Absolute; \`.\` and \`..\` are applied to the text first (never above /), then the machine resolves it in its own root.`);
+
+/** Query of the file endpoints: one path. */
+export const FilePathQuery = z.object({ path: machinePath('Path inside the machine.') });
+
+/** Body of POST …/files/mkdir. */
+export const MakeDirectoryBody = z.strictObject({ path: machinePath('Directory to create, with its missing parents.') }).meta({ id: 'MkdirRequest' });
+
+/** Body of POST …/files/move. */
+export const MoveFileBody = z
+  .strictObject({
+    from: machinePath('What to move.'),
+    to: machinePath('The new path: must not exist; its parent must.'),
+  })
+  .meta({ id: 'MoveRequest' });
+
+/** The stat of one path inside a machine. */
+export const FileEntrySchema = z
+  .object({
+    path: z.string().describe('Absolute and normalised.'),
+    size: z.number().int().describe('Bytes; for a symlink the length of its target.'),
+    mode: z.string().describe('Permission bits as 4 octal digits, e.g. "0644" or "1777".'),
+    mtime: z.string().describe('Last modification, ISO 8601 UTC with milliseconds.'),
+    type: z.enum(FILE_TYPES).describe('Symlinks are reported as such, not followed.'),
+  })
+  .meta({ id: 'FileEntry' });
+
+/** The answer of GET …/files/list. */
+export const FileListSchema = z
+  .object({
+    path: z.string().describe('The directory listed.'),
+    entries: z.array(FileEntrySchema).describe('Every entry but . and .., sorted by path.'),
+  })
+  .meta({ id: 'FileList' });
+
+/** A raw byte stream in the OpenAPI document. */
+const Binary = (description: string): z.ZodString => z.string().meta({ format: 'binary', description });
+
+/** The answer of GET …/files: the bytes. */
+export const FileContentSchema = Binary('The raw bytes of the file.');
+
+/** The answer of GET …/files/archive. */
+export const TarArchiveSchema = Binary('A tar stream.');
+
+// ---- System ----
+
+/** The answer of GET /healthz once the server is ready. */
+export const HealthSchema = z.object({ status: z.literal('ok') });
+
+/** The answer of GET /v1/info: facts the server states about itself (see docs/native-api.md). */
+export const ServerInfoSchema = z.record(z.string(), z.unknown());

@@ -1,9 +1,9 @@
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { MachineService } from '../../service/machine-service.js';
 import { defineRoute, type AnyRoute } from '../route.js';
+import { ErrorSchema } from '../shared/schemas.js';
 import { renderMachine } from './machine-view.js';
-import { z } from 'zod';
-import { ErrorSchema, IdParams, MachineSchema, SnapshotListQuery, SnapshotSchema } from './schemas.js';
+import { MachineParams, MachineSchema, SnapshotListQuery, SnapshotListSchema, SnapshotParams, SnapshotSchema } from './schemas.js';
 
 /** The API form of a snapshot. */
 export function renderSnapshot(s: SnapshotRecord): Record<string, unknown> {
@@ -29,7 +29,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
         'Without CRIU the snapshot is filesystem-only (memory false) and resume restarts init.',
       tag: 'machines',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       responses: {
         200: { description: 'The machine, paused.', schema: MachineSchema },
         ...errors,
@@ -46,7 +46,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
       description: 'Restores the snapshot: the same processes continue where they were. snapshot_id disappears; timers restart from now.',
       tag: 'machines',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       responses: {
         200: { description: 'The machine, running.', schema: MachineSchema },
         ...errors,
@@ -63,7 +63,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
       description: 'The machine is frozen while its disk and memory are saved, then continues.',
       tag: 'snapshots',
       auth: 'team',
-      params: IdParams,
+      params: MachineParams,
       status: 201,
       responses: {
         201: { description: 'The snapshot.', schema: SnapshotSchema },
@@ -81,7 +81,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
       tag: 'snapshots',
       auth: 'team',
       query: SnapshotListQuery,
-      responses: { 200: { description: 'Snapshots.', schema: z.object({ items: z.array(SnapshotSchema) }) }, ...errors },
+      responses: { 200: { description: 'Snapshots.', schema: SnapshotListSchema }, ...errors },
       handler: async ({ query, caller }) => ({ items: (await service.listSnapshots(caller, query.machine_id)).map(renderSnapshot) }),
     }),
     defineRoute({
@@ -91,7 +91,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
       summary: 'Get a snapshot',
       tag: 'snapshots',
       auth: 'team',
-      params: z.object({ id: z.string().min(1).max(128) }),
+      params: SnapshotParams,
       responses: { 200: { description: 'The snapshot.', schema: SnapshotSchema }, ...errors },
       handler: async ({ params, caller }) => renderSnapshot(await service.getSnapshot(caller, params.id)),
     }),
@@ -103,7 +103,7 @@ export function snapshotRoutes(service: MachineService): AnyRoute[] {
       description: 'A snapshot that holds a paused machine cannot be deleted (409): resume or destroy the machine.',
       tag: 'snapshots',
       auth: 'team',
-      params: z.object({ id: z.string().min(1).max(128) }),
+      params: SnapshotParams,
       status: 204,
       responses: { 204: { description: 'Deleted.' }, ...errors, 409: { description: 'In use by a paused machine.', schema: ErrorSchema } },
       handler: async ({ params, caller }) => {

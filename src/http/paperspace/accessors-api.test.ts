@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_KEY, TestServer, waitFor, type TestResponse } from '../../testing/harness.js';
+import { ADMIN_KEY, TestServer, type TestResponse } from '../../testing/harness.js';
 import { AccessorPageSchema, PaperspaceAccessorSchema, PaperspaceErrorSchema } from './schemas.js';
 
 type Json = Record<string, any>;

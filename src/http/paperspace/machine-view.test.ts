@@ -159,7 +159,11 @@ describe('rendering', () => {
 
 describe('refuseUnsupported', () => {
   it('accepts the "off" values of unsupported features', () => {
-    refuseUnsupported({ emailPassword: false, enableNvlink: false, publicIpType: 'none', autoShutdownForce: true });
+    // One field at a time, so that one refused value cannot hide behind another; then all together, and none.
+    const offValues = [{ emailPassword: false }, { enableNvlink: false }, { publicIpType: 'none' }, { autoShutdownForce: true }];
+    for (const body of [...offValues, Object.assign({}, ...offValues), {}]) {
+      assert.doesNotThrow(() => refuseUnsupported(body), `${JSON.stringify(body)} is accepted`);
+    }
   });
 
   it('refuses switching one on with 422 naming the field', () => {

@@ -23,8 +23,8 @@ import {
   UpdateBody,
 } from './schemas.js';
 
-/** Every route of this surface is tagged so the app can give them their own error scope. */
-export const PAPERSPACE_TAG = 'paperspace';
+/** The OpenAPI tag of every route of this surface. */
+const PAPERSPACE_TAG = 'paperspace';
 const DEFAULT_LIMIT = 20;
 
 const errors = {

@@ -1,33 +1,21 @@
-import { z } from 'zod';
-import { USER_ROLES, type ApiKeyRecord, type Team, type User } from '../../domain/team.js';
+import type { ApiKeyRecord, Team, User } from '../../domain/team.js';
 import type { AuthService } from '../../service/auth-service.js';
-import { ErrorSchema } from '../native/schemas.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-
-const TeamSchema = z.object({ id: z.string(), name: z.string(), is_admin: z.boolean(), created_at: z.string() }).meta({ id: 'Team' });
-const ApiKeySchema = z
-  .object({
-    id: z.string(),
-    team_id: z.string(),
-    name: z.string(),
-    created_at: z.string(),
-    revoked_at: z.string().nullable(),
-    user_id: z.string().nullable().describe('The user the key acts as; null for a team key (team admin rights).'),
-    key: z.string().optional().describe('The secret: returned once, at creation.'),
-  })
-  .meta({ id: 'ApiKey' });
-
-const UserSchema = z
-  .object({
-    id: z.string(),
-    team_id: z.string(),
-    email: z.string(),
-    first_name: z.string().nullable(),
-    last_name: z.string().nullable(),
-    role: z.enum(USER_ROLES).describe('admin: every machine of the team; member: the machines it created or is an accessor of.'),
-    created_at: z.string(),
-  })
-  .meta({ id: 'User' });
+import { ErrorSchema } from '../shared/schemas.js';
+import {
+  ApiKeyListSchema,
+  ApiKeyParams,
+  ApiKeySchema,
+  CreateApiKeyBody,
+  CreateTeamBody,
+  CreateUserBody,
+  TeamListSchema,
+  TeamParams,
+  TeamSchema,
+  UserListSchema,
+  UserParams,
+  UserSchema,
+} from './schemas.js';
 
 const userView = (u: User) => ({
   id: u.id,
@@ -56,9 +44,8 @@ const adminErrors = {
   404: { description: 'No such team, user or key.', schema: ErrorSchema },
 };
 
-/** Admin endpoints: teams and their API keys. */
-export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
-  const TeamParams = z.object({ id: z.string().min(1).max(128) });
+/** Admin endpoints: teams, their users and API keys. */
+export function teamRoutes(auth: AuthService, now: () => number): AnyRoute[] {
   return [
     defineRoute({
       method: 'POST',
@@ -67,7 +54,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       summary: 'Create a team',
       tag: 'admin',
       auth: 'admin',
-      body: z.strictObject({ name: z.string().min(1).max(128) }),
+      body: CreateTeamBody,
       status: 201,
       responses: { 201: { description: 'The team.', schema: TeamSchema }, ...adminErrors },
       handler: async ({ body }) => teamView(await auth.createTeam(body.name, now())),
@@ -79,7 +66,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       summary: 'List teams',
       tag: 'admin',
       auth: 'admin',
-      responses: { 200: { description: 'All teams.', schema: z.object({ items: z.array(TeamSchema) }) }, ...adminErrors },
+      responses: { 200: { description: 'All teams.', schema: TeamListSchema }, ...adminErrors },
       handler: async () => ({ items: (await auth.listTeams()).map(teamView) }),
     }),
     defineRoute({
@@ -91,7 +78,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       tag: 'admin',
       auth: 'admin',
       params: TeamParams,
-      body: z.strictObject({ name: z.string().min(1).max(128).optional() }),
+      body: CreateApiKeyBody,
       status: 201,
       responses: { 201: { description: 'The key, with its secret.', schema: ApiKeySchema }, ...adminErrors },
       handler: async ({ params, body }) => {
@@ -107,7 +94,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       tag: 'admin',
       auth: 'admin',
       params: TeamParams,
-      responses: { 200: { description: 'The keys.', schema: z.object({ items: z.array(ApiKeySchema) }) }, ...adminErrors },
+      responses: { 200: { description: 'The keys.', schema: ApiKeyListSchema }, ...adminErrors },
       handler: async ({ params }) => ({ items: (await auth.listKeys(params.id)).map(keyView) }),
     }),
     defineRoute({
@@ -119,12 +106,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       tag: 'admin',
       auth: 'admin',
       params: TeamParams,
-      body: z.strictObject({
-        email: z.email().max(254),
-        first_name: z.string().trim().min(1).max(128).nullable().optional(),
-        last_name: z.string().trim().min(1).max(128).nullable().optional(),
-        role: z.enum(USER_ROLES).optional().describe('@default "member"'),
-      }),
+      body: CreateUserBody,
       status: 201,
       responses: { 201: { description: 'The user.', schema: UserSchema }, ...adminErrors },
       handler: async ({ params, body }) =>
@@ -138,7 +120,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       tag: 'admin',
       auth: 'admin',
       params: TeamParams,
-      responses: { 200: { description: 'The users, oldest first.', schema: z.object({ items: z.array(UserSchema) }) }, ...adminErrors },
+      responses: { 200: { description: 'The users, oldest first.', schema: UserListSchema }, ...adminErrors },
       handler: async ({ params }) => ({ items: (await auth.listUsers(params.id)).map(userView) }),
     }),
     defineRoute({
@@ -148,7 +130,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       summary: 'Get a user',
       tag: 'admin',
       auth: 'admin',
-      params: z.object({ id: z.string().min(1).max(128) }),
+      params: UserParams,
       responses: { 200: { description: 'The user.', schema: UserSchema }, ...adminErrors },
       handler: async ({ params }) => userView(await auth.getUser(params.id)),
     }),
@@ -160,8 +142,8 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       description: 'The response is the only time the key is shown; only its SHA-256 is stored. Revoke it with DELETE /v1/admin/keys/{id}.',
       tag: 'admin',
       auth: 'admin',
-      params: z.object({ id: z.string().min(1).max(128) }),
-      body: z.strictObject({ name: z.string().min(1).max(128).optional() }),
+      params: UserParams,
+      body: CreateApiKeyBody,
       status: 201,
       responses: { 201: { description: 'The key, with its secret.', schema: ApiKeySchema }, ...adminErrors },
       handler: async ({ params, body }) => {
@@ -176,7 +158,7 @@ export function adminRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       summary: 'Revoke an API key',
       tag: 'admin',
       auth: 'admin',
-      params: z.object({ id: z.string().min(1).max(128) }),
+      params: ApiKeyParams,
       status: 204,
       responses: { 204: { description: 'Revoked.' }, ...adminErrors },
       handler: async ({ params }) => {

@@ -1,0 +1,98 @@
+/** Every schema of the admin surface: teams, their users and API keys, and warm pools. */
+import { z } from 'zod';
+import { USER_ROLES } from '../../domain/team.js';
+import { MachineConfigSchema } from '../shared/schemas.js';
+
+/** Path of one team, user or API key: its id. */
+const idParams = () => z.object({ id: z.string().min(1).max(128) });
+
+// ---- Teams, users, API keys ----
+
+/** A team. */
+export const TeamSchema = z.object({ id: z.string(), name: z.string(), is_admin: z.boolean(), created_at: z.string() }).meta({ id: 'Team' });
+
+/** An API key, with its secret only in the answer that issues it. */
+export const ApiKeySchema = z
+  .object({
+    id: z.string(),
+    team_id: z.string(),
+    name: z.string(),
+    created_at: z.string(),
+    revoked_at: z.string().nullable(),
+    user_id: z.string().nullable().describe('The user the key acts as; null for a team key (team admin rights).'),
+    key: z.string().optional().describe('The secret: returned once, at creation.'),
+  })
+  .meta({ id: 'ApiKey' });
+
+/** A user of a team. */
+export const UserSchema = z
+  .object({
+    id: z.string(),
+    team_id: z.string(),
+    email: z.string(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+    role: z.enum(USER_ROLES).describe('admin: every machine of the team; member: the machines it created or is an accessor of.'),
+    created_at: z.string(),
+  })
+  .meta({ id: 'User' });
+
+/** The answer of GET /v1/admin/teams. */
+export const TeamListSchema = z.object({ items: z.array(TeamSchema) });
+/** The answer of GET /v1/admin/teams/{id}/keys. */
+export const ApiKeyListSchema = z.object({ items: z.array(ApiKeySchema) });
+/** The answer of GET /v1/admin/teams/{id}/users. */
+export const UserListSchema = z.object({ items: z.array(UserSchema) });
+
+/** Path of one team. */
+export const TeamParams = idParams();
+/** Path of one user. */
+export const UserParams = idParams();
+/** Path of one API key. */
+export const ApiKeyParams = idParams();
+
+/** Body of POST /v1/admin/teams. */
+export const CreateTeamBody = z.strictObject({ name: z.string().min(1).max(128) });
+
+/** Body of both key issuing endpoints (a team's key, a user's key). */
+export const CreateApiKeyBody = z.strictObject({ name: z.string().min(1).max(128).optional() });
+
+/** Body of POST /v1/admin/teams/{id}/users. */
+export const CreateUserBody = z.strictObject({
+  email: z.email().max(254),
+  first_name: z.string().trim().min(1).max(128).nullable().optional(),
+  last_name: z.string().trim().min(1).max(128).nullable().optional(),
+  role: z.enum(USER_ROLES).optional().describe('@default "member"'),
+});
+
+// ---- Warm pools ----
+
+/** A warm pool and its idle machines. */
+export const WarmPoolSchema = z
+  .object({
+    name: z.string(),
+    template: z.string(),
+    config: MachineConfigSchema,
+    size: z.number().int(),
+    ready: z.number().int().describe('Idle machines ready for a checkout.'),
+    hits: z.number().int().describe('Creates served from the pool.'),
+    misses: z.number().int().describe('Creates that matched the pool but found no machine ready.'),
+    last_error: z.string().nullable().describe('The last refill failure; null once a refill works.'),
+    machines: z.array(z.string()).describe('Ids of the idle machines (admins only see these).'),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'WarmPool' });
+
+/** The answer of GET /v1/warm-pools. */
+export const WarmPoolListSchema = z.object({ items: z.array(WarmPoolSchema) });
+
+/** Path of one warm pool: its name. */
+export const WarmPoolParams = z.object({ name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be 1 to 63 lowercase letters, digits, - or _') });
+
+/** Body of PUT /v1/warm-pools/{name}. */
+export const PutWarmPoolBody = z.strictObject({
+  template: z.string().min(1).max(64),
+  config: MachineConfigSchema.partial().strict().optional().describe('Defaults as for create.'),
+  size: z.number().int().min(0).max(1000).describe('Idle machines to keep ready.'),
+});

@@ -1,0 +1,45 @@
+/**
+ * The native surface (seeds 000, 001, 003 and the system routes): its routes in the order
+ * the OpenAPI document lists them, and the Fastify plugin that serves them. Ingress and
+ * the terminal WebSocket are native too, but the app registers them itself: they answer
+ * before (and outside) Fastify's routing.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { ExecService } from '../../service/exec-service.js';
+import type { FileService } from '../../service/file-service.js';
+import type { MachineService } from '../../service/machine-service.js';
+import type { ProcessService } from '../../service/process-service.js';
+import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
+import { execRoutes } from './exec-routes.js';
+import { fileRoutes } from './file-routes.js';
+import { machineRoutes } from './machine-routes.js';
+import { processRoutes } from './process-routes.js';
+import { ptyRoutes } from './pty-routes.js';
+import { snapshotRoutes } from './snapshot-routes.js';
+import { systemRoutes, type SystemRoutesOptions } from './system-routes.js';
+
+/** The services the native routes call. */
+export interface NativeSurfaceOptions extends SystemRoutesOptions {
+  machines: MachineService;
+  exec: ExecService;
+  processes: ProcessService;
+  files: FileService;
+}
+
+/** Every native route, in document order. */
+export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
+  return [
+    ...systemRoutes(o),
+    ...machineRoutes(o.machines),
+    ...snapshotRoutes(o.machines),
+    ...execRoutes(o.exec),
+    ...processRoutes(o.processes),
+    ...ptyRoutes(),
+    ...fileRoutes(o.files),
+  ];
+}
+
+/** The native surface as a Fastify plugin: its routes in a scope of their own, with the app's parsers and error handler. */
+export const nativeSurface: FastifyPluginAsync<SurfacePluginOptions> = async (scope, { routes, authenticate }) => {
+  registerRoutes(scope, routes, authenticate);
+};

@@ -1,0 +1,22 @@
+/** Schemas that more than one surface answers with: the error body and a machine's resources. */
+import { z } from 'zod';
+import { CONFIG_LIMITS } from '../../domain/machine.js';
+import { intBetween } from '../validation.js';
+
+/** The error body of the native, compute and admin surfaces (component `Error`). */
+export const ErrorSchema = z
+  .object({
+    code: z.string().describe('Stable UPPER_SNAKE code from the error catalogue.'),
+    message: z.string().describe('A sentence saying what went wrong and what to fix.'),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .meta({ id: 'Error' });
+
+/** A machine's resources (component `MachineConfig`): native machines and admin warm pools. */
+export const MachineConfigSchema = z
+  .object({
+    vcpus: intBetween(CONFIG_LIMITS.vcpus.min, CONFIG_LIMITS.vcpus.max).describe('CPU quota in whole CPUs.'),
+    memory_mb: intBetween(CONFIG_LIMITS.memory_mb.min, CONFIG_LIMITS.memory_mb.max).describe('Memory limit in MiB.'),
+    disk_mb: intBetween(CONFIG_LIMITS.disk_mb.min, CONFIG_LIMITS.disk_mb.max).describe('Writable layer size in MiB.'),
+  })
+  .meta({ id: 'MachineConfig' });
