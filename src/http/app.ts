@@ -116,7 +116,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
       done(null, undefined);
       return;
     }
-    parseJson(request, body as string, done);
+    // Fastify's default parser answers through `done`; its type also allows a promise, which it never returns.
+    void parseJson(request, body as string, done);
   });
   // Raw bytes only where a route asks for them (a process's stdin); anywhere else a 415, as before.
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (request, body, done) => {
