@@ -126,7 +126,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   private execContext(id: string): RuncExecContext {
-    return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir };
+    return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir, log: this.ctx.log };
   }
 
   exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
