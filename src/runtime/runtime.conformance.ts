@@ -80,6 +80,7 @@ interface Ran extends ExecResult {
 export function runtimeConformance(name: string, makeFixture: () => Promise<RuntimeFixture>): void {
   describe(`Runtime conformance: ${name}`, () => {
     let f: RuntimeFixture;
+    let made = false;
     let rt: Runtime;
     /** Every machine a test started, destroyed at the end whatever happened. */
     const machines = new Set<string>();
@@ -89,8 +90,10 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
     before(async () => {
       f = await makeFixture();
       rt = f.runtime;
+      made = true;
     });
     after(async () => {
+      if (!made) return; // the fixture itself failed: nothing was started
       // Whatever a failed test left; the last test already did this when all passed.
       try {
         for (const id of machines) await rt.destroy(id);
