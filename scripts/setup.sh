@@ -12,7 +12,7 @@ for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fspro
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
-# The terminal relay (WebSocket pty) is a small C program compiled at its first use.
+# The terminal relay (WebSocket pty) is a small C program that `npm run build` compiles.
 [ -f /usr/include/stdio.h ] || need_apt+=(libc6-dev)
 # busybox must be the static build: it runs inside machines with no libraries.
 if command -v busybox >/dev/null && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then

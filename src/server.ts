@@ -83,7 +83,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
-      toolsDir: join(settings.dataDir, 'tools'),
+      logger: { warn: (o, m) => app?.log.warn(o, m) }, // app is built below, before any machine operation runs
       subnet: settings.subnet,
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {

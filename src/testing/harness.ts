@@ -2,12 +2,16 @@
  * Test harness: a real Hangar server (real runc, real SQLite file) on a fresh data
  * dir and a loopback port, and checks that nothing is left on the host afterwards.
  */
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../runtime/runc/command.js';
 import { startServer, type HangarServer, type StartOptions } from '../server.js';
 import { loadSettings } from '../settings.js';
+import { leftovers } from './host-leftovers.js';
+
+// Kept importable from here: tests written against the harness use them.
+export { leftovers, networkLeftovers } from './host-leftovers.js';
 
 export const ADMIN_KEY = 'hangar-test-admin-key-0123456789';
 
@@ -118,42 +122,6 @@ export class TestServer {
     const left = await leftovers(this.dataDir, prefix);
     if (left.length) throw new Error(`test left resources on the host: ${left.join('; ')}`);
   }
-}
-
-/** Host resources of one instance still present: mounts, runc state, cgroups. */
-export async function leftovers(dataDir: string, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  const mounts = await readFile('/proc/self/mounts', 'utf8');
-  for (const line of mounts.split('\n')) {
-    if (line.includes(dataDir) || line.includes(prefix)) out.push(`mount ${line.split(' ')[1]}`);
-  }
-  if (await stat(`/run/${prefix}`).catch(() => null)) out.push(`runc state dir /run/${prefix}`);
-  for (const ctl of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-    if (await stat(join('/sys/fs/cgroup', ctl, prefix)).catch(() => null)) out.push(`cgroup ${ctl}/${prefix}`);
-  }
-  const loops = await run('losetup', ['-a']).catch(() => '');
-  for (const line of loops.split('\n')) if (line.includes(dataDir)) out.push(`loop ${line}`);
-  out.push(...(await networkLeftovers(prefix)));
-  return out;
-}
-
-/** Network pieces of one instance still present: bridge, veths, namespaces, iptables chains and rules. */
-export async function networkLeftovers(prefix: string): Promise<string[]> {
-  const hex = prefix.replace(/^hangar-/, '');
-  const out: string[] = [];
-  for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
-    if (link.startsWith(`hg${hex}`) || link.startsWith(`h${hex}`)) out.push(`link ${link}`);
-  }
-  for (const ns of await readdir('/run/netns').catch(() => [] as string[])) {
-    if (ns.startsWith(`${prefix}-`)) out.push(`netns ${ns}`);
-  }
-  for (const table of ['filter', 'nat']) {
-    const rules = await run('iptables-save', ['-t', table]).catch(() => '');
-    for (const line of rules.split('\n')) if (line.includes(`HANGAR-${hex}`)) out.push(`iptables ${table}: ${line}`);
-  }
-  const bridges = (await readdir('/sys/class/net').catch(() => [] as string[])).filter((l) => /^hg[0-9a-f]{8}$/.test(l));
-  if (bridges.length === 0 && (await stat('/run/hangar-ip-forward').catch(() => null))) out.push('ip_forward marker /run/hangar-ip-forward (ip_forward not restored)');
-  return out;
 }
 
 /** Run a command inside a machine with the real `runc exec`, bypassing the API (no activity recorded). */

@@ -5,6 +5,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ExecStartError, RuntimeError, type ExecIo, type ExecOptions, type ExecResult, type ExecStartFailure } from '../runtime.js';
+import { errorMessage, type RuntimeLogger } from './best-effort.js';
 
 /** What `runc exec` needs from the runtime. */
 export interface RuncExecContext {
@@ -13,6 +14,8 @@ export interface RuncExecContext {
   stateDir: string;
   /** The machine's directory on the host; each exec keeps its pid file there while it runs. */
   machineDir: string;
+  /** Told when killing a command failed (it may still run). */
+  log: RuntimeLogger;
 }
 
 /** How often the pid file is looked for while it is needed and not yet written. */
@@ -75,9 +78,10 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
         }
         await sleep(PID_POLL_MS);
       }
+      // Rejected only when runc could not be spawned: then there is nothing to wait for.
       await Promise.race([runcExit, sleep(RUNC_EXIT_GRACE_MS)]).catch(() => undefined);
       if (!exited) child.kill('SIGKILL');
-    })().catch(() => undefined);
+    })().catch((err: unknown) => logKillFailure(ctx, id, err));
   };
   const timer = setTimeout(() => {
     timedOut = true;
@@ -134,8 +138,22 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
     if (o.stdin !== undefined && !Buffer.isBuffer(o.stdin)) o.stdin.unpipe(child.stdin);
     exited = true;
     await killing;
-    await rm(pidFile, { force: true }).catch(() => undefined);
+    await removeScratchFile(pidFile);
   }
+}
+
+/**
+ * Remove a command's pid file or socket. `force` already ignores a missing file; any
+ * other failure leaves a small file behind, in the machine's directory (removed with the
+ * machine) or in the host's temporary directory, which nothing reads again.
+ */
+export async function removeScratchFile(path: string): Promise<void> {
+  await rm(path, { force: true }).catch(() => undefined);
+}
+
+/** A kill of a command failed: say so, since it may still be running. */
+export function logKillFailure(ctx: RuncExecContext, machineId: string, err: unknown): void {
+  ctx.log.warn({ machineId, err: errorMessage(err) }, 'could not kill a command inside the machine');
 }
 
 /** Feed a stream's chunks to `sink`, pausing while a returned promise is pending. Resolves at the end. */
@@ -145,6 +163,8 @@ export function pump(stream: Readable, sink: (chunk: Buffer) => void | Promise<v
       const pending = sink(chunk);
       if (!pending) return;
       stream.pause();
+      // The promise is the sink's own (its caller sees its failure); reading must go on
+      // regardless, or the command would block on a full pipe forever.
       pending.catch(() => undefined).finally(() => stream.resume());
     });
     stream.once('close', resolve);
@@ -152,6 +172,7 @@ export function pump(stream: Readable, sink: (chunk: Buffer) => void | Promise<v
   });
 }
 
+/** The host pid runc wrote to `pidFile`, or null while it is not written (yet). */
 export async function readPid(pidFile: string): Promise<number | null> {
   const text = await readFile(pidFile, 'utf8').catch(() => '');
   const pid = Number(text.trim());
@@ -194,7 +215,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
-    // already gone
+    // ESRCH: already gone, which is what a kill wants.
   }
 }
 

@@ -217,6 +217,7 @@ export class HostNetwork {
       }
       await run('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
       // No IPv6 on the bridge: machines would otherwise reach the host over link-local addresses.
+      // A kernel without IPv6 has no such file, and nothing to disable.
       await writeFile(`/proc/sys/net/ipv6/conf/${this.bridge}/disable_ipv6`, '1').catch(() => undefined);
     }
     // A fixed address: a bridge otherwise takes the lowest of its ports', which changes when a
@@ -229,6 +230,7 @@ export class HostNetwork {
     const now = (await readFile(IP_FORWARD, 'utf8')).trim();
     if (now === '1') return;
     // Remember the original value once, for the last server to put back (see teardown).
+    // EEXIST: another Hangar server wrote it first, and its value is the original one.
     await writeFile(FORWARD_MARKER, now, { flag: 'wx' }).catch(() => undefined);
     await writeFile(IP_FORWARD, '1');
   }
@@ -243,6 +245,8 @@ export class HostNetwork {
       }
       await writeFile(this.notePath(id), JSON.stringify({ ip: spec.ip, outbound: spec.outbound } satisfies NetworkNote));
     } catch (err) {
+      // The attach error is the one to report. Detach is safe to repeat: the machine's
+      // destroy (after any failed start or fork) and the start-up reconcile remove what it missed.
       await this.detach(id).catch(() => undefined);
       throw err;
     }
@@ -320,6 +324,7 @@ export class HostNetwork {
       ['filter', 'INPUT', ['-i', this.bridge, '-j', input]],
       ['nat', 'POSTROUTING', ['-j', nat]],
     ] as const) {
+      // Fails when the jump is already gone (or was never made): gone is what is wanted.
       await run('iptables', ['-w', '-t', table, '-D', chain, ...rule]).catch(() => undefined);
     }
     const chains = await this.instanceChains().catch(() => [] as string[]);

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ExecStartError, RuntimeError, type ExecIo, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal } from '../runtime.js';
-import { killTree, plainStartError, pump, readPid, startFailure, type RuncExecContext } from './exec.js';
+import { killTree, logKillFailure, plainStartError, pump, readPid, removeScratchFile, startFailure, type RuncExecContext } from './exec.js';
 
 /**
  * Runs first inside the machine, as the process that becomes the command: it checks the
@@ -58,6 +57,8 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
       resolve({ code, signal });
     });
   });
+  // Marked handled at once: a spawn failure may reject it before anything awaits it; the
+  // rejection is still read below, where it is awaited.
   runcExit.catch(() => undefined);
 
   const pidPipe = child.stdio[3] as Readable;
@@ -74,6 +75,7 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
     void runcExit.then(() => resolve(null), () => resolve(null));
   });
 
+  // EPIPE once the command exits or closes its stdin: `write` then answers 'closed'.
   child.stdin.on('error', () => undefined);
   // Until the command is known to run, stderr may carry the reason it could not start: hold it back.
   let started = false;
@@ -91,7 +93,7 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
   if (pid === null) {
     const status = await runcExit.catch(() => ({ code: null, signal: null }));
     await Promise.all([stdoutDone, stderrDone]);
-    await rm(pidFile, { force: true }).catch(() => undefined);
+    await removeScratchFile(pidFile);
     const message = Buffer.concat(heldStderr).toString('utf8').trim();
     if (status.code === 127 && /command not found$/.test(message)) throw new ExecStartError(message, id, 'not_found');
     throw new ExecStartError(plainStartError(message, o.cwd), id, startFailure(message));
@@ -111,9 +113,10 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
   const kill = (): void => {
     killing ??= (async () => {
       if (hostPid !== null && !exited) await killTree(hostPid);
+      // Rejected only when runc could not be spawned: then there is nothing to wait for.
       await Promise.race([runcExit, sleep(RUNC_EXIT_GRACE_MS)]).catch(() => undefined);
       if (!exited) child.kill('SIGKILL');
-    })().catch(() => undefined);
+    })().catch((err: unknown) => logKillFailure(ctx, id, err));
   };
   const timer = o.timeoutMs === undefined ? null : setTimeout(() => {
     timedOut = true;
@@ -129,7 +132,7 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
     } finally {
       if (timer) clearTimeout(timer);
       await killing;
-      await rm(pidFile, { force: true }).catch(() => undefined);
+      await removeScratchFile(pidFile);
     }
   })();
 

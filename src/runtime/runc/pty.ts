@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ExecStartError, type PtyHandle, type PtyOptions } from '../runtime.js';
-import { killTree, plainStartError, readPid, startFailure, type RuncExecContext } from './exec.js';
+import { killTree, logKillFailure, plainStartError, readPid, removeScratchFile, startFailure, type RuncExecContext } from './exec.js';
 
 /** The relay and runc get this long to start the command. */
 const START_TIMEOUT_MS = 30_000;
@@ -59,9 +59,11 @@ export async function runcStartPty(
       resolve();
     });
   });
+  // EPIPE once the relay has exited: the terminal is closed and `exited` says so.
   relay.stdin.on('error', () => undefined);
   relay.stdout.on('data', (c: Buffer) => output(c));
   const control = relay.stdio[3] as Writable;
+  // Same for the control pipe: a resize or hangup after the end has nothing left to act on.
   control.on('error', () => undefined);
   let relayLog = '';
   relay.stderr.setEncoding('utf8');
@@ -75,8 +77,8 @@ export async function runcStartPty(
     setTimeout(() => resolve(false), START_TIMEOUT_MS).unref();
   });
   const cleanup = async (): Promise<void> => {
-    await rm(socketPath, { force: true }).catch(() => undefined);
-    await rm(pidFile, { force: true }).catch(() => undefined);
+    await removeScratchFile(socketPath);
+    await removeScratchFile(pidFile);
   };
   if (!(await started)) {
     if (!relayExited) relay.kill('SIGKILL');
@@ -86,7 +88,7 @@ export async function runcStartPty(
     throw new ExecStartError(plainStartError(message, o.cwd), id, startFailure(message));
   }
   const hostPid = await readPid(pidFile);
-  await rm(pidFile, { force: true }).catch(() => undefined);
+  await removeScratchFile(pidFile);
 
   let killing: Promise<void> | null = null;
   // Once the terminal closed and, when it was killed, the command is gone too.
@@ -120,7 +122,7 @@ export async function runcStartPty(
         while (Date.now() < giveUp && (await isAlive(hostPid))) await sleep(20);
         // A command that ignores SIGHUP: kill it and everything it started.
         if (await isAlive(hostPid)) await killTree(hostPid);
-      })().catch(() => undefined);
+      })().catch((err: unknown) => logKillFailure(ctx, id, err));
     },
     exited,
   };

@@ -148,6 +148,8 @@ export async function growMountedImage(p: LayerPaths, diskMb: number): Promise<v
     await run('losetup', ['-c', dev]);
     await run('resize2fs', [dev], 300_000);
   } catch (err) {
+    // The resize error is the one to report. A (sparse) file left longer than its file
+    // system costs nothing and is harmless: the next grow starts from the file system's size.
     await truncate(p.image, before).catch(() => undefined);
     await run('losetup', ['-c', dev]).catch(() => undefined);
     throw err;
@@ -169,6 +171,7 @@ export async function growUnmountedImage(image: string, diskMb: number): Promise
     });
     await run('resize2fs', [image], 300_000);
   } catch (err) {
+    // As in growMountedImage: a file left longer than its file system is harmless.
     await truncate(image, before).catch(() => undefined);
     throw err;
   }

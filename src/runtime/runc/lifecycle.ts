@@ -1,0 +1,73 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { RuntimeError, type MachineSpec } from '../runtime.js';
+import { bestEffort, errorMessage } from './best-effort.js';
+import { mountSource, removeContainer, runInit, writeBundle } from './container.js';
+import type { RuncContext } from './runc-context.js';
+import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
+
+/**
+ * Prepare a machine's disk, root filesystem, network and bundle and run its init:
+ * sparse image, mkfs, loop and overlay mounts, cwd, config.json, `runc run`. Any
+ * failure undoes every step.
+ */
+export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise<{ pid: number }> {
+  const p = layerPaths(ctx.machinesDir, spec.id);
+  let step = 'prepare root filesystem and network';
+  try {
+    await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
+    // The network is made while mkfs runs: it costs no time of its own.
+    const net = ctx.network.attach(spec.id, spec.network);
+    await Promise.all([
+      (async () => {
+        await createLayerImage(p, spec.config.disk_mb);
+        await mountLayer(p, spec.templateRootfs, mountSource(ctx, spec.id));
+      })(),
+      net,
+    ]);
+    step = 'create working directory';
+    await ensureDirInside(p.rootfs, spec.cwd);
+    step = 'write OCI bundle';
+    await writeBundle(ctx, spec, p);
+    step = 'start container';
+    return { pid: await runInit(ctx, spec.id, p) };
+  } catch (err) {
+    await bestEffort(ctx.log, spec.id, 'remove a machine that failed to start', destroyMachine(ctx, spec.id));
+    throw new RuntimeError(`could not ${step}: ${errorMessage(err)}`, spec.id, step);
+  }
+}
+
+/** Kill every process and run init again on the same, still mounted, root filesystem. */
+export async function restartMachine(ctx: RuncContext, spec: MachineSpec): Promise<{ pid: number }> {
+  const p = layerPaths(ctx.machinesDir, spec.id);
+  let step = 'stop container';
+  try {
+    // The overlay and the image stay mounted: only the processes (and the cgroup) go.
+    await removeContainer(ctx, spec.id);
+    step = 'write OCI bundle';
+    await writeBundle(ctx, spec, p);
+    step = 'start container';
+    return { pid: await runInit(ctx, spec.id, p) };
+  } catch (err) {
+    await bestEffort(ctx.log, spec.id, 'remove the container of a failed restart', removeContainer(ctx, spec.id));
+    throw new RuntimeError(`could not restart (${step}): ${errorMessage(err)}`, spec.id, step);
+  }
+}
+
+/** Kill the processes and release network, mounts and cgroups, keeping the disk image. */
+export async function stopMachine(ctx: RuncContext, id: string): Promise<void> {
+  const p = layerPaths(ctx.machinesDir, id);
+  await removeContainer(ctx, id);
+  await ctx.network.detach(id);
+  await unmountWritableLayer(p);
+  await rm(p.rootfs, { recursive: true, force: true });
+  await rm(p.layer, { recursive: true, force: true });
+}
+
+/** Kill everything and remove every host resource and file of the machine; safe to call again. */
+export async function destroyMachine(ctx: RuncContext, id: string): Promise<void> {
+  const p = layerPaths(ctx.machinesDir, id);
+  await removeContainer(ctx, id);
+  await ctx.network.detach(id);
+  await unmountWritableLayer(p);
+  await rm(p.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,24 @@
+import type { SnapshotSupport } from '../runtime.js';
+import type { RuntimeLogger } from './best-effort.js';
+import type { HostNetwork } from './network.js';
+
+/**
+ * What the runc runtime's operations (lifecycle, checkpoint, fork, revert, resize)
+ * share: one instance's paths and binaries, its network and its logger. `RuncRuntime`
+ * builds it once from its options; each operation is a plain function taking it.
+ */
+export interface RuncContext {
+  readonly runcPath: string;
+  readonly criuPath: string;
+  /** runc's state directory of this instance. */
+  readonly stateDir: string;
+  readonly machinesDir: string;
+  readonly snapshotsDir: string;
+  /** Carried by every host resource: cgroup parent, mount sources, namespaces. */
+  readonly instancePrefix: string;
+  readonly pidsLimit: number;
+  readonly network: HostNetwork;
+  readonly log: RuntimeLogger;
+  /** Whether CRIU works here; probed once and cached by the runtime. */
+  snapshotSupport(): Promise<SnapshotSupport>;
+}
