@@ -75,6 +75,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
     const templates = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
+    let app: FastifyInstance | undefined;
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
       criuPath: settings.criuPath,
@@ -83,7 +84,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
-      logger: { warn: (o, m) => app?.log.warn(o, m) }, // app is built below, before any machine operation runs
+      // Fastify's logger, once the app below exists (nothing the runtime does before logs).
+      logger: { warn: (o, m) => app?.log.warn(o, m) },
       subnet: settings.subnet,
     });
     const runtimeInfo = await runtime.info().catch((err: Error) => {
@@ -92,7 +94,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const snapshotSupport = await runtime.snapshotSupport();
 
     let ready = false;
-    let app: FastifyInstance | undefined;
     // Services log through Fastify's logger, which exists only once the app is built.
     const serviceLog = {
       info: (o: object, m?: string) => app?.log.info(o, m),

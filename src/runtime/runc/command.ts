@@ -95,7 +95,8 @@ export function runDetached(file: string, args: readonly string[], logFile: stri
         resolve();
         return;
       }
-      readFile(logFile, 'utf8')
+      // Ends in reject either way; a log that cannot be read only makes the message vaguer.
+      void readFile(logFile, 'utf8')
         .catch(() => '')
         .then((log) => {
           const why = timedOut ? `timed out after ${timeoutMs} ms and was killed` : lastLogMessages(log);

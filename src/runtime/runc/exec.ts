@@ -66,7 +66,8 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
       resolve({ code, signal });
     });
   });
-  let killing: Promise<void> | null = null;
+  // Typed by a cast: it is set in callbacks, which TypeScript's narrowing does not see.
+  let killing = null as Promise<void> | null;
   const kill = (): void => {
     killing ??= (async () => {
       const giveUp = Date.now() + PID_WAIT_MS;
@@ -100,7 +101,8 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
   else o.stdin.pipe(child.stdin);
   // Until the command is known to run, stderr may be runc's start error: hold it back.
   const heldStderr: Buffer[] = [];
-  let releasing: Promise<void> | null = null;
+  // Typed by a cast: it is set in callbacks, which TypeScript's narrowing does not see.
+  let releasing = null as Promise<void> | null;
   const releaseWhenRunning = (): Promise<void> =>
     (releasing ??= (async () => {
       while (!exited && !(await isRunning())) await sleep(PID_POLL_MS);

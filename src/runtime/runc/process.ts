@@ -109,7 +109,8 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
     if (hostPid === null) await sleep(PID_POLL_MS);
   }
 
-  let killing: Promise<void> | null = null;
+  // Typed by a cast: it is set in callbacks, which TypeScript's narrowing does not see.
+  let killing = null as Promise<void> | null;
   const kill = (): void => {
     killing ??= (async () => {
       if (hostPid !== null && !exited) await killTree(hostPid);
