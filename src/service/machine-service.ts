@@ -24,12 +24,12 @@ import type { SnapshotKind, SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
 import { ResizeRefusedError, RuntimeError } from '../runtime/runtime.js';
-import type { Store } from '../store/store.js';
+import type { ListCursor, Store } from '../store/store.js';
 import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template, type TemplateCatalog } from '../templates/templates.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
 import { MachineLocks } from './keyed-lock.js';
-import { CursorCodec } from './list-cursor.js';
+import { CursorCodec, NEXT_TOKEN_FORMAT } from './cursor-codec.js';
 import type { ServerSecret } from './secrets.js';
 
 /** A create request after validation at the edge; absent fields take their defaults. */
@@ -170,7 +170,7 @@ const ACTIVITY_RETRY_MS = 250;
 /** The core of Hangar: every surface (native, Paperspace-style, compute) goes through here. */
 export class MachineService {
   private readonly locks = new MachineLocks();
-  private readonly cursors: CursorCodec;
+  private readonly cursors: CursorCodec<ListCursor>;
   private readonly inflightCreates = new Map<string, Promise<MachineRecord>>();
   /** Resumes in flight (from the API or from ingress), which ingress traffic waits for instead of a 409. */
   private readonly resuming = new Map<string, Promise<MachineRecord>>();
@@ -188,7 +188,7 @@ export class MachineService {
   readonly now: () => number;
 
   constructor(private readonly o: MachineServiceOptions) {
-    this.cursors = new CursorCodec(o.secret);
+    this.cursors = new CursorCodec(o.secret, NEXT_TOKEN_FORMAT);
     this.ips = new IpAllocator(o.subnet);
     this.now = o.now ?? Date.now;
   }

@@ -7,7 +7,7 @@ import type { TemplateCatalog } from '../templates/templates.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
 import type { AutoSnapshotRequest, MachineService, RestorePointRequest, UpdateMachineInput } from './machine-service.js';
-import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
+import { comparePositions, CursorCodec, pageCursorFormat, type PagePosition } from './cursor-codec.js';
 import type { ServerSecret } from './secrets.js';
 
 /** Every state the surface reports (the seed's example shows `off`; the others are Paperspace's). */
@@ -214,10 +214,10 @@ export interface MachineWithEvent {
  * sizes in GB, auto shutdown as the hard deadline, and every operation as an event.
  */
 export class PaperspaceService {
-  private readonly cursors: PageCursorCodec;
+  private readonly cursors: CursorCodec;
 
   constructor(private readonly o: PaperspaceServiceOptions) {
-    this.cursors = new PageCursorCodec(o.secret, 'paperspace-machines');
+    this.cursors = new CursorCodec(o.secret, pageCursorFormat('paperspace-machines'));
   }
 
   private async view(m: MachineRecord): Promise<PaperspaceMachine> {
