@@ -45,7 +45,7 @@ export type ValueFilter<T> = { oneOf: readonly T[] } | { noneOf: readonly T[] };
 /** A machine's size as machine types name it: vCPUs and memory. */
 export type MachineSize = Pick<MachineConfig, 'vcpus' | 'memory_mb'>;
 
-/** One rule of a label order: machines in `status` with `tag` (null: untagged) get `label`. */
+/** One rule of a label order: machines in `status` with `tag` (null: untagged) get `label`; the first match wins. */
 export interface LabelRule {
   status: MachineStatus;
   tag: string | null;
