@@ -60,6 +60,11 @@ export class MachineOperations implements OperationRecorder {
     return this.inflight.get(machineId);
   }
 
+  /** Every operation in flight, by machine id: a copy, so it stays one moment's view. */
+  allInFlight(): Map<string, MachineEventName> {
+    return new Map(this.inflight);
+  }
+
   /**
    * Take the machine for `name`, or throw STATE_CONFLICT (another operation) or NOT_READY
    * (closing; unless the work has already begun and only needs recording).

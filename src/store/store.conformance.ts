@@ -593,9 +593,10 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       const LIVE: MachineStatus[] = ['creating', 'running', 'paused', 'error'];
       // Names chosen to tell orders apart: ties, the empty name, unnamed machines (their id),
       // and '😀' (U+1F600) against 'Ａ' (U+FF21), which UTF-8 byte order puts the other way round.
-      const NAMES = [null, 'alpha', 'twin', 'Beta', 'twin', '', 'é', '😀', 'Ａ', 'twin', 'a', null, 'zz', 'mch_', 'b b'];
+      // Every list's length is prime to the five statuses, so each value meets each status.
+      const NAMES = [null, 'alpha', 'twin', 'Beta', 'twin', '', 'é', '😀', 'Ａ', 'twin', 'a', null, 'zz', 'mch_'];
       const TEMPLATES = ['base', 'desktop', 'python', 'base'];
-      const SIZES = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }, { vcpus: 1, memory_mb: 512 }];
+      const SIZES = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }, { vcpus: 1, memory_mb: 512 }, { vcpus: 2, memory_mb: 2048 }];
       const TAGS = new Map<string, string>();
       // Like the Paperspace state: the status, refined by an operation in flight (the tag).
       const RULES: LabelRule[] = [

@@ -61,14 +61,15 @@ describe('Paperspace-style machine list over many machines', () => {
     // ('😀' and 'Ａ' order differently by UTF-8 bytes and by UTF-16 code units), the four
     // sizes of C1, C2, C3 and none (custom), and a template that has no desktop and one
     // that no longer exists (both LinuxHeadless).
-    const names = [null, 'twin', 'alpha', '😀', 'twin', 'Ａ', 'é', null, 'Zed', 'twin', 'b', 'alpha'];
-    const sizes = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }];
-    const templates = ['base', 'base', 'gone', 'desktop'];
+    // The lengths are prime to each other, so every name, size and template meets every status.
+    const names = [null, 'twin', 'alpha', '😀', 'twin', 'Ａ', 'é', null, 'Zed', 'twin', 'b', 'alpha', 'Ｂ'];
+    const sizes = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }, { vcpus: 1, memory_mb: 512 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }];
+    const templates = ['base', 'base', 'gone', 'desktop', 'base'];
     const statuses: MachineStatus[] = ['running', 'paused', 'error', 'creating', 'running', 'destroyed'];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 40; i++) {
       const m = newMachineRecord({
         id: `mch_list${String(i).padStart(12, '0')}`,
-        teamId: i === 29 ? other.teamId : teamId,
+        teamId: i === 39 ? other.teamId : teamId,
         template: templates[i % templates.length]!,
         createdAt: T0 + (i % 9) * 1000,
         status: statuses[i % statuses.length]!,
