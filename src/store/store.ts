@@ -53,8 +53,9 @@ export interface LabelRule {
 }
 
 /**
- * What a machine page is ordered by, ties broken by id. Strings compare as JavaScript
- * compares them (by UTF-16 code unit), so the order is the same in every store.
+ * What a machine page is ordered by, ties broken by id (ids are ASCII: every byte order
+ * agrees). Keys that are strings compare as JavaScript compares them, by UTF-16 code unit,
+ * not by a database collation, so the order is the same in every store.
  */
 export type MachinePageOrder =
   | { by: 'createdAt' }
@@ -62,7 +63,8 @@ export type MachinePageOrder =
   | { by: 'displayName' }
   /**
    * A label from the machine's status and tag, e.g. the Paperspace state: the status refined
-   * by the operation in flight (the tag). A machine no rule covers has the empty label.
+   * by the operation in flight (the tag). `tags` maps machine ids to tags; a machine no
+   * rule covers has the empty label.
    */
   | { by: 'label'; tags: ReadonlyMap<string, string>; rules: readonly LabelRule[] };
 
