@@ -211,5 +211,14 @@ describe('Paperspace-style machine list over many machines', () => {
       assert.equal(r.status, 400, r.text);
       assert.equal(r.body.code, 'INVALID_NEXT_TOKEN');
     }
+    // Signed for the right filters but with a key of the wrong type for the order: refused, not compared.
+    for (const [p, pos] of [[{}, ['alpha', records[0]!.id]], [{ orderBy: 'name' }, [T0, records[0]!.id]]] as [Record<string, string>, [string | number, string]][]) {
+      const q = new URLSearchParams({ ...p, after: token(p, pos) }).toString();
+      const r = await t.request('GET', `${BASE}/machines?${q}`, { key });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.body.code, 'INVALID_NEXT_TOKEN');
+    }
+    const good = new URLSearchParams({ orderBy: 'name', after: token({ orderBy: 'name' }, ['alpha', '']) }).toString();
+    assert.equal((await t.request('GET', `${BASE}/machines?${good}`, { key })).status, 200, 'the same helper signs a token that is accepted');
   });
 });
