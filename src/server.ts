@@ -119,6 +119,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const pty = new PtyService({ machines, runtime, exec });
     const accessors = new AccessorService({ store, machines, secret, now: machines.now });
     const paperspace = new PaperspaceService({
+      store,
       machines,
       accessors,
       operations,

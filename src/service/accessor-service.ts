@@ -3,7 +3,7 @@ import { seesWholeTeam, type Caller, type MachineAccessor, type User } from '../
 import type { MachineRecord } from '../domain/machine.js';
 import type { Store } from '../store/store.js';
 import type { MachineService } from './machine-service.js';
-import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
+import { comparePositions, CursorCodec, pageCursorFormat, type PagePosition } from './cursor-codec.js';
 import type { ServerSecret } from './secrets.js';
 import { isLive } from '../domain/transitions.js';
 
@@ -33,10 +33,10 @@ export interface AccessorServiceOptions {
  * who reaches the machine may read them; its creator and team admins may change them.
  */
 export class AccessorService {
-  private readonly cursors: PageCursorCodec;
+  private readonly cursors: CursorCodec;
 
   constructor(private readonly o: AccessorServiceOptions) {
-    this.cursors = new PageCursorCodec(o.secret, 'paperspace-accessors');
+    this.cursors = new CursorCodec(o.secret, pageCursorFormat('paperspace-accessors'));
   }
 
   private async managed(caller: Caller, machineId: string): Promise<MachineRecord> {

@@ -3,6 +3,7 @@ import { HangarError, validationError } from '../domain/errors.js';
 import type { Caller } from '../domain/team.js';
 import { ExecStartError, type ExecIo, type ExecOptions, type Runtime } from '../runtime/runtime.js';
 import type { TemplateCatalog } from '../templates/templates.js';
+import { CappedBuffer } from './capped-buffer.js';
 import type { MachineService } from './machine-service.js';
 import { allows } from '../domain/transitions.js';
 
@@ -76,39 +77,14 @@ export interface ExecServiceOptions {
   templates: TemplateCatalog;
 }
 
-/** Keeps the first `limit` bytes of a stream and drops the rest, so the command never blocks on a full pipe. */
-class CappedOutput {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  truncated = false;
-
-  constructor(private readonly limit: number) {}
-
-  push(chunk: Buffer): void {
-    const room = this.limit - this.size;
-    if (chunk.length > room) this.truncated = true;
-    if (room <= 0) return;
-    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.chunks.push(kept);
-    this.size += kept.length;
-  }
-
-  /** UTF-8 text; a cut in the middle of a character drops that character instead of garbling it. */
-  text(): string {
-    const decoder = new StringDecoder('utf8');
-    const text = decoder.write(Buffer.concat(this.chunks));
-    return this.truncated ? text : text + decoder.end();
-  }
-}
-
 /** Commands inside machines: the checks, the defaults, user look-up and activity around `Runtime.exec`. */
 export class ExecService {
   constructor(private readonly o: ExecServiceOptions) {}
 
   /** Run a command to the end and return its output, each stream capped at 1 MiB. */
   async run(caller: Caller, id: string, req: ExecRequest, signal?: AbortSignal): Promise<ExecOutcome> {
-    const stdout = new CappedOutput(EXEC_OUTPUT_LIMIT_BYTES);
-    const stderr = new CappedOutput(EXEC_OUTPUT_LIMIT_BYTES);
+    const stdout = new CappedBuffer(EXEC_OUTPUT_LIMIT_BYTES);
+    const stderr = new CappedBuffer(EXEC_OUTPUT_LIMIT_BYTES);
     const io: ExecIo = { stdout: (c) => stdout.push(c), stderr: (c) => stderr.push(c) };
     const exit = await this.execute(caller, id, req, io, () => undefined, signal);
     return {
@@ -204,8 +180,8 @@ export class ExecService {
   }
 
   private async idOf(id: string, user: string, flag: '-u' | '-g'): Promise<number> {
-    const out = new CappedOutput(4096);
-    const err = new CappedOutput(4096);
+    const out = new CappedBuffer(4096);
+    const err = new CappedBuffer(4096);
     const options: ExecOptions = { argv: ['id', flag, user], cwd: '/', env: {}, uid: 0, gid: 0, timeoutMs: USER_LOOKUP_TIMEOUT_MS };
     let problem: string;
     try {

@@ -6,6 +6,7 @@ import { isSameOrInside, type FileEntry } from '../domain/file-entry.js';
 import type { MachineRecord } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
 import { ExecStartError, type ExecIo, type Runtime } from '../runtime/runtime.js';
+import { CappedBuffer } from './capped-buffer.js';
 import { FILE_SCRIPTS, parseListing, parseStatLine, scriptFailure, type FailureContext, type FileOperation } from './file-scripts.js';
 import type { MachineService } from './machine-service.js';
 import { allows, isLive } from '../domain/transitions.js';
@@ -57,24 +58,6 @@ interface ScriptRun {
   outputLimit?: number;
   timeoutMs: number;
   signal?: AbortSignal;
-}
-
-/** Keeps the first `limit` bytes of a stream and notes whether there was more. */
-class Collected {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  overflow = false;
-  constructor(private readonly limit: number) {}
-  push(c: Buffer): void {
-    const room = this.limit - this.size;
-    if (c.length > room) this.overflow = true;
-    if (room <= 0) return;
-    this.chunks.push(c.length > room ? c.subarray(0, room) : c);
-    this.size += Math.min(c.length, room);
-  }
-  buffer(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
 }
 
 /**
@@ -357,18 +340,18 @@ export class FileService {
 
   /** Run a script and return its stdout (capped); throws the catalogue error of a failure. */
   private async collect(r: Omit<ScriptRun, 'stdout'>): Promise<Buffer> {
-    const out = new Collected(r.outputLimit ?? 64 * 1024);
+    const out = new CappedBuffer(r.outputLimit ?? 64 * 1024);
     await this.run({ ...r, stdout: (c) => out.push(c) });
-    if (out.overflow) {
+    if (out.truncated) {
       throw new HangarError('FILE_OPERATION_FAILED', `Cannot ${r.context.action} ${r.context.path} in machine ${r.context.machineId}: the answer is too large.`);
     }
-    return out.buffer();
+    return out.bytes();
   }
 
   /** Run a file script in the machine, as root, counting as activity while it runs. */
   private async run(r: ScriptRun): Promise<void> {
     const id = r.context.machineId;
-    const stderr = new Collected(STDERR_LIMIT_BYTES);
+    const stderr = new CappedBuffer(STDERR_LIMIT_BYTES);
     const io: ExecIo = { stdout: r.stdout ?? (() => undefined), stderr: (c) => stderr.push(c) };
     this.o.machines.touch(id);
     const keepActive = setInterval(() => this.o.machines.touch(id), ACTIVITY_EVERY_MS);
@@ -394,7 +377,7 @@ export class FileService {
       }
       if (result.exitCode !== 0) {
         if (await this.stoppedMeanwhile(id)) throw notRunning(id, 'no longer running');
-        throw scriptFailure(result.exitCode, stderr.buffer().toString('utf8'), r.context);
+        throw scriptFailure(result.exitCode, stderr.bytes().toString('utf8'), r.context);
       }
     } catch (err) {
       if (!(err instanceof ExecStartError)) throw err;

@@ -1,9 +1,10 @@
 import { MACHINE_STATUSES } from '../domain/machine.js';
 import { canonicalJson } from '../domain/metadata.js';
 import type { Caller } from '../domain/team.js';
+import type { ListCursor } from '../store/store.js';
 import { isLive } from '../domain/transitions.js';
 import { listingNarrowedTo } from './access.js';
-import { CursorCodec } from './list-cursor.js';
+import { CursorCodec, NEXT_TOKEN_FORMAT } from './cursor-codec.js';
 import type { MachineCore } from './machine-core.js';
 import type { ListMachinesInput, MachinePage } from './machine-inputs.js';
 
@@ -11,10 +12,10 @@ const LIVE_STATUSES = MACHINE_STATUSES.filter(isLive);
 
 /** The native machine listing: filters, access narrowing and signed keyset cursors. */
 export class MachineListing {
-  private readonly cursors: CursorCodec;
+  private readonly cursors: CursorCodec<ListCursor>;
 
   constructor(private readonly core: MachineCore) {
-    this.cursors = new CursorCodec(core.o.secret);
+    this.cursors = new CursorCodec(core.o.secret, NEXT_TOKEN_FORMAT);
   }
 
   /** List the caller's machines, newest first (destroyed ones only when asked for by state). */

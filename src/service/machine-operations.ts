@@ -4,7 +4,7 @@ import { newMachineEventId, type MachineEventName, type MachineEventRecord } fro
 import type { Caller } from '../domain/team.js';
 import type { Store } from '../store/store.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
-import { PageCursorCodec } from './page-cursor.js';
+import { CursorCodec, pageCursorFormat } from './cursor-codec.js';
 import type { ServerSecret } from './secrets.js';
 import type { OperationRecorder, ServiceLogger } from './machine-core.js';
 
@@ -46,18 +46,23 @@ export class MachineOperations implements OperationRecorder {
   private readonly recording = new AsyncLocalStorage<true>();
   private readonly inflight = new Map<string, MachineEventName>();
   private readonly running = new Set<Promise<void>>();
-  private readonly cursors: PageCursorCodec;
+  private readonly cursors: CursorCodec;
   private readonly now: () => number;
   private closed = false;
 
   constructor(private readonly o: MachineOperationsOptions) {
-    this.cursors = new PageCursorCodec(o.secret, 'machine-events');
+    this.cursors = new CursorCodec(o.secret, pageCursorFormat('machine-events'));
     this.now = o.now ?? Date.now;
   }
 
   /** The operation in flight on a machine, if any. */
   inFlight(machineId: string): MachineEventName | undefined {
     return this.inflight.get(machineId);
+  }
+
+  /** Every operation in flight, by machine id: a copy, so it stays one moment's view. */
+  allInFlight(): Map<string, MachineEventName> {
+    return new Map(this.inflight);
   }
 
   /**

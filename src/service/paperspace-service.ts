@@ -1,14 +1,16 @@
 import { HangarError, validationError } from '../domain/errors.js';
 import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
-import { machineTypeOf, type MachineType } from '../domain/machine-type.js';
-import { TIMEOUT_LIMITS, type AutoSnapshotFrequency, type AutoSnapshotSettings, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import { CUSTOM_MACHINE_TYPE, machineTypeOf, type MachineType } from '../domain/machine-type.js';
+import { MACHINE_STATUSES, TIMEOUT_LIMITS, type AutoSnapshotFrequency, type AutoSnapshotSettings, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
+import type { MachinePageOrder, MachinePageQuery, MachineSize, Store } from '../store/store.js';
 import type { TemplateCatalog } from '../templates/templates.js';
+import { listingNarrowedTo } from './access.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
 import type { AutoSnapshotRequest, RestorePointRequest, UpdateMachineInput } from './machine-inputs.js';
 import type { MachineService } from './machine-service.js';
-import { comparePositions, PageCursorCodec, type PagePosition } from './page-cursor.js';
+import { CursorCodec, pageCursorFormat, type PagePosition } from './cursor-codec.js';
 import type { ServerSecret } from './secrets.js';
 import { allows } from '../domain/transitions.js';
 
@@ -23,6 +25,8 @@ export const AGENT_TYPE = 'LinuxHeadless';
 export const DESKTOP_AGENT_TYPE = 'LinuxDesktop';
 const HOUR_MS = 3_600_000;
 const GIB_MB = 1024;
+/** The statuses the machine list shows: all but destroyed, as MachineService.list. */
+const LISTED_STATUSES: readonly MachineStatus[] = MACHINE_STATUSES.filter((s) => s !== 'destroyed');
 
 /**
  * The Paperspace state of a machine: its Hangar status, refined by the operation in
@@ -147,6 +151,8 @@ export interface DesktopSettings {
 
 /** Policy and dependencies of the Paperspace-style surface. */
 export interface PaperspaceServiceOptions {
+  /** Read directly for the machine list, which pages in the store. */
+  store: Store;
   machines: MachineService;
   accessors: AccessorService;
   operations: MachineOperations;
@@ -216,10 +222,10 @@ export interface MachineWithEvent {
  * sizes in GB, auto shutdown as the hard deadline, and every operation as an event.
  */
 export class PaperspaceService {
-  private readonly cursors: PageCursorCodec;
+  private readonly cursors: CursorCodec;
 
   constructor(private readonly o: PaperspaceServiceOptions) {
-    this.cursors = new PageCursorCodec(o.secret, 'paperspace-machines');
+    this.cursors = new CursorCodec(o.secret, pageCursorFormat('paperspace-machines'));
   }
 
   private async view(m: MachineRecord): Promise<PaperspaceMachine> {
@@ -310,32 +316,70 @@ export class PaperspaceService {
   async list(caller: Caller, input: PaperspaceListInput): Promise<{ items: PaperspaceMachine[]; hasMore: boolean; nextPage: string | null }> {
     const scope = JSON.stringify([input.orderBy, input.order, input.name ?? null, input.region ?? null, input.agentType ?? null, input.machineType ?? null]);
     const after = input.after === undefined ? undefined : this.cursors.decode(input.after, caller.team.id, scope);
-    const all = (await this.o.machines.list(caller, { paginated: false })).items;
-    const agentTypes = new Map<string, string>();
-    for (const t of new Set(all.map((m) => m.template))) agentTypes.set(t, await this.agentType(t));
-    const rows = all
-      .map((m) => ({ m, state: paperspaceState(m.status, this.o.operations.inFlight(m.id)), type: machineTypeOf(m.config, this.o.machineTypes) }))
-      .filter((r) =>
-        (input.name === undefined || (r.m.name ?? r.m.id) === input.name) &&
-        (input.region === undefined || input.region === this.o.region) &&
-        (input.agentType === undefined || input.agentType === agentTypes.get(r.m.template)) &&
-        (input.machineType === undefined || r.type === input.machineType),
-      )
-      .map((r) => {
-        const key = input.orderBy === 'dtCreated' ? r.m.createdAt : input.orderBy === 'name' ? (r.m.name ?? r.m.id) : r.state;
-        return { m: r.m, pos: [key, r.m.id] as PagePosition };
-      });
-    const sign = input.order === 'asc' ? 1 : -1;
-    rows.sort((a, b) => sign * comparePositions(a.pos, b.pos));
-    const rest = after ? rows.filter((r) => sign * comparePositions(r.pos, after) > 0) : rows;
-    const page = rest.slice(0, input.limit);
-    const hasMore = rest.length > input.limit;
+    // Only this server signs cursors, for this order: a key of the other type is refused, never compared.
+    if (after && typeof after[0] !== (input.orderBy === 'dtCreated' ? 'number' : 'string')) throw this.cursors.invalid();
+    // One moment's operations: the states the store orders by are the states the page shows.
+    const inFlight = this.o.operations.allInFlight();
+    const query = await this.pageQuery(caller, input, inFlight);
+    if (query === null) return { items: [], hasMore: false, nextPage: null };
+    const rows = await this.o.store.pageMachines({ ...query, after: after && { key: after[0], id: after[1] }, limit: input.limit + 1 });
+    const page = rows.slice(0, input.limit);
+    const hasMore = rows.length > input.limit;
     const last = page[page.length - 1];
-    return {
-      items: await Promise.all(page.map((r) => this.view(r.m))),
-      hasMore,
-      nextPage: hasMore && last ? this.cursors.encode(last.pos, caller.team.id, scope) : null,
+    const position = (m: MachineRecord): PagePosition => {
+      const key = input.orderBy === 'dtCreated' ? m.createdAt : input.orderBy === 'name' ? (m.name ?? m.id) : paperspaceState(m.status, inFlight.get(m.id));
+      return [key, m.id];
     };
+    return {
+      items: await Promise.all(page.map((m) => this.view(m))),
+      hasMore,
+      nextPage: hasMore && last ? this.cursors.encode(position(last), caller.team.id, scope) : null,
+    };
+  }
+
+  /** The store query of a list request, or null when its filters match no machine. */
+  private async pageQuery(caller: Caller, input: PaperspaceListInput, inFlight: ReadonlyMap<string, MachineEventName>): Promise<Omit<MachinePageQuery, 'after' | 'limit'> | null> {
+    if (input.region !== undefined && input.region !== this.o.region) return null;
+    const query: Omit<MachinePageQuery, 'after' | 'limit'> = {
+      teamId: caller.team.id,
+      statuses: LISTED_STATUSES,
+      visibleTo: listingNarrowedTo(caller),
+      order: this.pageOrder(input.orderBy, inFlight),
+      direction: input.order,
+    };
+    if (input.name !== undefined) query.displayName = input.name;
+    if (input.agentType !== undefined) {
+      if (input.agentType !== AGENT_TYPE && input.agentType !== DESKTOP_AGENT_TYPE) return null;
+      // The agent type is the template's: each template of the team's machines is looked up as `view` does.
+      const desktop: string[] = [];
+      for (const t of await this.o.store.machineTemplates(caller.team.id)) if ((await this.agentType(t)) === DESKTOP_AGENT_TYPE) desktop.push(t);
+      query.templates = input.agentType === DESKTOP_AGENT_TYPE ? { oneOf: desktop } : { noneOf: desktop };
+    }
+    if (input.machineType !== undefined) {
+      // A size shows as the first type of its vCPUs and memory, else as custom.
+      const sizes: MachineSize[] = this.o.machineTypes.map((t) => ({ vcpus: t.vcpus, memory_mb: t.memory_mb }));
+      const labelOf = (s: MachineSize): string => machineTypeOf({ ...s, disk_mb: 0 }, this.o.machineTypes);
+      query.sizes =
+        input.machineType === CUSTOM_MACHINE_TYPE
+          ? { noneOf: sizes.filter((s) => labelOf(s) !== CUSTOM_MACHINE_TYPE) }
+          : { oneOf: sizes.filter((s) => labelOf(s) === input.machineType) };
+    }
+    return query;
+  }
+
+  /** The store order of `orderBy`: the state is the status refined by the operation in flight. */
+  private pageOrder(orderBy: PaperspaceListInput['orderBy'], inFlight: ReadonlyMap<string, MachineEventName>): MachinePageOrder {
+    switch (orderBy) {
+      case 'dtCreated':
+        return { by: 'createdAt' };
+      case 'name':
+        return { by: 'displayName' };
+      case 'state': {
+        const ops = [undefined, ...new Set(inFlight.values())];
+        const rules = MACHINE_STATUSES.flatMap((status) => ops.map((op) => ({ status, tag: op ?? null, label: paperspaceState(status, op) })));
+        return { by: 'label', tags: inFlight, rules };
+      }
+    }
   }
 
   private conflict(m: MachineRecord, state: PaperspaceState, operation: string, needs: string): HangarError {

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
-import { newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
-import type { ListCursor, Store } from './store.js';
+import type { LabelRule, ListCursor, MachinePageOrder, MachinePagePosition, MachinePageQuery, Store } from './store.js';
 
 /** A fresh, empty store and how to dispose of it. */
 export interface StoreFixture {
@@ -123,6 +123,51 @@ function assertSameMachine(got: MachineRecord | null, want: MachineRecord): void
 function byNewest(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
   if (a.createdAt !== b.createdAt) return b.createdAt - a.createdAt;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** JavaScript's order of page positions: numbers numerically, strings by UTF-16 code unit, then ids. */
+function comparePagePositions(a: MachinePagePosition, b: MachinePagePosition): number {
+  if (a.key !== b.key) {
+    if (typeof a.key === 'number' && typeof b.key === 'number') return a.key - b.key;
+    return String(a.key) < String(b.key) ? -1 : 1;
+  }
+  return a.id === b.id ? 0 : a.id < b.id ? -1 : 1;
+}
+
+/** The key a machine sorts by in a page order, as the contract defines it. */
+function pageKey(m: MachineRecord, order: MachinePageOrder): string | number {
+  switch (order.by) {
+    case 'createdAt':
+      return m.createdAt;
+    case 'displayName':
+      return m.name ?? m.id;
+    case 'label': {
+      const tag = order.tags.get(m.id) ?? null;
+      return order.rules.find((r) => r.status === m.status && r.tag === tag)?.label ?? '';
+    }
+  }
+}
+
+/** What pageMachines must return, computed in memory from every stored machine. */
+function referencePage(all: readonly MachineRecord[], activeAccess: ReadonlySet<string>, q: MachinePageQuery): MachineRecord[] {
+  const inFilter = <T>(f: { oneOf: readonly T[] } | { noneOf: readonly T[] } | undefined, has: (values: readonly T[]) => boolean): boolean =>
+    f === undefined || ('oneOf' in f ? has(f.oneOf) : !has(f.noneOf));
+  const sign = q.direction === 'asc' ? 1 : -1;
+  return all
+    .filter(
+      (m) =>
+        m.teamId === q.teamId &&
+        q.statuses.includes(m.status) &&
+        (q.displayName === undefined || (m.name ?? m.id) === q.displayName) &&
+        inFilter(q.templates, (ts) => ts.includes(m.template)) &&
+        inFilter(q.sizes, (ss) => ss.some((s) => s.vcpus === m.config.vcpus && s.memory_mb === m.config.memory_mb)) &&
+        (q.visibleTo === undefined || m.createdBy === q.visibleTo || activeAccess.has(`${m.id}/${q.visibleTo}`)),
+    )
+    .map((m) => ({ m, pos: { key: pageKey(m, q.order), id: m.id } }))
+    .sort((a, b) => sign * comparePagePositions(a.pos, b.pos))
+    .filter((r) => !q.after || sign * comparePagePositions(r.pos, q.after) > 0)
+    .slice(0, q.limit)
+    .map((r) => r.m);
 }
 
 const ids = (ms: readonly { id: string }[]): string[] => ms.map((m) => m.id);
@@ -541,6 +586,157 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal(new Set(seenIds).size, seenIds.length, 'no machine repeated');
         for (const m of original) assert.ok(seenIds.includes(m.id), `original ${m.id} skipped`);
         for (let i = 1; i < seen.length; i++) assert.ok(byNewest(seen[i - 1]!, seen[i]!) < 0, `order broken at ${i}`);
+      });
+    });
+
+    describe('machines: pageMachines', () => {
+      const LIVE: MachineStatus[] = ['creating', 'running', 'paused', 'error'];
+      // Names chosen to tell orders apart: ties, the empty name, unnamed machines (their id),
+      // and '😀' (U+1F600) against 'Ａ' (U+FF21), which UTF-8 byte order puts the other way round.
+      // Every list's length is prime to the five statuses, so each value meets each status.
+      const NAMES = [null, 'alpha', 'twin', 'Beta', 'twin', '', 'é', '😀', 'Ａ', 'twin', 'a', null, 'zz', 'mch_'];
+      const TEMPLATES = ['base', 'desktop', 'python', 'base'];
+      const SIZES = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }, { vcpus: 1, memory_mb: 512 }, { vcpus: 2, memory_mb: 2048 }];
+      const TAGS = new Map<string, string>();
+      // Like the Paperspace state: the status, refined by an operation in flight (the tag).
+      const RULES: LabelRule[] = [
+        ...MACHINE_STATUSES.map((status) => ({ status, tag: null, label: { creating: 'provisioning', running: 'ready', paused: 'off', destroyed: 'off', error: 'off' }[status] })),
+        { status: 'running', tag: 'stop', label: 'stopping' },
+        { status: 'paused', tag: 'start', label: 'starting' },
+        { status: 'running', tag: 'start', label: 'ready' },
+        { status: 'running', tag: 'stop', label: 'never: a later rule for the same case' },
+      ];
+      const ORDERS: MachinePageOrder[] = [{ by: 'createdAt' }, { by: 'displayName' }, { by: 'label', tags: TAGS, rules: RULES }];
+      let all: MachineRecord[];
+      const access = new Set<string>();
+
+      beforeEach(async () => {
+        TAGS.clear();
+        access.clear();
+        all = [];
+        for (let i = 0; i < 45; i++) {
+          all.push(
+            machine({
+              teamId: i % 9 === 8 ? 'team_b' : 'team_a',
+              status: MACHINE_STATUSES[i % MACHINE_STATUSES.length]!,
+              name: NAMES[i % NAMES.length]!,
+              template: TEMPLATES[i % TEMPLATES.length]!,
+              config: { ...SIZES[i % SIZES.length]!, disk_mb: 1024 },
+              createdAt: T0 + (i % 7),
+              createdBy: i % 3 === 0 ? 'usr_me' : i % 3 === 1 ? 'usr_other' : null,
+            }),
+          );
+        }
+        await insertAll(all);
+        for (const [i, m] of all.entries()) {
+          if (i % 4 === 1) TAGS.set(m.id, i % 8 === 1 ? 'stop' : 'start');
+          if (i % 5 === 1) {
+            const revoked = i % 10 === 6;
+            await store.putAccessor({ machineId: m.id, userId: 'usr_me', createdAt: T0, deletedAt: revoked ? T0 + 1 : null });
+            if (!revoked) access.add(`${m.id}/usr_me`);
+          }
+        }
+        TAGS.set('mch_not_stored', 'stop');
+      });
+
+      const base = (o: Partial<MachinePageQuery> = {}): MachinePageQuery => ({ teamId: 'team_a', statuses: LIVE, order: { by: 'createdAt' }, direction: 'desc', limit: 1_000, ...o });
+
+      /** Every page of `q` with this page size, each `after` the last position of the previous one. */
+      async function pages(q: MachinePageQuery, size: number): Promise<MachineRecord[][]> {
+        const out: MachineRecord[][] = [];
+        let after: MachinePagePosition | undefined;
+        for (let n = 0; n < 100; n++) {
+          const page = await store.pageMachines({ ...q, after, limit: size });
+          if (page.length === 0) return out;
+          out.push(page);
+          const last = page[page.length - 1]!;
+          after = { key: pageKey(last, q.order), id: last.id };
+        }
+        throw new Error('paging did not end');
+      }
+
+      it('every order, direction and filter gives the reference page, and pages join up to it', async () => {
+        const filters: Partial<MachinePageQuery>[] = [
+          {},
+          { displayName: 'twin' },
+          { displayName: all[0]!.id },
+          { displayName: '' },
+          { templates: { oneOf: ['desktop'] } },
+          { templates: { noneOf: ['desktop'] } },
+          { templates: { oneOf: ['base', 'python'] }, sizes: { noneOf: [{ vcpus: 1, memory_mb: 512 }] } },
+          { sizes: { oneOf: [{ vcpus: 1, memory_mb: 512 }, { vcpus: 2, memory_mb: 2048 }] } },
+          { sizes: { noneOf: SIZES.slice(0, 3) } },
+          { visibleTo: 'usr_me' },
+          { visibleTo: 'usr_me', templates: { noneOf: ['python'] }, displayName: 'twin' },
+          { statuses: ['running', 'destroyed'] },
+          { teamId: 'team_b' },
+        ];
+        let compared = 0;
+        for (const order of ORDERS) {
+          for (const direction of ['asc', 'desc'] as const) {
+            for (const f of filters) {
+              const q = base({ order, direction, ...f });
+              const want = ids(referencePage(all, access, q));
+              const what = JSON.stringify({ order: order.by, direction, ...f });
+              assert.deepStrictEqual(ids(await store.pageMachines(q)), want, what);
+              for (const size of [1, 4]) assert.deepStrictEqual(ids((await pages(q, size)).flat()), want, `${what} in pages of ${size}`);
+              compared += want.length;
+            }
+          }
+        }
+        assert.ok(compared > 200, 'the cases select machines');
+      });
+
+      it('orders strings as JavaScript does (UTF-16 code units), not by UTF-8 bytes', async () => {
+        const q = base({ order: { by: 'displayName' }, direction: 'asc', templates: { oneOf: ['only-these'] } });
+        const ms = await insertAll(['Ａ', '😀', 'a', 'é', 'B', ''].map((name) => machine({ name, template: 'only-these' })));
+        const byName = new Map(ms.map((m) => [m.name, m.id]));
+        assert.deepStrictEqual(ids(await store.pageMachines(q)), ['', 'B', 'a', 'é', '😀', 'Ａ'].map((n) => byName.get(n)));
+        const after = { key: '😀', id: '' };
+        assert.deepStrictEqual(ids(await store.pageMachines({ ...q, after })), [byName.get('😀'), byName.get('Ａ')]);
+      });
+
+      it('after starts strictly after a position, which needs no row of its own', async () => {
+        const q = base({ order: { by: 'label', tags: TAGS, rules: RULES }, direction: 'asc' });
+        const want = (after: MachinePagePosition): string[] => ids(referencePage(all, access, { ...q, after }));
+        for (const after of [{ key: 'off', id: '' }, { key: 'ready', id: all[20]!.id }, { key: 'q', id: 'zzz' }, { key: 'zzz', id: '' }, { key: '', id: '' }]) {
+          assert.deepStrictEqual(ids(await store.pageMachines({ ...q, after })), want(after), JSON.stringify(after));
+        }
+        const byTime = base({ direction: 'desc' });
+        const mid = { key: T0 + 3, id: all[10]!.id };
+        assert.deepStrictEqual(ids(await store.pageMachines({ ...byTime, after: mid })), ids(referencePage(all, access, { ...byTime, after: mid })));
+      });
+
+      it('a label rule list that covers nothing gives every machine the empty label', async () => {
+        const q = base({ order: { by: 'label', tags: new Map(), rules: [] }, direction: 'desc' });
+        assert.deepStrictEqual(ids(await store.pageMachines(q)), ids(referencePage(all, access, q)));
+        const live = all.filter((m) => m.teamId === 'team_a' && LIVE.includes(m.status));
+        assert.deepStrictEqual(ids(await store.pageMachines(q)), ids(live).sort().reverse(), 'all tied: by id alone');
+      });
+
+      it('nothing to match: no statuses, limit 0, or an empty oneOf', async () => {
+        assert.deepStrictEqual(await store.pageMachines(base({ statuses: [] })), []);
+        assert.deepStrictEqual(await store.pageMachines(base({ limit: 0 })), []);
+        assert.deepStrictEqual(await store.pageMachines(base({ templates: { oneOf: [] } })), []);
+        assert.deepStrictEqual(await store.pageMachines(base({ sizes: { oneOf: [] } })), []);
+        assert.deepStrictEqual(await store.pageMachines(base({ teamId: 'team_none' })), []);
+        assert.deepStrictEqual(ids(await store.pageMachines(base({ templates: { noneOf: [] }, sizes: { noneOf: [] } }))), ids(referencePage(all, access, base())));
+      });
+
+      it('limit returns the first rows in order, and the records are whole', async () => {
+        const q = base({ order: { by: 'displayName' }, direction: 'desc' });
+        assert.deepStrictEqual(ids(await store.pageMachines({ ...q, limit: 5 })), ids(referencePage(all, access, q)).slice(0, 5));
+        const full = { ...fullMachine(), teamId: 'team_full_page' };
+        await store.insertMachine(full);
+        const [got] = await store.pageMachines(base({ teamId: 'team_full_page', statuses: [full.status] }));
+        assertSameMachine(got ?? null, full);
+      });
+
+      it('machineTemplates lists the distinct templates of one team, whatever the status', async () => {
+        assert.deepStrictEqual((await store.machineTemplates('team_a')).sort(), ['base', 'desktop', 'python']);
+        await store.insertMachine(machine({ teamId: 'team_c', template: 'gone', status: 'destroyed' }));
+        assert.deepStrictEqual(await store.machineTemplates('team_c'), ['gone']);
+        assert.deepStrictEqual(await store.machineTemplates('team_none'), []);
       });
     });
 

@@ -1,5 +1,5 @@
 import type { MachineEventRecord } from '../domain/machine-event.js';
-import type { MachineRecord, MachineStatus } from '../domain/machine.js';
+import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
@@ -39,6 +39,59 @@ export interface MachineEventListQuery {
   visibleTo?: string;
 }
 
+/** Only values in `oneOf`, or only values in none of `noneOf`. */
+export type ValueFilter<T> = { oneOf: readonly T[] } | { noneOf: readonly T[] };
+
+/** A machine's size as machine types name it: vCPUs and memory. */
+export type MachineSize = Pick<MachineConfig, 'vcpus' | 'memory_mb'>;
+
+/** One rule of a label order: machines in `status` with `tag` (null: untagged) get `label`; the first match wins. */
+export interface LabelRule {
+  status: MachineStatus;
+  tag: string | null;
+  label: string;
+}
+
+/**
+ * What a machine page is ordered by, ties broken by id (ids are ASCII: every byte order
+ * agrees). Keys that are strings compare as JavaScript compares them, by UTF-16 code unit,
+ * not by a database collation, so the order is the same in every store.
+ */
+export type MachinePageOrder =
+  | { by: 'createdAt' }
+  /** `name`, else the id (the name a machine never named shows). */
+  | { by: 'displayName' }
+  /**
+   * A label from the machine's status and tag, e.g. the Paperspace state: the status refined
+   * by the operation in flight (the tag). `tags` maps machine ids to tags; a machine no
+   * rule covers has the empty label.
+   */
+  | { by: 'label'; tags: ReadonlyMap<string, string>; rules: readonly LabelRule[] };
+
+/** Position in a machine page: the order's key (a number for createdAt, else a string), then the id. */
+export interface MachinePagePosition {
+  key: string | number;
+  id: string;
+}
+
+/** A filtered, ordered page request over one team's machines (the Paperspace-style listing). */
+export interface MachinePageQuery {
+  teamId: string;
+  statuses: readonly MachineStatus[];
+  /** Only machines whose display name (`name`, else the id) is exactly this. */
+  displayName?: string;
+  templates?: ValueFilter<string>;
+  sizes?: ValueFilter<MachineSize>;
+  /** Only machines this user created or is an active accessor of. */
+  visibleTo?: string;
+  order: MachinePageOrder;
+  direction: 'asc' | 'desc';
+  /** Start strictly after this position, in the order asked for. */
+  after?: MachinePagePosition;
+  /** Maximum rows. */
+  limit: number;
+}
+
 /** A stored create result, so a retried create returns the first machine. */
 export interface IdempotencyRecord {
   teamId: string;
@@ -48,19 +101,15 @@ export interface IdempotencyRecord {
   createdAt: number;
 }
 
-/**
- * Everything Hangar persists. One implementation per database (sqlite/, later pg/),
- * each passing store.conformance.ts. Methods are async so a network database fits.
- */
-export interface Store {
-  /** Short name for logs and /v1/info. */
-  readonly kind: string;
-  close(): Promise<void>;
-
+/** Server-wide settings (the server secret, …). */
+export interface MetaStore {
   getMeta(key: string): Promise<string | null>;
   /** Set a value only if absent; returns the value now stored. */
   putMetaIfAbsent(key: string, value: string): Promise<string>;
+}
 
+/** Teams, their API keys and users, and who else reaches a machine. */
+export interface TeamStore {
   insertTeam(team: Team): Promise<void>;
   getTeam(id: string): Promise<Team | null>;
   listTeams(): Promise<Team[]>;
@@ -86,12 +135,19 @@ export interface Store {
   listAccessors(machineId: string): Promise<MachineAccessor[]>;
   /** Set `deletedAt` of an active accessor; false when there is none. */
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean>;
+}
 
+/** Machine records and the queries over them. */
+export interface MachineStore {
   insertMachine(m: MachineRecord): Promise<void>;
   /** Replace the stored machine with this one (matched by id). */
   updateMachine(m: MachineRecord): Promise<void>;
   getMachine(id: string): Promise<MachineRecord | null>;
   listMachines(q: MachineListQuery): Promise<MachineRecord[]>;
+  /** A page of machines filtered and ordered as asked, keyset-paged by `after`. */
+  pageMachines(q: MachinePageQuery): Promise<MachineRecord[]>;
+  /** The distinct templates of a team's machines, whatever their status. */
+  machineTemplates(teamId: string): Promise<string[]>;
   /** Machines in any of these statuses, across teams (for start-up re-adoption). */
   machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]>;
   /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
@@ -101,7 +157,10 @@ export interface Store {
    * that pointed at them (a retry then creates anew) and their events; returns how many machines.
    */
   purgeDestroyed(before: number): Promise<number>;
+}
 
+/** Snapshot records (their files belong to the runtime). */
+export interface SnapshotStore {
   insertSnapshot(s: SnapshotRecord): Promise<void>;
   updateSnapshot(s: SnapshotRecord): Promise<void>;
   getSnapshot(id: string): Promise<SnapshotRecord | null>;
@@ -110,7 +169,10 @@ export interface Store {
   /** Every snapshot id (for start-up reconciliation with the files on disk). */
   allSnapshotIds(): Promise<string[]>;
   deleteSnapshot(id: string): Promise<void>;
+}
 
+/** Warm pools: their settings and counters, and the idle machines they hold. */
+export interface WarmPoolStore {
   /** Insert or replace a pool's settings (counters included). */
   putWarmPool(pool: WarmPool): Promise<void>;
   getWarmPool(name: string): Promise<WarmPool | null>;
@@ -127,7 +189,10 @@ export interface Store {
    * cleared, its team set), or null when none is ready. Two claims never get one machine.
    */
   claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null>;
+}
 
+/** Machine events: operations as they are recorded, run and finished. */
+export interface MachineEventStore {
   insertMachineEvent(e: MachineEventRecord): Promise<void>;
   /** Replace the stored event with this one (matched by id). */
   updateMachineEvent(e: MachineEventRecord): Promise<void>;
@@ -138,8 +203,22 @@ export interface Store {
    * (operations a stopped server never finished); returns how many.
    */
   failUnfinishedMachineEvents(error: string, at: number): Promise<number>;
+}
 
+/** Stored create results for retried creates. */
+export interface IdempotencyStore {
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
   insertIdempotency(rec: IdempotencyRecord): Promise<void>;
   purgeIdempotency(before: number): Promise<number>;
+}
+
+/**
+ * Everything Hangar persists. One implementation per database (sqlite/, later postgres/),
+ * each passing store.conformance.ts and built of one part per interface above.
+ * Methods are async so a network database fits.
+ */
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+  /** Short name for logs and /v1/info. */
+  readonly kind: string;
+  close(): Promise<void>;
 }

@@ -5,7 +5,7 @@ import { HangarError } from '../../domain/errors.js';
 import { MACHINE_EVENT_NAMES, type MachineEventRecord } from '../../domain/machine-event.js';
 import { DEFAULT_MACHINE_TYPES, machineTypeOf } from '../../domain/machine-type.js';
 import { MACHINE_STATUSES, newMachineRecord, TIMEOUT_LIMITS } from '../../domain/machine.js';
-import { comparePositions } from '../../service/page-cursor.js';
+import { comparePositions } from '../../service/cursor-codec.js';
 import { autoShutdownOf, autoShutdownToTimeout, autoSnapshotRequest, paperspaceState, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
 import { refuseUnsupported, renderPaperspaceEvent, renderPaperspaceMachine } from './machine-view.js';
 import { PaperspaceEventSchema, PaperspaceMachineSchema } from './schemas.js';

@@ -180,12 +180,18 @@ describe('Paperspace-style API', () => {
       assert.deepEqual(ids(await list('orderBy=name&order=desc')), [nativeId, beta.id, alpha.id]);
       const byState = await list('orderBy=state&order=asc');
       assert.deepEqual(byState.items.map((m: Json) => m.state), ['off', 'ready', 'ready']);
+      const byStateDesc = await list('orderBy=state&order=desc');
+      assert.deepEqual(byStateDesc.items.map((m: Json) => m.state), ['ready', 'ready', 'off']);
+      assert.deepEqual(ids(byStateDesc).slice(0, 2), [nativeId, alpha.id].sort().reverse(), 'ties by id, in the same direction');
     });
 
     it('filters: name, machineType, region, agentType', async () => {
       assert.deepEqual(ids(await list('name=alpha')), [alpha.id]);
       assert.deepEqual(ids(await list('machineType=C3')), [nativeId]);
       assert.deepEqual(ids(await list('machineType=C5')), []);
+      assert.deepEqual(ids(await list('machineType=custom')), []);
+      assert.deepEqual(ids(await list(`name=${nativeId}`)), [nativeId], 'a machine never named is found by its id');
+      assert.deepEqual(ids(await list('machineType=C1&name=alpha&agentType=LinuxHeadless&region=local')), [alpha.id]);
       assert.equal((await list('region=local')).items.length, 3);
       assert.deepEqual(ids(await list('region=ny2')), []);
       assert.equal((await list('agentType=LinuxHeadless')).items.length, 3);
@@ -193,7 +199,7 @@ describe('Paperspace-style API', () => {
     });
 
     it('paging with limit and after: every machine once, in order', async () => {
-      for (const query of ['limit=1', 'limit=2&order=asc', 'limit=1&orderBy=name']) {
+      for (const query of ['limit=1', 'limit=2&order=asc', 'limit=1&orderBy=name', 'limit=2&orderBy=name&order=desc', 'limit=1&orderBy=state', 'limit=1&agentType=LinuxHeadless&orderBy=state&order=asc']) {
         const all = ids(await list(query.replace(/limit=\d+&?/, '')));
         const seen: string[] = [];
         let page = await list(query);

@@ -105,9 +105,31 @@ describe('SqliteStore on a file', () => {
     }
   });
 
-  it('close is idempotent', async () => {
+  it('close is idempotent, and a closed store refuses every call', async () => {
     const store = new SqliteStore({ path: file });
+    await store.putMetaIfAbsent('k', 'v');
     await store.close();
-    await store.close();
+    await assert.doesNotReject(store.close(), 'a second close');
+    // Each part prepared its statements on the one connection: all of them must see it closed.
+    const calls: [string, () => Promise<unknown>][] = [
+      ['getMeta', () => store.getMeta('k')],
+      ['listTeams', () => store.listTeams()],
+      ['insertMachine', () => store.insertMachine(machine)],
+      ['listMachines', () => store.listMachines({ teamId: 'team_a', statuses: ['running'] })],
+      ['pageMachines', () => store.pageMachines({ teamId: 'team_a', statuses: ['running'], order: { by: 'displayName' }, direction: 'asc', limit: 1 })],
+      ['listSnapshots', () => store.listSnapshots('team_a')],
+      ['listWarmPools', () => store.listWarmPools()],
+      ['listMachineEvents', () => store.listMachineEvents({ teamId: 'team_a', order: 'asc' })],
+      ['getIdempotency', () => store.getIdempotency('team_a', 'k')],
+    ];
+    for (const [name, call] of calls) await assert.rejects(call(), /not open/, name);
+    await assert.doesNotReject(store.close(), 'close after refused calls');
+    // Closing wrote nothing away: the file opens again with the value.
+    const again = new SqliteStore({ path: file });
+    try {
+      assert.equal(await again.getMeta('k'), 'v');
+    } finally {
+      await again.close();
+    }
   });
 });

@@ -1,0 +1,109 @@
+import type Database from 'better-sqlite3';
+import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import { metadataMatches } from '../../domain/metadata.js';
+import type { MachineListQuery, MachineStore, MachinePageQuery } from '../store.js';
+import { VISIBLE_MACHINE } from './access.js';
+import { MachinePages } from './machine-pages.js';
+import { MACHINE_COLUMNS, machineFromRow, machineToRow, type MachineRow } from './machine-rows.js';
+
+const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
+
+/** Machine records in `machines`: writes, look-ups, listings and the lifecycle queries. */
+export class SqliteMachines implements MachineStore {
+  private readonly stmts;
+  private readonly pages: MachinePages;
+
+  constructor(private readonly db: Database.Database) {
+    const cols = MACHINE_COLUMNS.join(', ');
+    const params = MACHINE_COLUMNS.map((c) => `@${c}`).join(', ');
+    const sets = MACHINE_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = @${c}`).join(', ');
+    this.stmts = {
+      insert: db.prepare(`INSERT INTO machines (${cols}) VALUES (${params})`),
+      update: db.prepare(`UPDATE machines SET ${sets} WHERE id = @id`),
+      get: db.prepare<[string], MachineRow>('SELECT * FROM machines WHERE id = ?'),
+      templates: db.prepare<[string], { template: string }>('SELECT DISTINCT template FROM machines WHERE team_id = ? ORDER BY template'),
+      due: db.prepare<[number, number], MachineRow>(
+        'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
+      ),
+      purgeDestroyed: db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
+      // A key whose machine is purged has nothing left to return: it goes too.
+      purgeOrphanIdem: db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      purgeOrphanEvents: db.prepare('DELETE FROM machine_events WHERE machine_id NOT IN (SELECT id FROM machines)'),
+      purgeOrphanAccessors: db.prepare('DELETE FROM machine_accessors WHERE machine_id NOT IN (SELECT id FROM machines)'),
+    };
+    this.pages = new MachinePages(db);
+  }
+
+  async insertMachine(m: MachineRecord): Promise<void> {
+    this.stmts.insert.run(machineToRow(m));
+  }
+
+  async updateMachine(m: MachineRecord): Promise<void> {
+    this.stmts.update.run(machineToRow(m));
+  }
+
+  async getMachine(id: string): Promise<MachineRecord | null> {
+    const r = this.stmts.get.get(id);
+    return r ? machineFromRow(r) : null;
+  }
+
+  async listMachines(q: MachineListQuery): Promise<MachineRecord[]> {
+    if (q.statuses.length === 0 || q.limit === 0) return [];
+    const where = ['team_id = ?', `status IN (${placeholders(q.statuses.length)})`];
+    const args: unknown[] = [q.teamId, ...q.statuses];
+    if (q.template !== undefined) {
+      where.push('template = ?');
+      args.push(q.template);
+    }
+    if (q.visibleTo !== undefined) {
+      where.push(VISIBLE_MACHINE);
+      args.push(q.visibleTo, q.visibleTo);
+    }
+    if (q.after) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      args.push(q.after.createdAt, q.after.createdAt, q.after.id);
+    }
+    const sql = `SELECT * FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC`;
+    const stmt = this.db.prepare<unknown[], MachineRow>(sql);
+    const out: MachineRecord[] = [];
+    // Metadata equality is exact JSON equality, which SQL cannot express portably:
+    // rows stream in keyset order and stop as soon as the page is full.
+    for (const row of stmt.iterate(...args)) {
+      const m = machineFromRow(row);
+      if (q.metadata && !metadataMatches(m.metadata, q.metadata)) continue;
+      out.push(m);
+      if (q.limit !== undefined && out.length >= q.limit) break;
+    }
+    return out;
+  }
+
+  async pageMachines(q: MachinePageQuery): Promise<MachineRecord[]> {
+    return this.pages.page(q);
+  }
+
+  async machineTemplates(teamId: string): Promise<string[]> {
+    return this.stmts.templates.all(teamId).map((r) => r.template);
+  }
+
+  async machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
+    if (statuses.length === 0) return [];
+    const sql = `SELECT * FROM machines WHERE status IN (${placeholders(statuses.length)}) ORDER BY created_at, id`;
+    return this.db.prepare<unknown[], MachineRow>(sql).all(...statuses).map(machineFromRow);
+  }
+
+  async dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
+    return this.stmts.due.all(now, limit).map(machineFromRow);
+  }
+
+  async purgeDestroyed(before: number): Promise<number> {
+    return this.db.transaction(() => {
+      const n = this.stmts.purgeDestroyed.run(before).changes;
+      if (n > 0) {
+        this.stmts.purgeOrphanIdem.run();
+        this.stmts.purgeOrphanEvents.run();
+        this.stmts.purgeOrphanAccessors.run();
+      }
+      return n;
+    })();
+  }
+}
