@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { RuntimeError, type MachineSpec, type SnapshotResult, type SnapshotSupport } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
+import { markSnapshot, snapshotAgent } from './agent-mounts.js';
 import { mountSource, removeContainer, restoreInit, runc, runInit, statusAfterFailure, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest } from './snapshot-files.js';
@@ -85,6 +86,8 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
     try {
       // Freeze first: CRIU checks the freezer once and, if the cgroup is still freezing,
       // sleeps 100 ms before looking again.
+      // CRIU dumps no socket whose peer is outside the machine: the agent's connections close first.
+      await ctx.agents.quiesce(id);
       await runc(ctx, ['pause', id]);
       await dumpContainer(ctx, id, s.criu, s.work, false);
       memory = true;
@@ -92,13 +95,16 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
       const why = await keepDumpLog(ctx, id, s.work);
       await rm(s.dir, { recursive: true, force: true });
       const alive = await recoverFromFailedDump(ctx, id);
+      if (alive) await bestEffort(ctx.log, id, 'listen for the agent again after a failed checkpoint', ctx.agents.reopen(id));
       throw new RuntimeError(`checkpoint failed: ${why ?? errorMessage(err)}`, id, 'checkpoint', alive);
     }
   }
   try {
+    await ctx.agents.close(id);
     await removeContainer(ctx, id);
     await unmountWritableLayer(p);
     await rename(p.image, s.image);
+    await markSnapshot(p.dir, s.dir);
     await writeManifest(s);
   } catch (err) {
     // The processes are gone; the layer image stays wherever it is (nothing is deleted).
@@ -132,9 +138,12 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     // Kept while paused; only a host restart (or a person) removes it.
     await ctx.network.ensureAttached(spec.id, spec.network);
     step = 'write OCI bundle';
+    // Restored processes map the agent they were dumped with (a revert may have brought another's).
+    if (memory) await snapshotAgent(s.dir, p.dir, ctx.agents.runDir(spec.id));
     await writeBundle(ctx, spec, p);
     step = memory ? 'restore processes' : 'restart init';
     const pid = memory ? await restoreInit(ctx, spec.id, p, s.criu) : await runInit(ctx, spec.id, p);
+    await ctx.agents.nudge(spec.id, pid);
     await rm(s.dir, { recursive: true, force: true });
     return { pid };
   } catch (err) {
@@ -158,11 +167,13 @@ export async function liveSnapshot(ctx: RuncContext, id: string, snapshotId: str
   const s = snapshotPaths(ctx.snapshotsDir, snapshotId);
   const { memory: criu } = await ctx.snapshotSupport();
   await mkdir(s.dir, { recursive: true });
+  if (criu) await ctx.agents.quiesce(id);
   await runc(ctx, ['pause', id]);
   try {
     await run('sync', ['-f', p.layer]);
     await run('cp', ['--sparse=always', p.image, s.image], 300_000);
     if (criu) await dumpContainer(ctx, id, s.criu, s.work, true);
+    await markSnapshot(p.dir, s.dir);
     await writeManifest(s);
   } catch (err) {
     const why = await keepDumpLog(ctx, id, s.work);
@@ -172,6 +183,7 @@ export async function liveSnapshot(ctx: RuncContext, id: string, snapshotId: str
     // Logged, not thrown: the caller must see the snapshot's own outcome. A machine left
     // frozen is thawed by the next server start (the service's recover).
     await bestEffort(ctx.log, id, 'thaw the machine after its live snapshot', runc(ctx, ['resume', id]));
+    if (criu) await bestEffort(ctx.log, id, 'listen for the agent again after a live snapshot', ctx.agents.reopen(id));
   }
   return { memory: criu, sizeBytes: await allocatedBytes(s.dir) };
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { MachineSpec, RuntimeMachineState } from '../runtime.js';
 import { errorMessage } from './best-effort.js';
 import { CommandError, run, runDetached } from './command.js';
+import { machineAgent } from './agent-mounts.js';
 import { buildOciSpec } from './oci-spec.js';
 import type { RuncContext } from './runc-context.js';
 import type { LayerPaths } from './writable-layer.js';
@@ -34,12 +35,16 @@ export function mountSource(ctx: RuncContext, id: string): string {
 
 /** Write the machine's OCI bundle (`config.json`) for its next run or restore. */
 export async function writeBundle(ctx: RuncContext, spec: MachineSpec, p: LayerPaths, criuConfig?: string): Promise<void> {
+  // The agent the machine started with (its mark beside it), or none; its socket listens before init runs.
+  const agent = await machineAgent(p.dir, ctx.agents.runDir(spec.id));
+  if (agent) await ctx.agents.open(spec.id);
   const oci = buildOciSpec(spec, {
     rootfs: p.rootfs,
     cgroupsPath: cgroupsPath(ctx, spec.id),
     pidsLimit: ctx.pidsLimit,
     netnsPath: ctx.network.netnsPath(spec.id),
     criuConfig,
+    agent: agent ?? undefined,
   });
   await mkdir(p.bundle, { recursive: true });
   await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
+import { rememberAgent, snapshotAgent } from './agent-mounts.js';
 import { mountSource, restoreInit, runInit, writeBundle } from './container.js';
 import { destroyMachine } from './lifecycle.js';
 import type { RuncContext } from './runc-context.js';
@@ -34,6 +35,9 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     // so CRIU restores them closed (their peers talk to the source, not to the fork).
     const criuConfig = memory ? join(p.dir, 'criu-restore.conf') : undefined;
     if (criuConfig !== undefined) await writeFile(criuConfig, 'tcp-close\n');
+    // Restored processes need the agent they were dumped with; a cold start takes today's.
+    const runDir = ctx.agents.runDir(spec.id);
+    if (!(await snapshotAgent(s.dir, p.dir, runDir)) && criuConfig === undefined) await rememberAgent(p.dir, await ctx.agentBinDir(), runDir);
     await writeBundle(ctx, spec, p, criuConfig);
     if (criuConfig === undefined) {
       step = 'start container';
@@ -41,6 +45,7 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     }
     step = 'restore processes';
     const pid = await restoreInit(ctx, spec.id, p, s.criu);
+    await ctx.agents.nudge(spec.id, pid);
     // runc keeps the annotation: later checkpoints of the fork read this file too, so empty it.
     await writeFile(criuConfig, '');
     // The UTS namespace comes back with the source's hostname: give the fork its own.

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
+import { rememberAgent } from './agent-mounts.js';
 import { mountSource, removeContainer, runInit, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
 import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
@@ -27,6 +28,7 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
     step = 'create working directory';
     await ensureDirInside(p.rootfs, spec.cwd);
     step = 'write OCI bundle';
+    await rememberAgent(p.dir, await ctx.agentBinDir(), ctx.agents.runDir(spec.id));
     await writeBundle(ctx, spec, p);
     step = 'start container';
     return { pid: await runInit(ctx, spec.id, p) };
@@ -56,6 +58,7 @@ export async function restartMachine(ctx: RuncContext, spec: MachineSpec): Promi
 /** Kill the processes and release network, mounts and cgroups, keeping the disk image. */
 export async function stopMachine(ctx: RuncContext, id: string): Promise<void> {
   const p = layerPaths(ctx.machinesDir, id);
+  await ctx.agents.close(id);
   await removeContainer(ctx, id);
   await ctx.network.detach(id);
   await unmountWritableLayer(p);
@@ -66,6 +69,7 @@ export async function stopMachine(ctx: RuncContext, id: string): Promise<void> {
 /** Kill everything and remove every host resource and file of the machine; safe to call again. */
 export async function destroyMachine(ctx: RuncContext, id: string): Promise<void> {
   const p = layerPaths(ctx.machinesDir, id);
+  await ctx.agents.close(id);
   await removeContainer(ctx, id);
   await ctx.network.detach(id);
   await unmountWritableLayer(p);

@@ -1,4 +1,5 @@
 import type { MachineConfig } from '../../domain/machine.js';
+import { AGENT_BIN_DIR_IN_MACHINE, AGENT_BINARY_IN_MACHINE, AGENT_RUN_DIR_IN_MACHINE } from '../agent/protocol.js';
 import type { MachineSpec } from '../runtime.js';
 import { seccompProfile } from './seccomp.js';
 
@@ -14,6 +15,16 @@ export interface OciSpecOptions {
   netnsPath: string;
   /** A CRIU configuration file for the next restore (runc reads it from the `org.criu.config` annotation). */
   criuConfig?: string;
+  /** Host directories of the in-machine agent; without them the machine has none (init runs as it is). */
+  agent?: AgentMounts;
+}
+
+/** Where a machine's agent comes from on the host. */
+export interface AgentMounts {
+  /** Holds the static `hangar-agent` binary; read-only at /.hangar/bin. */
+  binDir: string;
+  /** The machine's own directory with the server's socket; read-only at /.hangar/run. */
+  runDir: string;
 }
 
 const CPU_PERIOD_US = 100_000;
@@ -37,7 +48,8 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: spec.init,
+      // The agent forks itself off first, then execs the template's init, which keeps pid 1.
+      args: opts.agent ? [AGENT_BINARY_IN_MACHINE, 'launch', '--', ...spec.init] : spec.init,
       env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       cwd: '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, ambient: caps },
@@ -55,6 +67,13 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      ...(opts.agent
+        ? [
+            { destination: AGENT_BIN_DIR_IN_MACHINE, type: 'bind', source: opts.agent.binDir, options: ['bind', 'ro', 'nosuid', 'nodev'] },
+            // Read-only: the machine can reach the server's socket, but never replace it.
+            { destination: AGENT_RUN_DIR_IN_MACHINE, type: 'bind', source: opts.agent.runDir, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+          ]
+        : []),
     ],
     linux: {
       cgroupsPath: opts.cgroupsPath,

@@ -93,11 +93,13 @@ async function growDiskHeld(ctx: RuncContext, spec: MachineSpec, previous: Machi
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   try {
+    await ctx.agents.quiesce(id);
     await runc(ctx, ['pause', id]);
     await dumpContainer(ctx, id, images, logs, false);
   } catch (err) {
     const why = await keepDumpLog(ctx, id, logs);
     const running = await recoverFromFailedDump(ctx, id);
+    if (running) await bestEffort(ctx.log, id, 'listen for the agent again after a failed checkpoint', ctx.agents.reopen(id));
     await rm(work, { recursive: true, force: true });
     throw new RuntimeError(`could not checkpoint the machine to grow its disk: ${why ?? errorMessage(err)}`, id, 'checkpoint', running);
   }
@@ -112,7 +114,7 @@ async function growDiskHeld(ctx: RuncContext, spec: MachineSpec, previous: Machi
     await mountLayer(p, spec.templateRootfs, mountSource(ctx, id));
     // Restored with the limits in force: the new ones once the disk grew, else the old ones.
     await writeBundle(ctx, growFailure === null ? spec : { ...spec, config: previous }, p);
-    await restoreInit(ctx, id, p, images);
+    await ctx.agents.nudge(id, await restoreInit(ctx, id, p, images));
   } catch (err) {
     await bestEffort(ctx.log, id, 'remove the container of a failed restore after a disk resize', removeContainer(ctx, id));
     throw new RuntimeError(`the machine's processes could not be restored after its disk was grown: ${errorMessage(err)}`, id, 'restore', false);

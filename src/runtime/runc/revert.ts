@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { RuntimeError, type SnapshotResult } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
+import { copyAgentMark } from './agent-mounts.js';
 import type { RuncContext } from './runc-context.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths } from './snapshot-files.js';
 
@@ -30,6 +31,7 @@ export async function revertSnapshot(ctx: RuncContext, targetId: string, sourceI
     await mkdir(next, { recursive: true });
     await run('cp', ['--sparse=always', source.image, join(next, 'disk.img')], 300_000);
     if (await exists(source.criu)) await run('cp', ['-a', source.criu, join(next, 'criu')], 300_000);
+    await copyAgentMark(source.dir, next);
     // The same files under the same names: the source's manifest describes the copy.
     await run('cp', [join(source.dir, 'manifest.json'), join(next, 'manifest.json')]);
     const copied = snapshotPaths(ctx.snapshotsDir, `${targetId}${NEXT}`);

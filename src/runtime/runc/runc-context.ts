@@ -1,3 +1,4 @@
+import type { AgentHost } from '../agent/agent-host.js';
 import type { SnapshotSupport } from '../runtime.js';
 import type { RuntimeLogger } from './best-effort.js';
 import type { HostNetwork } from './network.js';
@@ -19,6 +20,10 @@ export interface RuncContext {
   readonly pidsLimit: number;
   readonly network: HostNetwork;
   readonly log: RuntimeLogger;
+  /** The server's ends of the in-machine agents. */
+  readonly agents: AgentHost;
+  /** Where the current agent binary is installed (null: none built, machines start without one). */
+  agentBinDir(): Promise<string | null>;
   /** Whether CRIU works here; probed once and cached by the runtime. */
   snapshotSupport(): Promise<SnapshotSupport>;
 }

@@ -1,5 +1,7 @@
 import { readdir, rm, rmdir, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MachineConfig } from '../../domain/machine.js';
 import type { Cidr } from '../../domain/network.js';
 import type {
@@ -21,7 +23,11 @@ import type {
 } from '../runtime.js';
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
-import { errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
+import { agentExec, agentStartProcess, agentStartPty } from '../agent/agent-commands.js';
+import { AgentHost } from '../agent/agent-host.js';
+import { AGENT_BINARY_IN_MACHINE } from '../agent/protocol.js';
+import { installAgent } from './agent-mounts.js';
+import { bestEffort, errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
 import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, thawMachine } from './checkpoint.js';
 import { inBackground, run } from './command.js';
 import { cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
@@ -61,7 +67,18 @@ export interface RuncRuntimeOptions {
   ptyRelayPath?: string;
   /** Told about cleanup that failed while another error was being handled. @default a logger that drops everything */
   logger?: RuntimeLogger;
+  /** The built in-machine agent. @default `dist/agent/hangar-agent` (built by `npm run build`) */
+  agentPath?: string;
+  /** Where agent binaries are installed by content, one directory each. @default `agents` beside machinesDir */
+  agentsDir?: string;
 }
+
+/** Where `npm run build` puts the agent, from this module in dist/src/runtime/runc/. */
+const DEFAULT_AGENT_PATH: string = fileURLToPath(new URL('../../../agent/hangar-agent', import.meta.url));
+/** A request waits this long for the agent's idle connection before it takes the `runc exec` path. */
+const AGENT_WAIT_MS = 1_000;
+/** A machine whose agent stopped answering is given a new one at most this often. */
+const AGENT_RELAUNCH_EVERY_MS = 5_000;
 
 /**
  * Machines as runc containers on overlay root filesystems over loop-mounted ext4
@@ -75,8 +92,13 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   readonly network: HostNetwork;
   private readonly ctx: RuncContext;
   private readonly ptyRelayPath: string;
+  private readonly agents: AgentHost;
+  private agentInstall: Promise<string | null> | null = null;
+  private readonly relaunchedAt = new Map<string, number>();
 
   constructor(private readonly opts: RuncRuntimeOptions) {
+    const log = opts.logger ?? SILENT_LOGGER;
+    this.agents = new AgentHost(opts.machinesDir, log);
     this.network = new HostNetwork({ instancePrefix: opts.instancePrefix, subnet: opts.subnet, machinesDir: opts.machinesDir });
     this.ptyRelayPath = opts.ptyRelayPath ?? DEFAULT_PTY_RELAY_PATH;
     this.ctx = {
@@ -88,7 +110,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       instancePrefix: opts.instancePrefix,
       pidsLimit: opts.pidsLimit,
       network: this.network,
-      log: opts.logger ?? SILENT_LOGGER,
+      log,
+      agents: this.agents,
+      agentBinDir: () => this.agentBinDir(),
       snapshotSupport: () => this.snapshotSupport(),
     };
   }
@@ -129,15 +153,51 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir, log: this.ctx.log };
   }
 
-  exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
-    return runcExec(this.execContext(id), id, options, io);
+  /** Where the current agent is installed, once per server (null, logged: none was built). */
+  private agentBinDir(): Promise<string | null> {
+    this.agentInstall ??= installAgent(this.opts.agentPath ?? DEFAULT_AGENT_PATH, this.opts.agentsDir ?? join(dirname(this.opts.machinesDir), 'agents')).then(
+      ({ binDir, problem }) => {
+        if (problem !== null) this.ctx.log.warn({}, problem);
+        return binDir;
+      },
+    );
+    return this.agentInstall;
   }
 
-  startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
-    return runcStartProcess(this.execContext(id), id, options, io);
+  /**
+   * A connection to the machine's agent for a command as `uid:gid`, or null for the
+   * `runc exec` path: the agent has the machine's own capabilities, which do not include
+   * changing user, so only root's commands go through it. A machine whose agent does not
+   * answer (killed inside the machine) is given a new one in the background.
+   */
+  private async agentFor(id: string, uid: number, gid: number): Promise<Socket | null> {
+    if (uid !== 0 || gid !== 0) return null;
+    const socket = await this.agents.connect(id, AGENT_WAIT_MS, async () => (await this.inspect(id))?.pid ?? null);
+    if (socket === null && (await this.agents.has(id))) this.relaunchAgent(id);
+    return socket;
+  }
+
+  /** Start the agent again inside a running machine (`runc exec -d`), at most once every few seconds. */
+  private relaunchAgent(id: string): void {
+    const last = this.relaunchedAt.get(id) ?? -Infinity;
+    if (Date.now() - last < AGENT_RELAUNCH_EVERY_MS) return;
+    this.relaunchedAt.set(id, Date.now());
+    void bestEffort(this.ctx.log, id, 'start the agent again', run(this.opts.runcPath, ['--root', this.opts.stateDir, 'exec', '--detach', id, AGENT_BINARY_IN_MACHINE, 'serve']));
+  }
+
+  async exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
+    const agent = await this.agentFor(id, options.uid, options.gid);
+    return agent ? agentExec(agent, id, options, io) : runcExec(this.execContext(id), id, options, io);
+  }
+
+  async startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+    const agent = await this.agentFor(id, options.uid, options.gid);
+    return agent ? agentStartProcess(agent, id, options, io) : runcStartProcess(this.execContext(id), id, options, io);
   }
 
   async startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
+    const agent = await this.agentFor(id, options.uid, options.gid);
+    if (agent) return agentStartPty(agent, id, options, output);
     // Checked at each terminal, not once: a build run after the server started is picked up.
     const problem = await ptyRelayProblem(this.ptyRelayPath);
     if (problem !== null) throw new RuntimeError(problem, id, 'pty');
@@ -185,6 +245,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   async teardown(): Promise<void> {
+    // The agents wait for the next server (they reconnect on their own).
+    await this.agents.closeAll();
     await this.network.teardown();
     for (const root of await cgroupRoots()) {
       // EBUSY while machines are left running (they keep their cgroups), ENOENT when none was made: both fine.

@@ -1,0 +1,555 @@
+/*
+ * hangar-agent: the small static program inside every Hangar machine.
+ *
+ *   hangar-agent launch -- INIT...   the machine's pid 1 at start: forks the agent, then
+ *                                    becomes the template's init (exec), so init keeps pid 1
+ *   hangar-agent serve               the agent: connects to the server's socket and runs
+ *                                    commands for it (also how the server restarts it)
+ *   hangar-agent file OP ARGS...     one file operation (fileops.c)
+ *   hangar-agent watch PATH [1]      inotify events of a directory as lines (watch.c)
+ *
+ * The agent runs with exactly the machine's privileges (its namespaces, cgroup, seccomp
+ * filter, capabilities and no_new_privs are those of init, inherited), so a command it
+ * starts is as isolated as one `runc exec` starts. It opens no socket of its own: it
+ * connects to one the server listens on, in a directory the machine sees read-only, so
+ * nothing inside the machine can make the server talk to anything else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+/* Present once fileops.c and watch.c are linked in; weak so the server part builds alone. */
+int hangar_file_main(int argc, char **argv) __attribute__((weak));
+int hangar_watch_main(int argc, char **argv) __attribute__((weak));
+
+extern char **environ;
+
+#define CHUNK (64 * 1024)
+/* Stdin bytes the command has not read yet; past this the agent stops reading the socket. */
+#define STDIN_PENDING_MAX (1024 * 1024)
+
+static int read_full(int fd, void *buf, size_t n) {
+  char *p = buf;
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int send_frame(int fd, char type, const void *payload, uint32_t len) {
+  unsigned char head[5] = {len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, (len >> 24) & 0xff, (unsigned char)type};
+  if (write_full(fd, head, sizeof head) < 0) return -1;
+  return len ? write_full(fd, payload, len) : 0;
+}
+
+/* Two NUL-terminated strings as one payload. */
+static int send_pair(int fd, char type, const char *a, const char *b) {
+  size_t la = strlen(a) + 1, lb = b ? strlen(b) + 1 : 0;
+  char *buf = malloc(la + lb);
+  if (!buf) return -1;
+  memcpy(buf, a, la);
+  if (b) memcpy(buf + la, b, lb);
+  int r = send_frame(fd, type, buf, (uint32_t)(la + lb));
+  free(buf);
+  return r;
+}
+
+/* Read one frame into a malloc'd buffer (NUL-terminated for convenience). -1 on EOF or a bad frame. */
+static int recv_frame(int fd, char *type, char **payload, uint32_t *len) {
+  unsigned char head[5];
+  if (read_full(fd, head, sizeof head) < 0) return -1;
+  uint32_t n = head[0] | (head[1] << 8) | (head[2] << 16) | ((uint32_t)head[3] << 24);
+  if (n > FRAME_MAX) return -1;
+  char *buf = malloc(n + 1);
+  if (!buf) return -1;
+  if (n && read_full(fd, buf, n) < 0) {
+    free(buf);
+    return -1;
+  }
+  buf[n] = 0;
+  *type = (char)head[4];
+  *payload = buf;
+  *len = n;
+  return 0;
+}
+
+/* Split a payload of NUL-terminated strings; returns how many there are (at most max). */
+static int split_strings(char *p, uint32_t len, char **out, int max) {
+  int n = 0;
+  uint32_t at = 0;
+  while (at < len && n < max) {
+    out[n++] = p + at;
+    at += (uint32_t)strlen(p + at) + 1;
+  }
+  return at > len ? -1 : n;
+}
+
+/* The agent's environment with the request's variables set over it (a later KEY= replaces an earlier one). */
+static char **merged_env(char **extra, int n) {
+  int base = 0;
+  while (environ[base]) base++;
+  char **env = calloc((size_t)(base + n + 1), sizeof *env);
+  if (!env) return NULL;
+  int count = 0;
+  for (int i = 0; i < base; i++) env[count++] = environ[i];
+  for (int i = 0; i < n; i++) {
+    const char *eq = strchr(extra[i], '=');
+    size_t key = eq ? (size_t)(eq - extra[i]) + 1 : strlen(extra[i]);
+    int j = 0;
+    for (; j < count; j++)
+      if (strncmp(env[j], extra[i], key) == 0) break;
+    env[j] = extra[i];
+    if (j == count) count++;
+  }
+  env[count] = NULL;
+  return env;
+}
+
+/* What a failed start reports, written by the child to the parent over a close-on-exec pipe. */
+struct start_error {
+  int stage; /* 0 chdir, 1 exec, 2 terminal, 3 other */
+  int err;
+};
+
+/* The session's command. */
+struct command {
+  pid_t pid;
+  int in, out, err; /* pipes (our ends); with a terminal, out is the master and in == out */
+  int tty;
+  int exited;
+  int status;
+};
+
+static void child_fail(int errfd, int stage) {
+  struct start_error e = {stage, errno};
+  (void)!write(errfd, &e, sizeof e);
+  _exit(stage == 1 ? 127 : 126);
+}
+
+/* Fork and exec the command; on failure tells the server why (F_FAILED) and returns -1. */
+static int start_command(int sock, struct command *c, char mode, const char *cwd, int rows, int cols, char **argv, char **env) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2];
+  char slave[128] = "";
+  c->tty = mode == 't';
+  if (pipe2(ep, O_CLOEXEC) < 0) return -1;
+  if (c->tty) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, slave, sizeof slave) != 0) {
+      send_pair(sock, F_FAILED, "cannot_start", "this machine cannot open a terminal (/dev/ptmx)");
+      return -1;
+    }
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    ioctl(m, TIOCSWINSZ, &ws);
+    c->in = c->out = m;
+    c->err = -1;
+  } else {
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) return -1;
+    c->in = in[1];
+    c->out = out[0];
+    c->err = err[0];
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    setsid();
+    if (c->tty) {
+      /* The first terminal a session leader opens becomes its controlling terminal. */
+      int s = open(slave, O_RDWR);
+      if (s < 0) child_fail(ep[1], 2);
+      ioctl(s, TIOCSCTTY, 0);
+      dup2(s, 0);
+      dup2(s, 1);
+      dup2(s, 2);
+      if (s > 2) close(s);
+    } else {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+    }
+    if (chdir(cwd) < 0) child_fail(ep[1], 0);
+    /* execvp looks the name up in PATH of the environment it runs in: the merged one. */
+    environ = env;
+    execvp(argv[0], argv);
+    child_fail(ep[1], 1);
+  }
+  close(ep[1]);
+  if (!c->tty) {
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+  }
+  struct start_error e;
+  ssize_t n;
+  do n = read(ep[0], &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  close(ep[0]);
+  if (n == (ssize_t)sizeof e) {
+    char msg[4200];
+    const char *why = strerror(e.err);
+    if (e.stage == 0) snprintf(msg, sizeof msg, "cannot change directory to %s: %s", cwd, why);
+    else if (e.stage == 1) snprintf(msg, sizeof msg, "exec: \"%s\": %s", argv[0], e.err == ENOENT ? "executable file not found in $PATH" : why);
+    else snprintf(msg, sizeof msg, "cannot open the terminal: %s", why);
+    int not_found = e.stage == 1 && (e.err == ENOENT || e.err == ENOTDIR);
+    send_pair(sock, F_FAILED, not_found ? "not_found" : "cannot_start", msg);
+    waitpid(pid, NULL, 0);
+    return -1;
+  }
+  c->pid = pid;
+  return 0;
+}
+
+/* Forward one chunk from fd to the server; 0 when the fd ended (a terminal's EIO included). */
+static int forward(int sock, int fd, char type) {
+  static char buf[CHUNK];
+  ssize_t n;
+  do n = read(fd, buf, sizeof buf);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return 1;
+  if (n <= 0) return 0;
+  if (send_frame(sock, type, buf, (uint32_t)n) < 0) return -1;
+  return 1;
+}
+
+/*
+ * After the last frame: keep the connection until the server closes it, reading and
+ * dropping what it still sends (stdin for a command that has exited). Closing first
+ * would make the server's next write fail, and its socket would drop the frames not yet
+ * read, the exit status among them. Bounded, for a server that never closes.
+ */
+static void linger(int sock) {
+  static char sink[CHUNK];
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long left = 10000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+    if (left <= 0) return;
+    struct pollfd p = {sock, POLLIN, 0};
+    int r = poll(&p, 1, (int)left);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    ssize_t n = read(sock, sink, sizeof sink);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+  }
+}
+
+/* One session: the request on `sock`, the command, its streams, until it exited and its output ended. */
+static int run_session(int sock) {
+  char type, *req;
+  uint32_t len;
+  if (recv_frame(sock, &type, &req, &len) < 0 || type != F_EXEC) return 1;
+  char *f[4];
+  if (split_strings(req, len, f, 4) != 4) return 1;
+  char mode = f[0][0];
+  const char *cwd = f[1];
+  int rows = atoi(f[2]), cols = atoi(f[3]);
+  char *rest = f[3] + strlen(f[3]) + 1;
+  if (rest >= req + len) return 1;
+  int argc = atoi(rest);
+  rest += strlen(rest) + 1;
+  if (argc <= 0 || argc > 65536) return 1;
+  char **argv = calloc((size_t)argc + 1, sizeof *argv);
+  if (!argv) return 1;
+  for (int i = 0; i < argc; i++) {
+    if (rest >= req + len) return 1;
+    argv[i] = rest;
+    rest += strlen(rest) + 1;
+  }
+  if (rest >= req + len) return 1;
+  int envc = atoi(rest);
+  rest += strlen(rest) + 1;
+  if (envc < 0 || envc > 65536) return 1;
+  char **extra = calloc((size_t)envc + 1, sizeof *extra);
+  if (!extra) return 1;
+  for (int i = 0; i < envc; i++) {
+    if (rest >= req + len) return 1;
+    extra[i] = rest;
+    rest += strlen(rest) + 1;
+  }
+  char **env = merged_env(extra, envc);
+  if (!env) return 1;
+
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  signal(SIGCHLD, SIG_DFL);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+
+  struct command c = {0};
+  if (start_command(sock, &c, mode, cwd, rows, cols, argv, env) < 0) {
+    linger(sock);
+    return 0;
+  }
+  char pid[24];
+  snprintf(pid, sizeof pid, "%d", (int)c.pid);
+  if (send_pair(sock, F_STARTED, pid, NULL) < 0) goto gone;
+  fcntl(c.in, F_SETFL, fcntl(c.in, F_GETFL) | O_NONBLOCK);
+  if (c.out >= 0) fcntl(c.out, F_SETFL, fcntl(c.out, F_GETFL) | O_NONBLOCK);
+  if (c.err >= 0) fcntl(c.err, F_SETFL, fcntl(c.err, F_GETFL) | O_NONBLOCK);
+
+  char *pending = NULL;
+  size_t pending_len = 0, pending_at = 0;
+  int stdin_eof = 0, stdin_open = 1;
+  int out_open = 1, err_open = !c.tty;
+  for (;;) {
+    if (c.exited && !out_open && !err_open) break;
+    struct pollfd p[5];
+    int n = 0, isock, iout = -1, ierr = -1, isig, iin = -1;
+    isock = n;
+    p[n++] = (struct pollfd){sock, (short)(pending_len - pending_at < STDIN_PENDING_MAX ? POLLIN | POLLRDHUP : POLLRDHUP), 0};
+    isig = n;
+    p[n++] = (struct pollfd){sfd, POLLIN, 0};
+    if (out_open) {
+      iout = n;
+      p[n++] = (struct pollfd){c.out, POLLIN, 0};
+    }
+    if (err_open) {
+      ierr = n;
+      p[n++] = (struct pollfd){c.err, POLLIN, 0};
+    }
+    if (stdin_open && pending_at < pending_len) {
+      iin = n;
+      p[n++] = (struct pollfd){c.in, POLLOUT, 0};
+    }
+    if (poll(p, (nfds_t)n, -1) < 0) {
+      if (errno == EINTR) continue;
+      goto gone;
+    }
+    if (p[isock].revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) {
+      char t, *data;
+      uint32_t dl;
+      if (!(p[isock].revents & POLLIN) || recv_frame(sock, &t, &data, &dl) < 0) goto gone;
+      if (t == F_STDIN) {
+        if (dl == 0) stdin_eof = !c.tty;
+        else if (stdin_open) {
+          if (pending_at == pending_len) pending_at = pending_len = 0;
+          char *grown = realloc(pending, pending_len + dl);
+          if (!grown) goto gone;
+          pending = grown;
+          memcpy(pending + pending_len, data, dl);
+          pending_len += dl;
+        }
+      } else if (t == F_SIGNAL) {
+        int sig = atoi(data);
+        if (sig > 0 && sig < 65 && kill(-c.pid, sig) < 0) kill(c.pid, sig);
+      } else if (t == F_RESIZE && c.tty) {
+        char *rc[2];
+        if (split_strings(data, dl, rc, 2) == 2) {
+          struct winsize ws = {.ws_row = (unsigned short)atoi(rc[0]), .ws_col = (unsigned short)atoi(rc[1])};
+          ioctl(c.out, TIOCSWINSZ, &ws);
+        }
+      }
+      free(data);
+    }
+    if (iin >= 0 && (p[iin].revents & (POLLOUT | POLLERR | POLLHUP)) && pending_at < pending_len) {
+      ssize_t w = write(c.in, pending + pending_at, pending_len - pending_at);
+      if (w > 0) pending_at += (size_t)w;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        /* The command closed its stdin: what it did not read is dropped, as a pipe does. */
+        pending_at = pending_len;
+        if (!c.tty) {
+          close(c.in);
+          stdin_open = 0;
+        }
+      }
+    }
+    if (!c.tty && stdin_open && stdin_eof && pending_at == pending_len) {
+      close(c.in);
+      stdin_open = 0;
+    }
+    if (iout >= 0 && (p[iout].revents & (POLLIN | POLLHUP | POLLERR))) {
+      int r = forward(sock, c.out, F_STDOUT);
+      if (r < 0) goto gone;
+      if (r == 0) out_open = 0;
+    }
+    if (ierr >= 0 && (p[ierr].revents & (POLLIN | POLLHUP | POLLERR))) {
+      int r = forward(sock, c.err, F_STDERR);
+      if (r < 0) goto gone;
+      if (r == 0) err_open = 0;
+    }
+    if (p[isig].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      }
+      int status;
+      if (!c.exited && waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.exited = 1;
+        c.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      /* Reap anything else that ended (grandchildren re-parented here do not: init has them). */
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      }
+    }
+  }
+  char code[16];
+  snprintf(code, sizeof code, "%d", c.status);
+  if (send_pair(sock, F_EXIT, code, NULL) == 0) linger(sock);
+  return 0;
+
+gone:
+  /* The server went away (or the session broke): the command and its group go with it. */
+  kill(-c.pid, SIGKILL);
+  kill(c.pid, SIGKILL);
+  return 0;
+}
+
+static volatile sig_atomic_t nudged;
+static void on_nudge(int sig) {
+  (void)sig;
+  nudged = 1;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL); /* SIGUSR1 (the server's nudge after a restore) cuts it short */
+}
+
+/*
+ * Keep one idle connection to the server; when a request arrives on it, a child serves
+ * that session and a new idle connection is made. Reconnects with a short backoff when
+ * the server is away (restarting, or closed the socket around a checkpoint).
+ */
+static int cmd_serve(void) {
+  /* Nothing reads the agent's own stdio (a relaunch by `runc exec -d` hands it the server's pipes). */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    if (null > 2) close(null);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  /* Session children are reaped by the kernel: nothing here waits for them. */
+  struct sigaction ign = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
+  sigaction(SIGCHLD, &ign, NULL);
+  struct sigaction nudge = {.sa_handler = on_nudge};
+  sigaction(SIGUSR1, &nudge, NULL);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  strncpy(addr.sun_path, HANGAR_AGENT_SOCKET, sizeof addr.sun_path - 1);
+  long backoff = 1, away_ms = 0;
+  for (;;) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      sleep_ms(100);
+      continue;
+    }
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+      close(fd);
+      if (nudged) backoff = 1;
+      nudged = 0;
+      sleep_ms(backoff);
+      away_ms += backoff;
+      /* Quick while the server is only briefly away (a checkpoint), slow after. */
+      backoff = backoff * 2 > (away_ms > 10000 ? 1000 : 50) ? (away_ms > 10000 ? 1000 : 50) : backoff * 2;
+      continue;
+    }
+    backoff = 1;
+    away_ms = 0;
+    if (send_pair(fd, F_HELLO, HANGAR_AGENT_VERSION, NULL) < 0) {
+      close(fd);
+      continue;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    char peek;
+    ssize_t r = recv(fd, &peek, 1, MSG_PEEK);
+    if (r <= 0) {
+      close(fd);
+      continue;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      signal(SIGUSR1, SIG_DFL);
+      _exit(run_session(fd));
+    }
+    close(fd);
+    if (pid < 0) sleep_ms(10);
+  }
+}
+
+/*
+ * pid 1 at the machine's start: fork the agent into its own session, then become the
+ * template's init, which keeps pid 1 (busybox init insists on it) and reaps the agent.
+ */
+static int cmd_launch(int argc, char **argv) {
+  int i = 2;
+  if (i < argc && strcmp(argv[i], "--") == 0) i++;
+  if (i >= argc) {
+    fprintf(stderr, "usage: hangar-agent launch -- INIT [ARG...]\n");
+    return 2;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 0);
+      if (null > 2) close(null);
+    }
+    char *args[] = {argv[0], "serve", NULL};
+    execv(argv[0], args);
+    _exit(cmd_serve());
+  }
+  /* A failed fork leaves a machine without an agent: the server falls back to runc exec. */
+  execvp(argv[i], &argv[i]);
+  fprintf(stderr, "hangar-agent: cannot start %s: %s\n", argv[i], strerror(errno));
+  return 127;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd = argc > 1 ? argv[1] : "";
+  if (strcmp(cmd, "launch") == 0) return cmd_launch(argc, argv);
+  if (strcmp(cmd, "serve") == 0) return cmd_serve();
+  if (strcmp(cmd, "file") == 0 && hangar_file_main) return hangar_file_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "watch") == 0 && hangar_watch_main) return hangar_watch_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "version") == 0) {
+    printf("hangar-agent %s\n", HANGAR_AGENT_VERSION);
+    return 0;
+  }
+  fprintf(stderr, "usage: hangar-agent launch -- INIT... | serve | file OP ARGS... | watch PATH [1] | version\n");
+  return 2;
+}

@@ -1,0 +1,35 @@
+/*
+ * The wire protocol between Hangar's server and hangar-agent (the TypeScript side is
+ * src/runtime/agent-protocol.ts; keep the two in step).
+ *
+ * The server listens on a unix socket in a host directory of the machine's own, mounted
+ * read-only into the machine at /.hangar/run; the agent connects out to it and keeps one
+ * idle connection there. Each connection carries one session: the server sends a request
+ * frame, the agent forks a handler for it and connects a fresh idle connection.
+ *
+ * A frame is a 4-byte little-endian payload length, a 1-byte type, then the payload.
+ * Strings inside payloads are NUL-terminated, one after the other.
+ */
+#ifndef HANGAR_AGENT_PROTOCOL_H
+#define HANGAR_AGENT_PROTOCOL_H
+
+#define HANGAR_AGENT_VERSION "1"
+#define HANGAR_AGENT_SOCKET "/.hangar/run/agent.sock"
+/* Larger frames are a protocol violation: the session ends. */
+#define FRAME_MAX (8u * 1024u * 1024u)
+
+/* agent -> server */
+#define F_HELLO 'H'   /* version\0 : sent on every new connection */
+#define F_STARTED 'P' /* pid\0 : the command runs, with this pid inside the machine */
+#define F_FAILED 'F'  /* kind\0message\0 : it never ran; kind is not_found or cannot_start */
+#define F_STDOUT 'O'  /* bytes (a terminal's output too) */
+#define F_STDERR 'E'  /* bytes */
+#define F_EXIT 'Q'    /* code\0 : exit status, 128+n for signal n; after every output ended */
+
+/* server -> agent */
+#define F_EXEC 'X'    /* mode\0cwd\0rows\0cols\0argc\0argv...\0envc\0env...\0 ; mode: p (pipes) or t (terminal) */
+#define F_STDIN 'I'   /* bytes; an empty payload closes stdin */
+#define F_SIGNAL 'K'  /* signo\0 : sent to the command's process group */
+#define F_RESIZE 'R'  /* rows\0cols\0 : the terminal's window size */
+
+#endif

@@ -1,0 +1,261 @@
+/**
+ * Commands run through the in-machine agent: the same three shapes as the Runtime
+ * interface (exec to the end, a background process, a terminal), over one session each.
+ * Backpressure runs both ways: a slow `ExecIo` consumer pauses the socket (so the agent,
+ * then the command, wait), and stdin is sent only as fast as the socket drains.
+ */
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { ExecStartError, RuntimeError, type ExecIo, type ExecOptions, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal, type PtyHandle, type PtyOptions } from '../runtime.js';
+import { encodeExec, encodeFrame, FRAME, FrameDecoder, parseStrings, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
+
+/** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
+const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
+/** After a kill, the agent gets this long to report the exit before the session is cut (which kills too). */
+const KILL_GRACE_MS = 2_000;
+
+const SIGNALS: Record<ProcessSignal, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15, CONT: 18, STOP: 19, TSTP: 20, WINCH: 28 };
+
+/** What a session reports as it goes. */
+interface SessionEvents {
+  stdout(chunk: Buffer): void | Promise<void>;
+  stderr(chunk: Buffer): void | Promise<void>;
+}
+
+/** One command on one connection to the agent. */
+class Session {
+  private started!: (pid: number) => void;
+  private failedStart!: (err: Error) => void;
+  /** Settles with the pid once the command runs, or rejects when it could not start. */
+  readonly running: Promise<number>;
+  private ended!: (code: number | null) => void;
+  /** The exit status, or null when the connection ended without one (the agent or the machine went). */
+  readonly exit: Promise<number | null>;
+  private code: number | null = null;
+  private killTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: string,
+    private readonly socket: Socket,
+    command: AgentCommand,
+    events: SessionEvents,
+  ) {
+    this.running = new Promise((resolve, reject) => {
+      this.started = resolve;
+      this.failedStart = reject;
+    });
+    this.exit = new Promise((resolve) => (this.ended = resolve));
+    // Only the first outcome counts; a start failure is also the session's end.
+    this.running.catch(() => undefined);
+    const decoder = new FrameDecoder(
+      (f) => {
+        switch (f.type) {
+          case FRAME.started:
+            this.started(Number(parseStrings(f.payload)[0]));
+            return;
+          case FRAME.failed: {
+            const [kind, message] = parseStrings(f.payload);
+            this.failedStart(new ExecStartError(message ?? 'the command could not be started', id, kind === 'not_found' ? 'not_found' : 'cannot_start'));
+            // The agent waits for this end before it closes (so no write of ours can fail first).
+            socket.end();
+            return;
+          }
+          case FRAME.stdout:
+          case FRAME.stderr: {
+            const pending = (f.type === FRAME.stdout ? events.stdout : events.stderr)(Buffer.from(f.payload));
+            if (pending) {
+              socket.pause();
+              // The sink's own failure is its caller's to see; reading goes on either way.
+              pending.catch(() => undefined).finally(() => socket.resume());
+            }
+            return;
+          }
+          case FRAME.exit:
+            this.code = Number(parseStrings(f.payload)[0]);
+            socket.end();
+            return;
+          default:
+            socket.destroy();
+        }
+      },
+      () => socket.destroy(),
+    );
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      if (this.killTimer) clearTimeout(this.killTimer);
+      this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
+      this.ended(this.code);
+    });
+    socket.write(encodeExec(command));
+    socket.resume();
+  }
+
+  /** Send stdin bytes (in pieces); false when the socket's buffer is full. */
+  write(data: Buffer): boolean {
+    let ok = true;
+    for (let at = 0; at < data.length; at += STDIN_CHUNK) ok = this.socket.write(encodeFrame(FRAME.stdin, data.subarray(at, at + STDIN_CHUNK)));
+    return ok;
+  }
+
+  /** Bytes written but not yet taken by the agent. */
+  get backlog(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Close the command's stdin. */
+  closeStdin(): void {
+    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.stdin));
+  }
+
+  /** Signal the command's process group. */
+  signal(sig: number): void {
+    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.signal, strings(sig)));
+  }
+
+  /** Change the terminal's size. */
+  resize(cols: number, rows: number): void {
+    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.resize, strings(rows, cols)));
+  }
+
+  /** SIGKILL the group; if the agent cannot say so in time, cut the session (the agent kills on that too). */
+  kill(): void {
+    this.signal(SIGNALS.KILL);
+    this.killTimer ??= setTimeout(() => this.socket.destroy(), KILL_GRACE_MS);
+    this.killTimer.unref();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Wait until a full socket buffer drained. */
+  drained(): Promise<void> {
+    return this.socket.writableLength === 0 || this.socket.destroyed
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const done = (): void => {
+            this.socket.off('drain', done);
+            this.socket.off('close', done);
+            resolve();
+          };
+          this.socket.on('drain', done);
+          this.socket.on('close', done);
+        });
+  }
+}
+
+/** Feed a stream to the session's stdin with backpressure; closes stdin at its end, never on a failure. */
+async function feed(session: Session, stream: Readable): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (!session.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string))) await session.drained();
+    }
+    session.closeStdin();
+  } catch {
+    // A stream that fails instead of ending must not look like the whole input: stdin stays open,
+    // and the caller aborts the command (ExecOptions.stdin).
+  }
+}
+
+/** The exit status of a command whose session ended without one: killed with its machine. */
+const KILLED = 128 + SIGNALS.KILL;
+
+/** Run a command to the end through the agent (Runtime.exec). */
+export async function agentExec(socket: Socket, id: string, o: ExecOptions, io: ExecIo): Promise<ExecResult> {
+  const startedAt = performance.now();
+  const session = new Session(id, socket, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
+  let timedOut = false;
+  let aborted = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    session.kill();
+  }, o.timeoutMs);
+  const onAbort = (): void => {
+    aborted = true;
+    session.kill();
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  // Stdin goes out with the request: the agent holds it until the command runs.
+  if (o.stdin === undefined) session.closeStdin();
+  else if (Buffer.isBuffer(o.stdin)) {
+    session.write(o.stdin);
+    session.closeStdin();
+  } else void feed(session, o.stdin);
+  try {
+    await session.running;
+    const code = await session.exit;
+    return { exitCode: code ?? KILLED, timedOut, aborted, durationMs: Math.round(performance.now() - startedAt) };
+  } finally {
+    clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Start a background command through the agent (Runtime.startProcess); resolves once it runs. */
+export async function agentStartProcess(socket: Socket, id: string, o: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+  const startedAt = performance.now();
+  const session = new Session(id, socket, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
+  let timedOut = false;
+  let stdinClosed = false;
+  const timer =
+    o.timeoutMs === undefined
+      ? null
+      : setTimeout(() => {
+          timedOut = true;
+          session.kill();
+        }, o.timeoutMs);
+  const pid = await session.running.catch((err: unknown) => {
+    if (timer) clearTimeout(timer);
+    throw err;
+  });
+  const exited = session.exit.then((code) => {
+    if (timer) clearTimeout(timer);
+    stdinClosed = true;
+    return { exitCode: code ?? KILLED, timedOut, aborted: false, durationMs: Math.round(performance.now() - startedAt) };
+  });
+  return {
+    pid,
+    write: (data) => {
+      if (stdinClosed) return 'closed';
+      if (session.backlog + data.length > STDIN_PENDING_MAX_BYTES) return 'full';
+      session.write(data);
+      return 'written';
+    },
+    closeStdin: () => {
+      if (stdinClosed) return;
+      stdinClosed = true;
+      session.closeStdin();
+    },
+    signal: (sig) => session.signal(SIGNALS[sig]),
+    kill: () => session.kill(),
+    exited,
+  };
+}
+
+/** Start a command on a terminal through the agent (Runtime.startPty). */
+export async function agentStartPty(socket: Socket, id: string, o: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
+  const session = new Session(id, socket, { mode: 'terminal', argv: o.argv, cwd: o.cwd, env: o.env, rows: o.rows, cols: o.cols }, { stdout: output, stderr: output });
+  const pid = await session.running;
+  return {
+    pid,
+    write: (data) => {
+      session.write(data);
+    },
+    resize: (cols, rows) => session.resize(cols, rows),
+    pause: () => session.pause(),
+    resume: () => session.resume(),
+    kill: () => session.kill(),
+    exited: session.exit.then((code) => ({ exitCode: code })),
+  };
+}
+
+/** The error of a machine whose agent did not answer and that has no other way in. */
+export function agentUnavailable(id: string): RuntimeError {
+  return new RuntimeError(`the agent of machine ${id} is not answering`, id, 'agent');
+}

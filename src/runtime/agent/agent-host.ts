@@ -1,0 +1,253 @@
+/**
+ * The server's side of the in-machine agent: one unix socket per machine, which the
+ * server listens on in a host directory of that machine's own. The machine sees that
+ * directory read-only (`/.hangar/run`), so nothing inside it can replace the socket or
+ * point the server elsewhere; the agent connects out to it and keeps one idle
+ * connection waiting. A session takes the idle connection (the agent then connects a new
+ * one), sends one command and reads its frames until the command exits.
+ *
+ * Around a checkpoint the server closes the socket and every connection (CRIU cannot
+ * dump a socket whose peer is outside the machine), and opens it again after the
+ * restore; the agent reconnects by itself, and a SIGUSR1 makes it try at once.
+ */
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, type Frame } from './protocol.js';
+
+/** Idle connections kept per machine; more are closed (the agent keeps one). */
+const IDLE_MAX = 4;
+/** Connections per machine at most, sessions included: a machine cannot exhaust the server's descriptors. */
+const CONNECTIONS_MAX = 256;
+/** A connection must say hello within this long. */
+const HELLO_TIMEOUT_MS = 2_000;
+/** Around a checkpoint, connections get this long to close from the agent's side. */
+const QUIESCE_TIMEOUT_MS = 2_000;
+
+/** Minimal logger (pino's shape). */
+export interface AgentHostLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/** One machine's socket and its connections. */
+class AgentEndpoint {
+  private server: Server | null = null;
+  private readonly idle: Socket[] = [];
+  private readonly waiters: ((s: Socket | null) => void)[] = [];
+  private readonly sockets = new Set<Socket>();
+  /** When the agent last said hello: a machine whose agent never did is not waited for long. */
+  helloAt: number | null = null;
+
+  constructor(
+    readonly id: string,
+    private readonly socketPath: string,
+    private readonly log: AgentHostLogger,
+  ) {}
+
+  /** Listen (again), replacing a stale socket file. */
+  async listen(): Promise<void> {
+    if (this.server) return;
+    await rm(this.socketPath, { force: true });
+    const server = createServer((s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // A listener error after start (none is expected) must not crash the server.
+    server.on('error', (err) => this.log.warn({ machine: this.id, err }, 'agent socket failed'));
+    this.server = server;
+  }
+
+  private accept(s: Socket): void {
+    if (this.sockets.size >= CONNECTIONS_MAX || !this.server) {
+      s.destroy();
+      return;
+    }
+    this.sockets.add(s);
+    s.once('close', () => {
+      this.sockets.delete(s);
+      const at = this.idle.indexOf(s);
+      if (at >= 0) this.idle.splice(at, 1);
+    });
+    s.on('error', () => s.destroy()); // closes it: 'close' above cleans up
+    const timer = setTimeout(() => s.destroy(), HELLO_TIMEOUT_MS);
+    const decoder = new FrameDecoder(
+      (f: Frame) => {
+        clearTimeout(timer);
+        s.removeAllListeners('data');
+        // Anything but a hello, or anything after it before a request, is not the agent speaking.
+        if (f.type !== FRAME.hello || parseStrings(f.payload)[0] !== AGENT_VERSION) {
+          s.destroy();
+          return;
+        }
+        // Kept reading, so a closed connection is noticed; the agent sends nothing more before a request.
+        s.on('data', () => s.destroy());
+        this.helloAt = Date.now();
+        const waiter = this.waiters.shift();
+        if (waiter) waiter(s);
+        else if (this.idle.length < IDLE_MAX) this.idle.push(s);
+        else s.destroy();
+      },
+      () => s.destroy(),
+    );
+    s.on('data', (chunk: Buffer) => decoder.push(chunk));
+  }
+
+  /** An idle connection to the agent, waiting up to `timeoutMs` for one; null when none came. */
+  take(timeoutMs: number): Promise<Socket | null> {
+    const s = this.idle.shift();
+    if (s) return Promise.resolve(handOver(s));
+    if (!this.server || timeoutMs <= 0) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter = (got: Socket | null): void => {
+        clearTimeout(timer);
+        resolve(got ? handOver(got) : null);
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiters.indexOf(waiter);
+        if (at >= 0) this.waiters.splice(at, 1);
+        resolve(null);
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Stop listening and end every connection, waiting (bounded) until the agent closed its side too. */
+  async quiesce(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const w of this.waiters.splice(0)) w(null);
+    // close() answers only once every connection has ended: it is awaited after they were ended below.
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    await rm(this.socketPath, { force: true });
+    const open = [...this.sockets];
+    await Promise.all(
+      open.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.destroyed) return resolve();
+            const timer = setTimeout(() => s.destroy(), QUIESCE_TIMEOUT_MS);
+            s.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            // Half-close: the agent sees end-of-file, ends its command (a session) or its idle wait, and closes.
+            s.resume();
+            s.end();
+          }),
+      ),
+    );
+    await closed;
+  }
+}
+
+/** A connection leaves the pool paused: its session resumes it once it listens. */
+function handOver(s: Socket): Socket {
+  s.removeAllListeners('data');
+  s.pause();
+  return s;
+}
+
+/** The agent sockets of every machine of this server. */
+export class AgentHost {
+  private readonly endpoints = new Map<string, AgentEndpoint>();
+
+  constructor(
+    private readonly machinesDir: string,
+    private readonly log: AgentHostLogger,
+  ) {}
+
+  /** The host directory mounted read-only at /.hangar/run in the machine. */
+  runDir(id: string): string {
+    return join(this.machinesDir, id, 'agent');
+  }
+
+  /** Make the machine's run directory and listen on its socket (before its container starts or restores). */
+  async open(id: string): Promise<void> {
+    let ep = this.endpoints.get(id);
+    if (!ep) {
+      await mkdir(this.runDir(id), { recursive: true, mode: 0o755 });
+      ep = new AgentEndpoint(id, join(this.runDir(id), AGENT_SOCKET_NAME), this.log);
+      this.endpoints.set(id, ep);
+    }
+    await ep.listen();
+  }
+
+  /** True when the machine was started with an agent (its run directory exists). */
+  async has(id: string): Promise<boolean> {
+    if (this.endpoints.has(id)) return true;
+    return (await readdir(this.runDir(id)).then(() => true, () => false));
+  }
+
+  /**
+   * An idle connection to the machine's agent, or null when there is none to be had in
+   * `timeoutMs` (no agent in this machine, or it is not answering). After a server
+   * restart the socket is opened here, at first use, and the agent nudged to connect now.
+   */
+  async connect(id: string, timeoutMs: number, initPid: () => Promise<number | null>): Promise<Socket | null> {
+    let ep = this.endpoints.get(id);
+    if (!ep) {
+      if (!(await this.has(id))) return null;
+      await this.open(id);
+      ep = this.endpoints.get(id)!;
+      await this.signal(await initPid());
+    }
+    // An agent that never said hello (dead, or a template that cannot run it) is not waited for long.
+    return ep.take(ep.helloAt === null ? Math.min(timeoutMs, 250) : timeoutMs);
+  }
+
+  /** Close the machine's socket and connections (before a checkpoint); `reopen` after. */
+  async quiesce(id: string): Promise<void> {
+    await this.endpoints.get(id)?.quiesce();
+  }
+
+  /** Listen again after a checkpoint that left the machine running (the agent reconnects within its short backoff). */
+  async reopen(id: string): Promise<void> {
+    if (this.endpoints.has(id)) await this.open(id);
+  }
+
+  /** After a restore (resume, fork, disk grow): listen, and tell the restored agent to connect at once. */
+  async nudge(id: string, initPid: number): Promise<void> {
+    if (!this.endpoints.has(id)) return;
+    await this.open(id);
+    await this.signal(initPid);
+  }
+
+  /** Forget the machine (it was destroyed or stopped): close everything of it. */
+  async close(id: string): Promise<void> {
+    const ep = this.endpoints.get(id);
+    this.endpoints.delete(id);
+    await ep?.quiesce();
+  }
+
+  /** Close every machine's socket (server shutdown); the agents wait for the next server. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.endpoints.keys()].map((id) => this.close(id)));
+  }
+
+  /** SIGUSR1 to the machine's agent: it stops waiting between connection attempts. */
+  private async signal(hostInitPid: number | null): Promise<void> {
+    if (hostInitPid === null) return;
+    for (const pid of await agentPids(hostInitPid)) {
+      try {
+        process.kill(pid, 'SIGUSR1');
+      } catch {
+        // Gone meanwhile: it reconnects on its own if it comes back.
+      }
+    }
+  }
+}
+
+/** Host pids of the agent processes among the children of a machine's init. */
+async function agentPids(hostInitPid: number): Promise<number[]> {
+  const children = await readFile(`/proc/${hostInitPid}/task/${hostInitPid}/children`, 'utf8').catch(() => '');
+  const pids: number[] = [];
+  for (const pid of children.split(/\s+/).filter(Boolean).map(Number)) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.startsWith('/.hangar/bin/hangar-agent\0serve')) pids.push(pid);
+  }
+  return pids;
+}

@@ -1,0 +1,67 @@
+/**
+ * Which agent a machine runs, and from where on the host. The binary is installed once
+ * per content (`<agents>/<sha256 prefix>/hangar-agent`) and never replaced in place: a
+ * paused machine's memory maps the very file it started with, and CRIU restores it only
+ * if that file is unchanged, so every machine and snapshot remembers its directory
+ * (`agent-bin`) and is restored against it, whatever the server was rebuilt with since.
+ */
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentMounts } from './oci-spec.js';
+import { exists } from './snapshot-files.js';
+
+/** The file beside a machine (and inside a snapshot) naming its agent's bin directory. */
+const MARK = 'agent-bin';
+
+/**
+ * Install the built agent into `agentsDir` by its content and return the directory, or
+ * null (with the reason) when there is no built agent: machines then run without one.
+ */
+export async function installAgent(builtPath: string, agentsDir: string): Promise<{ binDir: string | null; problem: string | null }> {
+  const bytes = await readFile(builtPath).catch(() => null);
+  if (bytes === null) return { binDir: null, problem: `${builtPath} is missing (run npm run build): machines run without the agent` };
+  const binDir = join(agentsDir, createHash('sha256').update(bytes).digest('hex').slice(0, 16));
+  const target = join(binDir, 'hangar-agent');
+  if (!(await exists(target))) {
+    await mkdir(binDir, { recursive: true, mode: 0o755 });
+    const tmp = `${target}.${process.pid}.tmp`;
+    await copyFile(builtPath, tmp);
+    await chmod(tmp, 0o755);
+    await rename(tmp, target);
+  }
+  return { binDir, problem: null };
+}
+
+/** The agent of a machine about to start for the first time: the current one, remembered beside it. */
+export async function rememberAgent(machineDir: string, binDir: string | null, runDir: string): Promise<AgentMounts | null> {
+  if (binDir === null) return null;
+  await writeFile(join(machineDir, MARK), binDir);
+  return { binDir, runDir };
+}
+
+/** The agent a machine started with (null: one from before the agent, or none was built). */
+export async function machineAgent(machineDir: string, runDir: string): Promise<AgentMounts | null> {
+  const binDir = await readFile(join(machineDir, MARK), 'utf8').catch(() => null);
+  return binDir === null ? null : { binDir, runDir };
+}
+
+/** Record a machine's agent in a snapshot of it (a fork of the snapshot restores the same agent). */
+export async function markSnapshot(machineDir: string, snapshotDir: string): Promise<void> {
+  const binDir = await readFile(join(machineDir, MARK), 'utf8').catch(() => null);
+  if (binDir !== null) await writeFile(join(snapshotDir, MARK), binDir);
+}
+
+/** Copy a snapshot's agent mark into a copy of it (a revert), when it has one. */
+export async function copyAgentMark(fromDir: string, toDir: string): Promise<void> {
+  const binDir = await readFile(join(fromDir, MARK), 'utf8').catch(() => null);
+  if (binDir !== null) await writeFile(join(toDir, MARK), binDir);
+}
+
+/** The agent a fork of a snapshot runs: the snapshot's, remembered beside the new machine. */
+export async function snapshotAgent(snapshotDir: string, machineDir: string, runDir: string): Promise<AgentMounts | null> {
+  const binDir = await readFile(join(snapshotDir, MARK), 'utf8').catch(() => null);
+  if (binDir === null) return null;
+  await writeFile(join(machineDir, MARK), binDir);
+  return { binDir, runDir };
+}
