@@ -108,52 +108,53 @@ static bool pseudo_fs(int fd) {
   return sf.f_type == PROC_MAGIC || sf.f_type == SYSFS_MAGIC || sf.f_type == CGROUP_MAGIC || sf.f_type == CGROUP2_MAGIC;
 }
 
-static enum step add_tree(struct watch *w, int parent_fd, const char *name, const char *path, bool announce);
+static enum step add_tree(struct watch *w, int parent_fd, const char *name, const char *path, const char *own_kind, bool announce);
+
+/* Say `kind` for `path` now, unless kind is NULL. */
+static enum step maybe_emit(const char *kind, const char *path) { return kind ? emit(kind, path) : GO_ON; }
 
 /*
  * Watch the directory `path` (reached as `name` in `parent_fd`, without following a
- * symlink) and, when recursive, everything below it; `announce` says create for each
- * entry found (a directory that just appeared may already hold some).
+ * symlink) and, when recursive, everything below it. `own_kind`, if any, is the
+ * directory's own line, said once its watch is in place (so whoever reacts to the line
+ * finds it watched); `announce` says create for each entry already inside (a directory
+ * that just appeared may hold some; one of them may then be told twice).
  */
-static enum step add_tree(struct watch *w, int parent_fd, const char *name, const char *path, bool announce) {
+static enum step add_tree(struct watch *w, int parent_fd, const char *name, const char *path, const char *own_kind, bool announce) {
   int dfd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (dfd < 0) return GO_ON; /* gone again, or not a directory any more: its parent tells */
+  if (dfd < 0) return maybe_emit(own_kind, path); /* gone again, or not a directory any more */
   if (pseudo_fs(dfd)) {
     close(dfd);
-    return GO_ON;
+    return maybe_emit(own_kind, path);
   }
   int wd = inotify_add_watch(w->fd, path, WATCH_MASK | IN_DONT_FOLLOW);
-  if (wd < 0) {
-    if (errno == ENOSPC && !w->told_limit) {
+  if (wd < 0 || path_of(w, wd)) {
+    if (wd < 0 && errno == ENOSPC && !w->told_limit) {
       fo_msg("watch", "the inotify watch limit is reached (fs.inotify.max_user_watches): %s and some directories below it are not watched", path);
       w->told_limit = true;
     }
+    /* (wd >= 0: already watched under another name, a bind mount of a directory above: once is enough.) */
     close(dfd);
-    return GO_ON;
-  }
-  if (path_of(w, wd)) {
-    /* Already watched under another name (a bind mount of a directory above): once is enough. */
-    close(dfd);
-    return GO_ON;
+    return maybe_emit(own_kind, path);
   }
   set_path(w, wd, path);
-  DIR *dir = fdopendir(dfd);
+  enum step step = maybe_emit(own_kind, path);
+  DIR *dir = step == GO_ON ? fdopendir(dfd) : NULL;
   if (!dir) {
     close(dfd);
-    return GO_ON;
+    return step;
   }
-  enum step step = GO_ON;
   struct dirent *de;
   while (step == GO_ON && (de = readdir(dir)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     char *child = join(path, de->d_name);
-    if (announce) step = emit("create", child);
     bool is_dir = de->d_type == DT_DIR;
     if (de->d_type == DT_UNKNOWN) {
       struct stat st;
       is_dir = fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
-    if (step == GO_ON && is_dir) step = add_tree(w, dfd, de->d_name, child, announce);
+    const char *kind = announce ? "create" : NULL;
+    step = is_dir ? add_tree(w, dfd, de->d_name, child, kind, announce) : maybe_emit(kind, child);
     free(child);
   }
   closedir(dir);
@@ -194,17 +195,16 @@ static enum step handle(struct watch *w, const struct inotify_event *ev) {
   if (!kind) return GO_ON;
   /* `dir` may be freed by forget_tree below: work on a copy of the full path. */
   char *full = join(dir, ev->name);
-  enum step step = emit(kind, full);
-  if (step == GO_ON && w->recursive && (ev->mask & IN_ISDIR)) {
-    if (ev->mask & IN_MOVED_FROM) {
-      forget_tree(w, full);
-    } else if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-      int pfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (pfd >= 0) {
-        step = add_tree(w, pfd, ev->name, full, (ev->mask & IN_CREATE) != 0);
-        close(pfd);
-      }
-    }
+  enum step step;
+  int pfd = -1;
+  if (w->recursive && (ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && (pfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    /* A directory that appeared: watched (with what it holds) before its line is said. */
+    step = add_tree(w, pfd, ev->name, full, kind, (ev->mask & IN_CREATE) != 0);
+    close(pfd);
+  } else {
+    step = emit(kind, full);
+    /* One moved away: its names under `full` are wrong from now on (and it may be outside). */
+    if (w->recursive && (ev->mask & IN_ISDIR) && (ev->mask & IN_MOVED_FROM)) forget_tree(w, full);
   }
   free(full);
   return step;
@@ -299,7 +299,7 @@ int hangar_watch_main(int argc, char **argv) {
                       (de->d_type == DT_UNKNOWN && fstatat(rfd, de->d_name, &cst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(cst.st_mode));
         if (!is_dir) continue;
         char *child = join(w.root, de->d_name);
-        (void)add_tree(&w, rfd, de->d_name, child, false); /* announces nothing, so never stops */
+        (void)add_tree(&w, rfd, de->d_name, child, NULL, false); /* says nothing, so never stops */
         free(child);
       }
       closedir(dir);
