@@ -14,6 +14,8 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
+  closeSync,
+  openSync,
   lstatSync,
   lutimesSync,
   mkdirSync,
@@ -53,7 +55,8 @@ interface Run {
 interface Mount {
   /** Relative to the case's root (an empty directory the setup made). */
   at: string;
-  size: string;
+  /** tmpfs options, e.g. "size=64k". */
+  options: string;
   /** Fills the file system once mounted (on both sides). */
   setup?: (dir: string) => void;
   readOnly?: boolean;
@@ -66,7 +69,11 @@ interface Case {
   op: Op;
   args: (root: string) => string[];
   input?: Buffer | string;
+  /** stdin a regular file holding `input` (default: a pipe). */
+  stdinFile?: boolean;
   uid?: number;
+  /** The umask both run with (default: the test's). */
+  umask?: number;
   /** What the script is known to answer (documents the case; both must give it). */
   code: number;
   check?: (run: Run, root: string) => void;
@@ -92,14 +99,38 @@ function ids(uid: number | undefined): { uid?: number; gid?: number } {
   return uid === undefined ? {} : { uid, gid: uid };
 }
 
-function runScript(op: Op, args: string[], input?: Buffer | string, uid?: number): Run {
-  return asRun(
-    spawnSync(join(bin, 'sh'), ['-c', FILE_SCRIPTS[op], 'hangar-files', ...args], { input: input ?? '', env: env(), cwd: '/', maxBuffer: 1 << 30, ...ids(uid) }),
-  );
+interface RunOptions {
+  input?: Buffer | string;
+  stdinFile?: boolean;
+  uid?: number;
+  umask?: number;
 }
 
-function runAgent(op: Op, args: string[], input?: Buffer | string, uid?: number): Run {
-  return asRun(spawnSync(agent, ['file', op, ...args], { input: input ?? '', env: env(), cwd: '/', maxBuffer: 1 << 30, ...ids(uid) }));
+/** Runs argv as the file service runs a script: cwd /, the scripts' environment, stdin from a pipe (or a file). */
+function run(argv: string[], o: RunOptions = {}): Run {
+  if (o.umask !== undefined) argv = [join(bin, 'sh'), '-c', `umask ${o.umask.toString(8)}; exec "$@"`, 'sh', ...argv];
+  let fd: number | undefined;
+  if (o.stdinFile) {
+    const file = join(work, `stdin-${process.pid}`);
+    writeFileSync(file, o.input ?? '');
+    fd = openSync(file, 'r');
+    rmSync(file);
+  }
+  try {
+    const common = { env: env(), cwd: '/', maxBuffer: 1 << 30, ...ids(o.uid) };
+    const r = fd === undefined ? spawnSync(argv[0]!, argv.slice(1), { ...common, input: o.input ?? '' }) : spawnSync(argv[0]!, argv.slice(1), { ...common, stdio: [fd, 'pipe', 'pipe'] });
+    return asRun(r);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function runScript(op: Op, args: string[], o: RunOptions = {}): Run {
+  return run([join(bin, 'sh'), '-c', FILE_SCRIPTS[op], 'hangar-files', ...args], o);
+}
+
+function runAgent(op: Op, args: string[], o: RunOptions = {}): Run {
+  return run([agent, 'file', op, ...args], o);
 }
 
 function sh(cmd: string, args: string[]): void {
@@ -155,7 +186,7 @@ function compare(c: Case): { script: Run; agent: Run; sRoot: string; aRoot: stri
   for (const m of c.mounts ?? []) {
     for (const root of [sRoot, aRoot]) {
       const at = join(root, m.at);
-      sh('mount', ['-t', 'tmpfs', '-o', `size=${m.size},mode=0755`, 'tmpfs', at]);
+      sh('mount', ['-t', 'tmpfs', '-o', `${m.options},mode=0755`, 'tmpfs', at]);
       mounted.push(at);
       m.setup?.(at);
       fixTimes(at);
@@ -164,8 +195,8 @@ function compare(c: Case): { script: Run; agent: Run; sRoot: string; aRoot: stri
   }
   // Filesystem timestamps come from a coarse clock that may lag: anything after the fixtures is "recent".
   const recentNs = BigInt(Math.floor(FIXED_TIME + 3600)) * 1_000_000_000n;
-  const script = runScript(c.op, c.args(sRoot), c.input, c.uid);
-  const agentRun = runAgent(c.op, c.args(aRoot), c.input, c.uid);
+  const script = runScript(c.op, c.args(sRoot), c);
+  const agentRun = runAgent(c.op, c.args(aRoot), c);
   const why = `${c.name}\nscript stderr: ${script.err}\nagent stderr: ${agentRun.err}`;
   assert.equal(script.code, c.code, `the script's exit status — ${why}`);
   assert.equal(agentRun.signal, script.signal, why);
@@ -205,6 +236,12 @@ function tree(root: string): void {
   symlinkSync('../../keep', join(root, 'dir/sub/to-keep'));
   symlinkSync('../../keep/inner/precious', join(root, 'dir/sub/to-precious'));
   sh('mkfifo', [join(root, 'fifo')]);
+  socket(join(root, 'socket'));
+}
+
+/** A unix socket left behind by a process that listened on it. */
+function socket(path: string): void {
+  sh(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.exit(0))`]);
 }
 
 function odd(root: string): void {
@@ -237,6 +274,9 @@ const CASES: Case[] = [
   ),
   ...['missing', 'missing/x', 'file/x', 'dangling/x', 'file/'].map((p): Case => ({ name: `stat ${p}`, setup: tree, op: 'stat', args: (r) => [`${r}/${p}`], code: 3 })),
   { name: 'stat ""', op: 'stat', args: () => [''], code: 3 },
+  { name: 'stat a socket', setup: tree, op: 'stat', args: (r) => [`${r}/socket`], code: 0 },
+  { name: 'stat a name too long', setup: tree, op: 'stat', args: (r) => [`${r}/${'n'.repeat(256)}`], code: 3 },
+  { name: 'stat a relative path', setup: tree, op: 'stat', args: (r) => [`${r.slice(1)}/file`], code: 0 },
   { name: 'stat of odd names', setup: odd, op: 'stat', args: (r) => [`${r}/odd/new\nline`], code: 0 },
   { name: 'stat in a directory nobody may search', setup: (r) => (tree(r), chmodSync(join(r, 'dir'), 0o700)), op: 'stat', args: (r) => [`${r}/dir/a`], uid: NOBODY, code: 3 },
 
@@ -252,6 +292,9 @@ const CASES: Case[] = [
   { name: 'list a dangling symlink', setup: tree, op: 'list', args: (r) => [`${r}/dangling`], code: 3 },
   { name: 'list a missing path', setup: tree, op: 'list', args: (r) => [`${r}/missing`], code: 3 },
   { name: 'list ""', op: 'list', args: () => [''], code: 3 },
+  { name: 'list a relative path', setup: tree, op: 'list', args: (r) => [`${r.slice(1)}/dir`], code: 0 },
+  // cd is logical: "far/.." is the directory holding far, not the parent of far's target.
+  { name: 'list through a symlink and ..', setup: (r) => (tree(r), symlinkSync('dir/sub', join(r, 'far'))), op: 'list', args: (r) => [`${r}/far/..`], code: 0 },
   {
     name: 'list a directory nobody may search (cd fails)',
     setup: (r) => (tree(r), chmodSync(join(r, 'dir'), 0o744)),
@@ -279,6 +322,10 @@ const CASES: Case[] = [
   { name: 'mkdir under a file', setup: tree, op: 'mkdir', args: (r) => [`${r}/file/x/y`], code: 9 },
   { name: 'mkdir under a dangling symlink', setup: tree, op: 'mkdir', args: (r) => [`${r}/dangling/x`], code: 9 },
   { name: 'mkdir ""', op: 'mkdir', args: () => [''], code: 9 },
+  { name: 'mkdir with a strict umask (parents stay usable)', setup: tree, op: 'mkdir', args: (r) => [`${r}/u/v/w`], umask: 0o377, code: 0 },
+  { name: 'mkdir with umask 027', setup: tree, op: 'mkdir', args: (r) => [`${r}/u/v/w`], umask: 0o027, code: 0 },
+  { name: 'mkdir a name too long', setup: tree, op: 'mkdir', args: (r) => [`${r}/${'n'.repeat(256)}/x`], code: 9 },
+  { name: 'mkdir a relative path', setup: tree, op: 'mkdir', args: (r) => [`${r.slice(1)}/rel/x`], code: 0 },
   { name: 'mkdir odd names', setup: odd, op: 'mkdir', args: (r) => [`${r}/odd/new\nline dir/ü`], code: 0 },
   { name: 'mkdir where nobody may not write', setup: tree, op: 'mkdir', args: (r) => [`${r}/dir/x/y`], uid: NOBODY, code: 9 },
 
@@ -295,6 +342,8 @@ const CASES: Case[] = [
   ),
   ...['missing', 'file/', 'dangling/', 'missing/x'].map((p): Case => ({ name: `remove ${p}`, setup: tree, op: 'remove', args: (r) => [`${r}/${p}`], code: 3 })),
   { name: 'remove a path ending in ..', setup: tree, op: 'remove', args: (r) => [`${r}/dir/..`], code: 9 },
+  { name: 'remove a socket', setup: tree, op: 'remove', args: (r) => [`${r}/socket`], code: 0 },
+  { name: 'remove a relative path', setup: tree, op: 'remove', args: (r) => [`${r.slice(1)}/dir`], code: 0 },
   { name: 'remove a path ending in .', setup: tree, op: 'remove', args: (r) => [`${r}/dir/.`], code: 9 },
   {
     name: 'remove a tree nobody owns only in part',
@@ -324,6 +373,7 @@ const CASES: Case[] = [
   { name: 'move under a dangling symlink', setup: tree, op: 'move', args: (r) => [`${r}/empty`, `${r}/dangling/x`], code: 11 },
   { name: 'move to a name without a slash', setup: tree, op: 'move', args: (r) => [`${r}/empty`, 'relative'], code: 10 },
   { name: 'move a directory into itself (through a symlink)', setup: tree, op: 'move', args: (r) => [`${r}/dir`, `${r}/linkdir/sub/in`], code: 9 },
+  { name: 'move relative paths', setup: tree, op: 'move', args: (r) => [`${r.slice(1)}/file`, `${r.slice(1)}/dir/f`], code: 0 },
   { name: 'move where nobody may not write', setup: tree, op: 'move', args: (r) => [`${r}/dir/a`, `${r}/dir/b`], uid: NOBODY, code: 9 },
 
   // write
@@ -407,6 +457,8 @@ const CASES: Case[] = [
   { name: 'read a missing file', setup: tree, op: 'read', args: (r) => [`${r}/missing`], code: 3 },
   { name: 'read a dangling symlink', setup: tree, op: 'read', args: (r) => [`${r}/dangling`], code: 3 },
   { name: 'read ""', op: 'read', args: () => [''], code: 3 },
+  { name: 'read a socket', setup: tree, op: 'read', args: (r) => [`${r}/socket`], code: 6 },
+  { name: 'read a relative path', setup: tree, op: 'read', args: (r) => [`${r.slice(1)}/file`], code: 0 },
   { name: 'read a file nobody may not read', setup: (r) => (tree(r), chmodSync(join(r, 'file'), 0o600)), op: 'read', args: (r) => [`${r}/file`], uid: NOBODY, code: 1 },
 ];
 
@@ -421,8 +473,12 @@ const MOUNT_CASES: Case[] = [
       chmodSync(join(r, 'dir/sub'), 0o2750);
       chownSync(join(r, 'dir/sub/b'), 1234, 5678);
       sh('mkfifo', [join(r, 'dir/fifo')]);
+      socket(join(r, 'dir/socket'));
+      sh('mknod', [join(r, 'dir/null'), 'c', '1', '3']);
+      symlinkSync('a', join(r, 'dir/sub/rel-link'));
+      chmodSync(join(r, 'dir/a'), 0o4755);
     },
-    mounts: [{ at: 'mnt', size: '4m' }],
+    mounts: [{ at: 'mnt', options: 'size=4m' }],
     op: 'move',
     args: (r) => [`${r}/dir`, `${r}/mnt/moved`],
     code: 0,
@@ -431,7 +487,7 @@ const MOUNT_CASES: Case[] = [
   {
     name: 'move a file to another file system',
     setup: (r) => (tree(r), mkdirSync(join(r, 'mnt'))),
-    mounts: [{ at: 'mnt', size: '4m' }],
+    mounts: [{ at: 'mnt', options: 'size=4m' }],
     op: 'move',
     args: (r) => [`${r}/file`, `${r}/mnt/f`],
     code: 0,
@@ -439,7 +495,7 @@ const MOUNT_CASES: Case[] = [
   {
     name: 'move a symlink to another file system',
     setup: (r) => (tree(r), mkdirSync(join(r, 'mnt'))),
-    mounts: [{ at: 'mnt', size: '4m' }],
+    mounts: [{ at: 'mnt', options: 'size=4m' }],
     op: 'move',
     args: (r) => [`${r}/linkdir`, `${r}/mnt/l`],
     code: 0,
@@ -451,7 +507,7 @@ const MOUNT_CASES: Case[] = [
       for (const n of ['1', '2', '3']) writeFileSync(join(r, 'src', n), bytes(48 * 1024, Number(n)));
       mkdirSync(join(r, 'mnt'));
     },
-    mounts: [{ at: 'mnt', size: '64k' }],
+    mounts: [{ at: 'mnt', options: 'size=64k' }],
     op: 'move',
     args: (r) => [`${r}/src`, `${r}/mnt/dst`],
     code: 9,
@@ -459,7 +515,7 @@ const MOUNT_CASES: Case[] = [
   {
     name: 'write to a full disk',
     setup: (r) => mkdirSync(join(r, 'mnt')),
-    mounts: [{ at: 'mnt', size: '64k', setup: (d) => writeFileSync(join(d, 'old'), 'old') }],
+    mounts: [{ at: 'mnt', options: 'size=64k', setup: (d) => writeFileSync(join(d, 'old'), 'old') }],
     op: 'write',
     args: (r) => [`${r}/mnt/old`, TMP, String(256 * 1024)],
     input: bytes(256 * 1024),
@@ -470,9 +526,20 @@ const MOUNT_CASES: Case[] = [
     },
   },
   {
+    // The script makes the parents with mkdir -p and does not clean up when that fails: neither does the agent.
+    name: 'write into new directories on a disk out of inodes (the ones made stay)',
+    setup: (r) => mkdirSync(join(r, 'mnt')),
+    mounts: [{ at: 'mnt', options: 'size=64k,nr_inodes=4' }],
+    op: 'write',
+    args: (r) => [`${r}/mnt/a/b/c/d/f`, TMP, ''],
+    input: 'x',
+    code: 9,
+    check: (run) => assert.match(run.err, /No space left on device/),
+  },
+  {
     name: 'write to a full disk in new directories (they go again)',
     setup: (r) => mkdirSync(join(r, 'mnt')),
-    mounts: [{ at: 'mnt', size: '64k' }],
+    mounts: [{ at: 'mnt', options: 'size=64k' }],
     op: 'write',
     args: (r) => [`${r}/mnt/a/b/f`, TMP, ''],
     input: bytes(256 * 1024),
@@ -482,7 +549,7 @@ const MOUNT_CASES: Case[] = [
     (op): Case => ({
       name: `${op} on a read-only file system`,
       setup: (r) => mkdirSync(join(r, 'mnt')),
-      mounts: [{ at: 'mnt', size: '64k', readOnly: true, setup: (d) => (mkdirSync(join(d, 'd')), writeFileSync(join(d, 'd/f'), 'f')) }],
+      mounts: [{ at: 'mnt', options: 'size=64k', readOnly: true, setup: (d) => (mkdirSync(join(d, 'd')), writeFileSync(join(d, 'd/f'), 'f')) }],
       op,
       args: (r) => (op === 'move' ? [`${r}/mnt/d/f`, `${r}/mnt/g`] : op === 'remove' ? [`${r}/mnt/d`] : op === 'cleanup' ? [`${r}/mnt/d/f`] : [`${r}/mnt/d/n/f`, TMP, '1']),
       input: 'x',
@@ -512,6 +579,8 @@ describe('hangar-agent file subcommands reproduce the file scripts', { skip: (!B
 
   after(() => {
     for (const m of mounted.reverse()) spawnSync('umount', ['-l', m]);
+    // Trees deeper than PATH_MAX are beyond rmSync: the agent removes them.
+    for (const side of ['S', 'A']) if (agent) spawnSync(agent, ['file', 'remove', join(work, `deep-${side}`)]);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -531,6 +600,23 @@ describe('hangar-agent file subcommands reproduce the file scripts', { skip: (!B
   it('every exit status of SCRIPT_EXIT is met by some case', () => {
     const codes = new Set([...CASES, ...MOUNT_CASES].map((c) => c.code));
     for (const code of Object.values(SCRIPT_EXIT)) assert.ok(codes.has(code), `exit ${code}`);
+  });
+
+  it('removes a tree deeper than PATH_MAX, which the script cannot (the one deliberate difference tested)', () => {
+    const roots = ['S', 'A'].map((side) => join(work, `deep-${side}`));
+    for (const r of roots) {
+      mkdirSync(r);
+      const make = 'cd "$1" && i=0 && while [ $i -lt 250 ]; do mkdir d0123456789abcdef && cd -P d0123456789abcdef || exit 1; i=$((i+1)); done && echo x > leaf';
+      sh(join(bin, 'sh'), ['-c', make, 'sh', r]);
+    }
+    const script = runScript('remove', [roots[0]!]);
+    assert.equal(script.code, 9);
+    assert.match(script.err, /File name too long/);
+    const agentRun = runAgent('remove', [roots[1]!]);
+    assert.equal(agentRun.code, 0, agentRun.err);
+    assert.throws(() => lstatSync(roots[1]!), /ENOENT/);
+    // What the script left behind goes too (the agent does not mind its depth).
+    assert.equal(runAgent('remove', [roots[0]!]).code, 0);
   });
 
   it('operations and arguments the scripts do not know', () => {
@@ -669,6 +755,24 @@ describe('hangar-agent watch', { skip: !CC && 'needs a C compiler' }, () => {
     // The reader goes away: the watcher notices without waiting for another event.
     p.stdout.destroy();
     assert.equal(await exited, 0);
+  });
+
+  it('without "1", reports the directory\'s own entries only', async () => {
+    const root = join(dir, 'flat');
+    mkdirSync(join(root, 'sub'), { recursive: true });
+    const p = spawn(bin2, ['watch', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    for (let i = 0; i < 200 && !out.includes('ready'); i++) {
+      writeFileSync(join(root, `ready-${i}`), '');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    writeFileSync(join(root, 'sub/nested'), 'n');
+    writeFileSync(join(root, 'last'), 'l');
+    for (let i = 0; i < 200 && !out.includes(`create\t${root}/last\n`); i++) await new Promise((r) => setTimeout(r, 25));
+    p.kill();
+    assert.ok(out.includes(`create\t${root}/last\n`), out);
+    assert.ok(!out.includes('nested'), out);
   });
 
   it('ends with a remove line when the directory itself is removed', async () => {
