@@ -65,6 +65,8 @@ interface Mount {
 interface Case {
   name: string;
   setup?: (root: string) => void;
+  /** After the fixed times are set (to set other ones). */
+  times?: (root: string) => void;
   mounts?: Mount[];
   op: Op;
   args: (root: string) => string[];
@@ -138,27 +140,31 @@ function sh(cmd: string, args: string[]): void {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.toString()}`);
 }
 
+/** `dir`/`name` for names that need not be UTF-8. */
+function child(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, Buffer.from('/'), name]);
+}
+
 /** Every time under `p` set to FIXED_TIME (children first, so the directories keep it). */
-function fixTimes(p: string): void {
-  const st = lstatSync(p);
-  if (st.isDirectory()) for (const name of readdirSync(p)) fixTimes(join(p, name));
-  lutimesSync(p, FIXED_TIME, FIXED_TIME);
+function fixTimes(p: Buffer | string): void {
+  const b = Buffer.from(p);
+  if (lstatSync(b).isDirectory()) for (const name of readdirSync(b, { encoding: 'buffer' })) fixTimes(child(b, name));
+  lutimesSync(b, FIXED_TIME, FIXED_TIME);
 }
 
 /** The tree under `root` as lines: path, mode, size, owner, links, mtime (or "recent"), content or target. */
 function snapshot(root: string, recentNs: bigint): string[] {
   const lines: string[] = [];
-  const walk = (rel: string): void => {
-    const p = rel === '' ? root : join(root, rel);
+  const walk = (p: Buffer, rel: string): void => {
     const st = lstatSync(p, { bigint: true });
     let body = '';
     if (st.isFile()) body = createHash('sha256').update(readFileSync(p)).digest('hex');
-    else if (st.isSymbolicLink()) body = readlinkSync(p);
+    else if (st.isSymbolicLink()) body = readlinkSync(p, { encoding: 'buffer' }).toString('latin1');
     const mtime = st.mtimeNs >= recentNs ? 'recent' : String(st.mtimeNs);
     lines.push(JSON.stringify([rel, st.mode.toString(8), String(st.size), `${st.uid}:${st.gid}`, String(st.nlink), mtime, body]));
-    if (st.isDirectory()) for (const name of readdirSync(p).sort()) walk(rel === '' ? name : `${rel}/${name}`);
+    if (st.isDirectory()) for (const name of readdirSync(p, { encoding: 'buffer' }).sort(Buffer.compare)) walk(child(p, name), `${rel}/${name.toString('latin1')}`);
   };
-  walk('');
+  walk(Buffer.from(root), '');
   return lines;
 }
 
@@ -182,6 +188,7 @@ function compare(c: Case): { script: Run; agent: Run; sRoot: string; aRoot: stri
   chmodSync(sRoot, 0o755);
   c.setup?.(sRoot);
   fixTimes(sRoot);
+  c.times?.(sRoot);
   sh('cp', ['-a', sRoot, aRoot]);
   for (const m of c.mounts ?? []) {
     for (const root of [sRoot, aRoot]) {
@@ -248,6 +255,8 @@ function odd(root: string): void {
   mkdirSync(join(root, 'odd'));
   for (const n of ODD_NAMES) writeFileSync(join(root, 'odd', n), n);
   mkdirSync(join(root, 'odd', 'dir with space'));
+  // Not UTF-8: names are bytes.
+  writeFileSync(child(Buffer.from(join(root, 'odd')), Buffer.from([0xff, 0x41, 0x80])), 'latin');
 }
 
 function bytes(n: number, seed = 1): Buffer {
@@ -275,6 +284,8 @@ const CASES: Case[] = [
   ...['missing', 'missing/x', 'file/x', 'dangling/x', 'file/'].map((p): Case => ({ name: `stat ${p}`, setup: tree, op: 'stat', args: (r) => [`${r}/${p}`], code: 3 })),
   { name: 'stat ""', op: 'stat', args: () => [''], code: 3 },
   { name: 'stat a socket', setup: tree, op: 'stat', args: (r) => [`${r}/socket`], code: 0 },
+  { name: 'stat a file from before 1970', setup: tree, times: (r) => lutimesSync(join(r, 'file'), -86400 * 365 * 3 - 0.25, -86400 * 365 * 3 - 0.25), op: 'stat', args: (r) => [`${r}/file`], code: 0 },
+  { name: 'stat a file from 2500', setup: tree, times: (r) => lutimesSync(join(r, 'file'), 16725225600.75, 16725225600.75), op: 'stat', args: (r) => [`${r}/file`], code: 0 },
   { name: 'stat a name too long', setup: tree, op: 'stat', args: (r) => [`${r}/${'n'.repeat(256)}`], code: 3 },
   { name: 'stat a relative path', setup: tree, op: 'stat', args: (r) => [`${r.slice(1)}/file`], code: 0 },
   { name: 'stat of odd names', setup: odd, op: 'stat', args: (r) => [`${r}/odd/new\nline`], code: 0 },
@@ -600,6 +611,15 @@ describe('hangar-agent file subcommands reproduce the file scripts', { skip: (!B
   it('every exit status of SCRIPT_EXIT is met by some case', () => {
     const codes = new Set([...CASES, ...MOUNT_CASES].map((c) => c.code));
     for (const code of Object.values(SCRIPT_EXIT)) assert.ok(codes.has(code), `exit ${code}`);
+  });
+
+  it('answers 3 for a relative path whose first name is missing, where the script never ends (a deliberate difference)', () => {
+    const args = ['no-such-top/f', TMP, ''];
+    const script = spawnSync(join(bin, 'sh'), ['-c', FILE_SCRIPTS.write, 'hangar-files', ...args], { input: 'x', env: env(), cwd: '/', timeout: 500 });
+    assert.equal(script.signal, 'SIGTERM', 'the script loops until killed');
+    const agentRun = runAgent('write', args, { input: 'x' });
+    assert.equal(agentRun.code, 3);
+    assert.match(agentRun.err, /No such file or directory/);
   });
 
   it('removes a tree deeper than PATH_MAX, which the script cannot (the one deliberate difference tested)', () => {
