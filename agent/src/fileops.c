@@ -239,8 +239,8 @@ static void glob_dot_star(int dfd, struct names *words) {
     while ((de = readdir(dir)) != NULL) names_add(de->d_name[0] == '.' ? &dots : &rest, de->d_name);
     closedir(dir);
   }
-  qsort(dots.v, dots.n, sizeof *dots.v, cmp_names);
-  qsort(rest.v, rest.n, sizeof *rest.v, cmp_names);
+  if (dots.n > 1) qsort(dots.v, dots.n, sizeof *dots.v, cmp_names);
+  if (rest.n > 1) qsort(rest.v, rest.n, sizeof *rest.v, cmp_names);
   if (dots.n == 0) names_add(&dots, ".*");
   if (rest.n == 0) names_add(&rest, "*");
   for (size_t i = 0; i < dots.n; i++) names_add(words, dots.v[i]);
