@@ -14,6 +14,7 @@
  * connects to one the server listens on, in a directory the machine sees read-only, so
  * nothing inside the machine can make the server talk to anything else.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -31,17 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileops.h"
 #include "protocol.h"
-
-/* Present once fileops.c and watch.c are linked in; weak so the server part builds alone. */
-int hangar_file_main(int argc, char **argv) __attribute__((weak));
-int hangar_watch_main(int argc, char **argv) __attribute__((weak));
+#include "watch.h"
 
 extern char **environ;
 
 #define CHUNK (64 * 1024)
-/* Stdin bytes the command has not read yet; past this the agent stops reading the socket. */
-#define STDIN_PENDING_MAX (1024 * 1024)
 
 static int read_full(int fd, void *buf, size_t n) {
   char *p = buf;
@@ -224,8 +221,10 @@ static int start_command(int sock, struct command *c, char mode, const char *cwd
   while (n < 0 && errno == EINTR);
   close(ep[0]);
   if (n == (ssize_t)sizeof e) {
-    char msg[4200];
-    const char *why = strerror(e.err);
+    char msg[4200], why[256];
+    /* In the words runc uses (lower case), which clients already match on. */
+    snprintf(why, sizeof why, "%s", strerror(e.err));
+    why[0] = (char)tolower((unsigned char)why[0]);
     if (e.stage == 0) snprintf(msg, sizeof msg, "cannot change directory to %s: %s", cwd, why);
     else if (e.stage == 1) snprintf(msg, sizeof msg, "exec: \"%s\": %s", argv[0], e.err == ENOENT ? "executable file not found in $PATH" : why);
     else snprintf(msg, sizeof msg, "cannot open the terminal: %s", why);
@@ -339,7 +338,8 @@ static int run_session(int sock) {
     struct pollfd p[5];
     int n = 0, isock, iout = -1, ierr = -1, isig, iin = -1;
     isock = n;
-    p[n++] = (struct pollfd){sock, (short)(pending_len - pending_at < STDIN_PENDING_MAX ? POLLIN | POLLRDHUP : POLLRDHUP), 0};
+    /* Always read: signals and resizes must get through; the server's window bounds the stdin. */
+    p[n++] = (struct pollfd){sock, POLLIN | POLLRDHUP, 0};
     isig = n;
     p[n++] = (struct pollfd){sfd, POLLIN, 0};
     if (out_open) {
@@ -364,8 +364,16 @@ static int run_session(int sock) {
       if (!(p[isock].revents & POLLIN) || recv_frame(sock, &t, &data, &dl) < 0) goto gone;
       if (t == F_STDIN) {
         if (dl == 0) stdin_eof = !c.tty;
-        else if (stdin_open) {
-          if (pending_at == pending_len) pending_at = pending_len = 0;
+        else if (!stdin_open) {
+          if (send_frame(sock, F_STDIN_GONE, NULL, 0) < 0) goto gone;
+        } else {
+          if (pending_at > 0) {
+            /* What the command took is dropped from the front, so the buffer holds only what waits. */
+            memmove(pending, pending + pending_at, pending_len - pending_at);
+            pending_len -= pending_at;
+            pending_at = 0;
+          }
+          if (pending_len + dl > STDIN_WINDOW_MAX) goto gone;
           char *grown = realloc(pending, pending_len + dl);
           if (!grown) goto gone;
           pending = grown;
@@ -386,13 +394,18 @@ static int run_session(int sock) {
     }
     if (iin >= 0 && (p[iin].revents & (POLLOUT | POLLERR | POLLHUP)) && pending_at < pending_len) {
       ssize_t w = write(c.in, pending + pending_at, pending_len - pending_at);
-      if (w > 0) pending_at += (size_t)w;
-      else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      if (w > 0) {
+        pending_at += (size_t)w;
+        char acked[24];
+        snprintf(acked, sizeof acked, "%zd", w);
+        if (send_pair(sock, F_ACK, acked, NULL) < 0) goto gone;
+      } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
         /* The command closed its stdin: what it did not read is dropped, as a pipe does. */
         pending_at = pending_len;
         if (!c.tty) {
           close(c.in);
           stdin_open = 0;
+          if (send_frame(sock, F_STDIN_GONE, NULL, 0) < 0) goto gone;
         }
       }
     }
@@ -544,8 +557,8 @@ int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : "";
   if (strcmp(cmd, "launch") == 0) return cmd_launch(argc, argv);
   if (strcmp(cmd, "serve") == 0) return cmd_serve();
-  if (strcmp(cmd, "file") == 0 && hangar_file_main) return hangar_file_main(argc - 1, argv + 1);
-  if (strcmp(cmd, "watch") == 0 && hangar_watch_main) return hangar_watch_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "file") == 0) return hangar_file_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "watch") == 0) return hangar_watch_main(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0) {
     printf("hangar-agent %s\n", HANGAR_AGENT_VERSION);
     return 0;

@@ -17,6 +17,8 @@
 #define HANGAR_AGENT_SOCKET "/.hangar/run/agent.sock"
 /* Larger frames are a protocol violation: the session ends. */
 #define FRAME_MAX (8u * 1024u * 1024u)
+/* Stdin the server may have sent and not yet seen acknowledged; more ends the session. */
+#define STDIN_WINDOW_MAX (16u * 1024u * 1024u)
 
 /* agent -> server */
 #define F_HELLO 'H'   /* version\0 : sent on every new connection */
@@ -25,6 +27,8 @@
 #define F_STDOUT 'O'  /* bytes (a terminal's output too) */
 #define F_STDERR 'E'  /* bytes */
 #define F_EXIT 'Q'    /* code\0 : exit status, 128+n for signal n; after every output ended */
+#define F_ACK 'A'     /* bytes\0 : that much stdin reached the command (the server's send window) */
+#define F_STDIN_GONE 'C' /* the command closed its stdin: what was not read is dropped */
 
 /* server -> agent */
 #define F_EXEC 'X'    /* mode\0cwd\0rows\0cols\0argc\0argv...\0envc\0env...\0 ; mode: p (pipes) or t (terminal) */

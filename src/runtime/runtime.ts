@@ -66,6 +66,11 @@ export interface Runtime {
   /** Make a directory exist inside a machine that has not run user code yet (a warm-pool checkout). */
   ensureDir(id: string, path: string): Promise<void>;
   /**
+   * Whether the machine runs Hangar's in-machine agent, whose tools (`hangar-agent file`,
+   * `hangar-agent watch`) are then at AGENT_BINARY_IN_MACHINE inside it.
+   */
+  hasAgent(id: string): Promise<boolean>;
+  /**
    * Run a command inside a running machine and wait for it to exit; its output goes to
    * `io` as it comes. Throws `ExecStartError` when the command could not be started.
    */

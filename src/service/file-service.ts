@@ -5,6 +5,7 @@ import { HangarError, machineNotFound } from '../domain/errors.js';
 import { isSameOrInside, type FileEntry } from '../domain/file-entry.js';
 import type { MachineRecord } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
+import { AGENT_BINARY_IN_MACHINE } from '../runtime/agent/protocol.js';
 import { ExecStartError, type ExecIo, type Runtime } from '../runtime/runtime.js';
 import { CappedBuffer } from './capped-buffer.js';
 import { FILE_SCRIPTS, parseListing, parseStatLine, scriptFailure, type FailureContext, type FileOperation } from './file-scripts.js';
@@ -357,10 +358,12 @@ export class FileService {
     const keepActive = setInterval(() => this.o.machines.touch(id), ACTIVITY_EVERY_MS);
     keepActive.unref();
     try {
+      const builtin = r.op !== 'archive' && r.op !== 'extract' && (await this.o.runtime.hasAgent(id));
       const result = await this.o.runtime.exec(
         id,
         {
-          argv: ['/bin/sh', '-c', FILE_SCRIPTS[r.op], 'hangar-files', ...r.args],
+          // The agent's builtin does what the script does, natively (agent/src/fileops.h); tar stays a script.
+          argv: builtin ? [AGENT_BINARY_IN_MACHINE, 'file', r.op, ...r.args] : ['/bin/sh', '-c', FILE_SCRIPTS[r.op], 'hangar-files', ...r.args],
           cwd: '/',
           env: SCRIPT_ENV,
           uid: 0,

@@ -11,6 +11,8 @@ import { encodeExec, encodeFrame, FRAME, FrameDecoder, parseStrings, STDIN_CHUNK
 
 /** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
 const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
+/** A stream fed to stdin (an upload) waits while this much is sent and not yet taken by the command. */
+const STDIN_WINDOW_BYTES = 1024 * 1024;
 /** After a kill, the agent gets this long to report the exit before the session is cut (which kills too). */
 const KILL_GRACE_MS = 2_000;
 
@@ -33,6 +35,11 @@ class Session {
   readonly exit: Promise<number | null>;
   private code: number | null = null;
   private killTimer: NodeJS.Timeout | null = null;
+  /** Stdin sent and not yet acknowledged as written to the command (the agent's buffer). */
+  private inflight = 0;
+  /** The command closed its stdin, or the session ended: nothing more is sent. */
+  stdinGone = false;
+  private creditWaiters: (() => void)[] = [];
 
   constructor(
     readonly id: string,
@@ -72,7 +79,15 @@ class Session {
           }
           case FRAME.exit:
             this.code = Number(parseStrings(f.payload)[0]);
+            this.stdinEnded();
             socket.end();
+            return;
+          case FRAME.ack:
+            this.inflight = Math.max(0, this.inflight - Number(parseStrings(f.payload)[0]));
+            if (this.inflight < STDIN_WINDOW_BYTES) this.wakeFeeders();
+            return;
+          case FRAME.stdinGone:
+            this.stdinEnded();
             return;
           default:
             socket.destroy();
@@ -84,6 +99,7 @@ class Session {
     socket.on('error', () => socket.destroy());
     socket.once('close', () => {
       if (this.killTimer) clearTimeout(this.killTimer);
+      this.stdinEnded();
       this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
       this.ended(this.code);
     });
@@ -91,21 +107,37 @@ class Session {
     socket.resume();
   }
 
-  /** Send stdin bytes (in pieces); false when the socket's buffer is full. */
+  /** Send stdin bytes (in pieces); false once the send window is full (wait for `credit`). */
   write(data: Buffer): boolean {
-    let ok = true;
-    for (let at = 0; at < data.length; at += STDIN_CHUNK) ok = this.socket.write(encodeFrame(FRAME.stdin, data.subarray(at, at + STDIN_CHUNK)));
-    return ok;
+    if (this.stdinGone) return false;
+    for (let at = 0; at < data.length; at += STDIN_CHUNK) this.socket.write(encodeFrame(FRAME.stdin, data.subarray(at, at + STDIN_CHUNK)));
+    this.inflight += data.length;
+    return this.inflight < STDIN_WINDOW_BYTES;
   }
 
-  /** Bytes written but not yet taken by the agent. */
+  /** Stdin sent that the command has not taken yet. */
   get backlog(): number {
-    return this.socket.writableLength;
+    return this.inflight;
+  }
+
+  /** Settles once the window has room again, or stdin is gone. */
+  credit(): Promise<void> {
+    if (this.stdinGone || this.inflight < STDIN_WINDOW_BYTES) return Promise.resolve();
+    return new Promise((resolve) => this.creditWaiters.push(resolve));
+  }
+
+  private wakeFeeders(): void {
+    for (const w of this.creditWaiters.splice(0)) w();
+  }
+
+  private stdinEnded(): void {
+    this.stdinGone = true;
+    this.wakeFeeders();
   }
 
   /** Close the command's stdin. */
   closeStdin(): void {
-    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.stdin));
+    if (!this.stdinGone && !this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.stdin));
   }
 
   /** Signal the command's process group. */
@@ -132,34 +164,30 @@ class Session {
   resume(): void {
     this.socket.resume();
   }
-
-  /** Wait until a full socket buffer drained. */
-  drained(): Promise<void> {
-    return this.socket.writableLength === 0 || this.socket.destroyed
-      ? Promise.resolve()
-      : new Promise((resolve) => {
-          const done = (): void => {
-            this.socket.off('drain', done);
-            this.socket.off('close', done);
-            resolve();
-          };
-          this.socket.on('drain', done);
-          this.socket.on('close', done);
-        });
-  }
 }
 
-/** Feed a stream to the session's stdin with backpressure; closes stdin at its end, never on a failure. */
-async function feed(session: Session, stream: Readable): Promise<void> {
-  try {
-    for await (const chunk of stream) {
-      if (!session.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string))) await session.drained();
-    }
-    session.closeStdin();
-  } catch {
-    // A stream that fails instead of ending must not look like the whole input: stdin stays open,
-    // and the caller aborts the command (ExecOptions.stdin).
-  }
+/**
+ * Feed a stream to the session's stdin within the send window; closes stdin at its end.
+ * Stops taking from the stream (without consuming the rest) once the command closed its
+ * stdin or ended, as a pipe would. A stream that fails instead of ending leaves stdin
+ * open: the caller aborts the command (ExecOptions.stdin).
+ */
+function feed(session: Session, stream: Readable): void {
+  const stop = (): void => {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.pause();
+  };
+  const onData = (chunk: Buffer | string): void => {
+    if (session.stdinGone) return stop();
+    if (session.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))) return;
+    stream.pause();
+    void session.credit().then(() => (session.stdinGone ? stop() : stream.resume()));
+  };
+  const onEnd = (): void => session.closeStdin();
+  stream.on('data', onData);
+  stream.once('end', onEnd);
+  void session.exit.then(stop);
 }
 
 /** The exit status of a command whose session ended without one: killed with its machine. */
@@ -186,7 +214,7 @@ export async function agentExec(socket: Socket, id: string, o: ExecOptions, io: 
   else if (Buffer.isBuffer(o.stdin)) {
     session.write(o.stdin);
     session.closeStdin();
-  } else void feed(session, o.stdin);
+  } else feed(session, o.stdin);
   try {
     await session.running;
     const code = await session.exit;
@@ -222,7 +250,7 @@ export async function agentStartProcess(socket: Socket, id: string, o: ProcessOp
   return {
     pid,
     write: (data) => {
-      if (stdinClosed) return 'closed';
+      if (stdinClosed || session.stdinGone) return 'closed';
       if (session.backlog + data.length > STDIN_PENDING_MAX_BYTES) return 'full';
       session.write(data);
       return 'written';
@@ -251,7 +279,8 @@ export async function agentStartPty(socket: Socket, id: string, o: PtyOptions, o
     pause: () => session.pause(),
     resume: () => session.resume(),
     kill: () => session.kill(),
-    exited: session.exit.then((code) => ({ exitCode: code })),
+    // No status: the terminal was cut (the machine paused or stopped, or the agent died), which kills its command.
+    exited: session.exit.then((code) => ({ exitCode: code ?? KILLED })),
   };
 }
 

@@ -12,6 +12,8 @@ export const FRAME = {
   stdout: 'O',
   stderr: 'E',
   exit: 'Q',
+  ack: 'A',
+  stdinGone: 'C',
   exec: 'X',
   stdin: 'I',
   signal: 'K',

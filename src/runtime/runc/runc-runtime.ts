@@ -153,6 +153,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir, log: this.ctx.log };
   }
 
+  hasAgent(id: string): Promise<boolean> {
+    return this.agents.has(id);
+  }
+
   /** Where the current agent is installed, once per server (null, logged: none was built). */
   private agentBinDir(): Promise<string | null> {
     this.agentInstall ??= installAgent(this.opts.agentPath ?? DEFAULT_AGENT_PATH, this.opts.agentsDir ?? join(dirname(this.opts.machinesDir), 'agents')).then(
