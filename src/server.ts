@@ -10,6 +10,7 @@ import { AuthService } from './service/auth-service.js';
 import { ComputeService } from './service/compute-service.js';
 import { ExecService } from './service/exec-service.js';
 import { FileService } from './service/file-service.js';
+import { FileWatchService } from './service/file-watch.js';
 import { LifecycleScheduler } from './service/lifecycle-scheduler.js';
 import { MachineOperations } from './service/machine-operations.js';
 import { MachineCore } from './service/machine-core.js';
@@ -136,6 +137,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       processes,
       pty,
       files: new FileService({ machines, runtime }),
+      fileWatches: new FileWatchService({ machines, runtime }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       paperspace,
       accessors,

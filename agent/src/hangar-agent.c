@@ -466,6 +466,16 @@ static void sleep_ms(long ms) {
  * the server is away (restarting, or closed the socket around a checkpoint).
  */
 static int cmd_serve(void) {
+  /*
+   * Started by `runc exec` (the server restarting a killed agent), the parent is outside
+   * the machine: such a process is not in init's tree, which is what a checkpoint dumps.
+   * Forking once and letting the parent go makes init adopt the agent.
+   */
+  if (getppid() == 0) {
+    pid_t pid = fork();
+    if (pid > 0) _exit(0);
+    if (pid == 0) setsid();
+  }
   /* Nothing reads the agent's own stdio (a relaunch by `runc exec -d` hands it the server's pipes). */
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null >= 0) {
@@ -516,7 +526,8 @@ static int cmd_serve(void) {
     }
     pid_t pid = fork();
     if (pid == 0) {
-      signal(SIGUSR1, SIG_DFL);
+      /* The server's nudge is meant for this loop; a session ignores it (its command gets the default back). */
+      signal(SIGUSR1, SIG_IGN);
       _exit(run_session(fd));
     }
     close(fd);

@@ -6,6 +6,7 @@ import type { AuthService } from '../service/auth-service.js';
 import type { ComputeService } from '../service/compute-service.js';
 import type { ExecService } from '../service/exec-service.js';
 import type { FileService } from '../service/file-service.js';
+import type { FileWatchService } from '../service/file-watch.js';
 import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
 import type { PaperspaceService } from '../service/paperspace-service.js';
@@ -31,6 +32,7 @@ export interface AppOptions {
   processes: ProcessService;
   pty: PtyService;
   files: FileService;
+  fileWatches: FileWatchService;
   compute: ComputeService;
   paperspace: PaperspaceService;
   accessors: AccessorService;
@@ -54,7 +56,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */

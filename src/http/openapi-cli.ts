@@ -15,6 +15,7 @@ const routes = allRoutes({
   exec: {} as never,
   processes: {} as never,
   files: {} as never,
+  fileWatches: {} as never,
   compute: {} as never,
   paperspace: {} as never,
   accessors: {} as never,

@@ -66,8 +66,9 @@ describe('warm pools', () => {
     assert.equal(r.body.warm_pool_checkout.hit, true);
     const id = r.body.id as string;
     assert.equal((await execIn(t.server, id, ['hostname'])).out.trim(), id);
-    const ps = (await execIn(t.server, id, ['ps', '-o', 'comm'])).out.trim().split('\n').slice(1);
-    assert.deepEqual(ps.filter((c) => c !== 'ps'), ['init']);
+    const ps = (await execIn(t.server, id, ['ps', '-o', 'args'])).out.trim().split('\n').slice(1);
+    // Besides ps itself: init, and the machine's agent waiting for the server.
+    assert.deepEqual(ps.filter((c) => !c.startsWith('ps ')), ['init', '/.hangar/bin/hangar-agent serve']);
     assert.equal((await execIn(t.server, id, ['ls', '-A', '/root'])).out.trim(), '');
     assert.equal((await execIn(t.server, id, ['sh', '-c', 'test -d /srv && echo yes'])).out.trim(), 'yes');
     const cold = await t.request('POST', '/v1/machines', { key: team.key, body: {} });

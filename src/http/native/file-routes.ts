@@ -2,6 +2,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../../domain/errors.js';
 import type { FileService, FileUpload } from '../../service/file-service.js';
+import type { FileWatchService } from '../../service/file-watch.js';
+import { EventStream } from '../shared/event-stream.js';
 import { defineRoute, type AnyRoute } from '../route.js';
 import { clientGone } from '../shared/client-gone.js';
 import { ErrorSchema } from '../shared/schemas.js';
@@ -10,6 +12,8 @@ import {
   FileEntrySchema,
   FileListSchema,
   FilePathQuery,
+  FileWatchQuery,
+  FileWatchStreamSchema,
   MachineParams,
   MakeDirectoryBody,
   MoveFileBody,
@@ -53,7 +57,7 @@ async function closingOnError<T>(reply: FastifyReply, fn: () => Promise<T>): Pro
 const tag = 'files';
 
 /** Files inside a running machine: read, write, stat, list, mkdir, move, delete, tar archives. */
-export function fileRoutes(files: FileService): AnyRoute[] {
+export function fileRoutes(files: FileService, watches: FileWatchService): AnyRoute[] {
   return [
     defineRoute({
       method: 'PUT',
@@ -197,6 +201,50 @@ export function fileRoutes(files: FileService): AnyRoute[] {
       responses: { 200: { description: "The directory's stat.", schema: FileEntrySchema }, ...uploadErrors },
       handler: ({ params, query, caller, request, reply }) =>
         closingOnError(reply, () => files.extract(caller, params.id, query.path, uploadOf(request), clientGone(reply))),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/machines/:id/files/watch',
+      operationId: 'watchFiles',
+      summary: 'Watch a directory for changes',
+      description:
+        'Answers `text/event-stream`: one event per change in the directory (and, with `recursive=true`, below it), as the ' +
+        "machine's kernel reports it (inotify): `create`, `write`, `remove` or `rename` (both the old and the new name), data " +
+        '`{"path"}`; `overflow` when events were dropped (list the directory again). The stream stays open until the client ' +
+        'closes it; an `end` event `{"reason"}` closes it when the directory itself goes (`directory_gone`) or the machine ' +
+        'stops (`machine_stopped`). Errors before the watch starts (404 PATH_NOT_FOUND, 409 NOT_A_DIRECTORY or a machine that ' +
+        'is not running, 422 for a machine started before the in-machine agent) are ordinary JSON answers. A watch does not ' +
+        'count as activity.',
+      tag,
+      auth: 'team',
+      params: MachineParams,
+      query: FileWatchQuery,
+      responses: {
+        200: { description: 'Server-sent events, one per change.', contentType: 'text/event-stream', schema: FileWatchStreamSchema },
+        ...errors,
+        422: { description: 'The machine has no in-machine agent to watch with (UNSUPPORTED_OPERATION).', schema: ErrorSchema },
+      },
+      handler: async ({ params, query, caller, reply }) => {
+        let events = null as EventStream | null;
+        try {
+          const reason = await watches.watch(
+            caller,
+            params.id,
+            query.path,
+            query.recursive === 'true',
+            {
+              onStarted: () => {
+                events = new EventStream(reply);
+              },
+              onEvent: (e) => events?.send(e.type, { path: e.path }),
+            },
+            clientGone(reply),
+          );
+          if (reason !== 'cancelled') await events?.send('end', { reason });
+        } finally {
+          events?.end();
+        }
+      },
     }),
   ];
 }

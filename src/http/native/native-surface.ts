@@ -7,6 +7,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ExecService } from '../../service/exec-service.js';
 import type { FileService } from '../../service/file-service.js';
+import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { ProcessService } from '../../service/process-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
@@ -24,6 +25,7 @@ export interface NativeSurfaceOptions extends SystemRoutesOptions {
   exec: ExecService;
   processes: ProcessService;
   files: FileService;
+  fileWatches: FileWatchService;
 }
 
 /** Every native route, in document order. */
@@ -35,7 +37,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),
-    ...fileRoutes(o.files),
+    ...fileRoutes(o.files, o.fileWatches),
   ];
 }
 

@@ -409,6 +409,17 @@ const machinePath = (what: string): z.ZodType<string, string> =>
 /** Query of the file endpoints: one path. */
 export const FilePathQuery = z.object({ path: machinePath('Path inside the machine.') });
 
+/** Query of GET …/files/watch. */
+export const FileWatchQuery = z.object({
+  path: machinePath('The directory to watch.'),
+  recursive: z.enum(['true', 'false']).default('false').describe('Watch its subdirectories too, and new ones as they appear.'),
+});
+
+/** What GET …/files/watch streams. */
+export const FileWatchStreamSchema = z
+  .string()
+  .describe('event: create|write|remove|rename|overflow, data: {"path"} (overflow: the kernel dropped events, list the directory again); then, if the machine stops or the directory goes, event: end, data: {"reason"}');
+
 /** Body of POST …/files/mkdir. */
 export const MakeDirectoryBody = z.strictObject({ path: machinePath('Directory to create, with its missing parents.') }).meta({ id: 'MkdirRequest' });
 

@@ -42,6 +42,8 @@ class AgentEndpoint {
     readonly id: string,
     private readonly socketPath: string,
     private readonly log: AgentHostLogger,
+    /** Told when the agent closed its idle connection: it died (a normal agent never does). */
+    private readonly onLost: () => void,
   ) {}
 
   /** Listen (again), replacing a stale socket file. */
@@ -70,7 +72,14 @@ class AgentEndpoint {
     s.once('close', () => {
       this.sockets.delete(s);
       const at = this.idle.indexOf(s);
-      if (at >= 0) this.idle.splice(at, 1);
+      if (at >= 0) {
+        this.idle.splice(at, 1);
+        // Only the server ends idle connections (quiesce stops listening first): the agent is gone.
+        if (this.server && this.idle.length === 0) {
+          this.helloAt = null;
+          this.onLost();
+        }
+      }
     });
     s.on('error', () => s.destroy()); // closes it: 'close' above cleans up
     const timer = setTimeout(() => s.destroy(), HELLO_TIMEOUT_MS);
@@ -158,6 +167,10 @@ export class AgentHost {
   constructor(
     private readonly machinesDir: string,
     private readonly log: AgentHostLogger,
+    /** Host pids of a machine's processes, among which its agents are found (to nudge them). */
+    private readonly machinePids: (id: string) => Promise<number[]>,
+    /** Told when a machine's agent died; the runtime starts a new one. */
+    private readonly onLost: (id: string) => void,
   ) {}
 
   /** The host directory mounted read-only at /.hangar/run in the machine. */
@@ -170,7 +183,7 @@ export class AgentHost {
     let ep = this.endpoints.get(id);
     if (!ep) {
       await mkdir(this.runDir(id), { recursive: true, mode: 0o755 });
-      ep = new AgentEndpoint(id, join(this.runDir(id), AGENT_SOCKET_NAME), this.log);
+      ep = new AgentEndpoint(id, join(this.runDir(id), AGENT_SOCKET_NAME), this.log, () => this.onLost(id));
       this.endpoints.set(id, ep);
     }
     await ep.listen();
@@ -187,13 +200,13 @@ export class AgentHost {
    * `timeoutMs` (no agent in this machine, or it is not answering). After a server
    * restart the socket is opened here, at first use, and the agent nudged to connect now.
    */
-  async connect(id: string, timeoutMs: number, initPid: () => Promise<number | null>): Promise<Socket | null> {
+  async connect(id: string, timeoutMs: number): Promise<Socket | null> {
     let ep = this.endpoints.get(id);
     if (!ep) {
       if (!(await this.has(id))) return null;
       await this.open(id);
       ep = this.endpoints.get(id)!;
-      await this.signal(await initPid());
+      await this.signal(id);
     }
     // An agent that never said hello (dead, or a template that cannot run it) is not waited for long.
     return ep.take(ep.helloAt === null ? Math.min(timeoutMs, 250) : timeoutMs);
@@ -210,10 +223,10 @@ export class AgentHost {
   }
 
   /** After a restore (resume, fork, disk grow): listen, and tell the restored agent to connect at once. */
-  async nudge(id: string, initPid: number): Promise<void> {
+  async nudge(id: string): Promise<void> {
     if (!this.endpoints.has(id)) return;
     await this.open(id);
-    await this.signal(initPid);
+    await this.signal(id);
   }
 
   /** Forget the machine (it was destroyed or stopped): close everything of it. */
@@ -228,10 +241,12 @@ export class AgentHost {
     await Promise.all([...this.endpoints.keys()].map((id) => this.close(id)));
   }
 
-  /** SIGUSR1 to the machine's agent: it stops waiting between connection attempts. */
-  private async signal(hostInitPid: number | null): Promise<void> {
-    if (hostInitPid === null) return;
-    for (const pid of await agentPids(hostInitPid)) {
+  /** SIGUSR1 to the machine's agents: they stop waiting between connection attempts. */
+  private async signal(id: string): Promise<void> {
+    for (const pid of await this.machinePids(id)) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      // Only the agent's server: the signal would end any other process (a session, a command).
+      if (!cmdline.startsWith('/.hangar/bin/hangar-agent\0serve')) continue;
       try {
         process.kill(pid, 'SIGUSR1');
       } catch {
@@ -239,15 +254,4 @@ export class AgentHost {
       }
     }
   }
-}
-
-/** Host pids of the agent processes among the children of a machine's init. */
-async function agentPids(hostInitPid: number): Promise<number[]> {
-  const children = await readFile(`/proc/${hostInitPid}/task/${hostInitPid}/children`, 'utf8').catch(() => '');
-  const pids: number[] = [];
-  for (const pid of children.split(/\s+/).filter(Boolean).map(Number)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.startsWith('/.hangar/bin/hangar-agent\0serve')) pids.push(pid);
-  }
-  return pids;
 }

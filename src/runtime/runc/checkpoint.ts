@@ -143,7 +143,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     await writeBundle(ctx, spec, p);
     step = memory ? 'restore processes' : 'restart init';
     const pid = memory ? await restoreInit(ctx, spec.id, p, s.criu) : await runInit(ctx, spec.id, p);
-    await ctx.agents.nudge(spec.id, pid);
+    await ctx.agents.nudge(spec.id);
     await rm(s.dir, { recursive: true, force: true });
     return { pid };
   } catch (err) {

@@ -45,7 +45,7 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     }
     step = 'restore processes';
     const pid = await restoreInit(ctx, spec.id, p, s.criu);
-    await ctx.agents.nudge(spec.id, pid);
+    await ctx.agents.nudge(spec.id);
     // runc keeps the annotation: later checkpoints of the fork read this file too, so empty it.
     await writeFile(criuConfig, '');
     // The UTS namespace comes back with the source's hostname: give the fork its own.

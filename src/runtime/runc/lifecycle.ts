@@ -43,7 +43,9 @@ export async function restartMachine(ctx: RuncContext, spec: MachineSpec): Promi
   const p = layerPaths(ctx.machinesDir, spec.id);
   let step = 'stop container';
   try {
-    // The overlay and the image stay mounted: only the processes (and the cgroup) go.
+    // The overlay and the image stay mounted: only the processes (and the cgroup) go. The
+    // agent goes with them on purpose: its socket is closed first, so that is not taken for a crash.
+    await ctx.agents.quiesce(spec.id);
     await removeContainer(ctx, spec.id);
     step = 'write OCI bundle';
     await writeBundle(ctx, spec, p);

@@ -114,7 +114,8 @@ async function growDiskHeld(ctx: RuncContext, spec: MachineSpec, previous: Machi
     await mountLayer(p, spec.templateRootfs, mountSource(ctx, id));
     // Restored with the limits in force: the new ones once the disk grew, else the old ones.
     await writeBundle(ctx, growFailure === null ? spec : { ...spec, config: previous }, p);
-    await ctx.agents.nudge(id, await restoreInit(ctx, id, p, images));
+    await restoreInit(ctx, id, p, images);
+    await ctx.agents.nudge(id);
   } catch (err) {
     await bestEffort(ctx.log, id, 'remove the container of a failed restore after a disk resize', removeContainer(ctx, id));
     throw new RuntimeError(`the machine's processes could not be restored after its disk was grown: ${errorMessage(err)}`, id, 'restore', false);

@@ -30,7 +30,7 @@ import { installAgent } from './agent-mounts.js';
 import { bestEffort, errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
 import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, thawMachine } from './checkpoint.js';
 import { inBackground, run } from './command.js';
-import { cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
+import { cgroupPids, cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
 import { runcExec, type RuncExecContext } from './exec.js';
 import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
@@ -98,7 +98,16 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
 
   constructor(private readonly opts: RuncRuntimeOptions) {
     const log = opts.logger ?? SILENT_LOGGER;
-    this.agents = new AgentHost(opts.machinesDir, log);
+    this.agents = new AgentHost(
+      opts.machinesDir,
+      log,
+      async (id) => {
+        const pids = new Set<number>();
+        for (const root of await cgroupRoots()) for (const pid of await cgroupPids(this.ctx, root, id)) pids.add(Number(pid));
+        return [...pids];
+      },
+      (id) => this.relaunchAgent(id),
+    );
     this.network = new HostNetwork({ instancePrefix: opts.instancePrefix, subnet: opts.subnet, machinesDir: opts.machinesDir });
     this.ptyRelayPath = opts.ptyRelayPath ?? DEFAULT_PTY_RELAY_PATH;
     this.ctx = {
@@ -176,7 +185,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
    */
   private async agentFor(id: string, uid: number, gid: number): Promise<Socket | null> {
     if (uid !== 0 || gid !== 0) return null;
-    const socket = await this.agents.connect(id, AGENT_WAIT_MS, async () => (await this.inspect(id))?.pid ?? null);
+    const socket = await this.agents.connect(id, AGENT_WAIT_MS);
     if (socket === null && (await this.agents.has(id))) this.relaunchAgent(id);
     return socket;
   }
