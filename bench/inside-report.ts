@@ -1,5 +1,6 @@
 /** Rows for what users do inside a machine: exec (against podman exec) and file transfers. */
 import type { PodmanExecResult } from './exec-podman.js';
+import type { AgentOpsSamples } from './agent-ops.js';
 import type { ExecSamples } from './exec.js';
 import type { FilesSamples } from './files.js';
 import type { IngressResults } from './ingress.js';
@@ -16,7 +17,7 @@ export function execRow(h: ExecSamples, p: PodmanExecResult): TableRow {
     hangar: latency(summarize(h.execMs)),
     podman: p.available ? latency(summarize(p.execMs)) : `podman: unavailable (${p.reason})`,
     notes:
-      `Hangar: \`POST /v1/machines/{id}/exec {"cmd": ["true"]}\` answered 200 with exit code 0 (a \`runc exec\` per call), ${h.warmup} untimed warm-ups. ` +
+      `Hangar: \`POST /v1/machines/{id}/exec {"cmd": ["true"]}\` answered 200 with exit code 0 (through the in-machine agent: one fork and exec inside the machine), ${h.warmup} untimed warm-ups. ` +
       `podman: \`podman exec <ctr> true\` into a running container of the same rootfs${p.available ? `, ${p.warmup} untimed warm-ups` : ''}.`,
   };
 }
@@ -28,7 +29,7 @@ export function filesRows(f: FilesSamples): TableRow[] {
     podman: '—',
     notes:
       `\`PUT\` then \`GET /v1/machines/{id}/files?path=…\` of ${c.mib} MiB of random bytes, one at a time on one keep-alive connection; ` +
-      `each download hashed and compared. Each call runs a short script in the machine (\`runc exec\`), so small files are bound by that per-call cost.` +
+      `each download hashed and compared. Each call runs the agent's native file tool in the machine (the bytes stream over the agent's socket).` +
       `${c.loop.truncated ? ` Time budget hit after ${c.loop.iterations}.` : ''}`,
   }));
 }
@@ -50,4 +51,29 @@ export function ingressRow(r: IngressResults): TableRow {
       `busybox httpd forks a process per connection and closes it after each answer, so the server inside bounds both numbers` +
       `${both ? `; the proxy keeps ${((r.proxied as { requestsPerSecond: number }).requestsPerSecond / (r.direct as { requestsPerSecond: number }).requestsPerSecond * 100).toFixed(0)}% of the direct rate` : ''}.`,
   };
+}
+
+/** The in-machine agent's small calls: first streamed byte, 4 KiB write+read, a 1,000-entry listing. */
+export function agentOpsRows(a: AgentOpsSamples): TableRow[] {
+  const pair = summarize(a.smallPairMs);
+  return [
+    {
+      what: 'exec streaming, first stdout byte of `echo hi`, p50 / p95 (min–max)',
+      hangar: latency(summarize(a.firstByteMs)),
+      podman: '—',
+      notes: '`POST /v1/machines/{id}/exec/stream {"cmd": ["echo", "hi"]}`: from sending the request to the bytes of the first `stdout` event, 5 untimed warm-ups.',
+    },
+    {
+      what: 'files: 4 KiB write then read, one connection',
+      hangar: `${((1000 / pair.p50) * 2).toFixed(0)} ops/s (${(1000 / pair.p50).toFixed(0)} pairs/s; pair p50 ${formatMs(pair.p50)} ms, p95 ${formatMs(pair.p95)} ms; n=${pair.n})`,
+      podman: '—',
+      notes: '`PUT` then `GET /v1/machines/{id}/files?path=/root/small.bin` of 4 KiB, back to back on one keep-alive connection; an op is one call, a pair one write and its read (checked). 10 untimed warm-up pairs.',
+    },
+    {
+      what: `files: list a directory of ${a.listEntries.toLocaleString('en-US')} entries, p50 / p95 (min–max)`,
+      hangar: latency(summarize(a.listMs)),
+      podman: '—',
+      notes: `\`GET /v1/machines/{id}/files/list?path=/root/many\` (${a.listEntries.toLocaleString('en-US')} empty files), every answer checked for all entries; 3 untimed warm-ups.`,
+    },
+  ];
 }

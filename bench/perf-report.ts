@@ -142,6 +142,61 @@ export function goalRows(r: BenchResults): GoalRow[] {
   ];
 }
 
+/** Issue 11's goals (exec, files and starts in milliseconds) against this run's numbers. */
+export function agentGoalRows(r: BenchResults): GoalRow[] {
+  const exec = summarize(r.exec.execMs);
+  const podmanExec = r.podmanExec.available ? summarize(r.podmanExec.execMs) : null;
+  const execRatio = podmanExec ? podmanExec.p50 / exec.p50 : Number.NaN;
+  const first = summarize(r.agentOps.firstByteMs);
+  const pair = summarize(r.agentOps.smallPairMs);
+  const opsPerS = pair.n ? (2 * 1000) / pair.p50 : Number.NaN;
+  const list = summarize(r.agentOps.listMs);
+  const median = (xs: readonly number[]): number => summarize(xs).p50;
+  const files = r.files.cases.map((c) => ({ mib: c.mib, up: median(c.uploadMBps), down: median(c.downloadMBps) }));
+  const cold = summarize(r.create.createMs);
+  const podman = r.podman.available ? summarize(r.podman.runMs) : null;
+  const coldRatio = podman ? podman.p50 / cold.p50 : Number.NaN;
+  const rate = (r.burst.createMs.length / r.burst.wallMs) * 1000;
+  const { first: d0, last: d1 } = densityEdges(r.density);
+  const held = summarize(r.snapshots.held.pauseMs).p50 + summarize(r.snapshots.held.resumeMs).p50;
+  return [
+    {
+      what: 'exec `true`, HTTP round trip, p50',
+      goal: '≤ 5 ms, and ≥ 30× faster than `podman exec`',
+      measured: `${formatMs(exec.p50)} ms; podman exec ${podmanExec ? `${formatMs(podmanExec.p50)} ms → ${execRatio.toFixed(0)}×` : 'unavailable'}`,
+      met: podmanExec ? exec.p50 <= 5 && execRatio >= 30 : null,
+    },
+    { what: 'exec streaming: first stdout byte of `echo hi`', goal: '≤ 5 ms', measured: `p50 ${formatMs(first.p50)} ms`, met: first.n ? first.p50 <= 5 : null },
+    { what: 'file 4 KiB write then read, one connection', goal: '≥ 500 ops/s', measured: `${opsPerS.toFixed(0)} ops/s (${(opsPerS / 2).toFixed(0)} pairs/s)`, met: pair.n ? opsPerS >= 500 : null },
+    {
+      what: `file ${files.map((f) => `${f.mib} MiB`).join(' / ')}, up and down`,
+      goal: '≥ 300 MB/s both',
+      measured: files.map((f) => `${f.up.toFixed(0)} / ${f.down.toFixed(0)} MB/s`).join('; '),
+      met: files.every((f) => f.up >= 300 && f.down >= 300),
+    },
+    { what: `list a directory of ${r.agentOps.listEntries.toLocaleString('en-US')} entries`, goal: '≤ 20 ms', measured: `p50 ${formatMs(list.p50)} ms`, met: list.n ? list.p50 <= 20 : null },
+    {
+      what: 'cold create until `running`, p50',
+      goal: '≥ 4× faster than `podman run -d`',
+      measured: `${formatMs(cold.p50)} ms; podman ${podman ? `${formatMs(podman.p50)} ms → ${coldRatio.toFixed(1)}×` : 'unavailable'}`,
+      met: podman ? coldRatio >= 4 : null,
+    },
+    {
+      what: `${r.burst.count} creates at once`,
+      goal: '≥ 30 machines/s, all succeed',
+      measured: `${r.burst.createMs.length} of ${r.burst.count}; ${rate.toFixed(1)} machines/s`,
+      met: r.burst.createMs.length === r.burst.count && rate >= 30,
+    },
+    {
+      what: `create p50 at ${thousands(r.density.reached)} machines vs at 0`,
+      goal: '≤ ×1.15',
+      measured: `${formatMs(d0.p50)} → ${formatMs(d1.p50)} ms (×${(d1.p50 / d0.p50).toFixed(2)})`,
+      met: d1.p50 <= 1.15 * d0.p50,
+    },
+    { what: `pause + resume, ${r.snapshots.held.heldMiB} MiB held`, goal: '≤ 1 s together', measured: `${formatMs(held)} ms (p50 + p50)`, met: held <= 1000 },
+  ];
+}
+
 export function goalsTable(rows: readonly GoalRow[]): string {
   const lines = ['| what | goal | measured | met |', '| --- | --- | --- | --- |'];
   for (const g of rows) lines.push(`| ${g.what} | ${g.goal} | ${g.measured} | ${g.met === null ? 'not measured' : g.met ? 'yes' : '**no**'} |`);

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../src/runtime/runc/command.js';
+import { DEFAULT_AGENT_OPS_PLAN, measureAgentOps, type AgentOpsSamples } from './agent-ops.js';
 import { measureBurst, type BurstSamples } from './burst.js';
 import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
 import { measureDensity, type DensityPlan, type DensityResults } from './density.js';
@@ -104,6 +105,7 @@ async function main(): Promise<number> {
   let exec: ExecSamples | undefined;
   let podmanExec: PodmanExecResult | undefined;
   let files: FilesSamples | undefined;
+  let agentOps: AgentOpsSamples | undefined;
   let ingress: IngressResults | undefined;
   let failure: unknown = null;
   try {
@@ -121,6 +123,8 @@ async function main(): Promise<number> {
       if (!podmanExec.available) progress(`podman exec: unavailable (${podmanExec.reason})`);
       progress('files: 1 MiB and 100 MiB uploads and downloads');
       files = await measureFiles(inst, signal);
+      progress('agent: first streamed byte, 4 KiB write+read pairs, a 1,000-entry listing');
+      agentOps = await measureAgentOps(inst, DEFAULT_AGENT_OPS_PLAN, signal);
       progress(`ingress: wrk through the proxy and directly, ${PLAN.wrk.durationS} s each`);
       ingress = await measureIngress(inst, PLAN.wrk, signal);
     });
@@ -166,7 +170,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !ingress) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !agentOps || !ingress) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -187,6 +191,7 @@ async function main(): Promise<number> {
     exec,
     podmanExec,
     files,
+    agentOps,
     ingress,
     leftovers,
   };

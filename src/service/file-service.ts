@@ -310,7 +310,8 @@ export class FileService {
       return this.entry(out, context.path, m.id);
     } catch (err) {
       if (ac.signal.aborted) await afterAbort();
-      if (over) throw tooLarge(context.path, m);
+      // A disk that filled before the body passed its size is the answer the client can act on.
+      if (over && !(err instanceof HangarError && err.code === 'DISK_FULL')) throw tooLarge(context.path, m);
       throw err;
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -12,7 +12,7 @@ import { encodeExec, encodeFrame, FRAME, FrameDecoder, parseStrings, STDIN_CHUNK
 /** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
 const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
 /** A stream fed to stdin (an upload) waits while this much is sent and not yet taken by the command. */
-const STDIN_WINDOW_BYTES = 1024 * 1024;
+const STDIN_WINDOW_BYTES = 256 * 1024;
 /** After a kill, the agent gets this long to report the exit before the session is cut (which kills too). */
 const KILL_GRACE_MS = 2_000;
 
