@@ -19,6 +19,11 @@ import { AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, ty
 const IDLE_MAX = 4;
 /** Connections per machine at most, sessions included: a machine cannot exhaust the server's descriptors. */
 const CONNECTIONS_MAX = 256;
+/**
+ * Connections per machine that have not said hello yet. Anything inside the machine can
+ * connect (the socket is visible, read-only); this bounds what it can hold open that way.
+ */
+const UNGREETED_MAX = 8;
 /** A connection must say hello within this long. */
 const HELLO_TIMEOUT_MS = 2_000;
 /** Around a checkpoint, connections get this long to close from the agent's side. */
@@ -35,6 +40,7 @@ class AgentEndpoint {
   private readonly idle: Socket[] = [];
   private readonly waiters: ((s: Socket | null) => void)[] = [];
   private readonly sockets = new Set<Socket>();
+  private ungreeted = 0;
   /** When the agent last said hello: a machine whose agent never did is not waited for long. */
   helloAt: number | null = null;
 
@@ -64,12 +70,19 @@ class AgentEndpoint {
   }
 
   private accept(s: Socket): void {
-    if (this.sockets.size >= CONNECTIONS_MAX || !this.server) {
+    if (this.sockets.size >= CONNECTIONS_MAX || this.ungreeted >= UNGREETED_MAX || !this.server) {
       s.destroy();
       return;
     }
     this.sockets.add(s);
+    this.ungreeted++;
+    let greeted = false;
+    const greet = (): void => {
+      if (!greeted) this.ungreeted--;
+      greeted = true;
+    };
     s.once('close', () => {
+      greet();
       this.sockets.delete(s);
       const at = this.idle.indexOf(s);
       if (at >= 0) {
@@ -86,6 +99,7 @@ class AgentEndpoint {
     const decoder = new FrameDecoder(
       (f: Frame) => {
         clearTimeout(timer);
+        greet();
         s.removeAllListeners('data');
         // Anything but a hello, or anything after it before a request, is not the agent speaking.
         if (f.type !== FRAME.hello || parseStrings(f.payload)[0] !== AGENT_VERSION) {

@@ -1,0 +1,139 @@
+/**
+ * The server's side of the agent against clients that are not a well-behaved agent, on
+ * a real unix socket: what a hostile process inside a machine can do with the socket it
+ * sees (connect, stay silent, send garbage, pretend to be the agent) stays bounded.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AgentHost } from './agent-host.js';
+import { encodeFrame, FRAME, FrameDecoder, strings } from './protocol.js';
+
+const ID = 'mch_agenthosttest0001';
+
+describe('AgentHost', () => {
+  let dir: string;
+  let host: AgentHost;
+  const lost: string[] = [];
+  const socketPath = (): string => join(host.runDir(ID), 'agent.sock');
+
+  const dial = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = connect(socketPath(), () => resolve(s));
+      s.once('error', reject);
+    });
+  const closed = (s: Socket): Promise<void> => new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
+  const hello = async (): Promise<Socket> => {
+    const s = await dial();
+    s.on('error', () => undefined);
+    s.write(encodeFrame(FRAME.hello, strings('1')));
+    return s;
+  };
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hangar-agent-host-'));
+    host = new AgentHost(dir, { warn: () => undefined }, async () => [], (id) => lost.push(id));
+    await host.open(ID);
+  });
+
+  after(async () => {
+    await host.closeAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('holds at most 8 connections that never say hello', async () => {
+    const silent = await Promise.all(Array.from({ length: 20 }, () => dial().catch(() => null)));
+    const open = silent.filter((s): s is Socket => s !== null);
+    for (const s of open) s.on('error', () => undefined);
+    await settle();
+    const alive = open.filter((s) => !s.destroyed && s.readyState === 'open');
+    let stillOpen = 0;
+    await Promise.all(
+      alive.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            // A closed one reads end-of-file at once; an open one stays quiet.
+            const t = setTimeout(() => {
+              stillOpen++;
+              resolve();
+            }, 100);
+            s.once('end', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            s.once('close', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+    assert.ok(stillOpen <= 8, `${stillOpen} silent connections held`);
+    for (const s of open) s.destroy();
+    await settle();
+  });
+
+  it('closes a connection that sends garbage or an oversized frame', async () => {
+    const garbage = await dial();
+    garbage.on('error', () => undefined);
+    garbage.write(encodeFrame(FRAME.stdout, 'not a hello'));
+    await closed(garbage);
+    const huge = await dial();
+    huge.on('error', () => undefined);
+    const head = Buffer.alloc(5);
+    head.writeUInt32LE(64 * 1024 * 1024, 0);
+    head.write('H', 4);
+    huge.write(head);
+    await closed(huge);
+  });
+
+  it('hands a greeted connection to a request, keeps at most 4 idle, and reports a lost agent', async () => {
+    const agents = await Promise.all(Array.from({ length: 6 }, () => hello()));
+    await settle();
+    const kept = agents.filter((s) => !s.destroyed);
+    const taken = await host.connect(ID, 1_000);
+    assert.ok(taken, 'no connection handed out');
+    // The request reaches whoever said hello: inside a machine, that machine's own business.
+    const got = new Promise<string>((resolve) => {
+      for (const a of agents) {
+        const d = new FrameDecoder(
+          (f) => resolve(f.type),
+          () => undefined,
+        );
+        a.on('data', (c: Buffer) => d.push(c));
+      }
+    });
+    taken.write(encodeFrame(FRAME.exec, strings('p', '/', 24, 80, 1, 'true', 0)));
+    assert.equal(await got, FRAME.exec);
+    taken.destroy();
+    let open = 0;
+    for (const a of kept) if (!a.destroyed) open++;
+    assert.ok(open <= 5, `${open} greeted connections kept`);
+    for (const a of agents) a.destroy();
+    await settle();
+    assert.deepEqual(lost, [ID]);
+  });
+
+  it('quiesce closes the socket and every connection; reopen listens again', async () => {
+    const a = await hello();
+    await settle();
+    await host.quiesce(ID);
+    await closed(a);
+    await assert.rejects(stat(socketPath()));
+    await assert.rejects(dial());
+    await host.reopen(ID);
+    const b = await hello();
+    await settle();
+    assert.ok(await host.connect(ID, 1_000));
+    b.destroy();
+  });
+
+  it('a machine without an agent directory has none: connect answers null at once', async () => {
+    assert.equal(await host.has('mch_noagenthere000001'), false);
+    assert.equal(await host.connect('mch_noagenthere000001', 1_000), null);
+  });
+});
