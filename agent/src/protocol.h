@@ -15,6 +15,7 @@
 
 #define HANGAR_AGENT_VERSION "1"
 #define HANGAR_AGENT_SOCKET "/.hangar/run/agent.sock"
+#define HANGAR_AGENT_BINARY "/.hangar/bin/hangar-agent"
 /* Larger frames are a protocol violation: the session ends. */
 #define FRAME_MAX (8u * 1024u * 1024u)
 /* Stdin the server may have sent and not yet seen acknowledged; more ends the session. */

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { ExecStartError, RuntimeError, type ExecIo, type ExecOptions, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal, type PtyHandle, type PtyOptions } from '../runtime.js';
-import { encodeExec, encodeFrame, FRAME, FrameDecoder, parseStrings, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
+import { encodeExec, encodeFrame, FRAME, FrameDecoder, frameHeader, parseStrings, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
 
 /** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
 const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
@@ -110,7 +110,14 @@ class Session {
   /** Send stdin bytes (in pieces); false once the send window is full (wait for `credit`). */
   write(data: Buffer): boolean {
     if (this.stdinGone) return false;
-    for (let at = 0; at < data.length; at += STDIN_CHUNK) this.socket.write(encodeFrame(FRAME.stdin, data.subarray(at, at + STDIN_CHUNK)));
+    // Header and bytes as two writes in one cork: the payload is never copied.
+    this.socket.cork();
+    for (let at = 0; at < data.length; at += STDIN_CHUNK) {
+      const piece = data.subarray(at, at + STDIN_CHUNK);
+      this.socket.write(frameHeader(FRAME.stdin, piece.length));
+      this.socket.write(piece);
+    }
+    process.nextTick(() => this.socket.uncork());
     this.inflight += data.length;
     return this.inflight < STDIN_WINDOW_BYTES;
   }

@@ -48,6 +48,14 @@ export function encodeFrame(type: string, payload: Buffer | string = Buffer.allo
   return Buffer.concat([head, body]);
 }
 
+/** A frame's 5-byte header alone, for writing a large payload after it without copying it. */
+export function frameHeader(type: string, length: number): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32LE(length, 0);
+  head.write(type, 4, 'latin1');
+  return head;
+}
+
 /** NUL-terminated strings, one after the other. */
 export function strings(...values: (string | number)[]): Buffer {
   return Buffer.from(values.map((v) => `${v}\0`).join(''));
