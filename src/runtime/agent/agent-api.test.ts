@@ -43,8 +43,8 @@ describe('in-machine agent', () => {
   });
 
   it('runs root commands through the agent, other users through runc exec', async () => {
-    // Started by the agent's session process, inside the machine.
-    assert.ok((await parentOf()) > 1, 'a root command was not started by the agent');
+    // Started by the agent's session process, inside the machine (runc exec serves until the agent has connected).
+    await waitFor(async () => (await parentOf()) > 1, 10_000);
     // runc exec starts the process from outside the machine's pid namespace: its parent is 0.
     assert.equal(await parentOf(id, '0:1'), 0);
     assert.equal((await exec('exit 7')).code, 7);
@@ -94,14 +94,14 @@ describe('in-machine agent', () => {
     assert.equal((await t.request('POST', `/v1/machines/${id}/pause`)).status, 200);
     assert.equal((await t.request('POST', `/v1/machines/${id}/resume`)).status, 200);
     assert.equal((await exec('cat /root/f')).out, 'kept\n');
-    assert.ok((await parentOf()) > 1, 'after resume, commands no longer go through the agent');
+    await waitFor(async () => (await parentOf()) > 1, 10_000).catch(() => assert.fail('after resume, commands no longer go through the agent'));
     const snap = await t.request('POST', `/v1/machines/${id}/snapshots`);
     assert.equal(snap.status, 201, snap.text);
-    assert.ok((await parentOf()) > 1, 'after a live snapshot, commands no longer go through the agent');
+    await waitFor(async () => (await parentOf()) > 1, 10_000).catch(() => assert.fail('after a live snapshot, commands no longer go through the agent'));
     const fork = await t.request('POST', '/v1/machines', { body: { snapshot_id: snap.body.id } });
     assert.equal(fork.status, 201, fork.text);
     assert.equal((await exec('cat /root/f', fork.body.id)).out, 'kept\n');
-    assert.ok((await parentOf(fork.body.id)) > 1, 'in the fork, commands do not go through the agent');
+    await waitFor(async () => (await parentOf(fork.body.id)) > 1, 10_000).catch(() => assert.fail('in the fork, commands do not go through the agent'));
     await t.request('DELETE', `/v1/machines/${fork.body.id}`);
   });
 

@@ -255,17 +255,25 @@ export class AgentHost {
     await Promise.all([...this.endpoints.keys()].map((id) => this.close(id)));
   }
 
-  /** SIGUSR1 to the machine's agents: they stop waiting between connection attempts. */
-  private async signal(id: string): Promise<void> {
+  /** Tell the machine's agents to connect now; how many there are (0: none runs, start one). */
+  wake(id: string): Promise<number> {
+    return this.signal(id);
+  }
+
+  /** SIGUSR1 to the machine's agents: they stop waiting between connection attempts. Returns how many were signalled. */
+  private async signal(id: string): Promise<number> {
+    let signalled = 0;
     for (const pid of await this.machinePids(id)) {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
       // Only the agent's server: the signal would end any other process (a session, a command).
       if (!cmdline.startsWith('/.hangar/bin/hangar-agent\0serve')) continue;
       try {
         process.kill(pid, 'SIGUSR1');
+        signalled++;
       } catch {
         // Gone meanwhile: it reconnects on its own if it comes back.
       }
     }
+    return signalled;
   }
 }

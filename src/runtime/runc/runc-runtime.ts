@@ -195,7 +195,12 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     const last = this.relaunchedAt.get(id) ?? -Infinity;
     if (Date.now() - last < AGENT_RELAUNCH_EVERY_MS) return;
     this.relaunchedAt.set(id, Date.now());
-    void bestEffort(this.ctx.log, id, 'start the agent again', run(this.opts.runcPath, ['--root', this.opts.stateDir, 'exec', '--detach', id, AGENT_BINARY_IN_MACHINE, 'serve']));
+    const relaunch = async (): Promise<void> => {
+      // One that is only slow to reconnect (just restored, say) is woken, not doubled.
+      if ((await this.agents.wake(id)) > 0) return;
+      await run(this.opts.runcPath, ['--root', this.opts.stateDir, 'exec', '--detach', id, AGENT_BINARY_IN_MACHINE, 'serve']);
+    };
+    void bestEffort(this.ctx.log, id, 'start the agent again', relaunch());
   }
 
   async exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
