@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { ExecStartError, RuntimeError, type ExecIo, type ExecOptions, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal, type PtyHandle, type PtyOptions } from '../runtime.js';
+import { ExecStartError, type ExecIo, type ExecOptions, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal, type PtyHandle, type PtyOptions } from '../runtime.js';
 import { encodeExec, encodeFrame, FRAME, FrameDecoder, frameHeader, parseStrings, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
 
 /** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
@@ -289,9 +289,4 @@ export async function agentStartPty(socket: Socket, id: string, o: PtyOptions, o
     // No status: the terminal was cut (the machine paused or stopped, or the agent died), which kills its command.
     exited: session.exit.then((code) => ({ exitCode: code ?? KILLED })),
   };
-}
-
-/** The error of a machine whose agent did not answer and that has no other way in. */
-export function agentUnavailable(id: string): RuntimeError {
-  return new RuntimeError(`the agent of machine ${id} is not answering`, id, 'agent');
 }

@@ -13,7 +13,7 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, type Frame } from './protocol.js';
+import { AGENT_BINARY_IN_MACHINE, AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, type Frame } from './protocol.js';
 
 /** Idle connections kept per machine; more are closed (the agent keeps one). */
 const IDLE_MAX = 4;
@@ -266,7 +266,7 @@ export class AgentHost {
     for (const pid of await this.machinePids(id)) {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
       // Only the agent's server: the signal would end any other process (a session, a command).
-      if (!cmdline.startsWith('/.hangar/bin/hangar-agent\0serve')) continue;
+      if (!cmdline.startsWith(`${AGENT_BINARY_IN_MACHINE}\0serve`)) continue;
       try {
         process.kill(pid, 'SIGUSR1');
         signalled++;

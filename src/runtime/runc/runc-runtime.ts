@@ -246,10 +246,12 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   }
 
   stop(id: string): Promise<void> {
+    this.relaunchedAt.delete(id);
     return stopMachine(this.ctx, id);
   }
 
   destroy(id: string): Promise<void> {
+    this.relaunchedAt.delete(id);
     return destroyMachine(this.ctx, id);
   }
 
