@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
@@ -26,6 +27,12 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { ensureBaseTemplate } from './templates/base-template.js';
 import { TemplateCatalog } from './templates/templates.js';
+import { LayerStore } from './templates/layers.js';
+import { BuildLogs } from './service/build-log.js';
+import { TemplateApi } from './service/template-api.js';
+import { TemplateBuilder } from './service/template-builds.js';
+import { TemplateService } from './service/template-service.js';
+import { UploadStore } from './service/uploads.js';
 import { VERSION } from './version.js';
 
 /** A running Hangar server and its parts. */
@@ -75,7 +82,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });
     }
     await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
-    const templates = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
+    const catalog = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
+    const layers = new LayerStore(settings.layersDir);
     let app: FastifyInstance | undefined;
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
@@ -102,6 +110,15 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
     const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now });
+    const templates = new TemplateService({
+      store,
+      catalog,
+      layers,
+      log: serviceLog,
+      builtinScript: fileURLToPath(new URL('../../scripts/build-builtin-template.sh', import.meta.url)),
+      builtinDir: settings.templatePath[0] ?? null,
+      deleteSnapshot: (id) => runtime.deleteSnapshot(id),
+    });
     const core = new MachineCore({
       store,
       runtime,
@@ -114,6 +131,9 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       recorder: operations,
     });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
+    const buildLogs = new BuildLogs(settings.buildLogsDir);
+    const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
+    const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
     const machines = new MachineService({ core, pools, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
@@ -138,6 +158,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       pty,
       files: new FileService({ machines, runtime }),
       fileWatches: new FileWatchService({ machines, runtime }),
+      templates: new TemplateApi({ templates, builder, uploads, logs: buildLogs, secret }),
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       paperspace,
       accessors,
@@ -159,14 +180,18 @@ export async function startServer(settings: Settings, options: StartOptions = {}
           reason: snapshotSupport.reason,
         },
         limits: { max_machines: settings.maxMachines, pids_per_machine: settings.pidsLimit, body_bytes: 1024 * 1024 },
-        templates: (await templates.list()).map((t) => ({ name: t.name, description: t.description, runtime: t.runtime })),
+        templates: (await catalog.list()).map((t) => ({ name: t.name, description: t.description, runtime: t.runtime })),
       }),
     });
     app = built.app;
     if (!snapshotSupport.memory) {
       app.log.warn({ reason: snapshotSupport.reason }, 'memory snapshots unavailable: pause keeps the filesystem only and resume restarts init');
     }
+    await layers.removeStaging();
+    await uploads.sweep();
     const recovered = await machines.recover();
+    await builder.recover();
+    await templates.collect(builder.pinned);
     app.log.info(recovered, 'machines reconciled with the host');
     const interrupted = await operations.recover();
     if (interrupted > 0) app.log.warn({ events: interrupted }, 'operations a previous run left unfinished are recorded as errors');
@@ -204,6 +229,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         ready = false;
         await scheduler.stop();
         await pools.stop();
+        await builder.close();
         // Before the HTTP server: followers of a process's output get its exit and end.
         await processes.close();
         await pty.close();

@@ -87,6 +87,10 @@ const EnvSchema = z.object({
     .transform((v) => v.toLowerCase())
     .optional(),
   /** Fastify log level. @default 'info' */
+  /** Largest archive a template build may be sent (POST /v1/uploads), in MiB. */
+  HANGAR_MAX_UPLOAD_MB: z.coerce.number().int().min(1).max(1_048_576).default(4096),
+  /** Template builds running at once; later ones queue. */
+  HANGAR_BUILD_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -118,6 +122,14 @@ export interface Settings {
   templatesDir: string;
   machinesDir: string;
   snapshotsDir: string;
+  /** Layers of built templates, one directory per content digest. */
+  layersDir: string;
+  /** Archives sent for template builds. */
+  uploadsDir: string;
+  /** Template build logs. */
+  buildLogsDir: string;
+  maxUploadBytes: number;
+  buildConcurrency: number;
   runcStateDir: string;
 }
 
@@ -202,6 +214,11 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
     snapshotsDir: join(dataDir, 'snapshots'),
+    layersDir: join(dataDir, 'layers'),
+    uploadsDir: join(dataDir, 'uploads'),
+    buildLogsDir: join(dataDir, 'template-builds'),
+    maxUploadBytes: e.HANGAR_MAX_UPLOAD_MB * 1024 * 1024,
+    buildConcurrency: e.HANGAR_BUILD_CONCURRENCY,
     runcStateDir: `/run/${instancePrefix}`,
   };
 }

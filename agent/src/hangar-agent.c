@@ -3,6 +3,7 @@
  *
  *   hangar-agent launch -- INIT...   the machine's pid 1 at start: forks the agent, then
  *                                    becomes the template's init (exec), so init keeps pid 1
+ *   hangar-agent init                a minimal pid 1 (reaps orphans) for templates without one
  *   hangar-agent serve               the agent: connects to the server's socket and runs
  *                                    commands for it (also how the server restarts it)
  *   hangar-agent file OP ARGS...     one file operation (fileops.c)
@@ -577,16 +578,38 @@ static int cmd_launch(int argc, char **argv) {
   return 127;
 }
 
+/*
+ * A minimal pid 1 for templates that bring no init of their own (Debian and OCI image
+ * templates): it reaps every orphan and ends on SIGTERM, SIGINT or SIGHUP. Every signal is
+ * taken synchronously, so no handler runs in the middle of a reap.
+ */
+static int cmd_init(void) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) return 0;
+    if (sig == SIGCHLD) {
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      }
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : "";
   if (strcmp(cmd, "launch") == 0) return cmd_launch(argc, argv);
   if (strcmp(cmd, "serve") == 0) return cmd_serve();
+  if (strcmp(cmd, "init") == 0) return cmd_init();
   if (strcmp(cmd, "file") == 0) return hangar_file_main(argc - 1, argv + 1);
   if (strcmp(cmd, "watch") == 0) return hangar_watch_main(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0) {
     printf("hangar-agent %s\n", HANGAR_AGENT_VERSION);
     return 0;
   }
-  fprintf(stderr, "usage: hangar-agent launch -- INIT... | serve | file OP ARGS... | watch PATH [1] | version\n");
+  fprintf(stderr, "usage: hangar-agent launch -- INIT... | init | serve | file OP ARGS... | watch PATH [1] | version\n");
   return 2;
 }

@@ -136,6 +136,8 @@ export interface MachineRecord {
   autoSnapshot: AutoSnapshotSettings | null;
   /** The snapshot each stop reverts the machine to; null when off. */
   restorePoint: RestorePoint | null;
+  /** The build (version) of a built template the machine runs on; null for directory templates (`base`, `desktop`…). */
+  templateBuild: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -213,6 +215,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     createdBy: null,
     autoSnapshot: null,
     restorePoint: null,
+    templateBuild: null,
     ...f,
   };
 }

@@ -21,6 +21,8 @@ export interface SnapshotRecord {
   memory: boolean;
   /** What a machine started from it runs on. */
   template: string;
+  /** The built template version it runs on; null for directory templates. */
+  templateBuild: string | null;
   config: MachineConfig;
   env: Record<string, string>;
   cwd: string | null;

@@ -22,6 +22,7 @@ import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
 import { ptyUpgrades } from './native/pty-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { paperspaceSurface, paperspaceSurfaceRoutes } from './paperspace/paperspace-surface.js';
+import type { TemplateApi } from '../service/template-api.js';
 import type { AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
@@ -33,6 +34,7 @@ export interface AppOptions {
   pty: PtyService;
   files: FileService;
   fileWatches: FileWatchService;
+  templates: TemplateApi;
   compute: ComputeService;
   paperspace: PaperspaceService;
   accessors: AccessorService;
@@ -56,7 +58,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'templates' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */

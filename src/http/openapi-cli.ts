@@ -16,6 +16,7 @@ const routes = allRoutes({
   processes: {} as never,
   files: {} as never,
   fileWatches: {} as never,
+  templates: {} as never,
   compute: {} as never,
   paperspace: {} as never,
   accessors: {} as never,

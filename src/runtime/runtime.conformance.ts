@@ -108,7 +108,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       return {
         id,
         hostname: id,
-        templateRootfs: f.template.rootfs,
+        templateLayers: [f.template.rootfs],
         init: f.template.init,
         env: { ...f.template.env, CONFORMANCE: 'machine-env' },
         cwd: f.template.cwd,
@@ -211,7 +211,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
     it('start makes the spec\'s cwd exist, and a failed start leaves nothing of the machine', async () => {
       const s = await startMachine({ cwd: '/srv/conformance/work' });
       assert.equal(await sh(s.id, 'test -d /srv/conformance/work && echo yes'), 'yes');
-      const broken = spec(newMachineId(), { templateRootfs: join(f.template.rootfs, 'no-such-dir') });
+      const broken = spec(newMachineId(), { templateLayers: [join(f.template.rootfs, 'no-such-dir')] });
       machines.add(broken.id);
       await assert.rejects(rt.start(broken), RuntimeError);
       assert.equal(await rt.inspect(broken.id), null);

@@ -7,8 +7,11 @@ import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 export interface MachineSpec {
   id: string;
   hostname: string;
-  /** Read-only lower layer: the template's root filesystem directory. */
-  templateRootfs: string;
+  /**
+   * Read-only lower layers: the template's root filesystem directories, topmost first
+   * (a template layered on others lists its own layer, then theirs).
+   */
+  templateLayers: string[];
   /** Argv of the machine's init process (pid 1 inside). */
   init: string[];
   /** Environment of the init process. */
@@ -107,6 +110,12 @@ export interface Runtime {
   resize(spec: MachineSpec, previous: MachineConfig): Promise<void>;
   /** Kill the processes and release mounts and cgroups, keeping the writable layer's data. */
   stop(id: string): Promise<void>;
+  /**
+   * Copy what a stopped machine changed over its template (its writable layer's upper
+   * directory, overlay whiteouts included) into `dest`, a new directory on the host: the
+   * layer a template build makes.
+   */
+  exportLayer(id: string, dest: string): Promise<void>;
   /** Kill everything and remove every host resource and file of the machine. */
   destroy(id: string): Promise<void>;
   /** Ids of machines that have files on disk (running or kept after an error). */

@@ -2,7 +2,7 @@ import type { MachineRecord } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
 import type { MachineHostPaths, MachineStats } from '../runtime/machine-stats.js';
 import type { Runtime, RuntimeInfo, RuntimeMachineState } from '../runtime/runtime.js';
-import type { TemplateCatalog } from '../templates/templates.js';
+import type { TemplateResolver } from './template-service.js';
 import type { MachineService } from './machine-service.js';
 
 /** A machine's status as the compute listing (seed 004) names it. */
@@ -41,7 +41,7 @@ export interface ComputeMachine {
 export interface ComputeServiceOptions {
   machines: MachineService;
   runtime: Runtime;
-  templates: TemplateCatalog;
+  templates: TemplateResolver;
   /** This host's name, reported per machine. */
   node: string;
   /** Hangar's version, reported per machine. */
@@ -142,7 +142,7 @@ export class ComputeService {
     for (const record of records) {
       const container = containers.get(record.id);
       const status = computeStatus(record, container);
-      const template = await this.o.templates.get(record.template).catch(() => null);
+      const template = await this.o.templates.ofRecord(record).catch(() => null);
       const m: ComputeMachine = {
         record,
         status,

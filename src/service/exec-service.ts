@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { HangarError, validationError } from '../domain/errors.js';
 import type { Caller } from '../domain/team.js';
 import { ExecStartError, type ExecIo, type ExecOptions, type Runtime } from '../runtime/runtime.js';
-import type { TemplateCatalog } from '../templates/templates.js';
+import type { TemplateResolver } from './template-service.js';
 import { CappedBuffer } from './capped-buffer.js';
 import type { MachineService } from './machine-service.js';
 import { allows } from '../domain/transitions.js';
@@ -74,7 +74,7 @@ export interface ExecStreamSink {
 export interface ExecServiceOptions {
   machines: MachineService;
   runtime: Runtime;
-  templates: TemplateCatalog;
+  templates: TemplateResolver;
 }
 
 /** Commands inside machines: the checks, the defaults, user look-up and activity around `Runtime.exec`. */
@@ -158,10 +158,12 @@ export class ExecService {
   async prepare(caller: Caller, id: string, req: CommandRequest): Promise<PreparedCommand> {
     const m = await this.o.machines.get(caller, id);
     if (!allows(m.status, 'command')) throw notRunning(id, m.status);
-    const { uid, gid } = await this.resolveUser(id, req.user);
+    const template = await this.o.templates.ofRecord(m);
+    // A template's `user` step makes its user the default; `root` or a uid is still asked for by name.
+    const { uid, gid } = await this.resolveUser(id, req.user ?? template?.user);
     return {
       argv: typeof req.cmd === 'string' ? ['/bin/sh', '-c', req.cmd] : req.cmd,
-      cwd: req.cwd ?? m.cwd ?? (await this.o.templates.get(m.template))?.cwd ?? '/',
+      cwd: req.cwd ?? m.cwd ?? template?.cwd ?? '/',
       // The record's env, not only the container's: a warm-pool machine got its env at checkout, after it started.
       env: { ...m.env, ...req.env },
       uid,

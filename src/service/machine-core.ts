@@ -9,10 +9,11 @@ import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.j
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
 import { desktopEnv } from '../templates/desktop.js';
-import type { Template, TemplateCatalog } from '../templates/templates.js';
+import type { Template } from '../templates/templates.js';
 import { callerReaches } from './access.js';
 import { MachineLocks } from './keyed-lock.js';
 import type { ServerSecret } from './secrets.js';
+import type { TemplateResolver } from './template-service.js';
 
 /** Minimal logger: Fastify's (pino) fits. */
 export interface ServiceLogger {
@@ -34,7 +35,7 @@ export interface OperationRecorder {
 export interface MachineCoreOptions {
   store: Store;
   runtime: Runtime & SnapshotRuntime;
-  templates: TemplateCatalog;
+  templates: TemplateResolver;
   secret: ServerSecret;
   log: ServiceLogger;
   /** Machines holding resources on this host at most. */
@@ -93,15 +94,22 @@ export class MachineCore {
     return this.o.recorder ? this.o.recorder.record(m.teamId, m.id, name, work) : work();
   }
 
-  /** A template by name, or 422 UNKNOWN_TEMPLATE listing the ones there are. */
-  async template(name: string): Promise<Template> {
-    const template = await this.o.templates.get(name);
+  /** The template a team gets by name (null: server-wide ones only), or 422 UNKNOWN_TEMPLATE listing the ones it has. */
+  async template(teamId: string | null, name: string): Promise<Template> {
+    const template = await this.o.templates.resolve(teamId, name);
     if (template) return template;
-    const known = (await this.o.templates.list()).map((t) => t.name);
+    const known = await this.o.templates.names(teamId);
     throw new HangarError('UNKNOWN_TEMPLATE', `Template "${name}" does not exist. Available: ${known.join(', ') || 'none'}.`, {
       template: name,
       available: known,
     });
+  }
+
+  /** The template version a machine (or snapshot) runs on; RUNTIME_FAILED when it is gone from this server. */
+  async templateOf(r: { id: string; template: string; templateBuild: string | null }): Promise<Template> {
+    const template = await this.o.templates.ofRecord(r);
+    if (template) return template;
+    throw new HangarError('RUNTIME_FAILED', `Template "${r.template}"${r.templateBuild ? ` (build ${r.templateBuild})` : ''} of ${r.id} is no longer on this server.`);
   }
 
   /** 429 when this server already runs as many machines as it may; `hint` ends the message. */
@@ -136,6 +144,11 @@ export class MachineCore {
     return ip;
   }
 
+  /** Free an address held by something that is not a machine record (a template build machine). */
+  releaseAddress(ip: string, holder: string): void {
+    this.ips.release(ip, holder);
+  }
+
   /** Free the machine's address (only if it still holds it). */
   releaseIp(m: MachineRecord): void {
     if (m.privateIp !== null) this.ips.release(m.privateIp, m.id);
@@ -153,7 +166,7 @@ export class MachineCore {
     return {
       id: m.id,
       hostname: m.id,
-      templateRootfs: template.rootfs,
+      templateLayers: template.layers,
       init: template.init,
       // The desktop's variables come last: a machine's own env cannot replace its VNC password.
       env: { ...template.env, ...m.env, ...(template.desktop ? desktopEnv(template.desktop, this.o.secret.vncPassword(m.id)) : {}), HOSTNAME: m.id },

@@ -84,7 +84,12 @@ export class MachineCreator {
     const { core } = this;
     const source = await this.forkSource(caller, input);
     const templateName = source?.template ?? input.template ?? 'base';
-    const template = await core.template(templateName);
+    const template = source ? await core.templateOf({ id: source.id, template: source.template, templateBuild: source.templateBuild }) : await core.template(caller.team.id, templateName);
+    // A template with a running service: its machines fork from the service's snapshot, whose disk size is fixed.
+    const serviceSnapshot = source ? null : template.startSnapshotId;
+    if (serviceSnapshot !== null && input.config?.disk_mb !== undefined && input.config.disk_mb !== DEFAULT_CONFIG.disk_mb) {
+      throw new HangarError('UNSUPPORTED_OPERATION', `Template "${template.name}" starts from a snapshot of its running service, whose disk is ${DEFAULT_CONFIG.disk_mb} MB; omit config.disk_mb.`);
+    }
     if (input.cwd !== undefined) {
       const problem = await cwdProblem(template, input.cwd);
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
@@ -92,7 +97,7 @@ export class MachineCreator {
     let warmPoolCheckout: WarmPoolCheckout | null = null;
     const outbound = input.outbound ?? DEFAULT_OUTBOUND;
     // Pool machines run the default policy: a create asking for another starts cold.
-    if (!source && isDefaultOutbound(outbound)) {
+    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound)) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
         const taken = await this.pools.checkout(caller, pool, input, (m) => this.initialSnapshotLocked(m, input));
@@ -118,6 +123,7 @@ export class MachineCreator {
       teamId: caller.team.id,
       createdBy: caller.user?.id ?? null,
       template: templateName,
+      templateBuild: template.buildId,
       createdAt: now,
       config: { ...DEFAULT_CONFIG, ...source?.config, ...input.config },
       metadata: input.metadata ?? {},
@@ -140,6 +146,9 @@ export class MachineCreator {
           try {
             if (source) {
               await core.runtime.fork(core.spec(m, template), source.id);
+              await this.setDesktopPassword(m, template);
+            } else if (serviceSnapshot !== null) {
+              await core.runtime.fork(core.spec(m, template), serviceSnapshot);
               await this.setDesktopPassword(m, template);
             } else await core.runtime.start(core.spec(m, template));
           } catch (err) {

@@ -41,6 +41,7 @@ export class MachineSnapshots {
       sizeBytes: result.sizeBytes,
       memory: result.memory,
       template: m.template,
+      templateBuild: m.templateBuild,
       config: m.config,
       env: m.env,
       cwd: m.cwd,

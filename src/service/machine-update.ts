@@ -89,7 +89,7 @@ export class MachineUpdates {
   /** Apply new resources to a running machine, then set them on the record (saved by the caller). */
   private async resizeLocked(m: MachineRecord, next: MachineConfig): Promise<void> {
     const { core } = this;
-    const template = await core.template(m.template);
+    const template = await core.templateOf(m);
     const previous = m.config;
     try {
       await core.runtime.resize(core.spec({ ...m, config: next }, template), previous);

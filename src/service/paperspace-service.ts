@@ -4,7 +4,7 @@ import { CUSTOM_MACHINE_TYPE, machineTypeOf, type MachineType } from '../domain/
 import { MACHINE_STATUSES, TIMEOUT_LIMITS, type AutoSnapshotFrequency, type AutoSnapshotSettings, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
 import type { MachinePageOrder, MachinePageQuery, MachineSize, Store } from '../store/store.js';
-import type { TemplateCatalog } from '../templates/templates.js';
+import type { TemplateResolver } from './template-service.js';
 import { listingNarrowedTo } from './access.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
@@ -156,7 +156,7 @@ export interface PaperspaceServiceOptions {
   machines: MachineService;
   accessors: AccessorService;
   operations: MachineOperations;
-  templates: TemplateCatalog;
+  templates: TemplateResolver;
   secret: ServerSecret;
   machineTypes: readonly MachineType[];
   /** The one region this server is. */
@@ -235,12 +235,12 @@ export class PaperspaceService {
       machineType: machineTypeOf(m.config, this.o.machineTypes),
       region: this.o.region,
       storageUsed: allows(m.status, 'disk_usage') ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
-      agentType: await this.agentType(m.template),
+      agentType: await this.agentType(m),
     };
   }
 
-  private async agentType(template: string): Promise<string> {
-    return (await this.o.templates.get(template).catch(() => null))?.desktop ? DESKTOP_AGENT_TYPE : AGENT_TYPE;
+  private async agentType(m: MachineRecord | string): Promise<string> {
+    return (await this.o.templates.ofRecord(typeof m === 'string' ? { template: m, templateBuild: null } : m).catch(() => null))?.desktop ? DESKTOP_AGENT_TYPE : AGENT_TYPE;
   }
 
   private machineType(label: string): MachineType {
@@ -262,8 +262,8 @@ export class PaperspaceService {
       throw validationError([{ field: 'region', message: `unknown region "${input.region}"; this server is region: ${this.o.region}` }]);
     }
     this.checkDiskSize(input.diskSize);
-    if (!(await this.o.templates.get(input.templateId))) {
-      const known = (await this.o.templates.list()).map((t) => t.name);
+    if (!(await this.o.templates.resolve(caller.team.id, input.templateId))) {
+      const known = await this.o.templates.names(caller.team.id);
       throw validationError([{ field: 'templateId', message: `unknown template "${input.templateId}"; accepted: ${known.join(', ')}` }]);
     }
     if (input.autoShutdownTimeout !== undefined && input.autoShutdownEnabled !== true) {
@@ -393,7 +393,7 @@ export class PaperspaceService {
    */
   async desktop(caller: Caller, id: string): Promise<DesktopSettings> {
     const m = await this.get(caller, id);
-    const template = await this.o.templates.get(m.record.template);
+    const template = await this.o.templates.ofRecord(m.record);
     if (!template?.desktop) {
       throw new HangarError('NO_DESKTOP', `Machine ${id} runs template ${m.record.template}, which has no desktop; create a machine with templateId "desktop" for VNC.`, { template: m.record.template });
     }

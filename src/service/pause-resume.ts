@@ -38,6 +38,7 @@ export class PauseResume {
       sizeBytes: 0,
       memory: false,
       template: m.template,
+      templateBuild: m.templateBuild,
       config: m.config,
       env: m.env,
       cwd: m.cwd,
@@ -140,7 +141,7 @@ export class PauseResume {
   private async resumeLocked(m: MachineRecord): Promise<MachineRecord> {
     const { core } = this;
     if (!allows(m.status, 'resume') || m.snapshotId === null) throw stateConflict(m, 'resume');
-    const template = await core.template(m.template);
+    const template = await core.templateOf(m);
     core.ensureCapacity();
     const snapshotId = m.snapshotId;
     return core.recorded(m, 'start', async () => {
@@ -182,7 +183,7 @@ export class PauseResume {
     return core.locked(caller, id, 'restart', async (m) => {
       assertAllows(m, 'restart');
       return core.recorded(m, 'restart', async () => {
-        const template = await core.template(m.template);
+        const template = await core.templateOf(m);
         try {
           await core.runtime.restart(core.spec(m, template));
         } catch (err) {

@@ -45,7 +45,7 @@ export class WarmPoolService {
 
   /** Create or change a pool; the refill starts at once. */
   async put(name: string, input: { template: string; config?: Partial<MachineConfig>; size: number }): Promise<WarmPoolState> {
-    await this.o.core.template(input.template);
+    await this.o.core.template(null, input.template);
     const prior = await this.o.store.getWarmPool(name);
     const now = this.now();
     const config = { ...DEFAULT_CONFIG, ...input.config };
@@ -221,10 +221,10 @@ export class WarmPoolService {
   /** Start one idle machine for a pool (a refill). */
   private async startPoolMachine(pool: WarmPool): Promise<MachineRecord> {
     const { core } = this.o;
-    const template = await core.template(pool.template);
+    const template = await core.template(null, pool.template);
     core.ensureCapacity('.');
     const id = newMachineId();
-    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, createdAt: core.now(), config: pool.config, pool: pool.name, privateIp: core.allocateIp(id) });
+    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, templateBuild: template.buildId, createdAt: core.now(), config: pool.config, pool: pool.name, privateIp: core.allocateIp(id) });
     core.hold(m.id);
     return core.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);

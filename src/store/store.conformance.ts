@@ -9,6 +9,7 @@ import type { MachineEventRecord } from '../domain/machine-event.js';
 import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
+import type { TemplateBuildRecord } from '../domain/template.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 import type { LabelRule, ListCursor, MachinePageOrder, MachinePagePosition, MachinePageQuery, Store } from './store.js';
 
@@ -91,6 +92,7 @@ function fullMachine(): MachineRecord {
     outbound: { mode: 'rules', allow: ['203.0.113.0/24', '198.51.100.7/32'], deny: ['203.0.113.128/25'] },
     autoSnapshot: { frequency: 'weekly', keep: 7, since: T0 + 8, lastAt: T0 + 9 },
     restorePoint: { frequency: 'shutdown', snapshotId: 'snap_restorepoint0001' },
+    templateBuild: 'bld_full0000000000',
   });
 }
 
@@ -182,6 +184,24 @@ function apiKey(o: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, ...o };
 }
 
+/** A template build in progress for team_a. */
+function build(o: Partial<TemplateBuildRecord> = {}): TemplateBuildRecord {
+  return {
+    id: nextId('bld_'),
+    teamId: 'team_a',
+    name: 'py',
+    version: 0,
+    status: 'building',
+    spec: { source: { debian: { suite: 'trixie', packages: ['python3'] } }, steps: [{ run: 'true' }, { env: { Z: '1', A: '2' } }], description: '', startCmd: null, readyCmd: null, readyTimeoutMs: 60_000, timeoutMs: 600_000 },
+    result: null,
+    error: null,
+    createdAt: T0,
+    finishedAt: null,
+    deletedAt: null,
+    ...o,
+  };
+}
+
 function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
   return {
     id: nextId('snap_'),
@@ -192,6 +212,7 @@ function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
     sizeBytes: 123_456_789,
     memory: true,
     template: 'base',
+    templateBuild: null,
     config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
     env: { A: '1' },
     cwd: '/root',
@@ -843,6 +864,74 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal(await store.getSnapshot(s1.id), null);
         assert.deepStrictEqual(await store.allSnapshotIds(), [s2.id]);
         await store.deleteSnapshot('snap_missing');
+      });
+    });
+
+    describe('template builds', () => {
+      it('versions count up per team and name; insert, get and update round-trip', async () => {
+        const a = build();
+        assert.equal(await store.insertTemplateBuild(a), 1);
+        const b = build();
+        assert.equal(await store.insertTemplateBuild(b), 2);
+        assert.equal(await store.insertTemplateBuild(build({ teamId: 'team_b' })), 1, 'another team has its own versions');
+        assert.equal(await store.insertTemplateBuild(build({ teamId: null })), 1, 'server-wide ones too');
+        assert.deepStrictEqual(await store.getTemplateBuild(a.id), { ...a, version: 1 });
+        const done = {
+          ...a, version: 1, status: 'ready' as const, finishedAt: T0 + 5,
+          result: { layers: ['ab', 'cd'], init: ['/x'], env: { Z: '1' }, cwd: '/w', user: 'root', sizeBytes: 10, startSnapshotId: null, startPid: null },
+        };
+        await store.updateTemplateBuild(done);
+        assert.deepStrictEqual(await store.getTemplateBuild(a.id), done);
+        assert.equal(await store.getTemplateBuild('bld_missing'), null);
+      });
+
+      it('current is the newest ready version, latest the newest of any status; deleting hides all', async () => {
+        const v1 = build({ status: 'ready' });
+        const v2 = build({ status: 'ready' });
+        const v3 = build({ status: 'error', error: { step: 'step 1 (run)', message: 'exit 1' } });
+        for (const b of [v1, v2, v3]) await store.insertTemplateBuild(b);
+        assert.equal((await store.currentTemplate('team_a', 'py'))?.id, v2.id);
+        assert.equal((await store.latestTemplateBuild('team_a', 'py'))?.id, v3.id);
+        assert.equal(await store.currentTemplate('team_b', 'py'), null);
+        assert.equal(await store.currentTemplate(null, 'py'), null, 'a team template is not server-wide');
+        assert.equal(await store.deleteTemplateName('team_a', 'py', T0 + 9), 3);
+        assert.equal(await store.currentTemplate('team_a', 'py'), null);
+        assert.equal(await store.latestTemplateBuild('team_a', 'py'), null);
+        assert.equal((await store.getTemplateBuild(v1.id))?.deletedAt, T0 + 9, 'the rows stay for the machines on them');
+        const again = build({ status: 'ready' });
+        assert.equal(await store.insertTemplateBuild(again), 4, 'a name rebuilt after deletion goes on counting');
+        assert.equal((await store.currentTemplate('team_a', 'py'))?.id, again.id);
+      });
+
+      it('pageTemplates gives the newest build of each name the team sees, by name', async () => {
+        await store.insertTemplateBuild(build({ name: 'b', status: 'ready' }));
+        const b2 = build({ name: 'b' });
+        await store.insertTemplateBuild(b2);
+        const a = build({ name: 'a', status: 'ready' });
+        await store.insertTemplateBuild(a);
+        const shared = build({ name: 'c', teamId: null, status: 'ready' });
+        await store.insertTemplateBuild(shared);
+        await store.insertTemplateBuild(build({ name: 'd', teamId: 'team_b', status: 'ready' }));
+        const gone = build({ name: 'e', status: 'ready' });
+        await store.insertTemplateBuild(gone);
+        await store.deleteTemplateName('team_a', 'e', T0);
+        assert.deepStrictEqual(ids(await store.pageTemplates('team_a', null, 10)), [a.id, b2.id, shared.id]);
+        assert.deepStrictEqual(ids(await store.pageTemplates('team_a', null, 2)), [a.id, b2.id]);
+        assert.deepStrictEqual(ids(await store.pageTemplates('team_a', 'b', 2)), [shared.id]);
+      });
+
+      it('templateBuildUsers counts live machines and snapshots on a version; drop forgets a build', async () => {
+        const b = build({ status: 'ready' });
+        await store.insertTemplateBuild(b);
+        await store.insertMachine(machine({ templateBuild: b.id }));
+        await store.insertMachine(machine({ templateBuild: b.id, status: 'destroyed' }));
+        await store.insertMachine(machine());
+        await store.insertSnapshot(snapshot({ templateBuild: b.id }));
+        assert.deepStrictEqual(await store.templateBuildUsers(b.id), { machines: 1, snapshots: 1 });
+        assert.deepStrictEqual(await store.templateBuildUsers('bld_none'), { machines: 0, snapshots: 0 });
+        assert.deepStrictEqual(ids(await store.allTemplateBuilds()), [b.id]);
+        await store.dropTemplateBuild(b.id);
+        assert.equal(await store.getTemplateBuild(b.id), null);
       });
     });
 

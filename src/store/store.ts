@@ -1,6 +1,7 @@
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { TemplateBuildRecord } from '../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 
@@ -171,6 +172,29 @@ export interface SnapshotStore {
   deleteSnapshot(id: string): Promise<void>;
 }
 
+/** Template builds; a build that ended `ready` is a version of its name. */
+export interface TemplateStore {
+  /** Insert a build as the next version of its name (its `version` is ignored); returns the version it got. */
+  insertTemplateBuild(b: TemplateBuildRecord): Promise<number>;
+  /** Store a build's status, result, error, finish and deletion. */
+  updateTemplateBuild(b: TemplateBuildRecord): Promise<void>;
+  getTemplateBuild(id: string): Promise<TemplateBuildRecord | null>;
+  /** The newest build of a name, whatever its status, unless the name was deleted. */
+  latestTemplateBuild(teamId: string | null, name: string): Promise<TemplateBuildRecord | null>;
+  /** The newest `ready` build of a name not deleted: what a create gets. */
+  currentTemplate(teamId: string | null, name: string): Promise<TemplateBuildRecord | null>;
+  /** The newest build of each name a team sees (its own and server-wide ones), by name after `after`. */
+  pageTemplates(teamId: string, after: string | null, limit: number): Promise<TemplateBuildRecord[]>;
+  /** Mark every version of a name deleted; returns how many. */
+  deleteTemplateName(teamId: string | null, name: string, at: number): Promise<number>;
+  /** Machines (not destroyed) and snapshots on one template version. */
+  templateBuildUsers(id: string): Promise<{ machines: number; snapshots: number }>;
+  /** Every build, oldest first (for the layer collector and start-up). */
+  allTemplateBuilds(): Promise<TemplateBuildRecord[]>;
+  /** Forget a build entirely (a deleted or superseded version nothing uses any more). */
+  dropTemplateBuild(id: string): Promise<void>;
+}
+
 /** Warm pools: their settings and counters, and the idle machines they hold. */
 export interface WarmPoolStore {
   /** Insert or replace a pool's settings (counters included). */
@@ -217,7 +241,7 @@ export interface IdempotencyStore {
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
-export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
   /** Short name for logs and /v1/info. */
   readonly kind: string;
   close(): Promise<void>;

@@ -36,7 +36,20 @@ export type TemplateManifest = z.infer<typeof TemplateManifestSchema>;
 
 /** A template ready to start machines from. */
 export interface Template extends TemplateManifest {
+  /** Its topmost layer (for a directory template, its one root filesystem). */
   rootfs: string;
+  /** Every layer of its root filesystem, topmost first. */
+  layers: string[];
+  /** The build this template version came from; null for directory templates (`base`, `desktop`…). */
+  buildId: string | null;
+  /** The team that owns it; null for server-wide templates. */
+  teamId: string | null;
+  /** Its version: 1 for directory templates, counting up with each build of the name otherwise. */
+  version: number;
+  /** User commands run as by default (`root`, a name, or `uid[:gid]`). */
+  user: string;
+  /** A live snapshot of a machine running the template's start command, which creates fork from; null for a cold boot. */
+  startSnapshotId: string | null;
 }
 
 /**
@@ -62,7 +75,8 @@ export class TemplateCatalog {
       const raw = await readFile(join(base, 'template.json'), 'utf8').catch(() => null);
       if (raw === null) continue;
       const manifest = TemplateManifestSchema.parse(JSON.parse(raw));
-      const t: Template = { ...manifest, rootfs: join(base, 'rootfs') };
+      const rootfs = join(base, 'rootfs');
+      const t: Template = { ...manifest, rootfs, layers: [rootfs], buildId: null, teamId: null, version: 1, user: 'root', startSnapshotId: null };
       this.cache.set(name, t);
       return t;
     }
@@ -94,12 +108,17 @@ export class TemplateCatalog {
  * can (it exists as a directory, or will be created). Symlinks are refused: a machine's
  * cwd is created from the host before the machine starts and must not leave its root.
  */
-export async function cwdProblem(t: Template, dir: string): Promise<string | null> {
+export async function cwdProblem(t: Pick<Template, 'name' | 'layers'>, dir: string): Promise<string | null> {
   let at = '';
   for (const part of dir.split('/').filter(Boolean)) {
     at += `/${part}`;
-    const st = await lstat(join(t.rootfs, at)).catch(() => null);
-    if (st === null) return null;
+    // The topmost layer holding the path decides what it is (a whiteout hides it below: then it is made anew).
+    let st = null;
+    for (const layer of t.layers) {
+      st = await lstat(join(layer, at)).catch(() => null);
+      if (st !== null) break;
+    }
+    if (st === null || (st.isCharacterDevice() && st.rdev === 0)) return null;
     if (st.isSymbolicLink()) return `${at} is a symbolic link in template ${t.name}; use the path it points to`;
     if (!st.isDirectory()) return `${at} is a file in template ${t.name}, not a directory`;
   }

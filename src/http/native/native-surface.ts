@@ -10,6 +10,7 @@ import type { FileService } from '../../service/file-service.js';
 import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { ProcessService } from '../../service/process-service.js';
+import type { TemplateApi } from '../../service/template-api.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
@@ -18,6 +19,7 @@ import { processRoutes } from './process-routes.js';
 import { ptyRoutes } from './pty-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
 import { systemRoutes, type SystemRoutesOptions } from './system-routes.js';
+import { templateRoutes } from './template-routes.js';
 
 /** The services the native routes call. */
 export interface NativeSurfaceOptions extends SystemRoutesOptions {
@@ -26,6 +28,7 @@ export interface NativeSurfaceOptions extends SystemRoutesOptions {
   processes: ProcessService;
   files: FileService;
   fileWatches: FileWatchService;
+  templates: TemplateApi;
 }
 
 /** Every native route, in document order. */
@@ -38,6 +41,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...processRoutes(o.processes),
     ...ptyRoutes(),
     ...fileRoutes(o.files, o.fileWatches),
+    ...templateRoutes(o.templates),
   ];
 }
 

@@ -21,7 +21,7 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
     await Promise.all([
       (async () => {
         await createLayerImage(p, spec.config.disk_mb);
-        await mountLayer(p, spec.templateRootfs, mountSource(ctx, spec.id));
+        await mountLayer(p, spec.templateLayers, mountSource(ctx, spec.id));
       })(),
       net,
     ]);

@@ -43,7 +43,7 @@ import { revertSnapshot, snapshotsOnDisk } from './revert.js';
 import type { RuncContext } from './runc-context.js';
 import { readMachineStats } from './stats.js';
 import { exists, snapshotPaths } from './snapshot-files.js';
-import { ensureDirInside, layerPaths } from './writable-layer.js';
+import { ensureDirInside, exportUpper, layerPaths } from './writable-layer.js';
 
 /** Options of the runc runtime; all host paths are passed in, none read from the environment. */
 export interface RuncRuntimeOptions {
@@ -248,6 +248,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   stop(id: string): Promise<void> {
     this.relaunchedAt.delete(id);
     return stopMachine(this.ctx, id);
+  }
+
+  exportLayer(id: string, dest: string): Promise<void> {
+    return exportUpper(layerPaths(this.opts.machinesDir, id), dest);
   }
 
   destroy(id: string): Promise<void> {

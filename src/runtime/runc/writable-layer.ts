@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, lstat, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, readFile, lstat, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandError, run } from './command.js';
 
@@ -57,10 +57,15 @@ export async function createLayerImage(p: LayerPaths, diskMb: number): Promise<v
 }
 
 /**
- * Mount an existing image and the overlay root filesystem over it: template
- * read-only below, the image's upper dir above.
+ * Mount an existing image and the overlay root filesystem over it: the template's
+ * layers read-only below (topmost first), the image's upper dir above.
  */
-export async function mountLayer(p: LayerPaths, templateRootfs: string, mountSource: string): Promise<void> {
+export async function mountLayer(p: LayerPaths, templateLayers: readonly string[], mountSource: string): Promise<void> {
+  if (templateLayers.length === 0) throw new Error('a machine needs at least one template layer');
+  for (const dir of templateLayers) {
+    // overlayfs separates lower layers with ':' and options with ','.
+    if (/[:,]/.test(dir)) throw new Error(`template layer path ${dir} holds ':' or ','`);
+  }
   await mkdir(p.layer, { recursive: true });
   await mkdir(p.rootfs, { recursive: true });
   await mkdir(p.bundle, { recursive: true });
@@ -69,7 +74,7 @@ export async function mountLayer(p: LayerPaths, templateRootfs: string, mountSou
   await mkdir(join(p.layer, 'work'), { mode: 0o755 }).catch(ignoreExists);
   await run('mount', [
     '-t', 'overlay', mountSource, '-o',
-    `lowerdir=${templateRootfs},upperdir=${join(p.layer, 'upper')},workdir=${join(p.layer, 'work')}`,
+    `lowerdir=${templateLayers.join(':')},upperdir=${join(p.layer, 'upper')},workdir=${join(p.layer, 'work')}`,
     p.rootfs,
   ]);
 }
@@ -104,6 +109,25 @@ async function unmount(path: string, mounted: Set<string>): Promise<void> {
     if (err instanceof CommandError) await run('umount', ['-l', path]);
     else throw err;
   }
+}
+
+/**
+ * Copy the upper directory of a stopped machine's writable layer (what it changed over
+ * its template, overlay whiteouts and opaque-directory marks included) into `dest`: the
+ * image is mounted read-only where the machine mounts it, and unmounted after.
+ * Hangar's own mount points (`/.hangar`) are left out.
+ */
+export async function exportUpper(p: LayerPaths, dest: string): Promise<void> {
+  if ((await mountPoints()).has(p.layer)) throw new Error('the machine still has its writable layer mounted; stop it first');
+  await mkdir(p.layer, { recursive: true });
+  await run('mount', ['-o', 'loop,ro,noatime', p.image, p.layer]);
+  try {
+    await mkdir(dest, { recursive: true });
+    await run('cp', ['-a', `${join(p.layer, 'upper')}/.`, dest], 600_000);
+  } finally {
+    await run('umount', [p.layer]);
+  }
+  await rm(join(dest, '.hangar'), { recursive: true, force: true });
 }
 
 /** Unmount the overlay and the image (the loop device goes with it: mount -o loop sets autoclear). */

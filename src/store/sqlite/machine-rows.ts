@@ -45,6 +45,7 @@ export interface MachineRow {
   auto_snapshot_last_at: number | null;
   restore_point_frequency: string | null;
   restore_point_snapshot_id: string | null;
+  template_build: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -55,6 +56,7 @@ export const MACHINE_COLUMNS = [
   'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'auto_resume', 'name', 'updated_at',
   'created_by',
   'auto_snapshot_frequency', 'auto_snapshot_keep', 'auto_snapshot_since', 'auto_snapshot_last_at', 'restore_point_frequency', 'restore_point_snapshot_id',
+  'template_build',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -98,6 +100,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     auto_snapshot_last_at: m.autoSnapshot?.lastAt ?? null,
     restore_point_frequency: m.restorePoint?.frequency ?? null,
     restore_point_snapshot_id: m.restorePoint?.snapshotId ?? null,
+    template_build: m.templateBuild,
   };
 }
 
@@ -147,5 +150,6 @@ export function machineFromRow(r: MachineRow): MachineRecord {
             lastAt: r.auto_snapshot_last_at,
           },
     restorePoint: r.restore_point_snapshot_id === null ? null : { frequency: 'shutdown', snapshotId: r.restore_point_snapshot_id },
+    templateBuild: r.template_build ?? null,
   };
 }

@@ -150,4 +150,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN restore_point_frequency TEXT;
   ALTER TABLE machines ADD COLUMN restore_point_snapshot_id TEXT;
   `,
+  // Built templates (issue 10): one row per build; a build that ended ready is a version of
+  // its name. Server-wide templates have team_id ''. Machines and snapshots keep their version.
+  `
+  CREATE TABLE template_builds (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    deleted_at INTEGER,
+    UNIQUE (team_id, name, version)
+  );
+  CREATE INDEX template_builds_name ON template_builds (team_id, name, version);
+  ALTER TABLE machines ADD COLUMN template_build TEXT;
+  ALTER TABLE snapshots ADD COLUMN template_build TEXT;
+  CREATE INDEX machines_template_build ON machines (template_build) WHERE template_build IS NOT NULL;
+  `,
 ];

@@ -11,6 +11,7 @@ interface SnapshotRow {
   size_bytes: number;
   memory: number;
   template: string;
+  template_build: string | null;
   config: string;
   env: string;
   cwd: string | null;
@@ -25,6 +26,7 @@ const toRow = (s: SnapshotRecord): SnapshotRow => ({
   size_bytes: s.sizeBytes,
   memory: s.memory ? 1 : 0,
   template: s.template,
+  template_build: s.templateBuild,
   config: JSON.stringify(s.config),
   env: JSON.stringify(s.env),
   cwd: s.cwd,
@@ -39,6 +41,7 @@ const fromRow = (r: SnapshotRow): SnapshotRecord => ({
   sizeBytes: r.size_bytes,
   memory: r.memory === 1,
   template: r.template,
+  templateBuild: r.template_build ?? null,
   config: JSON.parse(r.config),
   env: JSON.parse(r.env),
   cwd: r.cwd,
@@ -51,12 +54,12 @@ export class SqliteSnapshots implements SnapshotStore {
   constructor(db: Database.Database) {
     this.stmts = {
       insert: db.prepare(
-        'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, config, env, cwd) ' +
-          'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @config, @env, @cwd)',
+        'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, template_build, config, env, cwd) ' +
+          'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @template_build, @config, @env, @cwd)',
       ),
       update: db.prepare(
         'UPDATE snapshots SET team_id = @team_id, machine_id = @machine_id, kind = @kind, created_at = @created_at, size_bytes = @size_bytes, ' +
-          'memory = @memory, template = @template, config = @config, env = @env, cwd = @cwd WHERE id = @id',
+          'memory = @memory, template = @template, template_build = @template_build, config = @config, env = @env, cwd = @cwd WHERE id = @id',
       ),
       get: db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE id = ?'),
       list: db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE team_id = ? ORDER BY created_at DESC, id DESC'),

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
+import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store } from '../store.js';
@@ -12,6 +13,7 @@ import { SqliteMeta } from './meta.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSnapshots } from './snapshots.js';
 import { SqliteTeams } from './teams.js';
+import { SqliteTemplates } from './templates.js';
 import { SqliteWarmPools } from './warm-pools.js';
 
 /** Options for the SQLite store. */
@@ -44,6 +46,7 @@ export class SqliteStore implements Store {
   private readonly teams: SqliteTeams;
   private readonly machines: SqliteMachines;
   private readonly snapshots: SqliteSnapshots;
+  private readonly templates: SqliteTemplates;
   private readonly pools: SqliteWarmPools;
   private readonly events: SqliteMachineEvents;
   private readonly idempotency: SqliteIdempotency;
@@ -59,6 +62,7 @@ export class SqliteStore implements Store {
     this.teams = new SqliteTeams(this.db);
     this.machines = new SqliteMachines(this.db);
     this.snapshots = new SqliteSnapshots(this.db);
+    this.templates = new SqliteTemplates(this.db);
     this.pools = new SqliteWarmPools(this.db);
     this.events = new SqliteMachineEvents(this.db);
     this.idempotency = new SqliteIdempotency(this.db);
@@ -176,6 +180,46 @@ export class SqliteStore implements Store {
 
   purgeDestroyed(before: number): Promise<number> {
     return this.machines.purgeDestroyed(before);
+  }
+
+  insertTemplateBuild(b: TemplateBuildRecord): Promise<number> {
+    return this.templates.insertTemplateBuild(b);
+  }
+
+  updateTemplateBuild(b: TemplateBuildRecord): Promise<void> {
+    return this.templates.updateTemplateBuild(b);
+  }
+
+  getTemplateBuild(id: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.getTemplateBuild(id);
+  }
+
+  latestTemplateBuild(teamId: string | null, name: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.latestTemplateBuild(teamId, name);
+  }
+
+  currentTemplate(teamId: string | null, name: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.currentTemplate(teamId, name);
+  }
+
+  pageTemplates(teamId: string, after: string | null, limit: number): Promise<TemplateBuildRecord[]> {
+    return this.templates.pageTemplates(teamId, after, limit);
+  }
+
+  deleteTemplateName(teamId: string | null, name: string, at: number): Promise<number> {
+    return this.templates.deleteTemplateName(teamId, name, at);
+  }
+
+  templateBuildUsers(id: string): Promise<{ machines: number; snapshots: number }> {
+    return this.templates.templateBuildUsers(id);
+  }
+
+  allTemplateBuilds(): Promise<TemplateBuildRecord[]> {
+    return this.templates.allTemplateBuilds();
+  }
+
+  dropTemplateBuild(id: string): Promise<void> {
+    return this.templates.dropTemplateBuild(id);
   }
 
   insertSnapshot(s: SnapshotRecord): Promise<void> {
