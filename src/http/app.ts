@@ -74,7 +74,7 @@ export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
   return {
     native: nativeSurfaceRoutes(o),
     compute: computeSurfaceRoutes(o.compute),
-    paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase }),
+    paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
     admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now }),
   };
 }

@@ -41,7 +41,8 @@ export class Recovery {
       await runtime.destroy(id);
       report.orphans++;
     }
-    const snapshots = new Set(await store.allSnapshotIds());
+    // Template versions' service snapshots belong to no machine record, and stay.
+    const snapshots = new Set([...(await store.allSnapshotIds()), ...(await this.core.o.templates.snapshotIds())]);
     for (const id of await runtime.snapshotsOnDisk()) {
       if (snapshots.has(id)) continue;
       await runtime.deleteSnapshot(id);

@@ -36,6 +36,8 @@ export interface TemplateApiOptions {
 
 export class TemplateApi {
   private readonly cursors: CursorCodec<PagePosition>;
+  /** The Paperspace-style listing's `after` cursors (its own purpose: native tokens are not accepted there). */
+  private readonly pageCursors: CursorCodec<PagePosition>;
 
   constructor(private readonly o: TemplateApiOptions) {
     const format = pageCursorFormat('templates');
@@ -44,6 +46,7 @@ export class TemplateApi {
       param: 'next_token',
       invalid: () => new HangarError('INVALID_NEXT_TOKEN', 'next_token is not valid for this request: pass back exactly the next_token of the previous page.'),
     });
+    this.pageCursors = new CursorCodec(o.secret, pageCursorFormat('paperspace-templates'));
   }
 
   upload(caller: Caller, body: Readable): Promise<Upload> {
@@ -64,10 +67,21 @@ export class TemplateApi {
     });
   }
 
-  async list(caller: Caller, limit: number, nextToken: string | undefined): Promise<{ items: { listing: TemplateListing; current: TemplateBuildRecord | null }[]; nextToken: string | null }> {
-    const after = nextToken === undefined ? null : this.cursors.decode(nextToken, caller.team.id, 'templates')[0];
-    if (typeof after === 'number') throw this.cursors.invalid();
-    const page = await this.o.templates.page(caller.team.id, after, limit);
+  /**
+   * A page of the templates the team sees, by name. `paperspace` lists for the seed-style
+   * surface (its own `after` cursors), `osOnly` the server's directory templates only.
+   */
+  async list(
+    caller: Caller,
+    limit: number,
+    nextToken: string | undefined,
+    opts: { paperspace?: boolean; osOnly?: boolean } = {},
+  ): Promise<{ items: { listing: TemplateListing; current: TemplateBuildRecord | null }[]; nextToken: string | null }> {
+    const codec = opts.paperspace ? this.pageCursors : this.cursors;
+    const scope = opts.osOnly ? 'os' : 'all';
+    const after = nextToken === undefined ? null : codec.decode(nextToken, caller.team.id, scope)[0];
+    if (typeof after === 'number') throw codec.invalid();
+    const page = await this.o.templates.page(caller.team.id, after, limit, opts.osOnly ?? false);
     const items = [];
     for (const listing of page.items) {
       const current = listing.kind === 'built' ? await this.o.templates.current(listing.build) : null;
@@ -75,7 +89,7 @@ export class TemplateApi {
     }
     const last = page.items[page.items.length - 1];
     const lastName = last ? (last.kind === 'built' ? last.build.name : last.kind === 'directory' ? last.template.name : last.name) : null;
-    return { items, nextToken: page.more && lastName !== null ? this.cursors.encode([lastName, ''], caller.team.id, 'templates') : null };
+    return { items, nextToken: page.more && lastName !== null ? codec.encode([lastName, ''], caller.team.id, scope) : null };
   }
 
   get(caller: Caller, name: string): ReturnType<TemplateService['describe']> {

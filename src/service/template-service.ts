@@ -206,8 +206,8 @@ export class TemplateService implements TemplateResolver {
   }
 
   /** One page of the templates a team sees (directory, server-wide and its own), by name after `after`. */
-  async page(teamId: string, after: string | null, limit: number): Promise<{ items: TemplateListing[]; more: boolean }> {
-    const builds = await this.o.store.pageTemplates(teamId, after, limit + 1);
+  async page(teamId: string, after: string | null, limit: number, directoryOnly = false): Promise<{ items: TemplateListing[]; more: boolean }> {
+    const builds = directoryOnly ? [] : await this.o.store.pageTemplates(teamId, after, limit + 1);
     const dirs = (await this.o.catalog.list()).filter((t) => after === null || t.name > after);
     const items: TemplateListing[] = [
       ...builds.map((b): TemplateListing => ({ kind: 'built', build: b })),

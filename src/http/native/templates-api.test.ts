@@ -232,6 +232,11 @@ describe('templates API', () => {
     assert.equal(disk.status, 422);
     assert.equal(disk.body.code, 'UNSUPPORTED_OPERATION');
     for (const id of ids) await t.request('DELETE', `/v1/machines/${id}`);
+    // The service snapshot is no machine's: a restarted server keeps it, and creates still resume it.
+    await t.restart();
+    const again = await create(t, 'web');
+    assert.equal((await exec(t, again, 'wget -q -O- http://127.0.0.1:8080/')).stdout, 'served-by-template\n');
+    await t.request('DELETE', `/v1/machines/${again}`);
 
     const never = await built(t, { name: 'never-ready', source: { template: 'base' }, start_cmd: 'sleep 1000', ready_cmd: 'false', ready_timeout_ms: 500 });
     assert.equal(never.status, 'error');
@@ -268,6 +273,33 @@ describe('templates API', () => {
     const bad = await t.request('GET', `/v1/templates?next_token=${encodeURIComponent(token ?? 'x.y')}`, { key: other.key });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.code, 'INVALID_NEXT_TOKEN');
+  });
+
+  it('the Paperspace-style surface lists OS templates and templates, and creates from a built templateId', async () => {
+    const base = t.server.settings.paperspace.basePath;
+    const os = await t.request('GET', `${base}/os-templates`);
+    assert.equal(os.status, 200);
+    const osNames = os.body.items.map((i: any) => i.id);
+    assert.ok(osNames.includes('base') && !osNames.includes('tools'), osNames.join(','));
+    const all: any[] = [];
+    let after: string | null = null;
+    do {
+      const page: any = await t.request('GET', `${base}/templates?limit=2${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+      assert.equal(page.status, 200, page.text);
+      assert.equal(page.body.hasMore, page.body.nextPage !== null);
+      all.push(...page.body.items);
+      after = page.body.nextPage;
+    } while (after);
+    const tools = all.find((i) => i.id === 'tools');
+    assert.deepEqual({ agentType: tools.agentType, isServerWide: tools.isServerWide, status: tools.status, os: tools.operatingSystemLabel }, { agentType: 'LinuxHeadless', isServerWide: false, status: 'error', os: 'Linux' });
+    const c = await t.request('POST', `${base}/machines`, { body: { name: 'ps-tools', machineType: 'C1', templateId: 'tools', region: t.server.settings.paperspace.region, diskSize: 1 } });
+    assert.equal(c.status, 200, c.text);
+    const done = await t.finishedEvent(c.body.event.id);
+    assert.equal(done.state, 'done', JSON.stringify(done));
+    assert.equal((await exec(t, c.body.data.id, 'cat /opt/tools/version')).stdout, 'v2\n');
+    await t.request('DELETE', `/v1/machines/${c.body.data.id}`);
+    const bad = await t.request('GET', `${base}/templates?after=${encodeURIComponent('x.y')}`);
+    assert.equal(bad.status, 400);
   });
 
   it('deleting is refused while a machine runs on a version, then removes the name and its unshared layers', async () => {

@@ -2,11 +2,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { errorBody, errorHandler } from '../error-mapping.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
+import type { TemplateApi } from '../../service/template-api.js';
 import { paperspaceRoutes, type PaperspaceRoutesOptions } from './paperspace-routes.js';
+import { paperspaceTemplateRoutes } from './template-routes.js';
 
 /** Every Paperspace-style route, in document order. */
-export function paperspaceSurfaceRoutes(o: PaperspaceRoutesOptions): AnyRoute[] {
-  return paperspaceRoutes(o);
+export function paperspaceSurfaceRoutes(o: PaperspaceRoutesOptions & { templates: TemplateApi }): AnyRoute[] {
+  return [...paperspaceRoutes(o), ...paperspaceTemplateRoutes(o.templates, o.basePath)];
 }
 
 /** The Paperspace-style surface as a Fastify plugin: its routes in a scope of their own, with the seed's error answers. */

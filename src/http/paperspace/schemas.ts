@@ -245,3 +245,24 @@ export const UpdateBody = z
     ...unsupportedFields,
   })
   .meta({ id: 'PaperspaceUpdateMachineRequest' });
+
+/** A template machines can be created from (`templateId`), in the seed's style. */
+export const PaperspaceTemplateSchema = z
+  .strictObject({
+    id: z.string().describe('The templateId to create machines with (the template name).'),
+    name: z.string(),
+    description: z.string(),
+    agentType: z.string().describe('LinuxHeadless, or LinuxDesktop for templates that run a desktop.'),
+    operatingSystemLabel: z.string().describe('Always Linux.'),
+    isServerWide: z.boolean().describe('Every team sees it (server templates), or only the owning team.'),
+    status: z.string().describe('ready, building, error, or not_built (built on first use).'),
+    version: z.number().int().nullable(),
+    dtCreated: z.string().nullable(),
+  })
+  .meta({ id: 'PaperspaceTemplate' });
+
+/** A page of templates. */
+export const TemplatePageSchema = page(PaperspaceTemplateSchema);
+
+/** Query of GET /templates and GET /os-templates. */
+export const TemplateListQuery = z.strictObject({ after, limit });
