@@ -243,6 +243,43 @@ describe('templates API', () => {
     assert.equal(never.error.step, 'ready');
   });
 
+  it('a server-wide built template: every team uses it, from a warm pool too, and its machines snapshot, fork and resize', async () => {
+    const b = await built(t, { name: 'shared-tools', server_wide: true, source: { template: 'base' }, steps: [{ run: 'echo shared > /etc/shared' }] });
+    assert.equal(b.status, 'ready', JSON.stringify(b.error));
+    const seen = await t.request('GET', '/v1/templates/shared-tools', { key: other.key });
+    assert.equal(seen.body.scope, 'server');
+    const taken = await t.request('POST', '/v1/templates', { key: other.key, body: { name: 'shared-tools', source: { template: 'base' } } });
+    assert.equal(taken.body.code, 'TEMPLATE_NAME_TAKEN');
+    assert.equal((await t.request('DELETE', '/v1/templates/shared-tools', { key: other.key })).status, 403);
+
+    assert.equal((await t.request('PUT', '/v1/warm-pools/st', { body: { template: 'shared-tools', size: 1 } })).status, 200);
+    await waitFor(async () => (await t.request('GET', '/v1/warm-pools/st')).body.ready === 1, 60_000);
+    const m = await t.request('POST', '/v1/machines', { key: other.key, body: { template: 'shared-tools' } });
+    assert.equal(m.status, 201, m.text);
+    assert.deepEqual(m.body.warm_pool_checkout, { hit: true, id: 'st' });
+    const id = m.body.id;
+    assert.equal((await exec(t, id, 'cat /etc/shared; echo before-snapshot > /root/mark', other.key)).stdout, 'shared\n');
+    assert.equal((await t.request('DELETE', '/v1/warm-pools/st')).status, 204);
+
+    const snap = await t.request('POST', `/v1/machines/${id}/snapshots`, { key: other.key });
+    assert.equal(snap.status, 201, snap.text);
+    const fork = await t.request('POST', '/v1/machines', { key: other.key, body: { snapshot_id: snap.body.id } });
+    assert.equal(fork.status, 201, fork.text);
+    assert.equal(fork.body.template, 'shared-tools');
+    assert.equal((await exec(t, fork.body.id, 'cat /etc/shared /root/mark', other.key)).stdout, 'shared\nbefore-snapshot\n');
+    const resized = await t.request('PATCH', `/v1/machines/${id}`, { key: other.key, body: { config: { memory_mb: 1024 } } });
+    assert.equal(resized.status, 200, resized.text);
+    assert.equal(resized.body.config.memory_mb, 1024);
+    assert.equal((await exec(t, id, 'cat /etc/shared', other.key)).stdout, 'shared\n');
+    // A snapshot holds the version: the template cannot go while it exists.
+    for (const x of [id, fork.body.id]) await t.request('DELETE', `/v1/machines/${x}`, { key: other.key });
+    const held = await t.request('DELETE', '/v1/templates/shared-tools');
+    assert.equal(held.status, 409);
+    assert.equal(held.body.code, 'TEMPLATE_IN_USE');
+    assert.equal((await t.request('DELETE', `/v1/snapshots/${snap.body.id}`, { key: other.key })).status, 204);
+    assert.equal((await t.request('DELETE', '/v1/templates/shared-tools')).status, 204);
+  });
+
   it('templates are per team: another team neither sees nor uses them', async () => {
     assert.equal((await t.request('GET', '/v1/templates/tools', { key: other.key })).status, 404);
     const c = await t.request('POST', '/v1/machines', { key: other.key, body: { template: 'tools' } });
