@@ -1,3 +1,4 @@
+import { templateTable, type TemplateSamples } from './templates.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderChart } from './chart.js';
@@ -63,6 +64,8 @@ export interface BenchResults {
   agentOps: AgentOpsSamples;
   /** Requests per second through the ingress proxy and directly. */
   ingress: IngressResults;
+  /** Template builds and start_cmd creates (issue 10). */
+  templates: TemplateSamples;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -177,6 +180,9 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     goalsTable(agentGoalRows(r)),
     '',
+    '## Templates (issue 10)',
+    '',
+    templateTable(r.templates),
     '## Goals of the earlier performance work (issue 6)',
     '',
     goalsTable(goalRows(r)),

@@ -23,6 +23,7 @@ import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResu
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
+import { DEFAULT_TEMPLATE_PLAN, measureTemplates, type TemplateSamples } from './templates.js';
 import { measureWarmPool, type WarmPoolPlan, type WarmPoolSamples } from './warm-pool.js';
 import { measureWrk, type WrkResult } from './wrk.js';
 
@@ -107,6 +108,7 @@ async function main(): Promise<number> {
   let files: FilesSamples | undefined;
   let agentOps: AgentOpsSamples | undefined;
   let ingress: IngressResults | undefined;
+  let templates: TemplateSamples | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -161,6 +163,10 @@ async function main(): Promise<number> {
         if (!c.available) progress(`podman checkpoint (${name}): unavailable (${c.reason})`);
       }
     });
+    await withInstance('templates', leftovers, async (inst) => {
+      progress('templates: builds (Debian + hello, OCI archives, a layer over base); start_cmd creates vs cold create + start vs podman');
+      templates = await measureTemplates(inst, DEFAULT_TEMPLATE_PLAN, signal);
+    });
   } catch (err) {
     failure = err;
   } finally {
@@ -170,7 +176,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !agentOps || !ingress) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !agentOps || !ingress || !templates) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -193,6 +199,7 @@ async function main(): Promise<number> {
     files,
     agentOps,
     ingress,
+    templates,
     leftovers,
   };
   const markdown = renderMarkdown(results);
