@@ -41,6 +41,8 @@ export interface TemplateSamples {
   serviceCreateMs: number[];
   /** Create from the same layers without start_cmd, start httpd with exec, until wget gets the page. */
   coldServiceMs: number[];
+  /** Resume of a paused machine of the same template until its service answers: what a start_cmd create should match. */
+  resumeServedMs: number[];
   /** `podman run -d` of the base rootfs running httpd, until `podman exec wget` gets the page. */
   podman: { available: true; serviceMs: number[] } | { available: false; reason: string };
   loops: Record<string, LoopOutcome>;
@@ -117,7 +119,7 @@ async function podmanService(rootfs: string, plan: TemplatePlan, signal: AbortSi
 /** Measure the template rows on one fresh instance. */
 export async function measureTemplates(inst: BenchInstance, plan: TemplatePlan, signal: AbortSignal): Promise<TemplateSamples> {
   const loops: Record<string, LoopOutcome> = {};
-  const s: TemplateSamples = { debianBuildMs: [], archiveBuildMs: [], layeredBuildMs: [], serviceCreateMs: [], coldServiceMs: [], podman: { available: false, reason: 'not run' }, loops };
+  const s: TemplateSamples = { debianBuildMs: [], archiveBuildMs: [], layeredBuildMs: [], serviceCreateMs: [], coldServiceMs: [], resumeServedMs: [], podman: { available: false, reason: 'not run' }, loops };
   const bounds = (count: number) => ({ count, budgetMs: plan.budgetMs, signal });
   loops.debian = await boundedLoop({ ...bounds(plan.debianBuilds), budgetMs: 900_000 }, async (i) => {
     s.debianBuildMs.push((await timed(() => buildAndWait(inst, { name: `deb-${i}`, source: { debian: { suite: 'trixie', packages: ['hello'] } } }))).ms);
@@ -144,11 +146,21 @@ export async function measureTemplates(inst: BenchInstance, plan: TemplatePlan, 
       await untilServed(inst, m.body.id);
       return m.body.id;
     });
-    await inst.client.expect(204, 'DELETE', `/v1/machines/${t.value}`);
+    await inst.client.expect(200, 'DELETE', `/v1/machines/${t.value}`);
     return t.ms;
   };
   loops.service = await boundedLoop(bounds(plan.serviceCreates), async () => void s.serviceCreateMs.push(await createServed('svc', false)));
   loops.cold = await boundedLoop(bounds(plan.serviceCreates), async () => void s.coldServiceMs.push(await createServed('svc-cold', true)));
+  const held = await inst.client.expect<{ id: string }>(201, 'POST', '/v1/machines', { template: 'svc' });
+  loops.resume = await boundedLoop(bounds(Math.min(10, plan.serviceCreates)), async () => {
+    await inst.client.expect(200, 'POST', `/v1/machines/${held.body.id}/pause`);
+    const t = await timed(async () => {
+      await inst.client.expect(200, 'POST', `/v1/machines/${held.body.id}/resume`);
+      await untilServed(inst, held.body.id);
+    });
+    s.resumeServedMs.push(t.ms);
+  });
+  await inst.client.expect(200, 'DELETE', `/v1/machines/${held.body.id}`);
   s.podman = await podmanService(join(inst.server.settings.templatesDir, 'base', 'rootfs'), plan, signal, loops);
   return s;
 }
@@ -169,6 +181,7 @@ export function templateTable(s: TemplateSamples): string {
     ['template build: OCI archive (upload + skopeo + umoci)', `${s.archiveBuildMs.length}`, ms(p50(s.archiveBuildMs))],
     ['template build: `base` + one `run` step', `${s.layeredBuildMs.length}`, ms(p50(s.layeredBuildMs))],
     ['create from a `start_cmd` template until its service answers', `${s.serviceCreateMs.length}`, ms(svc)],
+    ['resume of a paused machine of it until its service answers', `${s.resumeServedMs.length}`, ms(p50(s.resumeServedMs))],
     ['cold create + start the service + until it answers', `${s.coldServiceMs.length}`, `${ms(cold)} (${(cold / svc).toFixed(1)}× the start_cmd create)`],
     ['podman run -d + until the service answers', s.podman.available ? `${s.podman.serviceMs.length}` : '0', s.podman.available ? `${ms(pod)} (${(pod / svc).toFixed(1)}×)` : `unavailable: ${s.podman.reason}`],
   ];
