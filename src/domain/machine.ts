@@ -1,5 +1,6 @@
 import type { FieldProblem } from './errors.js';
 import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
+import type { VolumeAttachment } from './volume.js';
 
 /**
  * The machine model: what Hangar knows about one machine, independent of HTTP,
@@ -136,6 +137,8 @@ export interface MachineRecord {
   autoSnapshot: AutoSnapshotSettings | null;
   /** The snapshot each stop reverts the machine to; null when off. */
   restorePoint: RestorePoint | null;
+  /** Volumes attached at its create, in request order; fixed for the machine's life, released when it is destroyed. */
+  volumes: VolumeAttachment[];
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -213,6 +216,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     createdBy: null,
     autoSnapshot: null,
     restorePoint: null,
+    volumes: [],
     ...f,
   };
 }

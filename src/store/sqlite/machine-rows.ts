@@ -4,6 +4,7 @@
  */
 import type { AutoSnapshotFrequency, MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
+import type { VolumeAttachment } from '../../domain/volume.js';
 
 /** A `machines` row as SQLite returns it: JSON as text, booleans as 0/1. */
 export interface MachineRow {
@@ -45,6 +46,8 @@ export interface MachineRow {
   auto_snapshot_last_at: number | null;
   restore_point_frequency: string | null;
   restore_point_snapshot_id: string | null;
+  /** JSON array of attachments; null when the machine has none. */
+  volumes: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -55,6 +58,7 @@ export const MACHINE_COLUMNS = [
   'warm_pool_checkout', 'pool', 'error_reason', 'deadline_at', 'private_ip', 'outbound', 'public', 'auto_resume', 'name', 'updated_at',
   'created_by',
   'auto_snapshot_frequency', 'auto_snapshot_keep', 'auto_snapshot_since', 'auto_snapshot_last_at', 'restore_point_frequency', 'restore_point_snapshot_id',
+  'volumes',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -98,6 +102,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     auto_snapshot_last_at: m.autoSnapshot?.lastAt ?? null,
     restore_point_frequency: m.restorePoint?.frequency ?? null,
     restore_point_snapshot_id: m.restorePoint?.snapshotId ?? null,
+    volumes: volumesToColumn(m.volumes),
   };
 }
 
@@ -147,5 +152,16 @@ export function machineFromRow(r: MachineRow): MachineRecord {
             lastAt: r.auto_snapshot_last_at,
           },
     restorePoint: r.restore_point_snapshot_id === null ? null : { frequency: 'shutdown', snapshotId: r.restore_point_snapshot_id },
+    volumes: volumesFromColumn(r.volumes),
   };
+}
+
+/** Attachments as a `volumes` column: JSON, or null for none (the partial index covers only machines with volumes). */
+export function volumesToColumn(volumes: readonly VolumeAttachment[]): string | null {
+  return volumes.length === 0 ? null : JSON.stringify(volumes.map((v) => ({ volumeId: v.volumeId, mountPath: v.mountPath, readOnly: v.readOnly })));
+}
+
+/** The attachments of a `volumes` column. */
+export function volumesFromColumn(column: string | null): VolumeAttachment[] {
+  return column === null ? [] : (JSON.parse(column) as VolumeAttachment[]);
 }

@@ -150,4 +150,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN restore_point_frequency TEXT;
   ALTER TABLE machines ADD COLUMN restore_point_snapshot_id TEXT;
   `,
+  // Volumes: one row each; a machine's attachments are a JSON column (fixed at its create), null when none.
+  `
+  CREATE TABLE volumes (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size_mb INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (team_id, name)
+  );
+  CREATE INDEX volumes_team_order ON volumes (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN volumes TEXT;
+  CREATE INDEX machines_with_volumes ON machines (status) WHERE volumes IS NOT NULL;
+  ALTER TABLE snapshots ADD COLUMN volumes TEXT;
+  `,
 ];

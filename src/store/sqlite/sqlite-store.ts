@@ -3,8 +3,9 @@ import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
+import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store, VolumeInsertOutcome } from '../store.js';
 import { SqliteMachineEvents } from './events.js';
 import { SqliteIdempotency } from './idempotency.js';
 import { SqliteMachines } from './machines.js';
@@ -12,6 +13,7 @@ import { SqliteMeta } from './meta.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSnapshots } from './snapshots.js';
 import { SqliteTeams } from './teams.js';
+import { SqliteVolumes } from './volumes.js';
 import { SqliteWarmPools } from './warm-pools.js';
 
 /** Options for the SQLite store. */
@@ -35,7 +37,7 @@ function migrate(db: Database.Database): void {
 /**
  * The default store: one SQLite file in WAL mode. Calls are synchronous underneath. It
  * opens and migrates the file, then hands each part of `Store` to the file of that part
- * (machines, snapshots, teams, events, pools, idempotency, meta), all on one connection.
+ * (machines, snapshots, volumes, teams, events, pools, idempotency, meta), all on one connection.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -44,6 +46,7 @@ export class SqliteStore implements Store {
   private readonly teams: SqliteTeams;
   private readonly machines: SqliteMachines;
   private readonly snapshots: SqliteSnapshots;
+  private readonly volumes: SqliteVolumes;
   private readonly pools: SqliteWarmPools;
   private readonly events: SqliteMachineEvents;
   private readonly idempotency: SqliteIdempotency;
@@ -59,6 +62,7 @@ export class SqliteStore implements Store {
     this.teams = new SqliteTeams(this.db);
     this.machines = new SqliteMachines(this.db);
     this.snapshots = new SqliteSnapshots(this.db);
+    this.volumes = new SqliteVolumes(this.db);
     this.pools = new SqliteWarmPools(this.db);
     this.events = new SqliteMachineEvents(this.db);
     this.idempotency = new SqliteIdempotency(this.db);
@@ -200,6 +204,30 @@ export class SqliteStore implements Store {
 
   deleteSnapshot(id: string): Promise<void> {
     return this.snapshots.deleteSnapshot(id);
+  }
+
+  insertVolume(v: VolumeRecord, maxPerTeam: number): Promise<VolumeInsertOutcome> {
+    return this.volumes.insertVolume(v, maxPerTeam);
+  }
+
+  getVolume(id: string): Promise<VolumeRecord | null> {
+    return this.volumes.getVolume(id);
+  }
+
+  listVolumes(teamId: string): Promise<VolumeRecord[]> {
+    return this.volumes.listVolumes(teamId);
+  }
+
+  allVolumeIds(): Promise<string[]> {
+    return this.volumes.allVolumeIds();
+  }
+
+  volumeHolders(volumeId: string): Promise<VolumeHolder[]> {
+    return this.volumes.volumeHolders(volumeId);
+  }
+
+  deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }> {
+    return this.volumes.deleteVolume(id);
   }
 
   putWarmPool(pool: WarmPool): Promise<void> {
