@@ -82,6 +82,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       criuPath: settings.criuPath,
       machinesDir: settings.machinesDir,
       snapshotsDir: settings.snapshotsDir,
+      volumesDir: settings.volumesDir,
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,

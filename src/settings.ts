@@ -118,6 +118,8 @@ export interface Settings {
   templatesDir: string;
   machinesDir: string;
   snapshotsDir: string;
+  /** Volume images (one directory each) and their host mounts (`mounts/`). */
+  volumesDir: string;
   runcStateDir: string;
 }
 
@@ -202,6 +204,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
     snapshotsDir: join(dataDir, 'snapshots'),
+    volumesDir: join(dataDir, 'volumes'),
     runcStateDir: `/run/${instancePrefix}`,
   };
 }
