@@ -20,6 +20,7 @@ import { PtyService } from './service/pty-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
 import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
+import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
@@ -115,7 +116,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       recorder: operations,
     });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
-    const machines = new MachineService({ core, pools, retentionMs: settings.retentionMs });
+    const volumes = new VolumeService(core);
+    const machines = new MachineService({ core, pools, volumes, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
@@ -133,6 +135,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     });
     const built = buildApp({
       machines,
+      volumes,
       pools,
       exec,
       processes,
