@@ -197,6 +197,16 @@ describe('volumes', () => {
     const used = Number((await sh(m.id, 'du -k /data/big | cut -f1')).out.trim());
     assert.ok(used <= 16_384, `the file stopped at the volume's size: ${used} KiB`);
     assert.equal((await sh(m.id, 'dd if=/dev/zero of=/root/own bs=1M count=32 2>&1')).code, 0, "the machine's own disk has room");
+    await sh(m.id, 'rm -f /data/big');
+    const upload = await fetch(`${t.url}/v1/machines/${m.id}/files?path=/data/up.bin`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(24 * 1024 * 1024, 1),
+    });
+    const answer = (await upload.json()) as { code: string; message: string };
+    assert.equal(upload.status, 507);
+    assert.equal(answer.code, 'DISK_FULL');
+    assert.match(answer.message, /volume mounted at \/data is full/);
     await destroy(m.id);
   });
 
