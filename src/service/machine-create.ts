@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HangarError, validationError } from '../domain/errors.js';
+import { HangarError, validationError, type FieldProblem } from '../domain/errors.js';
 import { newMachineId } from '../domain/ids.js';
 import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineRecord, type WarmPoolCheckout } from '../domain/machine.js';
 import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
@@ -111,6 +111,13 @@ export class MachineCreator {
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
     const volumes = await this.attachments(caller, input, source);
+    // A mount point runc could not make (a file or a symbolic link in the template) would only fail at the start.
+    const misplaced: FieldProblem[] = [];
+    for (const [i, v] of volumes.entries()) {
+      const problem = source ? null : await cwdProblem(template, v.mountPath);
+      if (problem) misplaced.push({ field: `volumes.${i}.mount_path`, message: problem });
+    }
+    if (misplaced.length) throw validationError(misplaced);
     let warmPoolCheckout: WarmPoolCheckout | null = null;
     const outbound = input.outbound ?? DEFAULT_OUTBOUND;
     // Pool machines run the default policy without volumes (they run already, unmounted): a create asking for others starts cold.

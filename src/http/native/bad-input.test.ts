@@ -275,6 +275,11 @@ const cases: Case[] = [
     }),
   ),
   {
+    name: 'volumes: a mount_path that is a file in the template',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/etc/passwd' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['/etc/passwd', 'not a directory'],
+  },
+  {
     name: 'volumes: a mount_path with NUL',
     method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/da\u0000ta' }] }),
     status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['NUL'],
