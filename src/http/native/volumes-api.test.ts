@@ -5,12 +5,15 @@
  * restarts. `dispose()` fails the suite if a mount or loop device of the instance is left.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_KEY, execIn, TestServer, waitFor } from '../../testing/harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const execFileP = promisify(execFile);
 
 describe('volumes', () => {
   let t: TestServer;
@@ -185,6 +188,25 @@ describe('volumes', () => {
     await destroy(m.id);
   });
 
+  it('a restart and a disk resize (CRIU holds the processes while the disk grows) keep the volume bound', async () => {
+    const vol = await newVolume('held');
+    const m = await newMachine({ volumes: [{ volume_id: vol, mount_path: '/data' }], config: { disk_mb: 64 } });
+    await sh(m.id, 'cd /data && (exec 3>>log; while :; do echo x >&3; sleep 0.05; done) > /dev/null 2>&1 &');
+    const lines = async () => Number((await sh(m.id, 'wc -l < /data/log')).out.trim());
+    await waitFor(async () => (await lines()) > 3);
+    const grown = await t.request('PATCH', `/v1/machines/${m.id}`, { body: { config: { disk_mb: 96 } } });
+    assert.equal(grown.status, 200, grown.text);
+    const n = await lines();
+    await waitFor(async () => (await lines()) > n + 3);
+    const caller = await t.server.auth.authenticate(`Bearer ${ADMIN_KEY}`);
+    await t.server.machines.restart(caller, m.id);
+    assert.match((await sh(m.id, 'grep " /data " /proc/mounts')).out, /\/data ext4 rw/);
+    assert.ok(Number((await sh(m.id, 'wc -l < /data/log')).out.trim()) > n);
+    assert.ok(await hostMounted(vol));
+    await destroy(m.id);
+    assert.equal(await hostMounted(vol), false);
+  });
+
   it('a full volume is ENOSPC inside the machine; the machine\'s own disk and the host are not touched', async () => {
     const vol = await newVolume('small', 16);
     const m = await newMachine({ volumes: [{ volume_id: vol, mount_path: '/data' }] });
@@ -283,8 +305,18 @@ describe('volumes', () => {
     assert.ok(await hostMounted(vol), 'the writer still uses it');
     assert.equal((await t.request('POST', `/v1/machines/${w.id}/pause`)).status, 200);
     assert.equal(await hostMounted(vol), false, 'unmounted with its last user');
+    // What a crash could leave: a mount no running machine uses, and files of a volume no record has.
+    await t.server.close();
+    const stale = join(t.server.settings.volumesDir, 'mounts', `${t.server.settings.instancePrefix}-${vol}`);
+    await mkdir(stale, { recursive: true });
+    await execFileP('mount', ['-o', 'loop', join(t.server.settings.volumesDir, vol, 'volume.img'), stale]);
+    const orphan = join(t.server.settings.volumesDir, 'vol_orphan0000000000');
+    await mkdir(orphan, { recursive: true });
+    await writeFile(join(orphan, 'volume.img'), 'x');
+    assert.ok(await hostMounted(vol));
     await t.restart();
-    assert.equal(await hostMounted(vol), false);
+    assert.equal(await hostMounted(vol), false, 'a stale mount is removed at start');
+    assert.equal(await stat(orphan).catch(() => null), null, 'files of no volume are removed at start');
     assert.equal((await t.request('POST', `/v1/machines/${w.id}/resume`)).status, 200);
     assert.equal((await sh(w.id, 'cat /data/f')).out, 'kept\nmore\n');
     await destroy(w.id);
