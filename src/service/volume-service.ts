@@ -65,7 +65,8 @@ export class VolumeService {
       await runtime.createVolume(volume.id, volume.sizeMb);
     } catch (err) {
       this.core.log.error({ volume: volume.id, err }, 'volume create failed');
-      throw new HangarError('RUNTIME_FAILED', `Volume ${input.name} could not be created: ${err instanceof Error ? err.message : String(err)}.`);
+      // The reason names host paths and tools: it goes to the log, the client gets what to do.
+      throw new HangarError('RUNTIME_FAILED', `Volume ${input.name} could not be created: the host could not make its file system (the server log has why); nothing was created. Try again, or a smaller size_mb.`);
     }
     const outcome = await store.insertVolume(volume, MAX_VOLUMES_PER_TEAM).catch(async (err: unknown) => {
       await this.removeFiles(volume.id);
