@@ -6,6 +6,7 @@ import type { FilesSamples } from './files.js';
 import type { IngressResults } from './ingress.js';
 import type { WrkResult } from './wrk.js';
 import type { TableRow } from './report.js';
+import type { VolumeWriteSamples } from './volumes.js';
 import { formatMs, percentile, summarize, type Summary } from './stats.js';
 
 const latency = (s: Summary): string => `${formatMs(s.p50)} / ${formatMs(s.p95)} ms (${formatMs(s.min)}–${formatMs(s.max)}; n=${s.n})`;
@@ -32,6 +33,20 @@ export function filesRows(f: FilesSamples): TableRow[] {
       `each download hashed and compared. Each call runs the agent's native file tool in the machine (the bytes stream over the agent's socket).` +
       `${c.loop.truncated ? ` Time budget hit after ${c.loop.iterations}.` : ''}`,
   }));
+}
+
+export function volumeRow(v: VolumeWriteSamples): TableRow {
+  const vol = median(v.volumeMBps);
+  const disk = median(v.diskMBps);
+  return {
+    what: `volume write, ${v.mib} MiB with fsync, median MB/s`,
+    hangar: `${vol.toFixed(1)} MB/s on a volume vs ${disk.toFixed(1)} MB/s on the machine's own disk (×${(vol / disk).toFixed(2)}; n=${v.volumeMBps.length})`,
+    podman: '—',
+    notes:
+      `\`dd if=/dev/zero bs=1M count=${v.mib} conv=fsync\` inside one machine through the exec API, timed by the exec's own duration_ms, ` +
+      'into a volume at /data (its own loop-mounted sparse ext4 image, bound into the machine) and into /root (the overlay over the machine\'s loop-mounted ext4 disk), ' +
+      `alternating which goes first; each file removed after its run.${v.loop.truncated ? ` Time budget hit after ${v.loop.iterations}.` : ''}`,
+  };
 }
 
 function rpsCell(w: WrkResult): string {

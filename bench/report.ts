@@ -11,8 +11,9 @@ import type { DensityResults } from './density.js';
 import type { PodmanExecResult } from './exec-podman.js';
 import type { ExecSamples } from './exec.js';
 import type { FilesSamples } from './files.js';
+import type { VolumeWriteSamples } from './volumes.js';
 import type { IngressResults } from './ingress.js';
-import { agentOpsRows, execRow, filesRows, ingressRow } from './inside-report.js';
+import { agentOpsRows, execRow, filesRows, ingressRow, volumeRow } from './inside-report.js';
 import { agentGoalRows, burstRow, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
 import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
@@ -60,6 +61,8 @@ export interface BenchResults {
   podmanExec: PodmanExecResult;
   /** File upload and download throughput. */
   files: FilesSamples;
+  /** Write throughput into a volume vs the machine's own disk. */
+  volumes: VolumeWriteSamples;
   /** The in-machine agent's small calls. */
   agentOps: AgentOpsSamples;
   /** Requests per second through the ingress proxy and directly. */
@@ -150,6 +153,7 @@ export function tableRows(r: BenchResults): TableRow[] {
     ...snapshotRows(r.snapshots, r.checkpoint),
     execRow(r.exec, r.podmanExec),
     ...filesRows(r.files),
+    volumeRow(r.volumes),
     ...agentOpsRows(r.agentOps),
     ingressRow(r.ingress),
   ];

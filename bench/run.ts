@@ -24,6 +24,7 @@ import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
 import { DEFAULT_TEMPLATE_PLAN, measureTemplates, type TemplateSamples } from './templates.js';
+import { DEFAULT_VOLUMES_PLAN, measureVolumes, type VolumeWriteSamples } from './volumes.js';
 import { measureWarmPool, type WarmPoolPlan, type WarmPoolSamples } from './warm-pool.js';
 import { measureWrk, type WrkResult } from './wrk.js';
 
@@ -106,6 +107,7 @@ async function main(): Promise<number> {
   let exec: ExecSamples | undefined;
   let podmanExec: PodmanExecResult | undefined;
   let files: FilesSamples | undefined;
+  let volumes: VolumeWriteSamples | undefined;
   let agentOps: AgentOpsSamples | undefined;
   let ingress: IngressResults | undefined;
   let templates: TemplateSamples | undefined;
@@ -125,6 +127,8 @@ async function main(): Promise<number> {
       if (!podmanExec.available) progress(`podman exec: unavailable (${podmanExec.reason})`);
       progress('files: 1 MiB and 100 MiB uploads and downloads');
       files = await measureFiles(inst, signal);
+      progress(`volumes: ${DEFAULT_VOLUMES_PLAN.mib} MiB written with fsync to a volume and to the machine's own disk, ${DEFAULT_VOLUMES_PLAN.count} times each`);
+      volumes = await measureVolumes(inst, signal);
       progress('agent: first streamed byte, 4 KiB write+read pairs, a 1,000-entry listing');
       agentOps = await measureAgentOps(inst, DEFAULT_AGENT_OPS_PLAN, signal);
       progress(`ingress: wrk through the proxy and directly, ${PLAN.wrk.durationS} s each`);
@@ -176,7 +180,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !agentOps || !ingress || !templates) {
+  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -197,6 +201,7 @@ async function main(): Promise<number> {
     exec,
     podmanExec,
     files,
+    volumes,
     agentOps,
     ingress,
     templates,

@@ -21,6 +21,7 @@ import { PtyService } from './service/pty-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
 import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
+import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
@@ -90,6 +91,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       criuPath: settings.criuPath,
       machinesDir: settings.machinesDir,
       snapshotsDir: settings.snapshotsDir,
+      volumesDir: settings.volumesDir,
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
       pidsLimit: settings.pidsLimit,
@@ -134,7 +136,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const buildLogs = new BuildLogs(settings.buildLogsDir);
     const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
     const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
-    const machines = new MachineService({ core, pools, retentionMs: settings.retentionMs });
+    const volumes = new VolumeService(core);
+    const machines = new MachineService({ core, pools, volumes, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
@@ -152,6 +155,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     });
     const built = buildApp({
       machines,
+      volumes,
       pools,
       exec,
       processes,

@@ -130,6 +130,8 @@ export interface Settings {
   buildLogsDir: string;
   maxUploadBytes: number;
   buildConcurrency: number;
+  /** Volume images (one directory each) and their host mounts (`mounts/`). */
+  volumesDir: string;
   runcStateDir: string;
 }
 
@@ -219,6 +221,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     buildLogsDir: join(dataDir, 'template-builds'),
     maxUploadBytes: e.HANGAR_MAX_UPLOAD_MB * 1024 * 1024,
     buildConcurrency: e.HANGAR_BUILD_CONCURRENCY,
+    volumesDir: join(dataDir, 'volumes'),
     runcStateDir: `/run/${instancePrefix}`,
   };
 }

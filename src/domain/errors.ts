@@ -18,6 +18,8 @@ export const ERROR_CATALOGUE = {
   IDEMPOTENCY_KEY_REUSED: { status: 409, meaning: 'The Idempotency-Key was already used with a different request body.' },
   TEMPLATE_IN_USE: { status: 409, meaning: 'The template has machines or snapshots on one of its versions; destroy them (or their snapshots) first.' },
   TEMPLATE_NAME_TAKEN: { status: 409, meaning: 'The name belongs to a server-wide template (or, for admins, to a directory template); choose another.' },
+  VOLUME_IN_USE: { status: 409, meaning: 'The volume is attached read-write to another live machine (details.machine_id), or, to be deleted, to any live machine; a fork cannot share a read-write volume.' },
+  VOLUME_NAME_TAKEN: { status: 409, meaning: 'The team already has a volume with this name.' },
   PATH_EXISTS: { status: 409, meaning: 'Something already exists at the destination path inside the machine.' },
   IS_A_DIRECTORY: { status: 409, meaning: 'The path inside the machine is a directory where a file is needed.' },
   NOT_A_DIRECTORY: { status: 409, meaning: 'The path inside the machine (or one of its parents) is not a directory where one is needed.' },
@@ -27,6 +29,7 @@ export const ERROR_CATALOGUE = {
   FILE_OPERATION_FAILED: { status: 422, meaning: 'The file operation failed inside the machine; the message has its reason.' },
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
   UNKNOWN_UPLOAD: { status: 422, meaning: 'The upload_id names no upload of this team (uploads are kept for 24 hours); send the archive with POST /v1/uploads.' },
+  UNKNOWN_VOLUME: { status: 422, meaning: 'A volume to attach does not exist for this team; list yours with GET /v1/volumes.' },
   UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team (for a restore point: is not a snapshot of that machine).' },
   COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
   NO_DESKTOP: { status: 422, meaning: 'The machine\'s template runs no desktop, so it has no VNC settings; create it from a desktop template (e.g. desktop).' },
@@ -40,7 +43,7 @@ export const ERROR_CATALOGUE = {
   UPSTREAM_UNREACHABLE: { status: 502, meaning: 'Ingress: nothing answered at the machine\'s port (no listener, or it failed mid-answer).' },
   RUNTIME_UNAVAILABLE: { status: 503, meaning: 'The container runtime (or, for terminals, the pty relay) cannot be used on this host.' },
   NOT_READY: { status: 503, meaning: 'The server is starting or shutting down.' },
-  DISK_FULL: { status: 507, meaning: "The machine's disk quota (config.disk_mb) is used up: a write or extraction needed more room." },
+  DISK_FULL: { status: 507, meaning: "The machine's disk quota (config.disk_mb), or the size of the volume written to, is used up: a write or extraction needed more room." },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 /** A stable, documented error code. */
@@ -74,6 +77,11 @@ export interface FieldProblem {
 export function validationError(problems: FieldProblem[]): HangarError {
   const sentence = problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join('; ');
   return new HangarError('VALIDATION_FAILED', `Invalid request. ${sentence}`, { fields: problems });
+}
+
+/** The 404 of a volume that is missing or another team's (one message for both). */
+export function volumeNotFound(id: string): HangarError {
+  return new HangarError('NOT_FOUND', `Volume ${id} does not exist. Check the id, and that the API key belongs to the volume's team.`);
 }
 
 /** Shorthand for the 404 that hides whether another team owns the resource. */

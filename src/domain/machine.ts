@@ -1,5 +1,6 @@
 import type { FieldProblem } from './errors.js';
 import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
+import type { VolumeAttachment } from './volume.js';
 
 /**
  * The machine model: what Hangar knows about one machine, independent of HTTP,
@@ -138,6 +139,8 @@ export interface MachineRecord {
   restorePoint: RestorePoint | null;
   /** The build (version) of a built template the machine runs on; null for directory templates (`base`, `desktop`…). */
   templateBuild: string | null;
+  /** Volumes attached at its create, in request order; fixed for the machine's life, released when it is destroyed. */
+  volumes: VolumeAttachment[];
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -216,6 +219,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     autoSnapshot: null,
     restorePoint: null,
     templateBuild: null,
+    volumes: [],
     ...f,
   };
 }

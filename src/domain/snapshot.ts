@@ -1,4 +1,5 @@
 import type { MachineConfig } from './machine.js';
+import type { VolumeAttachment } from './volume.js';
 
 export const SNAPSHOT_KINDS = ['pause', 'manual', 'auto', 'initial', 'restore_point'] as const;
 /**
@@ -26,4 +27,10 @@ export interface SnapshotRecord {
   config: MachineConfig;
   env: Record<string, string>;
   cwd: string | null;
+  /**
+   * The volumes its machine had attached: its memory images hold those mounts, so a fork
+   * restores into the same ones (only read-only ones can be shared). The volumes' contents
+   * are not part of the snapshot.
+   */
+  volumes: VolumeAttachment[];
 }

@@ -9,6 +9,7 @@ import type { FileService } from '../service/file-service.js';
 import type { FileWatchService } from '../service/file-watch.js';
 import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { VolumeService } from '../service/volume-service.js';
 import type { PaperspaceService } from '../service/paperspace-service.js';
 import type { AccessorService } from '../service/accessor-service.js';
 import type { ProcessService } from '../service/process-service.js';
@@ -28,6 +29,7 @@ import type { AnyRoute } from './route.js';
 /** What the HTTP edge needs from the rest of the server. */
 export interface AppOptions {
   machines: MachineService;
+  volumes: VolumeService;
   pools: WarmPoolService;
   exec: ExecService;
   processes: ProcessService;
@@ -58,7 +60,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'templates' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'templates' | 'volumes' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */

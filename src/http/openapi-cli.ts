@@ -11,6 +11,7 @@ const unused = () => {
 };
 const routes = allRoutes({
   machines: { now: Date.now } as never,
+  volumes: {} as never,
   pools: {} as never,
   exec: {} as never,
   processes: {} as never,

@@ -18,6 +18,11 @@ function allowedKeysAt(schema: z.ZodType, path: PropertyKey[]): string[] {
   let s: unknown = schema;
   for (const key of path) {
     s = unwrap(s);
+    // An item of an array (`volumes.0`): the element's schema, which unwrapping an array already gives.
+    if (typeof key === 'number') {
+      s = (s as { element?: unknown }).element ?? s;
+      continue;
+    }
     const shape = (s as { shape?: Record<string, unknown> }).shape;
     if (!shape || typeof key !== 'string' || !(key in shape)) return [];
     s = shape[key];

@@ -26,6 +26,22 @@ export interface MachineSpec {
    * machine's own processes are not affected.
    */
   background?: boolean;
+  /**
+   * Volumes mounted into the machine, in this order, at every start, restart, resume,
+   * fork and restore. @default none
+   */
+  volumes?: VolumeMountSpec[];
+}
+
+/** A volume as one machine mounts it. */
+export interface VolumeMountSpec {
+  /** The volume's id: one host mount of it serves every running machine that has it. */
+  id: string;
+  /** The volume's image on the host (`VolumeRuntime.volumeImage`). */
+  image: string;
+  /** Absolute, normalised path inside the machine. */
+  mountPath: string;
+  readOnly: boolean;
 }
 
 /** A machine's place on the private network. */
@@ -286,6 +302,29 @@ export interface SnapshotRuntime {
   deleteSnapshot(snapshotId: string): Promise<void>;
   /** Ids of snapshots with files on disk. */
   snapshotsOnDisk(): Promise<string[]>;
+}
+
+/**
+ * Volumes: disks that outlive machines, one file-system image each under the runtime's
+ * own directory by volume id. A machine mounts them through `MachineSpec.volumes`; the
+ * runtime mounts a volume on the host while a running machine uses it. Kept apart from
+ * `Runtime` so a runtime without them is still a runtime.
+ */
+export interface VolumeRuntime {
+  /** Make a new volume's image, whose file system holds exactly `sizeMb`. On failure nothing is left. */
+  createVolume(id: string, sizeMb: number): Promise<void>;
+  /** Where a volume's image is on the host (for `MachineSpec.volumes`). */
+  volumeImage(id: string): string;
+  /** Delete a volume's files; `RuntimeError` while a running machine still mounts it. Safe to call again. */
+  deleteVolume(id: string): Promise<void>;
+  /** Ids of volumes with files on disk. */
+  volumesOnDisk(): Promise<string[]>;
+  /**
+   * At server start: count the volumes of the machines that still run (by machine id) as
+   * mounted, mounting any whose host mount is missing, and unmount every other volume
+   * mount of this instance.
+   */
+  reconcileVolumes(running: ReadonlyMap<string, readonly VolumeMountSpec[]>): Promise<void>;
 }
 
 /** A runtime operation failed; `reason` is safe to show to the machine's owner. */

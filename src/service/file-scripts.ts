@@ -190,6 +190,8 @@ export interface FailureContext {
   to?: string;
   /** For DISK_FULL messages. */
   diskMb?: number;
+  /** For DISK_FULL messages: the mount path of the volume `path` is on, when it is on one. */
+  volumeMountPath?: string;
   /** What a full disk left behind, for DISK_FULL messages. @default 'nothing was changed' */
   diskFullNote?: string;
   /** Tar failures that are about the archive itself become INVALID_ARCHIVE. */
@@ -244,6 +246,13 @@ export function scriptFailure(exitCode: number, stderr: string, c: FailureContex
   const code = classifyTool(stderr, c);
   switch (code) {
     case 'DISK_FULL': {
+      if (c.volumeMountPath !== undefined) {
+        return new HangarError(
+          'DISK_FULL',
+          `Cannot ${c.action} ${c.path}: the volume mounted at ${c.volumeMountPath} is full; ${c.diskFullNote ?? 'nothing was changed'}. Free space on it, or use a larger volume.`,
+          { path: c.path },
+        );
+      }
       const quota = c.diskMb === undefined ? '' : ` (config.disk_mb is ${c.diskMb})`;
       return new HangarError('DISK_FULL', `Cannot ${c.action} ${c.path}: the machine's disk is full${quota}; ${c.diskFullNote ?? 'nothing was changed'}. Free space or use a machine with a larger disk.`, { path: c.path });
     }

@@ -5,6 +5,7 @@ import { HangarError, machineNotFound } from '../domain/errors.js';
 import { isSameOrInside, type FileEntry } from '../domain/file-entry.js';
 import type { MachineRecord } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
+import { pathWithin } from '../domain/volume.js';
 import { AGENT_BINARY_IN_MACHINE } from '../runtime/agent/protocol.js';
 import { ExecStartError, type ExecIo, type Runtime } from '../runtime/runtime.js';
 import { CappedBuffer } from './capped-buffer.js';
@@ -197,7 +198,7 @@ export class FileService {
     const m = await this.runningMachine(caller, id);
     if (path === '/') throw new HangarError('IS_A_DIRECTORY', `Cannot write /: it is a directory in machine ${id}; name a file.`, { path });
     const tmpName = `.hangar-upload-${randomBytes(8).toString('hex')}`;
-    const context = { ...this.ctx(id, 'write', path), diskMb: m.config.disk_mb, diskFullNote: 'the file was not changed' };
+    const context = { ...this.ctx(id, 'write', path), diskMb: m.config.disk_mb, volumeMountPath: volumeAt(m, path), diskFullNote: 'the file was not changed' };
     const args = [path, tmpName, upload.contentLength === undefined ? '' : String(upload.contentLength)];
     return this.upload(m, 'write', args, context, upload, signal, () => this.cleanup(id, posix.join(posix.dirname(path), tmpName)));
   }
@@ -208,6 +209,7 @@ export class FileService {
     const context: FailureContext = {
       ...this.ctx(id, 'extract into', path),
       diskMb: m.config.disk_mb,
+      volumeMountPath: volumeAt(m, path),
       diskFullNote: 'the entries extracted before the disk filled stay (unless this call created the directory, which is removed)',
       archiveInput: true,
     };
@@ -411,6 +413,11 @@ export class FileService {
 function notRunning(id: string, status: string): HangarError {
   const hint = status === 'paused' ? ' Resume it first.' : '';
   return new HangarError('STATE_CONFLICT', `Machine ${id} is ${status}; files are reachable only in a running machine.${hint}`, { status });
+}
+
+/** The mount path of the machine's volume that `path` (normalised) is on, if any. */
+function volumeAt(m: MachineRecord, path: string): string | undefined {
+  return m.volumes.find((v) => pathWithin(path, v.mountPath))?.mountPath;
 }
 
 function tooLarge(path: string, m: MachineRecord): HangarError {

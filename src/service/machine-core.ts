@@ -5,7 +5,7 @@ import type { MachineRecord } from '../domain/machine.js';
 import { formatCidr, IpAllocator, type Cidr } from '../domain/network.js';
 import { transition } from '../domain/transitions.js';
 import type { Caller } from '../domain/team.js';
-import type { MachineSpec, Runtime, SnapshotRuntime } from '../runtime/runtime.js';
+import type { MachineSpec, Runtime, SnapshotRuntime, VolumeMountSpec, VolumeRuntime } from '../runtime/runtime.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import type { Store } from '../store/store.js';
 import { desktopEnv } from '../templates/desktop.js';
@@ -34,7 +34,7 @@ export interface OperationRecorder {
 /** What every machine operation shares: the store, the runtime, and the host's policy. */
 export interface MachineCoreOptions {
   store: Store;
-  runtime: Runtime & SnapshotRuntime;
+  runtime: Runtime & SnapshotRuntime & VolumeRuntime;
   templates: TemplateResolver;
   secret: ServerSecret;
   log: ServiceLogger;
@@ -74,7 +74,7 @@ export class MachineCore {
     return this.o.store;
   }
 
-  get runtime(): Runtime & SnapshotRuntime {
+  get runtime(): Runtime & SnapshotRuntime & VolumeRuntime {
     return this.o.runtime;
   }
 
@@ -173,7 +173,13 @@ export class MachineCore {
       cwd: m.cwd ?? template.cwd,
       config: m.config,
       network: { ip: m.privateIp, outbound: m.outbound },
+      volumes: this.volumeSpecs(m),
     };
+  }
+
+  /** How the runtime mounts the machine's volumes. */
+  volumeSpecs(m: MachineRecord): VolumeMountSpec[] {
+    return m.volumes.map((v) => ({ id: v.volumeId, image: this.o.runtime.volumeImage(v.volumeId), mountPath: v.mountPath, readOnly: v.readOnly }));
   }
 
   /** A machine the caller reaches (its team's; for a member, one it created or is an accessor of), or NOT_FOUND. */

@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
-import { HangarError, validationError } from '../domain/errors.js';
+import { HangarError, validationError, type FieldProblem } from '../domain/errors.js';
 import { newMachineId } from '../domain/ids.js';
 import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineRecord, type WarmPoolCheckout } from '../domain/machine.js';
 import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import { transition } from '../domain/transitions.js';
+import { VolumeConflictError, type VolumeAttachment } from '../domain/volume.js';
 import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template } from '../templates/templates.js';
 import { autoSnapshotSettings, type CreateMachineInput, type CreateOptions } from './machine-inputs.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
 import type { MachineSnapshots } from './machine-snapshots.js';
+import { attachRefusal, type VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 
 /** Creating machines: idempotency, forks from snapshots, warm-pool checkout, cold starts. */
@@ -21,6 +23,7 @@ export class MachineCreator {
     private readonly core: MachineCore,
     private readonly snapshots: MachineSnapshots,
     private readonly pools: WarmPoolService,
+    private readonly volumes: VolumeService,
   ) {}
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
@@ -72,12 +75,30 @@ export class MachineCreator {
     if (input.config?.disk_mb !== undefined && input.config.disk_mb !== snap.config.disk_mb) fixed.push(`config.disk_mb (the snapshot's is ${snap.config.disk_mb})`);
     if (input.env !== undefined) fixed.push('env (the processes keep the environment they had)');
     if (input.cwd !== undefined) fixed.push('cwd (the processes keep the working directory they had)');
+    if (input.volumes !== undefined) fixed.push("volumes (the processes keep the mounts they had: a fork has its snapshot's read-only volumes)");
     if (fixed.length) {
       throw new HangarError('UNSUPPORTED_OPERATION', `A machine started from a snapshot takes these from the snapshot; omit them: ${fixed.join('; ')}.`, {
         snapshot_id: snap.id,
       });
     }
+    // Two machines never write one volume: the fork would be a second writer of its source's.
+    const writable = snap.volumes.find((v) => !v.readOnly);
+    if (writable) {
+      throw new HangarError(
+        'VOLUME_IN_USE',
+        `Snapshot ${snap.id} is of a machine with volume ${writable.volumeId} attached read-write at ${writable.mountPath}, and a fork cannot share a read-write volume ` +
+          '(it would be a second writer). Fork a snapshot of a machine whose volumes are read-only, or create a new machine and attach the volume to it.',
+        { snapshot_id: snap.id, volume_id: writable.volumeId, machine_id: snap.machineId },
+      );
+    }
     return snap;
+  }
+
+  /** The volumes a create attaches, checked: a fork's come from its snapshot (read-only ones only, checked above). */
+  private async attachments(caller: Caller, input: CreateMachineInput, source: SnapshotRecord | null): Promise<VolumeAttachment[]> {
+    // A fork's volumes must still exist: its restored processes had them mounted.
+    const requests = source ? source.volumes : (input.volumes ?? []);
+    return requests.length === 0 ? [] : this.volumes.attachments(caller, requests);
   }
 
   private async createNow(caller: Caller, input: CreateMachineInput, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
@@ -94,10 +115,18 @@ export class MachineCreator {
       const problem = await cwdProblem(template, input.cwd);
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
+    const volumes = await this.attachments(caller, input, source);
+    // A mount point runc could not make (a file or a symbolic link in the template) would only fail at the start.
+    const misplaced: FieldProblem[] = [];
+    for (const [i, v] of volumes.entries()) {
+      const problem = source ? null : await cwdProblem(template, v.mountPath);
+      if (problem) misplaced.push({ field: `volumes.${i}.mount_path`, message: problem });
+    }
+    if (misplaced.length) throw validationError(misplaced);
     let warmPoolCheckout: WarmPoolCheckout | null = null;
     const outbound = input.outbound ?? DEFAULT_OUTBOUND;
-    // Pool machines run the default policy: a create asking for another starts cold.
-    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound)) {
+    // Pool machines run the default policy without volumes (they run already, unmounted), and not a service snapshot: a create asking for others starts cold.
+    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
         const taken = await this.pools.checkout(caller, pool, input, (m) => this.initialSnapshotLocked(m, input));
@@ -136,11 +165,18 @@ export class MachineCreator {
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
       name: input.name ?? null,
       autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
+      volumes,
     });
     core.hold(m.id);
     const createLocked = () =>
       core.locks.with(m.id, 'create', async () => {
-        await core.store.insertMachine(m);
+        try {
+          await core.store.insertMachine(m);
+        } catch (err) {
+          // Nothing was written (a volume deleted, or taken read-write, since the checks above).
+          core.letGo(m);
+          throw err instanceof VolumeConflictError ? attachRefusal(err) : err;
+        }
         await onRecorded?.(m);
         return core.recorded(m, 'create', async () => {
           try {

@@ -1,5 +1,6 @@
 import type { AutoSnapshotFrequency, AutoSnapshotSettings, MachineConfig, MachineRecord, MachineStatus, TimeoutAction } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
+import type { AttachmentRequest } from '../domain/volume.js';
 
 /* The machine service's inputs and outputs, as the HTTP surfaces hand them over after validation. */
 
@@ -32,6 +33,8 @@ export interface CreateMachineInput {
   takeInitialSnapshot?: boolean;
   /** Take the initial snapshot and make it the machine's restore point. @default false */
   restorePointFromInitial?: boolean;
+  /** Volumes to attach, in order (mount paths normalised and checked by the service). @default none */
+  volumes?: AttachmentRequest[];
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

@@ -13,6 +13,7 @@ import { MachineUpdates } from './machine-update.js';
 import { PauseResume } from './pause-resume.js';
 import { MachineListing } from './machine-listing.js';
 import { Recovery, type RecoveryReport } from './recovery.js';
+import type { VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 
 /** What the machine service is built from. */
@@ -20,6 +21,8 @@ export interface MachineServiceOptions {
   core: MachineCore;
   /** Creates are served from these pools first. */
   pools: WarmPoolService;
+  /** Checks the volumes a create attaches. */
+  volumes: VolumeService;
   /** Destroyed records stay this long. */
   retentionMs: number;
 }
@@ -46,7 +49,7 @@ export class MachineService {
     this.core = o.core;
     this.now = o.core.now;
     this.snapshots = new MachineSnapshots(o.core);
-    this.creator = new MachineCreator(o.core, this.snapshots, o.pools);
+    this.creator = new MachineCreator(o.core, this.snapshots, o.pools, o.volumes);
     this.listing = new MachineListing(o.core);
     this.pauses = new PauseResume(o.core);
     this.updates = new MachineUpdates(o.core, this.snapshots);

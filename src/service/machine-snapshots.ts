@@ -45,6 +45,7 @@ export class MachineSnapshots {
       config: m.config,
       env: m.env,
       cwd: m.cwd,
+      volumes: m.volumes,
     };
     await this.core.store.insertSnapshot(snap);
     return snap;

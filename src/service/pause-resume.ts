@@ -42,6 +42,7 @@ export class PauseResume {
       config: m.config,
       env: m.env,
       cwd: m.cwd,
+      volumes: m.volumes,
     };
     await core.store.insertSnapshot(snap);
     try {

@@ -1,7 +1,7 @@
 import type { MachineRecord } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
 import { transition } from '../domain/transitions.js';
-import type { RuntimeMachineState } from '../runtime/runtime.js';
+import type { RuntimeMachineState, VolumeMountSpec } from '../runtime/runtime.js';
 import type { MachineCore } from './machine-core.js';
 
 /** What a start-up reconciliation found. */
@@ -18,8 +18,8 @@ export class Recovery {
   /**
    * Reconcile the store with the host after a (re)start: keep machines whose container
    * still runs, finish pauses and resumes a crash interrupted, mark the others `error`
-   * with the reason (their data kept), and remove containers, machine files and snapshot
-   * files that belong to nothing the store knows.
+   * with the reason (their data kept), and remove containers, machine files, snapshot
+   * files and volume files that belong to nothing the store knows.
    */
   async recover(): Promise<RecoveryReport> {
     const { store, runtime } = this.core;
@@ -46,6 +46,19 @@ export class Recovery {
     for (const id of await runtime.snapshotsOnDisk()) {
       if (snapshots.has(id)) continue;
       await runtime.deleteSnapshot(id);
+      report.orphans++;
+    }
+    // Running machines keep their volumes' host mounts; other mounts of this instance go, and
+    // volume files no record has (a crash between a volume's files and its record) are removed.
+    const running = new Map<string, VolumeMountSpec[]>();
+    for (const m of await store.machinesInStatus(['running'])) {
+      if (m.volumes.length > 0) running.set(m.id, this.core.volumeSpecs(m));
+    }
+    await runtime.reconcileVolumes(running);
+    const volumes = new Set(await store.allVolumeIds());
+    for (const id of await runtime.volumesOnDisk()) {
+      if (volumes.has(id)) continue;
+      await runtime.deleteVolume(id);
       report.orphans++;
     }
     // Running and paused machines keep their address and network; everything else of this instance goes.

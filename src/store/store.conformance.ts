@@ -10,6 +10,7 @@ import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineSta
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
+import { VolumeConflictError, type VolumeRecord } from '../domain/volume.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 import type { LabelRule, ListCursor, MachinePageOrder, MachinePagePosition, MachinePageQuery, Store } from './store.js';
 
@@ -216,8 +217,23 @@ function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
     config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
     env: { A: '1' },
     cwd: '/root',
+    volumes: [],
     ...o,
   };
+}
+
+function volume(o: Partial<VolumeRecord> = {}): VolumeRecord {
+  const id = nextId('vol_');
+  return { id, teamId: 'team_a', name: `v-${id}`, sizeMb: 1024, createdAt: T0, ...o };
+}
+
+/** Runs `fn`, which must throw VolumeConflictError for `volumeId` with this reason (and holder). */
+async function assertConflict(fn: () => Promise<unknown>, volumeId: string, reason: 'missing' | 'held', heldBy: string | null = null): Promise<void> {
+  await assert.rejects(fn, (err: unknown) => {
+    assert.ok(err instanceof VolumeConflictError, `a VolumeConflictError, got ${String(err)}`);
+    assert.deepStrictEqual({ volumeId: err.volumeId, reason: err.reason, heldBy: err.heldBy }, { volumeId, reason, heldBy });
+    return true;
+  });
 }
 
 function warmPool(o: Partial<WarmPool> = {}): WarmPool {
@@ -932,6 +948,126 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.deepStrictEqual(ids(await store.allTemplateBuilds()), [b.id]);
         await store.dropTemplateBuild(b.id);
         assert.equal(await store.getTemplateBuild(b.id), null);
+      });
+    });
+
+    describe('volumes', () => {
+      const rw = (v: VolumeRecord, mountPath = '/data') => ({ volumeId: v.id, mountPath, readOnly: false });
+      const ro = (v: VolumeRecord, mountPath = '/ro') => ({ volumeId: v.id, mountPath, readOnly: true });
+
+      it('insert, get and list round-trip every field; lists are one team\'s, newest first', async () => {
+        const a1 = volume({ createdAt: T0 + 1, name: 'data', sizeMb: 16 });
+        const a2 = volume({ createdAt: T0 + 3, name: 'cache', sizeMb: 1_048_576 });
+        const a3 = volume({ createdAt: T0 + 3, name: 'logs' });
+        const b1 = volume({ teamId: 'team_b', name: 'data' });
+        for (const v of [a1, a2, a3, b1]) assert.equal(await store.insertVolume(v, 100), 'inserted');
+        assert.deepStrictEqual(await store.getVolume(a1.id), a1);
+        assert.equal(await store.getVolume('vol_missing'), null);
+        const newest = [a2, a3].sort((x, y) => (x.id < y.id ? 1 : -1));
+        assert.deepStrictEqual(await store.listVolumes('team_a'), [...newest, a1]);
+        assert.deepStrictEqual(await store.listVolumes('team_b'), [b1]);
+        assert.deepStrictEqual(await store.listVolumes('team_none'), []);
+        assert.deepStrictEqual((await store.allVolumeIds()).sort(), [a1.id, a2.id, a3.id, b1.id].sort());
+      });
+
+      it('a name is unique within a team (name_taken, nothing written), not across teams; a full team is refused', async () => {
+        const first = volume({ name: 'data' });
+        assert.equal(await store.insertVolume(first, 2), 'inserted');
+        const again = volume({ name: 'data' });
+        assert.equal(await store.insertVolume(again, 2), 'name_taken');
+        assert.equal(await store.getVolume(again.id), null);
+        assert.equal(await store.insertVolume(volume({ name: 'data', teamId: 'team_b' }), 2), 'inserted');
+        assert.equal(await store.insertVolume(volume({ name: 'second' }), 2), 'inserted');
+        const third = volume({ name: 'third' });
+        assert.equal(await store.insertVolume(third, 2), 'team_full');
+        assert.equal(await store.getVolume(third.id), null);
+      });
+
+      it('a machine\'s attachments round-trip in request order, and its snapshots\' too', async () => {
+        const v1 = volume();
+        const v2 = volume();
+        const v3 = volume();
+        for (const v of [v1, v2, v3]) await store.insertVolume(v, 100);
+        const m = machine({ volumes: [ro(v3, '/z'), rw(v1, '/a'), ro(v2, '/m/n')] });
+        await store.insertMachine(m);
+        assertSameMachine(await store.getMachine(m.id), m);
+        assert.deepStrictEqual((await store.listMachines({ teamId: 'team_a', statuses: ['running'] }))[0]?.volumes, m.volumes);
+        const none = machine();
+        await store.insertMachine(none);
+        assert.deepStrictEqual((await store.getMachine(none.id))?.volumes, []);
+        const s = snapshot({ machineId: m.id, volumes: m.volumes });
+        await store.insertSnapshot(s);
+        assert.deepStrictEqual(await store.getSnapshot(s.id), s);
+      });
+
+      it('read-write to one live machine, read-only to many; the conflict names the holder and writes nothing', async () => {
+        const v = volume();
+        await store.insertVolume(v, 100);
+        const writer = machine({ createdAt: T0 + 1, volumes: [rw(v)] });
+        await store.insertMachine(writer);
+        const second = machine({ volumes: [rw(v)] });
+        await assertConflict(() => store.insertMachine(second), v.id, 'held', writer.id);
+        assert.equal(await store.getMachine(second.id), null);
+        const readers = [machine({ createdAt: T0 + 2, volumes: [ro(v)] }), machine({ createdAt: T0 + 3, volumes: [ro(v)] })];
+        for (const r of readers) await store.insertMachine(r);
+        assert.deepStrictEqual(
+          await store.volumeHolders(v.id),
+          [writer, ...readers].map((m) => ({ machineId: m.id, status: 'running', mountPath: m.volumes[0]!.mountPath, readOnly: m.volumes[0]!.readOnly })),
+        );
+        // Paused and error machines keep their attachments; a destroyed one has released it.
+        writer.status = 'paused';
+        await store.updateMachine(writer);
+        await assertConflict(() => store.insertMachine(machine({ volumes: [rw(v)] })), v.id, 'held', writer.id);
+        writer.status = 'error';
+        await store.updateMachine(writer);
+        await assertConflict(() => store.insertMachine(machine({ volumes: [rw(v)] })), v.id, 'held', writer.id);
+        writer.status = 'destroyed';
+        await store.updateMachine(writer);
+        // Readers never keep a writer out.
+        const next = machine({ createdAt: T0 + 4, volumes: [rw(v)] });
+        await store.insertMachine(next);
+        assert.deepStrictEqual((await store.volumeHolders(v.id)).map((h) => h.machineId), [...readers, next].map((m) => m.id));
+      });
+
+      it('concurrent read-write inserts: exactly one machine gets the volume', async () => {
+        const v = volume();
+        await store.insertVolume(v, 100);
+        const ms = Array.from({ length: 5 }, () => machine({ volumes: [rw(v)] }));
+        const results = await Promise.allSettled(ms.map((m) => store.insertMachine(m)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+        assert.equal((await store.volumeHolders(v.id)).length, 1);
+      });
+
+      it('a missing volume, or another team\'s, cannot be attached (nothing written)', async () => {
+        const theirs = volume({ teamId: 'team_b' });
+        await store.insertVolume(theirs, 100);
+        const ok = volume();
+        await store.insertVolume(ok, 100);
+        const m1 = machine({ volumes: [ro(ok), ro(theirs, '/other')] });
+        await assertConflict(() => store.insertMachine(m1), theirs.id, 'missing');
+        assert.equal(await store.getMachine(m1.id), null);
+        const m2 = machine({ volumes: [rw({ ...ok, id: 'vol_missing' })] });
+        await assertConflict(() => store.insertMachine(m2), 'vol_missing', 'missing');
+        assert.deepStrictEqual(await store.volumeHolders(ok.id), []);
+      });
+
+      it('deleteVolume refuses while a live machine holds the volume, deletes once none does', async () => {
+        const v = volume();
+        await store.insertVolume(v, 100);
+        const m = machine({ status: 'paused', volumes: [ro(v)] });
+        await store.insertMachine(m);
+        const refused = await store.deleteVolume(v.id);
+        assert.equal(refused.deleted, false);
+        assert.deepStrictEqual(refused.holders.map((h) => h.machineId), [m.id]);
+        assert.ok(await store.getVolume(v.id));
+        await store.updateMachine({ ...m, status: 'destroyed', destroyedAt: T0 + 5 });
+        assert.deepStrictEqual(await store.deleteVolume(v.id), { deleted: true, holders: [] });
+        assert.equal(await store.getVolume(v.id), null);
+        assert.deepStrictEqual(await store.deleteVolume(v.id), { deleted: false, holders: [] });
+        // The destroyed machine still shows what it had attached.
+        assert.deepStrictEqual((await store.getMachine(m.id))?.volumes, m.volumes);
+        // A name is free again once its volume is deleted.
+        assert.equal(await store.insertVolume(volume({ name: v.name }), 100), 'inserted');
       });
     });
 

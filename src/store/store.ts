@@ -3,6 +3,7 @@ import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/mach
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
+import type { VolumeHolder, VolumeRecord } from '../domain/volume.js';
 import type { WarmPool } from '../domain/warm-pool.js';
 
 /** Position in the newest-first machine order: (created_at desc, id desc). */
@@ -140,8 +141,13 @@ export interface TeamStore {
 
 /** Machine records and the queries over them. */
 export interface MachineStore {
+  /**
+   * Insert a machine. With volumes, atomically: each must exist in the machine's team, and
+   * one it attaches read-write must not be attached read-write to another live (not
+   * destroyed) machine; otherwise `VolumeConflictError` and nothing is written.
+   */
   insertMachine(m: MachineRecord): Promise<void>;
-  /** Replace the stored machine with this one (matched by id). */
+  /** Replace the stored machine with this one (matched by id); its volumes never change after the insert. */
   updateMachine(m: MachineRecord): Promise<void>;
   getMachine(id: string): Promise<MachineRecord | null>;
   listMachines(q: MachineListQuery): Promise<MachineRecord[]>;
@@ -195,6 +201,30 @@ export interface TemplateStore {
   dropTemplateBuild(id: string): Promise<void>;
 }
 
+/** What inserting a volume did. */
+export type VolumeInsertOutcome = 'inserted' | 'name_taken' | 'team_full';
+
+/** Volumes of a team, and the live machines holding them (attachments live on machine records). */
+export interface VolumeStore {
+  /**
+   * Insert a volume, atomically refused (nothing written) when its team already has one of
+   * that name (`name_taken`) or `maxPerTeam` volumes (`team_full`).
+   */
+  insertVolume(v: VolumeRecord, maxPerTeam: number): Promise<VolumeInsertOutcome>;
+  getVolume(id: string): Promise<VolumeRecord | null>;
+  /** A team's volumes, newest first (created_at desc, then id desc). */
+  listVolumes(teamId: string): Promise<VolumeRecord[]>;
+  /** Every volume id (for start-up reconciliation with the files on disk). */
+  allVolumeIds(): Promise<string[]>;
+  /** The live (not destroyed) machines the volume is attached to, oldest first. */
+  volumeHolders(volumeId: string): Promise<VolumeHolder[]>;
+  /**
+   * Delete a volume no live machine holds, atomically with that check; when one does,
+   * nothing changes and `deleted` is false with the holders. A missing volume is `deleted: false`, no holders.
+   */
+  deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }>;
+}
+
 /** Warm pools: their settings and counters, and the idle machines they hold. */
 export interface WarmPoolStore {
   /** Insert or replace a pool's settings (counters included). */
@@ -241,7 +271,7 @@ export interface IdempotencyStore {
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
-export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
   /** Short name for logs and /v1/info. */
   readonly kind: string;
   close(): Promise<void>;

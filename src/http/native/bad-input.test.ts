@@ -4,6 +4,7 @@
  * every machine exactly as it was.
  */
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CATALOGUE } from '../../domain/errors.js';
 import { MACHINE_STATUSES } from '../../domain/machine.js';
@@ -20,6 +21,12 @@ interface Ctx {
   snapshotsAvailable: boolean;
   /** A real snapshot of team A's machine, when the server takes snapshots. */
   snapshotA?: string;
+  /** A volume of team A no machine has. */
+  volumeA: string;
+  /** A volume of team A attached read-write to `holderA`. */
+  heldVolumeA: string;
+  /** The machine of team A holding `heldVolumeA`. */
+  holderA: string;
 }
 
 /** One bad request and the answer it must get. */
@@ -219,10 +226,186 @@ const cases: Case[] = [
     method: 'POST', path: '/v1/machines', body: () => ({ snapshot_id: ctxRef.snapshotA }),
     status: 422, code: 'UNKNOWN_SNAPSHOT', mentions: ['does not exist'],
   },
+  // --- create: volumes ---
   {
-    name: 'volumes',
-    method: 'POST', path: '/v1/machines', body: { volumes: [{ name: 'v' }] },
-    status: 422, code: 'UNSUPPORTED_OPERATION', mentions: ['volumes'],
+    name: 'volumes as an object',
+    method: 'POST', path: '/v1/machines', body: { volumes: { volume_id: 'vol_x' } },
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes', mentions: ['volumes', 'array'],
+  },
+  {
+    name: 'volumes: an attachment without volume_id',
+    method: 'POST', path: '/v1/machines', body: { volumes: [{ mount_path: '/data' }] },
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.volume_id', mentions: ['volumes.0.volume_id'],
+  },
+  {
+    name: 'volumes: an attachment without mount_path',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['volumes.0.mount_path'],
+  },
+  {
+    name: 'volumes: unknown field in an attachment',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data', size_mb: 5 }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.size_mb', mentions: ['volumes.0.size_mb', 'accepted', 'read_only'],
+  },
+  {
+    name: 'volumes: read_only as "yes"',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data', read_only: 'yes' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.read_only', mentions: ['read_only', 'true or false'],
+  },
+  {
+    name: 'volumes: a relative mount_path',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: 'data' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['volumes.0.mount_path', 'absolute'],
+  },
+  {
+    name: 'volumes: mount_path /',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['volumes.0.mount_path', 'root'],
+  },
+  {
+    name: 'volumes: mount_path /data/.. (normalised to /)',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data/..' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['must not be /'],
+  },
+  ...['/proc', '/proc/sys/x', '/sys', '/dev/shm', '/.hangar', '/.hangar/run', '/x/../dev'].map(
+    (path): Case => ({
+      name: `volumes: mount_path ${path}`,
+      method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: path }] }),
+      status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['volumes.0.mount_path', 'or below it'],
+    }),
+  ),
+  {
+    name: 'volumes: a mount_path that is a file in the template',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/etc/passwd' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['/etc/passwd', 'not a directory'],
+  },
+  {
+    name: 'volumes: a mount_path with NUL',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/da\u0000ta' }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.0.mount_path', mentions: ['NUL'],
+  },
+  {
+    name: 'volumes: two attachments at one mount path',
+    method: 'POST', path: '/v1/machines',
+    body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data' }, { volume_id: ctxRef.heldVolumeA, mount_path: '/data/', read_only: true }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.1.mount_path', mentions: ['/data', 'volumes.0'],
+  },
+  {
+    name: 'volumes: one mount path inside another',
+    method: 'POST', path: '/v1/machines',
+    body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data/sub' }, { volume_id: ctxRef.heldVolumeA, mount_path: '/data', read_only: true }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.1.mount_path', mentions: ['inside one another'],
+  },
+  {
+    name: 'volumes: one volume attached twice',
+    method: 'POST', path: '/v1/machines',
+    body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/a' }, { volume_id: ctxRef.volumeA, mount_path: '/b', read_only: true }] }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes.1.volume_id', mentions: ['already attached', 'once'],
+  },
+  {
+    name: 'volumes: nine attachments',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: Array.from({ length: 9 }, (_, i) => ({ volume_id: ctxRef.volumeA, mount_path: `/v${i}` })) }),
+    status: 400, code: 'VALIDATION_FAILED', field: 'volumes', mentions: ['volumes', '8'],
+  },
+  {
+    name: 'volumes: a volume that does not exist',
+    method: 'POST', path: '/v1/machines', body: { volumes: [{ volume_id: 'vol_doesnotexist0000', mount_path: '/data' }] },
+    status: 422, code: 'UNKNOWN_VOLUME', mentions: ['vol_doesnotexist0000', 'does not exist', 'GET /v1/volumes'],
+  },
+  {
+    name: 'volumes: a volume of another team',
+    as: 'B',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data', read_only: true }] }),
+    status: 422, code: 'UNKNOWN_VOLUME', mentions: ['does not exist for this team'],
+  },
+  {
+    name: 'volumes: read-write to a volume another machine has read-write',
+    method: 'POST', path: '/v1/machines', body: () => ({ volumes: [{ volume_id: ctxRef.heldVolumeA, mount_path: '/data' }] }),
+    status: 409, code: 'VOLUME_IN_USE', mentions: ['read-write', 'read_only'],
+    check: (b, c) => assert.deepEqual(b.details, { volume_id: c.heldVolumeA, machine_id: c.holderA }),
+  },
+  {
+    name: 'volumes with snapshot_id',
+    when: (c) => c.snapshotA !== undefined,
+    method: 'POST', path: '/v1/machines', body: () => ({ snapshot_id: ctxRef.snapshotA, volumes: [{ volume_id: ctxRef.volumeA, mount_path: '/data' }] }),
+    status: 422, code: 'UNSUPPORTED_OPERATION', mentions: ['volumes', 'snapshot'],
+  },
+
+  // --- volumes ---
+  {
+    name: 'volume create: no name',
+    method: 'POST', path: '/v1/volumes', body: { size_mb: 64 },
+    status: 400, code: 'VALIDATION_FAILED', field: 'name', mentions: ['name'],
+  },
+  ...['', '-dash', '../up', 'has space', 'x'.repeat(64), 'é'].map(
+    (name): Case => ({
+      name: `volume create: name ${JSON.stringify(name.length > 10 ? `${name.slice(0, 5)}…(${name.length})` : name)}`,
+      method: 'POST', path: '/v1/volumes', body: { name, size_mb: 64 },
+      status: 400, code: 'VALIDATION_FAILED', field: 'name', mentions: ['name', 'letters, digits'],
+    }),
+  ),
+  {
+    name: 'volume create: no size_mb',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v' },
+    status: 400, code: 'VALIDATION_FAILED', field: 'size_mb', mentions: ['size_mb'],
+  },
+  {
+    name: 'volume create: size_mb 15',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v', size_mb: 15 },
+    status: 400, code: 'VALIDATION_FAILED', field: 'size_mb', mentions: ['size_mb', 'at least 16'],
+  },
+  {
+    name: 'volume create: size_mb 1048577',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v', size_mb: 1_048_577 },
+    status: 400, code: 'VALIDATION_FAILED', field: 'size_mb', mentions: ['size_mb', 'at most 1048576'],
+  },
+  {
+    name: 'volume create: size_mb 16.5',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v', size_mb: 16.5 },
+    status: 400, code: 'VALIDATION_FAILED', field: 'size_mb', mentions: ['size_mb', 'integer'],
+  },
+  {
+    name: 'volume create: size_mb as a string',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v', size_mb: '64' },
+    status: 400, code: 'VALIDATION_FAILED', field: 'size_mb', mentions: ['size_mb'],
+  },
+  {
+    name: 'volume create: unknown field',
+    method: 'POST', path: '/v1/volumes', body: { name: 'v', size_mb: 64, region: 'x' },
+    status: 400, code: 'VALIDATION_FAILED', field: 'region', mentions: ['region', 'accepted', 'name', 'size_mb'],
+  },
+  {
+    name: 'volume create: invalid JSON',
+    method: 'POST', path: '/v1/volumes', rawBody: '{"name": "v",', headers: { 'content-type': 'application/json' },
+    status: 400, code: 'INVALID_JSON', mentions: ['JSON'],
+  },
+  {
+    name: 'volume create: a name the team has',
+    method: 'POST', path: '/v1/volumes', body: { name: 'free', size_mb: 64 },
+    status: 409, code: 'VOLUME_NAME_TAKEN', mentions: ['"free"', 'another name'],
+  },
+  {
+    name: 'volume get: unknown id',
+    method: 'GET', path: '/v1/volumes/vol_doesnotexist0000',
+    status: 404, code: 'NOT_FOUND', mentions: ['vol_doesnotexist0000', 'does not exist'],
+  },
+  {
+    name: 'volume get: a volume of another team',
+    as: 'B',
+    method: 'GET', path: (c) => `/v1/volumes/${c.volumeA}`,
+    status: 404, code: 'NOT_FOUND', mentions: ['does not exist'],
+  },
+  {
+    name: 'volume delete: a volume of another team',
+    as: 'B',
+    method: 'DELETE', path: (c) => `/v1/volumes/${c.volumeA}`,
+    status: 404, code: 'NOT_FOUND', mentions: ['does not exist'],
+  },
+  {
+    name: 'volume delete: attached to a live machine',
+    method: 'DELETE', path: (c) => `/v1/volumes/${c.heldVolumeA}`,
+    status: 409, code: 'VOLUME_IN_USE', mentions: ['destroy'],
+    check: (b, c) => assert.deepEqual(b.details.machine_ids, [c.holderA]),
   },
 
   // --- list ---
@@ -427,6 +610,8 @@ describe('native API: bad input', () => {
     }
     const rows = await t.server.store.machinesInStatus(MACHINE_STATUSES);
     views.push(rows.map((m) => [m.id, m.status, m.timeoutAt, m.deadlineAt]));
+    for (const key of [ctx.keyA, ctx.keyB]) views.push((await t.request('GET', '/v1/volumes', { key })).body);
+    views.push((await t.server.store.allVolumeIds()).sort(), (await readdir(t.server.settings.volumesDir).catch(() => [])).sort());
     return JSON.stringify(views);
   }
 
@@ -477,6 +662,16 @@ describe('native API: bad input', () => {
       assert.equal(r.status, 201, r.text);
       ctx.machineA = r.body.id;
     }
+    const volume = async (name: string) => {
+      const r = await t.request('POST', '/v1/volumes', { key: ctx.keyA, body: { name, size_mb: 16 } });
+      assert.equal(r.status, 201, r.text);
+      return r.body.id as string;
+    };
+    ctx.volumeA = await volume('free');
+    ctx.heldVolumeA = await volume('held');
+    const holder = await t.request('POST', '/v1/machines', { key: ctx.keyA, body: { volumes: [{ volume_id: ctx.heldVolumeA, mount_path: '/data' }] } });
+    assert.equal(holder.status, 201, holder.text);
+    ctx.holderA = holder.body.id;
     const page = await t.request('GET', '/v1/machines?limit=1', { key: ctx.keyA });
     assert.equal(page.status, 200, page.text);
     assert.equal(typeof page.body.next_token, 'string');

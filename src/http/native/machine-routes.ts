@@ -92,15 +92,12 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
       responses: {
         201: { description: 'The machine, running.', schema: MachineSchema },
         ...errors,
-        409: { description: 'Idempotency-Key reused with another body.', schema: ErrorSchema },
+        409: { description: 'Idempotency-Key reused with another body; VOLUME_IN_USE: a volume to attach read-write is read-write in another live machine, or a fork of a machine with a read-write volume.', schema: ErrorSchema },
         413: { description: 'Body too large.', schema: ErrorSchema },
-        422: { description: 'Unknown template or snapshot, or a feature not available on this server.', schema: ErrorSchema },
+        422: { description: 'Unknown template, snapshot or volume (UNKNOWN_VOLUME), or a feature not available on this server.', schema: ErrorSchema },
         429: { description: 'Server at capacity.', schema: ErrorSchema },
       },
       handler: async ({ body, caller, request }) => {
-        if (body.volumes !== undefined) {
-          throw new HangarError('UNSUPPORTED_OPERATION', 'Volumes are not available on this server yet; omit volumes.', { field: 'volumes' });
-        }
         let cwd: string | undefined;
         if (body.cwd !== undefined) {
           const n = normaliseCwd(body.cwd);
@@ -132,6 +129,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             public: body.public,
             autoResume: body.auto_resume,
             autoSnapshot: body.auto_snapshot,
+            volumes: body.volumes?.map((v) => ({ volumeId: v.volume_id, mountPath: v.mount_path, readOnly: v.read_only ?? false })),
           },
           idemKey,
         );

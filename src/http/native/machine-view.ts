@@ -6,6 +6,7 @@ import { holdsResources } from '../../domain/machine.js';
 import { networkView } from './network-view.js';
 import type { ListMachinesInput } from '../../service/machine-inputs.js';
 import { MASKABLE_FIELDS } from './schemas.js';
+import { metadataView } from './volume-view.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -35,7 +36,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
     config: m.config,
     template: m.template,
     created_at: iso(m.createdAt),
-    metadata: m.metadata,
+    metadata: metadataView(m),
   };
   if (m.startedAt !== null) full.started_at = iso(m.startedAt);
   full.timeout_ms = m.timeoutMs;

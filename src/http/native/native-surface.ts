@@ -1,5 +1,5 @@
 /**
- * The native surface (seeds 000, 001, 003 and the system routes): its routes in the order
+ * The native surface (seeds 000, 001, 003, volumes and the system routes): its routes in the order
  * the OpenAPI document lists them, and the Fastify plugin that serves them. Ingress and
  * the terminal WebSocket are native too, but the app registers them itself: they answer
  * before (and outside) Fastify's routing.
@@ -11,6 +11,7 @@ import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { ProcessService } from '../../service/process-service.js';
 import type { TemplateApi } from '../../service/template-api.js';
+import type { VolumeService } from '../../service/volume-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
@@ -20,10 +21,12 @@ import { ptyRoutes } from './pty-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
 import { systemRoutes, type SystemRoutesOptions } from './system-routes.js';
 import { templateRoutes } from './template-routes.js';
+import { volumeRoutes } from './volume-routes.js';
 
 /** The services the native routes call. */
 export interface NativeSurfaceOptions extends SystemRoutesOptions {
   machines: MachineService;
+  volumes: VolumeService;
   exec: ExecService;
   processes: ProcessService;
   files: FileService;
@@ -37,6 +40,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...systemRoutes(o),
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
+    ...volumeRoutes(o.volumes),
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
 import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
+import { ATTACHMENT_STATES, RESERVED_MOUNT_PATHS, VOLUME_LIMITS, VOLUME_NAME_PATTERN } from '../../domain/volume.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
   AUTO_SNAPSHOT_MAX_KEEP,
@@ -65,6 +66,22 @@ export const NetworkSchema = z
   .meta({ id: 'MachineNetwork' })
   .describe('The machine\'s outbound access. Other machines, the host and 169.254.0.0/16 are never reachable.');
 
+/** One volume to attach in POST /v1/machines. */
+export const VolumeAttachmentRequestSchema = z
+  .strictObject({
+    volume_id: z.string().min(1).max(128).describe('A volume of the team (GET /v1/volumes), e.g. vol_a1b2c3d4.'),
+    mount_path: z
+      .string()
+      .min(1)
+      .max(VOLUME_LIMITS.mountPathMaxLength)
+      .describe(
+        `Absolute directory inside the machine, normalised (\`/a/../b/\` is /b) and made if missing; not /, not ${RESERVED_MOUNT_PATHS.join(', ')} or below them, ` +
+          'not inside (or around) another volume of the machine.',
+      ),
+    read_only: z.boolean().optional().describe('Mount read-only. A volume is read-write in at most one live machine, read-only in any number. @default false'),
+  })
+  .meta({ id: 'VolumeAttachmentRequest' });
+
 /** Body of POST /v1/machines. */
 export const CreateMachineBody = z
   .strictObject({
@@ -79,7 +96,14 @@ export const CreateMachineBody = z
     cwd: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path').optional(),
     env: envSchema.optional(),
     snapshot_id: z.string().min(1).max(128).optional().describe('Start from this snapshot: a fork with its own id, network and writable layer, its processes restored. template, config.disk_mb, env and cwd come from the snapshot.'),
-    volumes: z.array(z.unknown()).optional().describe('Volumes to attach (not available yet: 422).'),
+    volumes: z
+      .array(VolumeAttachmentRequestSchema)
+      .max(VOLUME_LIMITS.perMachine)
+      .optional()
+      .describe(
+        `Volumes to attach, at most ${VOLUME_LIMITS.perMachine}, for the machine's life (until it is destroyed); shown in metadata.volume_attachments in this order. ` +
+          'Not with snapshot_id: a fork has its snapshot\'s (read-only) volumes. A machine with volumes never comes from a warm pool.',
+      ),
     network: NetworkSchema.optional(),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
@@ -136,7 +160,9 @@ export const MachineSchema = z
     config: MachineConfigSchema,
     template: z.string(),
     created_at: z.string(),
-    metadata: z.record(z.string(), z.unknown()),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .describe('Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create.'),
     started_at: z.string().optional(),
     timeout_ms: z.number().int(),
     timeout_at: z.string(),
@@ -223,6 +249,55 @@ export const SnapshotParams = z.object({ id: z.string().min(1).max(128) });
 
 /** The answer of GET /v1/snapshots. */
 export const SnapshotListSchema = z.object({ items: z.array(SnapshotSchema) });
+
+// ---- Volumes ----
+
+const ATTACHMENT_MODES = ['rw', 'ro'] as const;
+
+/** One attachment of a machine, as metadata.volume_attachments lists it. */
+export const VolumeAttachmentSchema = z
+  .object({
+    volume_id: z.string(),
+    mount_path: z.string().describe('Where the volume is inside the machine (normalised).'),
+    read_only: z.boolean(),
+    mode: z.enum(ATTACHMENT_MODES).describe('rw or ro: read_only as a word.'),
+    state: z
+      .enum(ATTACHMENT_STATES)
+      .describe('attached: the machine runs with the volume mounted; detached: it holds the attachment without running (creating, paused, error); released: the machine is destroyed.'),
+  })
+  .meta({ id: 'VolumeAttachment' });
+
+/** Body of POST /v1/volumes. */
+export const CreateVolumeBody = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(VOLUME_NAME_PATTERN, `must be 1 to ${VOLUME_LIMITS.nameMaxLength} letters, digits, _, . or -, starting with a letter or digit`)
+      .describe('Unique within the team.'),
+    size_mb: intBetween(VOLUME_LIMITS.sizeMb.min, VOLUME_LIMITS.sizeMb.max).describe(
+      `Hard size in MiB, ${VOLUME_LIMITS.sizeMb.min} to ${VOLUME_LIMITS.sizeMb.max}: writing past it fails inside the machine with ENOSPC.`,
+    ),
+  })
+  .meta({ id: 'CreateVolumeRequest' });
+
+/** A volume of the team. */
+export const VolumeSchema = z
+  .object({
+    id: z.string().describe('vol_ + 16 lowercase letters and digits.'),
+    name: z.string(),
+    size_mb: z.number().int(),
+    created_at: z.string(),
+    attachments: z
+      .array(VolumeAttachmentSchema.omit({ volume_id: true }).extend({ machine_id: z.string() }))
+      .describe('The live (not destroyed) machines it is attached to, oldest first.'),
+  })
+  .meta({ id: 'Volume' });
+
+/** The answer of GET /v1/volumes. */
+export const VolumeListSchema = z.object({ items: z.array(VolumeSchema).describe('Every volume of the team (at most 100), newest first.') });
+
+/** Path of one volume. */
+export const VolumeParams = z.object({ id: z.string().min(1).max(128).describe('Volume id, e.g. vol_a1b2c3d4.') });
 
 // ---- Exec ----
 

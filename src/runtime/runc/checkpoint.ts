@@ -102,6 +102,7 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
   try {
     await ctx.agents.close(id);
     await removeContainer(ctx, id);
+    await ctx.volumes.release(id);
     await unmountWritableLayer(p);
     await rename(p.image, s.image);
     await markSnapshot(p.dir, s.dir);
@@ -137,6 +138,8 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     step = 'check network';
     // Kept while paused; only a host restart (or a person) removes it.
     await ctx.network.ensureAttached(spec.id, spec.network);
+    step = 'mount volumes';
+    await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';
     // Restored processes map the agent they were dumped with (a revert may have brought another's).
     if (memory) await snapshotAgent(s.dir, p.dir, ctx.agents.runDir(spec.id));
@@ -150,6 +153,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     // Put everything back as it was: container gone, layer unmounted, image in the snapshot.
     const undo = (what: string, step: Promise<unknown>): Promise<void> => bestEffort(ctx.log, spec.id, `${what} after a failed resume`, step);
     await undo('remove the container', removeContainer(ctx, spec.id));
+    await undo('release the volumes', ctx.volumes.release(spec.id));
     await undo('unmount the writable layer', unmountWritableLayer(p));
     await undo('move the disk image back into its snapshot', rename(p.image, s.image));
     await undo('remove the root filesystem mount point', rm(p.rootfs, { recursive: true, force: true }));

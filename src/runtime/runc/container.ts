@@ -45,6 +45,7 @@ export async function writeBundle(ctx: RuncContext, spec: MachineSpec, p: LayerP
     netnsPath: ctx.network.netnsPath(spec.id),
     criuConfig,
     agent: agent ?? undefined,
+    volumes: ctx.volumes.binds(spec.volumes ?? []),
   });
   await mkdir(p.bundle, { recursive: true });
   await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));

@@ -30,6 +30,8 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), ctx.network.attach(spec.id, spec.network)]);
     step = 'mount writable layer';
     await mountLayer(p, spec.templateLayers, mountSource(ctx, spec.id));
+    step = 'mount volumes';
+    await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';
     // The fork has its own address: TCP connections of the source cannot be bound in it,
     // so CRIU restores them closed (their peers talk to the source, not to the fork).

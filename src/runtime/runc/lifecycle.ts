@@ -27,6 +27,8 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
     ]);
     step = 'create working directory';
     await ensureDirInside(p.rootfs, spec.cwd);
+    step = 'mount volumes';
+    await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';
     await rememberAgent(p.dir, await ctx.agentBinDir(), ctx.agents.runDir(spec.id));
     await writeBundle(ctx, spec, p);
@@ -47,6 +49,9 @@ export async function restartMachine(ctx: RuncContext, spec: MachineSpec): Promi
     // agent goes with them on purpose: its socket is closed first, so that is not taken for a crash.
     await ctx.agents.quiesce(spec.id);
     await removeContainer(ctx, spec.id);
+    // Still counted as a user of its volumes (their host mounts stayed); this only makes sure.
+    step = 'mount volumes';
+    await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';
     await writeBundle(ctx, spec, p);
     step = 'start container';
@@ -62,6 +67,7 @@ export async function stopMachine(ctx: RuncContext, id: string): Promise<void> {
   const p = layerPaths(ctx.machinesDir, id);
   await ctx.agents.close(id);
   await removeContainer(ctx, id);
+  await ctx.volumes.release(id);
   await ctx.network.detach(id);
   await unmountWritableLayer(p);
   await rm(p.rootfs, { recursive: true, force: true });
@@ -73,6 +79,7 @@ export async function destroyMachine(ctx: RuncContext, id: string): Promise<void
   const p = layerPaths(ctx.machinesDir, id);
   await ctx.agents.close(id);
   await removeContainer(ctx, id);
+  await ctx.volumes.release(id);
   await ctx.network.detach(id);
   await unmountWritableLayer(p);
   await rm(p.dir, { recursive: true, force: true });

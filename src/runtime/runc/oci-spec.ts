@@ -17,6 +17,15 @@ export interface OciSpecOptions {
   criuConfig?: string;
   /** Host directories of the in-machine agent; without them the machine has none (init runs as it is). */
   agent?: AgentMounts;
+  /** Volumes bound into the machine, in order (see volumes.ts). @default none */
+  volumes?: readonly VolumeBind[];
+}
+
+/** One volume's bind mount: its host mount at a path inside the machine. */
+export interface VolumeBind {
+  source: string;
+  destination: string;
+  readOnly: boolean;
 }
 
 /** Where a machine's agent comes from on the host. */
@@ -74,6 +83,8 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
             { destination: AGENT_RUN_DIR_IN_MACHINE, type: 'bind', source: opts.agent.runDir, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] },
           ]
         : []),
+      // Binds, so runc names them to CRIU as external mounts: a checkpoint leaves the volume out, a restore binds it again.
+      ...(opts.volumes ?? []).map((v) => ({ destination: v.destination, type: 'bind', source: v.source, options: ['bind', v.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'] })),
     ],
     linux: {
       cgroupsPath: opts.cgroupsPath,

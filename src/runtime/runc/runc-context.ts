@@ -2,6 +2,7 @@ import type { AgentHost } from '../agent/agent-host.js';
 import type { SnapshotSupport } from '../runtime.js';
 import type { RuntimeLogger } from './best-effort.js';
 import type { HostNetwork } from './network.js';
+import type { HostVolumes } from './volumes.js';
 
 /**
  * What the runc runtime's operations (lifecycle, checkpoint, fork, revert, resize)
@@ -22,6 +23,8 @@ export interface RuncContext {
   readonly log: RuntimeLogger;
   /** The server's ends of the in-machine agents. */
   readonly agents: AgentHost;
+  /** The volumes' images and host mounts, and which running machines use them. */
+  readonly volumes: HostVolumes;
   /** Where the current agent binary is installed (null: none built, machines start without one). */
   agentBinDir(): Promise<string | null>;
   /** Whether CRIU works here; probed once and cached by the runtime. */

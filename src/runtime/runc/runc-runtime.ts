@@ -20,6 +20,8 @@ import type {
   SnapshotResult,
   SnapshotRuntime,
   SnapshotSupport,
+  VolumeMountSpec,
+  VolumeRuntime,
 } from '../runtime.js';
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { RuntimeError } from '../runtime.js';
@@ -44,6 +46,7 @@ import type { RuncContext } from './runc-context.js';
 import { readMachineStats } from './stats.js';
 import { exists, snapshotPaths } from './snapshot-files.js';
 import { ensureDirInside, exportUpper, layerPaths } from './writable-layer.js';
+import { HostVolumes } from './volumes.js';
 
 /** Options of the runc runtime; all host paths are passed in, none read from the environment. */
 export interface RuncRuntimeOptions {
@@ -71,6 +74,8 @@ export interface RuncRuntimeOptions {
   agentPath?: string;
   /** Where agent binaries are installed by content, one directory each. @default `agents` beside machinesDir */
   agentsDir?: string;
+  /** Directory holding one sub-directory per volume (and their host mounts). @default `volumes` beside machinesDir */
+  volumesDir?: string;
 }
 
 /** Where `npm run build` puts the agent, from this module in dist/src/runtime/runc/. */
@@ -86,13 +91,14 @@ const AGENT_RELAUNCH_EVERY_MS = 5_000;
  * Each operation lives in a file of its own (lifecycle, checkpoint, fork, revert,
  * resize) as a function of one shared `RuncContext`; this class only composes them.
  */
-export class RuncRuntime implements Runtime, SnapshotRuntime {
+export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   private support: Promise<SnapshotSupport> | null = null;
   /** Bridge, namespaces, veths and iptables chains of this instance. */
   readonly network: HostNetwork;
   private readonly ctx: RuncContext;
   private readonly ptyRelayPath: string;
   private readonly agents: AgentHost;
+  private readonly volumes: HostVolumes;
   private agentInstall: Promise<string | null> | null = null;
   private readonly relaunchedAt = new Map<string, number>();
 
@@ -110,6 +116,11 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
     );
     this.network = new HostNetwork({ instancePrefix: opts.instancePrefix, subnet: opts.subnet, machinesDir: opts.machinesDir });
     this.ptyRelayPath = opts.ptyRelayPath ?? DEFAULT_PTY_RELAY_PATH;
+    this.volumes = new HostVolumes({
+      volumesDir: opts.volumesDir ?? join(dirname(opts.machinesDir), 'volumes'),
+      instancePrefix: opts.instancePrefix,
+      log,
+    });
     this.ctx = {
       runcPath: opts.runcPath,
       criuPath: opts.criuPath,
@@ -121,6 +132,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
       network: this.network,
       log,
       agents: this.agents,
+      volumes: this.volumes,
       agentBinDir: () => this.agentBinDir(),
       snapshotSupport: () => this.snapshotSupport(),
     };
@@ -271,6 +283,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
   async teardown(): Promise<void> {
     // The agents wait for the next server (they reconnect on their own).
     await this.agents.closeAll();
+    await this.volumes.teardown();
     await this.network.teardown();
     for (const root of await cgroupRoots()) {
       // EBUSY while machines are left running (they keep their cgroups), ENOENT when none was made: both fine.
@@ -318,5 +331,33 @@ export class RuncRuntime implements Runtime, SnapshotRuntime {
 
   snapshotsOnDisk(): Promise<string[]> {
     return snapshotsOnDisk(this.ctx);
+  }
+
+  async createVolume(id: string, sizeMb: number): Promise<void> {
+    try {
+      await this.volumes.create(id, sizeMb);
+    } catch (err) {
+      throw new RuntimeError(`could not create volume ${id}: ${errorMessage(err)}`, '', 'volume');
+    }
+  }
+
+  volumeImage(id: string): string {
+    return this.volumes.image(id);
+  }
+
+  async deleteVolume(id: string): Promise<void> {
+    try {
+      await this.volumes.delete(id);
+    } catch (err) {
+      throw new RuntimeError(`could not delete volume ${id}: ${errorMessage(err)}`, '', 'volume');
+    }
+  }
+
+  volumesOnDisk(): Promise<string[]> {
+    return this.volumes.onDisk();
+  }
+
+  reconcileVolumes(running: ReadonlyMap<string, readonly VolumeMountSpec[]>): Promise<void> {
+    return this.volumes.reconcile(running);
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { AutoSnapshotFrequency, MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
+import type { VolumeAttachment } from '../../domain/volume.js';
 
 /** A `machines` row as SQLite returns it: JSON as text, booleans as 0/1. */
 export interface MachineRow {
@@ -46,6 +47,8 @@ export interface MachineRow {
   restore_point_frequency: string | null;
   restore_point_snapshot_id: string | null;
   template_build: string | null;
+  /** JSON array of attachments; null when the machine has none. */
+  volumes: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -57,6 +60,7 @@ export const MACHINE_COLUMNS = [
   'created_by',
   'auto_snapshot_frequency', 'auto_snapshot_keep', 'auto_snapshot_since', 'auto_snapshot_last_at', 'restore_point_frequency', 'restore_point_snapshot_id',
   'template_build',
+  'volumes',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -101,6 +105,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     restore_point_frequency: m.restorePoint?.frequency ?? null,
     restore_point_snapshot_id: m.restorePoint?.snapshotId ?? null,
     template_build: m.templateBuild,
+    volumes: volumesToColumn(m.volumes),
   };
 }
 
@@ -151,5 +156,16 @@ export function machineFromRow(r: MachineRow): MachineRecord {
           },
     restorePoint: r.restore_point_snapshot_id === null ? null : { frequency: 'shutdown', snapshotId: r.restore_point_snapshot_id },
     templateBuild: r.template_build ?? null,
+    volumes: volumesFromColumn(r.volumes),
   };
+}
+
+/** Attachments as a `volumes` column: JSON, or null for none (the partial index covers only machines with volumes). */
+export function volumesToColumn(volumes: readonly VolumeAttachment[]): string | null {
+  return volumes.length === 0 ? null : JSON.stringify(volumes.map((v) => ({ volumeId: v.volumeId, mountPath: v.mountPath, readOnly: v.readOnly })));
+}
+
+/** The attachments of a `volumes` column. */
+export function volumesFromColumn(column: string | null): VolumeAttachment[] {
+  return column === null ? [] : (JSON.parse(column) as VolumeAttachment[]);
 }

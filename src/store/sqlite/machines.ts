@@ -5,6 +5,7 @@ import type { MachineListQuery, MachineStore, MachinePageQuery } from '../store.
 import { VISIBLE_MACHINE } from './access.js';
 import { MachinePages } from './machine-pages.js';
 import { MACHINE_COLUMNS, machineFromRow, machineToRow, type MachineRow } from './machine-rows.js';
+import { VolumeHolders } from './volumes.js';
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 
@@ -12,6 +13,7 @@ const placeholders = (n: number): string => Array.from({ length: n }, () => '?')
 export class SqliteMachines implements MachineStore {
   private readonly stmts;
   private readonly pages: MachinePages;
+  private readonly volumeHolders: VolumeHolders;
 
   constructor(private readonly db: Database.Database) {
     const cols = MACHINE_COLUMNS.join(', ');
@@ -32,10 +34,19 @@ export class SqliteMachines implements MachineStore {
       purgeOrphanAccessors: db.prepare('DELETE FROM machine_accessors WHERE machine_id NOT IN (SELECT id FROM machines)'),
     };
     this.pages = new MachinePages(db);
+    this.volumeHolders = new VolumeHolders(db);
   }
 
   async insertMachine(m: MachineRecord): Promise<void> {
-    this.stmts.insert.run(machineToRow(m));
+    if (m.volumes.length === 0) {
+      this.stmts.insert.run(machineToRow(m));
+      return;
+    }
+    // One transaction: a concurrent insert or volume delete sees this machine or nothing.
+    this.db.transaction(() => {
+      this.volumeHolders.assertAttachable(m);
+      this.stmts.insert.run(machineToRow(m));
+    })();
   }
 
   async updateMachine(m: MachineRecord): Promise<void> {

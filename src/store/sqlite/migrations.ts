@@ -172,4 +172,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE snapshots ADD COLUMN template_build TEXT;
   CREATE INDEX machines_template_build ON machines (template_build) WHERE template_build IS NOT NULL;
   `,
+  // Volumes: one row each; a machine's attachments are a JSON column (fixed at its create), null when none.
+  `
+  CREATE TABLE volumes (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size_mb INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (team_id, name)
+  );
+  CREATE INDEX volumes_team_order ON volumes (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN volumes TEXT;
+  CREATE INDEX machines_with_volumes ON machines (status) WHERE volumes IS NOT NULL;
+  ALTER TABLE snapshots ADD COLUMN volumes TEXT;
+  `,
 ];

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { SnapshotStore } from '../store.js';
+import { volumesFromColumn, volumesToColumn } from './machine-rows.js';
 
 interface SnapshotRow {
   id: string;
@@ -15,6 +16,7 @@ interface SnapshotRow {
   config: string;
   env: string;
   cwd: string | null;
+  volumes: string | null;
 }
 
 const toRow = (s: SnapshotRecord): SnapshotRow => ({
@@ -30,6 +32,7 @@ const toRow = (s: SnapshotRecord): SnapshotRow => ({
   config: JSON.stringify(s.config),
   env: JSON.stringify(s.env),
   cwd: s.cwd,
+  volumes: volumesToColumn(s.volumes),
 });
 
 const fromRow = (r: SnapshotRow): SnapshotRecord => ({
@@ -45,6 +48,7 @@ const fromRow = (r: SnapshotRow): SnapshotRecord => ({
   config: JSON.parse(r.config),
   env: JSON.parse(r.env),
   cwd: r.cwd,
+  volumes: volumesFromColumn(r.volumes),
 });
 
 /** Snapshot records in `snapshots`. */
@@ -54,12 +58,12 @@ export class SqliteSnapshots implements SnapshotStore {
   constructor(db: Database.Database) {
     this.stmts = {
       insert: db.prepare(
-        'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, template_build, config, env, cwd) ' +
-          'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @template_build, @config, @env, @cwd)',
+        'INSERT INTO snapshots (id, team_id, machine_id, kind, created_at, size_bytes, memory, template, template_build, config, env, cwd, volumes) ' +
+          'VALUES (@id, @team_id, @machine_id, @kind, @created_at, @size_bytes, @memory, @template, @template_build, @config, @env, @cwd, @volumes)',
       ),
       update: db.prepare(
         'UPDATE snapshots SET team_id = @team_id, machine_id = @machine_id, kind = @kind, created_at = @created_at, size_bytes = @size_bytes, ' +
-          'memory = @memory, template = @template, template_build = @template_build, config = @config, env = @env, cwd = @cwd WHERE id = @id',
+          'memory = @memory, template = @template, template_build = @template_build, config = @config, env = @env, cwd = @cwd, volumes = @volumes WHERE id = @id',
       ),
       get: db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE id = ?'),
       list: db.prepare<[string], SnapshotRow>('SELECT * FROM snapshots WHERE team_id = ? ORDER BY created_at DESC, id DESC'),

@@ -4,8 +4,9 @@ import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
+import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store, VolumeInsertOutcome } from '../store.js';
 import { SqliteMachineEvents } from './events.js';
 import { SqliteIdempotency } from './idempotency.js';
 import { SqliteMachines } from './machines.js';
@@ -14,6 +15,7 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSnapshots } from './snapshots.js';
 import { SqliteTeams } from './teams.js';
 import { SqliteTemplates } from './templates.js';
+import { SqliteVolumes } from './volumes.js';
 import { SqliteWarmPools } from './warm-pools.js';
 
 /** Options for the SQLite store. */
@@ -37,7 +39,7 @@ function migrate(db: Database.Database): void {
 /**
  * The default store: one SQLite file in WAL mode. Calls are synchronous underneath. It
  * opens and migrates the file, then hands each part of `Store` to the file of that part
- * (machines, snapshots, teams, events, pools, idempotency, meta), all on one connection.
+ * (machines, snapshots, volumes, teams, events, pools, idempotency, meta), all on one connection.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -47,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly machines: SqliteMachines;
   private readonly snapshots: SqliteSnapshots;
   private readonly templates: SqliteTemplates;
+  private readonly volumes: SqliteVolumes;
   private readonly pools: SqliteWarmPools;
   private readonly events: SqliteMachineEvents;
   private readonly idempotency: SqliteIdempotency;
@@ -63,6 +66,7 @@ export class SqliteStore implements Store {
     this.machines = new SqliteMachines(this.db);
     this.snapshots = new SqliteSnapshots(this.db);
     this.templates = new SqliteTemplates(this.db);
+    this.volumes = new SqliteVolumes(this.db);
     this.pools = new SqliteWarmPools(this.db);
     this.events = new SqliteMachineEvents(this.db);
     this.idempotency = new SqliteIdempotency(this.db);
@@ -244,6 +248,30 @@ export class SqliteStore implements Store {
 
   deleteSnapshot(id: string): Promise<void> {
     return this.snapshots.deleteSnapshot(id);
+  }
+
+  insertVolume(v: VolumeRecord, maxPerTeam: number): Promise<VolumeInsertOutcome> {
+    return this.volumes.insertVolume(v, maxPerTeam);
+  }
+
+  getVolume(id: string): Promise<VolumeRecord | null> {
+    return this.volumes.getVolume(id);
+  }
+
+  listVolumes(teamId: string): Promise<VolumeRecord[]> {
+    return this.volumes.listVolumes(teamId);
+  }
+
+  allVolumeIds(): Promise<string[]> {
+    return this.volumes.allVolumeIds();
+  }
+
+  volumeHolders(volumeId: string): Promise<VolumeHolder[]> {
+    return this.volumes.volumeHolders(volumeId);
+  }
+
+  deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }> {
+    return this.volumes.deleteVolume(id);
   }
 
   putWarmPool(pool: WarmPool): Promise<void> {
