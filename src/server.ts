@@ -34,6 +34,7 @@ import { TemplateApi } from './service/template-api.js';
 import { TemplateBuilder } from './service/template-builds.js';
 import { TemplateService } from './service/template-service.js';
 import { UploadStore } from './service/uploads.js';
+import { Metrics } from './service/metrics.js';
 import { VERSION } from './version.js';
 
 /** A running Hangar server and its parts. */
@@ -112,6 +113,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
     const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now });
+    const metrics = new Metrics(store);
     const templates = new TemplateService({
       store,
       catalog,
@@ -131,6 +133,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       subnet: settings.subnet,
       now: options.now,
       recorder: operations,
+      timer: metrics,
     });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
     const buildLogs = new BuildLogs(settings.buildLogsDir);
@@ -163,6 +166,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       files: new FileService({ machines, runtime }),
       fileWatches: new FileWatchService({ machines, runtime }),
       templates: new TemplateApi({ templates, builder, uploads, logs: buildLogs, secret }),
+      metrics,
       compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
       paperspace,
       accessors,

@@ -24,6 +24,7 @@ import { ptyUpgrades } from './native/pty-routes.js';
 import { buildOpenApi } from './openapi.js';
 import { paperspaceSurface, paperspaceSurfaceRoutes } from './paperspace/paperspace-surface.js';
 import type { TemplateApi } from '../service/template-api.js';
+import type { Metrics } from '../service/metrics.js';
 import type { AnyRoute } from './route.js';
 
 /** What the HTTP edge needs from the rest of the server. */
@@ -37,6 +38,7 @@ export interface AppOptions {
   files: FileService;
   fileWatches: FileWatchService;
   templates: TemplateApi;
+  metrics: Metrics;
   compute: ComputeService;
   paperspace: PaperspaceService;
   accessors: AccessorService;
@@ -60,7 +62,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'templates' | 'volumes' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'metrics' | 'templates' | 'volumes' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */
@@ -77,7 +79,7 @@ export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
     native: nativeSurfaceRoutes(o),
     compute: computeSurfaceRoutes(o.compute),
     paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
-    admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now }),
+    admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
   };
 }
 
@@ -151,6 +153,11 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   void app.register(computeSurface, { routes: surfaces.compute, authenticate });
   void app.register(paperspaceSurface, { routes: surfaces.paperspace, authenticate });
   void app.register(adminSurface, { routes: surfaces.admin, authenticate });
+  // Every answered request, by its route pattern (never the raw path: ids would make a series each).
+  app.addHook('onResponse', (request, reply, done) => {
+    o.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
   // WebSocket upgrades never reach Fastify's router: each goes to exactly one of ingress
   // (by host, or by a /v1/machines/{id}/ports/{port} path) and the terminal endpoint.
   const pty = ptyUpgrades(o.pty, authenticate, app.log);

@@ -18,6 +18,7 @@ const routes = allRoutes({
   files: {} as never,
   fileWatches: {} as never,
   templates: {} as never,
+  metrics: {} as never,
   compute: {} as never,
   paperspace: {} as never,
   accessors: {} as never,

@@ -86,7 +86,7 @@ export class ExecService {
     const stdout = new CappedBuffer(EXEC_OUTPUT_LIMIT_BYTES);
     const stderr = new CappedBuffer(EXEC_OUTPUT_LIMIT_BYTES);
     const io: ExecIo = { stdout: (c) => stdout.push(c), stderr: (c) => stderr.push(c) };
-    const exit = await this.execute(caller, id, req, io, () => undefined, signal);
+    const exit = await this.o.machines.timed('exec', () => this.execute(caller, id, req, io, () => undefined, signal));
     return {
       ...exit,
       stdout: stdout.text(),
@@ -109,7 +109,7 @@ export class ExecService {
       stdout: (c) => send(out, (t) => sink.stdout(t), c),
       stderr: (c) => send(err, (t) => sink.stderr(t), c),
     };
-    const exit = await this.execute(caller, id, req, io, () => sink.start(), signal);
+    const exit = await this.o.machines.timed('exec', () => this.execute(caller, id, req, io, () => sink.start(), signal));
     const outTail = out.end();
     if (outTail) await sink.stdout(outTail);
     const errTail = err.end();

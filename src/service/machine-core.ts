@@ -14,6 +14,7 @@ import { callerReaches } from './access.js';
 import { MachineLocks } from './keyed-lock.js';
 import type { ServerSecret } from './secrets.js';
 import type { TemplateResolver } from './template-service.js';
+import { NO_TIMER, type OperationTimer } from './metrics.js';
 
 /** Minimal logger: Fastify's (pino) fits. */
 export interface ServiceLogger {
@@ -44,6 +45,8 @@ export interface MachineCoreOptions {
   subnet: Cidr;
   /** Injectable clock for tests. @default Date.now */
   now?: () => number;
+  /** Times operations for the metrics. @default none */
+  timer?: OperationTimer;
   /** Records every create, start, stop, restart, update and delete as an event. @default none */
   recorder?: OperationRecorder;
 }
@@ -87,6 +90,11 @@ export class MachineCore {
     m.deadlineAt = deadlineOf(m);
     await this.o.store.updateMachine(m);
     return m;
+  }
+
+  /** Run `work` timed as `operation` for the metrics. */
+  timed<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    return (this.o.timer ?? NO_TIMER).time(operation, work);
   }
 
   /** Run an accepted operation, recorded as an event when a recorder is configured. */

@@ -58,6 +58,11 @@ export class MachineService {
     this.recovery = new Recovery(o.core);
   }
 
+  /** Run `work` timed as `operation` for the metrics (exec and other services). */
+  timed<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    return this.core.timed(operation, work);
+  }
+
   /** The machine's traffic access token (derived, never stored). */
   trafficToken(id: string): string {
     return this.core.o.secret.trafficToken(id);
@@ -65,7 +70,7 @@ export class MachineService {
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
   create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
-    return this.creator.create(caller, input, idempotencyKey, options);
+    return this.core.timed(input.snapshotId === undefined ? 'create' : 'fork', () => this.creator.create(caller, input, idempotencyKey, options));
   }
 
   /** Any team's machine by id, for ingress (which authenticates with the machine's traffic token, not an API key). */
@@ -85,6 +90,10 @@ export class MachineService {
 
   /** Destroy a machine: processes, mounts, cgroups, files and its pause snapshot all go. */
   destroy(caller: Caller, id: string): Promise<MachineRecord> {
+    return this.core.timed('delete', () => this.destroyNow(caller, id));
+  }
+
+  private destroyNow(caller: Caller, id: string): Promise<MachineRecord> {
     return this.core.locked(caller, id, 'destroy', async (m) => {
       if (!allows(m.status, 'destroy')) throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
       return this.core.recorded(m, 'delete', () => this.core.destroyLocked(m));
@@ -119,12 +128,12 @@ export class MachineService {
 
   /** Pause a running machine to a snapshot of its memory and disk. */
   pause(caller: Caller, id: string): Promise<MachineRecord> {
-    return this.pauses.pause(caller, id);
+    return this.core.timed('pause', () => this.pauses.pause(caller, id));
   }
 
   /** Resume a paused machine from its snapshot: same processes, timers restarted. */
   resume(caller: Caller, id: string): Promise<MachineRecord> {
-    return this.pauses.resume(caller, id);
+    return this.core.timed('resume', () => this.pauses.resume(caller, id));
   }
 
   /** Resume a paused auto_resume machine for ingress traffic (one resume shared by all callers). */
@@ -134,7 +143,7 @@ export class MachineService {
 
   /** Snapshot a running machine without stopping it. */
   snapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
-    return this.snapshots.snapshot(caller, id);
+    return this.core.timed('snapshot', () => this.snapshots.snapshot(caller, id));
   }
 
   /** The caller's snapshots, newest first: for a member, those of machines it reaches. */

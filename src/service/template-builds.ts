@@ -112,7 +112,12 @@ export class TemplateBuilder {
     };
     b.version = await core.store.insertTemplateBuild(b);
     this.o.logs.open(b.id);
-    const job = this.whenFree(() => this.run(b, caller.team.id)).finally(() => this.inflight.delete(job));
+    const timedRun = async (): Promise<void> => {
+      await this.run(b, caller.team.id);
+      // Only for the metrics: a failed build is an error outcome (the record holds why).
+      if (b.status === 'error') throw Object.assign(new Error(b.error?.message ?? 'build failed'), { code: 'BUILD_FAILED' });
+    };
+    const job = this.whenFree(() => core.timed('template_build', timedRun).catch(() => undefined)).finally(() => this.inflight.delete(job));
     this.inflight.add(job);
     return b;
   }

@@ -778,6 +778,14 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
     });
 
     describe('machines: lifecycle queries', () => {
+      it('machineCounts counts machines by status and template across teams', async () => {
+        await insertAll([machine(), machine({ teamId: 'team_b' }), machine({ template: 'python' }), machine({ status: 'paused' })]);
+        assert.deepStrictEqual(await store.machineCounts(), [
+          { status: 'paused', template: 'base', count: 1 },
+          { status: 'running', template: 'base', count: 2 },
+          { status: 'running', template: 'python', count: 1 },
+        ]);
+      });
       it('machinesInStatus returns the machines in those statuses across teams', async () => {
         const ms = await insertAll([
           machine({ teamId: 'team_a', status: 'running' }),
@@ -868,6 +876,13 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.deepStrictEqual(ids(await store.listSnapshots('team_a', 'mch_1')), [a3.id, a1.id]);
         assert.deepStrictEqual(ids(await store.listSnapshots('team_b')), [b1.id]);
         assert.deepStrictEqual(await store.listSnapshots('team_a', 'mch_none'), []);
+      });
+
+      it('snapshotTotals counts snapshots and their bytes across teams', async () => {
+        assert.deepStrictEqual(await store.snapshotTotals(), { count: 0, bytes: 0 });
+        await store.insertSnapshot(snapshot({ sizeBytes: 5 }));
+        await store.insertSnapshot(snapshot({ sizeBytes: 7, teamId: 'team_b' }));
+        assert.deepStrictEqual(await store.snapshotTotals(), { count: 2, bytes: 12 });
       });
 
       it('allSnapshotIds and deleteSnapshot', async () => {

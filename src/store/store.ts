@@ -155,6 +155,8 @@ export interface MachineStore {
   pageMachines(q: MachinePageQuery): Promise<MachineRecord[]>;
   /** The distinct templates of a team's machines, whatever their status. */
   machineTemplates(teamId: string): Promise<string[]>;
+  /** How many machines (not purged) there are in each status and template, across teams (for metrics). */
+  machineCounts(): Promise<{ status: MachineStatus; template: string; count: number }[]>;
   /** Machines in any of these statuses, across teams (for start-up re-adoption). */
   machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]>;
   /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
@@ -175,6 +177,8 @@ export interface SnapshotStore {
   listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]>;
   /** Every snapshot id (for start-up reconciliation with the files on disk). */
   allSnapshotIds(): Promise<string[]>;
+  /** How many snapshots there are and their bytes, across teams (for metrics). */
+  snapshotTotals(): Promise<{ count: number; bytes: number }>;
   deleteSnapshot(id: string): Promise<void>;
 }
 

@@ -1,8 +1,10 @@
 /** The admin surface (teams, users, API keys, warm pools): its routes, and the Fastify plugin that serves them. */
 import type { FastifyPluginAsync } from 'fastify';
 import type { AuthService } from '../../service/auth-service.js';
+import type { Metrics } from '../../service/metrics.js';
 import type { WarmPoolService } from '../../service/warm-pools.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
+import { metricsRoutes } from './metrics-routes.js';
 import { teamRoutes } from './team-routes.js';
 import { warmPoolRoutes } from './warm-pool-routes.js';
 
@@ -12,11 +14,12 @@ export interface AdminSurfaceOptions {
   pools: WarmPoolService;
   /** The clock of created and revoked times (the machine service's, which tests move). */
   now: () => number;
+  metrics: Metrics;
 }
 
 /** Every admin route, in document order. */
 export function adminSurfaceRoutes(o: AdminSurfaceOptions): AnyRoute[] {
-  return [...teamRoutes(o.auth, o.now), ...warmPoolRoutes(o.pools)];
+  return [...teamRoutes(o.auth, o.now), ...warmPoolRoutes(o.pools), ...metricsRoutes(o.metrics)];
 }
 
 /** The admin surface as a Fastify plugin: its routes in a scope of their own, with the app's parsers and error handler. */

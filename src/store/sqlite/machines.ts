@@ -23,6 +23,7 @@ export class SqliteMachines implements MachineStore {
       insert: db.prepare(`INSERT INTO machines (${cols}) VALUES (${params})`),
       update: db.prepare(`UPDATE machines SET ${sets} WHERE id = @id`),
       get: db.prepare<[string], MachineRow>('SELECT * FROM machines WHERE id = ?'),
+      counts: db.prepare<[], { status: string; template: string; count: number }>('SELECT status, template, COUNT(*) AS count FROM machines GROUP BY status, template ORDER BY status, template'),
       templates: db.prepare<[string], { template: string }>('SELECT DISTINCT template FROM machines WHERE team_id = ? ORDER BY template'),
       due: db.prepare<[number, number], MachineRow>(
         'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
@@ -90,6 +91,10 @@ export class SqliteMachines implements MachineStore {
 
   async pageMachines(q: MachinePageQuery): Promise<MachineRecord[]> {
     return this.pages.page(q);
+  }
+
+  async machineCounts(): Promise<{ status: MachineStatus; template: string; count: number }[]> {
+    return this.stmts.counts.all().map((r) => ({ status: r.status as MachineStatus, template: r.template, count: r.count }));
   }
 
   async machineTemplates(teamId: string): Promise<string[]> {

@@ -71,6 +71,7 @@ export class SqliteSnapshots implements SnapshotStore {
         'SELECT * FROM snapshots WHERE team_id = ? AND machine_id = ? ORDER BY created_at DESC, id DESC',
       ),
       allIds: db.prepare<[], { id: string }>('SELECT id FROM snapshots'),
+      totals: db.prepare<[], { count: number; bytes: number }>('SELECT COUNT(*) AS count, COALESCE(SUM(size_bytes), 0) AS bytes FROM snapshots'),
       delete: db.prepare('DELETE FROM snapshots WHERE id = ?'),
     };
   }
@@ -91,6 +92,10 @@ export class SqliteSnapshots implements SnapshotStore {
   async listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]> {
     const rows = machineId === undefined ? this.stmts.list.all(teamId) : this.stmts.listOfMachine.all(teamId, machineId);
     return rows.map(fromRow);
+  }
+
+  async snapshotTotals(): Promise<{ count: number; bytes: number }> {
+    return this.stmts.totals.get()!;
   }
 
   async allSnapshotIds(): Promise<string[]> {

@@ -170,6 +170,10 @@ export class SqliteStore implements Store {
     return this.machines.pageMachines(q);
   }
 
+  machineCounts(): Promise<{ status: MachineStatus; template: string; count: number }[]> {
+    return this.machines.machineCounts();
+  }
+
   machineTemplates(teamId: string): Promise<string[]> {
     return this.machines.machineTemplates(teamId);
   }
@@ -240,6 +244,10 @@ export class SqliteStore implements Store {
 
   listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]> {
     return this.snapshots.listSnapshots(teamId, machineId);
+  }
+
+  snapshotTotals(): Promise<{ count: number; bytes: number }> {
+    return this.snapshots.snapshotTotals();
   }
 
   allSnapshotIds(): Promise<string[]> {
