@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/src/http/openapi-cli.js --check
+# The SDK's types are generated from that document: regenerated, they must not differ.
+npx openapi-typescript docs/openapi.json -o /tmp/hangar-sdk-schema.ts >/dev/null
+cmp -s /tmp/hangar-sdk-schema.ts sdk/src/schema.ts || { echo 'sdk/src/schema.ts is stale: run npm run build && npm run sdk:types' >&2; exit 1; }
 # Type-aware lint: no floating promises, and imports flow one way between the parts.
 npm run lint --silent
 npm test --silent
