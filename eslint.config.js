@@ -19,7 +19,7 @@ const TESTING = ['(^|/)testing/', 'the test harness is for tests only.'];
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.data/**', 'eslint.config.js'] },
   {
-    files: ['src/**/*.ts', 'bench/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts'],
+    files: ['src/**/*.ts', 'bench/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts', 'cli/src/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
@@ -39,5 +39,6 @@ export default tseslint.config(
   refuse(['src/store/**/*.ts', 'src/runtime/**/*.ts', 'src/templates/**/*.ts'], [SERVICE_OR_HTTP, SERVER, TESTING]),
   refuse(['src/service/**/*.ts'], [['(^|/)http/', 'the service layer never imports the HTTP edge.'], SERVER, TESTING]),
   refuse(['src/http/**/*.ts'], [SERVER, TESTING]),
+  refuse(['cli/src/**/*.ts'], [['(^|/)src/(?!index)|(^|/)(service|http|runtime|store|domain|testing)/', 'the CLI is built on the SDK only.']]),
   refuse(['sdk/src/**/*.ts'], [['(^|/)src/|^\\.\\./\\.\\./', 'the SDK is its own package: it imports nothing of the server.']]),
 );

@@ -58,3 +58,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+# The `hangar` CLI on root's PATH (these machines have no sudo; root installs it).
+ln -sf "$(pwd)/dist/cli/src/hangar.js" /usr/local/bin/hangar
