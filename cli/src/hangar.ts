@@ -171,9 +171,15 @@ export function program(): Command {
       const c = await client();
       const src = remote(from);
       const dst = remote(to);
-      if (src && !dst) await writeFile(to.endsWith('/') ? join(to, basename(src.path)) : to, await c.readFile(src.id, src.path));
-      else if (dst && !src) await c.writeFile(dst.id, dst.path.endsWith('/') ? `${dst.path}${basename(from)}` : dst.path, await readFile(from));
-      else throw new UsageError('exactly one side must be a machine path (mch_id:/path)');
+      if (src && !dst) {
+        const bytes = await c.readFile(src.id, src.path);
+        await writeFile(to.endsWith('/') ? join(to, basename(src.path)) : to, bytes);
+        process.stderr.write(`copied ${bytes.length} bytes from ${from}\n`);
+      } else if (dst && !src) {
+        const bytes = await readFile(from);
+        await c.writeFile(dst.id, dst.path.endsWith('/') ? `${dst.path}${basename(from)}` : dst.path, bytes);
+        process.stderr.write(`copied ${bytes.length} bytes to ${to}\n`);
+      } else throw new UsageError('exactly one side must be a machine path (mch_id:/path)');
     });
 
   for (const [verb, what] of [['pause', 'Pause a machine to a memory snapshot.'], ['resume', 'Resume a paused machine.'], ['rm', 'Destroy a machine.']] as const) {
