@@ -34,14 +34,15 @@ export function filesTab(id: string, start = '/root'): Tab {
         (l) => {
           dir = l.path;
           pathInput.value = dir;
-          status.textContent = `${l.entries.length} entries in ${dir}`;
+          status.textContent = `${l.entries.length} ${l.entries.length === 1 ? 'entry' : 'entries'} in ${dir}`;
           const rows = l.entries.map((e) => {
             const name = e.path.slice(e.path.lastIndexOf('/') + 1);
             const isDir = e.type === 'directory';
             return h(
               'tr',
               { 'data-path': e.path },
-              h('td', {}, isDir ? h('a', { href: '#', class: 'dir', onclick: (ev) => (ev.preventDefault(), load(e.path)) }, `📁 ${name}`) : h('span', {}, `📄 ${name}`)),
+              h('td', {}, isDir ? h('a', { href: '#', class: 'dir', onclick: (ev) => (ev.preventDefault(), load(e.path)) }, `${name}/`) : h('span', {}, name)),
+              h('td', { class: 'kind' }, isDir ? 'folder' : e.type),
               h('td', { class: 'num' }, isDir ? '' : formatBytes(e.size)),
               h('td', { class: 'mono' }, e.mode),
               h('td', {}, formatTime(e.mtime)),
@@ -50,8 +51,9 @@ export function filesTab(id: string, start = '/root'): Tab {
                 h('button', { class: 'danger', 'data-action': 'delete', onclick: () => confirm(`Delete ${e.path}${isDir ? ' and everything in it' : ''}?`) && run(`Deleting ${name}`, () => api().remove(id, e.path)) }, 'Delete')),
             );
           });
-          if (dir !== '/') rows.unshift(h('tr', {}, h('td', { colspan: 5 }, h('a', { href: '#', class: 'dir', onclick: (ev) => (ev.preventDefault(), load(parentOf(dir))) }, '↑ ..'))));
-          replace(list, rows.length ? rows : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'Empty directory: upload files with the button above.')));
+          if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'Empty directory: upload files with the button above.')));
+          if (dir !== '/') rows.unshift(h('tr', {}, h('td', { colspan: 6 }, h('a', { href: '#', class: 'dir', onclick: (ev) => (ev.preventDefault(), load(parentOf(dir))) }, '↑ ..'))));
+          replace(list, rows);
         },
         (err: unknown) => (status.textContent = `Cannot list ${path}: ${describeError(err)}`),
       );
@@ -94,7 +96,7 @@ export function filesTab(id: string, start = '/root'): Tab {
         } }, '+ New folder'),
         upload),
       status,
-      h('table', { class: 'file-list' }, h('thead', {}, h('tr', {}, ...['Name', 'Size', 'Mode', 'Modified', ''].map((t) => h('th', {}, t)))), list),
+      h('table', { class: 'file-list' }, h('thead', {}, h('tr', {}, ...['Name', 'Type', 'Size', 'Mode', 'Modified', ''].map((t) => h('th', {}, t)))), list),
     ),
     dispose: () => undefined,
   };

@@ -9,7 +9,7 @@ const SAMPLE_MS = 1_000;
 export function overviewTab(m: Machine): Tab {
   const cpu = new LiveChart('CPU', [{ label: `% of ${m.config.vcpus} vCPU`, colour: '#2f6fed' }], (v) => `${v.toFixed(1)} %`, () => 100);
   let limit = m.config.memory_mb * 1024 * 1024;
-  const memory = new LiveChart('Memory', [{ label: 'used', colour: '#8a3ffc' }], formatBytes, () => limit);
+  const memory = new LiveChart('Memory', [{ label: 'used', colour: '#8a3ffc' }], (v) => `${formatBytes(v)} of ${formatBytes(limit)}`);
   const network = new LiveChart('Network (eth0)', [{ label: 'in', colour: '#0f9960' }, { label: 'out', colour: '#d9822b' }], (v) => `${formatBytes(v)}/s`);
   const status = h('p', { class: 'status' }, 'Sampling every second…');
   let last: { at: number; s: MachineSample } | null = null;
