@@ -45,7 +45,6 @@ export interface MachineSample {
   /** Cumulative CPU time in nanoseconds. */
   cpuNs: number;
   memoryBytes: number;
-  memoryLimitBytes: number;
   rxBytes: number;
   txBytes: number;
 }
@@ -53,7 +52,7 @@ export interface MachineSample {
 interface ComputeStats {
   CgroupStats?: {
     cpu_stats?: { cpu_usage?: { total_usage?: number } };
-    memory_stats?: { usage?: { usage?: number; limit?: number } };
+    memory_stats?: { usage?: { usage?: number } };
   };
   Interfaces?: { name?: string; rx_bytes?: number; tx_bytes?: number }[];
 }
@@ -68,7 +67,6 @@ export async function sampleMachine(id: string): Promise<MachineSample | null> {
   return {
     cpuNs: stats.CgroupStats?.cpu_stats?.cpu_usage?.total_usage ?? 0,
     memoryBytes: stats.CgroupStats?.memory_stats?.usage?.usage ?? 0,
-    memoryLimitBytes: stats.CgroupStats?.memory_stats?.usage?.limit ?? 0,
     rxBytes: eth.reduce((n, i) => n + (i.rx_bytes ?? 0), 0),
     txBytes: eth.reduce((n, i) => n + (i.tx_bytes ?? 0), 0),
   };

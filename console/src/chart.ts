@@ -17,6 +17,7 @@ export class LiveChart {
   readonly element: HTMLElement;
   private readonly canvas = h('canvas', { width: 360, height: 120 });
   private readonly legend = h('div', { class: 'legend' });
+  private readonly scale = h('span', { class: 'scale' });
   private readonly values: number[][];
 
   constructor(
@@ -26,7 +27,7 @@ export class LiveChart {
     private readonly max?: () => number,
   ) {
     this.values = series.map(() => []);
-    this.element = h('figure', { class: 'chart' }, h('figcaption', {}, title), this.canvas, this.legend);
+    this.element = h('figure', { class: 'chart' }, h('figcaption', {}, title, this.scale), this.canvas, this.legend);
     this.draw();
   }
 
@@ -55,6 +56,7 @@ export class LiveChart {
       ctx.stroke();
     }
     const top = Math.max(this.max?.() ?? 0, ...this.values.flat(), 1e-9);
+    this.scale.textContent = `top: ${this.format(top < 1e-6 ? 0 : top)}`;
     this.values.forEach((line, i) => {
       ctx.strokeStyle = this.series[i]!.colour;
       ctx.lineWidth = 2;

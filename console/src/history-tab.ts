@@ -36,7 +36,7 @@ export function historyTab(id: string): Tab {
             h('td', {}, h('span', { class: `badge ${e.state.replace(' ', '-')}` }, e.state)),
             h('td', {}, formatTime(e.dtCreated)),
             h('td', {}, formatTime(e.dtFinished)),
-            h('td', { class: 'error' }, e.error ?? ''))),
+            h('td', { class: 'event-error' }, e.error ?? ''))),
       );
     } catch (err) {
       status.textContent = describeError(err);

@@ -118,7 +118,7 @@ export class MachineListPage extends HTMLElement {
       field('vCPUs', vcpus),
       field('Memory (MB)', memory),
       field('Disk (MB)', disk),
-      field('Timeout (minutes)', minutes, 'destroyed after this'),
+      field('Delete after (minutes)', minutes),
       h('div', { class: 'field submit' }, button),
       status,
     );

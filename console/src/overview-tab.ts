@@ -8,8 +8,7 @@ const SAMPLE_MS = 1_000;
 /** Live CPU, memory and network charts from the compute listing's cgroup and interface counters. */
 export function overviewTab(m: Machine): Tab {
   const cpu = new LiveChart('CPU', [{ label: `% of ${m.config.vcpus} vCPU`, colour: '#2f6fed' }], (v) => `${v.toFixed(1)} %`, () => 100);
-  let limit = m.config.memory_mb * 1024 * 1024;
-  const memory = new LiveChart('Memory', [{ label: 'used', colour: '#8a3ffc' }], (v) => `${formatBytes(v)} of ${formatBytes(limit)}`);
+  const memory = new LiveChart('Memory', [{ label: `used (limit ${formatBytes(m.config.memory_mb * 1024 * 1024)})`, colour: '#8a3ffc' }], formatBytes);
   const network = new LiveChart('Network (eth0)', [{ label: 'in', colour: '#0f9960' }, { label: 'out', colour: '#d9822b' }], (v) => `${formatBytes(v)}/s`);
   const status = h('p', { class: 'status' }, 'Sampling every second…');
   let last: { at: number; s: MachineSample } | null = null;
@@ -23,7 +22,6 @@ export function overviewTab(m: Machine): Tab {
         status.textContent = 'No statistics: the machine is not running.';
         return;
       }
-      if (s.memoryLimitBytes > 0 && s.memoryLimitBytes < 2 ** 53) limit = s.memoryLimitBytes;
       if (last) {
         const seconds = (at - last.at) / 1000;
         cpu.push([Math.max(0, (s.cpuNs - last.s.cpuNs) / 1e9 / seconds / m.config.vcpus) * 100]);

@@ -98,7 +98,7 @@ describe('web console in headless Chromium', () => {
       return m !== null && Number(m[1]) > 20;
     });
     assert.equal((await busy).status, 200);
-    assert.match(await page.locator('.charts').innerText(), /Memory[\s\S]*used: [\d.]+ (KiB|MiB)/);
+    assert.match(await page.locator('.charts').innerText(), /Memory[\s\S]*used \(limit 256 MiB\): [\d.]+ (KiB|MiB)/);
     await shot('machine-overview');
   });
 
