@@ -77,7 +77,8 @@ export function filesTab(id: string, start = '/root'): Tab {
     upload.value = '';
     if (!files.length) return;
     run(`Uploading ${files.map((f) => f.name).join(', ')}`, async () => {
-      for (const f of files) await api().writeFile(id, join(dir, f.name), new Uint8Array(await f.arrayBuffer()));
+      // A File is a Blob: the browser streams it, whatever its size.
+      for (const f of files) await api().writeFile(id, join(dir, f.name), f);
     });
   });
   load(dir);
