@@ -6,8 +6,8 @@ export interface Series {
   colour: string;
 }
 
-/** Points kept per line: a minute at one sample a second. */
-const POINTS = 60;
+/** Points kept per line: half a minute at one sample a second. */
+const POINTS = 30;
 
 /**
  * A small live line chart on a canvas: `push` one value per series, the newest at the
@@ -38,6 +38,7 @@ export class LiveChart {
       line.push(v);
       if (line.length > POINTS) line.shift();
     });
+    this.element.dataset.points = String(this.values[0]?.length ?? 0);
     this.draw();
   }
 

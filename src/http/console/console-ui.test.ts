@@ -99,6 +99,8 @@ describe('web console in headless Chromium', () => {
       return m !== null && Number(m[1]) > 20;
     });
     assert.equal((await busy).status, 200);
+    // A few more samples, so the screenshot shows the busy loop's rise and fall.
+    await page.waitForFunction(() => Number((globalThis as any).document.querySelector('figure.chart')?.dataset.points) >= 8);
     assert.match(await page.locator('.charts').innerText(), /Memory[\s\S]*used \(limit 256 MiB\): [\d.]+ (KiB|MiB)/);
     await shot('machine-overview');
   });
