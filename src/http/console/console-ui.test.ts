@@ -115,6 +115,7 @@ describe('web console in headless Chromium', () => {
     await page.waitForFunction(() =>
       [...(globalThis as any).document.querySelectorAll('.terminal .xterm-rows > div')].some((row: any) => row.textContent.trim() === 'hi'),
     );
+    assert.equal(await page.locator('.terminal-tab button:has-text("Reconnect")').isVisible(), false, 'no Reconnect while connected');
     await shot('terminal');
   });
 
@@ -143,6 +144,18 @@ describe('web console in headless Chromium', () => {
     await waitFor(async () => (await t.request('GET', `/v1/machines/${fork}`, { key })).body?.status === 'destroyed' || null);
     await page.locator(`tr[data-machine="${machine}"]`).waitFor();
     assert.equal(await page.locator(`tr[data-machine="${fork}"]`).count(), 0);
+  });
+
+  it('pauses and resumes a machine from its page; the terminal tab waits for a running machine', async () => {
+    await go(`/machines/${machine}/terminal`);
+    await page.locator('.terminal .xterm-rows').waitFor();
+    await page.click('.machine-head button[data-action=pause]');
+    await page.locator('.machine-head .badge.paused').waitFor();
+    assert.match(await page.locator('.tab-body').innerText(), /needs a running machine; this one is paused\. Resume it/);
+    await page.click('.machine-head button[data-action=resume]');
+    await page.locator('.machine-head .badge.running').waitFor();
+    await page.locator('.terminal .xterm-rows').waitFor();
+    assert.equal((await t.request('GET', `/v1/machines/${machine}`, { key })).body.status, 'running');
   });
 
   it("shows a desktop machine's screen through the VNC proxy (a non-blank frame)", async () => {
