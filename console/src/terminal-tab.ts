@@ -9,7 +9,7 @@ export function terminalTab(id: string): Tab {
   const screen = h('div', { class: 'terminal', 'data-testid': 'terminal' });
   const status = h('span', { class: 'status' }, 'Connecting…');
   const reconnect = h('button', { hidden: true, onclick: () => connect() }, 'Reconnect');
-  const term = new Terminal({ cursorBlink: true, fontFamily: 'ui-monospace, Menlo, Consolas, monospace', fontSize: 14, theme: { background: '#000000' } });
+  const term = new Terminal({ cursorBlink: true, fontFamily: 'ui-monospace, Menlo, Consolas, monospace', fontSize: 14, lineHeight: 1.2, theme: { background: '#000000' } });
   const fit = new FitAddon();
   term.loadAddon(fit);
   let ws: WebSocket | null = null;
