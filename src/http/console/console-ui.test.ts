@@ -1,12 +1,12 @@
 /**
  * The web console in a real headless Chromium (Debian's `chromium`, driven by
  * playwright-core) against a real server: a wrong key refused, sign-in, a machine created
- * from the form, `echo hi` typed into the terminal and read back, a file uploaded and
- * listed, a snapshot taken and forked, and a desktop machine's screen drawn by noVNC
+ * from the form, `echo hi` typed into the terminal and read back, a file uploaded, listed
+ * and downloaded, a snapshot taken and forked, and a desktop machine's screen drawn by noVNC
  * through the server's VNC proxy. Saves a screenshot of each page to docs/console/.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +127,9 @@ describe('web console in headless Chromium', () => {
     assert.match(await page.locator('tr[data-path="/root/hello.txt"]').innerText(), /hello\.txt\s+file\s+26 B/);
     const r = await t.request('POST', `/v1/machines/${machine}/exec`, { body: { cmd: 'cat /root/hello.txt' }, key });
     assert.equal(r.body.stdout, 'uploaded from the console\n');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('tr[data-path="/root/hello.txt"] button[data-action=download]')]);
+    assert.equal(download.suggestedFilename(), 'hello.txt');
+    assert.equal(await readFile((await download.path())!, 'utf8'), 'uploaded from the console\n');
     await shot('files');
   });
 
