@@ -42,6 +42,10 @@ describe('console plugin (/console)', () => {
     assert.equal(i.headers['content-type'], 'text/html; charset=utf-8');
     assert.equal(i.headers['cache-control'], 'no-cache');
     assert.equal(i.body, INDEX);
+    // The page holds an API key: it may load and reach only this server, and never be framed.
+    const csp = String(i.headers['content-security-policy']);
+    for (const directive of ["default-src 'self'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) assert.ok(csp.includes(directive), csp);
+    assert.equal(i.headers['x-content-type-options'], 'nosniff');
   });
 
   it('serves hashed assets with their content type and a year-long immutable cache', async () => {

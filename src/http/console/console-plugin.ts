@@ -32,6 +32,14 @@ const CONTENT_TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
+/**
+ * The page holds an API key, so it loads nothing but its own files and talks only to this
+ * server (`'self'` covers its WebSockets); xterm.js sets styles at run time, hence inline styles.
+ */
+const PAGE_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /** Vite names every file under assets/ by its content hash: it never changes, so caches may keep it. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -59,6 +67,7 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (sc
   scope.get('/console', async (_request, reply) => reply.redirect('/console/', 302));
   scope.get('/console/*', async (request, reply) => {
     const rest = (request.params as { '*': string })['*'];
+    reply.header('x-content-type-options', 'nosniff');
     const file = rest === '' ? null : await builtFile(dir, rest);
     if (file) {
       reply.header('content-type', CONTENT_TYPES[extname(file.path)] ?? 'application/octet-stream');
@@ -73,6 +82,11 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (sc
     const html = await readFile(index).catch(() => null);
     if (!html) return reply.code(404).send(errorBody(notBuilt()));
     // Client-side routes (/console/machines/…) all load the one page, which must never be stale.
-    return reply.header('content-type', CONTENT_TYPES['.html']).header('cache-control', 'no-cache').send(html);
+    return reply
+      .header('content-type', CONTENT_TYPES['.html'])
+      .header('cache-control', 'no-cache')
+      .header('content-security-policy', PAGE_POLICY)
+      .header('referrer-policy', 'no-referrer')
+      .send(html);
   });
 };
