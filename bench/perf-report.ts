@@ -195,7 +195,9 @@ export function agentGoalRows(r: BenchResults): GoalRow[] {
     {
       what: `${r.burst.count} creates at once`,
       goal: '≥ 30 machines/s, all succeed',
-      measured: `${r.burst.createMs.length} of ${r.burst.count}; ${rate.toFixed(1)} machines/s`,
+      measured: `${r.burst.createMs.length} of ${r.burst.count}; ${rate.toFixed(1)} machines/s${r.floor
+        .map((f) => (f.available ? `; floor: ${f.burst.count} bare ${f.runtime} run -d at once, ${((f.burst.count / f.burst.wallMs) * 1000).toFixed(1)}/s` : ''))
+        .join('')}`,
       met: r.burst.createMs.length === r.burst.count && rate >= 30,
     },
     {

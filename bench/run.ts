@@ -123,8 +123,8 @@ async function main(): Promise<number> {
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
-      progress(`the floor: bare runc run -d (and crun) of the same machine, ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
-      floor = await measureRuntimeFloor(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
+      progress(`the floor: bare runc run -d (and crun) of the same machine, ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed, then ${PLAN.burst} at once`);
+      floor = await measureRuntimeFloor(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal }, PLAN.burst);
       for (const f of floor) if (!f.available) progress(`${f.runtime}: unavailable (${f.reason})`);
       progress(`exec true: ${PLAN.exec.warmup} warm-ups + ${PLAN.exec.count} timed; then podman exec`);
       exec = await measureExec(inst, PLAN.exec.warmup, { ...PLAN.exec, signal });

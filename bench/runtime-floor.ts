@@ -17,7 +17,16 @@ import { shortReason } from './podman.js';
 
 /** What one runtime measured, or why it could not run the machine. */
 export type FloorResult =
-  | { runtime: string; available: true; version: string; runMs: number[]; deleteMs: number[]; loop: LoopOutcome }
+  | {
+      runtime: string;
+      available: true;
+      version: string;
+      runMs: number[];
+      deleteMs: number[];
+      loop: LoopOutcome;
+      /** `burst` runs started at once: from the first spawn to the last exit. */
+      burst: { count: number; wallMs: number };
+    }
   | { runtime: string; available: false; reason: string };
 
 /** Every cgroup and state directory of the floor runs carries this name. */
@@ -52,7 +61,7 @@ async function removeCgroups(): Promise<void> {
   }
 }
 
-async function measureOne(runtime: string, rootfs: string, warmup: number, bounds: LoopBounds): Promise<FloorResult> {
+async function measureOne(runtime: string, rootfs: string, warmup: number, bounds: LoopBounds, burst: number): Promise<FloorResult> {
   let version: string;
   try {
     version = (await run(runtime, ['--version'])).split('\n')[0]!.replace(/^\S+ version /, '').trim();
@@ -64,7 +73,7 @@ async function measureOne(runtime: string, rootfs: string, warmup: number, bound
   const runMs: number[] = [];
   const deleteMs: number[] = [];
   let n = 0;
-  const once = async (): Promise<{ run: number; del: number }> => {
+  const prepare = async (): Promise<string> => {
     const id = `floor${n++}`;
     const bundle = join(dir, id);
     await mkdir(bundle);
@@ -76,11 +85,22 @@ async function measureOne(runtime: string, rootfs: string, warmup: number, bound
     spec.root.readonly = true;
     spec.linux.namespaces = spec.linux.namespaces.map((ns) => ({ type: ns.type }));
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
-    const started = await quiet(runtime, ['--root', state, 'run', '--detach', '--bundle', bundle, id]);
+    return id;
+  };
+  const start = async (id: string): Promise<number> => {
+    const started = await quiet(runtime, ['--root', state, 'run', '--detach', '--bundle', join(dir, id), id]);
     if (started.code !== 0) throw new Error(`${runtime} run failed: ${started.stderr.trim().split('\n').pop() ?? ''}`);
+    return started.ms;
+  };
+  const remove = async (id: string): Promise<number> => {
     const deleted = await quiet(runtime, ['--root', state, 'delete', '--force', id]);
     if (deleted.code !== 0) throw new Error(`${runtime} delete failed: ${deleted.stderr.trim().split('\n').pop() ?? ''}`);
-    return { run: started.ms, del: deleted.ms };
+    return deleted.ms;
+  };
+  const once = async (): Promise<{ run: number; del: number }> => {
+    const id = await prepare();
+    const run = await start(id);
+    return { run, del: await remove(id) };
   };
   try {
     for (let i = 0; i < warmup; i++) await once();
@@ -89,18 +109,29 @@ async function measureOne(runtime: string, rootfs: string, warmup: number, bound
       runMs.push(t.run);
       deleteMs.push(t.del);
     });
-    return { runtime, available: true, version, runMs, deleteMs, loop };
+    const ids = await Promise.all(Array.from({ length: burst }, () => prepare()));
+    const t0 = performance.now();
+    await Promise.all(ids.map((id) => start(id)));
+    const wallMs = performance.now() - t0;
+    await Promise.all(ids.map((id) => remove(id)));
+    return { runtime, available: true, version, runMs, deleteMs, loop, burst: { count: burst, wallMs } };
   } catch (err) {
     return { runtime, available: false, reason: shortReason(err) };
   } finally {
-    await quiet(runtime, ['--root', state, 'list']).catch(() => undefined);
+    // Whatever a failure left running.
+    for (const id of (await run(runtime, ['--root', state, 'list', '-q']).catch(() => '')).split('\n').filter(Boolean)) {
+      await quiet(runtime, ['--root', state, 'delete', '--force', id]).catch(() => undefined);
+    }
     await rm(state, { recursive: true, force: true });
     await removeCgroups();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-/** Time the bare `runc run -d` (and `crun run -d`, where installed) of the base template, one at a time. */
-export async function measureRuntimeFloor(rootfs: string, warmup: number, bounds: LoopBounds): Promise<FloorResult[]> {
-  return [await measureOne('runc', rootfs, warmup, bounds), await measureOne('crun', rootfs, warmup, bounds)];
+/**
+ * Time the bare `runc run -d` (and `crun run -d`, where installed) of the base template,
+ * one at a time, then `burst` of them started at once.
+ */
+export async function measureRuntimeFloor(rootfs: string, warmup: number, bounds: LoopBounds, burst: number): Promise<FloorResult[]> {
+  return [await measureOne('runc', rootfs, warmup, bounds, burst), await measureOne('crun', rootfs, warmup, bounds, burst)];
 }
