@@ -142,6 +142,8 @@ describe('web console in headless Chromium', () => {
     await page.click('button[data-action=snapshot]');
     await page.waitForURL(/\/history$/);
     await page.locator('tr[data-snapshot]').waitFor();
+    // The machine's events: at least its create, finished.
+    await page.locator('.history tr:has(td:text-is("create")) .badge:text-is("done")').waitFor();
     await shot('snapshots');
     await page.click('tr[data-snapshot] button[data-action=fork]');
     await page.waitForURL((u) => /\/console\/machines\/mch_/.test(u.pathname) && !u.pathname.includes(machine));
