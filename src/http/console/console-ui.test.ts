@@ -3,13 +3,13 @@
  * playwright-core) against a real server: a wrong key refused, sign-in, a machine created
  * from the form, `echo hi` typed into the terminal and read back, a file uploaded, listed
  * and downloaded, a snapshot taken and forked, and a desktop machine's screen drawn by noVNC
- * through the server's VNC proxy. Saves a screenshot of each page to docs/console/.
+ * through the server's VNC proxy. Takes a screenshot of each page, kept in
+ * `$HANGAR_SCREENSHOTS_DIR` when set (`HANGAR_SCREENSHOTS_DIR=docs/console` refreshes the docs' pictures).
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TestServer, waitFor } from '../../testing/harness.js';
@@ -17,7 +17,7 @@ import { TestServer, waitFor } from '../../testing/harness.js';
 const CHROMIUM = '/usr/bin/chromium';
 /** Without these Chromium reaches for outside hosts (updates, sync, field trials); nothing here may. */
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const SHOTS = fileURLToPath(new URL('../../../../docs/console/', import.meta.url));
+const SHOTS = process.env.HANGAR_SCREENSHOTS_DIR ?? join(tmpdir(), 'hangar-console-screenshots');
 const LONG = 60_000;
 
 /** A Tk window on the desktop's X display (wish is in the desktop template): something for the frame to show. */
