@@ -179,3 +179,43 @@ describe('the e2b SDK against Hangar', () => {
     assert.ok(!page.some((s) => s.sandboxId === sbx.sandboxId));
   });
 });
+
+describe('pause and resume through the e2b SDK', () => {
+  let t: TestServer;
+  let key: string;
+  const opts = (): { apiKey: string; apiUrl: string; sandboxUrl: string; requestTimeoutMs: number } => ({ apiKey: key, apiUrl: t.url, sandboxUrl: t.url, requestTimeoutMs: 120_000 });
+
+  before(async () => {
+    t = await TestServer.start();
+    key = (await t.newTeamKey('e2b-pause')).key;
+  });
+  after(async () => {
+    await t?.dispose();
+  });
+
+  it('pauses a sandbox and connects to it again, a daemon process still running', async () => {
+    const sbx = await Sandbox.create('base', { ...opts(), timeoutMs: 300_000 });
+    // A daemon (its own session, no pipe to the API): envd commands' own sessions end with a pause (docs/e2b-compat.md).
+    await sbx.commands.run('setsid sh -c \'i=0; while true; do i=$((i+1)); echo $i > /tmp/ticks; sleep 0.1; done\' </dev/null >/dev/null 2>&1 & echo $! > /tmp/ticker.pid');
+    await waitFor(async () => ((await sbx.files.exists('/tmp/ticks')) ? true : null), 20_000);
+    const pid = Number(await sbx.files.read('/tmp/ticker.pid'));
+    assert.equal(await sbx.pause(), true);
+    assert.equal((await Sandbox.getInfo(sbx.sandboxId, opts())).state, 'paused');
+    assert.equal(await sbx.isRunning(), false);
+    // Pausing again is a no-op the SDK reports as false.
+    assert.equal(await Sandbox.pause(sbx.sandboxId, opts()), false);
+    const listed = await Sandbox.list({ ...opts(), query: { state: ['paused'] } }).nextItems();
+    assert.deepEqual(listed.map((s) => s.sandboxId), [sbx.sandboxId]);
+
+    const again = await Sandbox.connect(sbx.sandboxId, opts());
+    assert.equal(again.sandboxId, sbx.sandboxId);
+    assert.equal((await again.getInfo()).state, 'running');
+    const first = Number(await again.files.read('/tmp/ticks'));
+    await waitFor(async () => (Number(await again.files.read('/tmp/ticks')) > first + 3 ? true : null), 20_000);
+    const alive = await again.commands.run(`kill -0 ${pid} && echo alive`);
+    assert.equal(alive.stdout, 'alive\n');
+    // Connecting to a running sandbox answers it as it is.
+    assert.equal((await Sandbox.connect(sbx.sandboxId, opts())).sandboxId, sbx.sandboxId);
+    await again.kill();
+  });
+});
