@@ -11,7 +11,7 @@ import type { CreateMachineInput } from '../../service/machine-inputs.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { Authenticate } from '../route.js';
 import { parseOrThrow } from '../validation.js';
-import { ConnectBody, ListSandboxesQuery, NewSandboxBody, PauseBody, SandboxParams, TimeoutBody } from './schemas.js';
+import { ConnectBody, ForkBody, ListSandboxesQuery, NewSandboxBody, PauseBody, SandboxParams, SnapshotListQuery, TemplateParams, TimeoutBody } from './schemas.js';
 
 /** The envd version Hangar's envd answers as: the SDK picks its features by it (closeStdin ≥ 0.5.2, octet-stream uploads ≥ 0.5.7). */
 export const ENVD_VERSION = '0.5.7';
@@ -99,7 +99,7 @@ export function createInput(body: ReturnType<typeof NewSandboxBody.parse>): Crea
     timeoutMs: (body.timeout ?? DEFAULT_TIMEOUT_S) * 1000,
     timeoutAction: body.autoPause ? 'hibernate' : 'destroy',
     metadata: body.metadata ?? {},
-    env: body.envVars ?? {},
+    ...(body.envVars === undefined ? {} : { env: body.envVars }),
     autoResume: body.autoResume?.enabled ?? false,
     ...(body.allow_internet_access === false ? { outbound: { mode: 'deny' as const } } : {}),
   };
@@ -237,11 +237,51 @@ export function registerControlRoutes(scope: FastifyInstance, o: ControlRoutesOp
     return reply.code(201).send({ snapshotID: snap.id, names: [snap.id] });
   });
 
-  // Routes of the SDK that Hangar does not serve: a clear 501 rather than a misleading 404.
+  scope.get('/snapshots', async (request, reply) => {
+    const c = await caller(request);
+    const q = parseOrThrow(SnapshotListQuery, request.query ?? {}, 'query');
+    const all = (await machines.listSnapshots(c, q.sandboxID)).filter((s) => q.name === undefined || s.id === q.name).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    // Paged by position: the token is the id of the last snapshot answered.
+    const from = q.nextToken === undefined ? 0 : all.findIndex((s) => s.id === q.nextToken) + 1;
+    if (q.nextToken !== undefined && from === 0) throw new HangarError('INVALID_NEXT_TOKEN', 'nextToken names no snapshot of this listing; start again without it.');
+    const limit = q.limit ?? MAX_PAGE;
+    const page = all.slice(from, from + limit);
+    if (from + limit < all.length) reply.header('x-next-token', page[page.length - 1]!.id);
+    return page.map((s) => ({ snapshotID: s.id, names: [s.id] }));
+  });
+  // E2B deletes snapshots as templates; Hangar's snapshot ids start with snap_.
+  scope.delete('/templates/:templateID', async (request, reply) => {
+    const c = await caller(request);
+    const id = parseOrThrow(TemplateParams, request.params, 'path').templateID;
+    if (!id.startsWith('snap_')) throw new HangarError('UNSUPPORTED_OPERATION', `Only snapshots are deleted here; delete template ${id} with the native API (DELETE /v1/templates/{name}).`);
+    await machines.deleteSnapshot(c, id);
+    return reply.code(204).send();
+  });
+
+  scope.post('/sandboxes/:sandboxID/fork', async (request, reply) => {
+    const c = await caller(request);
+    const id = idOf(request);
+    const body = parseOrThrow(ForkBody, request.body ?? {});
+    const source = await live(c, id);
+    // A live snapshot of the source (it keeps running), then one machine restored from it per fork.
+    const snap = await machines.snapshot(c, id);
+    const results: unknown[] = [];
+    for (let i = 0; i < (body.count ?? 1); i++) {
+      try {
+        const m = await machines.create(c, { snapshotId: snap.id, timeoutMs: (body.timeout ?? DEFAULT_TIMEOUT_S) * 1000, metadata: source.metadata, timeoutAction: source.timeoutAction });
+        results.push({ sandbox: sandboxBody(machines, m) });
+      } catch (err) {
+        if (!(err instanceof HangarError)) throw err;
+        results.push({ error: { code: err.status, message: err.message } });
+      }
+    }
+    return reply.code(201).send(results);
+  });
+
+  // Routes of the SDK that Hangar does not serve: a clear answer rather than a misleading 404.
   const notServed = (what: string, why: string) => async (): Promise<never> => {
     throw new HangarError('UNSUPPORTED_OPERATION', `${what} is not served by Hangar's E2B API: ${why}`);
   };
   scope.get('/sandboxes/:sandboxID/metrics', notServed('Sandbox metrics', 'read GET /metrics (Prometheus) on the native server instead.'));
   scope.put('/sandboxes/:sandboxID/network', notServed('Network updates', 'set the outbound policy at create.'));
-  scope.post('/sandboxes/:sandboxID/fork', notServed('Fork', 'create a snapshot (Sandbox.createSnapshot) and create sandboxes from its id.'));
 }

@@ -218,4 +218,29 @@ describe('pause and resume through the e2b SDK', () => {
     assert.equal((await Sandbox.connect(sbx.sandboxId, opts())).sandboxId, sbx.sandboxId);
     await again.kill();
   });
+
+  it('snapshots a sandbox, lists and starts sandboxes from the snapshot, forks and deletes it', async () => {
+    const sbx = await Sandbox.create('base', { ...opts(), timeoutMs: 300_000, metadata: { role: 'source' } });
+    await sbx.files.write('/state.txt', 'before snapshot');
+    const snap = await sbx.createSnapshot();
+    assert.match(snap.snapshotId, /^snap_/);
+    await sbx.files.write('/state.txt', 'after snapshot');
+    const listed = await Sandbox.listSnapshots({ ...opts(), sandboxId: sbx.sandboxId }).nextItems();
+    assert.deepEqual(listed.map((s) => s.snapshotId), [snap.snapshotId]);
+
+    const fromSnap = await Sandbox.create(snap.snapshotId, opts());
+    assert.equal(await fromSnap.files.read('/state.txt'), 'before snapshot');
+    const forks = await sbx.fork({ count: 2 });
+    assert.equal(forks.length, 2);
+    for (const f of forks) {
+      assert.ok(!(f instanceof Error), String(f));
+      assert.notEqual(f.sandboxId, sbx.sandboxId);
+      assert.equal(await f.files.read('/state.txt'), 'after snapshot');
+      await f.kill();
+    }
+    await fromSnap.kill();
+    assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId, opts()), true);
+    assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId, opts()), false);
+    await sbx.kill();
+  });
 });

@@ -47,6 +47,20 @@ export const ListSandboxesQuery = z.object({
   startedAfter: z.string().optional(),
 });
 
+/** POST /sandboxes/{id}/fork. */
+export const ForkBody = z.object({ timeout: z.number().int().min(1).max(30 * 24 * 3600).optional(), count: z.number().int().min(1).max(16).optional() });
+
+/** GET /snapshots. */
+export const SnapshotListQuery = z.object({
+  sandboxID: z.string().optional(),
+  name: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(100).optional(),
+  nextToken: z.string().optional(),
+});
+
+/** A template (or snapshot) id in a path. */
+export const TemplateParams = z.object({ templateID: z.string().min(1).max(128) });
+
 /** A sandbox id in a path. */
 export const SandboxParams = z.object({ sandboxID: z.string().min(1).max(128) });
 
