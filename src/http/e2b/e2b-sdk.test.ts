@@ -5,6 +5,7 @@
  * `sandboxUrl` are the test server's own URL, so no sandbox host name is ever resolved.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { CommandExitError, FileNotFoundError, Sandbox, SandboxNotFoundError } from 'e2b';
 import { TestServer, waitFor } from '../../testing/harness.js';
@@ -16,7 +17,7 @@ describe('the e2b SDK against Hangar', () => {
   const opts = (): { apiKey: string; apiUrl: string; sandboxUrl: string; requestTimeoutMs: number } => ({ apiKey: key, apiUrl: t.url, sandboxUrl: t.url, requestTimeoutMs: 60_000 });
 
   before(async () => {
-    t = await TestServer.start();
+    t = await TestServer.start({ env: { HANGAR_INGRESS_DOMAIN: 'e2b.test' } });
     key = (await t.newTeamKey('e2b')).key;
     sbx = await Sandbox.create('base', { ...opts(), timeoutMs: 120_000, metadata: { suite: 'e2b', run: 'one' }, envs: { GREETING: 'hello from env' } });
   });
@@ -68,6 +69,31 @@ describe('the e2b SDK against Hangar', () => {
     const body = (await create.json()) as { code: number; message: string };
     assert.equal(body.code, 422);
     assert.match(body.message, /mcp/);
+  });
+
+  it('serves envd by host name too ({port}-{id}.{domain}), as the SDK calls it behind a TLS proxy with E2B_DOMAIN', async () => {
+    const info = await Sandbox.getInfo(sbx.sandboxId, opts());
+    const detail = (await (await fetch(`${t.url}/sandboxes/${sbx.sandboxId}`, { headers: { 'x-api-key': key } })).json()) as { envdAccessToken: string };
+    const token = detail.envdAccessToken;
+    const call = (path: string, body: string | null, accessToken: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const u = new URL(t.url);
+        const req = httpRequest(
+          { host: u.hostname, port: u.port, path, method: body === null ? 'GET' : 'POST', headers: { host: `49983-${info.sandboxId}.e2b.test`, 'x-access-token': accessToken, 'content-type': 'application/json' } },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body ?? undefined);
+      });
+    assert.equal((await call('/health', null, token)).status, 204);
+    const stat = await call('/filesystem.Filesystem/Stat', JSON.stringify({ path: '/etc' }), token);
+    assert.equal(stat.status, 200, stat.text);
+    assert.equal(JSON.parse(stat.text).entry.type, 'FILE_TYPE_DIRECTORY');
+    assert.equal((await call('/health', null, 'wrong-token')).status, 401);
   });
 
   it('runs foreground commands with output callbacks, env, cwd and exit codes', async () => {
