@@ -172,6 +172,34 @@ describe('the e2b SDK against Hangar', () => {
     assert.equal(await sbx.commands.kill(sleeper.pid), false);
   });
 
+  it('connects to running commands and terminals, and uploads files streamed', async () => {
+    const ticker = await sbx.commands.run('i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done', { background: true });
+    let seen = '';
+    const second = await sbx.commands.connect(ticker.pid, { onStdout: (d) => void (seen += d) });
+    await waitFor(async () => (seen.includes('tick') ? true : null), 20_000);
+    assert.equal(await sbx.commands.kill(ticker.pid), true);
+    await assert.rejects(second.wait(), CommandExitError);
+
+    let shown = '';
+    const term = await sbx.pty.create({ cols: 80, rows: 24, onData: () => undefined });
+    const again = await sbx.pty.connect(term.pid, { onData: (d) => void (shown += new TextDecoder().decode(d)) });
+    await sbx.pty.sendInput(term.pid, new TextEncoder().encode('echo via-$((40+2))\n'));
+    await waitFor(async () => (shown.includes('via-42') ? true : null), 20_000);
+    assert.equal(await sbx.pty.kill(term.pid), true);
+    await assert.rejects(again.wait(), CommandExitError);
+
+    const big = Buffer.alloc(3 * 1024 * 1024, 'z');
+    await sbx.files.write('/work/stream.bin', new Blob([big]).stream(), { useOctetStream: true } as never);
+    assert.equal((await sbx.files.getInfo('/work/stream.bin')).size, big.length);
+    const stream = await sbx.files.read('/work/stream.bin', { format: 'stream' });
+    let got = 0;
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) got += chunk.length;
+    assert.equal(got, big.length);
+    const many = await sbx.files.writeFiles([{ path: '/work/m1.txt', data: 'one' }, { path: '/work/m2.txt', data: 'two' }]);
+    assert.deepEqual(many.map((w) => w.path), ['/work/m1.txt', '/work/m2.txt']);
+    assert.equal(await sbx.files.read('/work/m2.txt'), 'two');
+  });
+
   it('watches a directory', async () => {
     await sbx.files.makeDir('/watched');
     const events: Array<{ name: string; type: string }> = [];
