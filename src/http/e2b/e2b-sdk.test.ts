@@ -273,6 +273,17 @@ describe('pause and resume through the e2b SDK', () => {
     await again.kill();
   });
 
+  it('resumes a paused autoResume sandbox on envd traffic', async () => {
+    const sbx = await Sandbox.create('base', { ...opts(), lifecycle: { onTimeout: 'pause', autoResume: true } });
+    const info = await sbx.getInfo();
+    assert.deepEqual(info.lifecycle, { onTimeout: 'pause', autoResume: true });
+    await sbx.files.write('/kept.txt', 'kept');
+    assert.equal(await sbx.pause(), true);
+    assert.equal(await sbx.files.read('/kept.txt'), 'kept');
+    assert.equal((await sbx.getInfo()).state, 'running');
+    await sbx.kill();
+  });
+
   it('snapshots a sandbox, lists and starts sandboxes from the snapshot, forks and deletes it', async () => {
     const sbx = await Sandbox.create('base', { ...opts(), timeoutMs: 300_000, metadata: { role: 'source' } });
     await sbx.files.write('/state.txt', 'before snapshot');

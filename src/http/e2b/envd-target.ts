@@ -57,7 +57,8 @@ function basicUser(header: string | undefined): string | undefined {
 /**
  * Resolve and check an envd request. A missing or wrong token is `unauthenticated`;
  * a sandbox that does not exist or is not running is `unavailable`, which the SDK
- * reports as a sandbox that was killed or timed out.
+ * reports as a sandbox that was killed or timed out. A paused sandbox created with
+ * `autoResume` is resumed first.
  */
 export async function resolveEnvdTarget(o: EnvdTargetOptions, request: FastifyRequest): Promise<EnvdTarget> {
   const id = envdSandboxId(request);
@@ -66,7 +67,9 @@ export async function resolveEnvdTarget(o: EnvdTargetOptions, request: FastifyRe
   if (typeof token !== 'string' || !sameSecret(token, o.machines.trafficToken(id))) {
     throw new ConnectError('unauthenticated', `Send the sandbox's envd access token (envdAccessToken of the create or connect answer) as X-Access-Token.`);
   }
-  const machine = await o.machines.findForTraffic(id);
+  let machine = await o.machines.findForTraffic(id);
+  // E2B's lifecycle.autoResume: envd traffic to a paused sandbox resumes it (one resume shared by all callers).
+  if (machine && machine.status === 'paused' && machine.autoResume) machine = await o.machines.resumeForTraffic(id);
   if (!machine || machine.status !== 'running') {
     throw new ConnectError('unavailable', `Sandbox ${id} is not running (${machine ? machine.status : 'not found'}); connect to it again to resume a paused one.`);
   }
