@@ -171,17 +171,12 @@ export class ConnectStream {
   /** Aborts when the client goes away or the stream ended. */
   readonly closed = new AbortController();
 
-  constructor(
-    req: IncomingMessage,
-    private readonly res: ServerResponse,
-  ) {
+  constructor(private readonly res: ServerResponse) {
     res.writeHead(200, { 'content-type': 'application/connect+json' });
     // Headers go out at once: the SDK waits for them before it reads the first message.
     res.flushHeaders();
+    // The response's 'close' comes when the client goes away (or after the end): either way nothing more is sent.
     res.on('close', () => this.closed.abort());
-    req.on('close', () => {
-      if (!res.writableFinished) this.closed.abort();
-    });
   }
 
   /** Send one message; resolves when the socket took it (a slow client slows the sender). */

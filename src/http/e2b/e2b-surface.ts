@@ -16,6 +16,7 @@ import type { ProcessService } from '../../service/process-service.js';
 import type { PtyService } from '../../service/pty-service.js';
 import { errorReply } from '../error-mapping.js';
 import type { Authenticate } from '../route.js';
+import { clientGone } from '../shared/client-gone.js';
 import { ConnectError, ConnectStream, connectCodeOf, httpStatusOf, keepaliveMs, readBody, sendUnary, sendUnaryError, streamRequestMessage, unaryMessage } from './connect-wire.js';
 import { registerControlRoutes } from './control-routes.js';
 import { EnvdFilesystemService } from './envd-filesystem.js';
@@ -86,11 +87,11 @@ export const e2bSurface: FastifyPluginAsync<E2bSurfaceOptions> = async (app, o) 
       } catch (err) {
         // Before the stream starts, an error is a unary-style answer (the protocol allows either; the SDK reads both).
         logUnexpected(request, err);
-        const stream = new ConnectStream(request.raw, reply.raw);
+        const stream = new ConnectStream(reply.raw);
         stream.end(err);
         return reply;
       }
-      const stream = new ConnectStream(request.raw, reply.raw);
+      const stream = new ConnectStream(reply.raw);
       try {
         await handler(t, message, stream, keepaliveMs(request.raw));
         stream.end();
@@ -151,10 +152,10 @@ export const e2bSurface: FastifyPluginAsync<E2bSurfaceOptions> = async (app, o) 
       }
     });
     envd.get('/files', plain(async (t, request, reply) => {
-      const file = await filesystem.download(t, request);
+      const file = await filesystem.download(t, request, clientGone(reply));
       return reply.code(200).header('content-length', file.size).type('application/octet-stream').send(file.body);
     }));
-    envd.post('/files', plain(async (t, request, reply) => reply.code(200).send(await filesystem.upload(t, request))));
+    envd.post('/files', plain(async (t, request, reply) => reply.code(200).send(await filesystem.upload(t, request, clientGone(reply)))));
   });
 };
 

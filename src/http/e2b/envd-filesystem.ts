@@ -147,30 +147,24 @@ export class EnvdFilesystemService {
   }
 
   /** GET /files: the file's size and bytes (streamed). */
-  async download(t: EnvdTarget, request: FastifyRequest): Promise<FileDownload> {
+  async download(t: EnvdTarget, request: FastifyRequest, gone: AbortSignal): Promise<FileDownload> {
     const q = parseMessage(FilesQuery, request.query);
     if (q.path === undefined) throw new ConnectError('invalid_argument', 'Name the file to download in the path query parameter.');
-    const ac = new AbortController();
-    request.raw.on('close', () => ac.abort());
-    return this.o.files.read(t.caller, t.machine.id, resolvePath(q.path, q.username ?? t.user), ac.signal);
+    return this.o.files.read(t.caller, t.machine.id, resolvePath(q.path, q.username ?? t.user), gone);
   }
 
   /** POST /files: one file as application/octet-stream (streamed), or files as multipart/form-data. */
-  async upload(t: EnvdTarget, request: FastifyRequest): Promise<unknown[]> {
+  async upload(t: EnvdTarget, request: FastifyRequest, gone: AbortSignal): Promise<unknown[]> {
     const q = parseMessage(FilesQuery, request.query);
     const user = q.username ?? t.user;
     const contentType = request.headers['content-type'] ?? '';
-    const ac = new AbortController();
-    request.raw.on('close', () => {
-      if (!request.raw.complete) ac.abort();
-    });
     const body = request.body as Readable;
     if (/^application\/octet-stream\b/i.test(contentType)) {
       if (q.path === undefined) throw new ConnectError('invalid_argument', 'Name the file to write in the path query parameter.');
       const gzip = /\bgzip\b/i.test(request.headers['content-encoding'] ?? '');
       const length = Number(request.headers['content-length']);
       const upload = gzip ? { body: body.pipe(createGunzip()) } : { body, contentLength: Number.isFinite(length) ? length : undefined };
-      const entry = await this.o.files.write(t.caller, t.machine.id, resolvePath(q.path, user), upload, ac.signal);
+      const entry = await this.o.files.write(t.caller, t.machine.id, resolvePath(q.path, user), upload, gone);
       return [{ path: entry.path, name: posix.basename(entry.path), type: 'file' }];
     }
     const boundary = /^multipart\/form-data;.*\bboundary="?([^";]+)"?/i.exec(contentType)?.[1];
@@ -180,7 +174,7 @@ export class EnvdFilesystemService {
     for (const part of parts) {
       const name = q.path ?? part.filename;
       if (name === undefined || name === '') throw new ConnectError('invalid_argument', 'Each part needs a file name (its path) when the path query parameter is absent.');
-      const entry = await this.o.files.write(t.caller, t.machine.id, resolvePath(name, user), { body: Readable.from([part.data]), contentLength: part.data.length }, ac.signal);
+      const entry = await this.o.files.write(t.caller, t.machine.id, resolvePath(name, user), { body: Readable.from([part.data]), contentLength: part.data.length }, gone);
       written.push({ path: entry.path, name: posix.basename(entry.path), type: 'file' });
     }
     return written;
