@@ -97,7 +97,12 @@ export class EnvdProcessService {
   /** process.Process/List: the running processes and terminals. */
   async list(t: EnvdTarget): Promise<unknown> {
     const running = new Set((await this.o.processes.list(t.caller, t.machine.id)).filter((i) => i.status === 'running').map((i) => i.pid));
-    const all = this.o.sessions.all(t.machine.id).filter((p) => p.pty !== null || running.has(p.pid));
+    const all = this.o.sessions.all(t.machine.id).filter((p) => {
+      if (p.pty !== null || running.has(p.pid)) return true;
+      // Ended while nobody followed it: forget it now.
+      this.o.sessions.forget(t.machine.id, p.pid);
+      return false;
+    });
     return { processes: all.map((p) => ({ config: p.config, pid: p.pid, ...(p.tag === undefined ? {} : { tag: p.tag }) })) };
   }
 
@@ -144,13 +149,19 @@ export class EnvdProcessService {
 
   private async find(t: EnvdTarget, selector: Selector): Promise<EnvdProcess> {
     const p = this.o.sessions.find(t.machine.id, selector);
-    if (p) return p;
+    if (p && (p.pty !== null || (await this.isRunning(t, p.pid)))) return p;
+    if (p) this.o.sessions.forget(t.machine.id, p.pid);
     if ('pid' in selector) {
       // Started elsewhere (the native API): still a process of this machine.
       const info = await this.o.processes.get(t.caller, t.machine.id, selector.pid).catch(() => null);
       if (info && info.status === 'running') return { pid: info.pid, tag: undefined, config: configOf(info), pty: null };
     }
     throw new ConnectError('not_found', `No running process ${'pid' in selector ? `with pid ${selector.pid}` : `tagged ${JSON.stringify(selector.tag)}`} in sandbox ${t.machine.id}.`);
+  }
+
+  private async isRunning(t: EnvdTarget, pid: number): Promise<boolean> {
+    const info = await this.o.processes.get(t.caller, t.machine.id, pid).catch(() => null);
+    return info !== null && info.status === 'running';
   }
 
   private async followProcess(t: EnvdTarget, p: EnvdProcess, offset: number, stream: ConnectStream, keepaliveMs: number): Promise<void> {
