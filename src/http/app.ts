@@ -155,7 +155,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   void app.register(paperspaceSurface, { routes: surfaces.paperspace, authenticate });
   void app.register(adminSurface, { routes: surfaces.admin, authenticate });
   // E2B's control API and envd follow E2B's own spec: served, not in Hangar's OpenAPI document.
-  void app.register(e2bSurface, { machines: o.machines, auth: o.auth, processes: o.processes, pty: o.pty, files: o.files, fileWatches: o.fileWatches, authenticate });
+  void app.register(e2bSurface, { machines: o.machines, compute: o.compute, auth: o.auth, processes: o.processes, pty: o.pty, files: o.files, fileWatches: o.fileWatches, authenticate });
   // Every answered request, by its route pattern (never the raw path: ids would make a series each).
   app.addHook('onResponse', (request, reply, done) => {
     o.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);

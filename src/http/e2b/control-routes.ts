@@ -8,6 +8,7 @@ import { HangarError } from '../../domain/errors.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { Caller } from '../../domain/team.js';
 import type { CreateMachineInput } from '../../service/machine-inputs.js';
+import type { ComputeMachine, ComputeService } from '../../service/compute-service.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { Authenticate } from '../route.js';
 import { parseOrThrow } from '../validation.js';
@@ -23,7 +24,40 @@ const MAX_PAGE = 100;
 /** What the control routes need. */
 export interface ControlRoutesOptions {
   machines: MachineService;
+  compute: ComputeService;
   authenticate: Authenticate;
+}
+
+/** The window over which a metrics sample measures CPU use. */
+const CPU_WINDOW_MS = 200;
+
+/**
+ * One `SandboxMetric`, measured now from the machine's cgroup (Hangar keeps no history):
+ * CPU use over a short window as a percentage of the machine's CPUs, memory, and disk.
+ */
+async function sampleMetrics(compute: ComputeService, machines: MachineService, c: Caller, m: MachineRecord): Promise<Record<string, unknown>> {
+  const sample = async (): Promise<{ at: number; stats: NonNullable<ComputeMachine['stats']> }> => {
+    const [cm] = await compute.list(c, { machine: m.id });
+    if (!cm?.stats) throw new HangarError('STATE_CONFLICT', `Sandbox ${m.id} is not running; it has no metrics now.`, { status: m.status });
+    return { at: performance.now(), stats: cm.stats };
+  };
+  const a = await sample();
+  await new Promise((r) => setTimeout(r, CPU_WINDOW_MS));
+  const b = await sample();
+  const usedNs = b.stats.cpu.totalNs - a.stats.cpu.totalNs;
+  const cpuUsedPct = (usedNs / 1e6 / (b.at - a.at) / m.config.vcpus) * 100;
+  const diskUsed = (await machines.diskUsage(m.id)) ?? 0;
+  return {
+    timestamp: new Date().toISOString(),
+    timestampUnix: Math.floor(Date.now() / 1000),
+    cpuCount: m.config.vcpus,
+    cpuUsedPct: Math.round(Math.max(0, cpuUsedPct) * 100) / 100,
+    memUsed: b.stats.memory.usage.usage,
+    memTotal: m.config.memory_mb * 1024 * 1024,
+    memCache: b.stats.memory.cache,
+    diskUsed,
+    diskTotal: m.config.disk_mb * 1024 * 1024,
+  };
 }
 
 function iso(ms: number | null): string {
@@ -282,6 +316,11 @@ export function registerControlRoutes(scope: FastifyInstance, o: ControlRoutesOp
   const notServed = (what: string, why: string) => async (): Promise<never> => {
     throw new HangarError('UNSUPPORTED_OPERATION', `${what} is not served by Hangar's E2B API: ${why}`);
   };
-  scope.get('/sandboxes/:sandboxID/metrics', notServed('Sandbox metrics', 'read GET /metrics (Prometheus) on the native server instead.'));
+  scope.get('/sandboxes/:sandboxID/metrics', async (request) => {
+    const c = await caller(request);
+    const m = await live(c, idOf(request));
+    if (m.status !== 'running') return [];
+    return [await sampleMetrics(o.compute, machines, c, m)];
+  });
   scope.put('/sandboxes/:sandboxID/network', notServed('Network updates', 'set the outbound policy at create.'));
 }

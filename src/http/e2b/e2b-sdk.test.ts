@@ -50,6 +50,15 @@ describe('the e2b SDK against Hangar', () => {
     await assert.rejects(Sandbox.getInfo(other.sandboxId, opts()), SandboxNotFoundError);
     assert.equal(await Sandbox.kill(other.sandboxId, opts()), false);
 
+    const [metric] = await sbx.getMetrics();
+    assert.ok(metric, 'one sample');
+    assert.equal(metric.cpuCount, 1);
+    assert.equal(metric.memTotal, 512 * 1024 * 1024);
+    assert.ok(metric.memUsed > 0 && metric.memUsed < metric.memTotal, `memUsed ${metric.memUsed}`);
+    assert.ok(metric.cpuUsedPct >= 0 && metric.cpuUsedPct <= 100, `cpuUsedPct ${metric.cpuUsedPct}`);
+    assert.ok(metric.diskUsed > 0 && metric.diskTotal === 1024 * 1024 * 1024, `disk ${metric.diskUsed}/${metric.diskTotal}`);
+    assert.ok(Math.abs(metric.timestamp.getTime() - Date.now()) < 60_000);
+
     await sbx.setTimeout(600_000);
     const later = await sbx.getInfo();
     assert.ok(later.endAt.getTime() - Date.now() > 500_000, `endAt after setTimeout ${later.endAt.toISOString()}`);

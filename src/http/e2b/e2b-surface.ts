@@ -9,6 +9,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { HangarError } from '../../domain/errors.js';
 import type { AuthService } from '../../service/auth-service.js';
+import type { ComputeService } from '../../service/compute-service.js';
 import type { FileService } from '../../service/file-service.js';
 import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
@@ -27,6 +28,7 @@ import { resolveEnvdTarget, type EnvdTarget } from './envd-target.js';
 /** What the E2B surface needs. */
 export interface E2bSurfaceOptions {
   machines: MachineService;
+  compute: ComputeService;
   auth: AuthService;
   processes: ProcessService;
   pty: PtyService;
@@ -51,7 +53,7 @@ export const e2bSurface: FastifyPluginAsync<E2bSurfaceOptions> = async (app, o) 
       if (answer.logMessage !== null) request.log.error({ err }, answer.logMessage);
       return reply.code(answer.status).send(answer.body);
     });
-    registerControlRoutes(control, { machines: o.machines, authenticate: o.authenticate });
+    registerControlRoutes(control, { machines: o.machines, compute: o.compute, authenticate: o.authenticate });
   });
 
   const sessions = new EnvdSessions();
