@@ -5,9 +5,12 @@
  * pool, plus the next `commands.run`. Every warm sample is checked to be a pool hit (the
  * native API's `warm_pool_checkout.hit`). Prints a markdown table of medians and ranges.
  */
+import { createRequire } from 'node:module';
 import { Sandbox } from 'e2b';
 import { TestServer, waitFor } from '../src/testing/harness.js';
 
+/** The installed SDK's version, for the table's title. */
+const SDK_VERSION = (createRequire(import.meta.url)('e2b/package.json') as { version: string }).version;
 const ROUNDS = Number(process.env.E2B_BENCH_ROUNDS ?? 10);
 const POOL_SIZE = 3;
 
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
     }
     await t.request('DELETE', '/v1/warm-pools/e2b');
 
-    console.log(`e2b SDK ${process.env.npm_package_devDependencies_e2b ?? '(see package.json)'} against Hangar on loopback, template base, ${ROUNDS} rounds each (ms)\n`);
+    console.log(`e2b SDK ${SDK_VERSION} against Hangar on loopback, template base, ${ROUNDS} rounds each (ms)\n`);
     console.log('| mode | step | median | p90 | min | max |');
     console.log('| --- | --- | --- | --- | --- | --- |');
     for (const mode of ['cold', 'warm pool']) {
