@@ -87,7 +87,7 @@ export const e2bSurface: FastifyPluginAsync<E2bSurfaceOptions> = async (app, o) 
         message = streamRequestMessage(request.headers['content-type'], body);
         t = await target(request);
       } catch (err) {
-        // Before the stream starts, an error is a unary-style answer (the protocol allows either; the SDK reads both).
+        // Still a stream: 200 with only the end-of-stream message, whose error the SDK raises as the call's.
         logUnexpected(request, err);
         const stream = new ConnectStream(reply.raw);
         stream.end(err);

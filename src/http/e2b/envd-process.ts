@@ -58,10 +58,11 @@ export class EnvdProcessService {
     const id = t.machine.id;
     const config = { cmd: req.process.cmd, args: req.process.args, envs: req.process.envs, cwd: req.process.cwd };
     if (req.pty) {
-      const exports = Object.entries(req.process.envs).map(([k, v]) => `export ${k}=${shellQuote(v)}; `).join('');
+      // A terminal takes a shell string (PtyService): the variables are exported by it, so their names must be plain.
       for (const k of Object.keys(req.process.envs)) {
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ConnectError('invalid_argument', `Environment variable name ${JSON.stringify(k)} is not valid.`);
       }
+      const exports = Object.entries(req.process.envs).map(([k, v]) => `export ${k}=${shellQuote(v)}; `).join('');
       const command = `${exports}exec ${argvOf(req.process.cmd, req.process.args).map(shellQuote).join(' ')}`;
       const session = await this.o.pty.start(t.caller, id, { cmd: command, cwd: req.process.cwd, user: t.user, cols: req.pty.size.cols || 80, rows: req.pty.size.rows || 24 });
       const p: EnvdProcess = { pid: session.pid, tag: req.tag, config, pty: new EnvdPty(session) };
