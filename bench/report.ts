@@ -5,6 +5,7 @@ import { renderChart } from './chart.js';
 import type { CreateDestroySamples } from './create-destroy.js';
 import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
 import type { PodmanCheckpointResult } from './podman-checkpoint.js';
+import type { FloorResult } from './runtime-floor.js';
 import type { AgentOpsSamples } from './agent-ops.js';
 import type { BurstSamples } from './burst.js';
 import type { DensityResults } from './density.js';
@@ -43,6 +44,8 @@ export interface BenchResults {
   host: HostFacts;
   create: CreateDestroySamples;
   podman: PodmanResult;
+  /** The bare OCI runtimes starting the same machine: the floor of a cold create. */
+  floor: FloorResult[];
   reads: ReadResults;
   /** Pause/resume, snapshots and forks of Hangar machines. */
   snapshots: HangarSnapshotResults;
@@ -100,6 +103,21 @@ function readRow(what: string, r: RequestSamples, notes: string): TableRow {
   return { what, hangar: readCell(summarize(r.ms)), podman: '—', notes: `${notes}${budgetNote(r)}` };
 }
 
+/** The bare runtime's start of the same machine: what no Hangar create can beat. */
+function floorRow(f: FloorResult): TableRow {
+  const what = `the floor: bare \`${f.runtime} run -d\`, p50 / p95 (min–max)`;
+  if (!f.available) return { what, hangar: `unavailable: ${f.reason}`, podman: '—', notes: `${f.runtime} started alone on Hangar's OCI spec of a base machine.` };
+  return {
+    what,
+    hangar: startStopCell(summarize(f.runMs)),
+    podman: '—',
+    notes:
+      `${f.runtime} ${f.version} alone: \`${f.runtime} run --detach\` of Hangar's own OCI spec of a base machine (namespaces, cgroup limits, seccomp, ` +
+      `capabilities, /sbin/init) on the template's root filesystem read-only, in a new empty network namespace; no disk image, overlay, network, store or HTTP. ` +
+      `Then \`${f.runtime} delete --force\` (p50 ${formatMs(summarize(f.deleteMs).p50)} ms, untimed here).${budgetNote(f)}`,
+  };
+}
+
 /** The rows of the comparison table. */
 export function tableRows(r: BenchResults): TableRow[] {
   const p = r.podman;
@@ -126,6 +144,7 @@ export function tableRows(r: BenchResults): TableRow[] {
       podman: p.available ? startStopCell(summarize(p.rmMs)) : 'podman: unavailable (see above)',
       notes: 'Hangar: `DELETE /v1/machines/{id}` answered 200 `destroyed`. podman: `podman rm -f -t 0` (SIGKILL at once, as `runc delete --force`).',
     },
+    ...r.floor.map(floorRow),
     burstRow(r.burst),
     ...densityRows(r.density),
     readRow('`GET /healthz`, p50 / p95 / p99', rd.healthz, 'No auth, no store: the HTTP floor of this client and server.'),

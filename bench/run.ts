@@ -19,6 +19,7 @@ import { measureFiles, type FilesSamples } from './files.js';
 import { withInstance } from './hangar-instance.js';
 import { measureIngress, type IngressResults } from './ingress.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
+import { measureRuntimeFloor, type FloorResult } from './runtime-floor.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
@@ -97,6 +98,7 @@ async function main(): Promise<number> {
   const leftovers: string[] = [];
   let create: CreateDestroySamples | undefined;
   let podman: PodmanResult | undefined;
+  let floor: FloorResult[] | undefined;
   let reads: ReadResults | undefined;
   let snapshots: HangarSnapshotResults | undefined;
   let checkpoint: PodmanCheckpointResult | undefined;
@@ -121,6 +123,9 @@ async function main(): Promise<number> {
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
+      progress(`the floor: bare runc run -d (and crun) of the same machine, ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed, then ${PLAN.burst} at once`);
+      floor = await measureRuntimeFloor(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal }, PLAN.burst);
+      for (const f of floor) if (!f.available) progress(`${f.runtime}: unavailable (${f.reason})`);
       progress(`exec true: ${PLAN.exec.warmup} warm-ups + ${PLAN.exec.count} timed; then podman exec`);
       exec = await measureExec(inst, PLAN.exec.warmup, { ...PLAN.exec, signal });
       podmanExec = await measurePodmanExec(rootfs, PLAN.podmanExec.warmup, { ...PLAN.podmanExec, signal });
@@ -180,7 +185,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates) {
+  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -191,6 +196,7 @@ async function main(): Promise<number> {
     host,
     create,
     podman,
+    floor,
     reads,
     snapshots,
     checkpoint,
