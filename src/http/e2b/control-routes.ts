@@ -81,7 +81,7 @@ function sandboxBody(machines: MachineService, m: MachineRecord): Record<string,
     alias: m.template,
     clientID: m.teamId,
     envdVersion: ENVD_VERSION,
-    envdAccessToken: machines.trafficToken(m.id),
+    envdAccessToken: machines.envdToken(m.id),
     trafficAccessToken: machines.trafficToken(m.id),
     domain: null,
   };
@@ -109,7 +109,7 @@ function listedBody(m: MachineRecord): Record<string, unknown> {
 function detailBody(machines: MachineService, m: MachineRecord): Record<string, unknown> {
   return {
     ...listedBody(m),
-    envdAccessToken: machines.trafficToken(m.id),
+    envdAccessToken: machines.envdToken(m.id),
     domain: null,
     allowInternetAccess: m.outbound.mode !== 'deny',
     lifecycle: { onTimeout: m.timeoutAction === 'hibernate' ? 'pause' : 'kill', autoResume: m.autoResume },

@@ -103,6 +103,10 @@ describe('the e2b SDK against Hangar', () => {
     assert.equal(stat.status, 200, stat.text);
     assert.equal(JSON.parse(stat.text).entry.type, 'FILE_TYPE_DIRECTORY');
     assert.equal((await call('/health', null, 'wrong-token')).status, 401);
+    // The traffic token opens the machine's ports only, never its commands and files.
+    const traffic = (await t.request('GET', `/v1/machines/${sbx.sandboxId}?fields=id,traffic_access_token`, { key })).body.traffic_access_token as string;
+    assert.match(traffic, /^tat_/);
+    assert.equal((await call('/filesystem.Filesystem/Stat', JSON.stringify({ path: '/etc' }), traffic)).status, 401);
   });
 
   it('runs foreground commands with output callbacks, env, cwd and exit codes', async () => {

@@ -2,7 +2,8 @@
  * Which sandbox an envd request is for, and whether it may reach it: the SDK names the
  * sandbox in its `E2b-Sandbox-Id` header (with `sandboxUrl`) or in the host name
  * `49983-{id}.{domain}`, and proves access with `X-Access-Token`, the envd access token
- * the control API handed out (the machine's traffic token).
+ * the control API handed out (derived from the id under the server secret; not the
+ * traffic token, which only opens the machine's ports).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
@@ -64,7 +65,7 @@ export async function resolveEnvdTarget(o: EnvdTargetOptions, request: FastifyRe
   const id = envdSandboxId(request);
   if (id === null) throw new ConnectError('invalid_argument', 'Name the sandbox in the E2b-Sandbox-Id header, or call 49983-{sandboxId}.{domain}.');
   const token = request.headers['x-access-token'];
-  if (typeof token !== 'string' || !sameSecret(token, o.machines.trafficToken(id))) {
+  if (typeof token !== 'string' || !sameSecret(token, o.machines.envdToken(id))) {
     throw new ConnectError('unauthenticated', `Send the sandbox's envd access token (envdAccessToken of the create or connect answer) as X-Access-Token.`);
   }
   let machine = await o.machines.findForTraffic(id);
