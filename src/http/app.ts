@@ -18,6 +18,7 @@ import type { DesktopService } from '../service/desktop-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { adminSurface, adminSurfaceRoutes } from './admin/admin-surface.js';
 import { computeSurface, computeSurfaceRoutes } from './compute/compute-surface.js';
+import { e2bSurface } from './e2b/e2b-surface.js';
 import { errorBody, errorHandler } from './error-mapping.js';
 import { registerIngress } from './native/ingress-routes.js';
 import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
@@ -160,6 +161,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   void app.register(paperspaceSurface, { routes: surfaces.paperspace, authenticate });
   void app.register(adminSurface, { routes: surfaces.admin, authenticate });
   if (o.consoleDir) void app.register(consolePlugin, { dir: o.consoleDir });
+  // E2B's control API and envd follow E2B's own spec: served, not in Hangar's OpenAPI document.
+  void app.register(e2bSurface, { machines: o.machines, compute: o.compute, auth: o.auth, processes: o.processes, pty: o.pty, files: o.files, fileWatches: o.fileWatches, authenticate });
   // Every answered request, by its route pattern (never the raw path: ids would make a series each).
   app.addHook('onResponse', (request, reply, done) => {
     o.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
