@@ -1,4 +1,5 @@
 import { templateTable, type TemplateSamples } from './templates.js';
+import { e2bTable, type E2bSamples } from './e2b.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderChart } from './chart.js';
@@ -72,6 +73,8 @@ export interface BenchResults {
   ingress: IngressResults;
   /** Template builds and start_cmd creates (issue 10). */
   templates: TemplateSamples;
+  /** The real e2b SDK's time to interactive (issue 13). */
+  e2b: E2bSamples;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -206,6 +209,10 @@ export function renderMarkdown(r: BenchResults): string {
     '## Templates (issue 10)',
     '',
     templateTable(r.templates),
+    '## The e2b SDK: time to interactive (issue 13)',
+    '',
+    e2bTable(r.e2b),
+    '',
     '## Goals of the earlier performance work (issue 6)',
     '',
     goalsTable(goalRows(r)),
@@ -221,7 +228,7 @@ export function renderMarkdown(r: BenchResults): string {
     `- The ${thousands(r.reads.storeRows)} machines behind the read rows are **store rows** inserted with ` +
       `\`store.insertMachine\` (status \`running\`), **not live containers**; ${r.reads.realMachines} real machines ran beside them. ` +
       `Inserting the rows took ${formatMs(r.reads.insertMs)} ms. The reads ran on their own data dir, deleted afterwards.`,
-    "- Hangar's create also makes a sparse 1 GiB ext4 image per machine (mkfs, loop mount) under an overlay, and writes SQLite; " +
+    "- Hangar's create also makes a sparse 1 GiB ext4 disk per machine (a clone of a blank formatted once per size, loop-attached and mounted by the disk tool) under an overlay, and writes SQLite; " +
       'podman mounts an overlay from its image store, with no per-machine disk quota.',
     '- Pause in Hangar is a full stop: CRIU dumps and kills the processes, the container is removed and the disk image moved into the snapshot; ' +
       'resume mounts it again and restores. podman keeps the stopped container and its overlay, so its checkpoint holds only the CRIU images. ' +

@@ -25,6 +25,7 @@ import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
 import { DEFAULT_TEMPLATE_PLAN, measureTemplates, type TemplateSamples } from './templates.js';
+import { measureE2b, type E2bSamples } from './e2b.js';
 import { DEFAULT_VOLUMES_PLAN, measureVolumes, type VolumeWriteSamples } from './volumes.js';
 import { measureWarmPool, type WarmPoolPlan, type WarmPoolSamples } from './warm-pool.js';
 import { measureWrk, type WrkResult } from './wrk.js';
@@ -48,6 +49,8 @@ const PLAN = {
   checkpoint: { warmup: 1, count: 10, budgetMs: 120_000, heldMiB: 256 },
   warmPool: { size: 60, warmup: 5, count: 50, budgetMs: 60_000, fillTimeoutMs: 120_000 } satisfies WarmPoolPlan,
   burst: 100,
+  /** Rounds of the e2b SDK's create + first command, cold and from a warm pool (issue 13). */
+  e2bRounds: 10,
   exec: { warmup: 5, count: 100, budgetMs: 60_000 },
   podmanExec: { warmup: 3, count: 30, budgetMs: 60_000 },
   wrk: { threads: 1, connections: 32, durationS: 5 },
@@ -113,6 +116,7 @@ async function main(): Promise<number> {
   let agentOps: AgentOpsSamples | undefined;
   let ingress: IngressResults | undefined;
   let templates: TemplateSamples | undefined;
+  let e2b: E2bSamples | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -176,6 +180,8 @@ async function main(): Promise<number> {
       progress('templates: builds (Debian + hello, OCI archives, a layer over base); start_cmd creates vs cold create + start vs podman');
       templates = await measureTemplates(inst, DEFAULT_TEMPLATE_PLAN, signal);
     });
+    progress(`e2b SDK: Sandbox.create + first commands.run, ${PLAN.e2bRounds} rounds cold and ${PLAN.e2bRounds} from a warm pool`);
+    e2b = await measureE2b(PLAN.e2bRounds, signal);
   } catch (err) {
     failure = err;
   } finally {
@@ -185,7 +191,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates) {
+  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates || !e2b) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -211,6 +217,7 @@ async function main(): Promise<number> {
     agentOps,
     ingress,
     templates,
+    e2b,
     leftovers,
   };
   const markdown = renderMarkdown(results);
