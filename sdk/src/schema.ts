@@ -820,7 +820,7 @@ export interface paths {
         get: operations["paperspaceGetMachine"];
         /**
          * Update a machine
-         * @description Name, auto shutdown, auto snapshots and the restore point, applied before the answer (the event is already done). Enabling a restore point without restorePointSnapshotId snapshots the ready machine now. Resizing is a 422.
+         * @description Name, auto shutdown, auto snapshots and the restore point, applied before the answer (the event is already done). Enabling a restore point without restorePointSnapshotId snapshots the ready machine now. A running machine is resized in place: a new machineType changes its vCPUs and memory at once, a larger diskSize grows its disk (the processes are checkpointed around the grow); a smaller diskSize is a 422 and a stopped machine a 409, with nothing changed.
          */
         put: operations["paperspaceUpdateMachine"];
         post?: never;
@@ -5685,7 +5685,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaperspaceError"];
                 };
             };
-            /** @description Resizing, a feature not supported yet (UNSUPPORTED_OPERATION), or a restorePointSnapshotId that is not a snapshot of this machine (UNKNOWN_SNAPSHOT). */
+            /** @description A smaller diskSize, or a field only accepted when off (UNSUPPORTED_OPERATION), or a restorePointSnapshotId that is not a snapshot of this machine (UNKNOWN_SNAPSHOT). */
             422: {
                 headers: {
                     [name: string]: unknown;

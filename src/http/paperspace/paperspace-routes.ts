@@ -171,7 +171,9 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       summary: 'Update a machine',
       description:
         'Name, auto shutdown, auto snapshots and the restore point, applied before the answer (the event is already done). ' +
-        'Enabling a restore point without restorePointSnapshotId snapshots the ready machine now. Resizing is a 422.',
+        'Enabling a restore point without restorePointSnapshotId snapshots the ready machine now. ' +
+        'A running machine is resized in place: a new machineType changes its vCPUs and memory at once, a larger diskSize grows its disk ' +
+        '(the processes are checkpointed around the grow); a smaller diskSize is a 422 and a stopped machine a 409, with nothing changed.',
       params: IdParams,
       body: UpdateBody,
       responses: {
@@ -179,7 +181,8 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
         ...errors,
         ...conflict,
         422: {
-          description: 'Resizing, a feature not supported yet (UNSUPPORTED_OPERATION), or a restorePointSnapshotId that is not a snapshot of this machine (UNKNOWN_SNAPSHOT).',
+          description:
+            'A smaller diskSize, or a field only accepted when off (UNSUPPORTED_OPERATION), or a restorePointSnapshotId that is not a snapshot of this machine (UNKNOWN_SNAPSHOT).',
           schema: PaperspaceErrorSchema,
         },
         500: { description: 'SNAPSHOT_FAILED: the restore point snapshot could not be taken; nothing changed and the machine is still ready.', schema: PaperspaceErrorSchema },
