@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_KEY, TestServer } from '../../src/testing/harness.js';
-import { relative, table } from './hangar.js';
+import { relative, table } from './output.js';
 
 const BIN = fileURLToPath(new URL('./hangar.js', import.meta.url));
 
@@ -78,7 +78,7 @@ describe('hangar CLI', () => {
     assert.equal(away.code, 3);
     const help = await cli(['exec', '--help']);
     assert.equal(help.code, 0);
-    assert.match(help.stdout, /Example:\n {2}hangar exec/);
+    assert.match(help.stdout, /Examples?:\n {2}hangar exec/);
   });
 
   it('tables and relative times', () => {
