@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import type { BuildTemplateRequest, Template, TemplateBuild } from '../../sdk/src/index.js';
 import { client, UsageError } from './config.js';
 import { example, jsonOption } from './options.js';
-import { out, relative, table } from './output.js';
-import { spin } from './output.js';
+import { out, relative, spin, table } from './output.js';
 
 const count = (flag: string) => (v: string): number => {
   const n = Number(v);
@@ -45,7 +44,7 @@ export function addCatalogCommands(p: Command): void {
       });
       out(!!o.json, b, () => table(['TEMPLATE', 'BUILD', 'STATUS', 'VERSION'], [[b.template, b.id, b.status, String(b.version)]]));
       if (b.status !== 'ready') {
-        process.stderr.write(`hangar: the build of ${name} ${b.status}${b.error ? `: ${b.error}` : ''}\n`);
+        process.stderr.write(`hangar: the build of ${name} failed${b.error ? ` in ${b.error.step}: ${b.error.message}` : ''}\n`);
         process.exitCode = 1;
       }
     });

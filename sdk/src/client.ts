@@ -44,7 +44,7 @@ export type ProcessEvent = { type: 'stdout' | 'stderr'; data: string; offset: nu
 export type FileWatchEvent = { type: 'create' | 'write' | 'remove' | 'rename' | 'overflow'; path: string } | { type: 'end'; reason: string };
 
 /** One line of a template build's log (n: its line number), then the build's end. */
-export type BuildLogEvent = { type: 'log'; line: string; n: number } | { type: 'end'; status: string; error: string | null };
+export type BuildLogEvent = { type: 'log'; line: string; n: number } | { type: 'end'; status: TemplateBuild['status']; error: TemplateBuild['error'] };
 
 /** The client of Hangar's native API: every call takes `{signal, timeoutMs}`. */
 export class HangarClient extends HangarTransport {
@@ -317,10 +317,10 @@ export class HangarClient extends HangarTransport {
     const base = `/v1/templates/${encodeURIComponent(name)}/builds/${encodeURIComponent(buildId)}/logs`;
     const path = (lastId: string | undefined): string => (lastId === undefined && opts.after !== undefined ? `${base}?after=${opts.after}` : base);
     for await (const e of this.events(path, { ...opts, resume: true })) {
-      const data = JSON.parse(e.data) as { line?: string; status?: string; error?: string | null };
+      const data = JSON.parse(e.data) as { line?: string; status?: TemplateBuild['status']; error?: TemplateBuild['error'] };
       if (e.event === 'log') yield { type: 'log', line: data.line ?? '', n: Number(e.id) };
       else if (e.event === 'end') {
-        yield { type: 'end', status: data.status ?? 'unknown', error: data.error ?? null };
+        yield { type: 'end', status: data.status ?? 'error', error: data.error ?? null };
         return;
       }
     }
