@@ -93,8 +93,8 @@ async function connect(url: string, apiKey: string, opts: CallOptions, defaultTi
       resolve(ws);
     };
     ws.onerror = ws.onclose = () => {
-      // With `ws`, a refused upgrade also ends here; its typed error wins when it comes.
-      setTimeout(() => fail(new HangarConnectionError('the terminal WebSocket did not open (is the machine running?)')), refused ? 200 : 0);
+      // With `ws`, a refused upgrade also ends here, after its typed error (queued first) has won.
+      setTimeout(() => fail(new HangarConnectionError('the terminal WebSocket did not open (is the machine running?)')), 0);
     };
   });
 }
