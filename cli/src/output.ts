@@ -27,7 +27,7 @@ export const machineRow = (m: Machine, now = Date.now()): string[] => [
   m.template,
   `${m.config.vcpus} vCPU ${m.config.memory_mb} MiB`,
   relative(m.created_at, now),
-  relative(m.timeout_at ?? null, now),
+  m.status === 'destroyed' ? '-' : relative(m.timeout_at ?? null, now),
 ];
 
 /** Machines as a table. */

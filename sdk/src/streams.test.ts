@@ -1,5 +1,6 @@
 /** The SDK's live calls against a real server: processes, terminals, file watches, build logs. */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_KEY, TestServer, waitFor } from '../../src/testing/harness.js';
@@ -121,6 +122,28 @@ describe('SDK live calls', () => {
     await assert.rejects(c.openPty('mch_nosuchmachine'), (e: unknown) => e instanceof HangarApiError && e.status === 404 && e.code === 'NOT_FOUND');
     const keyless = new HangarClient({ baseUrl: t.url, apiKey: 'wrong-key-0123456789' });
     await assert.rejects(keyless.openPty(id), (e: unknown) => e instanceof HangarApiError && e.status === 401);
+  });
+
+  it('a terminal over the global WebSocket (browsers, Node 22+): Node 20 with --experimental-websocket', async () => {
+    const script = `
+      import { HangarClient } from ${JSON.stringify(new URL('./index.js', import.meta.url).href)};
+      if (typeof globalThis.WebSocket !== 'function') throw new Error('no global WebSocket');
+      const c = new HangarClient({ baseUrl: process.env.HANGAR_URL, apiKey: process.env.HANGAR_API_KEY });
+      const pty = await c.openPty(process.env.MACHINE, { cols: 90, rows: 20, cmd: 'stty size; exit 4' });
+      let text = '';
+      for await (const b of pty) text += new TextDecoder().decode(b);
+      console.log(JSON.stringify({ text, exit: (await pty.exited).exitCode }));`;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--experimental-websocket', '--no-warnings', '--input-type=module', '-e', script],
+        { env: { HANGAR_URL: t.url, HANGAR_API_KEY: ADMIN_KEY, MACHINE: id }, timeout: 60_000 },
+        (err, out, errText) => (err ? reject(new Error(errText || err.message)) : resolve(out)),
+      ),
+    );
+    const r = JSON.parse(stdout) as { text: string; exit: number };
+    assert.match(r.text, /20 90/);
+    assert.equal(r.exit, 4);
   });
 
   it('watches a directory as an async iterator; stopping the loop closes the watch', async () => {
