@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { HangarClient, Process } from '../../sdk/src/index.js';
 import { client, UsageError } from './config.js';
 import { example, jsonOption } from './options.js';
-import { out, relative, table } from './output.js';
+import { out, relative, spin, table } from './output.js';
 
 /** `mch_id:/path`, or null for a local path. */
 export const remote = (spec: string): { id: string; path: string } | null => {
@@ -154,7 +154,8 @@ export function addIoCommands(p: Command): void {
     .addOption(jsonOption())
     .addHelpText('after', example('hangar cp ./app.py mch_abc:/root/app.py', 'hangar cp mch_abc:/root/out.txt .', 'hangar cp -r ./site mch_abc:/srv/site', 'hangar cp -r mch_abc:/srv/site ./site-copy'))
     .action(async (from: string, to: string, o: { recursive?: boolean; json?: boolean }) => {
-      const bytes = await copy(await client(), from, to, !!o.recursive);
+      const c = await client();
+      const bytes = await spin(`copying ${from} to ${to}`, !!o.json, () => copy(c, from, to, !!o.recursive));
       const what = o.recursive ? 'bytes of tar' : 'bytes';
       if (o.json) out(true, { from, to, recursive: !!o.recursive, bytes }, () => '');
       else process.stderr.write(`copied ${bytes} ${what} from ${from} to ${to}\n`);

@@ -235,8 +235,8 @@ export class HangarClient extends HangarTransport {
     return res.body;
   }
 
-  /** Write a file (made with its parents; replaced when it exists). */
-  async writeFile(id: string, path: string, data: Uint8Array | string | Blob, opts: CallOptions = {}): Promise<FileEntry> {
+  /** Write a file (made with its parents; replaced when it exists); a stream is sent as it is read, never retried. */
+  async writeFile(id: string, path: string, data: Uint8Array | string | Blob | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<FileEntry> {
     // Bytes are a valid fetch body everywhere; Node 20's type declarations lag behind.
     const body = (typeof data === 'string' ? new TextEncoder().encode(data) : data) as unknown as BodyInit;
     return (await this.raw('PUT', this.filePath(id, 'files', path), { ...opts, body, headers: { 'content-type': 'application/octet-stream' } }).then((r) => r.json())) as FileEntry;
@@ -269,8 +269,8 @@ export class HangarClient extends HangarTransport {
     return res.body;
   }
 
-  /** Extract a tar into a directory of the machine. */
-  async uploadArchive(id: string, path: string, tar: Uint8Array | Blob, opts: CallOptions = {}): Promise<void> {
+  /** Extract a tar (bytes, Blob, or a stream sent as it is read) into a directory of the machine. */
+  async uploadArchive(id: string, path: string, tar: Uint8Array | Blob | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<void> {
     await this.raw('PUT', this.filePath(id, 'files/archive', path), { ...opts, body: tar as unknown as BodyInit, headers: { 'content-type': 'application/x-tar' } });
   }
 

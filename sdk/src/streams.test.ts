@@ -146,6 +146,25 @@ describe('SDK live calls', () => {
     assert.equal(r.exit, 4);
   });
 
+  it('files as streams: a ReadableStream written as it is read, read back as a stream, a tar stream up and down', async () => {
+    const chunks = ['first ', 'second ', 'third'].map((x) => new TextEncoder().encode(x));
+    const stream = (): ReadableStream<Uint8Array> =>
+      new ReadableStream({
+        pull(controller) {
+          const next = chunks.shift();
+          if (next) controller.enqueue(next);
+          else controller.close();
+        },
+      });
+    assert.equal((await c.writeFile(id, '/root/streamed.txt', stream())).size, 18);
+    let text = '';
+    for await (const b of (await c.readFileStream(id, '/root/streamed.txt')) as unknown as AsyncIterable<Uint8Array>) text += new TextDecoder().decode(b);
+    assert.equal(text, 'first second third');
+    const tar = await new Response(await c.downloadArchive(id, '/root')).arrayBuffer();
+    await c.uploadArchive(id, '/root/copy', new Response(tar).body!);
+    assert.equal(new TextDecoder().decode(await c.readFile(id, '/root/copy/streamed.txt')), 'first second third');
+  });
+
   it('watches a directory as an async iterator; stopping the loop closes the watch', async () => {
     await c.mkdir(id, '/root/w');
     const it = c.watchFiles(id, '/root/w')[Symbol.asyncIterator]();

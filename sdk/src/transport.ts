@@ -126,14 +126,16 @@ export class HangarTransport {
       body = JSON.stringify(init.json);
       headers['content-type'] = 'application/json';
     }
-    const retries = (init.retry ?? IDEMPOTENT.has(method)) ? (this.o.retries ?? 3) : 0;
+    // A stream body can be read once: it is sent half-duplex (what fetch asks for) and never retried.
+    const streaming = typeof ReadableStream !== 'undefined' && body instanceof ReadableStream;
+    const retries = !streaming && (init.retry ?? IDEMPOTENT.has(method)) ? (this.o.retries ?? 3) : 0;
     const timeoutMs = init.timeoutMs ?? this.o.timeoutMs ?? 60_000;
     for (let attempt = 0; ; attempt++) {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
       let res: Response;
       try {
-        res = await this.fetch(`${this.base}${path}`, { method, headers, body: body ?? null, signal });
+        res = await this.fetch(`${this.base}${path}`, { method, headers, body: body ?? null, signal, ...(streaming ? { duplex: 'half' } : {}) } as RequestInit);
       } catch (err) {
         if (init.signal?.aborted) throw init.signal.reason;
         if (timeout.aborted) throw new HangarTimeoutError(`${method} ${path} took longer than ${timeoutMs} ms`);
