@@ -1,7 +1,7 @@
 /**
  * `hangar shell` through a real pseudo-terminal: the real binary runs in a detached tmux
- * session (its own tmux server socket), keys are typed with send-keys and the screen read
- * back with capture-pane.
+ * session (its own tmux server, its socket in a temporary directory), keys are typed with
+ * send-keys and the screen read back with capture-pane.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,11 +14,12 @@ import { HangarClient } from '../../sdk/src/index.js';
 import { ADMIN_KEY, TestServer, waitFor } from '../../src/testing/harness.js';
 
 const BIN = fileURLToPath(new URL('./hangar.js', import.meta.url));
-const SOCKET = `hangar-shell-test-${process.pid}`;
 
+/** The tmux server's socket lives in the test's temporary directory, so nothing stays behind. */
+let socket = '';
 const tmux = (...args: string[]): Promise<string> =>
   new Promise((resolve, reject) => {
-    execFile('tmux', ['-L', SOCKET, ...args], (err, stdout, stderr) => (err ? reject(new Error(`tmux ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile('tmux', ['-S', socket, ...args], (err, stdout, stderr) => (err ? reject(new Error(`tmux ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
   });
 const screen = (): Promise<string> => tmux('capture-pane', '-p', '-t', 'sh');
 /** Wait until the screen matches; its text in the failure otherwise. */
@@ -39,6 +40,7 @@ describe('hangar shell in a real terminal (tmux)', () => {
   before(async () => {
     t = await TestServer.start();
     home = await mkdtemp(join(tmpdir(), 'hangar-shell-'));
+    socket = join(home, 'tmux.sock');
     id = (await new HangarClient({ baseUrl: t.url, apiKey: ADMIN_KEY }).createMachine({})).id;
   });
   after(async () => {
