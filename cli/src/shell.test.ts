@@ -37,11 +37,13 @@ describe('hangar shell in a real terminal (tmux)', () => {
   let t: TestServer;
   let home: string;
   let id: string;
+  let sdk: HangarClient;
   before(async () => {
     t = await TestServer.start();
     home = await mkdtemp(join(tmpdir(), 'hangar-shell-'));
     socket = join(home, 'tmux.sock');
-    id = (await new HangarClient({ baseUrl: t.url, apiKey: ADMIN_KEY }).createMachine({})).id;
+    sdk = new HangarClient({ baseUrl: t.url, apiKey: ADMIN_KEY });
+    id = (await sdk.createMachine({})).id;
   });
   after(async () => {
     await tmux('kill-server').catch(() => undefined);
@@ -59,12 +61,17 @@ describe('hangar shell in a real terminal (tmux)', () => {
     await until(/^30 100$/m);
 
     await tmux('resize-window', '-t', 'sh', '-x', '120', '-y', '40');
-    await tmux('send-keys', '-t', 'sh', 'stty size', 'Enter');
-    await until(/^40 120$/m);
+    // The SIGWINCH reaches hangar on its own path, which keys typed right after may overtake: ask until it shows.
+    await waitFor(async () => {
+      await tmux('send-keys', '-t', 'sh', 'stty size', 'Enter');
+      await new Promise((r) => setTimeout(r, 200));
+      return /^40 120$/m.test(await screen());
+    }, 20_000);
 
     // Ctrl-C stops the command in the machine; the session (and this client) goes on.
     await tmux('send-keys', '-t', 'sh', 'sleep 1000', 'Enter');
-    await until(/sleep 1000/);
+    // Ctrl-C before the shell has started sleep would hit the shell instead: wait until sleep runs.
+    await waitFor(async () => /sleep 1000/.test((await sdk.exec(id, { cmd: 'ps -o args' })).stdout), 20_000);
     await tmux('send-keys', '-t', 'sh', 'C-c');
     await tmux('send-keys', '-t', 'sh', 'echo after-$((1+1))', 'Enter');
     await until(/^after-2$/m);
