@@ -59,6 +59,10 @@ describe('hangar CLI', () => {
     const back = join(home, 'down.txt');
     assert.equal((await cli(['cp', `${m.id}:/root/up.txt`, back])).code, 0);
     assert.equal(await readFile(back, 'utf8'), 'from the host\n');
+    const named = join(home, 'named.txt');
+    await writeFile(named, 'kept its name\n');
+    assert.equal((await cli(['cp', named, `${m.id}:/root`])).code, 0);
+    assert.equal((await cli(['exec', m.id, '--', 'cat', '/root/named.txt'])).stdout, 'kept its name\n', 'into an existing directory a file keeps its name');
     assert.equal((await cli(['cp', local, back])).code, 2, 'two local paths are a usage error');
 
     assert.equal((await cli(['open', m.id])).stdout, `${t.url}/console/machines/${m.id}\n`);

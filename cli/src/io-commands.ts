@@ -74,7 +74,8 @@ async function copy(c: HangarClient, from: string, to: string, recursive: boolea
   if (local.isDirectory() !== recursive) throw new UsageError(local.isDirectory() ? `${from} is a directory: use cp -r` : `${from} is not a directory: drop -r`);
   if (!recursive) {
     const bytes = await readFile(from);
-    await c.writeFile(dst!.id, dst!.path.endsWith('/') ? `${dst!.path}${basename(from)}` : dst!.path, bytes);
+    const intoDir = dst!.path.endsWith('/') || (await c.stat(dst!.id, dst!.path).then((e) => e.type === 'directory', () => false));
+    await c.writeFile(dst!.id, intoDir ? `${dst!.path.replace(/\/+$/, '')}/${basename(from)}` : dst!.path, bytes);
     return bytes.length;
   }
   const archive = await tar(['-C', from, '-cf', '-', '.']);
