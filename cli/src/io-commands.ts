@@ -21,7 +21,7 @@ const pidOf = (v: string): number => {
   return n;
 };
 
-/** Run the host's tar with `args`; feed it `input` or collect its stdout. */
+/** Run the host's tar with `args`, fed `input` (an extraction); its stdout when it succeeds. */
 function tar(args: string[], input?: Readable): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = spawn('tar', args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
@@ -78,9 +78,33 @@ async function copy(c: HangarClient, from: string, to: string, recursive: boolea
     await c.writeFile(dst!.id, intoDir ? `${dst!.path.replace(/\/+$/, '')}/${basename(from)}` : dst!.path, bytes);
     return bytes.length;
   }
-  const archive = await tar(['-C', from, '-cf', '-', '.']);
-  await c.uploadArchive(dst!.id, dst!.path, archive);
-  return archive.length;
+  return uploadTree(c, from, dst!.id, dst!.path);
+}
+
+/** Stream the host's `tar` of a directory into the machine as it is made; a tar that fails cuts the upload. */
+async function uploadTree(c: HangarClient, dir: string, id: string, path: string): Promise<number> {
+  const child = spawn('tar', ['-C', dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cut = new AbortController();
+  let errText = '';
+  child.stderr.on('data', (b: Buffer) => (errText += b.toString()));
+  const exited = new Promise<Error | null>((resolve) => {
+    child.on('error', (err) => resolve(new Error(`cannot run tar on this computer: ${err.message}`)));
+    child.on('close', (code) => resolve(code === 0 ? null : new Error(`tar of ${dir} failed: ${errText.trim() || `exit ${code}`}`)));
+  });
+  void exited.then((err) => err && cut.abort(err));
+  let bytes = 0;
+  const body = (Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform: (chunk, controller) => {
+        bytes += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  await c.uploadArchive(id, path, body, { signal: cut.signal });
+  const err = await exited;
+  if (err) throw err;
+  return bytes;
 }
 
 /** Add the exec, ps, logs and cp verbs to the program. */
