@@ -17,9 +17,9 @@ const SERVER = ['(^|/)server\\.js$', 'server.ts composes the parts; nothing impo
 const TESTING = ['(^|/)testing/', 'the test harness is for tests only.'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.data/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.data/**', 'eslint.config.js', 'console/vite.config.ts'] },
   {
-    files: ['src/**/*.ts', 'bench/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts', 'cli/src/**/*.ts'],
+    files: ['src/**/*.ts', 'bench/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts', 'cli/src/**/*.ts', 'console/src/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
@@ -40,5 +40,6 @@ export default tseslint.config(
   refuse(['src/service/**/*.ts'], [['(^|/)http/', 'the service layer never imports the HTTP edge.'], SERVER, TESTING]),
   refuse(['src/http/**/*.ts'], [SERVER, TESTING]),
   refuse(['cli/src/**/*.ts'], [['(^|/)src/(?!index)|(^|/)(service|http|runtime|store|domain|testing)/', 'the CLI is built on the SDK only.']]),
+  refuse(['console/src/**/*.ts'], [['(^|/)src/(?!index)|(^|/)(service|http|runtime|store|domain|testing)/', 'the console is a client: it talks to the server through the SDK only.']]),
   refuse(['sdk/src/**/*.ts'], [['(^|/)src/|^\\.\\./\\.\\./', 'the SDK is its own package: it imports nothing of the server.']]),
 );

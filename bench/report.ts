@@ -1,10 +1,12 @@
 import { templateTable, type TemplateSamples } from './templates.js';
+import { e2bTable, type E2bSamples } from './e2b.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderChart } from './chart.js';
 import type { CreateDestroySamples } from './create-destroy.js';
 import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
 import type { PodmanCheckpointResult } from './podman-checkpoint.js';
+import type { FloorResult } from './runtime-floor.js';
 import type { AgentOpsSamples } from './agent-ops.js';
 import type { BurstSamples } from './burst.js';
 import type { DensityResults } from './density.js';
@@ -43,6 +45,8 @@ export interface BenchResults {
   host: HostFacts;
   create: CreateDestroySamples;
   podman: PodmanResult;
+  /** The bare OCI runtimes starting the same machine: the floor of a cold create. */
+  floor: FloorResult[];
   reads: ReadResults;
   /** Pause/resume, snapshots and forks of Hangar machines. */
   snapshots: HangarSnapshotResults;
@@ -69,6 +73,8 @@ export interface BenchResults {
   ingress: IngressResults;
   /** Template builds and start_cmd creates (issue 10). */
   templates: TemplateSamples;
+  /** The real e2b SDK's time to interactive (issue 13). */
+  e2b: E2bSamples;
   /** Host resources left after cleanup (empty when clean). */
   leftovers: string[];
 }
@@ -100,6 +106,21 @@ function readRow(what: string, r: RequestSamples, notes: string): TableRow {
   return { what, hangar: readCell(summarize(r.ms)), podman: '—', notes: `${notes}${budgetNote(r)}` };
 }
 
+/** The bare runtime's start of the same machine: what no Hangar create can beat. */
+function floorRow(f: FloorResult): TableRow {
+  const what = `the floor: bare \`${f.runtime} run -d\`, p50 / p95 (min–max)`;
+  if (!f.available) return { what, hangar: `unavailable: ${f.reason}`, podman: '—', notes: `${f.runtime} started alone on Hangar's OCI spec of a base machine.` };
+  return {
+    what,
+    hangar: startStopCell(summarize(f.runMs)),
+    podman: '—',
+    notes:
+      `${f.runtime} ${f.version} alone: \`${f.runtime} run --detach\` of Hangar's own OCI spec of a base machine (namespaces, cgroup limits, seccomp, ` +
+      `capabilities, /sbin/init) on the template's root filesystem read-only, in a new empty network namespace; no disk image, overlay, network, store or HTTP. ` +
+      `Then \`${f.runtime} delete --force\` (p50 ${formatMs(summarize(f.deleteMs).p50)} ms, untimed here).${budgetNote(f)}`,
+  };
+}
+
 /** The rows of the comparison table. */
 export function tableRows(r: BenchResults): TableRow[] {
   const p = r.podman;
@@ -126,6 +147,7 @@ export function tableRows(r: BenchResults): TableRow[] {
       podman: p.available ? startStopCell(summarize(p.rmMs)) : 'podman: unavailable (see above)',
       notes: 'Hangar: `DELETE /v1/machines/{id}` answered 200 `destroyed`. podman: `podman rm -f -t 0` (SIGKILL at once, as `runc delete --force`).',
     },
+    ...r.floor.map(floorRow),
     burstRow(r.burst),
     ...densityRows(r.density),
     readRow('`GET /healthz`, p50 / p95 / p99', rd.healthz, 'No auth, no store: the HTTP floor of this client and server.'),
@@ -187,6 +209,10 @@ export function renderMarkdown(r: BenchResults): string {
     '## Templates (issue 10)',
     '',
     templateTable(r.templates),
+    '## The e2b SDK: time to interactive (issue 13)',
+    '',
+    e2bTable(r.e2b),
+    '',
     '## Goals of the earlier performance work (issue 6)',
     '',
     goalsTable(goalRows(r)),
@@ -202,7 +228,7 @@ export function renderMarkdown(r: BenchResults): string {
     `- The ${thousands(r.reads.storeRows)} machines behind the read rows are **store rows** inserted with ` +
       `\`store.insertMachine\` (status \`running\`), **not live containers**; ${r.reads.realMachines} real machines ran beside them. ` +
       `Inserting the rows took ${formatMs(r.reads.insertMs)} ms. The reads ran on their own data dir, deleted afterwards.`,
-    "- Hangar's create also makes a sparse 1 GiB ext4 image per machine (mkfs, loop mount) under an overlay, and writes SQLite; " +
+    "- Hangar's create also makes a sparse 1 GiB ext4 disk per machine (a clone of a blank formatted once per size, loop-attached and mounted by the disk tool) under an overlay, and writes SQLite; " +
       'podman mounts an overlay from its image store, with no per-machine disk quota.',
     '- Pause in Hangar is a full stop: CRIU dumps and kills the processes, the container is removed and the disk image moved into the snapshot; ' +
       'resume mounts it again and restores. podman keeps the stopped container and its overlay, so its checkpoint holds only the CRIU images. ' +

@@ -19,11 +19,13 @@ import { measureFiles, type FilesSamples } from './files.js';
 import { withInstance } from './hangar-instance.js';
 import { measureIngress, type IngressResults } from './ingress.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
+import { measureRuntimeFloor, type FloorResult } from './runtime-floor.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
 import { DEFAULT_TEMPLATE_PLAN, measureTemplates, type TemplateSamples } from './templates.js';
+import { measureE2b, type E2bSamples } from './e2b.js';
 import { DEFAULT_VOLUMES_PLAN, measureVolumes, type VolumeWriteSamples } from './volumes.js';
 import { measureWarmPool, type WarmPoolPlan, type WarmPoolSamples } from './warm-pool.js';
 import { measureWrk, type WrkResult } from './wrk.js';
@@ -47,6 +49,8 @@ const PLAN = {
   checkpoint: { warmup: 1, count: 10, budgetMs: 120_000, heldMiB: 256 },
   warmPool: { size: 60, warmup: 5, count: 50, budgetMs: 60_000, fillTimeoutMs: 120_000 } satisfies WarmPoolPlan,
   burst: 100,
+  /** Rounds of the e2b SDK's create + first command, cold and from a warm pool (issue 13). */
+  e2bRounds: 10,
   exec: { warmup: 5, count: 100, budgetMs: 60_000 },
   podmanExec: { warmup: 3, count: 30, budgetMs: 60_000 },
   wrk: { threads: 1, connections: 32, durationS: 5 },
@@ -97,6 +101,7 @@ async function main(): Promise<number> {
   const leftovers: string[] = [];
   let create: CreateDestroySamples | undefined;
   let podman: PodmanResult | undefined;
+  let floor: FloorResult[] | undefined;
   let reads: ReadResults | undefined;
   let snapshots: HangarSnapshotResults | undefined;
   let checkpoint: PodmanCheckpointResult | undefined;
@@ -111,6 +116,7 @@ async function main(): Promise<number> {
   let agentOps: AgentOpsSamples | undefined;
   let ingress: IngressResults | undefined;
   let templates: TemplateSamples | undefined;
+  let e2b: E2bSamples | undefined;
   let failure: unknown = null;
   try {
     await withInstance('create', leftovers, async (inst) => {
@@ -121,6 +127,9 @@ async function main(): Promise<number> {
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
+      progress(`the floor: bare runc run -d (and crun) of the same machine, ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed, then ${PLAN.burst} at once`);
+      floor = await measureRuntimeFloor(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal }, PLAN.burst);
+      for (const f of floor) if (!f.available) progress(`${f.runtime}: unavailable (${f.reason})`);
       progress(`exec true: ${PLAN.exec.warmup} warm-ups + ${PLAN.exec.count} timed; then podman exec`);
       exec = await measureExec(inst, PLAN.exec.warmup, { ...PLAN.exec, signal });
       podmanExec = await measurePodmanExec(rootfs, PLAN.podmanExec.warmup, { ...PLAN.podmanExec, signal });
@@ -171,6 +180,8 @@ async function main(): Promise<number> {
       progress('templates: builds (Debian + hello, OCI archives, a layer over base); start_cmd creates vs cold create + start vs podman');
       templates = await measureTemplates(inst, DEFAULT_TEMPLATE_PLAN, signal);
     });
+    progress(`e2b SDK: Sandbox.create + first commands.run, ${PLAN.e2bRounds} rounds cold and ${PLAN.e2bRounds} from a warm pool`);
+    e2b = await measureE2b(PLAN.e2bRounds, signal);
   } catch (err) {
     failure = err;
   } finally {
@@ -180,7 +191,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates) {
+  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates || !e2b) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -191,6 +202,7 @@ async function main(): Promise<number> {
     host,
     create,
     podman,
+    floor,
     reads,
     snapshots,
     checkpoint,
@@ -205,6 +217,7 @@ async function main(): Promise<number> {
     agentOps,
     ingress,
     templates,
+    e2b,
     leftovers,
   };
   const markdown = renderMarkdown(results);

@@ -26,6 +26,15 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
+# crun (Debian 13's, through the low-pinned suite scripts/setup.sh added): the benchmark
+# tries it beside bare runc as the floor of a cold create. On this host's hybrid cgroup
+# layout it refuses to start anything; the benchmark reports its words.
+if ! command -v crun >/dev/null 2>&1; then
+  echo "bench-setup: installing crun (Debian 13)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie crun >/dev/null \
+    || echo "bench-setup: WARNING: crun could not be installed; the benchmark reports it unavailable"
+fi
+
 # True when `key = value` is set inside `[section]` of the config file.
 has_setting() {
   local section=$1 key=$2 value=$3

@@ -11,5 +11,6 @@ if [ -f "$data/admin-key" ] && [ -z "${HANGAR_BOOTSTRAP_KEY:-}" ]; then
   echo "Admin API key (from $data/admin-key): $(cat "$data/admin-key")"
 fi
 echo "Starting Hangar on http://$listen  (Ctrl-C stops the server; machines keep running and are re-adopted next start)"
+echo "Web console: http://$listen/console/  (sign in with an API key)"
 echo "Try:  curl -s -X POST http://$listen/v1/machines -H \"Authorization: Bearer \$KEY\" -H 'Content-Type: application/json' -d '{}'"
 exec npm start --silent

@@ -18,6 +18,7 @@ import { MachineCore } from './service/machine-core.js';
 import { MachineService } from './service/machine-service.js';
 import { ProcessService } from './service/process-service.js';
 import { PtyService } from './service/pty-service.js';
+import { DesktopService } from './service/desktop-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
 import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
@@ -163,6 +164,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       exec,
       processes,
       pty,
+      desktop: new DesktopService({ machines, templates }),
+      consoleDir: settings.consoleDir,
       files: new FileService({ machines, runtime }),
       fileWatches: new FileWatchService({ machines, runtime }),
       templates: new TemplateApi({ templates, builder, uploads, logs: buildLogs, secret }),

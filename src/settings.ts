@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defaultSubnet, parseCidr, type Cidr } from './domain/network.js';
 import { CONFIG_LIMITS } from './domain/machine.js';
@@ -86,6 +87,8 @@ const EnvSchema = z.object({
     )
     .transform((v) => v.toLowerCase())
     .optional(),
+  /** The built web console served at /console. @default dist/console beside the server's build */
+  HANGAR_CONSOLE_DIR: z.string().min(1).default(fileURLToPath(new URL('../console', import.meta.url))),
   /** Fastify log level. @default 'info' */
   /** Largest archive a template build may be sent (POST /v1/uploads), in MiB. */
   HANGAR_MAX_UPLOAD_MB: z.coerce.number().int().min(1).max(1_048_576).default(4096),
@@ -112,6 +115,8 @@ export interface Settings {
   logLevel: z.infer<typeof EnvSchema>['HANGAR_LOG_LEVEL'];
   /** Host-based ingress's domain (lowercase), or null when host-based ingress is off. */
   ingressDomain: string | null;
+  /** The built web console's directory (index.html and assets/), served at /console. */
+  consoleDir: string;
   /** The Paperspace-style API's settings. */
   paperspace: { basePath: string; region: string; machineTypes: MachineType[]; diskSizesGb: number[] };
   /** Derived: carried by every host resource of this server (hash of the data dir). */
@@ -204,6 +209,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     templatePath: e.HANGAR_TEMPLATE_PATH.split(':').filter(Boolean).map((d) => resolve(d)),
     logLevel: e.HANGAR_LOG_LEVEL,
     ingressDomain: e.HANGAR_INGRESS_DOMAIN ?? null,
+    consoleDir: resolve(e.HANGAR_CONSOLE_DIR),
     paperspace: {
       basePath: e.HANGAR_PAPERSPACE_BASE,
       region: e.HANGAR_PAPERSPACE_REGION,

@@ -454,6 +454,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/machines/{id}/desktop/vnc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A desktop machine's VNC server, over a WebSocket
+         * @description Upgrade to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). Binary frames both ways carry the RFB (VNC) protocol of the machine's VNC server, byte for byte, as noVNC and other WebSocket VNC clients expect; the VNC server still asks for its password (the Paperspace-style `GET /paperspace/v1/machines/{id}/desktop` gives it to callers who may reach the machine). Errors found before the upgrade (401, 404, 409 for a machine that is not running, 422 NO_DESKTOP, 502) are ordinary JSON answers. Auth: the Authorization header, or `access_token` in the query. An open desktop counts as activity.
+         */
+        get: operations["openDesktopVnc"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/machines/{id}/files": {
         parameters: {
             query?: never;
@@ -4043,6 +4063,93 @@ export interface operations {
             };
             /** @description This server cannot provide terminals (no C compiler to build the relay). */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    openDesktopVnc: {
+        parameters: {
+            query?: {
+                /** @description The API key, for clients that cannot send an Authorization header (browsers). It ends up in URL logs: prefer the header. */
+                access_token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Machine id, e.g. mch_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols: the WebSocket is open and joined to the VNC server. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid path or query. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such machine for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The machine is not running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NO_DESKTOP: the machine's template runs no desktop. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a WebSocket upgrade request. */
+            426: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UPSTREAM_UNREACHABLE: the VNC server did not accept the connection. */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,13 +14,17 @@ import type { PaperspaceService } from '../service/paperspace-service.js';
 import type { AccessorService } from '../service/accessor-service.js';
 import type { ProcessService } from '../service/process-service.js';
 import type { PtyService } from '../service/pty-service.js';
+import type { DesktopService } from '../service/desktop-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { adminSurface, adminSurfaceRoutes } from './admin/admin-surface.js';
 import { computeSurface, computeSurfaceRoutes } from './compute/compute-surface.js';
+import { e2bSurface } from './e2b/e2b-surface.js';
 import { errorBody, errorHandler } from './error-mapping.js';
 import { registerIngress } from './native/ingress-routes.js';
 import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
 import { ptyUpgrades } from './native/pty-routes.js';
+import { desktopUpgrades } from './native/desktop-routes.js';
+import { consolePlugin } from './console/console-plugin.js';
 import { buildOpenApi } from './openapi.js';
 import { paperspaceSurface, paperspaceSurfaceRoutes } from './paperspace/paperspace-surface.js';
 import type { TemplateApi } from '../service/template-api.js';
@@ -35,6 +39,7 @@ export interface AppOptions {
   exec: ExecService;
   processes: ProcessService;
   pty: PtyService;
+  desktop: DesktopService;
   files: FileService;
   fileWatches: FileWatchService;
   templates: TemplateApi;
@@ -57,6 +62,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Host-based ingress: requests to `{port}-{id}.{domain}` go to the machine. @default null (off) */
   ingressDomain?: string | null;
+  /** The built web console (`dist/console`), served at /console. @default null (not served) */
+  consoleDir?: string | null;
 }
 
 /** What building the routes needs: the services (never called while only documenting). */
@@ -153,22 +160,29 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   void app.register(computeSurface, { routes: surfaces.compute, authenticate });
   void app.register(paperspaceSurface, { routes: surfaces.paperspace, authenticate });
   void app.register(adminSurface, { routes: surfaces.admin, authenticate });
+  if (o.consoleDir) void app.register(consolePlugin, { dir: o.consoleDir });
+  // E2B's control API and envd follow E2B's own spec: served, not in Hangar's OpenAPI document.
+  void app.register(e2bSurface, { machines: o.machines, compute: o.compute, auth: o.auth, processes: o.processes, pty: o.pty, files: o.files, fileWatches: o.fileWatches, authenticate });
   // Every answered request, by its route pattern (never the raw path: ids would make a series each).
   app.addHook('onResponse', (request, reply, done) => {
     o.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
   // WebSocket upgrades never reach Fastify's router: each goes to exactly one of ingress
-  // (by host, or by a /v1/machines/{id}/ports/{port} path) and the terminal endpoint.
+  // (by host, or by a /v1/machines/{id}/ports/{port} path), the desktop (VNC) endpoint and
+  // the terminal endpoint.
   const pty = ptyUpgrades(o.pty, authenticate, app.log);
+  const desktop = desktopUpgrades(o.desktop, authenticate, app.log);
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     const target = ingress.target(request);
     if (target) ingress.handle(request, socket, head, target);
+    else if (desktop.matches(request.url ?? '/')) desktop.handle(request, socket, head);
     else pty.handle(request, socket, head);
   });
   app.addHook('preClose', (done) => {
     pty.close();
+    desktop.close();
     ingress.close();
     done();
   });

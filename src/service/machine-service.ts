@@ -68,6 +68,11 @@ export class MachineService {
     return this.core.o.secret.trafficToken(id);
   }
 
+  /** A machine's envd access token (E2B surface: commands and files), never the traffic token. */
+  envdToken(id: string): string {
+    return this.core.o.secret.envdToken(id);
+  }
+
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
   create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
     return this.core.timed(input.snapshotId === undefined ? 'create' : 'fork', () => this.creator.create(caller, input, idempotencyKey, options));

@@ -43,6 +43,14 @@ export class ServerSecret {
   }
 
   /**
+   * A machine's envd access token (the E2B surface): grants commands and files inside the
+   * machine, so it is a different token from the traffic token, which grants only its ports.
+   */
+  envdToken(machineId: string): string {
+    return `eat_${this.sign('envd', machineId)}`;
+  }
+
+  /**
    * The VNC password of a desktop machine: derived, never stored. VNC Authentication
    * keys DES with at most 8 characters, so it is the first 8 of the HMAC (48 bits).
    */

@@ -1,5 +1,6 @@
 import { createCipheriv } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** What a VNC server said during the handshake, up to its ServerInit. */
 export interface RfbHandshakeResult {
@@ -21,6 +22,8 @@ export interface RfbHandshakeOptions {
   host: string;
   port: number;
   password: string;
+  /** Speak over this already open stream (e.g. a WebSocket proxy's) instead of connecting to host:port. */
+  stream?: Duplex;
   /** Give up (and fail) after this long. @default 10000 */
   timeoutMs?: number;
 }
@@ -34,7 +37,7 @@ class ByteReader {
   private waiter: (() => void) | null = null;
   private ended: Error | null = null;
 
-  constructor(socket: Socket) {
+  constructor(socket: Duplex) {
     socket.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       this.waiter?.();
@@ -100,7 +103,7 @@ export function vncAuthResponse(password: string, challenge: Buffer): Buffer {
  * connection after ServerInit or a failed SecurityResult.
  */
 export async function rfbHandshake(opts: RfbHandshakeOptions): Promise<RfbHandshakeResult> {
-  const socket = connect({ host: opts.host, port: opts.port });
+  const socket = opts.stream ?? connect({ host: opts.host, port: opts.port });
   const reader = new ByteReader(socket);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
@@ -115,7 +118,7 @@ export async function rfbHandshake(opts: RfbHandshakeOptions): Promise<RfbHandsh
   }
 }
 
-async function handshake(socket: Socket, reader: ByteReader, password: string): Promise<RfbHandshakeResult> {
+async function handshake(socket: Duplex, reader: ByteReader, password: string): Promise<RfbHandshakeResult> {
   const serverVersion = (await reader.read(12)).toString('latin1');
   const m = /^RFB (\d{3})\.(\d{3})\n$/.exec(serverVersion);
   if (!m) throw new Error(`not an RFB ProtocolVersion: ${JSON.stringify(serverVersion)}`);

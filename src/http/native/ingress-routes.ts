@@ -81,7 +81,8 @@ export function hostTarget(host: string | undefined, rawUrl: string, domain: str
   const suffix = `.${domain}`;
   if (!name.endsWith(suffix)) return null;
   const label = HOST_LABEL.exec(name.slice(0, -suffix.length));
-  if (!label) return null;
+  // envd's port (49983) is served by the E2B surface itself, never proxied into the machine.
+  if (!label || label[1] === '49983') return null;
   const q = rawUrl.indexOf('?');
   const { query, token } = withoutToken(q < 0 ? undefined : rawUrl.slice(q + 1));
   const path = q < 0 ? rawUrl : rawUrl.slice(0, q);

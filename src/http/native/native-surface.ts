@@ -18,6 +18,7 @@ import { fileRoutes } from './file-routes.js';
 import { machineRoutes } from './machine-routes.js';
 import { processRoutes } from './process-routes.js';
 import { ptyRoutes } from './pty-routes.js';
+import { desktopRoutes } from './desktop-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
 import { systemRoutes, type SystemRoutesOptions } from './system-routes.js';
 import { templateRoutes } from './template-routes.js';
@@ -44,6 +45,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),
+    ...desktopRoutes(),
     ...fileRoutes(o.files, o.fileWatches),
     ...templateRoutes(o.templates),
   ];

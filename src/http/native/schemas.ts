@@ -468,6 +468,11 @@ export const PtyQuery = z.object({
 /** A text frame from the client: a new window size. */
 export const PtyResizeMessage = z.object({ type: z.literal('resize'), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) });
 
+/** Query of the desktop (VNC) WebSocket. */
+export const DesktopVncQuery = z.object({
+  access_token: PtyQuery.shape.access_token,
+});
+
 // ---- Files ----
 
 /** An absolute path inside the machine, normalised (`/a/./b/../c/` → `/a/c`). */

@@ -103,7 +103,7 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
     await ctx.agents.close(id);
     await removeContainer(ctx, id);
     await ctx.volumes.release(id);
-    await unmountWritableLayer(p);
+    await unmountWritableLayer(ctx.diskToolPath, p);
     await rename(p.image, s.image);
     await markSnapshot(p.dir, s.dir);
     await writeManifest(s);
@@ -134,7 +134,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
   await rename(s.image, p.image);
   let step = 'mount writable layer';
   try {
-    await mountLayer(p, spec.templateLayers, mountSource(ctx, spec.id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id));
     step = 'check network';
     // Kept while paused; only a host restart (or a person) removes it.
     await ctx.network.ensureAttached(spec.id, spec.network);
@@ -154,7 +154,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     const undo = (what: string, step: Promise<unknown>): Promise<void> => bestEffort(ctx.log, spec.id, `${what} after a failed resume`, step);
     await undo('remove the container', removeContainer(ctx, spec.id));
     await undo('release the volumes', ctx.volumes.release(spec.id));
-    await undo('unmount the writable layer', unmountWritableLayer(p));
+    await undo('unmount the writable layer', unmountWritableLayer(ctx.diskToolPath, p));
     await undo('move the disk image back into its snapshot', rename(p.image, s.image));
     await undo('remove the root filesystem mount point', rm(p.rootfs, { recursive: true, force: true }));
     await undo('remove the layer mount point', rm(p.layer, { recursive: true, force: true }));

@@ -29,7 +29,7 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     await mkdir(p.dir, { recursive: true });
     await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), ctx.network.attach(spec.id, spec.network)]);
     step = 'mount writable layer';
-    await mountLayer(p, spec.templateLayers, mountSource(ctx, spec.id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id));
     step = 'mount volumes';
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';

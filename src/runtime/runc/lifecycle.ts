@@ -4,11 +4,12 @@ import { bestEffort, errorMessage } from './best-effort.js';
 import { rememberAgent } from './agent-mounts.js';
 import { mountSource, removeContainer, runInit, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
-import { createLayerImage, ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
+import { blankImage } from './disk-tool.js';
+import { ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
 
 /**
  * Prepare a machine's disk, root filesystem, network and bundle and run its init:
- * sparse image, mkfs, loop and overlay mounts, cwd, config.json, `runc run`. Any
+ * the disk cloned from a formatted blank, loop and overlay mounts, cwd, config.json, `runc run`. Any
  * failure undoes every step.
  */
 export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise<{ pid: number }> {
@@ -16,12 +17,13 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
   let step = 'prepare root filesystem and network';
   try {
     await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
-    // The network is made while mkfs runs: it costs no time of its own.
+    // The network is made while the disk is cloned and mounted: it costs no time of its own.
     const net = ctx.network.attach(spec.id, spec.network);
     await Promise.all([
       (async () => {
-        await createLayerImage(p, spec.config.disk_mb);
-        await mountLayer(p, spec.templateLayers, mountSource(ctx, spec.id));
+        await mkdir(p.dir, { recursive: true });
+        const blank = await blankImage(ctx.blankDisksDir, spec.config.disk_mb);
+        await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), blank);
       })(),
       net,
     ]);
@@ -69,7 +71,7 @@ export async function stopMachine(ctx: RuncContext, id: string): Promise<void> {
   await removeContainer(ctx, id);
   await ctx.volumes.release(id);
   await ctx.network.detach(id);
-  await unmountWritableLayer(p);
+  await unmountWritableLayer(ctx.diskToolPath, p);
   await rm(p.rootfs, { recursive: true, force: true });
   await rm(p.layer, { recursive: true, force: true });
 }
@@ -81,6 +83,6 @@ export async function destroyMachine(ctx: RuncContext, id: string): Promise<void
   await removeContainer(ctx, id);
   await ctx.volumes.release(id);
   await ctx.network.detach(id);
-  await unmountWritableLayer(p);
+  await unmountWritableLayer(ctx.diskToolPath, p);
   await rm(p.dir, { recursive: true, force: true });
 }

@@ -105,13 +105,13 @@ async function growDiskHeld(ctx: RuncContext, spec: MachineSpec, previous: Machi
   }
   let growFailure: unknown = null;
   try {
-    await unmountWritableLayer(p);
+    await unmountWritableLayer(ctx.diskToolPath, p);
     await growUnmountedImage(p.image, spec.config.disk_mb);
   } catch (err) {
     growFailure = err;
   }
   try {
-    await mountLayer(p, spec.templateLayers, mountSource(ctx, id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, id));
     // Restored with the limits in force: the new ones once the disk grew, else the old ones.
     await writeBundle(ctx, growFailure === null ? spec : { ...spec, config: previous }, p);
     await restoreInit(ctx, id, p, images);

@@ -19,6 +19,10 @@ export interface RuncContext {
   /** Carried by every host resource: cgroup parent, mount sources, namespaces. */
   readonly instancePrefix: string;
   readonly pidsLimit: number;
+  /** The compiled disk tool (`disk-tool.c`): image clone, loop and overlay mounts, unmounts. */
+  readonly diskToolPath: string;
+  /** Formatted blank images, one per disk size, that new machines' disks are cloned from. */
+  readonly blankDisksDir: string;
   readonly network: HostNetwork;
   readonly log: RuntimeLogger;
   /** The server's ends of the in-machine agents. */

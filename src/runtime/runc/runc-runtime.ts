@@ -34,6 +34,7 @@ import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, thawMa
 import { inBackground, run } from './command.js';
 import { cgroupPids, cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
 import { runcExec, type RuncExecContext } from './exec.js';
+import { DEFAULT_DISK_TOOL_PATH } from './disk-tool.js';
 import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
@@ -66,6 +67,10 @@ export interface RuncRuntimeOptions {
   pidsLimit: number;
   /** The machines' private subnet (one bridge per server). */
   subnet: Cidr;
+  /** The compiled disk tool. @default `disk-tool` beside disk-tool.js (built by `npm run build`) */
+  diskToolPath?: string;
+  /** Formatted blank disk images, one per size. @default `blank-disks` beside machinesDir */
+  blankDisksDir?: string;
   /** The compiled terminal relay. @default `pty-relay` beside pty-relay.js (built by `npm run build`) */
   ptyRelayPath?: string;
   /** Told about cleanup that failed while another error was being handled. @default a logger that drops everything */
@@ -129,6 +134,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       snapshotsDir: opts.snapshotsDir,
       instancePrefix: opts.instancePrefix,
       pidsLimit: opts.pidsLimit,
+      diskToolPath: opts.diskToolPath ?? DEFAULT_DISK_TOOL_PATH,
+      blankDisksDir: opts.blankDisksDir ?? join(dirname(opts.machinesDir), 'blank-disks'),
       network: this.network,
       log,
       agents: this.agents,

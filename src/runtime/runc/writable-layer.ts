@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, lstat, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, readFile, lstat, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandError, run } from './command.js';
 
@@ -43,24 +43,13 @@ export async function mountPoints(): Promise<Set<string>> {
   return out;
 }
 
-/** Create the sparse ext4 image that holds a machine's writable layer; its size is the disk quota. */
-export async function createLayerImage(p: LayerPaths, diskMb: number): Promise<void> {
-  await mkdir(p.dir, { recursive: true });
-  const fh = await open(p.image, 'wx', 0o600);
-  try {
-    await fh.truncate(diskMb * 1024 * 1024);
-  } finally {
-    await fh.close();
-  }
-  // -m 0: no blocks reserved for root, so the user gets all of disk_mb; lazy init keeps mkfs in milliseconds.
-  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', p.image]);
-}
-
 /**
- * Mount an existing image and the overlay root filesystem over it: the template's
- * layers read-only below (topmost first), the image's upper dir above.
+ * Mount a machine's image and the overlay root filesystem over it: the template's
+ * layers read-only below (topmost first), the image's upper dir above. With `blank`, the
+ * image is first made as a clone of that formatted blank (a new machine's disk). One run
+ * of the disk tool does it all; on failure it leaves nothing mounted (nor a cloned image).
  */
-export async function mountLayer(p: LayerPaths, templateLayers: readonly string[], mountSource: string): Promise<void> {
+export async function mountLayer(tool: string, p: LayerPaths, templateLayers: readonly string[], mountSource: string, blank?: string): Promise<void> {
   if (templateLayers.length === 0) throw new Error('a machine needs at least one template layer');
   for (const dir of templateLayers) {
     // overlayfs separates lower layers with ':' and options with ','.
@@ -69,18 +58,8 @@ export async function mountLayer(p: LayerPaths, templateLayers: readonly string[
   await mkdir(p.layer, { recursive: true });
   await mkdir(p.rootfs, { recursive: true });
   await mkdir(p.bundle, { recursive: true });
-  await run('mount', ['-o', 'loop,noatime', p.image, p.layer]);
-  await mkdir(join(p.layer, 'upper'), { mode: 0o755 }).catch(ignoreExists);
-  await mkdir(join(p.layer, 'work'), { mode: 0o755 }).catch(ignoreExists);
-  await run('mount', [
-    '-t', 'overlay', mountSource, '-o',
-    `lowerdir=${templateLayers.join(':')},upperdir=${join(p.layer, 'upper')},workdir=${join(p.layer, 'work')}`,
-    p.rootfs,
-  ]);
-}
-
-function ignoreExists(err: NodeJS.ErrnoException): void {
-  if (err.code !== 'EEXIST') throw err;
+  const clone = blank === undefined ? [] : ['--clone', blank];
+  await run(tool, ['mount-layer', ...clone, p.image, p.layer, p.rootfs, mountSource, templateLayers.join(':')]);
 }
 
 /**
@@ -97,17 +76,6 @@ export async function ensureDirInside(rootfs: string, cwd: string): Promise<void
     } else if (st.isSymbolicLink() || !st.isDirectory()) {
       throw new Error(`cwd component ${at.slice(rootfs.length)} exists and is not a directory`);
     }
-  }
-}
-
-async function unmount(path: string, mounted: Set<string>): Promise<void> {
-  if (!mounted.has(path)) return;
-  try {
-    await run('umount', [path]);
-  } catch (err) {
-    // Busy (a process still holds it open): detach now, the kernel frees it when released.
-    if (err instanceof CommandError) await run('umount', ['-l', path]);
-    else throw err;
   }
 }
 
@@ -130,11 +98,9 @@ export async function exportUpper(p: LayerPaths, dest: string): Promise<void> {
   await rm(join(dest, '.hangar'), { recursive: true, force: true });
 }
 
-/** Unmount the overlay and the image (the loop device goes with it: mount -o loop sets autoclear). */
-export async function unmountWritableLayer(p: LayerPaths): Promise<void> {
-  const mounted = await mountPoints();
-  await unmount(p.rootfs, mounted);
-  await unmount(p.layer, mounted);
+/** Unmount the overlay and the image (the loop device goes with it: the disk tool attaches with autoclear); a path not mounted is skipped. */
+export async function unmountWritableLayer(tool: string, p: LayerPaths): Promise<void> {
+  await run(tool, ['umount', p.rootfs, p.layer]);
 }
 
 const MIB = 1024 * 1024;
