@@ -52,13 +52,15 @@ async function connect(url: string, apiKey: string, opts: CallOptions, defaultTi
     const mod = (await import(name)) as { WebSocket: SocketConstructor };
     ws = new mod.WebSocket(url, { headers: { authorization: `Bearer ${apiKey}` } });
     refused = new Promise((resolve) => {
-      (ws as unknown as { once(e: string, f: (req: unknown, res: AsyncIterable<Buffer> & { statusCode: number }) => void): void }).once(
+      (ws as unknown as { once(e: string, f: (req: unknown, res: AsyncIterable<Uint8Array> & { statusCode: number }) => void): void }).once(
         'unexpected-response',
         (_req, res) => {
           void (async () => {
-            const chunks: Buffer[] = [];
-            for await (const c of res) chunks.push(c);
-            resolve(apiErrorFrom(res.statusCode, Buffer.concat(chunks).toString('utf8')));
+            // Only web types here: the console bundles this file for browsers.
+            const decoder = new TextDecoder();
+            let text = '';
+            for await (const c of res) text += decoder.decode(c, { stream: true });
+            resolve(apiErrorFrom(res.statusCode, text + decoder.decode()));
             ws.close();
           })();
         },
