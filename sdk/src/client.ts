@@ -3,7 +3,14 @@
  * `fetch`, `AbortSignal` and web streams). Types come from `schema.ts`, generated from
  * docs/openapi.json by openapi-typescript (`npm run sdk:types`; CI fails when it drifts).
  */
-import type { components } from './schema.js';
+import { HangarApiError } from './errors.js';
+import { PtySession, openPtySession, type PtyOptions } from './pty.js';
+import type { components, operations } from './schema.js';
+import { HangarTransport, randomKey, serverEvents, sleep, type CallOptions } from './transport.js';
+
+export { HangarApiError, HangarConnectionError, HangarTimeoutError } from './errors.js';
+export { PtySession, type PtyOptions } from './pty.js';
+export type { CallOptions, HangarClientOptions, ServerEvent } from './transport.js';
 
 export type Machine = components['schemas']['Machine'];
 export type CreateMachineRequest = components['schemas']['CreateMachineRequest'];
@@ -21,162 +28,26 @@ export type Volume = components['schemas']['Volume'];
 export type CreateVolumeRequest = components['schemas']['CreateVolumeRequest'];
 export type WarmPool = components['schemas']['WarmPool'];
 export type ErrorBody = components['schemas']['Error'];
-
-/** An answer of the server that is not a success: its stable `code`, HTTP status and sentence. */
-export class HangarApiError extends Error {
-  override name = 'HangarApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details: Record<string, unknown> | undefined,
-  ) {
-    super(message);
-  }
-}
-
-/** The server could not be reached (after the retries an idempotent call gets). */
-export class HangarConnectionError extends Error {
-  override name = 'HangarConnectionError';
-}
-
-/** The call took longer than its timeout. */
-export class HangarTimeoutError extends Error {
-  override name = 'HangarTimeoutError';
-}
-
-export interface HangarClientOptions {
-  /** e.g. http://127.0.0.1:8080 */
-  baseUrl: string;
-  apiKey: string;
-  /** Per call, unless a call gives its own. @default 60000 */
-  timeoutMs?: number;
-  /** Retries of idempotent calls after a connection failure or a 503. @default 3 */
-  retries?: number;
-  /** @default globalThis.fetch */
-  fetch?: typeof fetch;
-}
-
-/** Options every call takes. */
-export interface CallOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
+export type Process = components['schemas']['Process'];
+export type ProcessOutput = components['schemas']['ProcessOutput'];
+export type StartProcessRequest = components['schemas']['StartProcessRequest'];
+/** Body of `putWarmPool`. */
+export type PutWarmPoolRequest = NonNullable<operations['putWarmPool']['requestBody']>['content']['application/json'];
 
 /** One event of a streamed exec. */
 export type ExecEvent = { type: 'stdout' | 'stderr'; data: string } | { type: 'exit'; exitCode: number; durationMs: number; timedOut: boolean };
 
-const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE', 'HEAD']);
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
+/** One event of a followed process: its output (offset: bytes so far, after this chunk), a gap of dropped output, then its exit. */
+export type ProcessEvent = { type: 'stdout' | 'stderr'; data: string; offset: number } | { type: 'gap'; missedBytes: number } | { type: 'exit'; process: Process };
 
-function randomKey(): string {
-  const bytes = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
+/** One change in a watched directory; `end` when the directory goes or the machine stops. */
+export type FileWatchEvent = { type: 'create' | 'write' | 'remove' | 'rename' | 'overflow'; path: string } | { type: 'end'; reason: string };
 
-/** Parse a text/event-stream body into `{event, data}` records as they arrive. */
-async function* serverEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
-  const decoder = new TextDecoder();
-  const reader = body.getReader();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = 'message';
-        let id: string | undefined;
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value2 = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'event') event = value2;
-          else if (field === 'data') data.push(value2);
-          else if (field === 'id') id = value2;
-        }
-        if (data.length) yield { event, data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
+/** One line of a template build's log (n: its line number), then the build's end. */
+export type BuildLogEvent = { type: 'log'; line: string; n: number } | { type: 'end'; status: TemplateBuild['status']; error: TemplateBuild['error'] };
 
-export class HangarClient {
-  private readonly fetch: typeof fetch;
-  private readonly base: string;
-
-  constructor(private readonly o: HangarClientOptions) {
-    this.fetch = o.fetch ?? globalThis.fetch.bind(globalThis);
-    this.base = o.baseUrl.replace(/\/+$/, '');
-  }
-
-  /**
-   * Send one request. Idempotent methods (and creates, which carry an Idempotency-Key)
-   * are retried with backoff on connection failures and 503; every call has a timeout
-   * and honours `signal`.
-   */
-  async raw(method: string, path: string, init: { body?: BodyInit; json?: unknown; headers?: Record<string, string>; retry?: boolean } & CallOptions = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.o.apiKey}`, ...init.headers };
-    let body = init.body;
-    if (init.json !== undefined) {
-      body = JSON.stringify(init.json);
-      headers['content-type'] = 'application/json';
-    }
-    const retries = (init.retry ?? IDEMPOTENT.has(method)) ? (this.o.retries ?? 3) : 0;
-    const timeoutMs = init.timeoutMs ?? this.o.timeoutMs ?? 60_000;
-    for (let attempt = 0; ; attempt++) {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
-      let res: Response;
-      try {
-        res = await this.fetch(`${this.base}${path}`, { method, headers, body: body ?? null, signal });
-      } catch (err) {
-        if (init.signal?.aborted) throw init.signal.reason;
-        if (timeout.aborted) throw new HangarTimeoutError(`${method} ${path} took longer than ${timeoutMs} ms`);
-        if (attempt >= retries) throw new HangarConnectionError(`${method} ${path}: ${(err as Error).message}`);
-        await sleep(100 * 2 ** attempt, init.signal);
-        continue;
-      }
-      if (res.status === 503 && attempt < retries) {
-        await res.body?.cancel();
-        await sleep(100 * 2 ** attempt, init.signal);
-        continue;
-      }
-      if (!res.ok) {
-        const text = await res.text();
-        let parsed: Partial<ErrorBody> = {};
-        try {
-          parsed = JSON.parse(text) as ErrorBody;
-        } catch {
-          parsed = {};
-        }
-        throw new HangarApiError(res.status, parsed.code ?? `HTTP_${res.status}`, parsed.message ?? (text || res.statusText), parsed.details as Record<string, unknown> | undefined);
-      }
-      return res;
-    }
-  }
-
-  private async json<T>(method: string, path: string, init: Parameters<HangarClient['raw']>[2] = {}): Promise<T> {
-    const res = await this.raw(method, path, init);
-    const text = await res.text();
-    return (text ? JSON.parse(text) : undefined) as T;
-  }
-
+/** The client of Hangar's native API: every call takes `{signal, timeoutMs}`. */
+export class HangarClient extends HangarTransport {
   // ---- machines ----
 
   /** Create a machine and wait until it runs (the server answers once it does). The Idempotency-Key is set for you. */
@@ -269,6 +140,83 @@ export class HangarClient {
     }
   }
 
+  // ---- processes ----
+
+  private processPath(id: string, pid?: number, rest = ''): string {
+    return `/v1/machines/${encodeURIComponent(id)}/processes${pid === undefined ? '' : `/${pid}`}${rest}`;
+  }
+
+  /** Start a background process; answers at once with its pid. */
+  startProcess(id: string, req: StartProcessRequest, opts: CallOptions = {}): Promise<Process> {
+    return this.json('POST', this.processPath(id), { ...opts, json: req });
+  }
+
+  /** Running processes and the last exited ones, oldest first. */
+  listProcesses(id: string, opts: CallOptions = {}): Promise<{ items: Process[] }> {
+    return this.json('GET', this.processPath(id), opts);
+  }
+
+  /** One process as it is now. */
+  getProcess(id: string, pid: number, opts: CallOptions = {}): Promise<Process> {
+    return this.json('GET', this.processPath(id, pid), opts);
+  }
+
+  /** Wait until the process exits (asking again while the server's wait runs out); `timeoutMs` bounds the whole wait. */
+  async waitProcess(id: string, pid: number, opts: CallOptions = {}): Promise<Process> {
+    const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+    for (;;) {
+      const waitMs = Math.max(0, Math.min(60_000, deadline - Date.now()));
+      const p: Process = await this.json('GET', this.processPath(id, pid, `?wait=true&timeout_ms=${waitMs}`), { ...opts, timeoutMs: waitMs + 30_000 });
+      if (p.status === 'exited' || Date.now() >= deadline) return p;
+    }
+  }
+
+  /** The output kept from `offset` on (pass `next_offset` to read on). */
+  processOutput(id: string, pid: number, offset = 0, opts: CallOptions = {}): Promise<ProcessOutput> {
+    return this.json('GET', this.processPath(id, pid, `/output?offset=${offset}`), opts);
+  }
+
+  /** The output as it comes, from `offset`, then the exit; resumes from where it was after a lost connection. */
+  async *followProcess(id: string, pid: number, opts: CallOptions & { offset?: number } = {}): AsyncGenerator<ProcessEvent> {
+    const path = (lastId: string | undefined): string => this.processPath(id, pid, `/output?follow=true${lastId === undefined ? `&offset=${opts.offset ?? 0}` : ''}`);
+    for await (const e of this.events(path, { ...opts, resume: true })) {
+      const data = JSON.parse(e.data) as unknown;
+      if (e.event === 'stdout' || e.event === 'stderr') yield { type: e.event, data: data as string, offset: Number(e.id) };
+      else if (e.event === 'gap') yield { type: 'gap', missedBytes: (data as { missed_bytes: number }).missed_bytes };
+      else if (e.event === 'exit') yield { type: 'exit', process: data as Process };
+    }
+  }
+
+  /** Write to the process's stdin (text or bytes); `close` closes it after. */
+  writeStdin(id: string, pid: number, data: string | Uint8Array, opts: CallOptions & { close?: boolean } = {}): Promise<Process> {
+    const path = this.processPath(id, pid, `/stdin${opts.close ? '?close=true' : ''}`);
+    if (typeof data === 'string') return this.json('POST', path, { ...opts, json: { data, close: opts.close ?? false } });
+    return this.json('POST', path, { ...opts, body: data as unknown as BodyInit, headers: { 'content-type': 'application/octet-stream' } });
+  }
+
+  /** Close the process's stdin: it reads end-of-file. */
+  closeStdin(id: string, pid: number, opts: CallOptions = {}): Promise<Process> {
+    return this.json('POST', this.processPath(id, pid, '/stdin'), { ...opts, json: { close: true } });
+  }
+
+  /** Send a signal (`TERM`, `SIGKILL`, `INT`…) to the process's group. */
+  signalProcess(id: string, pid: number, signal: string, opts: CallOptions = {}): Promise<Process> {
+    return this.json('POST', this.processPath(id, pid, '/signal'), { ...opts, json: { signal } });
+  }
+
+  // ---- terminals ----
+
+  /** Open a terminal (a login shell unless `cmd`): a duplex of bytes with `resize` and `exited`. */
+  openPty(id: string, opts: PtyOptions = {}): Promise<PtySession> {
+    const q = new URLSearchParams({ cols: String(opts.cols ?? 80), rows: String(opts.rows ?? 24) });
+    if (opts.cmd !== undefined) q.set('cmd', opts.cmd);
+    if (opts.cwd !== undefined) q.set('cwd', opts.cwd);
+    if (opts.user !== undefined) q.set('user', opts.user);
+    if (opts.keep) q.set('keep', 'true');
+    const url = `${this.base.replace(/^http/, 'ws')}/v1/machines/${encodeURIComponent(id)}/pty?${q}`;
+    return openPtySession(url, this.o.apiKey, opts, this.o.timeoutMs ?? 60_000);
+  }
+
   // ---- files ----
 
   private filePath(id: string, route: string, path: string): string {
@@ -287,8 +235,8 @@ export class HangarClient {
     return res.body;
   }
 
-  /** Write a file (made with its parents; replaced when it exists). */
-  async writeFile(id: string, path: string, data: Uint8Array | string | Blob, opts: CallOptions = {}): Promise<FileEntry> {
+  /** Write a file (made with its parents; replaced when it exists); a stream is sent as it is read, never retried. */
+  async writeFile(id: string, path: string, data: Uint8Array | string | Blob | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<FileEntry> {
     // Bytes are a valid fetch body everywhere; Node 20's type declarations lag behind.
     const body = (typeof data === 'string' ? new TextEncoder().encode(data) : data) as unknown as BodyInit;
     return (await this.raw('PUT', this.filePath(id, 'files', path), { ...opts, body, headers: { 'content-type': 'application/octet-stream' } }).then((r) => r.json())) as FileEntry;
@@ -321,9 +269,22 @@ export class HangarClient {
     return res.body;
   }
 
-  /** Extract a tar into a directory of the machine. */
-  async uploadArchive(id: string, path: string, tar: Uint8Array | Blob, opts: CallOptions = {}): Promise<void> {
+  /** Extract a tar (bytes, Blob, or a stream sent as it is read) into a directory of the machine. */
+  async uploadArchive(id: string, path: string, tar: Uint8Array | Blob | ReadableStream<Uint8Array>, opts: CallOptions = {}): Promise<void> {
     await this.raw('PUT', this.filePath(id, 'files/archive', path), { ...opts, body: tar as unknown as BodyInit, headers: { 'content-type': 'application/x-tar' } });
+  }
+
+  /** Changes in a directory as they happen (inotify in the machine), until `end` or until you stop iterating. */
+  async *watchFiles(id: string, path: string, opts: CallOptions & { recursive?: boolean } = {}): AsyncGenerator<FileWatchEvent> {
+    const url = `${this.filePath(id, 'files/watch', path)}&recursive=${opts.recursive ? 'true' : 'false'}`;
+    for await (const e of this.events(() => url, opts)) {
+      const data = JSON.parse(e.data) as { path?: string; reason?: string };
+      if (e.event === 'end') {
+        yield { type: 'end', reason: data.reason ?? 'unknown' };
+        return;
+      }
+      yield { type: e.event as 'create', path: data.path ?? '' };
+    }
   }
 
   // ---- templates, volumes, pools ----
@@ -351,6 +312,20 @@ export class HangarClient {
     return b;
   }
 
+  /** A build's log line by line as it is written, then its end; resumes after a lost connection. */
+  async *templateBuildLogs(name: string, buildId: string, opts: CallOptions & { after?: number } = {}): AsyncGenerator<BuildLogEvent> {
+    const base = `/v1/templates/${encodeURIComponent(name)}/builds/${encodeURIComponent(buildId)}/logs`;
+    const path = (lastId: string | undefined): string => (lastId === undefined && opts.after !== undefined ? `${base}?after=${opts.after}` : base);
+    for await (const e of this.events(path, { ...opts, resume: true })) {
+      const data = JSON.parse(e.data) as { line?: string; status?: TemplateBuild['status']; error?: TemplateBuild['error'] };
+      if (e.event === 'log') yield { type: 'log', line: data.line ?? '', n: Number(e.id) };
+      else if (e.event === 'end') {
+        yield { type: 'end', status: data.status ?? 'error', error: data.error ?? null };
+        return;
+      }
+    }
+  }
+
   deleteTemplate(name: string, opts: CallOptions = {}): Promise<void> {
     return this.json('DELETE', `/v1/templates/${encodeURIComponent(name)}`, opts);
   }
@@ -367,7 +342,18 @@ export class HangarClient {
     return this.json('DELETE', `/v1/volumes/${encodeURIComponent(id)}`, opts);
   }
 
+  /** Warm pools (admin keys only). */
   listWarmPools(opts: CallOptions = {}): Promise<{ items: WarmPool[] }> {
     return this.json('GET', '/v1/warm-pools', opts);
+  }
+
+  /** Create or change a warm pool (admin): `size` idle machines of `template` and `config`, kept ready. */
+  putWarmPool(name: string, req: PutWarmPoolRequest, opts: CallOptions = {}): Promise<WarmPool> {
+    return this.json('PUT', `/v1/warm-pools/${encodeURIComponent(name)}`, { ...opts, json: req });
+  }
+
+  /** Delete a warm pool and destroy its idle machines (admin). */
+  deleteWarmPool(name: string, opts: CallOptions = {}): Promise<void> {
+    return this.json('DELETE', `/v1/warm-pools/${encodeURIComponent(name)}`, opts);
   }
 }

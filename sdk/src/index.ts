@@ -1,2 +1,2 @@
 export * from './client.js';
-export type { components, paths } from './schema.js';
+export type { components, operations, paths } from './schema.js';

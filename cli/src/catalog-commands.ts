@@ -1,0 +1,130 @@
+/** Verbs over the server's catalogues: templates (list, build with its log, rm), volumes, warm pools. */
+import type { Command } from 'commander';
+import type { BuildTemplateRequest, Template, TemplateBuild } from '../../sdk/src/index.js';
+import { client, UsageError } from './config.js';
+import { example, jsonOption } from './options.js';
+import { out, relative, spin, table } from './output.js';
+
+const count = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} takes a whole number, not "${v}"`);
+  return n;
+};
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** Add templates, volumes and pools (each with `ls` as its default) to the program. */
+export function addCatalogCommands(p: Command): void {
+  const templates = p.command('templates').description('Templates machines are made from: list, build, remove.').addHelpText('after', example('hangar templates', 'hangar templates build web --from python --run "pip install flask"'));
+  templates
+    .command('ls', { isDefault: true })
+    .description('List the templates you can create machines from.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar templates ls'))
+    .action(async (o: { json?: boolean }) => {
+      const c = await client();
+      const all: Template[] = [];
+      for await (const t of c.listTemplates()) all.push(t);
+      out(!!o.json, all, () => table(['NAME', 'SCOPE', 'STATUS', 'VERSION', 'DESCRIPTION'], all.map((t) => [t.name, t.scope, t.status, String(t.version ?? '-'), t.description])));
+    });
+  templates
+    .command('build <name>')
+    .description('Build a template from another one and shell steps; prints its log as it builds.')
+    .requiredOption('--from <template>', 'the template to start from, e.g. base or python')
+    .option('--run <command>', 'a shell step (repeat for more)', collect)
+    .option('--description <text>', 'what it is for')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar templates build tools --from base --run "echo hi > /etc/motd" --run "mkdir /work"'))
+    .action(async (name: string, o: { from: string; run?: string[]; description?: string; json?: boolean }) => {
+      const c = await client();
+      const req: BuildTemplateRequest = { name, source: { template: o.from }, steps: (o.run ?? []).map((run) => ({ run })), ...(o.description ? { description: o.description } : {}) };
+      const b = await spin(`building ${name}`, !!o.json, async (progress): Promise<TemplateBuild> => {
+        const started = await c.buildTemplate(req);
+        for await (const e of c.templateBuildLogs(name, started.id)) if (e.type === 'log' && !o.json) progress.log(e.line);
+        return c.raw('GET', `/v1/templates/${encodeURIComponent(name)}/builds/${encodeURIComponent(started.id)}`).then((r) => r.json() as Promise<TemplateBuild>);
+      });
+      out(!!o.json, b, () => table(['TEMPLATE', 'BUILD', 'STATUS', 'VERSION'], [[b.template, b.id, b.status, String(b.version)]]));
+      if (b.status !== 'ready') {
+        process.stderr.write(`hangar: the build of ${name} failed${b.error ? ` in ${b.error.step}: ${b.error.message}` : ''}\n`);
+        process.exitCode = 1;
+      }
+    });
+  templates
+    .command('rm <name>')
+    .description('Delete a template (machines made from it keep running).')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar templates rm tools'))
+    .action(async (name: string, o: { json?: boolean }) => {
+      await (await client()).deleteTemplate(name);
+      out(!!o.json, { deleted: name }, () => `deleted template ${name}`);
+    });
+
+  const volumes = p.command('volumes').description('Volumes, disks that outlive machines: list, create, remove.').addHelpText('after', example('hangar volumes', 'hangar volumes create data --size 1024'));
+  volumes
+    .command('ls', { isDefault: true })
+    .description('List your volumes.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar volumes ls --json'))
+    .action(async (o: { json?: boolean }) => {
+      const v = await (await client()).listVolumes();
+      out(!!o.json, v.items, () => table(['ID', 'NAME', 'SIZE', 'CREATED'], v.items.map((x) => [x.id, x.name, `${x.size_mb} MiB`, relative(x.created_at)])));
+    });
+  volumes
+    .command('create <name>')
+    .description('Create a volume.')
+    .requiredOption('--size <mb>', 'size in MiB (16 or more)', count('--size'))
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar volumes create data --size 1024'))
+    .action(async (name: string, o: { size: number; json?: boolean }) => {
+      const v = await (await client()).createVolume({ name, size_mb: o.size });
+      out(!!o.json, v, () => table(['ID', 'NAME', 'SIZE'], [[v.id, v.name, `${v.size_mb} MiB`]]));
+    });
+  volumes
+    .command('rm <id>')
+    .description('Delete a volume and its data.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar volumes rm vol_abc'))
+    .action(async (id: string, o: { json?: boolean }) => {
+      await (await client()).deleteVolume(id);
+      out(!!o.json, { deleted: id }, () => `deleted volume ${id}`);
+    });
+
+  const pools = p.command('pools').description('Warm pools (admin): machines started ahead of time for matching creates.').addHelpText('after', example('hangar pools', 'hangar pools set py --template python --size 2'));
+  pools
+    .command('ls', { isDefault: true })
+    .description('List warm pools.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar pools ls'))
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await (await client()).listWarmPools();
+      out(!!o.json, items, () =>
+        table(
+          ['NAME', 'TEMPLATE', 'SIZE', 'READY', 'HITS', 'MISSES', 'LAST ERROR'],
+          items.map((x) => [x.name, x.template, String(x.size), String(x.ready), String(x.hits), String(x.misses), x.last_error ?? '-']),
+        ),
+      );
+    });
+  pools
+    .command('set <name>')
+    .description('Create or change a warm pool.')
+    .requiredOption('-t, --template <name>', 'template of its machines')
+    .requiredOption('--size <n>', 'idle machines to keep ready', count('--size'))
+    .option('--vcpus <n>', 'vCPUs', count('--vcpus'))
+    .option('--memory <mb>', 'memory in MiB', count('--memory'))
+    .option('--disk <mb>', 'disk in MiB', count('--disk'))
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar pools set py --template python --size 2 --memory 1024'))
+    .action(async (name: string, o: { template: string; size: number; vcpus?: number; memory?: number; disk?: number; json?: boolean }) => {
+      const config = { ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}), ...(o.memory !== undefined ? { memory_mb: o.memory } : {}), ...(o.disk !== undefined ? { disk_mb: o.disk } : {}) };
+      const x = await (await client()).putWarmPool(name, { template: o.template, size: o.size, ...(Object.keys(config).length ? { config } : {}) });
+      out(!!o.json, x, () => table(['NAME', 'TEMPLATE', 'SIZE', 'READY'], [[x.name, x.template, String(x.size), String(x.ready)]]));
+    });
+  pools
+    .command('rm <name>')
+    .description('Delete a warm pool and destroy its idle machines.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar pools rm py'))
+    .action(async (name: string, o: { json?: boolean }) => {
+      await (await client()).deleteWarmPool(name);
+      out(!!o.json, { deleted: name }, () => `deleted pool ${name}`);
+    });
+}
