@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cidrsOverlap, parseCidr, type Cidr } from '../domain/network.js';
 import { run } from '../runtime/runc/command.js';
 import { startServer, type HangarServer, type StartOptions } from '../server.js';
 import { loadSettings } from '../settings.js';
@@ -14,6 +15,16 @@ import { leftovers } from './host-leftovers.js';
 export { leftovers, networkLeftovers } from './host-leftovers.js';
 
 export const ADMIN_KEY = 'hangar-test-admin-key-0123456789';
+
+/** True when a route of the host already covers (part of) `subnet`. */
+async function subnetTaken(subnet: Cidr): Promise<boolean> {
+  const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst?: string; type?: string }>;
+  return routes.some((r) => {
+    if (!r.dst || r.dst === 'default' || (r.type && r.type !== 'unicast')) return false;
+    const parsed = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+    return 'cidr' in parsed && cidrsOverlap(parsed.cidr, subnet);
+  });
+}
 
 /** A JSON response as tests see it. */
 export interface TestResponse {
@@ -41,15 +52,24 @@ export class TestServer {
 
   /** Start a server on a fresh (or given) data dir, listening on 127.0.0.1 with a random port. */
   static async start(options: TestServerOptions = {}): Promise<TestServer> {
-    const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'hangar-test-')));
-    const settings = loadSettings({
-      HANGAR_DATA_DIR: dataDir,
-      HANGAR_LISTEN: '127.0.0.1:0',
-      HANGAR_BOOTSTRAP_KEY: ADMIN_KEY,
-      HANGAR_LOG_LEVEL: 'silent',
-      HANGAR_SWEEP_INTERVAL_MS: '50',
-      ...options.env,
-    });
+    const settingsOf = (dataDir: string) =>
+      loadSettings({
+        HANGAR_DATA_DIR: dataDir,
+        HANGAR_LISTEN: '127.0.0.1:0',
+        HANGAR_BOOTSTRAP_KEY: ADMIN_KEY,
+        HANGAR_LOG_LEVEL: 'silent',
+        HANGAR_SWEEP_INTERVAL_MS: '50',
+        ...options.env,
+      });
+    let dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'hangar-test-')));
+    let settings = settingsOf(dataDir);
+    // A fresh data dir whose default subnet (one of 4,096, from its hash) another server on
+    // the host already routes would be refused at its first create: take another data dir.
+    for (let attempt = 0; options.dataDir === undefined && attempt < 8 && (await subnetTaken(settings.subnet)); attempt++) {
+      await rm(dataDir, { recursive: true, force: true });
+      dataDir = await mkdtemp(join(tmpdir(), 'hangar-test-'));
+      settings = settingsOf(dataDir);
+    }
     const server = await startServer(settings, options);
     return new TestServer(server, dataDir, options);
   }
