@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { ERROR_CATALOGUE } from '../../domain/errors.js';
 import { ON_DEMAND_TEMPLATES } from '../../service/template-service.js';
-import { ADMIN_KEY, type TestServer } from '../harness.js';
+import { ADMIN_KEY, waitFor, type TestServer } from '../harness.js';
 import { operationsOf, ValueGenerator, hostileValue, type OpenApiDocument, type Operation } from './openapi-arbitraries.js';
 import { authorization, buildWorld, listState, pathIds, restoreWorld, type Caller, type World } from './fuzz-world.js';
 
@@ -60,6 +60,11 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const CALLERS: Caller[] = ['admin', 'A', 'A', 'A', 'B', 'wrong', 'none', 'malformed'];
 const ON_DEMAND = new RegExp(`^(${ON_DEMAND_TEMPLATES.join('|')})\\b`);
 
+/** [scaled-down value, schema maximum] of sizes a valid request may ask for. */
+const SIZE_CAPS: Record<string, [number, number]> = { disk_mb: [256, 1_048_576], size_mb: [64, 1_048_576], memory_mb: [512, 262_144], vcpus: [2, 64] };
+/** The longest an exec or a process wait may run: under the fuzzer's hang limit. */
+const WAIT_CAP: [number, number] = [5_000, 3_600_000];
+
 /** The arbitrary of drafts for one operation. */
 function draftsOf(op: Operation, gen: ValueGenerator): fc.Arbitrary<Draft> {
   const pathParams = op.parameters.filter((p) => p.in === 'path');
@@ -110,14 +115,21 @@ function asText(v: unknown): string {
  * network), no machine from the on-demand templates (built from Debian on first use),
  * no warm pool bigger than one machine.
  */
-function tame(op: Operation, value: unknown): unknown {
-  const walk = (v: unknown): unknown => {
+function tame(op: Operation, value: unknown, name = ''): unknown {
+  const waits = op.path.includes('/exec') || op.path.includes('/processes');
+  const walk = (v: unknown, key: string): unknown => {
     if (typeof v === 'string') return ON_DEMAND.test(v) ? 'base' : v;
-    if (Array.isArray(v)) return v.map(walk);
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    // Sizes and waits that the schema allows but this shared host should not spend: valid
+    // values are scaled down, values past the schema's maximum are left to be refused.
+    if (typeof v === 'number') {
+      const cap = SIZE_CAPS[key] ?? (waits && key === 'timeout_ms' ? WAIT_CAP : undefined);
+      return cap !== undefined && v > cap[0] && v <= cap[1] ? cap[0] : v;
+    }
+    if (Array.isArray(v)) return v.map((x) => walk(x, key));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));
     return v;
   };
-  const out = walk(value);
+  const out = walk(value, name);
   if (out === null || typeof out !== 'object' || Array.isArray(out)) return out;
   const o = out as Record<string, unknown>;
   if (op.path === '/v1/templates' && op.method === 'POST') {
@@ -169,7 +181,7 @@ async function send(t: TestServer, world: World, d: Draft, timeoutMs: number): P
     return encodeURIComponent(ids[(d.pathPick[idx] ?? 0) % ids.length] ?? '');
   });
   const qs = new URLSearchParams();
-  for (const [k, v] of d.query) qs.append(k, asText(tame(op, v)));
+  for (const [k, v] of d.query) qs.append(k, asText(tame(op, v, k)));
   const url = `${path}${qs.size ? `?${qs.toString()}` : ''}`;
   const headers: Record<string, string> = {};
   for (const [k, v] of d.headers) headers[k] = asText(v).replace(/[^\x20-\x7e]/g, '?');
@@ -218,12 +230,15 @@ export async function fetchDocument(t: TestServer): Promise<OpenApiDocument> {
 export async function runFuzz(t: TestServer, options: FuzzOptions): Promise<FuzzReport> {
   const doc = await fetchDocument(t);
   const ops = operationsOf(doc);
-  const gen = new ValueGenerator(doc.components?.schemas ?? {}, 2);
+  // Two kinds of request per operation: hostile values anywhere, and wholly valid-shaped
+  // ones (so that accepted requests reach the service and the machines behind it).
+  const dirty = new ValueGenerator(doc.components?.schemas ?? {}, 2);
+  const clean = new ValueGenerator(doc.components?.schemas ?? {}, 0);
   const world = await buildWorld(t);
   const batch = options.batch ?? 25;
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   // Every operation gets its share, in a seeded order: no route is left to chance.
-  const drafts = fc.sample(fc.oneof(...ops.map((op) => draftsOf(op, gen))), { seed: options.seed, numRuns: options.requests });
+  const drafts = fc.sample(fc.oneof(...ops.map((op) => fc.oneof({ arbitrary: draftsOf(op, dirty), weight: 2 }, { arbitrary: draftsOf(op, clean), weight: 1 }))), { seed: options.seed, numRuns: options.requests });
   const report: FuzzReport = { seed: options.seed, sent: 0, byRoute: new Map(), failures: [], batchesCompared: 0 };
   for (const op of ops) report.byRoute.set(`${op.method} ${op.path}`, {});
   for (let start = 0; start < drafts.length; start += batch) {
@@ -239,7 +254,8 @@ export async function runFuzz(t: TestServer, options: FuzzOptions): Promise<Fuzz
       if (MUTATING.has(d.op.method) && r.status < 400) changed = true;
     }
     // Accepted Paperspace-style operations finish in the background: let them, before comparing.
-    await t.server.operations.drain();
+    // (drain() would also close the operations to new work: poll instead.)
+    await waitFor(async () => t.server.operations.allInFlight().size === 0, 120_000);
     if (!changed) {
       const after = await listState(t, world);
       report.batchesCompared++;

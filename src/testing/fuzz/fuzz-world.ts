@@ -3,7 +3,7 @@
  * machine and a volume per team, a snapshot when the host takes them; plus a listing of
  * everything a request could change, and the clean-up of what accepted requests made.
  */
-import type { TestResponse, TestServer } from '../harness.js';
+import { waitFor, type TestResponse, type TestServer } from '../harness.js';
 
 /** Who sends a request. */
 export type Caller = 'admin' | 'A' | 'B' | 'wrong' | 'none' | 'malformed';
@@ -170,7 +170,11 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
     for (const s of snaps) if (s.id !== world.snapshotA) await t.request('DELETE', `/v1/snapshots/${s.id}`, { key });
     const vols = itemsOf((await t.request('GET', '/v1/volumes', { key })).body) as { id: string }[];
     for (const v of vols) if (v.id !== world.volumes[who]) await t.request('DELETE', `/v1/volumes/${v.id}`, { key });
-    const templates = itemsOf((await t.request('GET', '/v1/templates?limit=100', { key })).body) as { name: string; scope: string }[];
+    // A build still running would finish inside a later batch, and cannot be deleted yet: wait for it.
+    const templates = await waitFor(async () => {
+      const listed = itemsOf((await t.request('GET', '/v1/templates?limit=100', { key })).body) as { name: string; scope: string; status: string }[];
+      return listed.some((tpl) => tpl.status === 'building') ? null : listed;
+    }, 180_000, 200) ?? [];
     for (const tpl of templates) if (tpl.scope === 'team') await t.request('DELETE', `/v1/templates/${encodeURIComponent(tpl.name)}`, { key });
   }
   if (world.snapshotA !== null) {
