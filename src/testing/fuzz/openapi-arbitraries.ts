@@ -189,7 +189,10 @@ export class ValueGenerator {
         ? fc.dictionary(fc.string({ maxLength: 12 }), this.value(schema.additionalProperties, depth + 1), { maxKeys: 3 })
         : fc.constant({});
     // Unknown fields now and then: a strict schema must refuse them, a loose one must ignore them.
-    const unknown = this.bad > 0 ? fc.option(fc.dictionary(fc.constantFrom('zz_unknown', 'Config', 'id', '__proto__x'), hostileValue(), { maxKeys: 2 }), { freq: 4 }) : fc.constant(null);
+    const unknown =
+      this.bad > 0
+        ? fc.oneof({ arbitrary: fc.constant(null), weight: 10 - this.bad }, { arbitrary: fc.dictionary(fc.constantFrom('zz_unknown', 'Config', 'id', '__proto__x'), hostileValue(), { minKeys: 1, maxKeys: 2 }), weight: this.bad })
+        : fc.constant(null);
     return fc.tuple(known, extra, unknown).map(([k, e, u]) => ({ ...e, ...(u ?? {}), ...(k as object) }));
   }
 }
