@@ -5,8 +5,10 @@
  */
 import fc from 'fast-check';
 import { ERROR_CATALOGUE } from '../../domain/errors.js';
+import { MAX_PATH_SEGMENT } from '../../http/framework-errors.js';
 import { ON_DEMAND_TEMPLATES } from '../../service/template-service.js';
 import { ADMIN_KEY, waitFor, type TestServer } from '../harness.js';
+import { e2bOperations } from './e2b-operations.js';
 import { operationsOf, ValueGenerator, hostileValue, type OpenApiDocument, type Operation } from './openapi-arbitraries.js';
 import { authorization, buildWorld, listState, pathIds, restoreWorld, type Caller, type World } from './fuzz-world.js';
 
@@ -63,7 +65,7 @@ const KEYED_CALLERS: Caller[] = ['admin', 'A', 'A', 'A', 'B'];
 const ON_DEMAND = new RegExp(`^(${ON_DEMAND_TEMPLATES.join('|')})\\b`);
 
 /** [scaled-down value, schema maximum] of sizes a valid request may ask for. */
-const SIZE_CAPS: Record<string, [number, number]> = { disk_mb: [256, 1_048_576], size_mb: [64, 1_048_576], memory_mb: [512, 262_144], vcpus: [2, 64] };
+const SIZE_CAPS: Record<string, [number, number]> = { count: [1, 16], disk_mb: [256, 1_048_576], size_mb: [64, 1_048_576], memory_mb: [512, 262_144], vcpus: [2, 64] };
 /** The longest an exec or a process wait may run: under the fuzzer's hang limit. */
 const WAIT_CAP: [number, number] = [5_000, 3_600_000];
 
@@ -151,8 +153,16 @@ function pathSegment(text: string): string {
   return /^%[^0-9a-f]/i.test(wellFormed) ? wellFormed.replace(/[^\x21-\x7e]/g, '') : encodeURIComponent(wellFormed);
 }
 
+/** Codes of requests Node's HTTP parser refused (framework-errors.ts). */
+const PRE_ROUTE_CODES = new Set(['HEADERS_TOO_LARGE', 'MALFORMED_REQUEST', 'REQUEST_TIMEOUT']);
+
+/** Whether the router refuses this path before any route runs: a segment too long, or a bad % escape. */
+function refusedByRouter(path: string): boolean {
+  return path.split('/').some((seg) => seg.length > MAX_PATH_SEGMENT) || /%(?![0-9a-f]{2})/i.test(path);
+}
+
 /** Check one answer against the rules; returns the broken rule or null. */
-function brokenRule(status: number, contentType: string, text: string): string | null {
+function brokenRule(status: number, contentType: string, text: string, shape: Operation['errorShape'], preRoute: boolean): string | null {
   if (status >= 500) return '5xx answer';
   if (status < 400) return null;
   if (!contentType.includes('application/json')) return `4xx without a JSON body (${contentType || 'no content-type'})`;
@@ -163,6 +173,11 @@ function brokenRule(status: number, contentType: string, text: string): string |
     return '4xx body is not JSON';
   }
   const b = body as { code?: unknown; message?: unknown };
+  // What is refused before routing (HTTP parser, router) cannot know its surface: it has the catalogue's shape everywhere.
+  if (shape === 'e2b' && !(typeof b.code === 'string' && (PRE_ROUTE_CODES.has(b.code) || preRoute))) {
+    if (typeof b !== 'object' || b === null || b.code !== status || typeof b.message !== 'string' || b.message === '') return `4xx body is not E2B's {code: ${status}, message}`;
+    return null;
+  }
   if (typeof b !== 'object' || b === null || typeof b.code !== 'string' || typeof b.message !== 'string') return '4xx body is not {code, message}';
   if (!CODES.has(b.code)) return `4xx code ${b.code} is not in the catalogue`;
   const expected = ERROR_CATALOGUE[b.code as keyof typeof ERROR_CATALOGUE].status;
@@ -211,7 +226,7 @@ async function send(t: TestServer, world: World, d: Draft, timeoutMs: number): P
       return { cls: '2xx', status: res.status, failure: null };
     }
     const text = await res.text();
-    const rule = brokenRule(res.status, type, text);
+    const rule = brokenRule(res.status, type, text, op.errorShape, refusedByRouter(path));
     return { cls: `${Math.floor(res.status / 100)}xx`, status: res.status, failure: rule === null ? null : failure(rule, res.status, text) };
   } catch (err) {
     if (abort.signal.aborted) return { cls: 'hang', status: 0, failure: failure(`no answer within ${timeoutMs} ms`, 0, '') };
@@ -231,7 +246,7 @@ export async function fetchDocument(t: TestServer): Promise<OpenApiDocument> {
 /** Run the fuzzer against a started server; the world is built here and torn down by the server's dispose. */
 export async function runFuzz(t: TestServer, options: FuzzOptions): Promise<FuzzReport> {
   const doc = await fetchDocument(t);
-  const ops = operationsOf(doc);
+  const ops = [...operationsOf(doc), ...e2bOperations()];
   // Two kinds of request per operation: hostile values anywhere, and wholly valid-shaped
   // ones (so that accepted requests reach the service and the machines behind it).
   const dirty = new ValueGenerator(doc.components?.schemas ?? {}, 2);

@@ -95,7 +95,7 @@ export function pathIds(world: World, path: string, name: string): string[] {
   if (name === 'userId') return [world.userA, UNKNOWN.user!];
   if (path.startsWith('/v1/snapshots')) return [world.snapshotA ?? UNKNOWN.snapshot!, UNKNOWN.snapshot!];
   if (path.startsWith('/v1/volumes')) return [world.volumes.A, world.volumes.B, UNKNOWN.volume!];
-  if (path.startsWith('/v1/templates') || path.startsWith('/v1/warm-pools')) return ['base', 'desktop', UNKNOWN.template!];
+  if (path.startsWith('/v1/templates') || path.startsWith('/v1/warm-pools') || path.startsWith('/templates')) return ['base', 'desktop', UNKNOWN.template!];
   if (path.startsWith('/v1/admin/teams')) return [world.teams.A, world.teams.B, UNKNOWN.team!];
   if (path.startsWith('/v1/admin/users')) return [world.userA, UNKNOWN.user!];
   // Only the spare key is ever revoked: the world's own keys must keep working.

@@ -34,6 +34,8 @@ export interface Operation {
   parameters: { name: string; in: 'path' | 'query' | 'header'; required: boolean; schema: JsonSchema }[];
   /** Media type and schema of the body, when the operation takes one. */
   body: { mediaType: string; schema: JsonSchema } | null;
+  /** The shape of its 4xx bodies: Hangar's catalogue `{code, message}` (default), or E2B's `{code: <status>, message}`. */
+  errorShape?: 'hangar' | 'e2b';
 }
 
 /** The OpenAPI document, as far as the fuzzer reads it. */
