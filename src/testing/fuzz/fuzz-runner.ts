@@ -20,7 +20,7 @@ export interface FuzzOptions {
   seed: number;
   /** Requests between two state listings. @default 25 */
   batch?: number;
-  /** Milliseconds a request may take before it counts as a hang. @default 30000 */
+  /** Milliseconds a request may take before it counts as a hang. @default 60000 */
   requestTimeoutMs?: number;
 }
 
@@ -253,7 +253,7 @@ export async function runFuzz(t: TestServer, options: FuzzOptions): Promise<Fuzz
   const clean = new ValueGenerator(doc.components?.schemas ?? {}, 0);
   const world = await buildWorld(t);
   const batch = options.batch ?? 25;
-  const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  const timeoutMs = options.requestTimeoutMs ?? 60_000;
   // Every operation gets its share, in a seeded order: no route is left to chance.
   const drafts = fc.sample(fc.oneof(...ops.map((op) => fc.oneof({ arbitrary: draftsOf(op, dirty, true), weight: 2 }, { arbitrary: draftsOf(op, clean, false), weight: 1 }))), { seed: options.seed, numRuns: options.requests });
   const report: FuzzReport = { seed: options.seed, sent: 0, byRoute: new Map(), failures: [], batchesCompared: 0 };
