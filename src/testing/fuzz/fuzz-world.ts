@@ -162,6 +162,8 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
       if (m.id !== world.machines[who]) await t.request('DELETE', `/v1/machines/${m.id}`, { key });
     }
     const own = listed.find((m) => m.id === world.machines[who]);
+    // An accepted POST …/timeout may have set a deadline that would fire during a later batch.
+    if (own !== undefined && own.status !== 'error') await t.request('POST', `/v1/machines/${own.id}/timeout`, { key, body: { timeout_ms: 86_400_000 } });
     if (own === undefined || own.status === 'error') {
       if (own) await t.request('DELETE', `/v1/machines/${own.id}`, { key });
       world.machines[who] = await newMachine(t, key);
