@@ -20,6 +20,7 @@ import { adminSurface, adminSurfaceRoutes } from './admin/admin-surface.js';
 import { computeSurface, computeSurfaceRoutes } from './compute/compute-surface.js';
 import { e2bSurface } from './e2b/e2b-surface.js';
 import { errorBody, errorHandler } from './error-mapping.js';
+import { clientErrorHandler, frameworkErrors, MAX_PATH_SEGMENT } from './framework-errors.js';
 import { registerIngress } from './native/ingress-routes.js';
 import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
 import { ptyUpgrades } from './native/pty-routes.js';
@@ -119,7 +120,10 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     // Keep-alive connections must not keep a stopping server (and its tests) alive.
     forceCloseConnections: true,
     // Ids may be up to 128 characters; longer ones get a catalogue 400, not Fastify's 414.
-    routerOptions: { maxParamLength: 256 },
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
+    // Router and HTTP-parser failures answer in the catalogue's shape too.
+    frameworkErrors,
+    clientErrorHandler,
   });
   // JSON only: a text/plain body is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain');

@@ -143,7 +143,12 @@ export function createInput(body: ReturnType<typeof NewSandboxBody.parse>): Crea
 export function parseMetadataQuery(q: string | undefined): Record<string, string> | undefined {
   if (q === undefined || q === '') return undefined;
   const out: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(q)) out[decodeURIComponent(k)] = decodeURIComponent(v);
+  try {
+    for (const [k, v] of new URLSearchParams(q)) out[decodeURIComponent(k)] = decodeURIComponent(v);
+  } catch {
+    // A % not followed by two hex digits (found by the fuzzer: it was a 500).
+    throw new HangarError('VALIDATION_FAILED', 'metadata has a malformed percent-encoding; encode each key and value with encodeURIComponent.', { fields: [{ field: 'metadata', message: 'malformed percent-encoding' }] });
+  }
   return out;
 }
 

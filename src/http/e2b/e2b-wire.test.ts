@@ -55,6 +55,8 @@ describe('control API inputs', () => {
     const sdk = new URLSearchParams({ [encodeURIComponent('a b')]: encodeURIComponent('x&y=z'), k: 'v' }).toString();
     assert.deepEqual(parseMetadataQuery(sdk), { 'a b': 'x&y=z', k: 'v' });
     assert.equal(parseMetadataQuery(undefined), undefined);
+    // Found by the fuzzer (seed 42): a bare % was a 500.
+    assert.throws(() => parseMetadataQuery('%?@'), (e: unknown) => e instanceof HangarError && e.code === 'VALIDATION_FAILED');
   });
 
   it('maps a create body onto a machine, refusing what Hangar cannot honour', () => {
