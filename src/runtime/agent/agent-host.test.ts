@@ -136,4 +136,27 @@ describe('AgentHost', () => {
     assert.equal(await host.has('mch_noagenthere000001'), false);
     assert.equal(await host.connect('mch_noagenthere000001', 1_000), null);
   });
+
+  it('opens one socket for concurrent first uses, and none for a machine being stopped or destroyed', async () => {
+    // A fresh host, as after a server restart: the socket is opened at first use, by every request at once.
+    const other = 'mch_agenthosttest0002';
+    const restarted = new AgentHost(dir, { warn: () => undefined }, async () => [], () => undefined);
+    await restarted.open(other);
+    await restarted.closeAll();
+    const again = new AgentHost(dir, { warn: () => undefined }, async () => [], () => undefined);
+    try {
+      // Twelve requests find no endpoint at once: they share one listen (before: EADDRINUSE).
+      const got = await Promise.all(Array.from({ length: 12 }, () => again.connect(other, 100)));
+      assert.deepEqual(got, Array.from({ length: 12 }, () => null), 'no agent answers in this test');
+      // The machine is stopped or destroyed: a request racing it must not listen again.
+      await again.close(other);
+      assert.equal(await again.connect(other, 100), null);
+      await assert.rejects(stat(join(again.runDir(other), 'agent.sock')), { code: 'ENOENT' }, 'nothing listens for a closed machine');
+      // Started again, it listens again.
+      await again.open(other);
+      await stat(join(again.runDir(other), 'agent.sock'));
+    } finally {
+      await again.closeAll();
+    }
+  });
 });

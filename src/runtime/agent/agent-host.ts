@@ -37,6 +37,8 @@ export interface AgentHostLogger {
 /** One machine's socket and its connections. */
 class AgentEndpoint {
   private server: Server | null = null;
+  /** The listen in progress: concurrent callers share it (two would race for the socket path). */
+  private listening: Promise<void> | null = null;
   private readonly idle: Socket[] = [];
   private readonly waiters: ((s: Socket | null) => void)[] = [];
   private readonly sockets = new Set<Socket>();
@@ -53,8 +55,15 @@ class AgentEndpoint {
   ) {}
 
   /** Listen (again), replacing a stale socket file. */
-  async listen(): Promise<void> {
-    if (this.server) return;
+  listen(): Promise<void> {
+    if (this.server) return Promise.resolve();
+    this.listening ??= this.startListening().finally(() => {
+      this.listening = null;
+    });
+    return this.listening;
+  }
+
+  private async startListening(): Promise<void> {
     await rm(this.socketPath, { force: true });
     const server = createServer((s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
@@ -177,6 +186,11 @@ function handOver(s: Socket): Socket {
 /** The agent sockets of every machine of this server. */
 export class AgentHost {
   private readonly endpoints = new Map<string, AgentEndpoint>();
+  /**
+   * Machines closed by `close` (stopped or destroyed) and not opened since: a request racing
+   * the destroy must not listen on the socket of a machine that is going away.
+   */
+  private readonly closed = new Set<string>();
 
   constructor(
     private readonly machinesDir: string,
@@ -194,12 +208,14 @@ export class AgentHost {
 
   /** Make the machine's run directory and listen on its socket (before its container starts or restores). */
   async open(id: string): Promise<void> {
+    this.closed.delete(id);
     let ep = this.endpoints.get(id);
     if (!ep) {
-      await mkdir(this.runDir(id), { recursive: true, mode: 0o755 });
+      // Registered before the first await: concurrent opens share one endpoint.
       ep = new AgentEndpoint(id, join(this.runDir(id), AGENT_SOCKET_NAME), this.log, () => this.onLost(id));
       this.endpoints.set(id, ep);
     }
+    await mkdir(this.runDir(id), { recursive: true, mode: 0o755 });
     await ep.listen();
   }
 
@@ -217,7 +233,7 @@ export class AgentHost {
   async connect(id: string, timeoutMs: number): Promise<Socket | null> {
     let ep = this.endpoints.get(id);
     if (!ep) {
-      if (!(await this.has(id))) return null;
+      if (this.closed.has(id) || !(await this.has(id))) return null;
       await this.open(id);
       ep = this.endpoints.get(id)!;
       await this.signal(id);
@@ -247,7 +263,13 @@ export class AgentHost {
   async close(id: string): Promise<void> {
     const ep = this.endpoints.get(id);
     this.endpoints.delete(id);
+    this.closed.add(id);
     await ep?.quiesce();
+  }
+
+  /** The machine's files are gone (destroyed): nothing of it is left to reopen, so stop remembering it. */
+  forget(id: string): void {
+    this.closed.delete(id);
   }
 
   /** Close every machine's socket (server shutdown); the agents wait for the next server. */

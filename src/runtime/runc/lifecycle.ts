@@ -85,4 +85,5 @@ export async function destroyMachine(ctx: RuncContext, id: string): Promise<void
   await ctx.network.detach(id);
   await unmountWritableLayer(ctx.diskToolPath, p);
   await rm(p.dir, { recursive: true, force: true });
+  ctx.agents.forget(id);
 }

@@ -144,11 +144,6 @@ function tame(op: Operation, value: unknown, name = ''): unknown {
     delete o.ready_cmd;
   }
   if (op.path.startsWith('/v1/warm-pools') && typeof o.size === 'number' && o.size > 1) o.size = 1;
-  // KNOWN BUG, excluded here until fixed: a file request racing a machine's destroy (its
-  // deadline firing) answers 500 INTERNAL (agent socket EADDRINUSE in runtime/agent/agent-host).
-  // So no valid deadline shorter than a minute on the world's machines (seed 20261204 found it).
-  if (op.path === '/v1/machines/{id}/timeout' && typeof o.timeout_ms === 'number' && o.timeout_ms >= 1000 && o.timeout_ms < 60_000) o.timeout_ms = 60_000;
-  if (op.path === '/sandboxes/{sandboxID}/timeout' && typeof o.timeout === 'number' && o.timeout >= 0 && o.timeout < 60) o.timeout = 60;
   return o;
 }
 

@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { TestServer } from '../harness.js';
 import { formatReport, runFuzz } from './fuzz-runner.js';
 
-const seed = Number(process.env.HANGAR_FUZZ_SEED ?? Date.now() % 2 ** 31);
+// A new seed on every run here; CI (CI=true) sends the same requests every time, so what lands never fails on a seed
+// no one has run: `npm run fuzz` is where new seeds are explored.
+const seed = Number(process.env.HANGAR_FUZZ_SEED ?? (process.env.CI === 'true' ? 20261204 : Date.now() % 2 ** 31));
 const requests = Number(process.env.HANGAR_FUZZ_REQUESTS ?? 1500);
 
 describe('OpenAPI fuzz (CI form)', () => {
