@@ -1197,6 +1197,7 @@ export interface components {
             id: string;
             team_id: string;
             name: string;
+            /** Format: date-time */
             created_at: string;
             revoked_at: string | null;
             /** @description The user the key acts as; null for a team key (team admin rights). */
@@ -1454,6 +1455,7 @@ export interface components {
             memory: string;
             /** @description Host path of the machine's root filesystem. */
             rootfs: string;
+            /** Format: date-time */
             created: string;
             annotations: {
                 [key: string]: string;
@@ -1611,7 +1613,10 @@ export interface components {
             size: number;
             /** @description Permission bits as 4 octal digits, e.g. "0644" or "1777". */
             mode: string;
-            /** @description Last modification, ISO 8601 UTC with milliseconds. */
+            /**
+             * Format: date-time
+             * @description Last modification.
+             */
             mtime: string;
             /**
              * @description Symlinks are reported as such, not followed.
@@ -1631,25 +1636,48 @@ export interface components {
             status: "creating" | "running" | "paused" | "destroyed" | "error";
             config: components["schemas"]["MachineConfig"];
             template: string;
+            /** Format: date-time */
             created_at: string;
-            /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
-            metadata: {
+            /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+            metadata?: {
                 [key: string]: unknown;
             };
+            /**
+             * Format: date-time
+             * @description Present once it has started.
+             */
             started_at?: string;
-            timeout_ms: number;
-            timeout_at: string;
-            /** @description Alias of timeout_at. */
-            expires_at: string;
-            /** @description Milliseconds until timeout_at at response time, clamped at 0. */
-            remaining_ms: number;
-            /** @enum {string} */
-            timeout_action: "destroy" | "hibernate";
+            /**
+             * Format: int64
+             * @description Always sent: the hard deadline's length in milliseconds.
+             */
+            timeout_ms?: number;
+            /**
+             * Format: date-time
+             * @description Always sent: the hard deadline.
+             */
+            timeout_at?: string;
+            /**
+             * Format: date-time
+             * @description Always sent: alias of timeout_at.
+             */
+            expires_at?: string;
+            /**
+             * Format: int64
+             * @description Always sent: milliseconds until timeout_at at response time, clamped at 0.
+             */
+            remaining_ms?: number;
+            /**
+             * @description Always sent.
+             * @enum {string}
+             */
+            timeout_action?: "destroy" | "hibernate";
             /** @description Absent until the first activity. */
             last_active_at?: string | null;
             inactivity_timeout_ms?: number | null;
             auto_delete_after_ms?: number | null;
-            ephemeral: boolean;
+            /** @description Always sent. */
+            ephemeral?: boolean;
             /** @description Present when one was configured. */
             cwd?: string;
             /** @description Present only while paused. */
@@ -1677,7 +1705,10 @@ export interface components {
                 /** @enum {string} */
                 frequency: "hourly" | "daily" | "weekly" | "monthly";
                 keep: number;
-                /** @description When the next automatic snapshot is due (taken at the first sweep after it while running). */
+                /**
+                 * Format: date-time
+                 * @description When the next automatic snapshot is due (taken at the first sweep after it while running).
+                 */
                 next_at: string;
             };
             /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
@@ -1791,8 +1822,8 @@ export interface components {
             };
         };
         PaperspaceMachine: {
-            /** @description Always empty: Hangar machines have no GPUs. */
-            accelerators: {
+            /** @description Always sent; empty: Hangar machines have no GPUs. */
+            accelerators?: {
                 count: number;
                 memory: number | null;
                 name: string;
@@ -1812,10 +1843,10 @@ export interface components {
             autoSnapshotSaveCount: number | null;
             /** @description vCPUs (CPU quota). */
             cpus: number;
-            /** @description ISO 8601 date-time (UTC). */
+            /** Format: date-time */
             dtCreated: string;
             dtDeleted: string | null;
-            /** @description ISO 8601 date-time (UTC). */
+            /** Format: date-time */
             dtModified: string;
             id: string;
             /** @description The catalogue label matching its vCPUs and memory, or "custom". */
@@ -1835,16 +1866,20 @@ export interface components {
              * @enum {string}
              */
             publicIpType: "static" | "dynamic" | "none";
-            /** @description Memory limit in bytes. */
+            /**
+             * Format: int64
+             * @description Memory limit in bytes.
+             */
             ram: number;
             /** @description The server's configured region (HANGAR_PAPERSPACE_REGION). */
             region: string;
             /** @description Always null. */
             reservation: {
-                /** @description ISO 8601 date-time (UTC). */
+                /** Format: date-time */
                 dtFinished: string;
-                /** @description ISO 8601 date-time (UTC). */
+                /** Format: date-time */
                 dtStarted: string;
+                /** Format: uuid */
                 id: string;
                 isActive: boolean;
                 name: string;
@@ -1859,9 +1894,15 @@ export interface components {
             state: "off" | "starting" | "stopping" | "restarting" | "serviceready" | "ready" | "upgrading" | "provisioning";
             /** @description Always 0: Hangar does not bill. */
             storageRate: number;
-            /** @description Disk quota (size of the writable layer) in bytes. */
+            /**
+             * Format: int64
+             * @description Disk quota (size of the writable layer) in bytes.
+             */
             storageTotal: number;
-            /** @description Bytes in use in the writable layer while it is mounted (ready machines); 0 otherwise. */
+            /**
+             * Format: int64
+             * @description Bytes in use in the writable layer while it is mounted (ready machines); 0 otherwise.
+             */
             storageUsed: number;
             /** @description Always false. */
             updatesPending: boolean;
@@ -1869,14 +1910,17 @@ export interface components {
             usageRate: number;
         };
         PaperspaceMachineEvent: {
-            /** @description ISO 8601 date-time (UTC). */
+            /** Format: date-time */
             dtCreated: string;
             dtFinished: string | null;
             dtStarted: string | null;
             error: string | null;
             id: string;
             machineId: string | null;
-            /** @enum {string} */
+            /**
+             * @description The operation: create: a create (native or Paperspace-style), until the machine runs (or is stopped, with startOnCreate: false); start: a start (Paperspace) or resume (native), until the machine runs; stop: a stop (Paperspace), pause (native) or hibernate by a lifecycle timer, until the snapshot is kept; restart: a restart: the machine's processes start again from init, its files kept; update: a change of settings (name, timers, auto snapshots, restore point) or a resize; delete: a delete, by a request or a lifecycle timer (auto shutdown, auto delete); snapshot: an automatic snapshot taken by the machine's schedule.
+             * @enum {string}
+             */
             name: "create" | "start" | "stop" | "restart" | "update" | "delete" | "snapshot";
             /** @enum {string} */
             state: "new" | "in progress" | "done" | "error" | "cancelled";
@@ -1952,9 +1996,9 @@ export interface components {
             cmd: string[] | string;
             cwd: string;
             user: string;
-            /** @description ISO 8601. */
+            /** Format: date-time */
             started_at: string;
-            /** @description ISO 8601; null while running. */
+            /** @description Null while running. */
             ended_at: string | null;
             /** @description Null while running; 128+n when signal n killed it; 124 when killed at timeout_ms; 137 when a pause or the server ended it. */
             exit_code: number | null;
@@ -1987,18 +2031,37 @@ export interface components {
             status: "creating" | "running" | "paused" | "destroyed" | "error";
             config: components["schemas"]["MachineConfig"];
             template: string;
+            /** Format: date-time */
             created_at: string;
-            /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
-            metadata: {
+            /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+            metadata?: {
                 [key: string]: unknown;
             };
+            /**
+             * Format: date-time
+             * @description Present once it has started.
+             */
             started_at?: string;
-            timeout_ms: number;
-            timeout_at: string;
-            /** @description Alias of timeout_at. */
-            expires_at: string;
-            /** @enum {string} */
-            timeout_action: "destroy" | "hibernate";
+            /**
+             * Format: int64
+             * @description Always sent: the hard deadline's length in milliseconds.
+             */
+            timeout_ms?: number;
+            /**
+             * Format: date-time
+             * @description Always sent: the hard deadline.
+             */
+            timeout_at?: string;
+            /**
+             * Format: date-time
+             * @description Always sent: alias of timeout_at.
+             */
+            expires_at?: string;
+            /**
+             * @description Always sent.
+             * @enum {string}
+             */
+            timeout_action?: "destroy" | "hibernate";
             /** @description Present when one was configured. */
             cwd?: string;
             /** @description Present only while paused. */
@@ -2016,6 +2079,7 @@ export interface components {
             id: string;
             /** @description The machine it was taken from. */
             machine_id: string;
+            /** Format: date-time */
             created_at: string;
             /** @description Bytes on disk (memory images and the sparse writable layer). */
             size_bytes: number;
@@ -2049,6 +2113,7 @@ export interface components {
             id: string;
             name: string;
             is_admin: boolean;
+            /** Format: date-time */
             created_at: string;
         };
         Template: {
@@ -2093,6 +2158,7 @@ export interface components {
                 step: string;
                 message: string;
             } | null;
+            /** Format: date-time */
             created_at: string;
             finished_at: string | null;
             /** @description The build log (SSE with Accept: text/event-stream, plain text otherwise). */
@@ -2137,6 +2203,7 @@ export interface components {
         Upload: {
             upload_id: string;
             size_bytes: number;
+            /** Format: date-time */
             expires_at: string;
         };
         User: {
@@ -2150,6 +2217,7 @@ export interface components {
              * @enum {string}
              */
             role: "admin" | "member";
+            /** Format: date-time */
             created_at: string;
         };
         Volume: {
@@ -2157,6 +2225,7 @@ export interface components {
             id: string;
             name: string;
             size_mb: number;
+            /** Format: date-time */
             created_at: string;
             /** @description The live (not destroyed) machines it is attached to, oldest first. */
             attachments: {
@@ -2199,7 +2268,9 @@ export interface components {
             last_error: string | null;
             /** @description Ids of the idle machines (admins only see these). */
             machines: string[];
+            /** Format: date-time */
             created_at: string;
+            /** Format: date-time */
             updated_at: string;
         };
     };
@@ -2300,24 +2371,47 @@ export interface operations {
                             status?: "creating" | "running" | "paused" | "destroyed" | "error";
                             config?: components["schemas"]["MachineConfig"];
                             template?: string;
+                            /** Format: date-time */
                             created_at?: string;
-                            /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+                            /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
                             metadata?: {
                                 [key: string]: unknown;
                             };
+                            /**
+                             * Format: date-time
+                             * @description Present once it has started.
+                             */
                             started_at?: string;
+                            /**
+                             * Format: int64
+                             * @description Always sent: the hard deadline's length in milliseconds.
+                             */
                             timeout_ms?: number;
+                            /**
+                             * Format: date-time
+                             * @description Always sent: the hard deadline.
+                             */
                             timeout_at?: string;
-                            /** @description Alias of timeout_at. */
+                            /**
+                             * Format: date-time
+                             * @description Always sent: alias of timeout_at.
+                             */
                             expires_at?: string;
-                            /** @description Milliseconds until timeout_at at response time, clamped at 0. */
+                            /**
+                             * Format: int64
+                             * @description Always sent: milliseconds until timeout_at at response time, clamped at 0.
+                             */
                             remaining_ms?: number;
-                            /** @enum {string} */
+                            /**
+                             * @description Always sent.
+                             * @enum {string}
+                             */
                             timeout_action?: "destroy" | "hibernate";
                             /** @description Absent until the first activity. */
                             last_active_at?: string | null;
                             inactivity_timeout_ms?: number | null;
                             auto_delete_after_ms?: number | null;
+                            /** @description Always sent. */
                             ephemeral?: boolean;
                             /** @description Present when one was configured. */
                             cwd?: string;
@@ -2346,7 +2440,10 @@ export interface operations {
                                 /** @enum {string} */
                                 frequency: "hourly" | "daily" | "weekly" | "monthly";
                                 keep: number;
-                                /** @description When the next automatic snapshot is due (taken at the first sweep after it while running). */
+                                /**
+                                 * Format: date-time
+                                 * @description When the next automatic snapshot is due (taken at the first sweep after it while running).
+                                 */
                                 next_at: string;
                             };
                             /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
@@ -2502,24 +2599,47 @@ export interface operations {
                         status?: "creating" | "running" | "paused" | "destroyed" | "error";
                         config?: components["schemas"]["MachineConfig"];
                         template?: string;
+                        /** Format: date-time */
                         created_at?: string;
-                        /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+                        /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
                         metadata?: {
                             [key: string]: unknown;
                         };
+                        /**
+                         * Format: date-time
+                         * @description Present once it has started.
+                         */
                         started_at?: string;
+                        /**
+                         * Format: int64
+                         * @description Always sent: the hard deadline's length in milliseconds.
+                         */
                         timeout_ms?: number;
+                        /**
+                         * Format: date-time
+                         * @description Always sent: the hard deadline.
+                         */
                         timeout_at?: string;
-                        /** @description Alias of timeout_at. */
+                        /**
+                         * Format: date-time
+                         * @description Always sent: alias of timeout_at.
+                         */
                         expires_at?: string;
-                        /** @description Milliseconds until timeout_at at response time, clamped at 0. */
+                        /**
+                         * Format: int64
+                         * @description Always sent: milliseconds until timeout_at at response time, clamped at 0.
+                         */
                         remaining_ms?: number;
-                        /** @enum {string} */
+                        /**
+                         * @description Always sent.
+                         * @enum {string}
+                         */
                         timeout_action?: "destroy" | "hibernate";
                         /** @description Absent until the first activity. */
                         last_active_at?: string | null;
                         inactivity_timeout_ms?: number | null;
                         auto_delete_after_ms?: number | null;
+                        /** @description Always sent. */
                         ephemeral?: boolean;
                         /** @description Present when one was configured. */
                         cwd?: string;
@@ -2548,7 +2668,10 @@ export interface operations {
                             /** @enum {string} */
                             frequency: "hourly" | "daily" | "weekly" | "monthly";
                             keep: number;
-                            /** @description When the next automatic snapshot is due (taken at the first sweep after it while running). */
+                            /**
+                             * Format: date-time
+                             * @description When the next automatic snapshot is due (taken at the first sweep after it while running).
+                             */
                             next_at: string;
                         };
                         /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
@@ -2826,17 +2949,36 @@ export interface operations {
                             status?: "creating" | "running" | "paused" | "destroyed" | "error";
                             config?: components["schemas"]["MachineConfig"];
                             template?: string;
+                            /** Format: date-time */
                             created_at?: string;
-                            /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+                            /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
                             metadata?: {
                                 [key: string]: unknown;
                             };
+                            /**
+                             * Format: date-time
+                             * @description Present once it has started.
+                             */
                             started_at?: string;
+                            /**
+                             * Format: int64
+                             * @description Always sent: the hard deadline's length in milliseconds.
+                             */
                             timeout_ms?: number;
+                            /**
+                             * Format: date-time
+                             * @description Always sent: the hard deadline.
+                             */
                             timeout_at?: string;
-                            /** @description Alias of timeout_at. */
+                            /**
+                             * Format: date-time
+                             * @description Always sent: alias of timeout_at.
+                             */
                             expires_at?: string;
-                            /** @enum {string} */
+                            /**
+                             * @description Always sent.
+                             * @enum {string}
+                             */
                             timeout_action?: "destroy" | "hibernate";
                             /** @description Present when one was configured. */
                             cwd?: string;
@@ -2911,17 +3053,36 @@ export interface operations {
                         status?: "creating" | "running" | "paused" | "destroyed" | "error";
                         config?: components["schemas"]["MachineConfig"];
                         template?: string;
+                        /** Format: date-time */
                         created_at?: string;
-                        /** @description Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
+                        /** @description Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create. */
                         metadata?: {
                             [key: string]: unknown;
                         };
+                        /**
+                         * Format: date-time
+                         * @description Present once it has started.
+                         */
                         started_at?: string;
+                        /**
+                         * Format: int64
+                         * @description Always sent: the hard deadline's length in milliseconds.
+                         */
                         timeout_ms?: number;
+                        /**
+                         * Format: date-time
+                         * @description Always sent: the hard deadline.
+                         */
                         timeout_at?: string;
-                        /** @description Alias of timeout_at. */
+                        /**
+                         * Format: date-time
+                         * @description Always sent: alias of timeout_at.
+                         */
                         expires_at?: string;
-                        /** @enum {string} */
+                        /**
+                         * @description Always sent.
+                         * @enum {string}
+                         */
                         timeout_action?: "destroy" | "hibernate";
                         /** @description Present when one was configured. */
                         cwd?: string;

@@ -9,6 +9,17 @@ export const MACHINE_EVENT_NAMES = ['create', 'start', 'stop', 'restart', 'updat
 /** The operation an event tracks. */
 export type MachineEventName = (typeof MACHINE_EVENT_NAMES)[number];
 
+/** What each event name records: the OpenAPI document and docs/paperspace-api.md list these. */
+export const MACHINE_EVENT_MEANINGS: Readonly<Record<MachineEventName, string>> = {
+  create: 'a create (native or Paperspace-style), until the machine runs (or is stopped, with startOnCreate: false)',
+  start: 'a start (Paperspace) or resume (native), until the machine runs',
+  stop: 'a stop (Paperspace), pause (native) or hibernate by a lifecycle timer, until the snapshot is kept',
+  restart: 'a restart: the machine\'s processes start again from init, its files kept',
+  update: 'a change of settings (name, timers, auto snapshots, restore point) or a resize',
+  delete: 'a delete, by a request or a lifecycle timer (auto shutdown, auto delete)',
+  snapshot: 'an automatic snapshot taken by the machine\'s schedule',
+};
+
 export const MACHINE_EVENT_STATES = ['new', 'in progress', 'done', 'error', 'cancelled'] as const;
 /** Where an operation is: `new` → `in progress` → `done` | `error` (`cancelled` is never produced yet). */
 export type MachineEventState = (typeof MACHINE_EVENT_STATES)[number];

@@ -1,7 +1,7 @@
 /** Every schema of the admin surface: teams, their users and API keys, and warm pools. */
 import { z } from 'zod';
 import { USER_ROLES } from '../../domain/team.js';
-import { MachineConfigSchema } from '../shared/schemas.js';
+import { dateTime, MachineConfigSchema } from '../shared/schemas.js';
 
 /** Path of one team, user or API key: its id. */
 const idParams = () => z.object({ id: z.string().min(1).max(128) });
@@ -9,7 +9,7 @@ const idParams = () => z.object({ id: z.string().min(1).max(128) });
 // ---- Teams, users, API keys ----
 
 /** A team. */
-export const TeamSchema = z.object({ id: z.string(), name: z.string(), is_admin: z.boolean(), created_at: z.string() }).meta({ id: 'Team' });
+export const TeamSchema = z.object({ id: z.string(), name: z.string(), is_admin: z.boolean(), created_at: dateTime() }).meta({ id: 'Team' });
 
 /** An API key, with its secret only in the answer that issues it. */
 export const ApiKeySchema = z
@@ -17,8 +17,8 @@ export const ApiKeySchema = z
     id: z.string(),
     team_id: z.string(),
     name: z.string(),
-    created_at: z.string(),
-    revoked_at: z.string().nullable(),
+    created_at: dateTime(),
+    revoked_at: dateTime().nullable(),
     user_id: z.string().nullable().describe('The user the key acts as; null for a team key (team admin rights).'),
     key: z.string().optional().describe('The secret: returned once, at creation.'),
   })
@@ -33,7 +33,7 @@ export const UserSchema = z
     first_name: z.string().nullable(),
     last_name: z.string().nullable(),
     role: z.enum(USER_ROLES).describe('admin: every machine of the team; member: the machines it created or is an accessor of.'),
-    created_at: z.string(),
+    created_at: dateTime(),
   })
   .meta({ id: 'User' });
 
@@ -79,8 +79,8 @@ export const WarmPoolSchema = z
     misses: z.number().int().describe('Creates that matched the pool but found no machine ready.'),
     last_error: z.string().nullable().describe('The last refill failure; null once a refill works.'),
     machines: z.array(z.string()).describe('Ids of the idle machines (admins only see these).'),
-    created_at: z.string(),
-    updated_at: z.string(),
+    created_at: dateTime(),
+    updated_at: dateTime(),
   })
   .meta({ id: 'WarmPool' });
 

@@ -1,6 +1,7 @@
 /** Every schema of the compute surface (seed 004). */
 import { z } from 'zod';
 import { COMPUTE_STATUSES } from '../../service/compute-service.js';
+import { dateTime } from '../shared/schemas.js';
 
 /** The counters of `memory_stats.stats`, exactly the seed's (cgroup v2 `memory.stat` names). */
 export const MEMORY_STAT_KEYS = [
@@ -126,7 +127,7 @@ export const ComputeMachineSchema = z
     runtime_version: z.string().describe('The container runtime\'s (runc\'s) version.'),
     memory: z.string().describe('Memory limit, e.g. "512.00 MB" (MiB, two decimals).'),
     rootfs: z.string().describe('Host path of the machine\'s root filesystem.'),
-    created: z.string(),
+    created: dateTime(),
     annotations: z.record(z.string(), z.string()),
     owner: z.string().describe('The team id.'),
     stats: ComputeMachineStatsSchema,

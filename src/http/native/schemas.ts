@@ -19,7 +19,7 @@ import { parseCidr } from '../../domain/network.js';
 import { PROCESS_SIGNALS, type ProcessSignal } from '../../runtime/runtime.js';
 import { DEFAULT_EXEC_TIMEOUT_MS } from '../../service/exec-service.js';
 import { PROCESS_OUTPUT_LIMIT_BYTES } from '../../service/process-service.js';
-import { MachineConfigSchema } from '../shared/schemas.js';
+import { dateTime, int64, MachineConfigSchema } from '../shared/schemas.js';
 import { intBetween } from '../validation.js';
 
 /** Fields a `fields` mask may name (seed 000). */
@@ -159,20 +159,21 @@ export const MachineSchema = z
     status: z.enum(MACHINE_STATUSES),
     config: MachineConfigSchema,
     template: z.string(),
-    created_at: z.string(),
+    created_at: dateTime(),
     metadata: z
       .record(z.string(), z.unknown())
-      .describe('Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create.'),
-    started_at: z.string().optional(),
-    timeout_ms: z.number().int(),
-    timeout_at: z.string(),
-    expires_at: z.string().describe('Alias of timeout_at.'),
-    remaining_ms: z.number().int().describe('Milliseconds until timeout_at at response time, clamped at 0.'),
-    timeout_action: z.enum(TIMEOUT_ACTIONS),
-    last_active_at: z.string().nullable().optional().describe('Absent until the first activity.'),
-    inactivity_timeout_ms: z.number().int().nullable().optional(),
-    auto_delete_after_ms: z.number().int().nullable().optional(),
-    ephemeral: z.boolean(),
+      .optional()
+      .describe('Always sent. Stored verbatim; a machine with volumes also has volume_attachments here (VolumeAttachment items, in request order), which replaces a key of that name given at create.'),
+    started_at: dateTime().optional().describe('Present once it has started.'),
+    timeout_ms: int64().optional().describe('Always sent: the hard deadline\'s length in milliseconds.'),
+    timeout_at: dateTime().optional().describe('Always sent: the hard deadline.'),
+    expires_at: dateTime().optional().describe('Always sent: alias of timeout_at.'),
+    remaining_ms: int64().optional().describe('Always sent: milliseconds until timeout_at at response time, clamped at 0.'),
+    timeout_action: z.enum(TIMEOUT_ACTIONS).optional().describe('Always sent.'),
+    last_active_at: dateTime().nullable().optional().describe('Absent until the first activity.'),
+    inactivity_timeout_ms: int64().nullable().optional(),
+    auto_delete_after_ms: int64().nullable().optional(),
+    ephemeral: z.boolean().optional().describe('Always sent.'),
     cwd: z.string().optional().describe('Present when one was configured.'),
     snapshot_id: z.string().optional().describe('Present only while paused.'),
     warm_pool_checkout: WarmPoolCheckoutSchema.optional(),
@@ -187,7 +188,7 @@ export const MachineSchema = z
       .object({
         frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES),
         keep: z.number().int(),
-        next_at: z.string().describe('When the next automatic snapshot is due (taken at the first sweep after it while running).'),
+        next_at: dateTime().describe('When the next automatic snapshot is due (taken at the first sweep after it while running).'),
       })
       .optional()
       .describe('Present when automatic snapshots are on.'),
@@ -227,7 +228,7 @@ export const SnapshotSchema = z
   .object({
     id: z.string(),
     machine_id: z.string().describe('The machine it was taken from.'),
-    created_at: z.string(),
+    created_at: dateTime(),
     size_bytes: z.number().int().describe('Bytes on disk (memory images and the sparse writable layer).'),
     memory: z.boolean().describe('True when processes and memory were saved (CRIU); false: filesystem only, a start restarts init.'),
     kind: z
@@ -286,7 +287,7 @@ export const VolumeSchema = z
     id: z.string().describe('vol_ + 16 lowercase letters and digits.'),
     name: z.string(),
     size_mb: z.number().int(),
-    created_at: z.string(),
+    created_at: dateTime(),
     attachments: z
       .array(VolumeAttachmentSchema.omit({ volume_id: true }).extend({ machine_id: z.string() }))
       .describe('The live (not destroyed) machines it is attached to, oldest first.'),
@@ -384,8 +385,8 @@ export const ProcessSchema = z
     cmd: z.union([z.array(z.string()), z.string()]).describe('As given when started.'),
     cwd: z.string(),
     user: z.string(),
-    started_at: z.string().describe('ISO 8601.'),
-    ended_at: z.string().nullable().describe('ISO 8601; null while running.'),
+    started_at: dateTime(),
+    ended_at: dateTime().nullable().describe('Null while running.'),
     exit_code: z.number().int().nullable().describe('Null while running; 128+n when signal n killed it; 124 when killed at timeout_ms; 137 when a pause or the server ended it.'),
     signal: z.string().nullable().describe('Name of the signal that killed it (TERM, KILL, ...), when exit_code is 128+n; else null.'),
     timed_out: z.boolean(),
@@ -517,7 +518,7 @@ export const FileEntrySchema = z
     path: z.string().describe('Absolute and normalised.'),
     size: z.number().int().describe('Bytes; for a symlink the length of its target.'),
     mode: z.string().describe('Permission bits as 4 octal digits, e.g. "0644" or "1777".'),
-    mtime: z.string().describe('Last modification, ISO 8601 UTC with milliseconds.'),
+    mtime: dateTime().describe('Last modification.'),
     type: z.enum(FILE_TYPES).describe('Symlinks are reported as such, not followed.'),
   })
   .meta({ id: 'FileEntry' });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { BUILD_LIMITS, TEMPLATE_NAME_PATTERN } from '../../domain/template.js';
 import { DEBIAN_SUITES } from '../../templates/sources.js';
+import { dateTime } from '../shared/schemas.js';
 import { intBetween } from '../validation.js';
 
 const noNul = (v: string): boolean => !v.includes('\0');
@@ -93,8 +94,8 @@ export const TemplateBuildSchema = z
     version: z.number().int(),
     status: z.enum(['building', 'ready', 'error']),
     error: z.object({ step: z.string(), message: z.string() }).nullable().describe('The failing step and what happened; null unless status is error.'),
-    created_at: z.string(),
-    finished_at: z.string().nullable(),
+    created_at: dateTime(),
+    finished_at: dateTime().nullable(),
     logs_url: z.string().describe('The build log (SSE with Accept: text/event-stream, plain text otherwise).'),
   })
   .meta({ id: 'TemplateBuild' });
@@ -107,7 +108,7 @@ export const TemplateSchema = z
     status: z.enum(['ready', 'building', 'error', 'not_built']).describe('Of its newest build; not_built: an on-demand server template, built on first use (1-2 min).'),
     description: z.string(),
     version: z.number().int().nullable().describe('The current version (what a create gets); null when none is ready yet.'),
-    created_at: z.string().nullable(),
+    created_at: dateTime().nullable(),
     layers: z.number().int().nullable().describe('Overlay layers of the current version.'),
     size_bytes: z.number().int().nullable().describe('Bytes of the layers this version added (shared layers are stored once).'),
     start_snapshot: z.boolean().describe('Creates resume a snapshot of the running start_cmd.'),
@@ -119,5 +120,5 @@ export const TemplateSchema = z
 export const TemplatePageSchema = z.object({ items: z.array(TemplateSchema), next_token: z.string().nullable() });
 
 export const UploadSchema = z
-  .object({ upload_id: z.string(), size_bytes: z.number().int(), expires_at: z.string() })
+  .object({ upload_id: z.string(), size_bytes: z.number().int(), expires_at: dateTime() })
   .meta({ id: 'Upload' });

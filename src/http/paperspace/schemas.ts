@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { MACHINE_EVENT_NAMES, MACHINE_EVENT_STATES } from '../../domain/machine-event.js';
+import { MACHINE_EVENT_MEANINGS, MACHINE_EVENT_NAMES, MACHINE_EVENT_STATES } from '../../domain/machine-event.js';
 import { AUTO_SNAPSHOT_FREQUENCIES, AUTO_SNAPSHOT_MAX_KEEP } from '../../domain/machine.js';
 import { MACHINE_ORDER_FIELDS, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
+import { dateTime as sharedDateTime, int64 } from '../shared/schemas.js';
 
 /** Error answers of this surface: the seed's `{code, message, details?}`. */
 export const PaperspaceErrorSchema = z
@@ -12,7 +13,7 @@ export const PaperspaceErrorSchema = z
   })
   .meta({ id: 'PaperspaceError' });
 
-const dateTime = z.string().describe('ISO 8601 date-time (UTC).');
+const dateTime = sharedDateTime();
 const SNAPSHOT_FREQUENCIES = AUTO_SNAPSHOT_FREQUENCIES;
 const PUBLIC_IP_TYPES = ['static', 'dynamic', 'none'] as const;
 
@@ -35,7 +36,8 @@ export const PaperspaceMachineSchema = z
     accelerators: z
       .array(z.strictObject({ count: z.number(), memory: z.number().int().nullable(), name: z.string() }))
       .nullable()
-      .describe('Always empty: Hangar machines have no GPUs.'),
+      .optional()
+      .describe('Always sent; empty: Hangar machines have no GPUs.'),
     agentType: z.string().describe('"LinuxDesktop" when the machine\'s template runs a desktop (see GET /machines/{id}/desktop), else "LinuxHeadless".'),
     autoShutdownEnabled: z.boolean(),
     autoShutdownForce: z.boolean().nullable().describe('true when auto shutdown is enabled (Hangar\'s deadline is always forced), else null.'),
@@ -55,10 +57,10 @@ export const PaperspaceMachineSchema = z
     privateIp: z.string().nullable().describe("The machine's address on the server's private subnet (the native private_ip); null when it has none."),
     publicIp: z.string().nullable().describe('Always null.'),
     publicIpType: z.enum(PUBLIC_IP_TYPES).describe('Always "none".'),
-    ram: z.number().int().describe('Memory limit in bytes.'),
+    ram: int64().describe('Memory limit in bytes.'),
     region: z.string().describe('The server\'s configured region (HANGAR_PAPERSPACE_REGION).'),
     reservation: z
-      .strictObject({ dtFinished: dateTime, dtStarted: dateTime, id: z.string(), isActive: z.boolean(), name: z.string() })
+      .strictObject({ dtFinished: dateTime, dtStarted: dateTime, id: z.string().meta({ format: 'uuid' }), isActive: z.boolean(), name: z.string() })
       .nullable()
       .describe('Always null.'),
     restorePointEnabled: z.boolean().describe('True when each stop reverts the machine to its restore point.'),
@@ -66,8 +68,8 @@ export const PaperspaceMachineSchema = z
     restorePointSnapshotId: z.string().nullable().describe('The snapshot each stop reverts the machine to (GET /v1/snapshots/{id}); null when disabled.'),
     state: z.enum(PAPERSPACE_STATES),
     storageRate: z.number().describe('Always 0: Hangar does not bill.'),
-    storageTotal: z.number().int().describe('Disk quota (size of the writable layer) in bytes.'),
-    storageUsed: z.number().int().describe('Bytes in use in the writable layer while it is mounted (ready machines); 0 otherwise.'),
+    storageTotal: int64().describe('Disk quota (size of the writable layer) in bytes.'),
+    storageUsed: int64().describe('Bytes in use in the writable layer while it is mounted (ready machines); 0 otherwise.'),
     updatesPending: z.boolean().describe('Always false.'),
     usageRate: z.number().describe('Always 0: Hangar does not bill.'),
   })
@@ -82,7 +84,7 @@ export const PaperspaceEventSchema = z
     error: z.string().nullable(),
     id: z.string(),
     machineId: z.string().nullable(),
-    name: z.enum(MACHINE_EVENT_NAMES),
+    name: z.enum(MACHINE_EVENT_NAMES).describe(`The operation: ${MACHINE_EVENT_NAMES.map((n) => `${n}: ${MACHINE_EVENT_MEANINGS[n]}`).join('; ')}.`),
     state: z.enum(MACHINE_EVENT_STATES),
   })
   .meta({ id: 'PaperspaceMachineEvent' });

@@ -3,6 +3,12 @@ import { z } from 'zod';
 import { CONFIG_LIMITS } from '../../domain/machine.js';
 import { intBetween } from '../validation.js';
 
+/** A timestamp (`format: date-time`): Hangar writes RFC 3339 in UTC with milliseconds, e.g. 2026-12-04T20:46:09.123Z. */
+export const dateTime = (): z.ZodString => z.string().meta({ format: 'date-time' });
+
+/** A whole number the seeds type as `int64` (milliseconds, bytes). */
+export const int64 = (): z.ZodNumber => z.number().int().meta({ format: 'int64' });
+
 /** The error body of the native, compute and admin surfaces (component `Error`). */
 export const ErrorSchema = z
   .object({
