@@ -154,7 +154,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       templates,
       secret,
       machineTypes: settings.paperspace.machineTypes,
-      region: settings.paperspace.region,
+      regions: settings.regions,
       diskSizesGb: settings.paperspace.diskSizesGb,
     });
     const built = buildApp({

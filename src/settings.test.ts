@@ -21,7 +21,7 @@ describe('settings: Paperspace-style surface', () => {
   it('defaults: /paperspace/v1, region local, C1-C5, ten disk sizes', () => {
     const s = load({}).paperspace;
     assert.equal(s.basePath, '/paperspace/v1');
-    assert.equal(s.region, 'local');
+    assert.deepEqual(load({}).regions, ['local']);
     assert.deepEqual(s.machineTypes, DEFAULT_MACHINE_TYPES);
     assert.deepEqual(s.diskSizesGb, [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000]);
   });
@@ -29,17 +29,25 @@ describe('settings: Paperspace-style surface', () => {
   it('overrides', () => {
     const s = load({
       HANGAR_PAPERSPACE_BASE: '/ps',
-      HANGAR_PAPERSPACE_REGION: 'ams1',
       HANGAR_PAPERSPACE_MACHINE_TYPES: '[{"label":"tiny","vcpus":1,"memory_mb":64}]',
       HANGAR_PAPERSPACE_DISK_SIZES: '5,10',
     }).paperspace;
-    assert.deepEqual(s, { basePath: '/ps', region: 'ams1', machineTypes: [{ label: 'tiny', vcpus: 1, memory_mb: 64 }], diskSizesGb: [5, 10] });
+    assert.deepEqual(s, { basePath: '/ps', machineTypes: [{ label: 'tiny', vcpus: 1, memory_mb: 64 }], diskSizesGb: [5, 10] });
+  });
+
+  it('regions: HANGAR_REGIONS in order (the first is the default), or the older one-region HANGAR_PAPERSPACE_REGION', () => {
+    assert.deepEqual(load({ HANGAR_REGIONS: 'ny2,ca1,ams1' }).regions, ['ny2', 'ca1', 'ams1']);
+    assert.deepEqual(load({ HANGAR_PAPERSPACE_REGION: 'ams1' }).regions, ['ams1']);
+    assert.throws(() => load({ HANGAR_REGIONS: 'ny2', HANGAR_PAPERSPACE_REGION: 'ams1' }), (e: unknown) => e instanceof SettingsError && e.message.includes('set HANGAR_REGIONS only'));
   });
 
   it('bad values fail with the variable named', () => {
     for (const [name, value] of [
       ['HANGAR_PAPERSPACE_BASE', 'paperspace/'],
       ['HANGAR_PAPERSPACE_REGION', 'two words'],
+      ['HANGAR_REGIONS', 'ny2,,ca1'],
+      ['HANGAR_REGIONS', 'ny2,ny2'],
+      ['HANGAR_REGIONS', 'two words'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', 'not json'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[]'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":0,"memory_mb":64}]'],

@@ -63,8 +63,18 @@ const EnvSchema = z.object({
     .string()
     .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path such as /paperspace/v1 (no trailing slash)')
     .default('/paperspace/v1'),
-  /** The one region the Paperspace-style API reports and accepts. @default 'local' */
-  HANGAR_PAPERSPACE_REGION: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default('local'),
+  /**
+   * The server's regions, comma-separated (e.g. `ny2,ca1,ams1`): a Paperspace-style create
+   * may name any of them, and machines created without one are in the first. One host
+   * serves every region it names. @default 'local'
+   */
+  HANGAR_REGIONS: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64}){0,31}$/, 'must be 1-32 names of 1-64 letters, digits, dots, dashes or underscores, separated by commas')
+    .refine((v) => new Set(v.split(',')).size === v.split(',').length, 'must not name a region twice')
+    .optional(),
+  /** The older form of HANGAR_REGIONS with one region; setting both is an error. */
+  HANGAR_PAPERSPACE_REGION: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').optional(),
   /**
    * Machine types of the Paperspace-style API, as JSON: `[{"label":"C1","vcpus":1,"memory_mb":512}, ...]`.
    * @default C1 1/512, C2 1/1024, C3 2/2048, C4 2/4096, C5 4/8192 (vCPUs/MiB)
@@ -118,7 +128,9 @@ export interface Settings {
   /** The built web console's directory (index.html and assets/), served at /console. */
   consoleDir: string;
   /** The Paperspace-style API's settings. */
-  paperspace: { basePath: string; region: string; machineTypes: MachineType[]; diskSizesGb: number[] };
+  /** The server's regions; the first is the default (HANGAR_REGIONS). */
+  regions: string[];
+  paperspace: { basePath: string; machineTypes: MachineType[]; diskSizesGb: number[] };
   /** Derived: carried by every host resource of this server (hash of the data dir). */
   instancePrefix: string;
   /** The machines' private subnet. */
@@ -210,9 +222,9 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     logLevel: e.HANGAR_LOG_LEVEL,
     ingressDomain: e.HANGAR_INGRESS_DOMAIN ?? null,
     consoleDir: resolve(e.HANGAR_CONSOLE_DIR),
+    regions: regionsOf(e.HANGAR_REGIONS, e.HANGAR_PAPERSPACE_REGION),
     paperspace: {
       basePath: e.HANGAR_PAPERSPACE_BASE,
-      region: e.HANGAR_PAPERSPACE_REGION,
       machineTypes: parseMachineTypes(e.HANGAR_PAPERSPACE_MACHINE_TYPES),
       diskSizesGb: parseDiskSizes(e.HANGAR_PAPERSPACE_DISK_SIZES),
     },
@@ -230,6 +242,13 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     volumesDir: join(dataDir, 'volumes'),
     runcStateDir: `/run/${instancePrefix}`,
   };
+}
+
+function regionsOf(regions: string | undefined, legacy: string | undefined): string[] {
+  if (regions !== undefined && legacy !== undefined) {
+    throw new SettingsError('Invalid settings:\n  HANGAR_PAPERSPACE_REGION: set HANGAR_REGIONS only (HANGAR_PAPERSPACE_REGION is its older one-region form)');
+  }
+  return (regions ?? legacy ?? 'local').split(',');
 }
 
 function subnetOf(value: string | undefined, instancePrefix: string): Cidr {

@@ -1755,7 +1755,7 @@ export interface components {
             machineType: string;
             /** @description A Hangar template, e.g. "base". */
             templateId: string;
-            /** @description The server's configured region ("local" by default). */
+            /** @description One of the server's regions (HANGAR_REGIONS, e.g. ny2,ca1,ams1; "local" by default); another is a 400 that lists them. */
             region: string;
             /** @description GB (1 GB = 1024 MiB); one of the configured sizes. */
             diskSize: number;
@@ -1871,7 +1871,7 @@ export interface components {
              * @description Memory limit in bytes.
              */
             ram: number;
-            /** @description The server's configured region (HANGAR_PAPERSPACE_REGION). */
+            /** @description The machine's region: one of the server's regions (HANGAR_REGIONS; "local" by default). */
             region: string;
             /** @description Always null. */
             reservation: {

@@ -141,6 +141,8 @@ export interface MachineRecord {
   templateBuild: string | null;
   /** Volumes attached at its create, in request order; fixed for the machine's life, released when it is destroyed. */
   volumes: VolumeAttachment[];
+  /** The region it was created in (a Paperspace-style create names one); null: the server's default region. */
+  region: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -220,6 +222,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     restorePoint: null,
     templateBuild: null,
     volumes: [],
+    region: null,
     ...f,
   };
 }

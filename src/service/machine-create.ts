@@ -164,6 +164,7 @@ export class MachineCreator {
       inactivityTimeoutMs: input.inactivityTimeoutMs ?? null,
       autoDeleteAfterMs: input.autoDeleteAfterMs ?? null,
       name: input.name ?? null,
+      region: input.region ?? null,
       autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
       volumes,
     });

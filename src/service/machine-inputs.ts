@@ -27,6 +27,8 @@ export interface CreateMachineInput {
   autoResume?: boolean;
   /** A human name. @default null */
   name?: string;
+  /** The region asked for (validated by the caller against the server's). @default null: the default region */
+  region?: string;
   /** Periodic automatic snapshots while the machine runs. @default off */
   autoSnapshot?: AutoSnapshotRequest;
   /** Once the machine runs, take a snapshot (kind `initial`) as part of the create. @default false */

@@ -159,8 +159,8 @@ export interface PaperspaceServiceOptions {
   templates: TemplateResolver;
   secret: ServerSecret;
   machineTypes: readonly MachineType[];
-  /** The one region this server is. */
-  region: string;
+  /** The server's regions (HANGAR_REGIONS); the first is where machines without one are. */
+  regions: readonly string[];
   /** Disk sizes (GB) a create may ask for. */
   diskSizesGb: readonly number[];
 }
@@ -218,7 +218,7 @@ export interface MachineWithEvent {
 }
 
 /**
- * The Paperspace-style surface over MachineService: machine types, one region, disk
+ * The Paperspace-style surface over MachineService: machine types, regions, disk
  * sizes in GB, auto shutdown as the hard deadline, and every operation as an event.
  */
 export class PaperspaceService {
@@ -233,10 +233,14 @@ export class PaperspaceService {
       record: m,
       state: paperspaceState(m.status, this.o.operations.inFlight(m.id)),
       machineType: machineTypeOf(m.config, this.o.machineTypes),
-      region: this.o.region,
+      region: m.region ?? this.defaultRegion,
       storageUsed: allows(m.status, 'disk_usage') ? ((await this.o.machines.diskUsage(m.id)) ?? 0) : 0,
       agentType: await this.agentType(m),
     };
+  }
+
+  private get defaultRegion(): string {
+    return this.o.regions[0] ?? 'local';
   }
 
   private async agentType(m: MachineRecord | string): Promise<string> {
@@ -258,8 +262,8 @@ export class PaperspaceService {
   /** Validate a create, start the machine, and answer as soon as its record exists. */
   async create(caller: Caller, input: PaperspaceCreateInput): Promise<MachineWithEvent> {
     const type = this.machineType(input.machineType);
-    if (input.region !== this.o.region) {
-      throw validationError([{ field: 'region', message: `unknown region "${input.region}"; this server is region: ${this.o.region}` }]);
+    if (!this.o.regions.includes(input.region)) {
+      throw validationError([{ field: 'region', message: `unknown region "${input.region}"; this server's regions: ${this.o.regions.join(', ')}` }]);
     }
     this.checkDiskSize(input.diskSize);
     if (!(await this.o.templates.resolve(caller.team.id, input.templateId))) {
@@ -289,6 +293,7 @@ export class PaperspaceService {
           template: input.templateId,
           config: { vcpus: type.vcpus, memory_mb: type.memory_mb, disk_mb: input.diskSize * GIB_MB },
           name: input.name,
+          region: input.region,
           timeoutMs: timers.timeoutMs,
           timeoutAction: timers.timeoutAction,
           autoSnapshot,
@@ -339,7 +344,7 @@ export class PaperspaceService {
 
   /** The store query of a list request, or null when its filters match no machine. */
   private async pageQuery(caller: Caller, input: PaperspaceListInput, inFlight: ReadonlyMap<string, MachineEventName>): Promise<Omit<MachinePageQuery, 'after' | 'limit'> | null> {
-    if (input.region !== undefined && input.region !== this.o.region) return null;
+    if (input.region !== undefined && !this.o.regions.includes(input.region)) return null;
     const query: Omit<MachinePageQuery, 'after' | 'limit'> = {
       teamId: caller.team.id,
       statuses: LISTED_STATUSES,
@@ -348,6 +353,8 @@ export class PaperspaceService {
       direction: input.order,
     };
     if (input.name !== undefined) query.displayName = input.name;
+    // Machines created without a region (natively, or before regions) are in the default one.
+    if (input.region !== undefined) query.region = { name: input.region, orDefault: input.region === this.defaultRegion };
     if (input.agentType !== undefined) {
       if (input.agentType !== AGENT_TYPE && input.agentType !== DESKTOP_AGENT_TYPE) return null;
       // The agent type is the template's: each template of the team's machines is looked up as `view` does.

@@ -207,6 +207,7 @@ export class WarmPoolService {
           createdAt: now,
           startedAt: now,
           name: input.name ?? null,
+          region: input.region ?? null,
           warmPoolCheckout: { hit: true, id: pool.name },
           autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
           restorePoint: null,

@@ -67,6 +67,7 @@ function fullMachine(): MachineRecord {
     ),
     env: { PATH: '/usr/bin', EMPTY: '', Z: 'last', A: 'first' },
     cwd: '/srv/app',
+    region: 'ams1',
     ephemeral: true,
     timeoutMs: 2_592_000_000,
     timeoutAt: T0 + 2_592_000_000,
@@ -162,6 +163,7 @@ function referencePage(all: readonly MachineRecord[], activeAccess: ReadonlySet<
         m.teamId === q.teamId &&
         q.statuses.includes(m.status) &&
         (q.displayName === undefined || (m.name ?? m.id) === q.displayName) &&
+        (q.region === undefined || m.region === q.region.name || (q.region.orDefault && m.region === null)) &&
         inFilter(q.templates, (ts) => ts.includes(m.template)) &&
         inFilter(q.sizes, (ss) => ss.some((s) => s.vcpus === m.config.vcpus && s.memory_mb === m.config.memory_mb)) &&
         (q.visibleTo === undefined || m.createdBy === q.visibleTo || activeAccess.has(`${m.id}/${q.visibleTo}`)),
@@ -633,6 +635,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       // Every list's length is prime to the five statuses, so each value meets each status.
       const NAMES = [null, 'alpha', 'twin', 'Beta', 'twin', '', 'é', '😀', 'Ａ', 'twin', 'a', null, 'zz', 'mch_'];
       const TEMPLATES = ['base', 'desktop', 'python', 'base'];
+      const REGIONS = [null, 'ny2', 'ca1'];
       const SIZES = [{ vcpus: 1, memory_mb: 512 }, { vcpus: 1, memory_mb: 1024 }, { vcpus: 2, memory_mb: 2048 }, { vcpus: 3, memory_mb: 3000 }, { vcpus: 1, memory_mb: 512 }, { vcpus: 2, memory_mb: 2048 }];
       const TAGS = new Map<string, string>();
       // Like the Paperspace state: the status, refined by an operation in flight (the tag).
@@ -658,6 +661,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
               status: MACHINE_STATUSES[i % MACHINE_STATUSES.length]!,
               name: NAMES[i % NAMES.length]!,
               template: TEMPLATES[i % TEMPLATES.length]!,
+              region: REGIONS[(i * 7) % REGIONS.length]!,
               config: { ...SIZES[i % SIZES.length]!, disk_mb: 1024 },
               createdAt: T0 + (i % 7),
               createdBy: i % 3 === 0 ? 'usr_me' : i % 3 === 1 ? 'usr_other' : null,
@@ -707,6 +711,10 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
           { visibleTo: 'usr_me', templates: { noneOf: ['python'] }, displayName: 'twin' },
           { statuses: ['running', 'destroyed'] },
           { teamId: 'team_b' },
+          { region: { name: 'ny2', orDefault: true } },
+          { region: { name: 'ca1', orDefault: false } },
+          { region: { name: 'ams1', orDefault: false } },
+          { region: { name: 'ca1', orDefault: false }, displayName: 'twin' },
         ];
         let compared = 0;
         for (const order of ORDERS) {

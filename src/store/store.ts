@@ -86,6 +86,8 @@ export interface MachinePageQuery {
   sizes?: ValueFilter<MachineSize>;
   /** Only machines this user created or is an active accessor of. */
   visibleTo?: string;
+  /** Only machines of this region; `orDefault`: machines stored without one (the server's default region) too. */
+  region?: { name: string; orDefault: boolean };
   order: MachinePageOrder;
   direction: 'asc' | 'desc';
   /** Start strictly after this position, in the order asked for. */

@@ -329,7 +329,7 @@ describe('templates API', () => {
     } while (after);
     const tools = all.find((i) => i.id === 'tools');
     assert.deepEqual({ agentType: tools.agentType, isServerWide: tools.isServerWide, status: tools.status, os: tools.operatingSystemLabel }, { agentType: 'LinuxHeadless', isServerWide: false, status: 'error', os: 'Linux' });
-    const c = await t.request('POST', `${base}/machines`, { body: { name: 'ps-tools', machineType: 'C1', templateId: 'tools', region: t.server.settings.paperspace.region, diskSize: 1 } });
+    const c = await t.request('POST', `${base}/machines`, { body: { name: 'ps-tools', machineType: 'C1', templateId: 'tools', region: t.server.settings.regions[0], diskSize: 1 } });
     assert.equal(c.status, 200, c.text);
     const done = await t.finishedEvent(c.body.event.id);
     assert.equal(done.state, 'done', JSON.stringify(done));

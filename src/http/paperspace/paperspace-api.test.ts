@@ -558,3 +558,45 @@ describe('Paperspace-style API under another base path', () => {
     assertError(await t.request('POST', '/ps/v2/machines', { body: { ...CREATE, region: 'local' } }), 400, 'VALIDATION_FAILED', 'ams1');
   });
 });
+
+describe('Paperspace-style API with several regions', () => {
+  let t: TestServer;
+  let key: string;
+  const ps = (method: string, path: string, body?: unknown) => t.request(method, `${BASE}${path}`, { body, key });
+  before(async () => {
+    t = await TestServer.start({ env: { HANGAR_REGIONS: 'ny2,ca1,ams1' } });
+    ({ key } = await t.newTeamKey('regions'));
+  });
+  after(async () => {
+    await t.dispose();
+  });
+
+  it('creates in a named region, shows and filters by it, puts native machines in the first, and refuses another', async () => {
+    const ca = await ps('POST', '/machines', { ...CREATE, name: 'in-ca1', region: 'ca1', startOnCreate: false });
+    assert.equal(ca.status, 200, ca.text);
+    assert.equal(ca.body.data.region, 'ca1');
+    assert.equal((await t.finishedEvent(ca.body.event.id, key, LONG)).state, 'done');
+    const ny = await ps('POST', '/machines', { ...CREATE, name: 'in-ny2', region: 'ny2', startOnCreate: false });
+    assert.equal(ny.status, 200, ny.text);
+    assert.equal((await t.finishedEvent(ny.body.event.id, key, LONG)).state, 'done');
+    const nat = await t.request('POST', '/v1/machines', { body: { template: 'base' }, key });
+    assert.equal(nat.status, 201, nat.text);
+
+    assert.equal((await ps('GET', `/machines/${ca.body.data.id}`)).body.region, 'ca1');
+    assert.equal((await ps('GET', `/machines/${nat.body.id}`)).body.region, 'ny2');
+    const names = async (region: string): Promise<string[]> => {
+      const r = await ps('GET', `/machines?region=${region}&orderBy=name&order=asc`);
+      assert.equal(r.status, 200, r.text);
+      return r.body.items.map((m: Json) => m.id);
+    };
+    assert.deepEqual(await names('ca1'), [ca.body.data.id]);
+    assert.deepEqual(new Set(await names('ny2')), new Set([ny.body.data.id, nat.body.id]));
+    assert.deepEqual(await names('ams1'), []);
+    assert.deepEqual(await names('local'), []);
+
+    const before = (await t.request('GET', '/v1/machines', { key })).body.length;
+    assertError(await ps('POST', '/machines', { ...CREATE, region: 'local' }), 400, 'VALIDATION_FAILED', 'ny2, ca1, ams1');
+    assert.equal((await t.request('GET', '/v1/machines', { key })).body.length, before);
+    for (const id of [ca.body.data.id, ny.body.data.id, nat.body.id]) await t.request('DELETE', `/v1/machines/${id}`, { key });
+  });
+});

@@ -58,7 +58,7 @@ export const PaperspaceMachineSchema = z
     publicIp: z.string().nullable().describe('Always null.'),
     publicIpType: z.enum(PUBLIC_IP_TYPES).describe('Always "none".'),
     ram: int64().describe('Memory limit in bytes.'),
-    region: z.string().describe('The server\'s configured region (HANGAR_PAPERSPACE_REGION).'),
+    region: z.string().describe('The machine\'s region: one of the server\'s regions (HANGAR_REGIONS; "local" by default).'),
     reservation: z
       .strictObject({ dtFinished: dateTime, dtStarted: dateTime, id: z.string().meta({ format: 'uuid' }), isActive: z.boolean(), name: z.string() })
       .nullable()
@@ -213,7 +213,7 @@ export const CreateBody = z
     name: name.describe('The name of the new machine.'),
     machineType: z.string().min(1).max(64).describe('A machine type label (see docs/paperspace-api.md; C1-C5 by default).'),
     templateId: z.string().min(1).max(64).describe('A Hangar template, e.g. "base".'),
-    region: z.string().min(1).max(64).describe('The server\'s configured region ("local" by default).'),
+    region: z.string().min(1).max(64).describe('One of the server\'s regions (HANGAR_REGIONS, e.g. ny2,ca1,ams1; "local" by default); another is a 400 that lists them.'),
     diskSize: z.number().int().describe('GB (1 GB = 1024 MiB); one of the configured sizes.'),
     autoShutdownEnabled: z.boolean().optional().describe('@default false'),
     autoShutdownForce: z.boolean().optional().describe('Only true: Hangar\'s deadline is always forced.'),

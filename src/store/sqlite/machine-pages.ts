@@ -85,6 +85,7 @@ export class MachinePages {
     const sizes = q.sizes && sizeFilter(q.sizes);
     if (sizes) where.push(sizes);
     if (q.visibleTo !== undefined) where.push({ sql: VISIBLE_MACHINE, args: [q.visibleTo, q.visibleTo] });
+    if (q.region !== undefined) where.push({ sql: q.region.orDefault ? '(region = ? OR region IS NULL)' : 'region = ?', args: [q.region.name] });
 
     const { with: cte, key, text } = sortKey(q.order);
     const cmp = q.direction === 'asc' ? '>' : '<';

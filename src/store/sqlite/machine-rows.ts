@@ -49,6 +49,7 @@ export interface MachineRow {
   template_build: string | null;
   /** JSON array of attachments; null when the machine has none. */
   volumes: string | null;
+  region: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -61,6 +62,7 @@ export const MACHINE_COLUMNS = [
   'auto_snapshot_frequency', 'auto_snapshot_keep', 'auto_snapshot_since', 'auto_snapshot_last_at', 'restore_point_frequency', 'restore_point_snapshot_id',
   'template_build',
   'volumes',
+  'region',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -106,6 +108,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     restore_point_snapshot_id: m.restorePoint?.snapshotId ?? null,
     template_build: m.templateBuild,
     volumes: volumesToColumn(m.volumes),
+    region: m.region,
   };
 }
 
@@ -157,6 +160,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     restorePoint: r.restore_point_snapshot_id === null ? null : { frequency: 'shutdown', snapshotId: r.restore_point_snapshot_id },
     templateBuild: r.template_build ?? null,
     volumes: volumesFromColumn(r.volumes),
+    region: r.region ?? null,
   };
 }
 

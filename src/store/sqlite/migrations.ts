@@ -187,4 +187,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX machines_with_volumes ON machines (status) WHERE volumes IS NOT NULL;
   ALTER TABLE snapshots ADD COLUMN volumes TEXT;
   `,
+  // Regions (issue 16): the region a machine was created in; NULL is the server's default region.
+  `
+  ALTER TABLE machines ADD COLUMN region TEXT;
+  `,
 ];
