@@ -52,6 +52,7 @@ describe('settings: Paperspace-style surface', () => {
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[]'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":0,"memory_mb":64}]'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":1,"memory_mb":64},{"label":"a","vcpus":2,"memory_mb":64}]'],
+      ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"G1","vcpus":4,"memory_mb":8192,"accelerators":[{"name":"A100","count":1}]}]'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '1,,2'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '0'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '5000'],

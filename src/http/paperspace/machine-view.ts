@@ -86,10 +86,10 @@ export interface UnsupportedFields {
 /** Why each unsupported field is refused, when it asks for more than its "off" value. */
 const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<UnsupportedFields[K]>) => boolean, why: string] } = {
   autoShutdownForce: [(v) => v === false, 'only forced auto shutdown exists (Hangar\'s deadline fires whatever the machine is doing); omit autoShutdownForce or send true'],
-  emailPassword: [(v) => v, 'machines have no password to email; omit emailPassword or send false'],
-  enableNvlink: [(v) => v, 'Hangar machines have no GPUs; omit enableNvlink or send false'],
+  emailPassword: [(v) => v, 'Hangar machines have no login password and the server sends no mail (reach a machine with an API key: exec, terminal, desktop); omit emailPassword or send false'],
+  enableNvlink: [(v) => v, 'this server passes no GPUs into machines, so there is no NVLink to enable; omit enableNvlink or send false'],
   networkId: [() => true, 'private networks are not supported yet; omit networkId'],
-  publicIpType: [(v) => v !== 'none', 'public IPs are not supported yet; omit publicIpType or send "none"'],
+  publicIpType: [(v) => v !== 'none', 'a self-hosted server has no public addresses to hand out; a machine\'s ports are reached through the server\'s ingress (/v1/machines/{id}/ports/{port}/, or {port}-{id}.HANGAR_INGRESS_DOMAIN); omit publicIpType or send "none"'],
   startupScriptId: [() => true, 'startup scripts are not supported yet; omit startupScriptId'],
 };
 

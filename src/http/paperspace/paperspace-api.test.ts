@@ -599,4 +599,27 @@ describe('Paperspace-style API with several regions', () => {
     assert.equal((await t.request('GET', '/v1/machines', { key })).body.length, before);
     for (const id of [ca.body.data.id, ny.body.data.id, nat.body.id]) await t.request('DELETE', `/v1/machines/${id}`, { key });
   });
+
+  it('refuses publicIpType dynamic/static, emailPassword and enableNvlink with a 422 that says why, creating nothing', async () => {
+    const count = (await t.request('GET', '/v1/machines', { key })).body.length;
+    const cases: Array<[Json, string]> = [
+      [{ publicIpType: 'dynamic' }, 'ingress'],
+      [{ publicIpType: 'static' }, 'no public addresses'],
+      [{ emailPassword: true }, 'no login password'],
+      [{ enableNvlink: true }, 'no GPUs'],
+    ];
+    for (const [extra, why] of cases) {
+      const r = await ps('POST', '/machines', { ...CREATE, region: 'ny2', ...extra });
+      assertError(r, 422, 'UNSUPPORTED_OPERATION', Object.keys(extra)[0]);
+      assert.ok(r.body.message.includes(why), r.text);
+    }
+    for (const off of [{ publicIpType: 'none' }, { emailPassword: false }, { enableNvlink: false }]) {
+      const r = await ps('POST', '/machines', { ...CREATE, name: 'off-values', region: 'ny2', startOnCreate: false, ...off });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual([r.body.data.accelerators, r.body.data.publicIp, r.body.data.publicIpType], [[], null, 'none']);
+      await t.finishedEvent(r.body.event.id, key, LONG);
+      await t.request('DELETE', `/v1/machines/${r.body.data.id}`, { key });
+    }
+    assert.equal((await t.request('GET', '/v1/machines', { key })).body.length, count);
+  });
 });
