@@ -1,0 +1,183 @@
+/**
+ * PostgreSQL schema migrations, applied in order by `migrate.ts` (all pending ones in one
+ * transaction, under an advisory lock). Append only: a released migration is never edited.
+ *
+ * Conventions, so PostgreSQL keeps the semantics SQLite has (store.conformance.ts):
+ * - every text column is `COLLATE "C"`: comparisons and orders are by bytes (code points),
+ *   as in SQLite, whatever the database's default collation;
+ * - JSON-valued fields are `text`, not jsonb: a record round-trips exactly (key order,
+ *   duplicate keys, number spelling), as in SQLite;
+ * - milliseconds and byte counts are `bigint` (read back as numbers by connection.ts),
+ *   flags are `boolean`.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: the schema the SQLite store had reached (its migrations 1 to 12), in one step.
+  String.raw`
+  CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value text COLLATE "C" NOT NULL);
+  CREATE TABLE teams (
+    id text COLLATE "C" PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    is_admin boolean NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE TABLE users (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL REFERENCES teams(id),
+    email text COLLATE "C" NOT NULL,
+    first_name text COLLATE "C",
+    last_name text COLLATE "C",
+    role text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    UNIQUE (team_id, email)
+  );
+  CREATE TABLE api_keys (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL REFERENCES teams(id),
+    name text COLLATE "C" NOT NULL,
+    hash text COLLATE "C" NOT NULL UNIQUE,
+    created_at bigint NOT NULL,
+    revoked_at bigint,
+    user_id text COLLATE "C" REFERENCES users(id)
+  );
+  CREATE TABLE machines (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    status text COLLATE "C" NOT NULL,
+    template text COLLATE "C" NOT NULL,
+    config text COLLATE "C" NOT NULL,
+    metadata text COLLATE "C" NOT NULL,
+    env text COLLATE "C" NOT NULL,
+    cwd text COLLATE "C",
+    ephemeral boolean NOT NULL,
+    timeout_ms bigint NOT NULL,
+    timeout_at bigint NOT NULL,
+    timeout_action text COLLATE "C" NOT NULL,
+    inactivity_timeout_ms bigint,
+    auto_delete_after_ms bigint,
+    created_at bigint NOT NULL,
+    started_at bigint,
+    last_active_at bigint,
+    paused_at bigint,
+    resumed_at bigint,
+    destroyed_at bigint,
+    snapshot_id text COLLATE "C",
+    warm_pool_checkout text COLLATE "C",
+    pool text COLLATE "C",
+    error_reason text COLLATE "C",
+    deadline_at bigint,
+    private_ip text COLLATE "C",
+    outbound text COLLATE "C",
+    public boolean NOT NULL DEFAULT false,
+    auto_resume boolean NOT NULL DEFAULT false,
+    name text COLLATE "C",
+    updated_at bigint,
+    created_by text COLLATE "C",
+    auto_snapshot_frequency text COLLATE "C",
+    auto_snapshot_keep integer,
+    auto_snapshot_since bigint,
+    auto_snapshot_last_at bigint,
+    restore_point_frequency text COLLATE "C",
+    restore_point_snapshot_id text COLLATE "C",
+    template_build text COLLATE "C",
+    volumes text COLLATE "C",
+    region text COLLATE "C"
+  );
+  CREATE INDEX machines_team_order ON machines (team_id, created_at DESC, id DESC);
+  CREATE INDEX machines_deadline ON machines (deadline_at) WHERE deadline_at IS NOT NULL;
+  CREATE INDEX machines_status ON machines (status);
+  CREATE INDEX machines_pool ON machines (pool, created_at) WHERE pool IS NOT NULL;
+  CREATE INDEX machines_created_by ON machines (created_by) WHERE created_by IS NOT NULL;
+  CREATE INDEX machines_template_build ON machines (template_build) WHERE template_build IS NOT NULL;
+  CREATE INDEX machines_with_volumes ON machines (status) WHERE volumes IS NOT NULL;
+  CREATE TABLE idempotency_keys (
+    team_id text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    request_hash text COLLATE "C" NOT NULL,
+    machine_id text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (team_id, key)
+  );
+  CREATE INDEX idempotency_created ON idempotency_keys (created_at);
+  CREATE TABLE snapshots (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    machine_id text COLLATE "C" NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    size_bytes bigint NOT NULL,
+    memory boolean NOT NULL,
+    template text COLLATE "C" NOT NULL,
+    template_build text COLLATE "C",
+    config text COLLATE "C" NOT NULL,
+    env text COLLATE "C" NOT NULL,
+    cwd text COLLATE "C",
+    volumes text COLLATE "C"
+  );
+  CREATE INDEX snapshots_team_order ON snapshots (team_id, created_at DESC, id DESC);
+  CREATE INDEX snapshots_machine ON snapshots (machine_id);
+  CREATE TABLE warm_pools (
+    name text COLLATE "C" PRIMARY KEY,
+    template text COLLATE "C" NOT NULL,
+    config text COLLATE "C" NOT NULL,
+    size integer NOT NULL,
+    hits bigint NOT NULL,
+    misses bigint NOT NULL,
+    last_error text COLLATE "C",
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE TABLE machine_events (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    machine_id text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    state text COLLATE "C" NOT NULL,
+    error text COLLATE "C",
+    created_at bigint NOT NULL,
+    started_at bigint,
+    finished_at bigint
+  );
+  CREATE INDEX machine_events_team_order ON machine_events (team_id, created_at, id);
+  CREATE INDEX machine_events_machine ON machine_events (machine_id, created_at, id);
+  CREATE INDEX machine_events_unfinished ON machine_events (state) WHERE state IN ('new', 'in progress');
+  CREATE TABLE machine_accessors (
+    machine_id text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    deleted_at bigint,
+    PRIMARY KEY (machine_id, user_id)
+  );
+  CREATE INDEX machine_accessors_user ON machine_accessors (user_id, machine_id) WHERE deleted_at IS NULL;
+  -- Server-wide templates have team_id '' (a NULL would defeat the unique version).
+  CREATE TABLE template_builds (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    version integer NOT NULL,
+    status text COLLATE "C" NOT NULL,
+    spec text COLLATE "C" NOT NULL,
+    result text COLLATE "C",
+    error text COLLATE "C",
+    created_at bigint NOT NULL,
+    finished_at bigint,
+    deleted_at bigint,
+    UNIQUE (team_id, name, version)
+  );
+  CREATE TABLE volumes (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    size_mb integer NOT NULL,
+    created_at bigint NOT NULL,
+    UNIQUE (team_id, name)
+  );
+  CREATE INDEX volumes_team_order ON volumes (team_id, created_at DESC, id DESC);
+  -- JavaScript's string order (UTF-16 code units) as a text whose byte order ("C") is the
+  -- same: code points order alike except that U+E000..U+FFFF come after every character
+  -- above U+FFFF in UTF-16. So each of those gets a U+10FFFF prefix, and U+10FFFF itself
+  -- becomes U+10FFFF U+0001, which sorts below all of them (a prefix-free code that keeps order).
+  CREATE FUNCTION hangar_utf16_order(s text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT regexp_replace(replace(s, chr(1114111), chr(1114111) || chr(1)), E'([\\uE000-\\uFFFF])', chr(1114111) || E'\\1', 'g') COLLATE "C" $$;
+  `,
+];

@@ -1,0 +1,164 @@
+/**
+ * The PostgreSQL store on a real, throwaway server (testing/postgres-server.ts): the shared
+ * conformance suite, each test on a fresh database, plus database-level behaviour
+ * (migrations and their lock, reopening, closing). Without PostgreSQL installed this fails.
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import pg from 'pg';
+import { newMachineRecord, type MachineRecord } from '../../domain/machine.js';
+import { startPostgres, type PostgresServer } from '../../testing/postgres-server.js';
+import { storeConformance } from '../store.conformance.js';
+import { migrate, SchemaTooNewError } from './migrate.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { PostgresStore } from './postgres-store.js';
+
+let server: PostgresServer;
+
+before(async () => {
+  server = await startPostgres();
+});
+after(async () => {
+  await server?.stop();
+});
+
+storeConformance('postgres (fresh database)', async () => {
+  const database = await server.createDatabase();
+  const store = await PostgresStore.open({ url: server.url(database) });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await server.dropDatabase(database);
+    },
+  };
+});
+
+const machine: MachineRecord = newMachineRecord({
+  id: 'mch_persist000000001',
+  teamId: 'team_a',
+  template: 'base',
+  createdAt: 1_700_000_000_000,
+  status: 'running',
+  config: { vcpus: 1, memory_mb: 512, disk_mb: 1024 },
+  metadata: { b: 1, a: { y: 2, x: 1 } },
+  timeoutMs: 300_000,
+  timeoutAt: 1_700_000_300_000,
+  startedAt: 1_700_000_000_001,
+  deadlineAt: 1_700_000_300_000,
+  outbound: { mode: 'allow' },
+});
+
+describe('PostgresStore on a database', () => {
+  let database: string;
+  let url: string;
+  const opened: PostgresStore[] = [];
+  const raw = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query<T>(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  const open = async (): Promise<PostgresStore> => {
+    const store = await PostgresStore.open({ url });
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    database = await server.createDatabase();
+    url = server.url(database);
+  });
+  after(async () => {
+    for (const s of opened.splice(0)) await s.close();
+  });
+
+  it('reopening keeps the data and does not re-apply migrations', async () => {
+    const first = await open();
+    await first.insertMachine(machine);
+    await first.putMetaIfAbsent('server_secret', 'abc');
+    await first.close();
+    // A re-applied first migration would fail on CREATE TABLE; a wiped one would lose the rows.
+    const second = await open();
+    assert.deepStrictEqual(await second.getMachine(machine.id), machine);
+    assert.equal(await second.putMetaIfAbsent('server_secret', 'other'), 'abc');
+    const versions = await raw<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepStrictEqual(versions.map((v) => v.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
+  });
+
+  it('a database at an older schema version is migrated forward, keeping its rows', async () => {
+    const pool = new pg.Pool({ connectionString: url });
+    try {
+      assert.deepStrictEqual(await migrate(pool, POSTGRES_MIGRATIONS.slice(0, 1)), [1]);
+      await pool.query("INSERT INTO meta (key, value) VALUES ('server_secret', 'kept')");
+    } finally {
+      await pool.end();
+    }
+    const store = await open();
+    assert.equal(await store.getMeta('server_secret'), 'kept');
+    const [latest] = await raw<{ version: number }>('SELECT max(version) AS version FROM schema_migrations');
+    assert.equal(latest?.version, POSTGRES_MIGRATIONS.length);
+  });
+
+  it('servers starting at once on an empty database migrate once, one after the other', async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
+    const versions = await raw<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepStrictEqual(versions.map((v) => v.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
+    await stores[0]!.insertMachine(machine);
+    for (const s of stores) assert.equal((await s.getMachine(machine.id))?.id, machine.id);
+  });
+
+  it('a failed migration leaves the schema as it was and the error surfaces', async () => {
+    const pool = new pg.Pool({ connectionString: url });
+    try {
+      await assert.rejects(migrate(pool, [...POSTGRES_MIGRATIONS, 'CREATE TABLE broken (x nosuchtype)']), /nosuchtype/);
+      const tables = await raw<{ n: number }>("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('machines', 'schema_migrations')");
+      assert.equal(tables[0]?.n, 0, 'everything rolled back, the first migrations included');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a database migrated by a newer Hangar is refused', async () => {
+    const pool = new pg.Pool({ connectionString: url });
+    try {
+      await migrate(pool, [...POSTGRES_MIGRATIONS, 'CREATE TABLE from_the_future (x int)']);
+    } finally {
+      await pool.end();
+    }
+    await assert.rejects(PostgresStore.open({ url }), (err: unknown) => err instanceof SchemaTooNewError && err.databaseVersion === POSTGRES_MIGRATIONS.length + 1);
+  });
+
+  it('names compare by bytes whatever the database collation (here ICU en-US)', async () => {
+    const store = await open();
+    const [collation] = await raw<{ provider: string }>('SELECT datlocprovider AS provider FROM pg_database WHERE datname = current_database()');
+    if (server.majorVersion >= 15) assert.equal(collation?.provider, 'i', 'the test database uses an ICU collation');
+    // ICU would put these in another order ('~' and '!' ignored at first, 'A' beside 'a').
+    const ids = ['mch_b', 'mch_a~1', 'mch_aa', 'mch_a', 'mch_A', 'mch_!'];
+    for (const id of ids) await store.insertMachine({ ...machine, id });
+    const listed = await store.listMachines({ teamId: 'team_a', statuses: ['running'] });
+    assert.deepStrictEqual(listed.map((m) => m.id), ['mch_b', 'mch_a~1', 'mch_aa', 'mch_a', 'mch_A', 'mch_!']);
+    assert.deepStrictEqual(listed.map((m) => m.id), [...ids].sort().reverse());
+  });
+
+  it('close is idempotent, and a closed store refuses every call', async () => {
+    const store = await open();
+    await store.putMetaIfAbsent('k', 'v');
+    await store.close();
+    await assert.doesNotReject(store.close(), 'a second close');
+    const calls: [string, () => Promise<unknown>][] = [
+      ['getMeta', () => store.getMeta('k')],
+      ['insertMachine', () => store.insertMachine(machine)],
+      ['insertVolume', () => store.insertVolume({ id: 'vol_x', teamId: 'team_a', name: 'x', sizeMb: 16, createdAt: 0 }, 10)],
+      ['pageMachines', () => store.pageMachines({ teamId: 'team_a', statuses: ['running'], order: { by: 'displayName' }, direction: 'asc', limit: 1 })],
+      ['claimPoolMachine', () => store.claimPoolMachine('p', 'team_a')],
+    ];
+    for (const [name, call] of calls) await assert.rejects(call(), /after calling end|ended/i, name);
+    const again = await open();
+    assert.equal(await again.getMeta('k'), 'v');
+  });
+});

@@ -1,0 +1,343 @@
+import type pg from 'pg';
+import type { MachineEventRecord } from '../../domain/machine-event.js';
+import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import type { SnapshotRecord } from '../../domain/snapshot.js';
+import type { TemplateBuildRecord } from '../../domain/template.js';
+import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
+import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
+import type { WarmPool } from '../../domain/warm-pool.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store, VolumeInsertOutcome } from '../store.js';
+import { createPool, type PoolOptions } from './connection.js';
+import { PostgresMachineEvents } from './events.js';
+import { PostgresIdempotency } from './idempotency.js';
+import { PostgresMachines } from './machines.js';
+import { PostgresMeta } from './meta.js';
+import { migrate } from './migrate.js';
+import { PostgresSnapshots } from './snapshots.js';
+import { PostgresTeams } from './teams.js';
+import { PostgresTemplates } from './templates.js';
+import { PostgresVolumes } from './volumes.js';
+import { PostgresWarmPools } from './warm-pools.js';
+
+/** Options for the PostgreSQL store. */
+export type PostgresStoreOptions = PoolOptions;
+
+/**
+ * The store on a PostgreSQL server (`HANGAR_DATABASE_URL`), for several servers sharing one
+ * database. `open` connects and migrates, then each part of `Store` goes to the file of
+ * that part (machines, snapshots, volumes, teams, events, pools, idempotency, meta), all on
+ * one connection pool. Semantics are SQLite's, checked by the same conformance suite.
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+  private closed = false;
+  private readonly meta: PostgresMeta;
+  private readonly teams: PostgresTeams;
+  private readonly machines: PostgresMachines;
+  private readonly snapshots: PostgresSnapshots;
+  private readonly templates: PostgresTemplates;
+  private readonly volumes: PostgresVolumes;
+  private readonly pools: PostgresWarmPools;
+  private readonly events: PostgresMachineEvents;
+  private readonly idempotency: PostgresIdempotency;
+
+  private constructor(private readonly pool: pg.Pool) {
+    this.meta = new PostgresMeta(pool);
+    this.teams = new PostgresTeams(pool);
+    this.machines = new PostgresMachines(pool);
+    this.snapshots = new PostgresSnapshots(pool);
+    this.templates = new PostgresTemplates(pool);
+    this.volumes = new PostgresVolumes(pool);
+    this.pools = new PostgresWarmPools(pool);
+    this.events = new PostgresMachineEvents(pool);
+    this.idempotency = new PostgresIdempotency(pool);
+  }
+
+  /** Connect, apply the migrations the database has not seen, and return the store. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const pool = createPool(options);
+    try {
+      await migrate(pool);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresStore(pool);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  // Every method below hands over to its part; a closed pool makes each reject.
+
+  getMeta(key: string): Promise<string | null> {
+    return this.meta.getMeta(key);
+  }
+
+  putMetaIfAbsent(key: string, value: string): Promise<string> {
+    return this.meta.putMetaIfAbsent(key, value);
+  }
+
+  insertTeam(team: Team): Promise<void> {
+    return this.teams.insertTeam(team);
+  }
+
+  getTeam(id: string): Promise<Team | null> {
+    return this.teams.getTeam(id);
+  }
+
+  listTeams(): Promise<Team[]> {
+    return this.teams.listTeams();
+  }
+
+  insertApiKey(key: ApiKeyRecord): Promise<void> {
+    return this.teams.insertApiKey(key);
+  }
+
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    return this.teams.findApiKeyByHash(hash);
+  }
+
+  listApiKeys(teamId: string): Promise<ApiKeyRecord[]> {
+    return this.teams.listApiKeys(teamId);
+  }
+
+  revokeApiKey(id: string, at: number): Promise<boolean> {
+    return this.teams.revokeApiKey(id, at);
+  }
+
+  countApiKeys(): Promise<number> {
+    return this.teams.countApiKeys();
+  }
+
+  insertUser(user: User): Promise<void> {
+    return this.teams.insertUser(user);
+  }
+
+  getUser(id: string): Promise<User | null> {
+    return this.teams.getUser(id);
+  }
+
+  findUserByEmail(teamId: string, email: string): Promise<User | null> {
+    return this.teams.findUserByEmail(teamId, email);
+  }
+
+  listUsers(teamId: string): Promise<User[]> {
+    return this.teams.listUsers(teamId);
+  }
+
+  putAccessor(a: MachineAccessor): Promise<void> {
+    return this.teams.putAccessor(a);
+  }
+
+  getAccessor(machineId: string, userId: string): Promise<MachineAccessor | null> {
+    return this.teams.getAccessor(machineId, userId);
+  }
+
+  listAccessors(machineId: string): Promise<MachineAccessor[]> {
+    return this.teams.listAccessors(machineId);
+  }
+
+  removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
+    return this.teams.removeAccessor(machineId, userId, at);
+  }
+
+  insertMachine(m: MachineRecord): Promise<void> {
+    return this.machines.insertMachine(m);
+  }
+
+  updateMachine(m: MachineRecord): Promise<void> {
+    return this.machines.updateMachine(m);
+  }
+
+  getMachine(id: string): Promise<MachineRecord | null> {
+    return this.machines.getMachine(id);
+  }
+
+  listMachines(q: MachineListQuery): Promise<MachineRecord[]> {
+    return this.machines.listMachines(q);
+  }
+
+  pageMachines(q: MachinePageQuery): Promise<MachineRecord[]> {
+    return this.machines.pageMachines(q);
+  }
+
+  machineCounts(): Promise<{ status: MachineStatus; template: string; count: number }[]> {
+    return this.machines.machineCounts();
+  }
+
+  machineTemplates(teamId: string): Promise<string[]> {
+    return this.machines.machineTemplates(teamId);
+  }
+
+  machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
+    return this.machines.machinesInStatus(statuses);
+  }
+
+  dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
+    return this.machines.dueMachines(now, limit);
+  }
+
+  purgeDestroyed(before: number): Promise<number> {
+    return this.machines.purgeDestroyed(before);
+  }
+
+  insertTemplateBuild(b: TemplateBuildRecord): Promise<number> {
+    return this.templates.insertTemplateBuild(b);
+  }
+
+  updateTemplateBuild(b: TemplateBuildRecord): Promise<void> {
+    return this.templates.updateTemplateBuild(b);
+  }
+
+  getTemplateBuild(id: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.getTemplateBuild(id);
+  }
+
+  latestTemplateBuild(teamId: string | null, name: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.latestTemplateBuild(teamId, name);
+  }
+
+  currentTemplate(teamId: string | null, name: string): Promise<TemplateBuildRecord | null> {
+    return this.templates.currentTemplate(teamId, name);
+  }
+
+  pageTemplates(teamId: string, after: string | null, limit: number): Promise<TemplateBuildRecord[]> {
+    return this.templates.pageTemplates(teamId, after, limit);
+  }
+
+  deleteTemplateName(teamId: string | null, name: string, at: number): Promise<number> {
+    return this.templates.deleteTemplateName(teamId, name, at);
+  }
+
+  templateBuildUsers(id: string): Promise<{ machines: number; snapshots: number }> {
+    return this.templates.templateBuildUsers(id);
+  }
+
+  allTemplateBuilds(): Promise<TemplateBuildRecord[]> {
+    return this.templates.allTemplateBuilds();
+  }
+
+  dropTemplateBuild(id: string): Promise<void> {
+    return this.templates.dropTemplateBuild(id);
+  }
+
+  insertSnapshot(s: SnapshotRecord): Promise<void> {
+    return this.snapshots.insertSnapshot(s);
+  }
+
+  updateSnapshot(s: SnapshotRecord): Promise<void> {
+    return this.snapshots.updateSnapshot(s);
+  }
+
+  getSnapshot(id: string): Promise<SnapshotRecord | null> {
+    return this.snapshots.getSnapshot(id);
+  }
+
+  listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]> {
+    return this.snapshots.listSnapshots(teamId, machineId);
+  }
+
+  snapshotTotals(): Promise<{ count: number; bytes: number }> {
+    return this.snapshots.snapshotTotals();
+  }
+
+  allSnapshotIds(): Promise<string[]> {
+    return this.snapshots.allSnapshotIds();
+  }
+
+  deleteSnapshot(id: string): Promise<void> {
+    return this.snapshots.deleteSnapshot(id);
+  }
+
+  insertVolume(v: VolumeRecord, maxPerTeam: number): Promise<VolumeInsertOutcome> {
+    return this.volumes.insertVolume(v, maxPerTeam);
+  }
+
+  getVolume(id: string): Promise<VolumeRecord | null> {
+    return this.volumes.getVolume(id);
+  }
+
+  listVolumes(teamId: string): Promise<VolumeRecord[]> {
+    return this.volumes.listVolumes(teamId);
+  }
+
+  allVolumeIds(): Promise<string[]> {
+    return this.volumes.allVolumeIds();
+  }
+
+  volumeHolders(volumeId: string): Promise<VolumeHolder[]> {
+    return this.volumes.volumeHolders(volumeId);
+  }
+
+  deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }> {
+    return this.volumes.deleteVolume(id);
+  }
+
+  putWarmPool(pool: WarmPool): Promise<void> {
+    return this.pools.putWarmPool(pool);
+  }
+
+  getWarmPool(name: string): Promise<WarmPool | null> {
+    return this.pools.getWarmPool(name);
+  }
+
+  listWarmPools(): Promise<WarmPool[]> {
+    return this.pools.listWarmPools();
+  }
+
+  deleteWarmPool(name: string): Promise<void> {
+    return this.pools.deleteWarmPool(name);
+  }
+
+  setWarmPoolError(name: string, error: string | null): Promise<void> {
+    return this.pools.setWarmPoolError(name, error);
+  }
+
+  countPoolCheckout(name: string, hit: boolean): Promise<void> {
+    return this.pools.countPoolCheckout(name, hit);
+  }
+
+  poolMachines(name: string): Promise<MachineRecord[]> {
+    return this.pools.poolMachines(name);
+  }
+
+  claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
+    return this.pools.claimPoolMachine(name, teamId);
+  }
+
+  insertMachineEvent(e: MachineEventRecord): Promise<void> {
+    return this.events.insertMachineEvent(e);
+  }
+
+  updateMachineEvent(e: MachineEventRecord): Promise<void> {
+    return this.events.updateMachineEvent(e);
+  }
+
+  getMachineEvent(id: string): Promise<MachineEventRecord | null> {
+    return this.events.getMachineEvent(id);
+  }
+
+  listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]> {
+    return this.events.listMachineEvents(q);
+  }
+
+  failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
+    return this.events.failUnfinishedMachineEvents(error, at);
+  }
+
+  getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {
+    return this.idempotency.getIdempotency(teamId, key);
+  }
+
+  insertIdempotency(rec: IdempotencyRecord): Promise<void> {
+    return this.idempotency.insertIdempotency(rec);
+  }
+
+  purgeIdempotency(before: number): Promise<number> {
+    return this.idempotency.purgeIdempotency(before);
+  }
+}
