@@ -3,7 +3,8 @@
 # runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc, mmdebstrap, openssl,
 # skopeo and umoci (image templates), chromium (the web console's browser tests),
 # tmux (the CLI's `hangar shell` test types into a real terminal)
-# (a test checks the VNC client's DES against it) from Debian,
+# (a test checks the VNC client's DES against it), postgresql (its binaries: the PostgreSQL
+# store's tests start throwaway servers of their own; no system cluster) from Debian,
 # CRIU 4 from Debian 13 at a low pin priority (Debian 12's CRIU 3.17 fails on 6.x kernels),
 # the shared `desktop` template (built once per host), then the npm dependencies and the build.
 set -euo pipefail
@@ -19,6 +20,15 @@ done
 # busybox must be the static build: it runs inside machines with no libraries.
 if command -v busybox >/dev/null && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then
   need_apt+=(busybox-static)
+fi
+# PostgreSQL's server binaries (initdb, pg_ctl) for the PostgreSQL store's tests, which start
+# a server of their own in a temporary directory. Installed without Debian's `main` cluster,
+# so no system server starts and listens: a file in createcluster.d turns it off first.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+  mkdir -p /etc/postgresql-common/createcluster.d
+  printf '# Written by Hangar scripts/setup.sh: no system cluster; tests start their own servers.\ncreate_main_cluster = false\n' \
+    >/etc/postgresql-common/createcluster.d/hangar-no-main-cluster.conf
 fi
 apt_updated=0
 apt_update() { [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }; }

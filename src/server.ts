@@ -25,6 +25,7 @@ import { ServerSecret } from './service/secrets.js';
 import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
+import { PostgresStore } from './store/postgres/postgres-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { ensureBaseTemplate } from './templates/base-template.js';
@@ -74,9 +75,19 @@ export interface StartOptions {
   now?: () => number;
 }
 
+/** The store the settings choose: PostgreSQL when HANGAR_DATABASE_URL is set, else the SQLite file. */
+async function openStore(settings: Settings, log: (err: Error) => void): Promise<Store> {
+  if (settings.databaseUrl === null) return new SqliteStore({ path: settings.databasePath });
+  return PostgresStore.open({ url: settings.databaseUrl, onConnectionError: log }).catch((err: Error) => {
+    throw new Error(`the PostgreSQL database of HANGAR_DATABASE_URL is not usable (${err.message})`, { cause: err });
+  });
+}
+
 /** Compose store, runtime, services and HTTP; re-adopt machines; listen. */
 export async function startServer(settings: Settings, options: StartOptions = {}): Promise<HangarServer> {
-  const store = new SqliteStore({ path: settings.databasePath });
+  let app: FastifyInstance | undefined;
+  // Fastify's logger, once the app exists: an idle database connection may drop at any time.
+  const store = await openStore(settings, (err) => app?.log.warn({ err }, 'database connection lost; the next query reconnects'));
   try {
     const secret = await ServerSecret.load(store);
     const auth = new AuthService(store);
@@ -87,7 +98,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
     const catalog = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
     const layers = new LayerStore(settings.layersDir);
-    let app: FastifyInstance | undefined;
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
       criuPath: settings.criuPath,

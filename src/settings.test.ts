@@ -91,3 +91,27 @@ describe('settings: shared template directories', () => {
     assert.throws(() => load({ HANGAR_TEMPLATE_PATH: '/a:b' }), (e: unknown) => e instanceof SettingsError && /HANGAR_TEMPLATE_PATH/.test(e.message));
   });
 });
+
+describe('settings: HANGAR_DATABASE_URL', () => {
+  it('unset: the SQLite file in the data dir', () => {
+    const s = load({});
+    assert.equal(s.databaseUrl, null);
+    assert.equal(s.databasePath, join(s.dataDir, 'hangar.db'));
+  });
+
+  it('a postgres:// or postgresql:// URL, kept as given', () => {
+    for (const url of ['postgres://hangar:pw@db.internal:5432/hangar', 'postgresql://hangar@localhost/hangar?host=/run/postgresql']) {
+      assert.equal(load({ HANGAR_DATABASE_URL: url }).databaseUrl, url);
+    }
+  });
+
+  it('anything else fails the boot with the variable named, without echoing the value (it may hold a password)', () => {
+    for (const value of ['', 'mysql://u:s3cret@db/hangar', 'db.internal/hangar', 'postgres://', 'postgres://u:s3cret@db/ hangar']) {
+      assert.throws(
+        () => load({ HANGAR_DATABASE_URL: value }),
+        (e: unknown) => e instanceof SettingsError && e.message.includes('HANGAR_DATABASE_URL') && !e.message.includes('s3cret'),
+        value,
+      );
+    }
+  });
+});

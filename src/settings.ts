@@ -19,6 +19,14 @@ const EnvSchema = z.object({
     .default('127.0.0.1:8080'),
   /** All state of one server: database, templates, machine layers. @default './.data' */
   HANGAR_DATA_DIR: z.string().min(1).default('.data'),
+  /**
+   * The PostgreSQL database to keep state in, as a `postgres://` URL (`?host=/dir` for a
+   * unix socket). Unset: the SQLite file `<data dir>/hangar.db`. @default unset
+   */
+  HANGAR_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL, e.g. postgres://hangar@db.internal/hangar')
+    .optional(),
   /** If set, an admin API key with exactly this value exists. */
   HANGAR_BOOTSTRAP_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   /** How long destroyed machines stay listable under state=destroyed. @default 86400000 (24 h) */
@@ -135,7 +143,10 @@ export interface Settings {
   instancePrefix: string;
   /** The machines' private subnet. */
   subnet: Cidr;
+  /** The SQLite file, used when `databaseUrl` is null. */
   databasePath: string;
+  /** The PostgreSQL database's URL (HANGAR_DATABASE_URL), or null for the SQLite file. */
+  databaseUrl: string | null;
   templatesDir: string;
   machinesDir: string;
   snapshotsDir: string;
@@ -231,6 +242,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     instancePrefix,
     subnet: subnetOf(e.HANGAR_SUBNET, instancePrefix),
     databasePath: join(dataDir, 'hangar.db'),
+    databaseUrl: e.HANGAR_DATABASE_URL ?? null,
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
     snapshotsDir: join(dataDir, 'snapshots'),

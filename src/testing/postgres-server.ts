@@ -129,7 +129,8 @@ export async function startPostgres(): Promise<PostgresServer> {
     async createDatabase() {
       databases += 1;
       const name = `hangar_test_${process.pid}_${databases}`;
-      await adminQuery(`CREATE DATABASE ${name}`);
+      // FILE_COPY (PostgreSQL 15+): copying template1's files is quicker than logging its pages.
+      await adminQuery(`CREATE DATABASE ${name}${major >= 15 ? ' STRATEGY FILE_COPY' : ''}`);
       return name;
     },
     async dropDatabase(name) {
