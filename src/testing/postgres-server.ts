@@ -6,8 +6,8 @@
  *
  * Missing binaries are an error, never a skip: CI installs them (scripts/setup.sh).
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,9 +73,23 @@ export async function startPostgres(): Promise<PostgresServer> {
   let stopped = false;
   let admin: pg.Pool | undefined;
 
+  // A test process that exits without calling stop (an uncaught error) must not leave the
+  // server running: stopped synchronously, as 'exit' handlers must be.
+  const stopAtExit = (): void => {
+    try {
+      const args = ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-s'];
+      if (started) execFileSync(asRoot ? 'runuser' : join(binDir, 'pg_ctl'), asRoot ? ['-u', 'postgres', '--', join(binDir, 'pg_ctl'), ...args] : args, { stdio: 'ignore' });
+    } catch {
+      // Already stopped.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', stopAtExit);
+
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', stopAtExit);
     await admin?.end();
     try {
       if (started) await runAs('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-s']);
