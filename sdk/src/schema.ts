@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your team's quotas and what it holds
+         * @description Each quota is a ceiling on what the team holds at once (absent: none). A create, resume, resize, snapshot, volume or template build that would pass one is refused with 429 QUOTA_EXCEEDED naming it.
+         */
+        get: operations["getQuotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/machines": {
         parameters: {
             query?: never;
@@ -1011,6 +1031,27 @@ export interface paths {
         put?: never;
         /** Create a team */
         post: operations["createTeam"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/teams/{id}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A team's quotas and what it holds */
+        get: operations["getTeamQuotas"];
+        /**
+         * Replace a team's quotas
+         * @description Each field is a ceiling on what the team holds at once; a field left out has none, and `{}` removes them all. A ceiling below what the team holds now is accepted: nothing is stopped, and what would add to it is refused with 429 QUOTA_EXCEEDED until the team is under it.
+         */
+        put: operations["setTeamQuotas"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2116,6 +2157,36 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        TeamQuotas: {
+            /** @description Machines running or being created at once, in machines; absent: no ceiling. */
+            machines?: number;
+            /** @description vCPUs of the machines running at once, in vCPUs; absent: no ceiling. */
+            vcpus?: number;
+            /** @description Memory of the machines running at once, in MiB; absent: no ceiling. */
+            memory_mb?: number;
+            /** @description Disks of every machine not destroyed (paused ones keep theirs), in MiB; absent: no ceiling. */
+            disk_mb?: number;
+            /** @description Bytes of the team's snapshots (pause snapshots included); a snapshot is refused once they reach it, in bytes; absent: no ceiling. */
+            snapshot_bytes?: number;
+            /** @description Sizes of the team's volumes, in MiB; absent: no ceiling. */
+            volume_mb?: number;
+            /** @description Template names the team has built, in names; absent: no ceiling. */
+            templates?: number;
+        };
+        TeamQuotasView: {
+            team_id: string;
+            quotas: components["schemas"]["TeamQuotas"];
+            usage: components["schemas"]["TeamUsage"];
+        };
+        TeamUsage: {
+            machines: number;
+            vcpus: number;
+            memory_mb: number;
+            disk_mb: number;
+            snapshot_bytes: number;
+            volume_mb: number;
+            templates: number;
+        };
         Template: {
             name: string;
             /**
@@ -2332,6 +2403,35 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+        };
+    };
+    getQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quotas and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
@@ -6599,6 +6699,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Team"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such team, user or key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTeamQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quotas (absent: no ceiling) and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such team, user or key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setTeamQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TeamQuotas"];
+            };
+        };
+        responses: {
+            /** @description The quotas now, and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
                 };
             };
             /** @description Invalid request. */

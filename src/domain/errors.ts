@@ -38,6 +38,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity, or a machine runs as many background processes as allowed.' },
+  QUOTA_EXCEEDED: { status: 429, meaning: 'The team would hold more than an admin allows (details.quota names which: machines, vcpus, memory_mb, disk_mb, snapshot_bytes, volume_mb or templates; details.limit, used, requested).' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KiB (a very long URL or query string counts).' },
   RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason (after a failed resize the message says whether it still runs unchanged).' },
   SNAPSHOT_FAILED: { status: 500, meaning: 'A pause or snapshot failed; the machine is still running, or in error with the reason and its data kept.' },

@@ -87,7 +87,7 @@ export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
     native: nativeSurfaceRoutes(o),
     compute: computeSurfaceRoutes(o.compute),
     paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
-    admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
+    admin: adminSurfaceRoutes({ auth: o.auth, quotas: o.machines.quotas, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
   };
 }
 

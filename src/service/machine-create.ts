@@ -102,8 +102,19 @@ export class MachineCreator {
   }
 
   private async createNow(caller: Caller, input: CreateMachineInput, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
-    const { core } = this;
     const source = await this.forkSource(caller, input);
+    // The team's quotas hold what it runs: checked and reserved before anything starts, released once the machine is stored (or failed).
+    const config = { ...DEFAULT_CONFIG, ...source?.config, ...input.config };
+    const release = await this.core.quotas.reserve(caller.team.id, { machines: 1, vcpus: config.vcpus, memory_mb: config.memory_mb, disk_mb: config.disk_mb });
+    try {
+      return await this.createWithin(caller, input, source, onRecorded);
+    } finally {
+      release();
+    }
+  }
+
+  private async createWithin(caller: Caller, input: CreateMachineInput, source: SnapshotRecord | null, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
+    const { core } = this;
     const templateName = source?.template ?? input.template ?? 'base';
     const template = source ? await core.templateOf({ id: source.id, template: source.template, templateBuild: source.templateBuild }) : await core.template(caller.team.id, templateName);
     // A template with a running service: its machines fork from the service's snapshot, whose disk size is fixed.

@@ -302,6 +302,22 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         );
       });
 
+      it('quotas: none by default, set, replaced, per team, and cleared with {}', async () => {
+        const a = team();
+        const b = team();
+        await store.insertTeam(a);
+        await store.insertTeam(b);
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), {});
+        await store.setTeamQuotas(a.id, { machines: 3, memory_mb: 4096, snapshot_bytes: 9_007_199_254_740_991 });
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), { machines: 3, memory_mb: 4096, snapshot_bytes: 9_007_199_254_740_991 });
+        assert.deepStrictEqual(await store.getTeamQuotas(b.id), {});
+        await store.setTeamQuotas(a.id, { templates: 0 });
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), { templates: 0 });
+        await store.setTeamQuotas(a.id, {});
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), {});
+        assert.deepStrictEqual(await store.getTeamQuotas('team_missing'), {});
+      });
+
       it('a duplicate team id is refused', async () => {
         const a = team();
         await store.insertTeam(a);

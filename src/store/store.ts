@@ -1,6 +1,7 @@
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { TeamQuotas } from '../domain/quota.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../domain/volume.js';
@@ -139,6 +140,11 @@ export interface TeamStore {
   listAccessors(machineId: string): Promise<MachineAccessor[]>;
   /** Set `deletedAt` of an active accessor; false when there is none. */
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean>;
+
+  /** A team's quotas; `{}` (no ceiling) when none were set. */
+  getTeamQuotas(teamId: string): Promise<TeamQuotas>;
+  /** Replace a team's quotas (`{}` removes every ceiling). */
+  setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void>;
 }
 
 /** Machine records and the queries over them. */

@@ -17,6 +17,7 @@ import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
 import { machineRoutes } from './machine-routes.js';
 import { processRoutes } from './process-routes.js';
+import { quotaRoutes } from './quota-routes.js';
 import { ptyRoutes } from './pty-routes.js';
 import { desktopRoutes } from './desktop-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
@@ -39,6 +40,7 @@ export interface NativeSurfaceOptions extends SystemRoutesOptions {
 export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
   return [
     ...systemRoutes(o),
+    ...quotaRoutes(o.machines),
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
     ...volumeRoutes(o.volumes),

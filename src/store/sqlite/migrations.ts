@@ -191,4 +191,11 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN region TEXT;
   `,
+  // Team quotas (issue 14): one row per team that has any, its ceilings as JSON.
+  `
+  CREATE TABLE team_quotas (
+    team_id TEXT PRIMARY KEY REFERENCES teams(id),
+    quotas TEXT NOT NULL
+  );
+  `,
 ];

@@ -1,3 +1,4 @@
+import type { TeamQuotas } from '../../domain/quota.js';
 import Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
@@ -148,6 +149,14 @@ export class SqliteStore implements Store {
 
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
     return this.teams.removeAccessor(machineId, userId, at);
+  }
+
+  getTeamQuotas(teamId: string): Promise<TeamQuotas> {
+    return this.teams.getTeamQuotas(teamId);
+  }
+
+  setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void> {
+    return this.teams.setTeamQuotas(teamId, quotas);
   }
 
   insertMachine(m: MachineRecord): Promise<void> {
