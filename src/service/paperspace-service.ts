@@ -51,6 +51,7 @@ function runningState(op: MachineEventName | undefined): PaperspaceState {
     case undefined:
     case 'update':
     case 'snapshot':
+    case 'startup-script':
       return 'ready';
     case 'create':
       return 'provisioning';
@@ -76,6 +77,7 @@ function pausedState(op: MachineEventName | undefined): PaperspaceState {
     case 'restart':
     case 'update':
     case 'snapshot':
+    case 'startup-script':
       return 'off';
   }
 }

@@ -141,7 +141,7 @@ describe('rendering', () => {
   });
 
   it('an event has every field of the seed', () => {
-    const e: MachineEventRecord = { id: 'mev_x', teamId: 't', machineId: 'mch_x', name: 'stop', state: 'error', error: 'boom', createdAt: T0, startedAt: T0 + 1, finishedAt: T0 + 2 };
+    const e: MachineEventRecord = { id: 'mev_x', teamId: 't', machineId: 'mch_x', name: 'stop', state: 'error', error: 'boom', createdAt: T0, startedAt: T0 + 1, finishedAt: T0 + 2, startupScript: null };
     const out = renderPaperspaceEvent(e);
     PaperspaceEventSchema.parse(out);
     assert.deepEqual(out, {

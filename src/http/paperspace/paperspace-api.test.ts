@@ -527,8 +527,8 @@ describe('Paperspace-style API', () => {
     it('events a dead server left unfinished are recorded as errors at the next start', async () => {
       // As a killed process leaves them: recorded, never finished.
       const at = Date.now();
-      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0001', teamId, machineId: alpha.id, name: 'stop', state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null });
-      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0002', teamId, machineId: alpha.id, name: 'restart', state: 'new', error: null, createdAt: at, startedAt: null, finishedAt: null });
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0001', teamId, machineId: alpha.id, name: 'stop', state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null, startupScript: null });
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0002', teamId, machineId: alpha.id, name: 'restart', state: 'new', error: null, createdAt: at, startedAt: null, finishedAt: null, startupScript: null });
       await t.restart();
       for (const id of ['mev_interrupted0001', 'mev_interrupted0002']) {
         const e = (await ps('GET', `/machine-events/${id}`)).body;
