@@ -409,9 +409,11 @@ describe('Paperspace-style API', () => {
 
     it('422 for features not supported yet', async () => {
       const count = await machineCount();
-      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { startupScriptId: 's' }, { autoShutdownForce: false }]) {
+      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { autoShutdownForce: false }]) {
         assertError(await ps('POST', '/machines', { ...CREATE, ...extra }), 422, 'UNSUPPORTED_OPERATION', Object.keys(extra)[0]);
       }
+      // Served now (startup-scripts-api.test.ts): an unknown script is the create's 422, and nothing is created.
+      assertError(await ps('POST', '/machines', { ...CREATE, startupScriptId: 'scr_nosuchscript0000' }), 422, 'UNKNOWN_STARTUP_SCRIPT', 'scr_nosuchscript0000');
       assert.equal(await machineCount(), count);
     });
 
