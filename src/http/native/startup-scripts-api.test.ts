@@ -269,6 +269,24 @@ describe('startup scripts', () => {
     assert.equal(run.startupScript.output, 'at-first-start\n');
   });
 
+  it('a machine checked out of a warm pool keeps the copy and runs the script', async () => {
+    // An odd size of its own, so that no other create in this file takes from the pool.
+    const config = { memory_mb: 200 };
+    assert.equal((await t.request('PUT', '/v1/warm-pools/scripts', { body: { template: 'base', config, size: 1 } })).status, 200);
+    try {
+      await waitFor(async () => (await t.request('GET', '/v1/warm-pools/scripts')).body.ready >= 1, LONG, 100);
+      const s = await newScript({ name: 'pooled', script: 'echo from-pool', run_once: true });
+      const r = await native('POST', '/v1/machines', { config, startup_script_id: s.id });
+      assert.equal(r.status, 201, r.text);
+      assert.deepEqual(r.body.warm_pool_checkout, { hit: true, id: 'scripts' });
+      assert.equal(r.body.startup_script_run_once, true);
+      const [run] = await finishedRuns(r.body.id, 1);
+      assert.equal(run.startupScript.output, 'from-pool\n');
+    } finally {
+      assert.equal((await t.request('DELETE', '/v1/warm-pools/scripts')).status, 204);
+    }
+  });
+
   it('a retried native create (same Idempotency-Key) does not run the script again', async () => {
     const s = await newScript({ name: 'idem', script: 'echo once-per-machine' });
     const headers = { 'idempotency-key': 'startup-idem-1' };
