@@ -12,6 +12,7 @@ import { cwdProblem, type Template } from '../templates/templates.js';
 import { autoSnapshotSettings, type CreateMachineInput, type CreateOptions } from './machine-inputs.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
 import type { MachineSnapshots } from './machine-snapshots.js';
+import { startupScriptCopy } from './startup-script-service.js';
 import { attachRefusal, type VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 
@@ -126,6 +127,7 @@ export class MachineCreator {
       const problem = await cwdProblem(template, input.cwd);
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
+    const startupScript = input.startupScriptId === undefined ? null : await startupScriptCopy(core.store, caller.team.id, input.startupScriptId);
     const volumes = await this.attachments(caller, input, source);
     // A mount point runc could not make (a file or a symbolic link in the template) would only fail at the start.
     const misplaced: FieldProblem[] = [];
@@ -140,7 +142,7 @@ export class MachineCreator {
     if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
-        const taken = await this.pools.checkout(caller, pool, input, (m) => this.initialSnapshotLocked(m, input));
+        const taken = await this.pools.checkout(caller, pool, input, startupScript, (m) => this.initialSnapshotLocked(m, input));
         if (taken) {
           await onRecorded?.(taken);
           return taken;
@@ -178,6 +180,7 @@ export class MachineCreator {
       region: input.region ?? null,
       autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
       volumes,
+      startupScript,
     });
     core.hold(m.id);
     const createLocked = () =>
