@@ -39,6 +39,7 @@ import { TemplateService } from './service/template-service.js';
 import { UploadStore } from './service/uploads.js';
 import { Metrics } from './service/metrics.js';
 import { VERSION } from './version.js';
+import { RateLimiter } from './service/rate-limiter.js';
 
 /** A running Hangar server and its parts. */
 export interface HangarServer {
@@ -81,7 +82,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
   const store = new SqliteStore({ path: settings.databasePath });
   try {
     const secret = await ServerSecret.load(store);
-    const auth = new AuthService(store);
+    const auth = new AuthService(store, settings.keyRateLimit && new RateLimiter(settings.keyRateLimit));
     const generatedAdminKey = await auth.bootstrap(settings.bootstrapKey, Date.now());
     if (generatedAdminKey) {
       await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });
