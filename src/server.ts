@@ -22,6 +22,8 @@ import { DesktopService } from './service/desktop-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
 import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
+import { StartupScriptRuns } from './service/startup-script-runs.js';
+import { StartupScriptService } from './service/startup-script-service.js';
 import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -38,6 +40,7 @@ import { TemplateService } from './service/template-service.js';
 import { UploadStore } from './service/uploads.js';
 import { Metrics } from './service/metrics.js';
 import { VERSION } from './version.js';
+import { RateLimiter } from './service/rate-limiter.js';
 
 /** A running Hangar server and its parts. */
 export interface HangarServer {
@@ -90,7 +93,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
   const store = await openStore(settings, (err) => app?.log.warn({ err }, 'database connection lost; the next query reconnects'));
   try {
     const secret = await ServerSecret.load(store);
-    const auth = new AuthService(store);
+    const auth = new AuthService(store, settings.keyRateLimit && new RateLimiter(settings.keyRateLimit));
     const generatedAdminKey = await auth.bootstrap(settings.bootstrapKey, Date.now());
     if (generatedAdminKey) {
       await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });
@@ -155,6 +158,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
+    const startupScripts = new StartupScriptService({ store, now: options.now });
+    const startupScriptRuns = new StartupScriptRuns({ store, processes, log: serviceLog, now: options.now });
     const accessors = new AccessorService({ store, machines, secret, now: machines.now });
     const paperspace = new PaperspaceService({
       store,
@@ -166,10 +171,13 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       machineTypes: settings.paperspace.machineTypes,
       regions: settings.regions,
       diskSizesGb: settings.paperspace.diskSizesGb,
+      startupScripts: startupScriptRuns,
     });
     const built = buildApp({
       machines,
       volumes,
+      startupScripts,
+      startupScriptRuns,
       pools,
       exec,
       processes,
@@ -253,6 +261,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         await builder.close();
         // Before the HTTP server: followers of a process's output get its exit and end.
         await processes.close();
+        // The killed scripts' events record their ends before the store closes.
+        await startupScriptRuns.drain();
         await pty.close();
         await app!.close();
         // Operations answered already but still running finish (and record their events) first.

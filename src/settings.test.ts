@@ -53,6 +53,8 @@ describe('settings: Paperspace-style surface', () => {
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":0,"memory_mb":64}]'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"a","vcpus":1,"memory_mb":64},{"label":"a","vcpus":2,"memory_mb":64}]'],
       ['HANGAR_PAPERSPACE_MACHINE_TYPES', '[{"label":"G1","vcpus":4,"memory_mb":8192,"accelerators":[{"name":"A100","count":1}]}]'],
+      ['HANGAR_KEY_RATE_LIMIT', '-1'],
+      ['HANGAR_KEY_RATE_BURST', '0'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '1,,2'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '0'],
       ['HANGAR_PAPERSPACE_DISK_SIZES', '5000'],
@@ -113,5 +115,15 @@ describe('settings: HANGAR_DATABASE_URL', () => {
         value,
       );
     }
+  });
+});
+
+describe('settings: HANGAR_KEY_RATE_LIMIT', () => {
+  it('off by default; a rate with a burst of twice it unless HANGAR_KEY_RATE_BURST says', () => {
+    assert.equal(load({}).keyRateLimit, null);
+    assert.equal(load({ HANGAR_KEY_RATE_LIMIT: '0' }).keyRateLimit, null);
+    assert.deepEqual(load({ HANGAR_KEY_RATE_LIMIT: '20' }).keyRateLimit, { perSecond: 20, burst: 40 });
+    assert.deepEqual(load({ HANGAR_KEY_RATE_LIMIT: '0.2' }).keyRateLimit, { perSecond: 0.2, burst: 1 });
+    assert.deepEqual(load({ HANGAR_KEY_RATE_LIMIT: '5', HANGAR_KEY_RATE_BURST: '100' }).keyRateLimit, { perSecond: 5, burst: 100 });
   });
 });

@@ -35,6 +35,13 @@ const EnvSchema = z.object({
   HANGAR_SWEEP_INTERVAL_MS: z.coerce.number().int().min(10).max(1000).default(250),
   /** Maximum tasks (processes and threads) per machine. @default 512 */
   HANGAR_PIDS_LIMIT: z.coerce.number().int().min(16).max(65_536).default(512),
+  /**
+   * Requests a second each API key may send (a token bucket; admin keys are not limited).
+   * 0 turns it off. @default 0
+   */
+  HANGAR_KEY_RATE_LIMIT: z.coerce.number().min(0).max(1_000_000).default(0),
+  /** Requests a key may send at once before HANGAR_KEY_RATE_LIMIT applies. @default 2 × the limit, at least 1 */
+  HANGAR_KEY_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).optional(),
   /** Maximum machines holding resources on this host. @default 2000 */
   HANGAR_MAX_MACHINES: z.coerce.number().int().min(1).default(2000),
   /** The runc binary. @default 'runc' */
@@ -125,6 +132,8 @@ export interface Settings {
   sweepIntervalMs: number;
   pidsLimit: number;
   maxMachines: number;
+  /** Requests per API key (HANGAR_KEY_RATE_LIMIT, HANGAR_KEY_RATE_BURST); null: unlimited. */
+  keyRateLimit: { perSecond: number; burst: number } | null;
   runcPath: string;
   criuPath: string;
   busyboxPath: string;
@@ -226,6 +235,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     sweepIntervalMs: e.HANGAR_SWEEP_INTERVAL_MS,
     pidsLimit: e.HANGAR_PIDS_LIMIT,
     maxMachines: e.HANGAR_MAX_MACHINES,
+    keyRateLimit: e.HANGAR_KEY_RATE_LIMIT === 0 ? null : { perSecond: e.HANGAR_KEY_RATE_LIMIT, burst: e.HANGAR_KEY_RATE_BURST ?? Math.max(1, Math.ceil(2 * e.HANGAR_KEY_RATE_LIMIT)) },
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
     busyboxPath: e.HANGAR_BUSYBOX,

@@ -61,6 +61,23 @@ describe('SDK', () => {
     await assert.rejects(c.getMachine('mch_x', { signal: aborted.signal }), /stopped by the caller/);
   });
 
+  it('startup scripts: create, list, get, a machine that runs one (its process), delete', async () => {
+    const s = await c.createStartupScript({ name: 'sdk', script: 'echo from-startup' });
+    assert.equal(s.run_once, false);
+    assert.deepEqual(await c.getStartupScript(s.id), s);
+    assert.ok((await c.listStartupScripts()).items.some((x) => x.id === s.id));
+    const m = await c.createMachine({ startup_script_id: s.id });
+    assert.equal(m.startup_script_id, s.id);
+    const [run] = (await c.listProcesses(m.id)).items;
+    assert.ok(run, 'the script runs as a background process');
+    assert.equal((await c.waitProcess(m.id, run.pid)).exit_code, 0);
+    assert.equal((await c.processOutput(m.id, run.pid)).stdout, 'from-startup\n');
+    await c.deleteStartupScript(s.id);
+    await assert.rejects(c.getStartupScript(s.id), (e: unknown) => e instanceof HangarApiError && e.status === 404);
+    await assert.rejects(c.createMachine({ startup_script_id: s.id }), (e: unknown) => e instanceof HangarApiError && e.code === 'UNKNOWN_STARTUP_SCRIPT');
+    await c.deleteMachine(m.id);
+  });
+
   it("the README's example runs", async () => {
     const lines: string[] = [];
     await example(t.url, ADMIN_KEY, (l) => lines.push(l));

@@ -26,6 +26,9 @@ export type TemplateBuild = components['schemas']['TemplateBuild'];
 export type BuildTemplateRequest = Pick<components['schemas']['BuildTemplateRequest'], 'name' | 'source'> & Partial<components['schemas']['BuildTemplateRequest']>;
 export type Volume = components['schemas']['Volume'];
 export type CreateVolumeRequest = components['schemas']['CreateVolumeRequest'];
+export type StartupScript = components['schemas']['StartupScript'];
+/** Body of `createStartupScript`: run_once defaults to false. */
+export type CreateStartupScriptRequest = components['schemas']['CreateStartupScriptRequest'];
 export type WarmPool = components['schemas']['WarmPool'];
 export type ErrorBody = components['schemas']['Error'];
 export type Process = components['schemas']['Process'];
@@ -340,6 +343,24 @@ export class HangarClient extends HangarTransport {
 
   deleteVolume(id: string, opts: CallOptions = {}): Promise<void> {
     return this.json('DELETE', `/v1/volumes/${encodeURIComponent(id)}`, opts);
+  }
+
+  /** Keep a startup script for the team; name it with `startup_script_id` on `createMachine`. */
+  createStartupScript(req: CreateStartupScriptRequest, opts: CallOptions = {}): Promise<StartupScript> {
+    return this.json('POST', '/v1/startup-scripts', { ...opts, json: req });
+  }
+
+  listStartupScripts(opts: CallOptions = {}): Promise<{ items: StartupScript[] }> {
+    return this.json('GET', '/v1/startup-scripts', opts);
+  }
+
+  getStartupScript(id: string, opts: CallOptions = {}): Promise<StartupScript> {
+    return this.json('GET', `/v1/startup-scripts/${encodeURIComponent(id)}`, opts);
+  }
+
+  /** Machines created with it keep their copy. */
+  deleteStartupScript(id: string, opts: CallOptions = {}): Promise<void> {
+    return this.json('DELETE', `/v1/startup-scripts/${encodeURIComponent(id)}`, opts);
   }
 
   /** Warm pools (admin keys only). */

@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your team's quotas and what it holds
+         * @description Each quota is a ceiling on what the team holds at once (absent: none). A create, resume, resize, snapshot, volume or template build that would pass one is refused with 429 QUOTA_EXCEEDED naming it.
+         */
+        get: operations["getQuotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/machines": {
         parameters: {
             query?: never;
@@ -285,6 +305,51 @@ export interface paths {
          * @description Refused (409 VOLUME_IN_USE, naming the machines) while any live machine has it attached, paused and stopped ones included: destroy them first.
          */
         delete: operations["deleteVolume"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/startup-scripts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the team's startup scripts, newest first
+         * @description Every startup script of the team (a team has at most 100, so there is no paging).
+         */
+        get: operations["listStartupScripts"];
+        put?: never;
+        /**
+         * Create a startup script
+         * @description Keeps a shell script for the team. Name it with startup_script_id on POST /v1/machines (startupScriptId on the Paperspace-style create): the machine keeps a copy and runs it with /bin/sh -c after its first start (run_once: true) or after every start (run_once: false).
+         */
+        post: operations["createStartupScript"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/startup-scripts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a startup script */
+        get: operations["getStartupScript"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a startup script
+         * @description Machines created with it keep their copy and still run it.
+         */
+        delete: operations["deleteStartupScript"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1017,6 +1082,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/teams/{id}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A team's quotas and what it holds */
+        get: operations["getTeamQuotas"];
+        /**
+         * Replace a team's quotas
+         * @description Each field is a ceiling on what the team holds at once; a field left out has none, and `{}` removes them all. A ceiling below what the team holds now is accepted: nothing is stopped, and what would add to it is refused with 429 QUOTA_EXCEEDED until the team is under it.
+         */
+        put: operations["setTeamQuotas"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/teams/{id}/keys": {
         parameters: {
             query?: never;
@@ -1541,6 +1627,8 @@ export interface components {
             snapshot_id?: string;
             /** @description Volumes to attach, at most 8, for the machine's life (until it is destroyed); shown in metadata.volume_attachments in this order. Not with snapshot_id: a fork has its snapshot's (read-only) volumes. A machine with volumes never comes from a warm pool. */
             volumes?: components["schemas"]["VolumeAttachmentRequest"][];
+            /** @description A startup script of the team (GET /v1/startup-scripts): the machine keeps a copy (a later delete of the script changes nothing) and runs it with /bin/sh -c as a background process once it runs, and again after each Paperspace-style start or restart (not after a resume) unless the script is run_once; each run is a startup-script event. Unknown: 422 UNKNOWN_STARTUP_SCRIPT. */
+            startup_script_id?: string;
             /** @description The machine's outbound access. Other machines, the host and 169.254.0.0/16 are never reachable. */
             network?: components["schemas"]["MachineNetwork"];
             /** @description Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false */
@@ -1557,6 +1645,14 @@ export interface components {
                 /** @description How many automatic snapshots to keep, 1 to 30; the oldest beyond are deleted. */
                 keep: number;
             };
+        };
+        CreateStartupScriptRequest: {
+            /** @description A human name (need not be unique). */
+            name: string;
+            /** @description Shell text run inside the machine as root with /bin/sh -c, at most 65536 bytes (UTF-8). */
+            script: string;
+            /** @description true: run only after the machine's first start; false: after every start (create, Paperspace-style start and restart; never a native resume). @default false */
+            run_once?: boolean;
         };
         CreateVolumeRequest: {
             /** @description Unique within the team. */
@@ -1713,6 +1809,10 @@ export interface components {
             };
             /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
             restore_point_snapshot_id?: string;
+            /** @description Present when it was created with a startup script: the script its copy came from (which may since be deleted). */
+            startup_script_id?: string;
+            /** @description Present with startup_script_id: whether its copy runs only after the first start. */
+            startup_script_run_once?: boolean;
         };
         MachineConfig: {
             /** @description CPU quota in whole CPUs. */
@@ -1773,6 +1873,8 @@ export interface components {
             takeInitialSnapshot?: boolean;
             /** @description Make the initial snapshot the restore point (each stop reverts to it); implies takeInitialSnapshot. @default false */
             restorePointEnabled?: boolean;
+            /** @description A startup script of the team (POST /v1/startup-scripts). The machine keeps a copy and runs it with /bin/sh -c after it starts: only the first time when the script is run_once, else after every create, start and restart. Each run is a startup-script event with its process id, exit code and output. Unknown: 422 UNKNOWN_STARTUP_SCRIPT. */
+            startupScriptId?: string;
             /** @description Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set). */
             autoSnapshotEnabled?: boolean;
             /**
@@ -1798,8 +1900,6 @@ export interface components {
             emailPassword?: boolean;
             /** @description No GPUs: only false is accepted. */
             enableNvlink?: boolean;
-            /** @description Not supported yet: refused. */
-            startupScriptId?: string;
         };
         PaperspaceDesktopSettings: {
             /** @description Settings for Linux desktop machines. */
@@ -1890,6 +1990,8 @@ export interface components {
             restorePointFrequency: "shutdown" | null;
             /** @description The snapshot each stop reverts the machine to (GET /v1/snapshots/{id}); null when disabled. */
             restorePointSnapshotId: string | null;
+            /** @description The startup script it was created with (GET /v1/startup-scripts/{id}; it keeps a copy, so the script may since be deleted); null when none. */
+            startupScriptId: string | null;
             /** @enum {string} */
             state: "off" | "starting" | "stopping" | "restarting" | "serviceready" | "ready" | "upgrading" | "provisioning";
             /** @description Always 0: Hangar does not bill. */
@@ -1918,12 +2020,23 @@ export interface components {
             id: string;
             machineId: string | null;
             /**
-             * @description The operation: create: a create (native or Paperspace-style), until the machine runs (or is stopped, with startOnCreate: false); start: a start (Paperspace) or resume (native), until the machine runs; stop: a stop (Paperspace), pause (native) or hibernate by a lifecycle timer, until the snapshot is kept; restart: a restart: the machine's processes start again from init, its files kept; update: a change of settings (name, timers, auto snapshots, restore point) or a resize; delete: a delete, by a request or a lifecycle timer (auto shutdown, auto delete); snapshot: an automatic snapshot taken by the machine's schedule.
+             * @description The operation: create: a create (native or Paperspace-style), until the machine runs (or is stopped, with startOnCreate: false); start: a start (Paperspace) or resume (native), until the machine runs; stop: a stop (Paperspace), pause (native) or hibernate by a lifecycle timer, until the snapshot is kept; restart: a restart: the machine's processes start again from init, its files kept; update: a change of settings (name, timers, auto snapshots, restore point) or a resize; delete: a delete, by a request or a lifecycle timer (auto shutdown, auto delete); snapshot: an automatic snapshot taken by the machine's schedule; startup-script: a run of the machine's startup script after a start, until the script exits: done with exit code 0, error otherwise (the machine keeps running); startupScript has its process id, exit code and output.
              * @enum {string}
              */
-            name: "create" | "start" | "stop" | "restart" | "update" | "delete" | "snapshot";
+            name: "create" | "start" | "stop" | "restart" | "update" | "delete" | "snapshot" | "startup-script";
             /** @enum {string} */
             state: "new" | "in progress" | "done" | "error" | "cancelled";
+            /** @description A startup-script event's run; null for every other event, and for a script that could not be started (error says why). */
+            startupScript: {
+                /** @description The process inside the machine: GET /v1/machines/{machineId}/processes/{pid}/output has its output while this server runs. */
+                pid: number;
+                /** @description Null while it runs; 0 for done; otherwise the code (128 + n when killed by signal n, -1 when it ended with no status). */
+                exitCode: number | null;
+                /** @description The last 16 KiB of its output (stdout and stderr in order), kept when it ends; empty before. */
+                output: string;
+                /** @description Bytes of output it wrote in all. */
+                outputBytes: number;
+            } | null;
         };
         PaperspaceTemplate: {
             /** @description The templateId to create machines with (the template name). */
@@ -2109,12 +2222,52 @@ export interface components {
             /** @description The process and everything it started are killed after this long; exit_code is then 124. @default no limit */
             timeout_ms?: number;
         };
+        StartupScript: {
+            /** @description scr_ + 16 lowercase letters and digits. */
+            id: string;
+            name: string;
+            script: string;
+            /** @description Decides when a machine runs it: true only after its first start, false after every start. */
+            run_once: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
         Team: {
             id: string;
             name: string;
             is_admin: boolean;
             /** Format: date-time */
             created_at: string;
+        };
+        TeamQuotas: {
+            /** @description Machines running or being created at once, in machines; absent: no ceiling. */
+            machines?: number;
+            /** @description vCPUs of the machines running at once, in vCPUs; absent: no ceiling. */
+            vcpus?: number;
+            /** @description Memory of the machines running at once, in MiB; absent: no ceiling. */
+            memory_mb?: number;
+            /** @description Disks of every machine not destroyed (paused ones keep theirs), in MiB; absent: no ceiling. */
+            disk_mb?: number;
+            /** @description Bytes of the team's snapshots (pause snapshots included); a snapshot is refused once they reach it, in bytes; absent: no ceiling. */
+            snapshot_bytes?: number;
+            /** @description Sizes of the team's volumes, in MiB; absent: no ceiling. */
+            volume_mb?: number;
+            /** @description Template names the team has built, in names; absent: no ceiling. */
+            templates?: number;
+        };
+        TeamQuotasView: {
+            team_id: string;
+            quotas: components["schemas"]["TeamQuotas"];
+            usage: components["schemas"]["TeamUsage"];
+        };
+        TeamUsage: {
+            machines: number;
+            vcpus: number;
+            memory_mb: number;
+            disk_mb: number;
+            snapshot_bytes: number;
+            volume_mb: number;
+            templates: number;
         };
         Template: {
             name: string;
@@ -2336,6 +2489,35 @@ export interface operations {
             };
         };
     };
+    getQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quotas and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listMachines: {
         parameters: {
             query?: {
@@ -2448,6 +2630,10 @@ export interface operations {
                             };
                             /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
                             restore_point_snapshot_id?: string;
+                            /** @description Present when it was created with a startup script: the script its copy came from (which may since be deleted). */
+                            startup_script_id?: string;
+                            /** @description Present with startup_script_id: whether its copy runs only after the first start. */
+                            startup_script_run_once?: boolean;
                         }[];
                         next_token: string | null;
                     };
@@ -2552,7 +2738,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Unknown template, snapshot or volume (UNKNOWN_VOLUME), or a feature not available on this server. */
+            /** @description Unknown template, snapshot, volume (UNKNOWN_VOLUME) or startup script (UNKNOWN_STARTUP_SCRIPT), or a feature not available on this server. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2676,6 +2862,10 @@ export interface operations {
                         };
                         /** @description Present when the machine has a restore point: each pause (stop) reverts it to this snapshot. */
                         restore_point_snapshot_id?: string;
+                        /** @description Present when it was created with a startup script: the script its copy came from (which may since be deleted). */
+                        startup_script_id?: string;
+                        /** @description Present with startup_script_id: whether its copy runs only after the first start. */
+                        startup_script_run_once?: boolean;
                     };
                 };
             };
@@ -3607,6 +3797,169 @@ export interface operations {
             };
             /** @description VOLUME_IN_USE: attached to a live machine. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listStartupScripts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Startup scripts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Every startup script of the team (at most 100), newest first. */
+                        items: components["schemas"]["StartupScript"][];
+                    };
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createStartupScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateStartupScriptRequest"];
+            };
+        };
+        responses: {
+            /** @description The script. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StartupScript"];
+                };
+            };
+            /** @description Invalid request (VALIDATION_FAILED, INVALID_JSON): e.g. a script over 64 KiB. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description CAPACITY_EXCEEDED: the team has 100 startup scripts. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStartupScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Startup script id, e.g. scr_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The script. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StartupScript"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such startup script for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteStartupScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Startup script id, e.g. scr_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such startup script for this team. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5714,7 +6067,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaperspaceError"];
                 };
             };
-            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION). */
+            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId names no script of the team (UNKNOWN_STARTUP_SCRIPT). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6599,6 +6952,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Team"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such team, user or key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTeamQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quotas (absent: no ceiling) and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such team, user or key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setTeamQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TeamQuotas"];
+            };
+        };
+        responses: {
+            /** @description The quotas now, and the usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamQuotasView"];
                 };
             };
             /** @description Invalid request. */

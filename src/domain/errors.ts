@@ -32,12 +32,15 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_TEMPLATE: { status: 422, meaning: 'The template does not exist on this server.' },
   UNKNOWN_UPLOAD: { status: 422, meaning: 'The upload_id names no upload of this team (uploads are kept for 24 hours); send the archive with POST /v1/uploads.' },
   UNKNOWN_VOLUME: { status: 422, meaning: 'A volume to attach does not exist for this team; list yours with GET /v1/volumes.' },
+  UNKNOWN_STARTUP_SCRIPT: { status: 422, meaning: 'The startup script named at a create does not exist for this team; list yours with GET /v1/startup-scripts.' },
   UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team (for a restore point: is not a snapshot of that machine).' },
   COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
   NO_DESKTOP: { status: 422, meaning: 'The machine\'s template runs no desktop, so it has no VNC settings; create it from a desktop template (e.g. desktop).' },
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity, or a machine runs as many background processes as allowed.' },
+  RATE_LIMITED: { status: 429, meaning: 'This API key sent more requests than the server allows (HANGAR_KEY_RATE_LIMIT); wait the seconds in Retry-After (details.retry_after_s).' },
+  QUOTA_EXCEEDED: { status: 429, meaning: 'The team would hold more than an admin allows (details.quota names which: machines, vcpus, memory_mb, disk_mb, snapshot_bytes, volume_mb or templates; details.limit, used, requested).' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KiB (a very long URL or query string counts).' },
   RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason (after a failed resize the message says whether it still runs unchanged).' },
   SNAPSHOT_FAILED: { status: 500, meaning: 'A pause or snapshot failed; the machine is still running, or in error with the reason and its data kept.' },
@@ -85,6 +88,11 @@ export function validationError(problems: FieldProblem[]): HangarError {
 /** The 404 of a volume that is missing or another team's (one message for both). */
 export function volumeNotFound(id: string): HangarError {
   return new HangarError('NOT_FOUND', `Volume ${id} does not exist. Check the id, and that the API key belongs to the volume's team.`);
+}
+
+/** The 404 of a startup script that is missing or another team's (one message for both). */
+export function startupScriptNotFound(id: string): HangarError {
+  return new HangarError('NOT_FOUND', `Startup script ${id} does not exist. Check the id, and that the API key belongs to the script's team.`);
 }
 
 /** Shorthand for the 404 that hides whether another team owns the resource. */

@@ -1,11 +1,12 @@
 /**
  * Machine events: one record per asynchronous operation on a machine (create, start,
  * stop, restart, update, delete, and the scheduled auto `snapshot`), telling when it
- * started, when it finished and how.
+ * started, when it finished and how; and one per run of its startup script.
  */
 import { randomLowerAlnum } from './ids.js';
+import type { StartupScriptRun } from './startup-script.js';
 
-export const MACHINE_EVENT_NAMES = ['create', 'start', 'stop', 'restart', 'update', 'delete', 'snapshot'] as const;
+export const MACHINE_EVENT_NAMES = ['create', 'start', 'stop', 'restart', 'update', 'delete', 'snapshot', 'startup-script'] as const;
 /** The operation an event tracks. */
 export type MachineEventName = (typeof MACHINE_EVENT_NAMES)[number];
 
@@ -18,6 +19,8 @@ export const MACHINE_EVENT_MEANINGS: Readonly<Record<MachineEventName, string>> 
   update: 'a change of settings (name, timers, auto snapshots, restore point) or a resize',
   delete: 'a delete, by a request or a lifecycle timer (auto shutdown, auto delete)',
   snapshot: 'an automatic snapshot taken by the machine\'s schedule',
+  'startup-script':
+    'a run of the machine\'s startup script after a start, until the script exits: done with exit code 0, error otherwise (the machine keeps running); startupScript has its process id, exit code and output',
 };
 
 export const MACHINE_EVENT_STATES = ['new', 'in progress', 'done', 'error', 'cancelled'] as const;
@@ -36,6 +39,8 @@ export interface MachineEventRecord {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** A `startup-script` event's run; null for every other event. */
+  startupScript: StartupScriptRun | null;
 }
 
 /** True when nothing more happens to the event. */

@@ -1,5 +1,6 @@
 import type { FieldProblem } from './errors.js';
 import { DEFAULT_OUTBOUND, type OutboundPolicy } from './network.js';
+import type { MachineStartupScript } from './startup-script.js';
 import type { VolumeAttachment } from './volume.js';
 
 /**
@@ -143,6 +144,8 @@ export interface MachineRecord {
   volumes: VolumeAttachment[];
   /** The region it was created in (a Paperspace-style create names one); null: the server's default region. */
   region: string | null;
+  /** The startup script copied at its create (run by the service after starts); null when none. */
+  startupScript: MachineStartupScript | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -223,6 +226,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     templateBuild: null,
     volumes: [],
     region: null,
+    startupScript: null,
     ...f,
   };
 }

@@ -29,6 +29,8 @@ import { consolePlugin } from './console/console-plugin.js';
 import { buildOpenApi } from './openapi.js';
 import { paperspaceSurface, paperspaceSurfaceRoutes } from './paperspace/paperspace-surface.js';
 import type { TemplateApi } from '../service/template-api.js';
+import type { StartupScriptRuns } from '../service/startup-script-runs.js';
+import type { StartupScriptService } from '../service/startup-script-service.js';
 import type { Metrics } from '../service/metrics.js';
 import type { AnyRoute } from './route.js';
 
@@ -36,6 +38,8 @@ import type { AnyRoute } from './route.js';
 export interface AppOptions {
   machines: MachineService;
   volumes: VolumeService;
+  startupScripts: StartupScriptService;
+  startupScriptRuns: StartupScriptRuns;
   pools: WarmPoolService;
   exec: ExecService;
   processes: ProcessService;
@@ -70,7 +74,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'metrics' | 'templates' | 'volumes' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'metrics' | 'templates' | 'volumes' | 'startupScripts' | 'startupScriptRuns' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */
@@ -87,7 +91,7 @@ export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
     native: nativeSurfaceRoutes(o),
     compute: computeSurfaceRoutes(o.compute),
     paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
-    admin: adminSurfaceRoutes({ auth: o.auth, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
+    admin: adminSurfaceRoutes({ auth: o.auth, quotas: o.machines.quotas, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
   };
 }
 

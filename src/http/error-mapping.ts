@@ -21,6 +21,8 @@ export interface ErrorReply {
   body: Record<string, unknown>;
   /** The message of the error log line (every 5xx is logged, with the error); null: nothing to log. */
   logMessage: string | null;
+  /** Headers the answer carries (Retry-After of RATE_LIMITED). */
+  headers: Record<string, string>;
 }
 
 /**
@@ -31,7 +33,8 @@ export function errorReply(err: unknown, streamBody: boolean, render: ErrorBodyR
   const known = err instanceof HangarError ? err : fromFastifyError(err as FastifyError, streamBody);
   const e = known ?? internalError();
   const logMessage = known === null ? 'unhandled error' : known.status >= 500 ? known.message : null;
-  return { status: e.status, body: render(e), logMessage };
+  const retry = e.code === 'RATE_LIMITED' ? e.details?.retry_after_s : undefined;
+  return { status: e.status, body: render(e), logMessage, headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : {} };
 }
 
 type ErrorHandler = Parameters<FastifyInstance['setErrorHandler']>[0];
@@ -41,7 +44,7 @@ export function errorHandler(render: ErrorBodyRenderer = errorBody): ErrorHandle
   return (err: unknown, request, reply) => {
     const answer = errorReply(err, takesStreamBody(request), render);
     if (answer.logMessage !== null) request.log.error({ err }, answer.logMessage);
-    return reply.code(answer.status).send(answer.body);
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
   };
 }
 

@@ -12,6 +12,8 @@ const unused = () => {
 const routes = allRoutes({
   machines: { now: Date.now } as never,
   volumes: {} as never,
+  startupScripts: {} as never,
+  startupScriptRuns: {} as never,
   pools: {} as never,
   exec: {} as never,
   processes: {} as never,

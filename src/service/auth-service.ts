@@ -3,6 +3,7 @@ import { newKeyId, newTeamId, newUserId } from '../domain/ids.js';
 import type { ApiKeyRecord, Caller, Team, User, UserRole } from '../domain/team.js';
 import type { Store } from '../store/store.js';
 import { hashApiKey, newApiKeySecret, safeEqual } from './secrets.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 /** What creating a user takes (validated at the edge). */
 export interface NewUserInput {
@@ -22,7 +23,11 @@ const ADMIN_TEAM_ID = 'team_admin';
 
 /** Teams, API keys and resolving a bearer token to its caller. */
 export class AuthService {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Requests per API key (admin keys aside); none: unlimited. */
+    private readonly limiter: RateLimiter | null = null,
+  ) {}
 
   /**
    * Make sure an admin can get in: the bootstrap key if configured, else a
@@ -65,6 +70,11 @@ export class AuthService {
     const user = key.userId === null ? null : await this.store.getUser(key.userId);
     if (key.userId !== null && (!user || user.teamId !== team.id)) {
       throw new HangarError('UNAUTHORIZED', 'The API key belongs to no user of its team. Ask an admin for a valid key.');
+    }
+    const waitMs = team.isAdmin || this.limiter === null ? 0 : this.limiter.take(key.id);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new HangarError('RATE_LIMITED', `This API key sent more requests than the server allows; retry in ${seconds} s (Retry-After).`, { retry_after_s: seconds });
     }
     return { team, keyId: key.id, user };
   }

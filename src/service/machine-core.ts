@@ -15,6 +15,7 @@ import { MachineLocks } from './keyed-lock.js';
 import type { ServerSecret } from './secrets.js';
 import type { TemplateResolver } from './template-service.js';
 import { NO_TIMER, type OperationTimer } from './metrics.js';
+import { QuotaService } from './quotas.js';
 
 /** Minimal logger: Fastify's (pino) fits. */
 export interface ServiceLogger {
@@ -67,9 +68,12 @@ export class MachineCore {
   private readonly holding = new Set<string>();
   private readonly ips: IpAllocator;
   readonly now: () => number;
+  /** The teams' quotas and what is reserved against them. */
+  readonly quotas: QuotaService;
 
   constructor(readonly o: MachineCoreOptions) {
     this.ips = new IpAllocator(o.subnet);
+    this.quotas = new QuotaService(o.store);
     this.now = o.now ?? Date.now;
   }
 

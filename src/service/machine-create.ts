@@ -12,6 +12,7 @@ import { cwdProblem, type Template } from '../templates/templates.js';
 import { autoSnapshotSettings, type CreateMachineInput, type CreateOptions } from './machine-inputs.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
 import type { MachineSnapshots } from './machine-snapshots.js';
+import { startupScriptCopy } from './startup-script-service.js';
 import { attachRefusal, type VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 
@@ -102,8 +103,19 @@ export class MachineCreator {
   }
 
   private async createNow(caller: Caller, input: CreateMachineInput, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
-    const { core } = this;
     const source = await this.forkSource(caller, input);
+    // The team's quotas hold what it runs: checked and reserved before anything starts, released once the machine is stored (or failed).
+    const config = { ...DEFAULT_CONFIG, ...source?.config, ...input.config };
+    const release = await this.core.quotas.reserve(caller.team.id, { machines: 1, vcpus: config.vcpus, memory_mb: config.memory_mb, disk_mb: config.disk_mb });
+    try {
+      return await this.createWithin(caller, input, source, onRecorded);
+    } finally {
+      release();
+    }
+  }
+
+  private async createWithin(caller: Caller, input: CreateMachineInput, source: SnapshotRecord | null, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
+    const { core } = this;
     const templateName = source?.template ?? input.template ?? 'base';
     const template = source ? await core.templateOf({ id: source.id, template: source.template, templateBuild: source.templateBuild }) : await core.template(caller.team.id, templateName);
     // A template with a running service: its machines fork from the service's snapshot, whose disk size is fixed.
@@ -115,6 +127,7 @@ export class MachineCreator {
       const problem = await cwdProblem(template, input.cwd);
       if (problem) throw validationError([{ field: 'cwd', message: problem }]);
     }
+    const startupScript = input.startupScriptId === undefined ? null : await startupScriptCopy(core.store, caller.team.id, input.startupScriptId);
     const volumes = await this.attachments(caller, input, source);
     // A mount point runc could not make (a file or a symbolic link in the template) would only fail at the start.
     const misplaced: FieldProblem[] = [];
@@ -129,7 +142,7 @@ export class MachineCreator {
     if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
-        const taken = await this.pools.checkout(caller, pool, input, (m) => this.initialSnapshotLocked(m, input));
+        const taken = await this.pools.checkout(caller, pool, input, startupScript, (m) => this.initialSnapshotLocked(m, input));
         if (taken) {
           await onRecorded?.(taken);
           return taken;
@@ -167,6 +180,7 @@ export class MachineCreator {
       region: input.region ?? null,
       autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
       volumes,
+      startupScript,
     });
     core.hold(m.id);
     const createLocked = () =>

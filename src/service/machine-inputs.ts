@@ -37,6 +37,8 @@ export interface CreateMachineInput {
   restorePointFromInitial?: boolean;
   /** Volumes to attach, in order (mount paths normalised and checked by the service). @default none */
   volumes?: AttachmentRequest[];
+  /** A startup script of the team: the machine keeps a copy and runs it after its starts. @default none */
+  startupScriptId?: string;
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

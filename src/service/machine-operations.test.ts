@@ -161,7 +161,7 @@ describe('MachineOperations', () => {
   });
 
   it('recover finishes what a stopped server left as errors', async () => {
-    await store.insertMachineEvent({ id: 'mev_left', teamId: 'team_a', machineId: 'mch_1', name: 'stop', state: 'in progress', error: null, createdAt: 1, startedAt: 2, finishedAt: null });
+    await store.insertMachineEvent({ id: 'mev_left', teamId: 'team_a', machineId: 'mch_1', name: 'stop', state: 'in progress', error: null, createdAt: 1, startedAt: 2, finishedAt: null, startupScript: null });
     assert.equal(await ops.recover(), 1);
     const e = await store.getMachineEvent('mev_left');
     assert.equal(e?.state, 'error');

@@ -112,6 +112,7 @@ export class MachineOperations implements OperationRecorder {
       createdAt: this.now(),
       startedAt: null,
       finishedAt: null,
+      startupScript: null,
     };
     try {
       await this.o.store.insertMachineEvent(e);
@@ -156,6 +157,7 @@ export class MachineOperations implements OperationRecorder {
       createdAt,
       startedAt: this.now(),
       finishedAt: null,
+      startupScript: null,
     };
     const settled = done.then(
       () => undefined,
@@ -181,7 +183,7 @@ export class MachineOperations implements OperationRecorder {
   async runNow<T>(caller: Caller, machineId: string, name: MachineEventName, work: () => Promise<T>): Promise<{ result: T; event: MachineEventRecord }> {
     this.claim(machineId, name);
     const at = this.now();
-    const e: MachineEventRecord = { id: newMachineEventId(), teamId: caller.team.id, machineId, name, state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null };
+    const e: MachineEventRecord = { id: newMachineEventId(), teamId: caller.team.id, machineId, name, state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null, startupScript: null };
     try {
       await this.o.store.insertMachineEvent(e);
       let result: T;
@@ -207,7 +209,7 @@ export class MachineOperations implements OperationRecorder {
   async record<T>(teamId: string, machineId: string, name: MachineEventName, work: () => Promise<T>): Promise<T> {
     if (this.recording.getStore() === true) return work();
     const at = this.now();
-    const e: MachineEventRecord = { id: newMachineEventId(), teamId, machineId, name, state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null };
+    const e: MachineEventRecord = { id: newMachineEventId(), teamId, machineId, name, state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null, startupScript: null };
     const stored = await this.o.store.insertMachineEvent(e).then(
       () => true,
       (err: unknown) => {

@@ -15,6 +15,7 @@ import { MachineListing } from './machine-listing.js';
 import { Recovery, type RecoveryReport } from './recovery.js';
 import type { VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
+import type { QuotaService } from './quotas.js';
 
 /** What the machine service is built from. */
 export interface MachineServiceOptions {
@@ -44,6 +45,11 @@ export class MachineService {
   private readonly deadlines: Deadlines;
   private readonly recovery: Recovery;
   readonly now: () => number;
+
+  /** The teams' quotas (set by admins, enforced by every create, resume, resize, snapshot, volume and template build). */
+  get quotas(): QuotaService {
+    return this.core.quotas;
+  }
 
   constructor(o: MachineServiceOptions) {
     this.core = o.core;

@@ -18,7 +18,13 @@ export class MachineSnapshots {
   async snapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
     return this.core.locked(caller, id, 'snapshot', async (m) => {
       assertAllows(m, 'snapshot');
-      return this.takeLocked(m, 'manual', 'a snapshot');
+      // Its size is known only once taken: refused when the team's snapshots already fill the quota.
+      const release = await this.core.quotas.reserve(m.teamId, { snapshot_bytes: 1 });
+      try {
+        return await this.takeLocked(m, 'manual', 'a snapshot');
+      } finally {
+        release();
+      }
     });
   }
 

@@ -56,33 +56,51 @@ export class MachineUpdates {
         // limit below what its processes held would only fail at the resume (see docs).
         assertAllows(m, 'resize');
       }
-      return core.recorded(m, 'update', async () => {
-        if (resize) await this.resizeLocked(m, next);
-        const now = core.now();
-        if (input.name !== undefined) m.name = input.name;
-        if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
-        if (input.timeoutMs !== undefined) {
-          m.timeoutMs = input.timeoutMs;
-          // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
-          if (allows(m.status, 'timeout_refresh')) m.timeoutAt = now + input.timeoutMs;
-        }
-        if (input.restorePoint !== undefined) await this.setRestorePointLocked(m, input.restorePoint);
-        if (input.autoSnapshot !== undefined) {
-          const current = m.autoSnapshot;
-          m.autoSnapshot =
-            input.autoSnapshot === null
-              ? null
-              : {
-                  ...input.autoSnapshot,
-                  // The same frequency keeps its schedule; a new one starts its first period now.
-                  since: current?.frequency === input.autoSnapshot.frequency ? current.since : now,
-                  lastAt: current?.lastAt ?? null,
-                };
-          if (m.autoSnapshot) await this.snapshots.rotate(m);
-        }
-        m.updatedAt = now;
-        return core.save(m);
-      });
+      // Only growth counts against the team's quotas (resize needs a running machine).
+      const grow = (from: number, to: number): number => Math.max(0, to - from);
+      const release = resize
+        ? await core.quotas.reserve(m.teamId, {
+            vcpus: grow(m.config.vcpus, next.vcpus),
+            memory_mb: grow(m.config.memory_mb, next.memory_mb),
+            disk_mb: grow(m.config.disk_mb, next.disk_mb),
+          })
+        : () => undefined;
+      try {
+        return await this.updateRecorded(m, input, resize, next);
+      } finally {
+        release();
+      }
+    });
+  }
+
+  private async updateRecorded(m: MachineRecord, input: UpdateMachineInput, resize: boolean, next: MachineConfig): Promise<MachineRecord> {
+    const { core } = this;
+    return core.recorded(m, 'update', async () => {
+      if (resize) await this.resizeLocked(m, next);
+      const now = core.now();
+      if (input.name !== undefined) m.name = input.name;
+      if (input.timeoutAction !== undefined) m.timeoutAction = input.timeoutAction;
+      if (input.timeoutMs !== undefined) {
+        m.timeoutMs = input.timeoutMs;
+        // A paused machine's deadline restarts from its resume, which reads timeoutMs then.
+        if (allows(m.status, 'timeout_refresh')) m.timeoutAt = now + input.timeoutMs;
+      }
+      if (input.restorePoint !== undefined) await this.setRestorePointLocked(m, input.restorePoint);
+      if (input.autoSnapshot !== undefined) {
+        const current = m.autoSnapshot;
+        m.autoSnapshot =
+          input.autoSnapshot === null
+            ? null
+            : {
+                ...input.autoSnapshot,
+                // The same frequency keeps its schedule; a new one starts its first period now.
+                since: current?.frequency === input.autoSnapshot.frequency ? current.since : now,
+                lastAt: current?.lastAt ?? null,
+              };
+        if (m.autoSnapshot) await this.snapshots.rotate(m);
+      }
+      m.updatedAt = now;
+      return core.save(m);
     });
   }
 

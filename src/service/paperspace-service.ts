@@ -8,6 +8,7 @@ import type { TemplateResolver } from './template-service.js';
 import { listingNarrowedTo } from './access.js';
 import type { AccessorService } from './accessor-service.js';
 import type { MachineOperations } from './machine-operations.js';
+import type { StartupScriptRuns } from './startup-script-runs.js';
 import type { AutoSnapshotRequest, RestorePointRequest, UpdateMachineInput } from './machine-inputs.js';
 import type { MachineService } from './machine-service.js';
 import { CursorCodec, pageCursorFormat, type PagePosition } from './cursor-codec.js';
@@ -51,6 +52,7 @@ function runningState(op: MachineEventName | undefined): PaperspaceState {
     case undefined:
     case 'update':
     case 'snapshot':
+    case 'startup-script':
       return 'ready';
     case 'create':
       return 'provisioning';
@@ -76,6 +78,7 @@ function pausedState(op: MachineEventName | undefined): PaperspaceState {
     case 'restart':
     case 'update':
     case 'snapshot':
+    case 'startup-script':
       return 'off';
   }
 }
@@ -163,6 +166,8 @@ export interface PaperspaceServiceOptions {
   regions: readonly string[];
   /** Disk sizes (GB) a create may ask for. */
   diskSizesGb: readonly number[];
+  /** Runs machines' startup scripts after a create, a start and a restart. */
+  startupScripts: StartupScriptRuns;
 }
 
 /** A create request after validation at the edge. */
@@ -181,6 +186,8 @@ export interface PaperspaceCreateInput {
   takeInitialSnapshot?: boolean;
   restorePointEnabled?: boolean;
   restorePointFrequency?: 'shutdown';
+  /** A startup script of the team, copied into the machine and run after its starts. */
+  startupScriptId?: string;
 }
 
 /** An update request after validation at the edge. */
@@ -299,6 +306,7 @@ export class PaperspaceService {
           autoSnapshot,
           takeInitialSnapshot: input.takeInitialSnapshot ?? false,
           restorePointFromInitial: input.restorePointEnabled ?? false,
+          startupScriptId: input.startupScriptId,
         },
         undefined,
         { onRecorded: recorded },
@@ -307,7 +315,11 @@ export class PaperspaceService {
     // Errors before the record exists (capacity, template) are the request's: nothing was created.
     const first = await Promise.race([whenRecorded, created]);
     for (const user of grantees) await this.o.accessors.grant(first.id, user);
-    const work = input.startOnCreate === false ? created.then((m) => this.o.operations.within(() => this.o.machines.pause(caller, m.id))) : created;
+    // A machine created stopped has not started: its first start is the first `start`.
+    const work =
+      input.startOnCreate === false
+        ? created.then((m) => this.o.operations.within(() => this.o.machines.pause(caller, m.id)))
+        : created.then((m) => this.o.startupScripts.afterStart(caller, m, 'create'));
     const event = await this.o.operations.follow(caller, first.id, 'create', requestedAt, work);
     return { machine: await this.view(first), event };
   }
@@ -417,7 +429,8 @@ export class PaperspaceService {
   async start(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
     if (!allows(m.record.status, 'resume') || m.state !== 'off') throw this.conflict(m.record, m.state, 'start', 'off (stopped)');
-    const event = await this.o.operations.run(caller, id, 'start', () => this.o.machines.resume(caller, id));
+    // A start counts as a start for the startup script (a native resume does not): see StartupScriptRuns.
+    const event = await this.o.operations.run(caller, id, 'start', async () => this.o.startupScripts.afterStart(caller, await this.o.machines.resume(caller, id), 'start'));
     return { machine: await this.get(caller, id), event };
   }
 
@@ -433,7 +446,7 @@ export class PaperspaceService {
   async restart(caller: Caller, id: string): Promise<MachineWithEvent> {
     const m = await this.get(caller, id);
     if (!allows(m.record.status, 'restart') || m.state !== 'ready') throw this.conflict(m.record, m.state, 'restart', 'ready');
-    const event = await this.o.operations.run(caller, id, 'restart', () => this.o.machines.restart(caller, id));
+    const event = await this.o.operations.run(caller, id, 'restart', async () => this.o.startupScripts.afterStart(caller, await this.o.machines.restart(caller, id), 'restart'));
     return { machine: await this.get(caller, id), event };
   }
 

@@ -6,6 +6,7 @@ import type { Caller } from '../domain/team.js';
 import { allows, assertAllows, isLive, stateConflict, transition } from '../domain/transitions.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
+import type { Template } from '../templates/templates.js';
 
 /**
  * Pause (a snapshot of memory and disk), resume (the same processes), the revert to a
@@ -145,34 +146,43 @@ export class PauseResume {
     const template = await core.templateOf(m);
     core.ensureCapacity();
     const snapshotId = m.snapshotId;
-    return core.recorded(m, 'start', async () => {
-      // A machine paused before networking existed gets its address now.
-      const assigned = m.privateIp === null;
-      if (assigned) m.privateIp = core.allocateIp(m.id);
-      try {
-        await core.runtime.resume(core.spec(m, template), snapshotId);
-      } catch (err) {
-        if (assigned) {
-          core.releaseIp(m);
-          m.privateIp = null;
-        }
-        core.log.error({ machine: m.id, err }, 'resume failed');
-        throw new HangarError(
-          'RESTORE_FAILED',
-          `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
-          { machine_id: m.id, snapshot_id: snapshotId },
-        );
+    // A paused machine keeps its disk in the team's quota; running again takes its machine, vCPUs and memory.
+    const release = await core.quotas.reserve(m.teamId, { machines: 1, vcpus: m.config.vcpus, memory_mb: m.config.memory_mb });
+    try {
+      return await core.recorded(m, 'start', () => this.resumeRecorded(m, template, snapshotId));
+    } finally {
+      release();
+    }
+  }
+
+  private async resumeRecorded(m: MachineRecord, template: Template, snapshotId: string): Promise<MachineRecord> {
+    const { core } = this;
+    // A machine paused before networking existed gets its address now.
+    const assigned = m.privateIp === null;
+    if (assigned) m.privateIp = core.allocateIp(m.id);
+    try {
+      await core.runtime.resume(core.spec(m, template), snapshotId);
+    } catch (err) {
+      if (assigned) {
+        core.releaseIp(m);
+        m.privateIp = null;
       }
-      await core.store.deleteSnapshot(snapshotId);
-      core.hold(m.id);
-      const now = core.now();
-      transition(m, 'resumed');
-      m.snapshotId = null;
-      m.pausedAt = null;
-      m.resumedAt = now;
-      m.timeoutAt = now + m.timeoutMs;
-      return core.save(m);
-    });
+      core.log.error({ machine: m.id, err }, 'resume failed');
+      throw new HangarError(
+        'RESTORE_FAILED',
+        `Machine ${m.id} could not be resumed (${reasonOf(err)}); it stays paused with snapshot ${snapshotId} intact.`,
+        { machine_id: m.id, snapshot_id: snapshotId },
+      );
+    }
+    await core.store.deleteSnapshot(snapshotId);
+    core.hold(m.id);
+    const now = core.now();
+    transition(m, 'resumed');
+    m.snapshotId = null;
+    m.pausedAt = null;
+    m.resumedAt = now;
+    m.timeoutAt = now + m.timeoutMs;
+    return core.save(m);
   }
 
   /**

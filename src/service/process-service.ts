@@ -229,6 +229,23 @@ export class ProcessService {
     return describe(e);
   }
 
+  /**
+   * For the server's own processes (startup scripts): resolves once the process has
+   * exited, with its final state and the last `tailBytes` of its output (both streams in
+   * order). Reads the process as it is now, so it settles even after the machine is gone.
+   */
+  async outcome(id: string, pid: number, tailBytes: number): Promise<{ info: ProcessInfo; output: string }> {
+    const e = this.machines.get(id)?.byPid.get(pid);
+    if (!e) throw new Error(`machine ${id} has no process ${pid}`);
+    await e.ended;
+    const slice = e.output.read(Math.max(0, e.output.total - tailBytes));
+    const bytes = Buffer.concat(slice.chunks.map((c) => c.data));
+    // A byte cut can land inside a character: start at the next whole one.
+    let start = 0;
+    while (start < bytes.length && start < 3 && (bytes[start]! & 0xc0) === 0x80) start++;
+    return { info: describe(e), output: bytes.subarray(start).toString('utf8') };
+  }
+
   /** Send a signal to a running process's process group. */
   async signal(caller: Caller, id: string, pid: number, sig: ProcessSignal): Promise<ProcessInfo> {
     const e = await this.running(caller, id, pid);

@@ -110,7 +110,14 @@ export class TemplateBuilder {
       id: newBuildId(), teamId, name: req.name, version: 0, status: 'building', spec, result: null, error: null,
       createdAt: core.now(), finishedAt: null, deletedAt: null,
     };
-    b.version = await core.store.insertTemplateBuild(b);
+    // A new name of the team counts against its templates quota; a new version of one it has does not.
+    const isNew = teamId !== null && !(await core.store.latestTemplateBuild(teamId, req.name));
+    const release = await core.quotas.reserve(caller.team.id, { templates: isNew ? 1 : 0 });
+    try {
+      b.version = await core.store.insertTemplateBuild(b);
+    } finally {
+      release();
+    }
     this.o.logs.open(b.id);
     const timedRun = async (): Promise<void> => {
       await this.run(b, caller.team.id);

@@ -61,6 +61,16 @@ export class VolumeService {
     // A quick answer for the usual duplicate; the insert below is the atomic check.
     if ((await store.listVolumes(caller.team.id)).some((v) => v.name === input.name)) throw this.nameTaken(input.name);
     const volume: VolumeRecord = { id: newVolumeId(), teamId: caller.team.id, name: input.name, sizeMb: input.sizeMb, createdAt: this.core.now() };
+    const release = await this.core.quotas.reserve(caller.team.id, { volume_mb: input.sizeMb });
+    try {
+      return await this.createReserved(volume, input);
+    } finally {
+      release();
+    }
+  }
+
+  private async createReserved(volume: VolumeRecord, input: CreateVolumeInput): Promise<VolumeView> {
+    const { store, runtime } = this.core;
     try {
       await runtime.createVolume(volume.id, volume.sizeMb);
     } catch (err) {

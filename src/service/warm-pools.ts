@@ -1,6 +1,7 @@
 import { HangarError } from '../domain/errors.js';
 import { newMachineId } from '../domain/ids.js';
 import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineConfig, type MachineRecord } from '../domain/machine.js';
+import type { MachineStartupScript } from '../domain/startup-script.js';
 import type { Caller } from '../domain/team.js';
 import { allows, transition } from '../domain/transitions.js';
 import { POOL_TEAM_ID, poolMatches, type WarmPool } from '../domain/warm-pool.js';
@@ -171,7 +172,7 @@ export class WarmPoolService {
 
   /**
    * Hand a ready machine of `pool` to the caller: claimed atomically in the store, then
-   * given the request's metadata, env, cwd and timers as if it had just started, and
+   * given the request's metadata, env, cwd, timers and startup script copy as if it had just started, and
    * `finish`ed under its lock as part of the create. Null (a miss) when none is ready;
    * either way the pool refills.
    */
@@ -179,6 +180,7 @@ export class WarmPoolService {
     caller: Caller,
     pool: WarmPool,
     input: CreateMachineInput,
+    startupScript: MachineStartupScript | null,
     finish: (m: MachineRecord) => Promise<MachineRecord>,
   ): Promise<MachineRecord | null> {
     const { core } = this.o;
@@ -211,6 +213,7 @@ export class WarmPoolService {
           warmPoolCheckout: { hit: true, id: pool.name },
           autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
           restorePoint: null,
+          startupScript,
         } satisfies Partial<MachineRecord>);
         if (input.cwd !== undefined) await core.runtime.ensureDir(claimed.id, input.cwd);
         await core.save(claimed);

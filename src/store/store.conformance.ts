@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
+import type { StartupScriptRecord } from '../domain/startup-script.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
 import { VolumeConflictError, type VolumeRecord } from '../domain/volume.js';
@@ -95,6 +96,7 @@ function fullMachine(): MachineRecord {
     autoSnapshot: { frequency: 'weekly', keep: 7, since: T0 + 8, lastAt: T0 + 9 },
     restorePoint: { frequency: 'shutdown', snapshotId: 'snap_restorepoint0001' },
     templateBuild: 'bld_full0000000000',
+    startupScript: { scriptId: 'scr_full0000000000', script: '#!/bin/sh\necho "é 🙂" > /tmp/x\n', runOnce: true },
   });
 }
 
@@ -110,8 +112,14 @@ function machineEvent(o: Partial<MachineEventRecord> = {}): MachineEventRecord {
     createdAt: T0,
     startedAt: null,
     finishedAt: null,
+    startupScript: null,
     ...o,
   };
+}
+
+/** A startup script of team_a unless told otherwise. */
+function startupScript(o: Partial<StartupScriptRecord> = {}): StartupScriptRecord {
+  return { id: nextId('scr_'), teamId: 'team_a', name: 'setup', script: 'echo hi', runOnce: false, createdAt: T0, ...o };
 }
 
 /** Deep equality plus identical key order of the JSON-valued fields. */
@@ -300,6 +308,22 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
           listed.sort((x, y) => x.createdAt - y.createdAt),
           [a, b],
         );
+      });
+
+      it('quotas: none by default, set, replaced, per team, and cleared with {}', async () => {
+        const a = team();
+        const b = team();
+        await store.insertTeam(a);
+        await store.insertTeam(b);
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), {});
+        await store.setTeamQuotas(a.id, { machines: 3, memory_mb: 4096, snapshot_bytes: 9_007_199_254_740_991 });
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), { machines: 3, memory_mb: 4096, snapshot_bytes: 9_007_199_254_740_991 });
+        assert.deepStrictEqual(await store.getTeamQuotas(b.id), {});
+        await store.setTeamQuotas(a.id, { templates: 0 });
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), { templates: 0 });
+        await store.setTeamQuotas(a.id, {});
+        assert.deepStrictEqual(await store.getTeamQuotas(a.id), {});
+        assert.deepStrictEqual(await store.getTeamQuotas('team_missing'), {});
       });
 
       it('a duplicate team id is refused', async () => {
@@ -1305,6 +1329,44 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       });
     });
 
+    describe('startup scripts', () => {
+      it('insert, get, list per team newest first, delete', async () => {
+        const a1 = startupScript({ createdAt: T0 + 1, script: '#!/bin/sh\nprintf "é 🙂\\n"\n', runOnce: true });
+        const a2 = startupScript({ createdAt: T0 + 3, name: 'setup' });
+        const a3 = startupScript({ createdAt: T0 + 3, name: 'other' });
+        const b1 = startupScript({ teamId: 'team_b' });
+        for (const s of [a1, a2, a3, b1]) assert.equal(await store.insertStartupScript(s, 100), true);
+        assert.deepStrictEqual(await store.getStartupScript(a1.id), a1);
+        assert.equal(await store.getStartupScript('scr_missing'), null);
+        const newest = [a2, a3].sort((x, y) => (x.id < y.id ? 1 : -1));
+        assert.deepStrictEqual(await store.listStartupScripts('team_a'), [...newest, a1]);
+        assert.deepStrictEqual(await store.listStartupScripts('team_b'), [b1]);
+        assert.deepStrictEqual(await store.listStartupScripts('team_none'), []);
+        assert.equal(await store.deleteStartupScript(a1.id), true);
+        assert.equal(await store.deleteStartupScript(a1.id), false);
+        assert.equal(await store.getStartupScript(a1.id), null);
+        assert.deepStrictEqual(await store.listStartupScripts('team_a'), newest);
+      });
+
+      it('a team full of scripts is refused atomically; other teams are not', async () => {
+        assert.equal(await store.insertStartupScript(startupScript(), 2), true);
+        assert.equal(await store.insertStartupScript(startupScript(), 2), true);
+        const third = startupScript();
+        assert.equal(await store.insertStartupScript(third, 2), false);
+        assert.equal(await store.getStartupScript(third.id), null);
+        assert.equal(await store.insertStartupScript(startupScript({ teamId: 'team_b' }), 2), true);
+      });
+
+      it('a machine keeps its copy of a script after the script is deleted', async () => {
+        const s = startupScript();
+        await store.insertStartupScript(s, 100);
+        const m = machine({ startupScript: { scriptId: s.id, script: s.script, runOnce: s.runOnce } });
+        await store.insertMachine(m);
+        await store.deleteStartupScript(s.id);
+        assertSameMachine(await store.getMachine(m.id), m);
+      });
+    });
+
     describe('machine events', () => {
       const eventIds = (es: MachineEventRecord[]): string[] => es.map((e) => e.id);
 
@@ -1316,6 +1378,25 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         await store.updateMachineEvent(done);
         assert.deepStrictEqual(await store.getMachineEvent(e.id), done);
         assert.equal(await store.getMachineEvent('mev_missing'), null);
+      });
+
+      it('a startup-script event keeps its run (process, exit code, output) through insert and update', async () => {
+        const e = machineEvent({ name: 'startup-script', state: 'in progress', startedAt: T0, startupScript: { pid: 42, exitCode: null, output: '', outputBytes: 0 } });
+        await store.insertMachineEvent(e);
+        assert.deepStrictEqual(await store.getMachineEvent(e.id), e);
+        const ended = { ...e, state: 'error' as const, error: 'exit code 3', finishedAt: T0 + 5, startupScript: { pid: 42, exitCode: 3, output: 'out ✓\nerr "x"\n', outputBytes: 9000 } };
+        await store.updateMachineEvent(ended);
+        assert.deepStrictEqual(await store.getMachineEvent(e.id), ended);
+      });
+
+      it('lists only the events of one name when asked', async () => {
+        const create = machineEvent({ machineId: 'mch_1', createdAt: T0 + 1 });
+        const run1 = machineEvent({ machineId: 'mch_1', name: 'startup-script', createdAt: T0 + 2 });
+        const run2 = machineEvent({ machineId: 'mch_2', name: 'startup-script', createdAt: T0 + 3 });
+        for (const e of [create, run1, run2]) await store.insertMachineEvent(e);
+        assert.deepStrictEqual(eventIds(await store.listMachineEvents({ teamId: 'team_a', order: 'asc', name: 'startup-script' })), [run1.id, run2.id]);
+        assert.deepStrictEqual(eventIds(await store.listMachineEvents({ teamId: 'team_a', order: 'asc', machineId: 'mch_1', name: 'startup-script', limit: 1 })), [run1.id]);
+        assert.deepStrictEqual(await store.listMachineEvents({ teamId: 'team_a', order: 'asc', machineId: 'mch_1', name: 'restart' }), []);
       });
 
       it('a duplicate event id is refused', async () => {

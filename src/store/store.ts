@@ -1,6 +1,8 @@
-import type { MachineEventRecord } from '../domain/machine-event.js';
+import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
+import type { StartupScriptRecord } from '../domain/startup-script.js';
 import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
+import type { TeamQuotas } from '../domain/quota.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../domain/volume.js';
@@ -39,6 +41,8 @@ export interface MachineEventListQuery {
   limit?: number;
   /** Only events of machines this user created or is an active accessor of. */
   visibleTo?: string;
+  /** Only events of this name. */
+  name?: MachineEventName;
 }
 
 /** Only values in `oneOf`, or only values in none of `noneOf`. */
@@ -139,6 +143,11 @@ export interface TeamStore {
   listAccessors(machineId: string): Promise<MachineAccessor[]>;
   /** Set `deletedAt` of an active accessor; false when there is none. */
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean>;
+
+  /** A team's quotas; `{}` (no ceiling) when none were set. */
+  getTeamQuotas(teamId: string): Promise<TeamQuotas>;
+  /** Replace a team's quotas (`{}` removes every ceiling). */
+  setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void>;
 }
 
 /** Machine records and the queries over them. */
@@ -231,6 +240,17 @@ export interface VolumeStore {
   deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }>;
 }
 
+/** A team's startup scripts (machines keep copies of theirs, so deleting one touches no machine). */
+export interface StartupScriptStore {
+  /** Insert a script; false (nothing written) when its team already has `maxPerTeam`. */
+  insertStartupScript(s: StartupScriptRecord, maxPerTeam: number): Promise<boolean>;
+  getStartupScript(id: string): Promise<StartupScriptRecord | null>;
+  /** A team's scripts, newest first (created_at desc, then id desc). */
+  listStartupScripts(teamId: string): Promise<StartupScriptRecord[]>;
+  /** Delete a script; false when there was none. */
+  deleteStartupScript(id: string): Promise<boolean>;
+}
+
 /** Warm pools: their settings and counters, and the idle machines they hold. */
 export interface WarmPoolStore {
   /** Insert or replace a pool's settings (counters included). */
@@ -277,7 +297,7 @@ export interface IdempotencyStore {
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
-export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, StartupScriptStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
   /** Short name for logs and /v1/info. */
   readonly kind: string;
   close(): Promise<void>;

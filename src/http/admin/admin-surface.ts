@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AuthService } from '../../service/auth-service.js';
 import type { Metrics } from '../../service/metrics.js';
+import type { QuotaService } from '../../service/quotas.js';
 import type { WarmPoolService } from '../../service/warm-pools.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { metricsRoutes } from './metrics-routes.js';
@@ -11,6 +12,7 @@ import { warmPoolRoutes } from './warm-pool-routes.js';
 /** The services the admin routes call. */
 export interface AdminSurfaceOptions {
   auth: AuthService;
+  quotas: QuotaService;
   pools: WarmPoolService;
   /** The clock of created and revoked times (the machine service's, which tests move). */
   now: () => number;
@@ -19,7 +21,7 @@ export interface AdminSurfaceOptions {
 
 /** Every admin route, in document order. */
 export function adminSurfaceRoutes(o: AdminSurfaceOptions): AnyRoute[] {
-  return [...teamRoutes(o.auth, o.now), ...warmPoolRoutes(o.pools), ...metricsRoutes(o.metrics)];
+  return [...teamRoutes(o.auth, o.quotas, o.now), ...warmPoolRoutes(o.pools), ...metricsRoutes(o.metrics)];
 }
 
 /** The admin surface as a Fastify plugin: its routes in a scope of their own, with the app's parsers and error handler. */

@@ -1,7 +1,9 @@
 import type { ApiKeyRecord, Team, User } from '../../domain/team.js';
+import type { TeamQuotas } from '../../domain/quota.js';
 import type { AuthService } from '../../service/auth-service.js';
+import type { QuotaService } from '../../service/quotas.js';
 import { defineRoute, type AnyRoute } from '../route.js';
-import { ErrorSchema } from '../shared/schemas.js';
+import { ErrorSchema, TeamQuotasSchema, TeamQuotasViewSchema } from '../shared/schemas.js';
 import {
   ApiKeyListSchema,
   ApiKeyParams,
@@ -45,7 +47,8 @@ const adminErrors = {
 };
 
 /** Admin endpoints: teams, their users and API keys. */
-export function teamRoutes(auth: AuthService, now: () => number): AnyRoute[] {
+export function teamRoutes(auth: AuthService, quotas: QuotaService, now: () => number): AnyRoute[] {
+  const quotasView = async (teamId: string) => ({ team_id: teamId, quotas: await quotas.quotas(teamId), usage: await quotas.usage(teamId) });
   return [
     defineRoute({
       method: 'POST',
@@ -68,6 +71,41 @@ export function teamRoutes(auth: AuthService, now: () => number): AnyRoute[] {
       auth: 'admin',
       responses: { 200: { description: 'All teams.', schema: TeamListSchema }, ...adminErrors },
       handler: async () => ({ items: (await auth.listTeams()).map(teamView) }),
+    }),
+    defineRoute({
+      method: 'GET',
+      url: '/v1/admin/teams/:id/quotas',
+      operationId: 'getTeamQuotas',
+      summary: "A team's quotas and what it holds",
+      tag: 'admin',
+      auth: 'admin',
+      params: TeamParams,
+      responses: { 200: { description: 'The quotas (absent: no ceiling) and the usage.', schema: TeamQuotasViewSchema }, ...adminErrors },
+      handler: async ({ params }) => {
+        await auth.getTeam(params.id);
+        return quotasView(params.id);
+      },
+    }),
+    defineRoute({
+      method: 'PUT',
+      url: '/v1/admin/teams/:id/quotas',
+      operationId: 'setTeamQuotas',
+      summary: "Replace a team's quotas",
+      description:
+        'Each field is a ceiling on what the team holds at once; a field left out has none, and `{}` removes them all. A ceiling below ' +
+        'what the team holds now is accepted: nothing is stopped, and what would add to it is refused with 429 QUOTA_EXCEEDED until the team is under it.',
+      tag: 'admin',
+      auth: 'admin',
+      params: TeamParams,
+      body: TeamQuotasSchema,
+      responses: { 200: { description: 'The quotas now, and the usage.', schema: TeamQuotasViewSchema }, ...adminErrors },
+      handler: async ({ params, body }) => {
+        await auth.getTeam(params.id);
+        const set: TeamQuotas = {};
+        for (const [k, v] of Object.entries(body)) if (v !== undefined) set[k as keyof TeamQuotas] = v;
+        await quotas.setQuotas(params.id, set);
+        return quotasView(params.id);
+      },
     }),
     defineRoute({
       method: 'POST',

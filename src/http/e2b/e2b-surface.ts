@@ -51,7 +51,7 @@ export const e2bSurface: FastifyPluginAsync<E2bSurfaceOptions> = async (app, o) 
     control.setErrorHandler((err, request, reply) => {
       const answer = errorReply(err, false, e2bErrorBody);
       if (answer.logMessage !== null) request.log.error({ err }, answer.logMessage);
-      return reply.code(answer.status).send(answer.body);
+      return reply.code(answer.status).headers(answer.headers).send(answer.body);
     });
     registerControlRoutes(control, { machines: o.machines, compute: o.compute, authenticate: o.authenticate });
   });

@@ -1,6 +1,7 @@
 import { HangarError } from '../../domain/errors.js';
 import { normaliseCwd } from '../../domain/machine.js';
 import type { MachineService } from '../../service/machine-service.js';
+import type { StartupScriptRuns } from '../../service/startup-script-runs.js';
 import { defineRoute, type AnyRoute } from '../route.js';
 import { parseFields, parseListQuery, renderMachine, type MachineView } from './machine-view.js';
 import { outboundPolicy } from './network-view.js';
@@ -26,7 +27,7 @@ const errors = {
 };
 
 /** The native machines API (seed 000/001) and the legacy sandboxes view (seed 003). */
-export function machineRoutes(service: MachineService): AnyRoute[] {
+export function machineRoutes(service: MachineService, startupScripts: StartupScriptRuns): AnyRoute[] {
   const listRoute = (view: MachineView, url: string): AnyRoute =>
     defineRoute({
       method: 'GET',
@@ -94,7 +95,7 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
         ...errors,
         409: { description: 'Idempotency-Key reused with another body; VOLUME_IN_USE: a volume to attach read-write is read-write in another live machine, or a fork of a machine with a read-write volume.', schema: ErrorSchema },
         413: { description: 'Body too large.', schema: ErrorSchema },
-        422: { description: 'Unknown template, snapshot or volume (UNKNOWN_VOLUME), or a feature not available on this server.', schema: ErrorSchema },
+        422: { description: 'Unknown template, snapshot, volume (UNKNOWN_VOLUME) or startup script (UNKNOWN_STARTUP_SCRIPT), or a feature not available on this server.', schema: ErrorSchema },
         429: { description: 'Server at capacity.', schema: ErrorSchema },
       },
       handler: async ({ body, caller, request }) => {
@@ -130,9 +131,12 @@ export function machineRoutes(service: MachineService): AnyRoute[] {
             autoResume: body.auto_resume,
             autoSnapshot: body.auto_snapshot,
             volumes: body.volumes?.map((v) => ({ volumeId: v.volume_id, mountPath: v.mount_path, readOnly: v.read_only ?? false })),
+            startupScriptId: body.startup_script_id,
           },
           idemKey,
         );
+        // Started (its event recorded) before the answer; a retried create does not run it again.
+        await startupScripts.afterStart(caller, m, 'create');
         return renderMachine(m, { now: service.now(), view: 'machine', trafficToken: service.trafficToken(m.id) });
       },
     }),

@@ -63,6 +63,10 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
     full.auto_snapshot = { frequency: m.autoSnapshot.frequency, keep: m.autoSnapshot.keep, next_at: iso(autoSnapshotDue(m) ?? 0) };
   }
   if (m.restorePoint !== null) full.restore_point_snapshot_id = m.restorePoint.snapshotId;
+  if (m.startupScript !== null) {
+    full.startup_script_id = m.startupScript.scriptId;
+    full.startup_script_run_once = m.startupScript.runOnce;
+  }
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

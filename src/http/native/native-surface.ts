@@ -1,5 +1,5 @@
 /**
- * The native surface (seeds 000, 001, 003, volumes and the system routes): its routes in the order
+ * The native surface (seeds 000, 001, 003, volumes, startup scripts and the system routes): its routes in the order
  * the OpenAPI document lists them, and the Fastify plugin that serves them. Ingress and
  * the terminal WebSocket are native too, but the app registers them itself: they answer
  * before (and outside) Fastify's routing.
@@ -11,15 +11,19 @@ import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { ProcessService } from '../../service/process-service.js';
 import type { TemplateApi } from '../../service/template-api.js';
+import type { StartupScriptRuns } from '../../service/startup-script-runs.js';
+import type { StartupScriptService } from '../../service/startup-script-service.js';
 import type { VolumeService } from '../../service/volume-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
 import { machineRoutes } from './machine-routes.js';
 import { processRoutes } from './process-routes.js';
+import { quotaRoutes } from './quota-routes.js';
 import { ptyRoutes } from './pty-routes.js';
 import { desktopRoutes } from './desktop-routes.js';
 import { snapshotRoutes } from './snapshot-routes.js';
+import { startupScriptRoutes } from './startup-script-routes.js';
 import { systemRoutes, type SystemRoutesOptions } from './system-routes.js';
 import { templateRoutes } from './template-routes.js';
 import { volumeRoutes } from './volume-routes.js';
@@ -28,6 +32,8 @@ import { volumeRoutes } from './volume-routes.js';
 export interface NativeSurfaceOptions extends SystemRoutesOptions {
   machines: MachineService;
   volumes: VolumeService;
+  startupScripts: StartupScriptService;
+  startupScriptRuns: StartupScriptRuns;
   exec: ExecService;
   processes: ProcessService;
   files: FileService;
@@ -39,9 +45,11 @@ export interface NativeSurfaceOptions extends SystemRoutesOptions {
 export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
   return [
     ...systemRoutes(o),
-    ...machineRoutes(o.machines),
+    ...quotaRoutes(o.machines),
+    ...machineRoutes(o.machines, o.startupScriptRuns),
     ...snapshotRoutes(o.machines),
     ...volumeRoutes(o.volumes),
+    ...startupScriptRoutes(o.startupScripts),
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),

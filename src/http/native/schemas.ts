@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
 import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
+import { STARTUP_SCRIPT_LIMITS } from '../../domain/startup-script.js';
 import { ATTACHMENT_STATES, RESERVED_MOUNT_PATHS, VOLUME_LIMITS, VOLUME_NAME_PATTERN } from '../../domain/volume.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
@@ -104,6 +105,15 @@ export const CreateMachineBody = z
         `Volumes to attach, at most ${VOLUME_LIMITS.perMachine}, for the machine's life (until it is destroyed); shown in metadata.volume_attachments in this order. ` +
           'Not with snapshot_id: a fork has its snapshot\'s (read-only) volumes. A machine with volumes never comes from a warm pool.',
       ),
+    startup_script_id: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        'A startup script of the team (GET /v1/startup-scripts): the machine keeps a copy (a later delete of the script changes nothing) and runs it with /bin/sh -c ' +
+          'as a background process once it runs, and again after each Paperspace-style start or restart (not after a resume) unless the script is run_once; each run is a startup-script event. Unknown: 422 UNKNOWN_STARTUP_SCRIPT.',
+      ),
     network: NetworkSchema.optional(),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
@@ -193,6 +203,8 @@ export const MachineSchema = z
       .optional()
       .describe('Present when automatic snapshots are on.'),
     restore_point_snapshot_id: z.string().optional().describe('Present when the machine has a restore point: each pause (stop) reverts it to this snapshot.'),
+    startup_script_id: z.string().optional().describe('Present when it was created with a startup script: the script its copy came from (which may since be deleted).'),
+    startup_script_run_once: z.boolean().optional().describe('Present with startup_script_id: whether its copy runs only after the first start.'),
   })
   .meta({ id: 'Machine' });
 
@@ -299,6 +311,45 @@ export const VolumeListSchema = z.object({ items: z.array(VolumeSchema).describe
 
 /** Path of one volume. */
 export const VolumeParams = z.object({ id: z.string().min(1).max(128).describe('Volume id, e.g. vol_a1b2c3d4.') });
+
+const SCRIPT_BYTES = STARTUP_SCRIPT_LIMITS.scriptBytes;
+
+/** Body of POST /v1/startup-scripts. */
+export const CreateStartupScriptBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(STARTUP_SCRIPT_LIMITS.nameMaxLength).describe('A human name (need not be unique).'),
+    script: z
+      .string()
+      .min(1)
+      .max(SCRIPT_BYTES)
+      .refine((text) => Buffer.byteLength(text, 'utf8') <= SCRIPT_BYTES, `must be at most ${SCRIPT_BYTES} bytes (UTF-8)`)
+      .refine((text) => !text.includes('\0'), 'must not contain NUL bytes')
+      .describe(`Shell text run inside the machine as root with /bin/sh -c, at most ${SCRIPT_BYTES} bytes (UTF-8).`),
+    run_once: z
+      .boolean()
+      .optional()
+      .describe('true: run only after the machine\'s first start; false: after every start (create, Paperspace-style start and restart; never a native resume). @default false'),
+  })
+  .meta({ id: 'CreateStartupScriptRequest' });
+
+/** A startup script of the team. */
+export const StartupScriptSchema = z
+  .object({
+    id: z.string().describe('scr_ + 16 lowercase letters and digits.'),
+    name: z.string(),
+    script: z.string(),
+    run_once: z.boolean().describe('Decides when a machine runs it: true only after its first start, false after every start.'),
+    created_at: dateTime(),
+  })
+  .meta({ id: 'StartupScript' });
+
+/** The answer of GET /v1/startup-scripts. */
+export const StartupScriptListSchema = z.object({
+  items: z.array(StartupScriptSchema).describe(`Every startup script of the team (at most ${STARTUP_SCRIPT_LIMITS.perTeam}), newest first.`),
+});
+
+/** Path of one startup script. */
+export const StartupScriptParams = z.object({ id: z.string().min(1).max(128).describe('Startup script id, e.g. scr_a1b2c3d4.') });
 
 // ---- Exec ----
 

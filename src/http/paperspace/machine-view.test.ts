@@ -115,6 +115,9 @@ describe('rendering', () => {
     assert.equal(out.autoShutdownTimeout, 1);
     assert.equal(out.autoShutdownForce, true);
     assert.equal(out.privateIp, null);
+    assert.equal(out.startupScriptId, null);
+    const scripted = renderPaperspaceMachine({ record: { ...record, startupScript: { scriptId: 'scr_x', script: 'true', runOnce: true } }, state: 'ready', machineType: 'C3', region: 'local', storageUsed: 0, agentType: 'LinuxHeadless' });
+    assert.equal(scripted.startupScriptId, 'scr_x');
     assert.deepEqual(
       [out.autoSnapshotEnabled, out.autoSnapshotFrequency, out.autoSnapshotSaveCount, out.restorePointEnabled, out.restorePointFrequency, out.restorePointSnapshotId],
       [false, null, null, false, null, null],
@@ -141,7 +144,7 @@ describe('rendering', () => {
   });
 
   it('an event has every field of the seed', () => {
-    const e: MachineEventRecord = { id: 'mev_x', teamId: 't', machineId: 'mch_x', name: 'stop', state: 'error', error: 'boom', createdAt: T0, startedAt: T0 + 1, finishedAt: T0 + 2 };
+    const e: MachineEventRecord = { id: 'mev_x', teamId: 't', machineId: 'mch_x', name: 'stop', state: 'error', error: 'boom', createdAt: T0, startedAt: T0 + 1, finishedAt: T0 + 2, startupScript: null };
     const out = renderPaperspaceEvent(e);
     PaperspaceEventSchema.parse(out);
     assert.deepEqual(out, {
@@ -153,6 +156,7 @@ describe('rendering', () => {
       machineId: 'mch_x',
       name: 'stop',
       state: 'error',
+      startupScript: null,
     });
   });
 });
@@ -167,7 +171,7 @@ describe('refuseUnsupported', () => {
   });
 
   it('refuses switching one on with 422 naming the field', () => {
-    for (const [field, value] of [['networkId', 'n'], ['publicIpType', 'static'], ['startupScriptId', 's'], ['autoShutdownForce', false]] as const) {
+    for (const [field, value] of [['networkId', 'n'], ['publicIpType', 'static'], ['autoShutdownForce', false]] as const) {
       assert.throws(
         () => refuseUnsupported({ [field]: value }),
         (e: unknown) => e instanceof HangarError && e.code === 'UNSUPPORTED_OPERATION' && e.status === 422 && e.details?.field === field && e.message.startsWith(field),

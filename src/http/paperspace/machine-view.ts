@@ -42,6 +42,7 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
     restorePointEnabled: m.restorePoint !== null,
     restorePointFrequency: m.restorePoint?.frequency ?? null,
     restorePointSnapshotId: m.restorePoint?.snapshotId ?? null,
+    startupScriptId: m.startupScript?.scriptId ?? null,
     state: pm.state,
     storageRate: 0,
     storageTotal: m.config.disk_mb * MIB,
@@ -62,6 +63,7 @@ export function renderPaperspaceEvent(e: MachineEventRecord): Record<string, unk
     machineId: e.machineId,
     name: e.name,
     state: e.state,
+    startupScript: e.startupScript,
   };
 }
 
@@ -80,7 +82,6 @@ export interface UnsupportedFields {
   enableNvlink?: boolean;
   networkId?: string;
   publicIpType?: string;
-  startupScriptId?: string;
 }
 
 /** Why each unsupported field is refused, when it asks for more than its "off" value. */
@@ -90,7 +91,6 @@ const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<Un
   enableNvlink: [(v) => v, 'this server passes no GPUs into machines, so there is no NVLink to enable; omit enableNvlink or send false'],
   networkId: [() => true, 'private networks are not supported yet; omit networkId'],
   publicIpType: [(v) => v !== 'none', 'a self-hosted server has no public addresses to hand out; a machine\'s ports are reached through the server\'s ingress (/v1/machines/{id}/ports/{port}/, or {port}-{id}.HANGAR_INGRESS_DOMAIN); omit publicIpType or send "none"'],
-  startupScriptId: [() => true, 'startup scripts are not supported yet; omit startupScriptId'],
 };
 
 /** Throw UNSUPPORTED_OPERATION (422) for the first field that asks for a feature not served yet. */

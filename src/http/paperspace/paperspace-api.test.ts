@@ -409,9 +409,11 @@ describe('Paperspace-style API', () => {
 
     it('422 for features not supported yet', async () => {
       const count = await machineCount();
-      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { startupScriptId: 's' }, { autoShutdownForce: false }]) {
+      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { autoShutdownForce: false }]) {
         assertError(await ps('POST', '/machines', { ...CREATE, ...extra }), 422, 'UNSUPPORTED_OPERATION', Object.keys(extra)[0]);
       }
+      // Served now (startup-scripts-api.test.ts): an unknown script is the create's 422, and nothing is created.
+      assertError(await ps('POST', '/machines', { ...CREATE, startupScriptId: 'scr_nosuchscript0000' }), 422, 'UNKNOWN_STARTUP_SCRIPT', 'scr_nosuchscript0000');
       assert.equal(await machineCount(), count);
     });
 
@@ -527,8 +529,8 @@ describe('Paperspace-style API', () => {
     it('events a dead server left unfinished are recorded as errors at the next start', async () => {
       // As a killed process leaves them: recorded, never finished.
       const at = Date.now();
-      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0001', teamId, machineId: alpha.id, name: 'stop', state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null });
-      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0002', teamId, machineId: alpha.id, name: 'restart', state: 'new', error: null, createdAt: at, startedAt: null, finishedAt: null });
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0001', teamId, machineId: alpha.id, name: 'stop', state: 'in progress', error: null, createdAt: at, startedAt: at, finishedAt: null, startupScript: null });
+      await t.server.store.insertMachineEvent({ id: 'mev_interrupted0002', teamId, machineId: alpha.id, name: 'restart', state: 'new', error: null, createdAt: at, startedAt: null, finishedAt: null, startupScript: null });
       await t.restart();
       for (const id of ['mev_interrupted0001', 'mev_interrupted0002']) {
         const e = (await ps('GET', `/machine-events/${id}`)).body;

@@ -129,7 +129,7 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       responses: {
         200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema },
         ...errors,
-        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION).', schema: PaperspaceErrorSchema },
+        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId names no script of the team (UNKNOWN_STARTUP_SCRIPT).', schema: PaperspaceErrorSchema },
         429: { description: 'Server at capacity.', schema: PaperspaceErrorSchema },
       },
       handler: async ({ body, caller }) => {
@@ -149,6 +149,7 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
             takeInitialSnapshot: body.takeInitialSnapshot,
             restorePointEnabled: body.restorePointEnabled,
             restorePointFrequency: body.restorePointFrequency,
+            startupScriptId: body.startupScriptId,
           }),
         );
       },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MACHINE_EVENT_MEANINGS, MACHINE_EVENT_NAMES, MACHINE_EVENT_STATES } from '../../domain/machine-event.js';
 import { AUTO_SNAPSHOT_FREQUENCIES, AUTO_SNAPSHOT_MAX_KEEP } from '../../domain/machine.js';
+import { STARTUP_SCRIPT_OUTPUT_KEPT } from '../../domain/startup-script.js';
 import { MACHINE_ORDER_FIELDS, PAPERSPACE_STATES } from '../../service/paperspace-service.js';
 import { dateTime as sharedDateTime, int64 } from '../shared/schemas.js';
 
@@ -66,6 +67,10 @@ export const PaperspaceMachineSchema = z
     restorePointEnabled: z.boolean().describe('True when each stop reverts the machine to its restore point.'),
     restorePointFrequency: z.enum(['shutdown']).nullable().describe('"shutdown" when a restore point is enabled, else null.'),
     restorePointSnapshotId: z.string().nullable().describe('The snapshot each stop reverts the machine to (GET /v1/snapshots/{id}); null when disabled.'),
+    startupScriptId: z
+      .string()
+      .nullable()
+      .describe('The startup script it was created with (GET /v1/startup-scripts/{id}; it keeps a copy, so the script may since be deleted); null when none.'),
     state: z.enum(PAPERSPACE_STATES),
     storageRate: z.number().describe('Always 0: Hangar does not bill.'),
     storageTotal: int64().describe('Disk quota (size of the writable layer) in bytes.'),
@@ -86,6 +91,15 @@ export const PaperspaceEventSchema = z
     machineId: z.string().nullable(),
     name: z.enum(MACHINE_EVENT_NAMES).describe(`The operation: ${MACHINE_EVENT_NAMES.map((n) => `${n}: ${MACHINE_EVENT_MEANINGS[n]}`).join('; ')}.`),
     state: z.enum(MACHINE_EVENT_STATES),
+    startupScript: z
+      .strictObject({
+        pid: z.number().int().describe('The process inside the machine: GET /v1/machines/{machineId}/processes/{pid}/output has its output while this server runs.'),
+        exitCode: z.number().int().nullable().describe('Null while it runs; 0 for done; otherwise the code (128 + n when killed by signal n, -1 when it ended with no status).'),
+        output: z.string().describe(`The last ${STARTUP_SCRIPT_OUTPUT_KEPT / 1024} KiB of its output (stdout and stderr in order), kept when it ends; empty before.`),
+        outputBytes: z.number().int().describe('Bytes of output it wrote in all.'),
+      })
+      .nullable()
+      .describe('A startup-script event\'s run; null for every other event, and for a script that could not be started (error says why).'),
   })
   .meta({ id: 'PaperspaceMachineEvent' });
 
@@ -204,7 +218,6 @@ const unsupportedFields = {
 const unsupportedCreateFields = {
   emailPassword: z.boolean().optional().describe('Not supported: only false is accepted.'),
   enableNvlink: z.boolean().optional().describe('No GPUs: only false is accepted.'),
-  startupScriptId: z.string().optional().describe('Not supported yet: refused.'),
 };
 
 /** Body of POST /machines. */
@@ -226,6 +239,15 @@ export const CreateBody = z
       .describe('Users of the team granted access to the new machine (its accessors); each must exist in the team.'),
     takeInitialSnapshot: z.boolean().optional().describe('Snapshot the machine once it runs, as part of the create event. @default false'),
     restorePointEnabled: z.boolean().optional().describe('Make the initial snapshot the restore point (each stop reverts to it); implies takeInitialSnapshot. @default false'),
+    startupScriptId: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        'A startup script of the team (POST /v1/startup-scripts). The machine keeps a copy and runs it with /bin/sh -c after it starts: only the first time when the script is run_once, ' +
+          'else after every create, start and restart. Each run is a startup-script event with its process id, exit code and output. Unknown: 422 UNKNOWN_STARTUP_SCRIPT.',
+      ),
     ...snapshotFields,
     ...unsupportedFields,
     ...unsupportedCreateFields,

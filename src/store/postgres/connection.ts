@@ -90,6 +90,8 @@ export const LOCK_CLASS = {
   teamVolumes: 0x48470002,
   /** A template name's versions (key: hash of team and name): the next version. */
   templateVersions: 0x48470003,
+  /** A team's startup scripts (key: hash of the team id): the count check of an insert. */
+  teamStartupScripts: 0x48470004,
 } as const;
 
 /** Take a transaction-scoped advisory lock of `lockClass` on `name` (released at commit or rollback). */

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
+import type { StartupScriptRun } from '../../domain/startup-script.js';
 import type { MachineEventListQuery, MachineEventStore } from '../store.js';
 import { visibleMachine } from './access.js';
 import { changesOf, Params, rowsOf } from './connection.js';
@@ -14,10 +15,15 @@ interface EventRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** JSON of a startup-script event's run; null for other events. */
+  startup_script: string | null;
 }
 
 /** The values of an event's row: id first, then the columns an update sets. */
-const toValues = (e: MachineEventRecord): unknown[] => [e.id, e.teamId, e.machineId, e.name, e.state, e.error, e.createdAt, e.startedAt, e.finishedAt];
+const toValues = (e: MachineEventRecord): unknown[] => [
+  e.id, e.teamId, e.machineId, e.name, e.state, e.error, e.createdAt, e.startedAt, e.finishedAt,
+  e.startupScript === null ? null : JSON.stringify(e.startupScript),
+];
 
 const fromRow = (r: EventRow): MachineEventRecord => ({
   id: r.id,
@@ -29,6 +35,7 @@ const fromRow = (r: EventRow): MachineEventRecord => ({
   createdAt: r.created_at,
   startedAt: r.started_at,
   finishedAt: r.finished_at,
+  startupScript: r.startup_script === null ? null : (JSON.parse(r.startup_script) as StartupScriptRun),
 });
 
 /** Machine events in `machine_events`. */
@@ -37,14 +44,16 @@ export class PostgresMachineEvents implements MachineEventStore {
 
   async insertMachineEvent(e: MachineEventRecord): Promise<void> {
     await this.pool.query(
-      'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at, startup_script) ' +
+        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
       toValues(e),
     );
   }
 
   async updateMachineEvent(e: MachineEventRecord): Promise<void> {
     await this.pool.query(
-      'UPDATE machine_events SET team_id = $2, machine_id = $3, name = $4, state = $5, error = $6, created_at = $7, started_at = $8, finished_at = $9 WHERE id = $1',
+      'UPDATE machine_events SET team_id = $2, machine_id = $3, name = $4, state = $5, error = $6, created_at = $7, started_at = $8, finished_at = $9, ' +
+        'startup_script = $10 WHERE id = $1',
       toValues(e),
     );
   }
@@ -59,6 +68,7 @@ export class PostgresMachineEvents implements MachineEventStore {
     const p = new Params();
     const where = [`team_id = ${p.add(q.teamId)}`];
     if (q.machineId !== undefined) where.push(`machine_id = ${p.add(q.machineId)}`);
+    if (q.name !== undefined) where.push(`name = ${p.add(q.name)}`);
     if (q.visibleTo !== undefined) where.push(`machine_id IN (SELECT id FROM machines WHERE ${visibleMachine(p, q.visibleTo)})`);
     const cmp = q.order === 'asc' ? '>' : '<';
     if (q.after) where.push(`(created_at, id) ${cmp} (${p.add(q.after.createdAt)}::bigint, ${p.add(q.after.id)}::text)`);

@@ -5,6 +5,7 @@
  */
 import type { AutoSnapshotFrequency, MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
+import type { MachineStartupScript } from '../../domain/startup-script.js';
 import type { VolumeAttachment } from '../../domain/volume.js';
 
 /** A `machines` row as the driver returns it. */
@@ -51,6 +52,8 @@ export interface MachineRow {
   /** JSON array of attachments; null when the machine has none. */
   volumes: string | null;
   region: string | null;
+  /** JSON of the machine's copy of its startup script; null when none. */
+  startup_script: string | null;
 }
 
 /** Every column of `machines`, in the order inserts and updates bind them. */
@@ -64,6 +67,7 @@ export const MACHINE_COLUMNS = [
   'template_build',
   'volumes',
   'region',
+  'startup_script',
 ] as const satisfies readonly (keyof MachineRow)[];
 
 /** The row that stores a machine record. */
@@ -110,6 +114,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     template_build: m.templateBuild,
     volumes: volumesToColumn(m.volumes),
     region: m.region,
+    startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
   };
 }
 
@@ -167,6 +172,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     templateBuild: r.template_build,
     volumes: volumesFromColumn(r.volumes),
     region: r.region,
+    startupScript: r.startup_script === null ? null : (JSON.parse(r.startup_script) as MachineStartupScript),
   };
 }
 

@@ -180,4 +180,26 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT regexp_replace(replace(s, chr(1114111), chr(1114111) || chr(1)), E'([\\uE000-\\uFFFF])', chr(1114111) || E'\\1', 'g') COLLATE "C" $$;
   `,
+  // 2: team quotas (issue 14): one row per team that has any, its ceilings as JSON.
+  `
+  CREATE TABLE team_quotas (
+    team_id text COLLATE "C" PRIMARY KEY REFERENCES teams(id),
+    quotas text COLLATE "C" NOT NULL
+  );
+  `,
+  // 3: startup scripts: a team's scripts; a machine keeps a copy of its own (JSON, null when
+  // none); a startup-script event keeps its run (process id, exit code, output tail) as JSON.
+  `
+  CREATE TABLE startup_scripts (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    script text COLLATE "C" NOT NULL,
+    run_once boolean NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE INDEX startup_scripts_team_order ON startup_scripts (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN startup_script text COLLATE "C";
+  ALTER TABLE machine_events ADD COLUMN startup_script text COLLATE "C";
+  `,
 ];

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import type { TeamQuotas } from '../../domain/quota.js';
+import type { StartupScriptRecord } from '../../domain/startup-script.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
@@ -14,6 +16,7 @@ import { PostgresMachines } from './machines.js';
 import { PostgresMeta } from './meta.js';
 import { migrate } from './migrate.js';
 import { PostgresSnapshots } from './snapshots.js';
+import { PostgresStartupScripts } from './startup-scripts.js';
 import { PostgresTeams } from './teams.js';
 import { PostgresTemplates } from './templates.js';
 import { PostgresVolumes } from './volumes.js';
@@ -25,7 +28,7 @@ export type PostgresStoreOptions = PoolOptions;
 /**
  * The store on a PostgreSQL server (`HANGAR_DATABASE_URL`), for several servers sharing one
  * database. `open` connects and migrates, then each part of `Store` goes to the file of
- * that part (machines, snapshots, volumes, teams, events, pools, idempotency, meta), all on
+ * that part (machines, snapshots, volumes, startup scripts, teams, events, pools, idempotency, meta), all on
  * one connection pool. Semantics are SQLite's, checked by the same conformance suite.
  */
 export class PostgresStore implements Store {
@@ -37,6 +40,7 @@ export class PostgresStore implements Store {
   private readonly snapshots: PostgresSnapshots;
   private readonly templates: PostgresTemplates;
   private readonly volumes: PostgresVolumes;
+  private readonly scripts: PostgresStartupScripts;
   private readonly pools: PostgresWarmPools;
   private readonly events: PostgresMachineEvents;
   private readonly idempotency: PostgresIdempotency;
@@ -48,6 +52,7 @@ export class PostgresStore implements Store {
     this.snapshots = new PostgresSnapshots(pool);
     this.templates = new PostgresTemplates(pool);
     this.volumes = new PostgresVolumes(pool);
+    this.scripts = new PostgresStartupScripts(pool);
     this.pools = new PostgresWarmPools(pool);
     this.events = new PostgresMachineEvents(pool);
     this.idempotency = new PostgresIdempotency(pool);
@@ -143,6 +148,14 @@ export class PostgresStore implements Store {
 
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
     return this.teams.removeAccessor(machineId, userId, at);
+  }
+
+  getTeamQuotas(teamId: string): Promise<TeamQuotas> {
+    return this.teams.getTeamQuotas(teamId);
+  }
+
+  setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void> {
+    return this.teams.setTeamQuotas(teamId, quotas);
   }
 
   insertMachine(m: MachineRecord): Promise<void> {
@@ -339,5 +352,21 @@ export class PostgresStore implements Store {
 
   purgeIdempotency(before: number): Promise<number> {
     return this.idempotency.purgeIdempotency(before);
+  }
+
+  insertStartupScript(s: StartupScriptRecord, maxPerTeam: number): Promise<boolean> {
+    return this.scripts.insertStartupScript(s, maxPerTeam);
+  }
+
+  getStartupScript(id: string): Promise<StartupScriptRecord | null> {
+    return this.scripts.getStartupScript(id);
+  }
+
+  listStartupScripts(teamId: string): Promise<StartupScriptRecord[]> {
+    return this.scripts.listStartupScripts(teamId);
+  }
+
+  deleteStartupScript(id: string): Promise<boolean> {
+    return this.scripts.deleteStartupScript(id);
   }
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { TeamQuotas } from '../../domain/quota.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User, UserRole } from '../../domain/team.js';
 import type { TeamStore } from '../store.js';
 import { changesOf, rowsOf } from './connection.js';
@@ -101,5 +102,21 @@ export class PostgresTeams implements TeamStore {
 
   async removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
     return (await changesOf(this.pool, 'UPDATE machine_accessors SET deleted_at = $1 WHERE machine_id = $2 AND user_id = $3 AND deleted_at IS NULL', [at, machineId, userId])) === 1;
+  }
+
+  async getTeamQuotas(teamId: string): Promise<TeamQuotas> {
+    const [r] = await rowsOf<{ quotas: string }>(this.pool, 'SELECT quotas FROM team_quotas WHERE team_id = $1', [teamId]);
+    return r ? (JSON.parse(r.quotas) as TeamQuotas) : {};
+  }
+
+  async setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void> {
+    if (Object.keys(quotas).length === 0) {
+      await this.pool.query('DELETE FROM team_quotas WHERE team_id = $1', [teamId]);
+      return;
+    }
+    await this.pool.query(
+      'INSERT INTO team_quotas (team_id, quotas) VALUES ($1, $2) ON CONFLICT (team_id) DO UPDATE SET quotas = excluded.quotas',
+      [teamId, JSON.stringify(quotas)],
+    );
   }
 }

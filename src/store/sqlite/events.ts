@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
+import type { StartupScriptRun } from '../../domain/startup-script.js';
 import type { MachineEventListQuery, MachineEventStore } from '../store.js';
 import { VISIBLE_MACHINE } from './access.js';
 
@@ -13,6 +14,7 @@ interface EventRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  startup_script: string | null;
 }
 
 const toRow = (e: MachineEventRecord): EventRow => ({
@@ -25,6 +27,7 @@ const toRow = (e: MachineEventRecord): EventRow => ({
   created_at: e.createdAt,
   started_at: e.startedAt,
   finished_at: e.finishedAt,
+  startup_script: e.startupScript === null ? null : JSON.stringify(e.startupScript),
 });
 
 const fromRow = (r: EventRow): MachineEventRecord => ({
@@ -37,6 +40,7 @@ const fromRow = (r: EventRow): MachineEventRecord => ({
   createdAt: r.created_at,
   startedAt: r.started_at,
   finishedAt: r.finished_at,
+  startupScript: r.startup_script ? (JSON.parse(r.startup_script) as StartupScriptRun) : null,
 });
 
 /** Machine events in `machine_events`. */
@@ -46,12 +50,12 @@ export class SqliteMachineEvents implements MachineEventStore {
   constructor(private readonly db: Database.Database) {
     this.stmts = {
       insert: db.prepare(
-        'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at) ' +
-          'VALUES (@id, @team_id, @machine_id, @name, @state, @error, @created_at, @started_at, @finished_at)',
+        'INSERT INTO machine_events (id, team_id, machine_id, name, state, error, created_at, started_at, finished_at, startup_script) ' +
+          'VALUES (@id, @team_id, @machine_id, @name, @state, @error, @created_at, @started_at, @finished_at, @startup_script)',
       ),
       update: db.prepare(
         'UPDATE machine_events SET team_id = @team_id, machine_id = @machine_id, name = @name, state = @state, error = @error, ' +
-          'created_at = @created_at, started_at = @started_at, finished_at = @finished_at WHERE id = @id',
+          'created_at = @created_at, started_at = @started_at, finished_at = @finished_at, startup_script = @startup_script WHERE id = @id',
       ),
       get: db.prepare<[string], EventRow>('SELECT * FROM machine_events WHERE id = ?'),
       failUnfinished: db.prepare(
@@ -80,6 +84,10 @@ export class SqliteMachineEvents implements MachineEventStore {
     if (q.machineId !== undefined) {
       where.push('machine_id = ?');
       args.push(q.machineId);
+    }
+    if (q.name !== undefined) {
+      where.push('name = ?');
+      args.push(q.name);
     }
     if (q.visibleTo !== undefined) {
       where.push(`machine_id IN (SELECT id FROM machines WHERE ${VISIBLE_MACHINE})`);

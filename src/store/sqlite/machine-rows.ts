@@ -4,6 +4,7 @@
  */
 import type { AutoSnapshotFrequency, MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { DEFAULT_OUTBOUND } from '../../domain/network.js';
+import type { MachineStartupScript } from '../../domain/startup-script.js';
 import type { VolumeAttachment } from '../../domain/volume.js';
 
 /** A `machines` row as SQLite returns it: JSON as text, booleans as 0/1. */
@@ -50,6 +51,7 @@ export interface MachineRow {
   /** JSON array of attachments; null when the machine has none. */
   volumes: string | null;
   region: string | null;
+  startup_script: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -63,6 +65,7 @@ export const MACHINE_COLUMNS = [
   'template_build',
   'volumes',
   'region',
+  'startup_script',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -109,6 +112,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     template_build: m.templateBuild,
     volumes: volumesToColumn(m.volumes),
     region: m.region,
+    startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
   };
 }
 
@@ -161,6 +165,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     templateBuild: r.template_build ?? null,
     volumes: volumesFromColumn(r.volumes),
     region: r.region ?? null,
+    startupScript: r.startup_script ? (JSON.parse(r.startup_script) as MachineStartupScript) : null,
   };
 }
 

@@ -191,4 +191,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN region TEXT;
   `,
+  // Team quotas (issue 14): one row per team that has any, its ceilings as JSON.
+  `
+  CREATE TABLE team_quotas (
+    team_id TEXT PRIMARY KEY REFERENCES teams(id),
+    quotas TEXT NOT NULL
+  );
+  `,
+  // Startup scripts: a team's scripts; a machine keeps a copy of its own (JSON, null when none);
+  // a startup-script event keeps its run (process id, exit code, output tail) as JSON.
+  `
+  CREATE TABLE startup_scripts (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    script TEXT NOT NULL,
+    run_once INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX startup_scripts_team_order ON startup_scripts (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN startup_script TEXT;
+  ALTER TABLE machine_events ADD COLUMN startup_script TEXT;
+  `,
 ];

@@ -1,7 +1,9 @@
+import type { TeamQuotas } from '../../domain/quota.js';
 import Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
+import type { StartupScriptRecord } from '../../domain/startup-script.js';
 import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
@@ -13,6 +15,7 @@ import { SqliteMachines } from './machines.js';
 import { SqliteMeta } from './meta.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSnapshots } from './snapshots.js';
+import { SqliteStartupScripts } from './startup-scripts.js';
 import { SqliteTeams } from './teams.js';
 import { SqliteTemplates } from './templates.js';
 import { SqliteVolumes } from './volumes.js';
@@ -39,7 +42,7 @@ function migrate(db: Database.Database): void {
 /**
  * The default store: one SQLite file in WAL mode. Calls are synchronous underneath. It
  * opens and migrates the file, then hands each part of `Store` to the file of that part
- * (machines, snapshots, volumes, teams, events, pools, idempotency, meta), all on one connection.
+ * (machines, snapshots, volumes, startup scripts, teams, events, pools, idempotency, meta), all on one connection.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -51,6 +54,7 @@ export class SqliteStore implements Store {
   private readonly templates: SqliteTemplates;
   private readonly volumes: SqliteVolumes;
   private readonly pools: SqliteWarmPools;
+  private readonly scripts: SqliteStartupScripts;
   private readonly events: SqliteMachineEvents;
   private readonly idempotency: SqliteIdempotency;
 
@@ -68,6 +72,7 @@ export class SqliteStore implements Store {
     this.templates = new SqliteTemplates(this.db);
     this.volumes = new SqliteVolumes(this.db);
     this.pools = new SqliteWarmPools(this.db);
+    this.scripts = new SqliteStartupScripts(this.db);
     this.events = new SqliteMachineEvents(this.db);
     this.idempotency = new SqliteIdempotency(this.db);
   }
@@ -148,6 +153,14 @@ export class SqliteStore implements Store {
 
   removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
     return this.teams.removeAccessor(machineId, userId, at);
+  }
+
+  getTeamQuotas(teamId: string): Promise<TeamQuotas> {
+    return this.teams.getTeamQuotas(teamId);
+  }
+
+  setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void> {
+    return this.teams.setTeamQuotas(teamId, quotas);
   }
 
   insertMachine(m: MachineRecord): Promise<void> {
@@ -344,5 +357,21 @@ export class SqliteStore implements Store {
 
   purgeIdempotency(before: number): Promise<number> {
     return this.idempotency.purgeIdempotency(before);
+  }
+
+  insertStartupScript(s: StartupScriptRecord, maxPerTeam: number): Promise<boolean> {
+    return this.scripts.insertStartupScript(s, maxPerTeam);
+  }
+
+  getStartupScript(id: string): Promise<StartupScriptRecord | null> {
+    return this.scripts.getStartupScript(id);
+  }
+
+  listStartupScripts(teamId: string): Promise<StartupScriptRecord[]> {
+    return this.scripts.listStartupScripts(teamId);
+  }
+
+  deleteStartupScript(id: string): Promise<boolean> {
+    return this.scripts.deleteStartupScript(id);
   }
 }

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { ApiKeyRecord, MachineAccessor, Team, User, UserRole } from '../../domain/team.js';
+import type { TeamQuotas } from '../../domain/quota.js';
 import type { TeamStore } from '../store.js';
 
 interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
@@ -47,6 +48,9 @@ export class SqliteTeams implements TeamStore {
       getAccessor: db.prepare<[string, string], AccessorRow>('SELECT * FROM machine_accessors WHERE machine_id = ? AND user_id = ?'),
       listAccessors: db.prepare<[string], AccessorRow>('SELECT * FROM machine_accessors WHERE machine_id = ? AND deleted_at IS NULL ORDER BY user_id'),
       removeAccessor: db.prepare('UPDATE machine_accessors SET deleted_at = ? WHERE machine_id = ? AND user_id = ? AND deleted_at IS NULL'),
+      getQuotas: db.prepare<[string], { quotas: string }>('SELECT quotas FROM team_quotas WHERE team_id = ?'),
+      putQuotas: db.prepare('INSERT INTO team_quotas (team_id, quotas) VALUES (?, ?) ON CONFLICT (team_id) DO UPDATE SET quotas = excluded.quotas'),
+      dropQuotas: db.prepare('DELETE FROM team_quotas WHERE team_id = ?'),
     };
   }
 
@@ -121,5 +125,15 @@ export class SqliteTeams implements TeamStore {
 
   async removeAccessor(machineId: string, userId: string, at: number): Promise<boolean> {
     return this.stmts.removeAccessor.run(at, machineId, userId).changes === 1;
+  }
+
+  async getTeamQuotas(teamId: string): Promise<TeamQuotas> {
+    const r = this.stmts.getQuotas.get(teamId);
+    return r ? (JSON.parse(r.quotas) as TeamQuotas) : {};
+  }
+
+  async setTeamQuotas(teamId: string, quotas: TeamQuotas): Promise<void> {
+    if (Object.keys(quotas).length === 0) this.stmts.dropQuotas.run(teamId);
+    else this.stmts.putQuotas.run(teamId, JSON.stringify(quotas));
   }
 }

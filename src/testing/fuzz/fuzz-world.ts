@@ -1,6 +1,6 @@
 /**
  * The small real world the fuzzer aims at: two teams with keys and a user, a running
- * machine and a volume per team, a snapshot when the host takes them; plus a listing of
+ * machine, a volume and a startup script per team, a snapshot when the host takes them; plus a listing of
  * everything a request could change, and the clean-up of what accepted requests made.
  */
 import { waitFor, type TestResponse, type TestServer } from '../harness.js';
@@ -15,6 +15,7 @@ export interface World {
   userA: string;
   machines: Record<'A' | 'B', string>;
   volumes: Record<'A' | 'B', string>;
+  startupScripts: Record<'A' | 'B', string>;
   snapshotA: string | null;
   /** A key made to be revoked: the only real key id DELETE /v1/admin/keys ever sees. */
   spareKeyId: string;
@@ -48,6 +49,10 @@ export async function buildWorld(t: TestServer): Promise<World> {
     A: expect(await t.request('POST', '/v1/volumes', { key: a.key, body: { name: 'fuzz-a', size_mb: 16 } }), 201, 'volume A').id,
     B: expect(await t.request('POST', '/v1/volumes', { key: b.key, body: { name: 'fuzz-b', size_mb: 16 } }), 201, 'volume B').id,
   };
+  const startupScripts = {
+    A: expect(await t.request('POST', '/v1/startup-scripts', { key: a.key, body: { name: 'fuzz-a', script: 'true' } }), 201, 'startup script A').id,
+    B: expect(await t.request('POST', '/v1/startup-scripts', { key: b.key, body: { name: 'fuzz-b', script: 'true' } }), 201, 'startup script B').id,
+  };
   const snap = await t.request('POST', `/v1/machines/${machines.A}/snapshots`, { key: a.key });
   return {
     keys: { A: a.key, B: b.key },
@@ -55,6 +60,7 @@ export async function buildWorld(t: TestServer): Promise<World> {
     userA: user.id,
     machines,
     volumes,
+    startupScripts,
     snapshotA: snap.status === 201 ? snap.body.id : null,
     spareKeyId: spare.id,
     paperspaceBase: t.server.settings.paperspace.basePath,
@@ -81,6 +87,7 @@ const UNKNOWN: Record<string, string> = {
   machine: 'mch_0000000000000000',
   snapshot: 'snap_0000000000000000',
   volume: 'vol_0000000000000000',
+  startupScript: 'scr_0000000000000000',
   team: 'team_000000000000',
   user: 'usr_000000000000',
   key: 'key_000000000000',
@@ -95,6 +102,7 @@ export function pathIds(world: World, path: string, name: string): string[] {
   if (name === 'userId') return [world.userA, UNKNOWN.user!];
   if (path.startsWith('/v1/snapshots')) return [world.snapshotA ?? UNKNOWN.snapshot!, UNKNOWN.snapshot!];
   if (path.startsWith('/v1/volumes')) return [world.volumes.A, world.volumes.B, UNKNOWN.volume!];
+  if (path.startsWith('/v1/startup-scripts')) return [world.startupScripts.A, world.startupScripts.B, UNKNOWN.startupScript!];
   if (path.startsWith('/v1/templates') || path.startsWith('/v1/warm-pools') || path.startsWith('/templates')) return ['base', 'desktop', UNKNOWN.template!];
   if (path.startsWith('/v1/admin/teams')) return [world.teams.A, world.teams.B, UNKNOWN.team!];
   if (path.startsWith('/v1/admin/users')) return [world.userA, UNKNOWN.user!];
@@ -134,6 +142,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
     const key = world.keys[who];
     state[`machines ${who}`] = project(await get('/v1/machines?state=creating,running,paused,error', key), machineKeys);
     state[`volumes ${who}`] = project(await get('/v1/volumes', key), ['id', 'name', 'size_mb', 'attachments']);
+    state[`startup scripts ${who}`] = project(await get('/v1/startup-scripts', key), ['id', 'name', 'script', 'run_once']);
     state[`snapshots ${who}`] = project(await get('/v1/snapshots', key), ['id', 'machine_id']);
     state[`templates ${who}`] = project(await get('/v1/templates?limit=100', key), ['name', 'version', 'status']);
     state[`keys ${who}`] = project(await get(`/v1/admin/teams/${world.teams[who]}/keys`), ['id', 'name', 'revoked_at']);
@@ -147,7 +156,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
 
 /**
  * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes,
- * snapshots, templates and warm pools that are not the world's; bring back a world machine
+ * startup scripts, snapshots, templates and warm pools that are not the world's; bring back a world machine
  * the fuzzer destroyed or paused.
  */
 export async function restoreWorld(t: TestServer, world: World): Promise<void> {
@@ -172,6 +181,12 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
     for (const s of snaps) if (s.id !== world.snapshotA) await t.request('DELETE', `/v1/snapshots/${s.id}`, { key });
     const vols = itemsOf((await t.request('GET', '/v1/volumes', { key })).body) as { id: string }[];
     for (const v of vols) if (v.id !== world.volumes[who]) await t.request('DELETE', `/v1/volumes/${v.id}`, { key });
+    const scripts = itemsOf((await t.request('GET', '/v1/startup-scripts', { key })).body) as { id: string }[];
+    for (const sc of scripts) if (sc.id !== world.startupScripts[who]) await t.request('DELETE', `/v1/startup-scripts/${sc.id}`, { key });
+    // The fuzzer may have deleted the world's own: make it again.
+    if (!scripts.some((sc) => sc.id === world.startupScripts[who])) {
+      world.startupScripts[who] = expect(await t.request('POST', '/v1/startup-scripts', { key, body: { name: `fuzz-${who}`, script: 'true' } }), 201, 'startup script').id;
+    }
     // A build still running would finish inside a later batch, and cannot be deleted yet: wait for it.
     const templates = await waitFor(async () => {
       const listed = itemsOf((await t.request('GET', '/v1/templates?limit=100', { key })).body) as { name: string; scope: string; status: string }[];
