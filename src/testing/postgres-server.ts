@@ -27,8 +27,8 @@ export interface PostgresServer {
   readonly majorVersion: number;
   /** A connection URL for one database on the server, as `HANGAR_DATABASE_URL` takes it. */
   url(database: string): string;
-  /** Create a new, empty database with a unique name; returns its name. */
-  createDatabase(): Promise<string>;
+  /** Create a new database with a unique name, empty or a copy of `template`; returns its name. */
+  createDatabase(template?: string): Promise<string>;
   /** Drop a database, closing any connection still open to it. */
   dropDatabase(name: string): Promise<void>;
   /** Run one statement as the superuser in the `postgres` database. */
@@ -140,11 +140,12 @@ export async function startPostgres(): Promise<PostgresServer> {
     socketDir: dir,
     majorVersion: major,
     url,
-    async createDatabase() {
+    async createDatabase(template) {
       databases += 1;
       const name = `hangar_test_${process.pid}_${databases}`;
-      // FILE_COPY (PostgreSQL 15+): copying template1's files is quicker than logging its pages.
-      await adminQuery(`CREATE DATABASE ${name}${major >= 15 ? ' STRATEGY FILE_COPY' : ''}`);
+      const from = template === undefined ? '' : ` TEMPLATE ${pg.escapeIdentifier(template)}`;
+      // FILE_COPY (PostgreSQL 15+): copying the template's files is quicker than logging its pages.
+      await adminQuery(`CREATE DATABASE ${name}${from}${major >= 15 ? ' STRATEGY FILE_COPY' : ''}`);
       return name;
     },
     async dropDatabase(name) {

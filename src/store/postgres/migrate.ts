@@ -22,6 +22,11 @@ export class SchemaTooNewError extends Error {
  */
 export async function migrate(pool: pg.Pool, migrations: readonly string[] = POSTGRES_MIGRATIONS): Promise<number[]> {
   return inTransaction(pool, async (client) => {
+    // Names and metadata hold any Unicode text, and the string order (hangar_utf16_order) needs it.
+    const [encoding] = (await client.query<{ encoding: string }>("SELECT current_setting('server_encoding') AS encoding")).rows;
+    if (encoding?.encoding !== 'UTF8') {
+      throw new Error(`the database's encoding is ${encoding?.encoding ?? 'unknown'}; Hangar needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)`);
+    }
     await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_CLASS.migrations]);
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)');
     const { rows } = await client.query<{ version: number }>('SELECT coalesce(max(version), 0) AS version FROM schema_migrations');

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import fc from 'fast-check';
 import pg from 'pg';
 import { newMachineRecord, type MachineRecord } from '../../domain/machine.js';
 import { startPostgres, type PostgresServer } from '../../testing/postgres-server.js';
@@ -14,16 +15,21 @@ import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './postgres-store.js';
 
 let server: PostgresServer;
+/** A database migrated once, which each conformance test's fresh database copies (as quick as a new file). */
+let migrated: string;
 
 before(async () => {
   server = await startPostgres();
+  migrated = await server.createDatabase();
+  await (await PostgresStore.open({ url: server.url(migrated) })).close();
 });
 after(async () => {
   await server?.stop();
 });
 
+// Migrations from an empty database are the subject of 'PostgresStore on a database' below.
 storeConformance('postgres (fresh database)', async () => {
-  const database = await server.createDatabase();
+  const database = await server.createDatabase(migrated);
   const store = await PostgresStore.open({ url: server.url(database) });
   return {
     store,
@@ -143,6 +149,44 @@ describe('PostgresStore on a database', () => {
     const listed = await store.listMachines({ teamId: 'team_a', statuses: ['running'] });
     assert.deepStrictEqual(listed.map((m) => m.id), ['mch_b', 'mch_a~1', 'mch_aa', 'mch_a', 'mch_A', 'mch_!']);
     assert.deepStrictEqual(listed.map((m) => m.id), [...ids].sort().reverse());
+  });
+
+  it('a database not in UTF8 is refused with the reason', async () => {
+    const ascii = `${database}_ascii`;
+    await server.adminQuery(`CREATE DATABASE ${ascii} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0${server.majorVersion >= 15 ? " LOCALE_PROVIDER 'libc'" : ''}`);
+    try {
+      await assert.rejects(PostgresStore.open({ url: server.url(ascii) }), /encoding is SQL_ASCII; Hangar needs UTF8/);
+    } finally {
+      await server.dropDatabase(ascii);
+    }
+  });
+
+  it('hangar_utf16_order sorts any text as JavaScript does (UTF-16 code units), by bytes', async () => {
+    await open();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      // Code points from every range whose order differs between UTF-8 and UTF-16, and the escapes' own characters.
+      const codePoint = fc.oneof(
+        fc.integer({ min: 1, max: 0x7f }),
+        fc.integer({ min: 0x80, max: 0xd7ff }),
+        fc.integer({ min: 0xe000, max: 0xffff }),
+        fc.integer({ min: 0x10000, max: 0x10ffff }),
+        fc.constantFrom(1, 0xe000, 0xfffd, 0xffff, 0x10000, 0x10fffe, 0x10ffff),
+      );
+      const text = fc.array(codePoint, { maxLength: 6 }).map((cps) => String.fromCodePoint(...cps));
+      await fc.assert(
+        fc.asyncProperty(fc.array(text, { minLength: 2, maxLength: 12 }), async (strings) => {
+          const { rows } = await pool.query<{ s: string }>(
+            'SELECT s FROM unnest($1::text[]) AS t(s) ORDER BY hangar_utf16_order(s) COLLATE "C"',
+            [strings],
+          );
+          assert.deepStrictEqual(rows.map((r) => r.s), [...strings].sort());
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      await pool.end();
+    }
   });
 
   it('close is idempotent, and a closed store refuses every call', async () => {
