@@ -10,4 +10,6 @@ npx openapi-typescript docs/openapi.json -o /tmp/hangar-sdk-schema.ts >/dev/null
 cmp -s /tmp/hangar-sdk-schema.ts sdk/src/schema.ts || { echo 'sdk/src/schema.ts is stale: run npm run build && npm run sdk:types' >&2; exit 1; }
 # Type-aware lint: no floating promises, and imports flow one way between the parts.
 npm run lint --silent
+# Includes the store conformance suite on SQLite and on PostgreSQL: a throwaway server the
+# test starts from Debian's binaries (setup.sh installs them; src/testing/postgres-server.ts).
 npm test --silent

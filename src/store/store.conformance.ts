@@ -1,6 +1,6 @@
 /**
- * The conformance suite every Store implementation passes (SQLite today, PostgreSQL
- * later). It states the contract the service layer relies on; a store-specific test
+ * The conformance suite every Store implementation passes (SQLite and PostgreSQL).
+ * It states the contract the service layer relies on; a store-specific test
  * file calls `storeConformance` with a factory for a fresh, empty store.
  */
 import assert from 'node:assert/strict';

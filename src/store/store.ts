@@ -293,7 +293,7 @@ export interface IdempotencyStore {
 }
 
 /**
- * Everything Hangar persists. One implementation per database (sqlite/, later postgres/),
+ * Everything Hangar persists. One implementation per database (sqlite/, postgres/),
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
