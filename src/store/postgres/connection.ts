@@ -84,7 +84,7 @@ export class Params {
  * says what is locked, the key (a hash of a name) which one. Hangar's classes start at 0x4847 ("HG").
  */
 export const LOCK_CLASS = {
-  /** Schema migrations (key 0): two servers starting at once migrate one after the other. */
+  /** Schema migrations (key 0): two processes starting at once (a restart overlapping the old one) migrate one after the other. */
   migrations: 0x48470001,
   /** A team's volumes (key: hash of the team id): the name and count checks of an insert. */
   teamVolumes: 0x48470002,

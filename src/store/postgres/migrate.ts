@@ -16,7 +16,7 @@ export class SchemaTooNewError extends Error {
 /**
  * Apply the migrations the database has not seen yet, recorded one row each in
  * `schema_migrations`. All of them run in one transaction under an advisory lock: two
- * servers starting at once on one database migrate one after the other (the second finds
+ * processes starting at once on one database migrate one after the other (the second finds
  * nothing left to do), and a failed migration leaves the schema as it was.
  * Returns the versions applied.
  */

@@ -26,10 +26,11 @@ import { PostgresWarmPools } from './warm-pools.js';
 export type PostgresStoreOptions = PoolOptions;
 
 /**
- * The store on a PostgreSQL server (`HANGAR_DATABASE_URL`), for several servers sharing one
- * database. `open` connects and migrates, then each part of `Store` goes to the file of
- * that part (machines, snapshots, volumes, startup scripts, teams, events, pools, idempotency, meta), all on
- * one connection pool. Semantics are SQLite's, checked by the same conformance suite.
+ * The store in a PostgreSQL database (`HANGAR_DATABASE_URL`). `open` connects and migrates,
+ * then each part of `Store` goes to the file of that part (machines, snapshots, volumes,
+ * startup scripts, teams, events, pools, idempotency, meta), all on one connection pool.
+ * Semantics are SQLite's, checked by the same conformance suite. One server per database:
+ * the service re-adopts (or fails) every machine of its store at start.
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
