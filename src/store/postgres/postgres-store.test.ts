@@ -110,7 +110,7 @@ describe('PostgresStore on a database', () => {
     assert.equal(latest?.version, POSTGRES_MIGRATIONS.length);
   });
 
-  it('servers starting at once on an empty database migrate once, one after the other', async () => {
+  it('stores opening at once on an empty database migrate once, one after the other', async () => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
     const versions = await raw<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     assert.deepStrictEqual(versions.map((v) => v.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
