@@ -50,8 +50,12 @@ async function findBinDir(): Promise<{ binDir: string; major: number }> {
 
 /** The uid and gid of an OS user. */
 async function userIds(name: string): Promise<{ uid: number; gid: number }> {
-  const [uid, gid] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  try {
+    const [uid, gid] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
+    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  } catch {
+    throw new Error(`no '${name}' OS user to run PostgreSQL as (it refuses root): apt-get install postgresql creates it`);
+  }
 }
 
 let databases = 0;

@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import pg from 'pg';
 import { newMachineRecord, type MachineRecord } from '../../domain/machine.js';
 import { startPostgres, type PostgresServer } from '../../testing/postgres-server.js';
 import { storeConformance } from '../store.conformance.js';
 import { migrate, SchemaTooNewError } from './migrate.js';
+import { SQLITE_MIGRATIONS } from '../sqlite/migrations.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './postgres-store.js';
 
@@ -149,6 +151,30 @@ describe('PostgresStore on a database', () => {
     const listed = await store.listMachines({ teamId: 'team_a', statuses: ['running'] });
     assert.deepStrictEqual(listed.map((m) => m.id), ['mch_b', 'mch_a~1', 'mch_aa', 'mch_a', 'mch_A', 'mch_!']);
     assert.deepStrictEqual(listed.map((m) => m.id), [...ids].sort().reverse());
+  });
+
+  it('has every table and column the SQLite store has, and text columns are all COLLATE "C"', async () => {
+    // A part added to the SQLite store and forgotten here fails this before any conformance case.
+    await open();
+    const sqlite = new Database(':memory:');
+    const want = new Set<string>();
+    try {
+      for (const sql of SQLITE_MIGRATIONS) sqlite.exec(sql);
+      const tables = sqlite.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+      for (const { name } of tables) {
+        for (const c of sqlite.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${name}')`).all()) want.add(`${name}.${c.name}`);
+      }
+    } finally {
+      sqlite.close();
+    }
+    const columns = await raw<{ column: string; type: string; collation: string | null }>(
+      "SELECT table_name || '.' || column_name AS column, data_type AS type, collation_name AS collation FROM information_schema.columns WHERE table_schema = current_schema()",
+    );
+    assert.ok(want.size > 50, `SQLite's columns were read (${want.size})`);
+    const have = new Set(columns.map((c) => c.column));
+    assert.deepStrictEqual([...want].filter((c) => !have.has(c)).sort(), [], 'columns missing in PostgreSQL');
+    const notC = columns.filter((c) => c.type === 'text' && c.collation !== 'C').map((c) => c.column);
+    assert.deepStrictEqual(notC, [], 'text columns without COLLATE "C"');
   });
 
   it('a database not in UTF8 is refused with the reason', async () => {
