@@ -1182,6 +1182,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API key
+         * @description Issues a new key with the same team, user, name and scope, and lets the old one work for overlap_s more seconds (3600 by default; never longer than it would have), so clients can switch without a gap. The new secret is in this answer only.
+         */
+        post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/keys/{id}": {
         parameters: {
             query?: never;
@@ -1288,6 +1308,12 @@ export interface components {
             revoked_at: string | null;
             /** @description The user the key acts as; null for a team key (team admin rights). */
             user_id: string | null;
+            /** @description Only reads (GET): no create, change, exec, file write or terminal; no E2B API. */
+            read_only: boolean;
+            /** @description The one machine the key reaches, through that machine's own routes; null: every machine its team or user reaches. */
+            machine_id: string | null;
+            /** @description When the key stops working (a rotation sets it); null: never. */
+            expires_at: string | null;
             /** @description The secret: returned once, at creation. */
             key?: string;
         };
@@ -2137,6 +2163,10 @@ export interface components {
             missed_bytes: number;
             /** @description Pass as offset to read on from here. */
             next_offset: number;
+        };
+        RotatedApiKey: {
+            key: components["schemas"]["ApiKey"];
+            previous: components["schemas"]["ApiKey"];
         };
         Sandbox: {
             id: string;
@@ -7185,6 +7215,12 @@ export interface operations {
             content: {
                 "application/json": {
                     name?: string;
+                    /** @description Only reads (GET). @default false */
+                    read_only?: boolean;
+                    /** @description One live machine of the key's team: the key reaches that machine's own routes only. */
+                    machine_id?: string;
+                    /** @description Seconds until the key stops working. @default never */
+                    expires_in_s?: number;
                 };
             };
         };
@@ -7439,6 +7475,12 @@ export interface operations {
             content: {
                 "application/json": {
                     name?: string;
+                    /** @description Only reads (GET). @default false */
+                    read_only?: boolean;
+                    /** @description One live machine of the key's team: the key reaches that machine's own routes only. */
+                    machine_id?: string;
+                    /** @description Seconds until the key stops working. @default never */
+                    expires_in_s?: number;
                 };
             };
         };
@@ -7450,6 +7492,71 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such team, user or key. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description How long the old key keeps working, in seconds. @default 3600 */
+                    overlap_s?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The new key with its secret, and the old one with its expiry. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedApiKey"];
                 };
             };
             /** @description Invalid request. */

@@ -18,6 +18,36 @@ export interface ApiKeyRecord {
   revokedAt: number | null;
   /** The user the key belongs to; null for a team key, which acts with a team admin's rights. */
   userId: string | null;
+  /** Only reads (GET and HEAD): no create, change, exec, file write or terminal. */
+  readOnly: boolean;
+  /** The one machine the key reaches (its own routes only); null: every machine the key's team or user reaches. */
+  machineId: string | null;
+  /** When the key stops working (set by a rotation, or at issue); null: never. */
+  expiresAt: number | null;
+}
+
+/** What a key may do beyond its team's and user's rights. */
+export interface KeyScope {
+  readOnly: boolean;
+  machineId: string | null;
+}
+
+/** A key's scope: full unless narrowed at issue. */
+export const FULL_SCOPE: KeyScope = { readOnly: false, machineId: null };
+
+/**
+ * Why a key's scope refuses a request, or null when it may go on. `method` is the HTTP
+ * method ('WS' for a terminal or desktop WebSocket, which types into the machine);
+ * `machineId` the machine the route is about, null for a route about none.
+ */
+export function scopeRefusal(scope: KeyScope, method: string, machineId: string | null): string | null {
+  if (scope.readOnly && method !== 'GET' && method !== 'HEAD') {
+    return 'This API key is read-only: it may only read (GET). Use a key without read_only for this.';
+  }
+  if (scope.machineId !== null && machineId !== scope.machineId) {
+    return `This API key reaches only machine ${scope.machineId}, through that machine's own routes (/v1/machines/${scope.machineId}/…). Use a team or user key for this.`;
+  }
+  return null;
 }
 
 export const USER_ROLES = ['admin', 'member'] as const;
@@ -51,6 +81,8 @@ export interface Caller {
   keyId: string;
   /** The user of a user key; null for a team key. */
   user: User | null;
+  /** The key's scope (read-only, one machine), checked at every route. */
+  scope: KeyScope;
 }
 
 /** True when the caller reaches every machine of its team: a team key, or a team admin's key. */

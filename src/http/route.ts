@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HangarError } from '../domain/errors.js';
-import type { Caller } from '../domain/team.js';
+import { scopeRefusal, type Caller } from '../domain/team.js';
 import { parseOrThrow } from './validation.js';
 
 /** Who may call a route. */
@@ -96,6 +96,9 @@ export function registerRoutes(app: FastifyInstance, routes: readonly AnyRoute[]
   });
 }
 
+/** Routes about one machine: its id is the `:id` after `/machines/`. */
+const MACHINE_ROUTE = /\/machines\/:id(\/|$)/;
+
 function addRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authenticate: Authenticate): void {
   for (const r of routes) {
     app.route({
@@ -110,6 +113,10 @@ function addRoutes(app: FastifyInstance, routes: readonly AnyRoute[], authentica
           if (r.auth === 'admin' && !caller.team.isAdmin) {
             throw new HangarError('FORBIDDEN', 'This endpoint needs an admin API key.');
           }
+          // A key of one machine reaches the routes about that machine (`…/machines/:id…`) only.
+          const about = MACHINE_ROUTE.test(r.url) ? ((request.params as Record<string, string> | undefined)?.id ?? null) : null;
+          const refusal = scopeRefusal(caller.scope, r.method, about);
+          if (refusal !== null) throw new HangarError('FORBIDDEN', refusal);
         }
         const params = r.params ? parseOrThrow(r.params, request.params, 'path') : undefined;
         const query = r.query ? parseOrThrow(r.query, request.query ?? {}, 'query') : undefined;

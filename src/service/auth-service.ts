@@ -22,6 +22,15 @@ export interface IssuedKey {
 const ADMIN_TEAM_ID = 'team_admin';
 
 /** Teams, API keys and resolving a bearer token to its caller. */
+/** How a new key is narrowed (all optional: a full key that never expires). */
+export interface KeyOptions {
+  readOnly?: boolean;
+  /** The one machine it reaches (of its team). */
+  machineId?: string | null;
+  /** When it stops working (ms since the epoch). */
+  expiresAt?: number | null;
+}
+
 export class AuthService {
   constructor(
     private readonly store: Store,
@@ -43,7 +52,7 @@ export class AuthService {
     if (bootstrapKey !== undefined) {
       const hash = hashApiKey(bootstrapKey);
       if (!(await this.store.findApiKeyByHash(hash))) {
-        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null });
+        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null });
       }
       return null;
     }
@@ -65,6 +74,9 @@ export class AuthService {
     if (!key || key.revokedAt !== null || !safeEqual(key.hash, hash)) {
       throw new HangarError('UNAUTHORIZED', 'The API key is unknown or revoked. Ask an admin for a valid key.');
     }
+    if (key.expiresAt !== null && key.expiresAt <= Date.now()) {
+      throw new HangarError('UNAUTHORIZED', 'The API key has expired (it was rotated, or issued with an expiry); use its replacement, or ask an admin for a new key.');
+    }
     const team = await this.store.getTeam(key.teamId);
     if (!team) throw new HangarError('UNAUTHORIZED', 'The API key belongs to no team. Ask an admin for a valid key.');
     const user = key.userId === null ? null : await this.store.getUser(key.userId);
@@ -76,7 +88,7 @@ export class AuthService {
       const seconds = Math.ceil(waitMs / 1000);
       throw new HangarError('RATE_LIMITED', `This API key sent more requests than the server allows; retry in ${seconds} s (Retry-After).`, { retry_after_s: seconds });
     }
-    return { team, keyId: key.id, user };
+    return { team, keyId: key.id, user, scope: { readOnly: key.readOnly, machineId: key.machineId } };
   }
 
   /** Create a team. */
@@ -131,23 +143,49 @@ export class AuthService {
     return user;
   }
 
-  /** Issue a key that acts as this user (its team, its role, its machines). */
-  async issueUserKey(userId: string, name: string, now: number): Promise<IssuedKey> {
+  /** Issue a key that acts as this user (its team, its role, its machines), narrowed by `options`. */
+  async issueUserKey(userId: string, name: string, now: number, options: KeyOptions = {}): Promise<IssuedKey> {
     const user = await this.getUser(userId);
-    return this.issue(user.teamId, name, now, user.id);
+    return this.issue(user.teamId, name, now, user.id, options);
   }
 
-  /** Issue a new team key; the secret is returned once and stored hashed. */
-  async issueKey(teamId: string, name: string, now: number): Promise<IssuedKey> {
+  /** Issue a new team key, narrowed by `options`; the secret is returned once and stored hashed. */
+  async issueKey(teamId: string, name: string, now: number, options: KeyOptions = {}): Promise<IssuedKey> {
     await this.getTeam(teamId);
-    return this.issue(teamId, name, now, null);
+    return this.issue(teamId, name, now, null, options);
   }
 
-  private async issue(teamId: string, name: string, now: number, userId: string | null): Promise<IssuedKey> {
+  private async issue(teamId: string, name: string, now: number, userId: string | null, options: KeyOptions): Promise<IssuedKey> {
+    const machineId = options.machineId ?? null;
+    if (machineId !== null) {
+      const m = await this.store.getMachine(machineId);
+      if (!m || m.teamId !== teamId || m.status === 'destroyed') {
+        throw validationError([{ field: 'machine_id', message: `no live machine ${machineId} in team ${teamId}; name one of the team's machines` }]);
+      }
+    }
     const secret = newApiKeySecret();
-    const record: ApiKeyRecord = { id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null, userId };
+    const record: ApiKeyRecord = {
+      id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null, userId,
+      readOnly: options.readOnly ?? false, machineId, expiresAt: options.expiresAt ?? null,
+    };
     await this.store.insertApiKey(record);
     return { record, secret };
+  }
+
+  /**
+   * Rotate a key: a new key with the same team, user, name and scope, while the old one
+   * keeps working for `overlapMs` more (never longer than it would have). NOT_FOUND for an
+   * unknown, revoked or expired key.
+   */
+  async rotateKey(id: string, overlapMs: number, now: number): Promise<{ issued: IssuedKey; previous: ApiKeyRecord }> {
+    const old = await this.store.getApiKey(id);
+    if (!old || old.revokedAt !== null || (old.expiresAt !== null && old.expiresAt <= now)) {
+      throw new HangarError('NOT_FOUND', `API key ${id} does not exist, or is revoked or expired: there is nothing to rotate.`);
+    }
+    const issued = await this.issue(old.teamId, old.name, now, old.userId, { readOnly: old.readOnly, machineId: old.machineId, expiresAt: old.expiresAt });
+    const until = Math.min(now + overlapMs, old.expiresAt ?? Number.MAX_SAFE_INTEGER);
+    await this.store.expireApiKey(id, until);
+    return { issued, previous: { ...old, expiresAt: until } };
   }
 
   /** A team's keys (without secrets). */

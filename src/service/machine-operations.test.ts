@@ -7,7 +7,7 @@ import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { MachineOperations } from './machine-operations.js';
 import { ServerSecret } from './secrets.js';
 
-const caller = (teamId: string): Caller => ({ team: { id: teamId, name: teamId, isAdmin: false, createdAt: 0 }, keyId: 'key_x', user: null });
+const caller = (teamId: string): Caller => ({ team: { id: teamId, name: teamId, isAdmin: false, createdAt: 0 }, keyId: 'key_x', user: null, scope: { readOnly: false, machineId: null } });
 const A = caller('team_a');
 const B = caller('team_b');
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -192,7 +192,7 @@ function team(o: Partial<Team> = {}): Team {
 
 function apiKey(o: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   const id = nextId('key_');
-  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, ...o };
+  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, ...o };
 }
 
 /** A template build in progress for team_a. */
@@ -349,6 +349,28 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         await store.insertApiKey(k);
         assert.deepStrictEqual(await store.findApiKeyByHash(k.hash), k);
         assert.equal(await store.findApiKeyByHash('hash-unknown'), null);
+      });
+
+      it('scoped keys round-trip; getApiKey by id; expireApiKey sets or keeps the earlier expiry, never on a revoked key', async () => {
+        const k = apiKey({ teamId: ta.id, readOnly: true, machineId: 'mch_one', expiresAt: T0 + 500 });
+        await store.insertApiKey(k);
+        assert.deepStrictEqual(await store.getApiKey(k.id), k);
+        assert.deepStrictEqual(await store.findApiKeyByHash(k.hash), k);
+        assert.equal(await store.getApiKey('key_missing'), null);
+        assert.equal(await store.expireApiKey(k.id, T0 + 900), true);
+        assert.equal((await store.getApiKey(k.id))!.expiresAt, T0 + 500, 'a later expiry does not extend the key');
+        assert.equal(await store.expireApiKey(k.id, T0 + 100), true);
+        assert.equal((await store.getApiKey(k.id))!.expiresAt, T0 + 100);
+        const open = apiKey({ teamId: ta.id });
+        await store.insertApiKey(open);
+        assert.equal(await store.expireApiKey(open.id, T0 + 7), true);
+        assert.equal((await store.getApiKey(open.id))!.expiresAt, T0 + 7);
+        const revoked = apiKey({ teamId: ta.id });
+        await store.insertApiKey(revoked);
+        await store.revokeApiKey(revoked.id, T0 + 1);
+        assert.equal(await store.expireApiKey(revoked.id, T0 + 2), false);
+        assert.equal((await store.getApiKey(revoked.id))!.expiresAt, null);
+        assert.equal(await store.expireApiKey('key_missing', T0), false);
       });
 
       it('listApiKeys lists one team\'s keys only', async () => {

@@ -126,6 +126,10 @@ export interface TeamStore {
   findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
   listApiKeys(teamId: string): Promise<ApiKeyRecord[]>;
   revokeApiKey(id: string, at: number): Promise<boolean>;
+  /** A key by id (revoked and expired ones too), or null. */
+  getApiKey(id: string): Promise<ApiKeyRecord | null>;
+  /** Make a key stop working at `at` (or keep its earlier expiry); false when it is unknown or revoked. */
+  expireApiKey(id: string, at: number): Promise<boolean>;
   countApiKeys(): Promise<number>;
 
   /** Insert a user; throws if the team already has a user with this email. */

@@ -20,6 +20,9 @@ export const ApiKeySchema = z
     created_at: dateTime(),
     revoked_at: dateTime().nullable(),
     user_id: z.string().nullable().describe('The user the key acts as; null for a team key (team admin rights).'),
+    read_only: z.boolean().describe('Only reads (GET): no create, change, exec, file write or terminal; no E2B API.'),
+    machine_id: z.string().nullable().describe("The one machine the key reaches, through that machine's own routes; null: every machine its team or user reaches."),
+    expires_at: dateTime().nullable().describe('When the key stops working (a rotation sets it); null: never.'),
     key: z.string().optional().describe('The secret: returned once, at creation.'),
   })
   .meta({ id: 'ApiKey' });
@@ -55,7 +58,20 @@ export const ApiKeyParams = idParams();
 export const CreateTeamBody = z.strictObject({ name: z.string().min(1).max(128) });
 
 /** Body of both key issuing endpoints (a team's key, a user's key). */
-export const CreateApiKeyBody = z.strictObject({ name: z.string().min(1).max(128).optional() });
+export const CreateApiKeyBody = z.strictObject({
+  name: z.string().min(1).max(128).optional(),
+  read_only: z.boolean().optional().describe('Only reads (GET). @default false'),
+  machine_id: z.string().min(1).max(64).optional().describe("One live machine of the key's team: the key reaches that machine's own routes only."),
+  expires_in_s: z.number().int().min(1).max(366 * 86_400).optional().describe('Seconds until the key stops working. @default never'),
+});
+
+/** Body of a key rotation. */
+export const RotateApiKeyBody = z.strictObject({
+  overlap_s: z.number().int().min(0).max(30 * 86_400).optional().describe('How long the old key keeps working, in seconds. @default 3600'),
+});
+
+/** A rotation's answer: the new key (with its secret) and the old one with its expiry. */
+export const RotatedApiKeySchema = z.object({ key: ApiKeySchema, previous: ApiKeySchema }).meta({ id: 'RotatedApiKey' });
 
 /** Body of POST /v1/admin/teams/{id}/users. */
 export const CreateUserBody = z.strictObject({

@@ -8,6 +8,8 @@ import {
   ApiKeyListSchema,
   ApiKeyParams,
   ApiKeySchema,
+  RotateApiKeyBody,
+  RotatedApiKeySchema,
   CreateApiKeyBody,
   CreateTeamBody,
   CreateUserBody,
@@ -37,6 +39,14 @@ const keyView = (k: ApiKeyRecord) => ({
   created_at: new Date(k.createdAt).toISOString(),
   revoked_at: k.revokedAt === null ? null : new Date(k.revokedAt).toISOString(),
   user_id: k.userId,
+  read_only: k.readOnly,
+  machine_id: k.machineId,
+  expires_at: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+});
+const keyOptions = (body: { read_only?: boolean; machine_id?: string; expires_in_s?: number }, at: number) => ({
+  readOnly: body.read_only,
+  machineId: body.machine_id,
+  expiresAt: body.expires_in_s === undefined ? null : at + body.expires_in_s * 1000,
 });
 
 const adminErrors = {
@@ -120,7 +130,8 @@ export function teamRoutes(auth: AuthService, quotas: QuotaService, now: () => n
       status: 201,
       responses: { 201: { description: 'The key, with its secret.', schema: ApiKeySchema }, ...adminErrors },
       handler: async ({ params, body }) => {
-        const issued = await auth.issueKey(params.id, body.name ?? 'api key', now());
+        const at = now();
+        const issued = await auth.issueKey(params.id, body.name ?? 'api key', at, keyOptions(body, at));
         return { ...keyView(issued.record), key: issued.secret };
       },
     }),
@@ -185,8 +196,28 @@ export function teamRoutes(auth: AuthService, quotas: QuotaService, now: () => n
       status: 201,
       responses: { 201: { description: 'The key, with its secret.', schema: ApiKeySchema }, ...adminErrors },
       handler: async ({ params, body }) => {
-        const issued = await auth.issueUserKey(params.id, body.name ?? 'user key', now());
+        const at = now();
+        const issued = await auth.issueUserKey(params.id, body.name ?? 'user key', at, keyOptions(body, at));
         return { ...keyView(issued.record), key: issued.secret };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/v1/admin/keys/:id/rotate',
+      operationId: 'rotateApiKey',
+      summary: 'Rotate an API key',
+      description:
+        'Issues a new key with the same team, user, name and scope, and lets the old one work for overlap_s more seconds (3600 by default; ' +
+        'never longer than it would have), so clients can switch without a gap. The new secret is in this answer only.',
+      tag: 'admin',
+      auth: 'admin',
+      params: ApiKeyParams,
+      body: RotateApiKeyBody,
+      status: 201,
+      responses: { 201: { description: 'The new key with its secret, and the old one with its expiry.', schema: RotatedApiKeySchema }, ...adminErrors },
+      handler: async ({ params, body }) => {
+        const { issued, previous } = await auth.rotateKey(params.id, (body.overlap_s ?? 3600) * 1000, now());
+        return { key: { ...keyView(issued.record), key: issued.secret }, previous: keyView(previous) };
       },
     }),
     defineRoute({

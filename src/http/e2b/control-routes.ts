@@ -166,10 +166,15 @@ function statesOf(q: string | undefined): MachineStatus[] {
 /** Register E2B's control API on a scope. */
 export function registerControlRoutes(scope: FastifyInstance, o: ControlRoutesOptions): void {
   const { machines } = o;
-  const caller = (request: FastifyRequest): Promise<Caller> => {
+  const caller = async (request: FastifyRequest): Promise<Caller> => {
     const key = request.headers['x-api-key'];
     // E2B's access tokens come as a bearer header; Hangar's keys work either way.
-    return o.authenticate(typeof key === 'string' && key !== '' ? `Bearer ${key}` : request.headers.authorization);
+    const c = await o.authenticate(typeof key === 'string' && key !== '' ? `Bearer ${key}` : request.headers.authorization);
+    // Its answers carry envd access tokens, which open a sandbox's commands and files: narrowed keys have no E2B surface.
+    if (c.scope.readOnly || c.scope.machineId !== null) {
+      throw new HangarError('FORBIDDEN', 'Read-only and one-machine API keys cannot use the E2B API (its answers carry tokens that run commands); use a full key.');
+    }
+    return c;
   };
   const idOf = (request: FastifyRequest): string => parseOrThrow(SandboxParams, request.params, 'path').sandboxID;
   // Hangar keeps destroyed machines' records for a while; to E2B a killed sandbox is gone (404).

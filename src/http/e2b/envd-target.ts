@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { MachineRecord } from '../../domain/machine.js';
-import type { Caller } from '../../domain/team.js';
+import { FULL_SCOPE, type Caller } from '../../domain/team.js';
 import type { AuthService } from '../../service/auth-service.js';
 import type { MachineService } from '../../service/machine-service.js';
 import { ConnectError } from './connect-wire.js';
@@ -75,5 +75,5 @@ export async function resolveEnvdTarget(o: EnvdTargetOptions, request: FastifyRe
     throw new ConnectError('unavailable', `Sandbox ${id} is not running (${machine ? machine.status : 'not found'}); connect to it again to resume a paused one.`);
   }
   const team = await o.auth.getTeam(machine.teamId);
-  return { machine, caller: { team, keyId: 'e2b-envd-token', user: null }, user: basicUser(request.headers.authorization) };
+  return { machine, caller: { team, keyId: 'e2b-envd-token', user: null, scope: FULL_SCOPE }, user: basicUser(request.headers.authorization) };
 }

@@ -10,6 +10,7 @@ import { ErrorSchema } from '../shared/schemas.js';
 import { parseOrThrow } from '../validation.js';
 import { WebSocketUpgrades, type WebSocket } from '../websocket.js';
 import { DesktopVncQuery, MachineParams } from './schemas.js';
+import { scopeRefusal } from '../../domain/team.js';
 
 /** VNC bytes waiting in the socket's send buffer beyond this stop reading from the VNC server. */
 const SEND_BUFFER_HIGH = 4 * 1024 * 1024;
@@ -104,6 +105,8 @@ async function handleUpgrade(
   const header = request.headers.authorization ?? (query.access_token === undefined ? undefined : `Bearer ${query.access_token}`);
   const caller = await authenticate(header);
   const id = parseOrThrow(MachineParams, { id: decodeURIComponent(match[1]!) }, 'path').id;
+  const refusal = scopeRefusal(caller.scope, 'WS', id);
+  if (refusal !== null) throw new HangarError('FORBIDDEN', refusal);
   const target = await desktop.vncTarget(caller, id);
   // Connect first, so an unreachable VNC server is a plain 502 rather than a socket that closes at once.
   const vnc = await connectVnc(target);

@@ -10,6 +10,7 @@ import { ErrorSchema } from '../shared/schemas.js';
 import { parseOrThrow } from '../validation.js';
 import { WebSocketUpgrades, type WebSocket } from '../websocket.js';
 import { MachineParams, PtyQuery, PtyResizeMessage } from './schemas.js';
+import { scopeRefusal } from '../../domain/team.js';
 
 /** Output waiting in a socket's send buffer beyond this holds the terminal's output back. */
 const SEND_BUFFER_HIGH = 1024 * 1024;
@@ -91,6 +92,8 @@ async function handleUpgrade(
   const header = request.headers.authorization ?? (query.access_token === undefined ? undefined : `Bearer ${query.access_token}`);
   const caller = await authenticate(header);
   const id = parseOrThrow(MachineParams, { id: decodeURIComponent(match[1]!) }, 'path').id;
+  const refusal = scopeRefusal(caller.scope, 'WS', id);
+  if (refusal !== null) throw new HangarError('FORBIDDEN', refusal);
   const session = await pty.start(caller, id, {
     cmd: query.cmd,
     cwd: query.cwd === undefined ? undefined : (normaliseCwd(query.cwd) ?? undefined),

@@ -87,7 +87,7 @@ describe('Paperspace-style machine list over many machines', () => {
     }
     // Operations in flight refine the state: a running machine stopping, a paused one starting.
     const team = await t.server.store.getTeam(teamId);
-    const caller: Caller = { team: team!, keyId: 'key_test', user: null };
+    const caller: Caller = { team: team!, keyId: 'key_test', user: null, scope: { readOnly: false, machineId: null } };
     const gate = new Promise<void>((resolve) => (releaseOperations = resolve));
     await t.server.operations.run(caller, records[0]!.id, 'stop', () => gate);
     await t.server.operations.run(caller, records[1]!.id, 'start', () => gate);

@@ -213,4 +213,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN startup_script TEXT;
   ALTER TABLE machine_events ADD COLUMN startup_script TEXT;
   `,
+  // Key scopes and expiry (issue 14): read-only keys, keys of one machine, rotation with overlap.
+  `
+  ALTER TABLE api_keys ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE api_keys ADD COLUMN machine_id TEXT;
+  ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+  `,
 ];

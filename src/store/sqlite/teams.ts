@@ -4,13 +4,17 @@ import type { TeamQuotas } from '../../domain/quota.js';
 import type { TeamStore } from '../store.js';
 
 interface TeamRow { id: string; name: string; is_admin: number; created_at: number }
-interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null }
+interface KeyRow {
+  id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null;
+  read_only: number; machine_id: string | null; expires_at: number | null;
+}
 interface UserRow { id: string; team_id: string; email: string; first_name: string | null; last_name: string | null; role: string; created_at: number }
 interface AccessorRow { machine_id: string; user_id: string; created_at: number; deleted_at: number | null }
 
 const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.is_admin === 1, createdAt: r.created_at });
 const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
   id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at, userId: r.user_id,
+  readOnly: r.read_only === 1, machineId: r.machine_id, expiresAt: r.expires_at,
 });
 const userFromRow = (r: UserRow): User => ({
   id: r.id, teamId: r.team_id, email: r.email, firstName: r.first_name, lastName: r.last_name, role: r.role as UserRole, createdAt: r.created_at,
@@ -29,8 +33,11 @@ export class SqliteTeams implements TeamStore {
       getTeam: db.prepare<[string], TeamRow>('SELECT * FROM teams WHERE id = ?'),
       listTeams: db.prepare<[], TeamRow>('SELECT * FROM teams ORDER BY created_at, id'),
       insertKey: db.prepare(
-        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id) VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at, @user_id)',
+        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at) ' +
+          'VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at, @user_id, @read_only, @machine_id, @expires_at)',
       ),
+      getKey: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE id = ?'),
+      expireKey: db.prepare('UPDATE api_keys SET expires_at = min(coalesce(expires_at, @at), @at) WHERE id = @id AND revoked_at IS NULL'),
       findKey: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE hash = ?'),
       listKeys: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE team_id = ? ORDER BY created_at, id'),
       revokeKey: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
@@ -70,7 +77,17 @@ export class SqliteTeams implements TeamStore {
   async insertApiKey(k: ApiKeyRecord): Promise<void> {
     this.stmts.insertKey.run({
       id: k.id, team_id: k.teamId, name: k.name, hash: k.hash, created_at: k.createdAt, revoked_at: k.revokedAt, user_id: k.userId,
+      read_only: k.readOnly ? 1 : 0, machine_id: k.machineId, expires_at: k.expiresAt,
     });
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    const r = this.stmts.getKey.get(id);
+    return r ? keyFromRow(r) : null;
+  }
+
+  async expireApiKey(id: string, at: number): Promise<boolean> {
+    return this.stmts.expireKey.run({ id, at }).changes > 0;
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
