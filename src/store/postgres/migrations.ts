@@ -202,4 +202,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN startup_script text COLLATE "C";
   ALTER TABLE machine_events ADD COLUMN startup_script text COLLATE "C";
   `,
+  // 4: key scopes and expiry (issue 14): read-only keys, keys of one machine, rotation with overlap.
+  `
+  ALTER TABLE api_keys ADD COLUMN read_only boolean NOT NULL DEFAULT false;
+  ALTER TABLE api_keys ADD COLUMN machine_id text COLLATE "C";
+  ALTER TABLE api_keys ADD COLUMN expires_at bigint;
+  `,
 ];

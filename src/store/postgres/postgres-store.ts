@@ -151,6 +151,14 @@ export class PostgresStore implements Store {
     return this.teams.removeAccessor(machineId, userId, at);
   }
 
+  getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    return this.teams.getApiKey(id);
+  }
+
+  expireApiKey(id: string, at: number): Promise<boolean> {
+    return this.teams.expireApiKey(id, at);
+  }
+
   getTeamQuotas(teamId: string): Promise<TeamQuotas> {
     return this.teams.getTeamQuotas(teamId);
   }

@@ -5,13 +5,17 @@ import type { TeamStore } from '../store.js';
 import { changesOf, rowsOf } from './connection.js';
 
 interface TeamRow { id: string; name: string; is_admin: boolean; created_at: number }
-interface KeyRow { id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null }
+interface KeyRow {
+  id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null;
+  read_only: boolean; machine_id: string | null; expires_at: number | null;
+}
 interface UserRow { id: string; team_id: string; email: string; first_name: string | null; last_name: string | null; role: string; created_at: number }
 interface AccessorRow { machine_id: string; user_id: string; created_at: number; deleted_at: number | null }
 
 const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.is_admin, createdAt: r.created_at });
 const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
   id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at, userId: r.user_id,
+  readOnly: r.read_only, machineId: r.machine_id, expiresAt: r.expires_at,
 });
 const userFromRow = (r: UserRow): User => ({
   id: r.id, teamId: r.team_id, email: r.email, firstName: r.first_name, lastName: r.last_name, role: r.role as UserRole, createdAt: r.created_at,
@@ -39,9 +43,20 @@ export class PostgresTeams implements TeamStore {
 
   async insertApiKey(k: ApiKeyRecord): Promise<void> {
     await this.pool.query(
-      'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-      [k.id, k.teamId, k.name, k.hash, k.createdAt, k.revokedAt, k.userId],
+      'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at) ' +
+        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+      [k.id, k.teamId, k.name, k.hash, k.createdAt, k.revokedAt, k.userId, k.readOnly, k.machineId, k.expiresAt],
     );
+  }
+
+  async getApiKey(id: string): Promise<ApiKeyRecord | null> {
+    const [r] = await rowsOf<KeyRow>(this.pool, 'SELECT * FROM api_keys WHERE id = $1', [id]);
+    return r ? keyFromRow(r) : null;
+  }
+
+  async expireApiKey(id: string, at: number): Promise<boolean> {
+    // An earlier expiry stays: expiring never extends a key.
+    return (await changesOf(this.pool, 'UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2) WHERE id = $1 AND revoked_at IS NULL', [id, at])) > 0;
   }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
