@@ -22,6 +22,7 @@ import { DesktopService } from './service/desktop-service.js';
 import { PaperspaceService } from './service/paperspace-service.js';
 import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
+import { NetworkService } from './service/network-service.js';
 import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -141,7 +142,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
     const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
     const volumes = new VolumeService(core);
-    const machines = new MachineService({ core, pools, volumes, retentionMs: settings.retentionMs });
+    const networks = new NetworkService(store, core.now);
+    const machines = new MachineService({ core, pools, volumes, networks, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
@@ -160,6 +162,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const built = buildApp({
       machines,
       volumes,
+      networks,
       pools,
       exec,
       processes,

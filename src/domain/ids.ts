@@ -30,4 +30,7 @@ export const newSnapshotId = (): string => `snap_${randomLowerAlnum(16)}`;
 /** Volume ids: `vol_` + 16 lowercase letters and digits. */
 export const newVolumeId = (): string => `vol_${randomLowerAlnum(16)}`;
 
+/** Private network ids: `net_` + 16 lowercase letters and digits. */
+export const newNetworkId = (): string => `net_${randomLowerAlnum(16)}`;
+
 export const MACHINE_ID_PATTERN = /^mch_[a-z0-9]{1,64}$/;

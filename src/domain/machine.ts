@@ -143,6 +143,8 @@ export interface MachineRecord {
   volumes: VolumeAttachment[];
   /** The region it was created in (a Paperspace-style create names one); null: the server's default region. */
   region: string | null;
+  /** The team's private network it joined at its create (fixed for its life); null: on none. */
+  networkId: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -223,6 +225,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     templateBuild: null,
     volumes: [],
     region: null,
+    networkId: null,
     ...f,
   };
 }

@@ -9,6 +9,7 @@ import type { FileService } from '../service/file-service.js';
 import type { FileWatchService } from '../service/file-watch.js';
 import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { NetworkService } from '../service/network-service.js';
 import type { VolumeService } from '../service/volume-service.js';
 import type { PaperspaceService } from '../service/paperspace-service.js';
 import type { AccessorService } from '../service/accessor-service.js';
@@ -36,6 +37,7 @@ import type { AnyRoute } from './route.js';
 export interface AppOptions {
   machines: MachineService;
   volumes: VolumeService;
+  networks: NetworkService;
   pools: WarmPoolService;
   exec: ExecService;
   processes: ProcessService;
@@ -70,7 +72,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'metrics' | 'templates' | 'volumes' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'metrics' | 'templates' | 'volumes' | 'networks' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */

@@ -12,6 +12,7 @@ const unused = () => {
 const routes = allRoutes({
   machines: { now: Date.now } as never,
   volumes: {} as never,
+  networks: {} as never,
   pools: {} as never,
   exec: {} as never,
   processes: {} as never,

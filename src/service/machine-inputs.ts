@@ -37,6 +37,10 @@ export interface CreateMachineInput {
   restorePointFromInitial?: boolean;
   /** Volumes to attach, in order (mount paths normalised and checked by the service). @default none */
   volumes?: AttachmentRequest[];
+  /** The team's private network to join, for the machine's life (checked by the service). @default none */
+  networkId?: string;
+  /** How the surface spells the network field in its messages. @default "network_id" */
+  networkField?: string;
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

@@ -1,5 +1,5 @@
 /**
- * The native surface (seeds 000, 001, 003, volumes and the system routes): its routes in the order
+ * The native surface (seeds 000, 001, 003, volumes, private networks and the system routes): its routes in the order
  * the OpenAPI document lists them, and the Fastify plugin that serves them. Ingress and
  * the terminal WebSocket are native too, but the app registers them itself: they answer
  * before (and outside) Fastify's routing.
@@ -11,11 +11,13 @@ import type { FileWatchService } from '../../service/file-watch.js';
 import type { MachineService } from '../../service/machine-service.js';
 import type { ProcessService } from '../../service/process-service.js';
 import type { TemplateApi } from '../../service/template-api.js';
+import type { NetworkService } from '../../service/network-service.js';
 import type { VolumeService } from '../../service/volume-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
 import { machineRoutes } from './machine-routes.js';
+import { networkRoutes } from './network-routes.js';
 import { processRoutes } from './process-routes.js';
 import { quotaRoutes } from './quota-routes.js';
 import { ptyRoutes } from './pty-routes.js';
@@ -29,6 +31,7 @@ import { volumeRoutes } from './volume-routes.js';
 export interface NativeSurfaceOptions extends SystemRoutesOptions {
   machines: MachineService;
   volumes: VolumeService;
+  networks: NetworkService;
   exec: ExecService;
   processes: ProcessService;
   files: FileService;
@@ -44,6 +47,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...machineRoutes(o.machines),
     ...snapshotRoutes(o.machines),
     ...volumeRoutes(o.volumes),
+    ...networkRoutes(o.networks),
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),

@@ -50,6 +50,7 @@ export interface MachineRow {
   /** JSON array of attachments; null when the machine has none. */
   volumes: string | null;
   region: string | null;
+  network_id: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -63,6 +64,7 @@ export const MACHINE_COLUMNS = [
   'template_build',
   'volumes',
   'region',
+  'network_id',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -109,6 +111,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     template_build: m.templateBuild,
     volumes: volumesToColumn(m.volumes),
     region: m.region,
+    network_id: m.networkId,
   };
 }
 
@@ -161,6 +164,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     templateBuild: r.template_build ?? null,
     volumes: volumesFromColumn(r.volumes),
     region: r.region ?? null,
+    networkId: r.network_id ?? null,
   };
 }
 
