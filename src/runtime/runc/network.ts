@@ -242,10 +242,12 @@ export class HostNetwork {
   private leave(id: string): Promise<void> {
     return this.serially(async () => {
       const rules = (await run('iptables-save', ['-t', 'filter']).catch(() => '')).split('\n');
-      const netPrefix = `-A HANGAR-${this.hex}-N`;
-      const mine = rules.filter((l) => (l.startsWith(`-A ${this.chain.net} `) || l.startsWith(netPrefix)) && commentOf(l) === id);
+      // Network chains are `…-N` + lowercase id characters; the base chain `…-NET` is not one.
+      const networkChain = new RegExp(`^HANGAR-${this.hex}-N[a-z0-9]+$`);
+      const chainOf = (l: string): string => l.split(' ')[1] ?? '';
+      const mine = rules.filter((l) => l.startsWith('-A ') && (chainOf(l) === this.chain.net || networkChain.test(chainOf(l))) && commentOf(l) === id);
       if (!mine.length) return;
-      const chains = new Set(mine.filter((l) => l.startsWith(netPrefix)).map((l) => l.split(' ')[1]!));
+      const chains = new Set(mine.map(chainOf).filter((c) => networkChain.test(c)));
       const emptied = [...chains].filter((c) => !rules.some((l) => l.startsWith(`-A ${c} `) && !mine.includes(l)));
       const lines = ['*filter', ...mine.map((l) => l.replace(/^-A /, '-D ')), ...emptied.map((c) => `-X ${c}`), 'COMMIT', ''];
       await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
