@@ -172,6 +172,8 @@ export interface PaperspaceCreateInput {
   templateId: string;
   region: string;
   diskSize: number;
+  /** The team's private network to join. @default none */
+  networkId?: string;
   autoShutdownEnabled?: boolean;
   autoShutdownTimeout?: number;
   startOnCreate?: boolean;
@@ -299,6 +301,8 @@ export class PaperspaceService {
           autoSnapshot,
           takeInitialSnapshot: input.takeInitialSnapshot ?? false,
           restorePointFromInitial: input.restorePointEnabled ?? false,
+          networkId: input.networkId,
+          networkField: 'networkId',
         },
         undefined,
         { onRecorded: recorded },

@@ -129,11 +129,12 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       responses: {
         200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema },
         ...errors,
-        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION).', schema: PaperspaceErrorSchema },
+        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or networkId names no network of the team (UNKNOWN_NETWORK).', schema: PaperspaceErrorSchema },
         429: { description: 'Server at capacity.', schema: PaperspaceErrorSchema },
       },
       handler: async ({ body, caller }) => {
-        refuseUnsupported(body);
+        // networkId is served on a create (refuseUnsupported refuses it on an update only).
+        refuseUnsupported({ ...body, networkId: undefined });
         return withEvent(
           await paperspace.create(caller, {
             name: body.name,
@@ -149,6 +150,7 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
             takeInitialSnapshot: body.takeInitialSnapshot,
             restorePointEnabled: body.restorePointEnabled,
             restorePointFrequency: body.restorePointFrequency,
+            networkId: body.networkId,
           }),
         );
       },
