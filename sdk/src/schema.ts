@@ -310,6 +310,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the team's private networks, newest first
+         * @description Every network of the team (at most 100, so there is no paging), each with the live machines on it.
+         */
+        get: operations["listNetworks"];
+        put?: never;
+        /**
+         * Create a private network
+         * @description An empty network of the team. Machines created with its id in `network_id` (Paperspace-style: `networkId`) reach each other on their private_ip, any protocol; machines on other networks or on none stay isolated from them, and each machine's outbound policy still governs what it reaches outside the host.
+         */
+        post: operations["createNetwork"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/networks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a private network and its machines */
+        get: operations["getNetwork"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a private network
+         * @description Refused (409 NETWORK_IN_USE, naming the machines in details.machine_ids) while any live machine is on it, paused and errored ones included: destroy them first.
+         */
+        delete: operations["deleteNetwork"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/machines/{id}/exec": {
         parameters: {
             query?: never;
@@ -1584,6 +1629,8 @@ export interface components {
             volumes?: components["schemas"]["VolumeAttachmentRequest"][];
             /** @description The machine's outbound access. Other machines, the host and 169.254.0.0/16 are never reachable. */
             network?: components["schemas"]["MachineNetwork"];
+            /** @description A private network of the team (GET /v1/networks), e.g. net_a1b2c3d4: the machine reaches the other machines on it, and they reach it, on their private_ip (any protocol). Fixed for the machine's life; a machine is on at most one network. An unknown one is 422 UNKNOWN_NETWORK. A fork joins the network named here, not its source's. A machine on a network never comes from a warm pool. @default none */
+            network_id?: string;
             /** @description Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false */
             public?: boolean;
             /** @description Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false */
@@ -1598,6 +1645,10 @@ export interface components {
                 /** @description How many automatic snapshots to keep, 1 to 30; the oldest beyond are deleted. */
                 keep: number;
             };
+        };
+        CreateNetworkRequest: {
+            /** @description Unique within the team. */
+            name: string;
         };
         CreateVolumeRequest: {
             /** @description Unique within the team. */
@@ -1735,6 +1786,8 @@ export interface components {
             private_ip?: string;
             /** @description The outbound policy it was created with. */
             network?: components["schemas"]["MachineNetwork"];
+            /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+            network_id?: string;
             /** @description Present (true) when its ports take ingress without a traffic access token. */
             public?: boolean;
             /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -1814,6 +1867,8 @@ export interface components {
             takeInitialSnapshot?: boolean;
             /** @description Make the initial snapshot the restore point (each stop reverts to it); implies takeInitialSnapshot. @default false */
             restorePointEnabled?: boolean;
+            /** @description A private network of the team (native POST /v1/networks): the machine reaches the other machines on it on their privateIp, any protocol, and only them. Fixed for its life; an unknown one is 422 UNKNOWN_NETWORK and nothing is created. @default none */
+            networkId?: string;
             /** @description Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set). */
             autoSnapshotEnabled?: boolean;
             /**
@@ -1828,8 +1883,6 @@ export interface components {
              * @enum {string}
              */
             restorePointFrequency?: "shutdown";
-            /** @description Not supported yet: refused. */
-            networkId?: string;
             /**
              * @description Only "none" is accepted.
              * @enum {string}
@@ -1894,7 +1947,7 @@ export interface components {
             machineType: string;
             /** @description The name given at create or update; the id for machines never named. */
             name: string;
-            /** @description Always null: every machine is on the server's one private network (privateIp); named networks are not supported. */
+            /** @description The private network it joined at its create (GET /v1/networks): it reaches that network's other machines on their privateIp; null when on none. */
             networkId: string | null;
             /** @description The Hangar template the machine runs. */
             os: string;
@@ -1997,6 +2050,8 @@ export interface components {
             restorePointEnabled?: boolean;
             /** @description A snapshot of this machine to revert to at each stop; enables the restore point. */
             restorePointSnapshotId?: string;
+            /** @description Refused: a machine joins its network at its create and stays on it. */
+            networkId?: string;
             /** @description Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set). */
             autoSnapshotEnabled?: boolean;
             /**
@@ -2011,8 +2066,6 @@ export interface components {
              * @enum {string}
              */
             restorePointFrequency?: "shutdown";
-            /** @description Not supported yet: refused. */
-            networkId?: string;
             /**
              * @description Only "none" is accepted.
              * @enum {string}
@@ -2027,6 +2080,23 @@ export interface components {
             lastName: string | null;
             /** @description Always null: Hangar keeps no profile images. */
             publicProfileImageUrl: string | null;
+        };
+        PrivateNetwork: {
+            /** @description net_ + 16 lowercase letters and digits. */
+            id: string;
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description How many live (not destroyed) machines are on it. */
+            machine_count: number;
+            /** @description The live machines on it, oldest first. */
+            machines: {
+                machine_id: string;
+                /** @enum {string} */
+                status: "creating" | "running" | "paused" | "destroyed" | "error";
+                /** @description Its address, which the network's other machines reach; present while it is creating, running or paused. */
+                private_ip?: string;
+            }[];
         };
         Process: {
             /** @description The process id inside the machine (what `ps` there shows). */
@@ -2529,6 +2599,8 @@ export interface operations {
                             private_ip?: string;
                             /** @description The outbound policy it was created with. */
                             network?: components["schemas"]["MachineNetwork"];
+                            /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+                            network_id?: string;
                             /** @description Present (true) when its ports take ingress without a traffic access token. */
                             public?: boolean;
                             /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -2652,7 +2724,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Unknown template, snapshot or volume (UNKNOWN_VOLUME), or a feature not available on this server. */
+            /** @description Unknown template, snapshot, volume (UNKNOWN_VOLUME) or network (UNKNOWN_NETWORK: nothing is created), or a feature not available on this server. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2757,6 +2829,8 @@ export interface operations {
                         private_ip?: string;
                         /** @description The outbound policy it was created with. */
                         network?: components["schemas"]["MachineNetwork"];
+                        /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+                        network_id?: string;
                         /** @description Present (true) when its ports take ingress without a traffic access token. */
                         public?: boolean;
                         /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -3706,6 +3780,187 @@ export interface operations {
                 };
             };
             /** @description VOLUME_IN_USE: attached to a live machine. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listNetworks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Networks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Every network of the team (at most 100), newest first. */
+                        items: components["schemas"]["PrivateNetwork"][];
+                    };
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateNetworkRequest"];
+            };
+        };
+        responses: {
+            /** @description The network. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivateNetwork"];
+                };
+            };
+            /** @description Invalid request (VALIDATION_FAILED, INVALID_JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NETWORK_NAME_TAKEN: the team already has a network of this name. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description CAPACITY_EXCEEDED: the team has 100 networks. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Network id, e.g. net_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The network. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivateNetwork"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such network for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Network id, e.g. net_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such network for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NETWORK_IN_USE: live machines are on it. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5814,7 +6069,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaperspaceError"];
                 };
             };
-            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION). */
+            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or networkId names no network of the team (UNKNOWN_NETWORK). */
             422: {
                 headers: {
                     [name: string]: unknown;

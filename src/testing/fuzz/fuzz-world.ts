@@ -81,6 +81,7 @@ const UNKNOWN: Record<string, string> = {
   machine: 'mch_0000000000000000',
   snapshot: 'snap_0000000000000000',
   volume: 'vol_0000000000000000',
+  network: 'net_0000000000000000',
   team: 'team_000000000000',
   user: 'usr_000000000000',
   key: 'key_000000000000',
@@ -95,6 +96,7 @@ export function pathIds(world: World, path: string, name: string): string[] {
   if (name === 'userId') return [world.userA, UNKNOWN.user!];
   if (path.startsWith('/v1/snapshots')) return [world.snapshotA ?? UNKNOWN.snapshot!, UNKNOWN.snapshot!];
   if (path.startsWith('/v1/volumes')) return [world.volumes.A, world.volumes.B, UNKNOWN.volume!];
+  if (path.startsWith('/v1/networks')) return [UNKNOWN.network!];
   if (path.startsWith('/v1/templates') || path.startsWith('/v1/warm-pools') || path.startsWith('/templates')) return ['base', 'desktop', UNKNOWN.template!];
   if (path.startsWith('/v1/admin/teams')) return [world.teams.A, world.teams.B, UNKNOWN.team!];
   if (path.startsWith('/v1/admin/users')) return [world.userA, UNKNOWN.user!];
@@ -134,6 +136,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
     const key = world.keys[who];
     state[`machines ${who}`] = project(await get('/v1/machines?state=creating,running,paused,error', key), machineKeys);
     state[`volumes ${who}`] = project(await get('/v1/volumes', key), ['id', 'name', 'size_mb', 'attachments']);
+    state[`networks ${who}`] = project(await get('/v1/networks', key), ['id', 'name', 'machines']);
     state[`snapshots ${who}`] = project(await get('/v1/snapshots', key), ['id', 'machine_id']);
     state[`templates ${who}`] = project(await get('/v1/templates?limit=100', key), ['name', 'version', 'status']);
     state[`keys ${who}`] = project(await get(`/v1/admin/teams/${world.teams[who]}/keys`), ['id', 'name', 'revoked_at']);
@@ -146,7 +149,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
 }
 
 /**
- * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes,
+ * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes, networks,
  * snapshots, templates and warm pools that are not the world's; bring back a world machine
  * the fuzzer destroyed or paused.
  */
@@ -172,6 +175,9 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
     for (const s of snaps) if (s.id !== world.snapshotA) await t.request('DELETE', `/v1/snapshots/${s.id}`, { key });
     const vols = itemsOf((await t.request('GET', '/v1/volumes', { key })).body) as { id: string }[];
     for (const v of vols) if (v.id !== world.volumes[who]) await t.request('DELETE', `/v1/volumes/${v.id}`, { key });
+    // Machines are destroyed above, so every network is free to go.
+    const nets = itemsOf((await t.request('GET', '/v1/networks', { key })).body) as { id: string }[];
+    for (const n of nets) await t.request('DELETE', `/v1/networks/${n.id}`, { key });
     // A build still running would finish inside a later batch, and cannot be deleted yet: wait for it.
     const templates = await waitFor(async () => {
       const listed = itemsOf((await t.request('GET', '/v1/templates?limit=100', { key })).body) as { name: string; scope: string; status: string }[];
