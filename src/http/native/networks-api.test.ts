@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CATALOGUE } from '../../domain/errors.js';
-import { TestServer } from '../../testing/harness.js';
+import { TestServer, waitFor } from '../../testing/harness.js';
 
 describe('native /v1/networks', () => {
   let t: TestServer;
@@ -111,5 +111,22 @@ describe('native /v1/networks', () => {
     assert.equal(late.status, 422);
     assert.equal(late.body.code, 'UNKNOWN_NETWORK');
     assert.equal((await call('DELETE', `/v1/machines/${plain.body.id}`)).status, 200);
+  });
+
+  it('a create with network_id never takes a warm-pool machine; one without still does', async () => {
+    const put = await t.request('PUT', '/v1/warm-pools/nets', { body: { template: 'base', size: 1 } });
+    assert.ok(put.status < 300, put.text);
+    await waitFor(async () => (await t.request('GET', '/v1/warm-pools/nets')).body.ready >= 1, 60_000);
+    const net = await call('POST', '/v1/networks', { name: 'pooled' });
+    const m = await call('POST', '/v1/machines', { network_id: net.body.id });
+    assert.equal(m.status, 201, m.text);
+    assert.equal(m.body.warm_pool_checkout, undefined, 'the pool was considered');
+    assert.equal(m.body.network_id, net.body.id);
+    assert.equal((await t.request('GET', '/v1/warm-pools/nets')).body.ready, 1, 'the idle pool machine was taken');
+    const pooled = await call('POST', '/v1/machines', {});
+    assert.deepEqual(pooled.body.warm_pool_checkout, { hit: true, id: 'nets' });
+    for (const id of [m.body.id, pooled.body.id]) assert.equal((await call('DELETE', `/v1/machines/${id}`)).status, 200);
+    assert.equal((await call('DELETE', `/v1/networks/${net.body.id}`)).status, 204);
+    assert.ok((await t.request('DELETE', '/v1/warm-pools/nets')).status < 300);
   });
 });

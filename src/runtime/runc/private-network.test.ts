@@ -157,6 +157,15 @@ describe('private networks: real traffic between machines', () => {
     const stranger = await create();
     assert.equal(await machineGet(stranger.id, a.ip), null, 'after a restart, a machine on no network stays out');
 
+    // A fork joins the network its create names, not its source's: with it, it reaches b; without, not.
+    const snap = await t.request('POST', `/v1/machines/${a.id}/snapshots`);
+    assert.equal(snap.status, 201, snap.text);
+    const joined = await create({ snapshot_id: snap.body.id, network_id: net });
+    const alone = await create({ snapshot_id: snap.body.id });
+    assert.equal(await machineGet(joined.id, b.ip), `hello-${b.id}`, 'a fork created on the network reaches its members');
+    assert.equal(await machineGet(b.id, joined.ip), `hello-${a.id}`, 'and is reached by them (its httpd is the source\'s, restored)');
+    assert.equal(await machineGet(alone.id, b.ip), null, 'a fork created on no network reached its source\'s network');
+
     // dispose() (in `after`) destroys everything and fails on any chain of the instance left; check the network's too.
     await t.server.machines.destroyAll();
     assert.deepEqual(await rulesMentioning(chain), []);
