@@ -60,7 +60,7 @@ export class HostNetwork {
   readonly hex: string;
   readonly bridge: string;
   readonly gateway: string;
-  private readonly chain: { fwd: string; input: string; pol: string; nat: string; net: string };
+  private readonly chain: { fwd: string; input: string; pol: string; nat: string; net: string; out: string };
   /** Network membership changes one at a time: whether a network's chain exists decides what to write. */
   private membership: Promise<unknown> = Promise.resolve();
   private ready: Promise<void> | null = null;
@@ -70,7 +70,7 @@ export class HostNetwork {
     this.bridge = `hg${this.hex}`;
     this.gateway = formatIpv4(gatewayOf(o.subnet));
     const base = `HANGAR-${this.hex}`;
-    this.chain = { fwd: `${base}-FWD`, input: `${base}-IN`, pol: `${base}-POL`, nat: `${base}-NAT`, net: `${base}-NET` };
+    this.chain = { fwd: `${base}-FWD`, input: `${base}-IN`, pol: `${base}-POL`, nat: `${base}-NAT`, net: `${base}-NET`, out: `${base}-OUT` };
   }
 
   /** Network namespace name of a machine (`/run/netns/<name>`). */
@@ -142,7 +142,7 @@ export class HostNetwork {
     await this.ensureForwarding();
     const existing = await this.instanceChains();
     const lines = ['*filter', ...this.baseFilterRules()];
-    const keep = new Set([this.chain.fwd, this.chain.input, this.chain.pol, this.chain.net]);
+    const keep = new Set([this.chain.fwd, this.chain.input, this.chain.pol, this.chain.net, this.chain.out]);
     for (const [id, spec] of live) {
       if (spec.networkId) {
         const c = this.networkChain(spec.networkId);
@@ -159,18 +159,23 @@ export class HostNetwork {
     await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
     await this.ensureJump('filter', 'FORWARD', ['-j', this.chain.fwd]);
     await this.ensureJump('filter', 'INPUT', ['-i', this.bridge, '-j', this.chain.input]);
+    await this.ensureJump('filter', 'OUTPUT', ['-o', this.bridge, '-j', this.chain.out]);
     await this.ensureJump('nat', 'POSTROUTING', ['-j', this.chain.nat]);
   }
 
   /** The static chains (declaring a chain in `iptables-restore --noflush` empties it first). */
   private baseFilterRules(): string[] {
-    const { fwd, input, pol, net } = this.chain;
+    const { fwd, input, pol, net, out } = this.chain;
     const br = this.bridge;
     return [
       `:${fwd} - [0:0]`,
       `:${input} - [0:0]`,
       `:${pol} - [0:0]`,
       `:${net} - [0:0]`,
+      `:${out} - [0:0]`,
+      // Traffic between machines is routed back out of the bridge, which makes the kernel send the
+      // sender an ICMP redirect ("reach it directly", which isolated ports cannot): keep those in.
+      `-A ${out} -p icmp --icmp-type redirect -j DROP`,
       // Into the bridge only replies, and traffic between members of one private network (the NET chain
       // accepts only that): no other machine reaches another, nor machines of other servers.
       `-A ${fwd} -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
@@ -399,6 +404,7 @@ export class HostNetwork {
     for (const [table, chain, rule] of [
       ['filter', 'FORWARD', ['-j', fwd]],
       ['filter', 'INPUT', ['-i', this.bridge, '-j', input]],
+      ['filter', 'OUTPUT', ['-o', this.bridge, '-j', this.chain.out]],
       ['nat', 'POSTROUTING', ['-j', nat]],
     ] as const) {
       // Fails when the jump is already gone (or was never made): gone is what is wanted.

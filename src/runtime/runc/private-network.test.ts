@@ -88,6 +88,12 @@ describe('private networks: real traffic between machines', () => {
     assert.ok(await pings(a1.id, a2.ip), 'a1 pings a2');
     assert.ok(await pings(a2.id, a1.ip), 'a2 pings a1');
 
+    // The host routed that traffic back out of the bridge, so the kernel tried to send ICMP redirects: none got out.
+    const outChain = await run('iptables', ['-w', '-L', `HANGAR-${hex}-OUT`, '-v', '-x', '-n']);
+    const dropped = outChain.split('\n').find((l) => /\bDROP\b/.test(l) && /icmptype 5|redirect/i.test(l));
+    assert.ok(dropped, outChain);
+    assert.ok(Number(dropped.trim().split(/\s+/)[0]) > 0, `no redirect was kept in: ${outChain}`);
+
     // Another network, or none: neither way.
     for (const [from, to, what] of [
       [b1, a1, 'beta → alpha'],
