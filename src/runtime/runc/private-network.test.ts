@@ -1,11 +1,12 @@
 /**
  * Private networks on real runc with real traffic: machines on one network reach each
- * other (TCP and ICMP, both ways); machines on another network or on none stay isolated;
+ * other (TCP, UDP and ICMP, both ways); machines on another network or on none stay isolated;
  * the host stays out of reach and the outbound policy still applies (against an "outside"
  * host in a namespace of this test); membership survives pause/resume and a server
  * restart; destroy and teardown leave no rule behind.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { formatIpv4, gatewayOf } from '../../domain/network.js';
 import { execIn, TestServer, waitFor } from '../../testing/harness.js';
@@ -67,13 +68,31 @@ describe('private networks: real traffic between machines', () => {
     );
   }
 
+  /**
+   * True when a UDP datagram sent from one machine's network namespace arrives at `ip` in the
+   * other's within 2 s. Node runs on both ends inside the namespaces (busybox's nc has no UDP).
+   */
+  async function udpReaches(fromId: string, toId: string, ip: string): Promise<boolean> {
+    const ns = (id: string): string => `${t.server.settings.instancePrefix}-${id}`;
+    const receiver = spawn('ip', ['netns', 'exec', ns(toId), process.execPath, '-e',
+      "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{console.log('got '+m);process.exit(0)});" +
+        "s.bind(9999,()=>console.log('ready'));setTimeout(()=>process.exit(3),2000)"]);
+    let out = '';
+    receiver.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => receiver.on('exit', resolve));
+    await waitFor(async () => out.includes('ready'), 5_000, 20);
+    await run('ip', ['netns', 'exec', ns(fromId), process.execPath, '-e',
+      `const s=require('dgram').createSocket('udp4');s.send('hello-udp',9999,'${ip}',()=>s.close())`]);
+    return (await exited) === 0 && out.includes('got hello-udp');
+  }
+
   /** Every filter rule and chain line of this instance that mentions `needle`. */
   async function rulesMentioning(needle: string): Promise<string[]> {
     const all = `${await run('iptables-save', ['-t', 'filter'])}\n${await run('iptables-save', ['-t', 'nat'])}`;
     return all.split('\n').filter((l) => l.includes(needle));
   }
 
-  it('machines on one network reach each other (TCP, ICMP, both ways); other networks, no network and the host stay out', async () => {
+  it('machines on one network reach each other (TCP, UDP, ICMP, both ways); other networks, no network and the host stay out', async () => {
     const netA = await network('alpha');
     const netB = await network('beta');
     const a1 = await create({ network_id: netA });
@@ -87,6 +106,8 @@ describe('private networks: real traffic between machines', () => {
     assert.equal(await machineGet(a2.id, a1.ip), `hello-${a1.id}`, 'a2 → a1 over TCP');
     assert.ok(await pings(a1.id, a2.ip), 'a1 pings a2');
     assert.ok(await pings(a2.id, a1.ip), 'a2 pings a1');
+    assert.ok(await udpReaches(a1.id, a2.id, a2.ip), 'a1 → a2 over UDP');
+    assert.ok(await udpReaches(a2.id, a1.id, a1.ip), 'a2 → a1 over UDP');
 
     // The host routed that traffic back out of the bridge, so the kernel tried to send ICMP redirects: none got out.
     const outChain = await run('iptables', ['-w', '-L', `HANGAR-${hex}-OUT`, '-v', '-x', '-n']);
@@ -105,6 +126,8 @@ describe('private networks: real traffic between machines', () => {
       assert.equal(await machineGet(from.id, to.ip), null, `${what} over TCP`);
       assert.equal(await pings(from.id, to.ip), false, `${what} over ICMP`);
     }
+    assert.equal(await udpReaches(b1.id, a1.id, a1.ip), false, 'beta → alpha over UDP');
+    assert.equal(await udpReaches(none.id, a2.id, a2.ip), false, 'no network → alpha over UDP');
 
     // The host is still out of reach from a network's machine, and the server still reaches every machine.
     assert.equal(await pings(a1.id, gateway), false, 'a machine on a network pinged the host');
