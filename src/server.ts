@@ -24,6 +24,7 @@ import { AccessorService } from './service/accessor-service.js';
 import { ServerSecret } from './service/secrets.js';
 import { StartupScriptRuns } from './service/startup-script-runs.js';
 import { StartupScriptService } from './service/startup-script-service.js';
+import { NetworkService } from './service/network-service.js';
 import { VolumeService } from './service/volume-service.js';
 import { WarmPoolService } from './service/warm-pools.js';
 import type { Settings } from './settings.js';
@@ -154,7 +155,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
     const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
     const volumes = new VolumeService(core);
-    const machines = new MachineService({ core, pools, volumes, retentionMs: settings.retentionMs });
+    const networks = new NetworkService(store, core.now);
+    const machines = new MachineService({ core, pools, volumes, networks, retentionMs: settings.retentionMs });
     const exec = new ExecService({ machines, runtime, templates });
     const processes = new ProcessService({ machines, runtime, exec });
     const pty = new PtyService({ machines, runtime, exec });
@@ -178,6 +180,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       volumes,
       startupScripts,
       startupScriptRuns,
+      networks,
       pools,
       exec,
       processes,

@@ -29,6 +29,8 @@ export type CreateVolumeRequest = components['schemas']['CreateVolumeRequest'];
 export type StartupScript = components['schemas']['StartupScript'];
 /** Body of `createStartupScript`: run_once defaults to false. */
 export type CreateStartupScriptRequest = components['schemas']['CreateStartupScriptRequest'];
+export type PrivateNetwork = components['schemas']['PrivateNetwork'];
+export type CreateNetworkRequest = components['schemas']['CreateNetworkRequest'];
 export type WarmPool = components['schemas']['WarmPool'];
 export type ErrorBody = components['schemas']['Error'];
 export type Process = components['schemas']['Process'];
@@ -361,6 +363,24 @@ export class HangarClient extends HangarTransport {
   /** Machines created with it keep their copy. */
   deleteStartupScript(id: string, opts: CallOptions = {}): Promise<void> {
     return this.json('DELETE', `/v1/startup-scripts/${encodeURIComponent(id)}`, opts);
+  }
+
+  /** Private networks: machines created with the same `network_id` reach each other. */
+  createNetwork(req: CreateNetworkRequest, opts: CallOptions = {}): Promise<PrivateNetwork> {
+    return this.json('POST', '/v1/networks', { ...opts, json: req });
+  }
+
+  listNetworks(opts: CallOptions = {}): Promise<{ items: PrivateNetwork[] }> {
+    return this.json('GET', '/v1/networks', opts);
+  }
+
+  getNetwork(id: string, opts: CallOptions = {}): Promise<PrivateNetwork> {
+    return this.json('GET', `/v1/networks/${encodeURIComponent(id)}`, opts);
+  }
+
+  /** Refused (409 NETWORK_IN_USE) while live machines are on it. */
+  deleteNetwork(id: string, opts: CallOptions = {}): Promise<void> {
+    return this.json('DELETE', `/v1/networks/${encodeURIComponent(id)}`, opts);
   }
 
   /** Warm pools (admin keys only). */

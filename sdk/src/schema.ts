@@ -355,6 +355,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the team's private networks, newest first
+         * @description Every network of the team (at most 100, so there is no paging), each with the live machines on it.
+         */
+        get: operations["listNetworks"];
+        put?: never;
+        /**
+         * Create a private network
+         * @description An empty network of the team. Machines created with its id in `network_id` (Paperspace-style: `networkId`) reach each other on their private_ip, any protocol; machines on other networks or on none stay isolated from them, and each machine's outbound policy still governs what it reaches outside the host.
+         */
+        post: operations["createNetwork"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/networks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a private network and its machines */
+        get: operations["getNetwork"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a private network
+         * @description Refused (409 NETWORK_IN_USE, naming the machines in details.machine_ids) while any live machine is on it, paused and errored ones included: destroy them first.
+         */
+        delete: operations["deleteNetwork"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/machines/{id}/exec": {
         parameters: {
             query?: never;
@@ -1657,6 +1702,8 @@ export interface components {
             startup_script_id?: string;
             /** @description The machine's outbound access. Other machines, the host and 169.254.0.0/16 are never reachable. */
             network?: components["schemas"]["MachineNetwork"];
+            /** @description A private network of the team (GET /v1/networks), e.g. net_a1b2c3d4: the machine reaches the other machines on it, and they reach it, on their private_ip (any protocol). Fixed for the machine's life; a machine is on at most one network. An unknown one is 422 UNKNOWN_NETWORK. A fork joins the network named here, not its source's. A machine on a network never comes from a warm pool. @default none */
+            network_id?: string;
             /** @description Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false */
             public?: boolean;
             /** @description Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false */
@@ -1671,6 +1718,10 @@ export interface components {
                 /** @description How many automatic snapshots to keep, 1 to 30; the oldest beyond are deleted. */
                 keep: number;
             };
+        };
+        CreateNetworkRequest: {
+            /** @description Unique within the team. */
+            name: string;
         };
         CreateStartupScriptRequest: {
             /** @description A human name (need not be unique). */
@@ -1816,6 +1867,8 @@ export interface components {
             private_ip?: string;
             /** @description The outbound policy it was created with. */
             network?: components["schemas"]["MachineNetwork"];
+            /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+            network_id?: string;
             /** @description Present (true) when its ports take ingress without a traffic access token. */
             public?: boolean;
             /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -1901,6 +1954,8 @@ export interface components {
             restorePointEnabled?: boolean;
             /** @description A startup script of the team (POST /v1/startup-scripts). The machine keeps a copy and runs it with /bin/sh -c after it starts: only the first time when the script is run_once, else after every create, start and restart. Each run is a startup-script event with its process id, exit code and output. Unknown: 422 UNKNOWN_STARTUP_SCRIPT. */
             startupScriptId?: string;
+            /** @description A private network of the team (native POST /v1/networks): the machine reaches the other machines on it on their privateIp, any protocol, and only them. Fixed for its life; an unknown one is 422 UNKNOWN_NETWORK and nothing is created. @default none */
+            networkId?: string;
             /** @description Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set). */
             autoSnapshotEnabled?: boolean;
             /**
@@ -1915,8 +1970,6 @@ export interface components {
              * @enum {string}
              */
             restorePointFrequency?: "shutdown";
-            /** @description Not supported yet: refused. */
-            networkId?: string;
             /**
              * @description Only "none" is accepted.
              * @enum {string}
@@ -1979,7 +2032,7 @@ export interface components {
             machineType: string;
             /** @description The name given at create or update; the id for machines never named. */
             name: string;
-            /** @description Always null: every machine is on the server's one private network (privateIp); named networks are not supported. */
+            /** @description The private network it joined at its create (GET /v1/networks): it reaches that network's other machines on their privateIp; null when on none. */
             networkId: string | null;
             /** @description The Hangar template the machine runs. */
             os: string;
@@ -2095,6 +2148,8 @@ export interface components {
             restorePointEnabled?: boolean;
             /** @description A snapshot of this machine to revert to at each stop; enables the restore point. */
             restorePointSnapshotId?: string;
+            /** @description Refused: a machine joins its network at its create and stays on it. */
+            networkId?: string;
             /** @description Take automatic snapshots while the machine is ready; true needs autoSnapshotFrequency and autoSnapshotSaveCount (on update, unless already set). */
             autoSnapshotEnabled?: boolean;
             /**
@@ -2109,8 +2164,6 @@ export interface components {
              * @enum {string}
              */
             restorePointFrequency?: "shutdown";
-            /** @description Not supported yet: refused. */
-            networkId?: string;
             /**
              * @description Only "none" is accepted.
              * @enum {string}
@@ -2125,6 +2178,23 @@ export interface components {
             lastName: string | null;
             /** @description Always null: Hangar keeps no profile images. */
             publicProfileImageUrl: string | null;
+        };
+        PrivateNetwork: {
+            /** @description net_ + 16 lowercase letters and digits. */
+            id: string;
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description How many live (not destroyed) machines are on it. */
+            machine_count: number;
+            /** @description The live machines on it, oldest first. */
+            machines: {
+                machine_id: string;
+                /** @enum {string} */
+                status: "creating" | "running" | "paused" | "destroyed" | "error";
+                /** @description Its address, which the network's other machines reach; present while it is creating, running or paused. */
+                private_ip?: string;
+            }[];
         };
         Process: {
             /** @description The process id inside the machine (what `ps` there shows). */
@@ -2641,6 +2711,8 @@ export interface operations {
                             private_ip?: string;
                             /** @description The outbound policy it was created with. */
                             network?: components["schemas"]["MachineNetwork"];
+                            /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+                            network_id?: string;
                             /** @description Present (true) when its ports take ingress without a traffic access token. */
                             public?: boolean;
                             /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -2768,7 +2840,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Unknown template, snapshot, volume (UNKNOWN_VOLUME) or startup script (UNKNOWN_STARTUP_SCRIPT), or a feature not available on this server. */
+            /** @description Unknown template, snapshot, volume (UNKNOWN_VOLUME), startup script (UNKNOWN_STARTUP_SCRIPT) or network (UNKNOWN_NETWORK): nothing is created; or a feature not available on this server. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2873,6 +2945,8 @@ export interface operations {
                         private_ip?: string;
                         /** @description The outbound policy it was created with. */
                         network?: components["schemas"]["MachineNetwork"];
+                        /** @description Present when it is on a private network (network_id at create): it reaches that network's other machines on their private_ip. */
+                        network_id?: string;
                         /** @description Present (true) when its ports take ingress without a traffic access token. */
                         public?: boolean;
                         /** @description Present (true) when ingress traffic resumes it while it is paused. */
@@ -3990,6 +4064,187 @@ export interface operations {
             };
             /** @description No such startup script for this team. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listNetworks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Networks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Every network of the team (at most 100), newest first. */
+                        items: components["schemas"]["PrivateNetwork"][];
+                    };
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateNetworkRequest"];
+            };
+        };
+        responses: {
+            /** @description The network. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivateNetwork"];
+                };
+            };
+            /** @description Invalid request (VALIDATION_FAILED, INVALID_JSON). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NETWORK_NAME_TAKEN: the team already has a network of this name. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description CAPACITY_EXCEEDED: the team has 100 networks. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Network id, e.g. net_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The network. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivateNetwork"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such network for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteNetwork: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Network id, e.g. net_a1b2c3d4. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such network for this team. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NETWORK_IN_USE: live machines are on it. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6097,7 +6352,7 @@ export interface operations {
                     "application/json": components["schemas"]["PaperspaceError"];
                 };
             };
-            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId names no script of the team (UNKNOWN_STARTUP_SCRIPT). */
+            /** @description A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId or networkId names no script or network of the team (UNKNOWN_STARTUP_SCRIPT, UNKNOWN_NETWORK). */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -22,6 +22,8 @@ export const ERROR_CATALOGUE = {
   TEMPLATE_NAME_TAKEN: { status: 409, meaning: 'The name belongs to a server-wide template (or, for admins, to a directory template); choose another.' },
   VOLUME_IN_USE: { status: 409, meaning: 'The volume is attached read-write to another live machine (details.machine_id), or, to be deleted, to any live machine; a fork cannot share a read-write volume.' },
   VOLUME_NAME_TAKEN: { status: 409, meaning: 'The team already has a volume with this name.' },
+  NETWORK_IN_USE: { status: 409, meaning: 'The private network still has live machines (details.machine_ids); destroy them before deleting it.' },
+  NETWORK_NAME_TAKEN: { status: 409, meaning: 'The team already has a private network with this name.' },
   PATH_EXISTS: { status: 409, meaning: 'Something already exists at the destination path inside the machine.' },
   IS_A_DIRECTORY: { status: 409, meaning: 'The path inside the machine is a directory where a file is needed.' },
   NOT_A_DIRECTORY: { status: 409, meaning: 'The path inside the machine (or one of its parents) is not a directory where one is needed.' },
@@ -33,6 +35,7 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_UPLOAD: { status: 422, meaning: 'The upload_id names no upload of this team (uploads are kept for 24 hours); send the archive with POST /v1/uploads.' },
   UNKNOWN_VOLUME: { status: 422, meaning: 'A volume to attach does not exist for this team; list yours with GET /v1/volumes.' },
   UNKNOWN_STARTUP_SCRIPT: { status: 422, meaning: 'The startup script named at a create does not exist for this team; list yours with GET /v1/startup-scripts.' },
+  UNKNOWN_NETWORK: { status: 422, meaning: 'The network_id (Paperspace: networkId) of a create names no private network of this team; list yours with GET /v1/networks.' },
   UNKNOWN_SNAPSHOT: { status: 422, meaning: 'The snapshot does not exist for this team (for a restore point: is not a snapshot of that machine).' },
   COMMAND_NOT_STARTED: { status: 422, meaning: 'A background process could not be started (no such command, cwd missing, ...); details.reason says which.' },
   NO_DESKTOP: { status: 422, meaning: 'The machine\'s template runs no desktop, so it has no VNC settings; create it from a desktop template (e.g. desktop).' },
@@ -93,6 +96,11 @@ export function volumeNotFound(id: string): HangarError {
 /** The 404 of a startup script that is missing or another team's (one message for both). */
 export function startupScriptNotFound(id: string): HangarError {
   return new HangarError('NOT_FOUND', `Startup script ${id} does not exist. Check the id, and that the API key belongs to the script's team.`);
+}
+
+/** The 404 of a private network that is missing or another team's (one message for both). */
+export function networkNotFound(id: string): HangarError {
+  return new HangarError('NOT_FOUND', `Network ${id} does not exist. Check the id, and that the API key belongs to the network's team.`);
 }
 
 /** Shorthand for the 404 that hides whether another team owns the resource. */

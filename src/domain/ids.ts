@@ -32,5 +32,7 @@ export const newVolumeId = (): string => `vol_${randomLowerAlnum(16)}`;
 
 /** Startup script ids: `scr_` + 16 lowercase letters and digits. */
 export const newStartupScriptId = (): string => `scr_${randomLowerAlnum(16)}`;
+/** Private network ids: `net_` + 16 lowercase letters and digits. */
+export const newNetworkId = (): string => `net_${randomLowerAlnum(16)}`;
 
 export const MACHINE_ID_PATTERN = /^mch_[a-z0-9]{1,64}$/;

@@ -146,6 +146,8 @@ export interface MachineRecord {
   region: string | null;
   /** The startup script copied at its create (run by the service after starts); null when none. */
   startupScript: MachineStartupScript | null;
+  /** The team's private network it joined at its create (fixed for its life); null: on none. */
+  networkId: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -227,6 +229,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     volumes: [],
     region: null,
     startupScript: null,
+    networkId: null,
     ...f,
   };
 }

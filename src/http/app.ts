@@ -9,6 +9,7 @@ import type { FileService } from '../service/file-service.js';
 import type { FileWatchService } from '../service/file-watch.js';
 import type { MachineOperations } from '../service/machine-operations.js';
 import type { MachineService } from '../service/machine-service.js';
+import type { NetworkService } from '../service/network-service.js';
 import type { VolumeService } from '../service/volume-service.js';
 import type { PaperspaceService } from '../service/paperspace-service.js';
 import type { AccessorService } from '../service/accessor-service.js';
@@ -40,6 +41,7 @@ export interface AppOptions {
   volumes: VolumeService;
   startupScripts: StartupScriptService;
   startupScriptRuns: StartupScriptRuns;
+  networks: NetworkService;
   pools: WarmPoolService;
   exec: ExecService;
   processes: ProcessService;
@@ -74,7 +76,7 @@ export interface AppOptions {
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'metrics' | 'templates' | 'volumes' | 'startupScripts' | 'startupScriptRuns' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'metrics' | 'templates' | 'volumes' | 'startupScripts' | 'startupScriptRuns' | 'networks' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
 >;
 
 /** The routes of each surface, each list in document order. */

@@ -14,6 +14,7 @@ const routes = allRoutes({
   volumes: {} as never,
   startupScripts: {} as never,
   startupScriptRuns: {} as never,
+  networks: {} as never,
   pools: {} as never,
   exec: {} as never,
   processes: {} as never,

@@ -49,6 +49,11 @@ export interface MachineNetworkSpec {
   /** Its address on the server's machine subnet (`eth0` inside). */
   ip: string;
   outbound: OutboundPolicy;
+  /**
+   * The private network it is on: it reaches, and is reached by, the other machines with
+   * the same id on their addresses, any protocol. @default null: on none
+   */
+  networkId?: string | null;
 }
 
 /** The runtime's view of one machine's container. */

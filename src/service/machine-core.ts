@@ -184,7 +184,7 @@ export class MachineCore {
       env: { ...template.env, ...m.env, ...(template.desktop ? desktopEnv(template.desktop, this.o.secret.vncPassword(m.id)) : {}), HOSTNAME: m.id },
       cwd: m.cwd ?? template.cwd,
       config: m.config,
-      network: { ip: m.privateIp, outbound: m.outbound },
+      network: { ip: m.privateIp, outbound: m.outbound, networkId: m.networkId },
       volumes: this.volumeSpecs(m),
     };
   }

@@ -6,6 +6,7 @@ import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import { transition } from '../domain/transitions.js';
+import { NetworkConflictError } from '../domain/private-network.js';
 import { VolumeConflictError, type VolumeAttachment } from '../domain/volume.js';
 import { desktopEnv } from '../templates/desktop.js';
 import { cwdProblem, type Template } from '../templates/templates.js';
@@ -13,6 +14,7 @@ import { autoSnapshotSettings, type CreateMachineInput, type CreateOptions } fro
 import { reasonOf, type MachineCore } from './machine-core.js';
 import type { MachineSnapshots } from './machine-snapshots.js';
 import { startupScriptCopy } from './startup-script-service.js';
+import { unknownNetwork, type NetworkService } from './network-service.js';
 import { attachRefusal, type VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 
@@ -25,6 +27,7 @@ export class MachineCreator {
     private readonly snapshots: MachineSnapshots,
     private readonly pools: WarmPoolService,
     private readonly volumes: VolumeService,
+    private readonly networks: NetworkService,
   ) {}
 
   /** Create and start a machine; with an idempotency key, a retry returns the first result. */
@@ -136,10 +139,13 @@ export class MachineCreator {
       if (problem) misplaced.push({ field: `volumes.${i}.mount_path`, message: problem });
     }
     if (misplaced.length) throw validationError(misplaced);
+    // A fork joins the network its create names (none by default), not its source's: the network is the host's rules, not the snapshot's.
+    const networkId = input.networkId === undefined ? null : await this.networks.joinable(caller, input.networkId, input.networkField);
     let warmPoolCheckout: WarmPoolCheckout | null = null;
     const outbound = input.outbound ?? DEFAULT_OUTBOUND;
-    // Pool machines run the default policy without volumes (they run already, unmounted), and not a service snapshot: a create asking for others starts cold.
-    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0) {
+    // Pool machines run the default policy without volumes or a network (they run already, unmounted and on none),
+    // and not a service snapshot: a create asking for others starts cold.
+    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0 && networkId === null) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
         const taken = await this.pools.checkout(caller, pool, input, startupScript, (m) => this.initialSnapshotLocked(m, input));
@@ -181,6 +187,7 @@ export class MachineCreator {
       autoSnapshot: autoSnapshotSettings(input.autoSnapshot, now),
       volumes,
       startupScript,
+      networkId,
     });
     core.hold(m.id);
     const createLocked = () =>
@@ -188,8 +195,9 @@ export class MachineCreator {
         try {
           await core.store.insertMachine(m);
         } catch (err) {
-          // Nothing was written (a volume deleted, or taken read-write, since the checks above).
+          // Nothing was written (a volume or the network deleted, or a volume taken read-write, since the checks above).
           core.letGo(m);
+          if (err instanceof NetworkConflictError) throw unknownNetwork(err.networkId, input.networkField);
           throw err instanceof VolumeConflictError ? attachRefusal(err) : err;
         }
         await onRecorded?.(m);

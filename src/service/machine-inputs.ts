@@ -39,6 +39,10 @@ export interface CreateMachineInput {
   volumes?: AttachmentRequest[];
   /** A startup script of the team: the machine keeps a copy and runs it after its starts. @default none */
   startupScriptId?: string;
+  /** The team's private network to join, for the machine's life (checked by the service). @default none */
+  networkId?: string;
+  /** How the surface spells the network field in its messages. @default "network_id" */
+  networkField?: string;
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

@@ -13,6 +13,7 @@ import { MachineUpdates } from './machine-update.js';
 import { PauseResume } from './pause-resume.js';
 import { MachineListing } from './machine-listing.js';
 import { Recovery, type RecoveryReport } from './recovery.js';
+import type { NetworkService } from './network-service.js';
 import type { VolumeService } from './volume-service.js';
 import type { WarmPoolService } from './warm-pools.js';
 import type { QuotaService } from './quotas.js';
@@ -24,6 +25,8 @@ export interface MachineServiceOptions {
   pools: WarmPoolService;
   /** Checks the volumes a create attaches. */
   volumes: VolumeService;
+  /** Checks the private network a create joins. */
+  networks: NetworkService;
   /** Destroyed records stay this long. */
   retentionMs: number;
 }
@@ -55,7 +58,7 @@ export class MachineService {
     this.core = o.core;
     this.now = o.core.now;
     this.snapshots = new MachineSnapshots(o.core);
-    this.creator = new MachineCreator(o.core, this.snapshots, o.pools, o.volumes);
+    this.creator = new MachineCreator(o.core, this.snapshots, o.pools, o.volumes, o.networks);
     this.listing = new MachineListing(o.core);
     this.pauses = new PauseResume(o.core);
     this.updates = new MachineUpdates(o.core, this.snapshots);

@@ -177,6 +177,8 @@ export interface PaperspaceCreateInput {
   templateId: string;
   region: string;
   diskSize: number;
+  /** The team's private network to join. @default none */
+  networkId?: string;
   autoShutdownEnabled?: boolean;
   autoShutdownTimeout?: number;
   startOnCreate?: boolean;
@@ -307,6 +309,8 @@ export class PaperspaceService {
           takeInitialSnapshot: input.takeInitialSnapshot ?? false,
           restorePointFromInitial: input.restorePointEnabled ?? false,
           startupScriptId: input.startupScriptId,
+          networkId: input.networkId,
+          networkField: 'networkId',
         },
         undefined,
         { onRecorded: recorded },

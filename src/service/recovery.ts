@@ -1,7 +1,6 @@
 import type { MachineRecord } from '../domain/machine.js';
-import type { OutboundPolicy } from '../domain/network.js';
 import { transition } from '../domain/transitions.js';
-import type { RuntimeMachineState, VolumeMountSpec } from '../runtime/runtime.js';
+import type { MachineNetworkSpec, RuntimeMachineState, VolumeMountSpec } from '../runtime/runtime.js';
 import type { MachineCore } from './machine-core.js';
 
 /** What a start-up reconciliation found. */
@@ -62,9 +61,10 @@ export class Recovery {
       report.orphans++;
     }
     // Running and paused machines keep their address and network; everything else of this instance goes.
-    const live = new Map<string, { ip: string; outbound: OutboundPolicy }>();
+    // Their private-network membership is rebuilt with them, so peers reach each other again.
+    const live = new Map<string, MachineNetworkSpec>();
     for (const m of await store.machinesInStatus(['running', 'paused'])) {
-      if (m.privateIp !== null) live.set(m.id, { ip: m.privateIp, outbound: m.outbound });
+      if (m.privateIp !== null) live.set(m.id, { ip: m.privateIp, outbound: m.outbound, networkId: m.networkId });
     }
     this.core.reserveIps([...live].map(([id, { ip }]) => ({ id, ip })));
     await runtime.reconcileNetwork(live);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
 import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import { NetworkConflictError, type NetworkRecord } from '../domain/private-network.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { StartupScriptRecord } from '../domain/startup-script.js';
 import type { ApiKeyRecord, Team, User } from '../domain/team.js';
@@ -235,6 +236,11 @@ function snapshot(o: Partial<SnapshotRecord> = {}): SnapshotRecord {
 function volume(o: Partial<VolumeRecord> = {}): VolumeRecord {
   const id = nextId('vol_');
   return { id, teamId: 'team_a', name: `v-${id}`, sizeMb: 1024, createdAt: T0, ...o };
+}
+
+function network(o: Partial<NetworkRecord> = {}): NetworkRecord {
+  const id = nextId('net_');
+  return { id, teamId: 'team_a', name: `n-${id}`, createdAt: T0, ...o };
 }
 
 /** Runs `fn`, which must throw VolumeConflictError for `volumeId` with this reason (and holder). */
@@ -1137,6 +1143,87 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.deepStrictEqual((await store.getMachine(m.id))?.volumes, m.volumes);
         // A name is free again once its volume is deleted.
         assert.equal(await store.insertVolume(volume({ name: v.name }), 100), 'inserted');
+      });
+    });
+
+    describe('private networks', () => {
+      it('insert, get and list newest first, per team', async () => {
+        const a1 = network({ createdAt: T0 + 1, name: 'backend' });
+        const a2 = network({ createdAt: T0 + 3, name: 'frontend' });
+        const a3 = network({ createdAt: T0 + 3, name: 'jobs' });
+        const b1 = network({ teamId: 'team_b', name: 'backend' });
+        for (const n of [a1, a2, a3, b1]) assert.equal(await store.insertNetwork(n, 100), 'inserted');
+        assert.deepStrictEqual(await store.getNetwork(a1.id), a1);
+        assert.equal(await store.getNetwork('net_missing'), null);
+        const newest = [a2, a3].sort((x, y) => (x.id < y.id ? 1 : -1));
+        assert.deepStrictEqual(await store.listNetworks('team_a'), [...newest, a1]);
+        assert.deepStrictEqual(await store.listNetworks('team_b'), [b1]);
+        assert.deepStrictEqual(await store.listNetworks('team_none'), []);
+      });
+
+      it('refuses a name the team has, and a full team, writing nothing', async () => {
+        assert.equal(await store.insertNetwork(network({ name: 'net' }), 2), 'inserted');
+        const again = network({ name: 'net' });
+        assert.equal(await store.insertNetwork(again, 2), 'name_taken');
+        assert.equal(await store.getNetwork(again.id), null);
+        assert.equal(await store.insertNetwork(network({ name: 'net', teamId: 'team_b' }), 2), 'inserted');
+        assert.equal(await store.insertNetwork(network({ name: 'second' }), 2), 'inserted');
+        const third = network({ name: 'third' });
+        assert.equal(await store.insertNetwork(third, 2), 'team_full');
+        assert.equal(await store.getNetwork(third.id), null);
+      });
+
+      it('a machine\'s network round-trips; members are the live machines on it, oldest first', async () => {
+        const n = network();
+        const other = network();
+        await store.insertNetwork(n, 100);
+        await store.insertNetwork(other, 100);
+        const a = machine({ createdAt: T0 + 1, networkId: n.id, privateIp: '10.0.0.2' });
+        const b = machine({ createdAt: T0 + 2, networkId: n.id, status: 'paused', privateIp: '10.0.0.3' });
+        const c = machine({ createdAt: T0 + 3, networkId: other.id, privateIp: '10.0.0.4' });
+        const none = machine({ createdAt: T0 + 4 });
+        for (const m of [a, b, c, none]) await store.insertMachine(m);
+        assertSameMachine(await store.getMachine(a.id), a);
+        assert.equal((await store.getMachine(none.id))?.networkId, null);
+        assert.deepStrictEqual(await store.networkMembers(n.id), [
+          { machineId: a.id, status: 'running', privateIp: '10.0.0.2' },
+          { machineId: b.id, status: 'paused', privateIp: '10.0.0.3' },
+        ]);
+        await store.updateMachine({ ...a, status: 'destroyed', destroyedAt: T0 + 9 });
+        assert.deepStrictEqual((await store.networkMembers(n.id)).map((x) => x.machineId), [b.id]);
+        assert.deepStrictEqual((await store.networkMembers(other.id)).map((x) => x.machineId), [c.id]);
+      });
+
+      it('a missing network, or another team\'s, cannot be joined (nothing written)', async () => {
+        const theirs = network({ teamId: 'team_b' });
+        await store.insertNetwork(theirs, 100);
+        for (const networkId of [theirs.id, 'net_missing']) {
+          const m = machine({ networkId });
+          await assert.rejects(
+            () => store.insertMachine(m),
+            (err: unknown) => err instanceof NetworkConflictError && err.networkId === networkId,
+          );
+          assert.equal(await store.getMachine(m.id), null);
+        }
+        assert.deepStrictEqual(await store.networkMembers(theirs.id), []);
+      });
+
+      it('deleteNetwork refuses while a live machine is on it, deletes once none is', async () => {
+        const n = network();
+        await store.insertNetwork(n, 100);
+        const m = machine({ status: 'error', networkId: n.id });
+        await store.insertMachine(m);
+        const refused = await store.deleteNetwork(n.id);
+        assert.equal(refused.deleted, false);
+        assert.deepStrictEqual(refused.members.map((x) => x.machineId), [m.id]);
+        assert.ok(await store.getNetwork(n.id));
+        await store.updateMachine({ ...m, status: 'destroyed', destroyedAt: T0 + 5 });
+        assert.deepStrictEqual(await store.deleteNetwork(n.id), { deleted: true, members: [] });
+        assert.equal(await store.getNetwork(n.id), null);
+        assert.deepStrictEqual(await store.deleteNetwork(n.id), { deleted: false, members: [] });
+        // The destroyed machine still shows the network it was on.
+        assert.equal((await store.getMachine(m.id))?.networkId, n.id);
+        assert.equal(await store.insertNetwork(network({ name: n.name }), 100), 'inserted');
       });
     });
 

@@ -1,6 +1,7 @@
 import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
 import type { StartupScriptRecord } from '../domain/startup-script.js';
 import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
+import type { NetworkMember, NetworkRecord } from '../domain/private-network.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { TeamQuotas } from '../domain/quota.js';
 import type { TemplateBuildRecord } from '../domain/template.js';
@@ -159,10 +160,11 @@ export interface MachineStore {
   /**
    * Insert a machine. With volumes, atomically: each must exist in the machine's team, and
    * one it attaches read-write must not be attached read-write to another live (not
-   * destroyed) machine; otherwise `VolumeConflictError` and nothing is written.
+   * destroyed) machine; otherwise `VolumeConflictError` and nothing is written. With a
+   * network, atomically: it must exist in the machine's team, otherwise `NetworkConflictError`.
    */
   insertMachine(m: MachineRecord): Promise<void>;
-  /** Replace the stored machine with this one (matched by id); its volumes never change after the insert. */
+  /** Replace the stored machine with this one (matched by id); its volumes and network never change after the insert. */
   updateMachine(m: MachineRecord): Promise<void>;
   getMachine(id: string): Promise<MachineRecord | null>;
   listMachines(q: MachineListQuery): Promise<MachineRecord[]>;
@@ -255,6 +257,28 @@ export interface StartupScriptStore {
   deleteStartupScript(id: string): Promise<boolean>;
 }
 
+/** What inserting a private network did. */
+export type NetworkInsertOutcome = 'inserted' | 'name_taken' | 'team_full';
+
+/** Private networks of a team, and the live machines on them (membership lives on machine records). */
+export interface NetworkStore {
+  /**
+   * Insert a network, atomically refused (nothing written) when its team already has one of
+   * that name (`name_taken`) or `maxPerTeam` networks (`team_full`).
+   */
+  insertNetwork(n: NetworkRecord, maxPerTeam: number): Promise<NetworkInsertOutcome>;
+  getNetwork(id: string): Promise<NetworkRecord | null>;
+  /** A team's networks, newest first (created_at desc, then id desc). */
+  listNetworks(teamId: string): Promise<NetworkRecord[]>;
+  /** The live (not destroyed) machines on the network, oldest first. */
+  networkMembers(networkId: string): Promise<NetworkMember[]>;
+  /**
+   * Delete a network no live machine is on, atomically with that check; when one is,
+   * nothing changes and `deleted` is false with the members. A missing network is `deleted: false`, no members.
+   */
+  deleteNetwork(id: string): Promise<{ deleted: boolean; members: NetworkMember[] }>;
+}
+
 /** Warm pools: their settings and counters, and the idle machines they hold. */
 export interface WarmPoolStore {
   /** Insert or replace a pool's settings (counters included). */
@@ -301,7 +325,7 @@ export interface IdempotencyStore {
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
-export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, StartupScriptStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, StartupScriptStore, NetworkStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
   /** Short name for logs and /v1/info. */
   readonly kind: string;
   close(): Promise<void>;

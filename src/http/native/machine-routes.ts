@@ -95,7 +95,7 @@ export function machineRoutes(service: MachineService, startupScripts: StartupSc
         ...errors,
         409: { description: 'Idempotency-Key reused with another body; VOLUME_IN_USE: a volume to attach read-write is read-write in another live machine, or a fork of a machine with a read-write volume.', schema: ErrorSchema },
         413: { description: 'Body too large.', schema: ErrorSchema },
-        422: { description: 'Unknown template, snapshot, volume (UNKNOWN_VOLUME) or startup script (UNKNOWN_STARTUP_SCRIPT), or a feature not available on this server.', schema: ErrorSchema },
+        422: { description: 'Unknown template, snapshot, volume (UNKNOWN_VOLUME), startup script (UNKNOWN_STARTUP_SCRIPT) or network (UNKNOWN_NETWORK): nothing is created; or a feature not available on this server.', schema: ErrorSchema },
         429: { description: 'Server at capacity.', schema: ErrorSchema },
       },
       handler: async ({ body, caller, request }) => {
@@ -132,6 +132,7 @@ export function machineRoutes(service: MachineService, startupScripts: StartupSc
             autoSnapshot: body.auto_snapshot,
             volumes: body.volumes?.map((v) => ({ volumeId: v.volume_id, mountPath: v.mount_path, readOnly: v.read_only ?? false })),
             startupScriptId: body.startup_script_id,
+            networkId: body.network_id,
           },
           idemKey,
         );

@@ -56,6 +56,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
   if (m.status === 'error' && m.errorReason !== null) full.error_reason = m.errorReason;
   if (m.privateIp !== null && holdsResources(m.status)) full.private_ip = m.privateIp;
   full.network = networkView(m.outbound);
+  if (m.networkId !== null) full.network_id = m.networkId;
   if (m.public) full.public = true;
   if (m.autoResume) full.auto_resume = true;
   if (m.createdBy !== null) full.created_by = m.createdBy;

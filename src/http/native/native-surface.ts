@@ -1,5 +1,5 @@
 /**
- * The native surface (seeds 000, 001, 003, volumes, startup scripts and the system routes): its routes in the order
+ * The native surface (seeds 000, 001, 003, volumes, startup scripts, private networks and the system routes): its routes in the order
  * the OpenAPI document lists them, and the Fastify plugin that serves them. Ingress and
  * the terminal WebSocket are native too, but the app registers them itself: they answer
  * before (and outside) Fastify's routing.
@@ -13,11 +13,13 @@ import type { ProcessService } from '../../service/process-service.js';
 import type { TemplateApi } from '../../service/template-api.js';
 import type { StartupScriptRuns } from '../../service/startup-script-runs.js';
 import type { StartupScriptService } from '../../service/startup-script-service.js';
+import type { NetworkService } from '../../service/network-service.js';
 import type { VolumeService } from '../../service/volume-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
 import { execRoutes } from './exec-routes.js';
 import { fileRoutes } from './file-routes.js';
 import { machineRoutes } from './machine-routes.js';
+import { networkRoutes } from './network-routes.js';
 import { processRoutes } from './process-routes.js';
 import { quotaRoutes } from './quota-routes.js';
 import { ptyRoutes } from './pty-routes.js';
@@ -34,6 +36,7 @@ export interface NativeSurfaceOptions extends SystemRoutesOptions {
   volumes: VolumeService;
   startupScripts: StartupScriptService;
   startupScriptRuns: StartupScriptRuns;
+  networks: NetworkService;
   exec: ExecService;
   processes: ProcessService;
   files: FileService;
@@ -50,6 +53,7 @@ export function nativeSurfaceRoutes(o: NativeSurfaceOptions): AnyRoute[] {
     ...snapshotRoutes(o.machines),
     ...volumeRoutes(o.volumes),
     ...startupScriptRoutes(o.startupScripts),
+    ...networkRoutes(o.networks),
     ...execRoutes(o.exec),
     ...processRoutes(o.processes),
     ...ptyRoutes(),

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { FILE_TYPES, MAX_FILE_PATH_LENGTH, normaliseFilePath } from '../../domain/file-entry.js';
 import { SNAPSHOT_KINDS } from '../../domain/snapshot.js';
 import { STARTUP_SCRIPT_LIMITS } from '../../domain/startup-script.js';
+import { MAX_NETWORKS_PER_TEAM, NETWORK_NAME_PATTERN } from '../../domain/private-network.js';
 import { ATTACHMENT_STATES, RESERVED_MOUNT_PATHS, VOLUME_LIMITS, VOLUME_NAME_PATTERN } from '../../domain/volume.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
@@ -115,6 +116,16 @@ export const CreateMachineBody = z
           'as a background process once it runs, and again after each Paperspace-style start or restart (not after a resume) unless the script is run_once; each run is a startup-script event. Unknown: 422 UNKNOWN_STARTUP_SCRIPT.',
       ),
     network: NetworkSchema.optional(),
+    network_id: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        'A private network of the team (GET /v1/networks), e.g. net_a1b2c3d4: the machine reaches the other machines on it, and they reach it, on their private_ip (any protocol). ' +
+          'Fixed for the machine\'s life; a machine is on at most one network. An unknown one is 422 UNKNOWN_NETWORK. A fork joins the network named here, not its source\'s. ' +
+          'A machine on a network never comes from a warm pool. @default none',
+      ),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
     auto_snapshot: z
@@ -191,6 +202,7 @@ export const MachineSchema = z
     error_reason: z.string().optional().describe('Why the machine is in error; present only then.'),
     private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused.'),
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
+    network_id: z.string().optional().describe('Present when it is on a private network (network_id at create): it reaches that network\'s other machines on their private_ip.'),
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
     auto_resume: z.boolean().optional().describe('Present (true) when ingress traffic resumes it while it is paused.'),
     created_by: z.string().optional().describe('The user whose key created it; absent when a team key did.'),
@@ -598,3 +610,37 @@ export const HealthSchema = z.object({ status: z.literal('ok') });
 
 /** The answer of GET /v1/info: facts the server states about itself (see docs/native-api.md). */
 export const ServerInfoSchema = z.record(z.string(), z.unknown());
+
+// ---- Private networks ----
+
+/** Body of POST /v1/networks. */
+export const CreateNetworkBody = z
+  .strictObject({
+    name: z.string().regex(NETWORK_NAME_PATTERN, 'must be 1 to 63 letters, digits, _, . or -, starting with a letter or digit').describe('Unique within the team.'),
+  })
+  .meta({ id: 'CreateNetworkRequest' });
+
+/** A private network of the team. */
+export const PrivateNetworkSchema = z
+  .object({
+    id: z.string().describe('net_ + 16 lowercase letters and digits.'),
+    name: z.string(),
+    created_at: dateTime(),
+    machine_count: z.number().int().describe('How many live (not destroyed) machines are on it.'),
+    machines: z
+      .array(
+        z.object({
+          machine_id: z.string(),
+          status: z.enum(MACHINE_STATUSES),
+          private_ip: z.string().optional().describe('Its address, which the network\'s other machines reach; present while it is creating, running or paused.'),
+        }),
+      )
+      .describe('The live machines on it, oldest first.'),
+  })
+  .meta({ id: 'PrivateNetwork' });
+
+/** The answer of GET /v1/networks. */
+export const PrivateNetworkListSchema = z.object({ items: z.array(PrivateNetworkSchema).describe(`Every network of the team (at most ${MAX_NETWORKS_PER_TEAM}), newest first.`) });
+
+/** Path of one network. */
+export const NetworkParams = z.object({ id: z.string().min(1).max(128).describe('Network id, e.g. net_a1b2c3d4.') });

@@ -31,7 +31,7 @@ export function renderPaperspaceMachine(pm: PaperspaceMachine): Record<string, u
     id: m.id,
     machineType: pm.machineType,
     name: m.name ?? m.id,
-    networkId: null,
+    networkId: m.networkId,
     os: m.template,
     privateIp: m.privateIp,
     publicIp: null,
@@ -75,7 +75,7 @@ export function renderPaperspaceAccessor({ accessor, user }: AccessorWithUser) {
   };
 }
 
-/** Fields of create and update bodies that would switch on something Hangar does not serve yet. */
+/** Fields of create and update bodies that would switch on something Hangar does not serve (networkId: not on an update). */
 export interface UnsupportedFields {
   autoShutdownForce?: boolean;
   emailPassword?: boolean;
@@ -89,7 +89,7 @@ const REFUSALS: { [K in keyof UnsupportedFields]-?: [refused: (v: NonNullable<Un
   autoShutdownForce: [(v) => v === false, 'only forced auto shutdown exists (Hangar\'s deadline fires whatever the machine is doing); omit autoShutdownForce or send true'],
   emailPassword: [(v) => v, 'Hangar machines have no login password and the server sends no mail (reach a machine with an API key: exec, terminal, desktop); omit emailPassword or send false'],
   enableNvlink: [(v) => v, 'this server passes no GPUs into machines, so there is no NVLink to enable; omit enableNvlink or send false'],
-  networkId: [() => true, 'private networks are not supported yet; omit networkId'],
+  networkId: [() => true, 'a machine joins its private network at its create (networkId on POST /machines), and stays on it for its life; omit networkId'],
   publicIpType: [(v) => v !== 'none', 'a self-hosted server has no public addresses to hand out; a machine\'s ports are reached through the server\'s ingress (/v1/machines/{id}/ports/{port}/, or {port}-{id}.HANGAR_INGRESS_DOMAIN); omit publicIpType or send "none"'],
 };
 

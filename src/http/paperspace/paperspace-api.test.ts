@@ -409,12 +409,38 @@ describe('Paperspace-style API', () => {
 
     it('422 for features not supported yet', async () => {
       const count = await machineCount();
-      for (const extra of [{ networkId: 'n1' }, { publicIpType: 'static' }, { enableNvlink: true }, { autoShutdownForce: false }]) {
+      for (const extra of [{ publicIpType: 'static' }, { enableNvlink: true }, { autoShutdownForce: false }]) {
         assertError(await ps('POST', '/machines', { ...CREATE, ...extra }), 422, 'UNSUPPORTED_OPERATION', Object.keys(extra)[0]);
       }
       // Served now (startup-scripts-api.test.ts): an unknown script is the create's 422, and nothing is created.
       assertError(await ps('POST', '/machines', { ...CREATE, startupScriptId: 'scr_nosuchscript0000' }), 422, 'UNKNOWN_STARTUP_SCRIPT', 'scr_nosuchscript0000');
       assert.equal(await machineCount(), count);
+    });
+
+    it('networkId: a network of the team is joined and shown; an unknown or another team\'s is a 422 that creates nothing; an update cannot change it', async () => {
+      const count = await machineCount();
+      const theirs = await t.request('POST', '/v1/networks', { body: { name: 'theirs' }, key: otherKey });
+      assert.equal(theirs.status, 201, theirs.text);
+      for (const networkId of ['net_doesnotexist00', theirs.body.id as string]) {
+        assertError(await ps('POST', '/machines', { ...CREATE, name: 'netless', networkId }), 422, 'UNKNOWN_NETWORK', `networkId ${networkId}`);
+      }
+      assert.equal(await machineCount(), count, 'a refused networkId created a machine');
+      const net = await native('POST', '/v1/networks', { name: 'paperspace-net' });
+      assert.equal(net.status, 201, net.text);
+      const r = await ps('POST', '/machines', { ...CREATE, name: 'networked', networkId: net.body.id });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.data.networkId, net.body.id);
+      assert.equal((await finished(r.body.event.id)).state, 'done');
+      const got = await ps('GET', `/machines/${r.body.data.id}`);
+      assert.equal(got.body.networkId, net.body.id);
+      assert.equal((await native('GET', `/v1/machines/${r.body.data.id}`)).body.network_id, net.body.id, 'the native view shows it too');
+      const members = await native('GET', `/v1/networks/${net.body.id}`);
+      assert.deepEqual(members.body.machines.map((m: Json) => m.machine_id), [r.body.data.id]);
+      assertError(await ps('PUT', `/machines/${r.body.data.id}`, { networkId: net.body.id }), 422, 'UNSUPPORTED_OPERATION', 'networkId');
+      const destroyed = await ps('DELETE', `/machines/${r.body.data.id}`);
+      assert.equal(destroyed.status, 200, destroyed.text);
+      assert.equal((await finished(destroyed.body.event.id)).state, 'done');
+      assert.equal((await native('DELETE', `/v1/networks/${net.body.id}`)).status, 204);
     });
 
     it('401 without a key, and only a Bearer key', async () => {

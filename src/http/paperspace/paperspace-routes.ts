@@ -129,11 +129,12 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
       responses: {
         200: { description: 'The machine and the event to poll.', schema: MachineWithEventSchema },
         ...errors,
-        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId names no script of the team (UNKNOWN_STARTUP_SCRIPT).', schema: PaperspaceErrorSchema },
+        422: { description: 'A feature not supported yet was asked for (UNSUPPORTED_OPERATION), or startupScriptId or networkId names no script or network of the team (UNKNOWN_STARTUP_SCRIPT, UNKNOWN_NETWORK).', schema: PaperspaceErrorSchema },
         429: { description: 'Server at capacity.', schema: PaperspaceErrorSchema },
       },
       handler: async ({ body, caller }) => {
-        refuseUnsupported(body);
+        // networkId is served on a create (refuseUnsupported refuses it on an update only).
+        refuseUnsupported({ ...body, networkId: undefined });
         return withEvent(
           await paperspace.create(caller, {
             name: body.name,
@@ -150,6 +151,7 @@ export function paperspaceRoutes({ paperspace, accessors, operations, basePath }
             restorePointEnabled: body.restorePointEnabled,
             restorePointFrequency: body.restorePointFrequency,
             startupScriptId: body.startupScriptId,
+            networkId: body.networkId,
           }),
         );
       },

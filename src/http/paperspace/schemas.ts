@@ -53,7 +53,10 @@ export const PaperspaceMachineSchema = z
     id: z.string(),
     machineType: z.string().describe('The catalogue label matching its vCPUs and memory, or "custom".'),
     name: z.string().describe('The name given at create or update; the id for machines never named.'),
-    networkId: z.string().nullable().describe('Always null: every machine is on the server\'s one private network (privateIp); named networks are not supported.'),
+    networkId: z
+      .string()
+      .nullable()
+      .describe('The private network it joined at its create (GET /v1/networks): it reaches that network\'s other machines on their privateIp; null when on none.'),
     os: z.string().describe('The Hangar template the machine runs.'),
     privateIp: z.string().nullable().describe("The machine's address on the server's private subnet (the native private_ip); null when it has none."),
     publicIp: z.string().nullable().describe('Always null.'),
@@ -210,7 +213,6 @@ const snapshotFields = {
 
 /** Fields of the seed Hangar does not serve yet: accepted only at their "off" value (create and update). */
 const unsupportedFields = {
-  networkId: z.string().optional().describe('Not supported yet: refused.'),
   publicIpType: z.enum(PUBLIC_IP_TYPES).optional().describe('Only "none" is accepted.'),
 };
 
@@ -248,6 +250,15 @@ export const CreateBody = z
         'A startup script of the team (POST /v1/startup-scripts). The machine keeps a copy and runs it with /bin/sh -c after it starts: only the first time when the script is run_once, ' +
           'else after every create, start and restart. Each run is a startup-script event with its process id, exit code and output. Unknown: 422 UNKNOWN_STARTUP_SCRIPT.',
       ),
+    networkId: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        'A private network of the team (native POST /v1/networks): the machine reaches the other machines on it on their privateIp, any protocol, and only them. ' +
+          'Fixed for its life; an unknown one is 422 UNKNOWN_NETWORK and nothing is created. @default none',
+      ),
     ...snapshotFields,
     ...unsupportedFields,
     ...unsupportedCreateFields,
@@ -265,6 +276,7 @@ export const UpdateBody = z
     autoShutdownTimeout: hours.optional(),
     restorePointEnabled: z.boolean().optional().describe('true: each stop reverts the machine to its restore point (restorePointSnapshotId, or a snapshot taken now of the ready machine); false: off (the snapshot stays).'),
     restorePointSnapshotId: z.string().min(1).max(128).optional().describe('A snapshot of this machine to revert to at each stop; enables the restore point.'),
+    networkId: z.string().optional().describe('Refused: a machine joins its network at its create and stays on it.'),
     ...snapshotFields,
     ...unsupportedFields,
   })

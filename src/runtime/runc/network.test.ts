@@ -13,64 +13,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { formatIpv4, gatewayOf } from '../../domain/network.js';
 import { execIn, networkLeftovers, TestServer, waitFor } from '../../testing/harness.js';
+import { hostGet, makeOutside, type Outside } from '../../testing/outside-host.js';
 import { run, runWithInput } from './command.js';
-
-/** A host outside the machines' network, in a namespace of its own: two addresses, an HTTP server on each. */
-interface Outside {
-  /** On the link to the host. */
-  near: string;
-  /** Behind it (routed through `near`). */
-  far: string;
-  close(): Promise<void>;
-}
-
-async function makeOutside(): Promise<Outside> {
-  const r = randomInt(0, 256);
-  const tag = randomInt(0, 36 ** 6).toString(36).padStart(6, '0');
-  const ns = `hgtest-out-${tag}`;
-  const veth = `hgto${tag}`;
-  const near = `198.18.${r}.2`;
-  const far = `198.19.${r}.1`;
-  await runWithInput('ip', ['-batch', '-'], [
-    `netns add ${ns}`,
-    `link add ${veth} type veth peer name eth0 netns ${ns}`,
-    `addr add 198.18.${r}.1/30 dev ${veth}`,
-    `link set ${veth} up`,
-  ].join('\n') + '\n');
-  await runWithInput('ip', ['-n', ns, '-batch', '-'], [
-    `addr add ${near}/30 dev eth0`,
-    'link set eth0 up',
-    'link set lo up',
-    `addr add ${far}/32 dev lo`,
-  ].join('\n') + '\n');
-  await run('ip', ['route', 'add', `${far}/32`, 'via', near]);
-  const dir = await mkdtemp(join(tmpdir(), 'hangar-outside-'));
-  await writeFile(join(dir, 'index.html'), 'outside\n');
-  const httpd: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'busybox', 'httpd', '-f', '-p', '80', '-h', dir], { stdio: 'ignore' });
-  const close = async (): Promise<void> => {
-    httpd.kill('SIGKILL');
-    await run('ip', ['link', 'del', veth]).catch(() => undefined);
-    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(async () => (await hostGet(`http://${far}/`)) === 'outside\n');
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { near, far, close };
-}
-
-/** Fetch from the host with a short timeout; the body, or null when it could not connect. */
-async function hostGet(url: string): Promise<string | null> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-    return await res.text();
-  } catch {
-    return null;
-  }
-}
 
 describe('machine network: addresses, isolation and outbound policies', () => {
   let t: TestServer;

@@ -27,6 +27,8 @@ export interface HostNetworkOptions {
 interface NetworkNote {
   ip: string;
   outbound: OutboundPolicy;
+  /** The private network it joined; absent in notes written before networks existed. */
+  networkId?: string | null;
 }
 
 /** Link-local (cloud metadata services live there): never reachable from a machine. */
@@ -46,12 +48,21 @@ const exists = (path: string): Promise<boolean> => stat(path).then(() => true, (
  * Isolation: bridge ports are `isolated` (machines never see each other at layer 2),
  * nothing is forwarded into the bridge except replies, and the host drops everything
  * from the bridge but replies (so the server reaches machines, never the other way).
+ *
+ * Private networks: the bridge answers a machine's ARP for another address of the subnet
+ * with its own MAC (`proxy_arp_pvlan`, the RFC 3069 arrangement for isolated ports), so
+ * traffic between machines goes through the host's forward path, where the `-NET` chain
+ * accepts it only from a member of a network to a member of the same one (one chain per
+ * network: a jump per member by source, an accept per member by destination). Anything
+ * else between machines falls to the drop as before.
  */
 export class HostNetwork {
   readonly hex: string;
   readonly bridge: string;
   readonly gateway: string;
-  private readonly chain: { fwd: string; input: string; pol: string; nat: string };
+  private readonly chain: { fwd: string; input: string; pol: string; nat: string; net: string; out: string };
+  /** Network membership changes one at a time: whether a network's chain exists decides what to write. */
+  private membership: Promise<unknown> = Promise.resolve();
   private ready: Promise<void> | null = null;
 
   constructor(private readonly o: HostNetworkOptions) {
@@ -59,7 +70,7 @@ export class HostNetwork {
     this.bridge = `hg${this.hex}`;
     this.gateway = formatIpv4(gatewayOf(o.subnet));
     const base = `HANGAR-${this.hex}`;
-    this.chain = { fwd: `${base}-FWD`, input: `${base}-IN`, pol: `${base}-POL`, nat: `${base}-NAT` };
+    this.chain = { fwd: `${base}-FWD`, input: `${base}-IN`, pol: `${base}-POL`, nat: `${base}-NAT`, net: `${base}-NET`, out: `${base}-OUT` };
   }
 
   /** Network namespace name of a machine (`/run/netns/<name>`). */
@@ -79,6 +90,11 @@ export class HostNetwork {
   /** The machine's own outbound chain (only for a policy other than the default). */
   machineChain(id: string): string {
     return `HANGAR-${this.hex}-${id.slice(-10)}`;
+  }
+
+  /** A private network's chain: accepts traffic to its members. The `N` keeps it apart from machine chains (ids are lowercase). */
+  networkChain(networkId: string): string {
+    return `HANGAR-${this.hex}-N${networkId.slice(-10)}`;
   }
 
   private notePath(id: string): string {
@@ -126,8 +142,14 @@ export class HostNetwork {
     await this.ensureForwarding();
     const existing = await this.instanceChains();
     const lines = ['*filter', ...this.baseFilterRules()];
-    const keep = new Set([this.chain.fwd, this.chain.input, this.chain.pol]);
+    const keep = new Set([this.chain.fwd, this.chain.input, this.chain.pol, this.chain.net, this.chain.out]);
     for (const [id, spec] of live) {
+      if (spec.networkId) {
+        const c = this.networkChain(spec.networkId);
+        if (!keep.has(c)) lines.push(`:${c} - [0:0]`);
+        keep.add(c);
+        lines.push(...this.memberRules(id, spec.ip, spec.networkId));
+      }
       if (isDefaultOutbound(spec.outbound)) continue;
       keep.add(this.machineChain(id));
       lines.push(...this.machineRules(id, spec));
@@ -137,19 +159,27 @@ export class HostNetwork {
     await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
     await this.ensureJump('filter', 'FORWARD', ['-j', this.chain.fwd]);
     await this.ensureJump('filter', 'INPUT', ['-i', this.bridge, '-j', this.chain.input]);
+    await this.ensureJump('filter', 'OUTPUT', ['-o', this.bridge, '-j', this.chain.out]);
     await this.ensureJump('nat', 'POSTROUTING', ['-j', this.chain.nat]);
   }
 
   /** The static chains (declaring a chain in `iptables-restore --noflush` empties it first). */
   private baseFilterRules(): string[] {
-    const { fwd, input, pol } = this.chain;
+    const { fwd, input, pol, net, out } = this.chain;
     const br = this.bridge;
     return [
       `:${fwd} - [0:0]`,
       `:${input} - [0:0]`,
       `:${pol} - [0:0]`,
-      // Into the bridge only replies: no machine reaches another, nor machines of other servers.
+      `:${net} - [0:0]`,
+      `:${out} - [0:0]`,
+      // Traffic between machines is routed back out of the bridge, which makes the kernel send the
+      // sender an ICMP redirect ("reach it directly", which isolated ports cannot): keep those in.
+      `-A ${out} -p icmp --icmp-type redirect -j DROP`,
+      // Into the bridge only replies, and traffic between members of one private network (the NET chain
+      // accepts only that): no other machine reaches another, nor machines of other servers.
       `-A ${fwd} -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+      `-A ${fwd} -i ${br} -o ${br} -j ${net}`,
       `-A ${fwd} -o ${br} -j DROP`,
       `-A ${fwd} -i ${br} ! -s ${formatCidr(this.o.subnet)} -j DROP`,
       `-A ${fwd} -i ${br} -j ${pol}`,
@@ -183,6 +213,50 @@ export class HostNetwork {
     }
     lines.push(`-A ${this.chain.pol} -s ${spec.ip}/32 -j ${c}`);
     return lines;
+  }
+
+  /**
+   * iptables-restore lines making a machine a member of its network: traffic from it goes to
+   * the network's chain, which accepts traffic to it. Each carries the machine id as a comment,
+   * so its removal needs nothing but the id.
+   */
+  private memberRules(id: string, ip: string, networkId: string): string[] {
+    const c = this.networkChain(networkId);
+    const tag = `-m comment --comment ${id}`;
+    return [`-A ${this.chain.net} -s ${ip}/32 ${tag} -j ${c}`, `-A ${c} -d ${ip}/32 ${tag} -j ACCEPT`];
+  }
+
+  /** Run membership changes one after another (a chain is made by its first member and removed with its last). */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const p = this.membership.then(work, work);
+    this.membership = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Add a machine to its network's rules, making the network's chain if it is the first member. */
+  private join(id: string, ip: string, networkId: string): Promise<void> {
+    return this.serially(async () => {
+      const c = this.networkChain(networkId);
+      const exists = (await this.instanceChains()).includes(c);
+      const lines = ['*filter', ...(exists ? [] : [`:${c} - [0:0]`]), ...this.memberRules(id, ip, networkId), 'COMMIT', ''];
+      await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
+    });
+  }
+
+  /** Remove every membership rule of a machine (found by its id), and network chains left without a member. */
+  private leave(id: string): Promise<void> {
+    return this.serially(async () => {
+      const rules = (await run('iptables-save', ['-t', 'filter']).catch(() => '')).split('\n');
+      // Network chains are `…-N` + lowercase id characters; the base chain `…-NET` is not one.
+      const networkChain = new RegExp(`^HANGAR-${this.hex}-N[a-z0-9]+$`);
+      const chainOf = (l: string): string => l.split(' ')[1] ?? '';
+      const mine = rules.filter((l) => l.startsWith('-A ') && (chainOf(l) === this.chain.net || networkChain.test(chainOf(l))) && commentOf(l) === id);
+      if (!mine.length) return;
+      const chains = new Set(mine.map(chainOf).filter((c) => networkChain.test(c)));
+      const emptied = [...chains].filter((c) => !rules.some((l) => l.startsWith(`-A ${c} `) && !mine.includes(l)));
+      const lines = ['*filter', ...mine.map((l) => l.replace(/^-A /, '-D ')), ...emptied.map((c) => `-X ${c}`), 'COMMIT', ''];
+      await runWithInput('iptables-restore', ['-w', '--noflush'], lines.join('\n'));
+    });
   }
 
   private async ensureJump(table: string, chain: string, rule: string[]): Promise<void> {
@@ -220,6 +294,11 @@ export class HostNetwork {
       // A kernel without IPv6 has no such file, and nothing to disable.
       await writeFile(`/proc/sys/net/ipv6/conf/${this.bridge}/disable_ipv6`, '1').catch(() => undefined);
     }
+    // Proxy ARP back out of the port that asked (isolated ports never hear each other): traffic
+    // between machines is routed by the host and filtered by the FWD/NET chains. Answered at once
+    // (the default delay of up to 0.8 s is for shared segments with real routers on them).
+    await writeFile(`/proc/sys/net/ipv4/conf/${this.bridge}/proxy_arp_pvlan`, '1');
+    await writeFile(`/proc/sys/net/ipv4/neigh/${this.bridge}/proxy_delay`, '0');
     // A fixed address: a bridge otherwise takes the lowest of its ports', which changes when a
     // machine goes, and every other machine's ARP entry for the gateway goes stale with it.
     const mac = `02:${this.hex.match(/../g)!.join(':')}:01`;
@@ -243,7 +322,8 @@ export class HostNetwork {
       if (!isDefaultOutbound(spec.outbound)) {
         await runWithInput('iptables-restore', ['-w', '--noflush'], ['*filter', ...this.machineRules(id, spec), 'COMMIT', ''].join('\n'));
       }
-      await writeFile(this.notePath(id), JSON.stringify({ ip: spec.ip, outbound: spec.outbound } satisfies NetworkNote));
+      if (spec.networkId) await this.join(id, spec.ip, spec.networkId);
+      await writeFile(this.notePath(id), JSON.stringify({ ip: spec.ip, outbound: spec.outbound, networkId: spec.networkId ?? null } satisfies NetworkNote));
     } catch (err) {
       // The attach error is the one to report. Detach is safe to repeat: the machine's
       // destroy (after any failed start or fork) and the start-up reconcile remove what it missed.
@@ -298,6 +378,8 @@ export class HostNetwork {
     if (batch.length) await runWithInput('ip', ['-batch', '-'], `${batch.join('\n')}\n`);
     const note = await readFile(this.notePath(id), 'utf8').then((t) => JSON.parse(t) as NetworkNote, () => null);
     if (note === null || !isDefaultOutbound(note.outbound)) await this.removeMachineChain(id);
+    // Without a note (a failed attach, a crash) the rules are looked for anyway: they carry the id.
+    if (note === null || note.networkId) await this.leave(id);
     await rm(this.notePath(id), { force: true });
   }
 
@@ -322,6 +404,7 @@ export class HostNetwork {
     for (const [table, chain, rule] of [
       ['filter', 'FORWARD', ['-j', fwd]],
       ['filter', 'INPUT', ['-i', this.bridge, '-j', input]],
+      ['filter', 'OUTPUT', ['-o', this.bridge, '-j', this.chain.out]],
       ['nat', 'POSTROUTING', ['-j', nat]],
     ] as const) {
       // Fails when the jump is already gone (or was never made): gone is what is wanted.
@@ -338,6 +421,12 @@ export class HostNetwork {
     this.ready = null;
     await restoreForwarding();
   }
+}
+
+/** The `--comment` of an iptables-save rule line, or null. */
+function commentOf(line: string): string | null {
+  const m = / --comment "?([^" ]+)"? /.exec(line);
+  return m ? m[1]! : null;
 }
 
 /** Put ip_forward back to its value before Hangar, once no Hangar bridge is left on the host. */

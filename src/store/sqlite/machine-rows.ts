@@ -52,6 +52,7 @@ export interface MachineRow {
   volumes: string | null;
   region: string | null;
   startup_script: string | null;
+  network_id: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -66,6 +67,7 @@ export const MACHINE_COLUMNS = [
   'volumes',
   'region',
   'startup_script',
+  'network_id',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -113,6 +115,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     volumes: volumesToColumn(m.volumes),
     region: m.region,
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
+    network_id: m.networkId,
   };
 }
 
@@ -166,6 +169,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     volumes: volumesFromColumn(r.volumes),
     region: r.region ?? null,
     startupScript: r.startup_script ? (JSON.parse(r.startup_script) as MachineStartupScript) : null,
+    networkId: r.network_id ?? null,
   };
 }
 

@@ -5,6 +5,7 @@ import type { MachineListQuery, MachineStore, MachinePageQuery } from '../store.
 import { VISIBLE_MACHINE } from './access.js';
 import { MachinePages } from './machine-pages.js';
 import { MACHINE_COLUMNS, machineFromRow, machineToRow, type MachineRow } from './machine-rows.js';
+import { NetworkMembers } from './networks.js';
 import { VolumeHolders } from './volumes.js';
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
@@ -14,6 +15,7 @@ export class SqliteMachines implements MachineStore {
   private readonly stmts;
   private readonly pages: MachinePages;
   private readonly volumeHolders: VolumeHolders;
+  private readonly networkMembers: NetworkMembers;
 
   constructor(private readonly db: Database.Database) {
     const cols = MACHINE_COLUMNS.join(', ');
@@ -36,16 +38,18 @@ export class SqliteMachines implements MachineStore {
     };
     this.pages = new MachinePages(db);
     this.volumeHolders = new VolumeHolders(db);
+    this.networkMembers = new NetworkMembers(db);
   }
 
   async insertMachine(m: MachineRecord): Promise<void> {
-    if (m.volumes.length === 0) {
+    if (m.volumes.length === 0 && m.networkId === null) {
       this.stmts.insert.run(machineToRow(m));
       return;
     }
-    // One transaction: a concurrent insert or volume delete sees this machine or nothing.
+    // One transaction: a concurrent insert, volume delete or network delete sees this machine or nothing.
     this.db.transaction(() => {
       this.volumeHolders.assertAttachable(m);
+      this.networkMembers.assertJoinable(m);
       this.stmts.insert.run(machineToRow(m));
     })();
   }

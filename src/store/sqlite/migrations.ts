@@ -219,4 +219,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE api_keys ADD COLUMN machine_id TEXT;
   ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
   `,
+  // Private networks (issue 16): one row each; a machine's network is a column fixed at its create, NULL when on none.
+  `
+  CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    team_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (team_id, name)
+  );
+  CREATE INDEX networks_team_order ON networks (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN network_id TEXT;
+  CREATE INDEX machines_network ON machines (network_id, status) WHERE network_id IS NOT NULL;
+  `,
 ];

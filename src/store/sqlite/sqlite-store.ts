@@ -2,17 +2,19 @@ import type { TeamQuotas } from '../../domain/quota.js';
 import Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import type { NetworkMember, NetworkRecord } from '../../domain/private-network.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
 import type { StartupScriptRecord } from '../../domain/startup-script.js';
 import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store, VolumeInsertOutcome } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
 import { SqliteMachineEvents } from './events.js';
 import { SqliteIdempotency } from './idempotency.js';
 import { SqliteMachines } from './machines.js';
 import { SqliteMeta } from './meta.js';
+import { SqliteNetworks } from './networks.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSnapshots } from './snapshots.js';
 import { SqliteStartupScripts } from './startup-scripts.js';
@@ -43,6 +45,7 @@ function migrate(db: Database.Database): void {
  * The default store: one SQLite file in WAL mode. Calls are synchronous underneath. It
  * opens and migrates the file, then hands each part of `Store` to the file of that part
  * (machines, snapshots, volumes, startup scripts, teams, events, pools, idempotency, meta), all on one connection.
+ * (machines, snapshots, volumes, networks, teams, events, pools, idempotency, meta), all on one connection.
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -53,6 +56,7 @@ export class SqliteStore implements Store {
   private readonly snapshots: SqliteSnapshots;
   private readonly templates: SqliteTemplates;
   private readonly volumes: SqliteVolumes;
+  private readonly networks: SqliteNetworks;
   private readonly pools: SqliteWarmPools;
   private readonly scripts: SqliteStartupScripts;
   private readonly events: SqliteMachineEvents;
@@ -71,6 +75,7 @@ export class SqliteStore implements Store {
     this.snapshots = new SqliteSnapshots(this.db);
     this.templates = new SqliteTemplates(this.db);
     this.volumes = new SqliteVolumes(this.db);
+    this.networks = new SqliteNetworks(this.db);
     this.pools = new SqliteWarmPools(this.db);
     this.scripts = new SqliteStartupScripts(this.db);
     this.events = new SqliteMachineEvents(this.db);
@@ -301,6 +306,26 @@ export class SqliteStore implements Store {
 
   deleteVolume(id: string): Promise<{ deleted: boolean; holders: VolumeHolder[] }> {
     return this.volumes.deleteVolume(id);
+  }
+
+  insertNetwork(n: NetworkRecord, maxPerTeam: number): Promise<NetworkInsertOutcome> {
+    return this.networks.insertNetwork(n, maxPerTeam);
+  }
+
+  getNetwork(id: string): Promise<NetworkRecord | null> {
+    return this.networks.getNetwork(id);
+  }
+
+  listNetworks(teamId: string): Promise<NetworkRecord[]> {
+    return this.networks.listNetworks(teamId);
+  }
+
+  networkMembers(networkId: string): Promise<NetworkMember[]> {
+    return this.networks.networkMembers(networkId);
+  }
+
+  deleteNetwork(id: string): Promise<{ deleted: boolean; members: NetworkMember[] }> {
+    return this.networks.deleteNetwork(id);
   }
 
   putWarmPool(pool: WarmPool): Promise<void> {

@@ -88,6 +88,7 @@ const UNKNOWN: Record<string, string> = {
   snapshot: 'snap_0000000000000000',
   volume: 'vol_0000000000000000',
   startupScript: 'scr_0000000000000000',
+  network: 'net_0000000000000000',
   team: 'team_000000000000',
   user: 'usr_000000000000',
   key: 'key_000000000000',
@@ -103,6 +104,7 @@ export function pathIds(world: World, path: string, name: string): string[] {
   if (path.startsWith('/v1/snapshots')) return [world.snapshotA ?? UNKNOWN.snapshot!, UNKNOWN.snapshot!];
   if (path.startsWith('/v1/volumes')) return [world.volumes.A, world.volumes.B, UNKNOWN.volume!];
   if (path.startsWith('/v1/startup-scripts')) return [world.startupScripts.A, world.startupScripts.B, UNKNOWN.startupScript!];
+  if (path.startsWith('/v1/networks')) return [UNKNOWN.network!];
   if (path.startsWith('/v1/templates') || path.startsWith('/v1/warm-pools') || path.startsWith('/templates')) return ['base', 'desktop', UNKNOWN.template!];
   if (path.startsWith('/v1/admin/teams')) return [world.teams.A, world.teams.B, UNKNOWN.team!];
   if (path.startsWith('/v1/admin/users')) return [world.userA, UNKNOWN.user!];
@@ -143,6 +145,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
     state[`machines ${who}`] = project(await get('/v1/machines?state=creating,running,paused,error', key), machineKeys);
     state[`volumes ${who}`] = project(await get('/v1/volumes', key), ['id', 'name', 'size_mb', 'attachments']);
     state[`startup scripts ${who}`] = project(await get('/v1/startup-scripts', key), ['id', 'name', 'script', 'run_once']);
+    state[`networks ${who}`] = project(await get('/v1/networks', key), ['id', 'name', 'machines']);
     state[`snapshots ${who}`] = project(await get('/v1/snapshots', key), ['id', 'machine_id']);
     state[`templates ${who}`] = project(await get('/v1/templates?limit=100', key), ['name', 'version', 'status']);
     state[`keys ${who}`] = project(await get(`/v1/admin/teams/${world.teams[who]}/keys`), ['id', 'name', 'revoked_at']);
@@ -157,6 +160,8 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
 /**
  * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes,
  * startup scripts, snapshots, templates and warm pools that are not the world's; bring back a world machine
+ * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes, networks,
+ * snapshots, templates and warm pools that are not the world's; bring back a world machine
  * the fuzzer destroyed or paused.
  */
 export async function restoreWorld(t: TestServer, world: World): Promise<void> {
@@ -187,6 +192,9 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
     if (!scripts.some((sc) => sc.id === world.startupScripts[who])) {
       world.startupScripts[who] = expect(await t.request('POST', '/v1/startup-scripts', { key, body: { name: `fuzz-${who}`, script: 'true' } }), 201, 'startup script').id;
     }
+    // Machines are destroyed above, so every network is free to go.
+    const nets = itemsOf((await t.request('GET', '/v1/networks', { key })).body) as { id: string }[];
+    for (const n of nets) await t.request('DELETE', `/v1/networks/${n.id}`, { key });
     // A build still running would finish inside a later batch, and cannot be deleted yet: wait for it.
     const templates = await waitFor(async () => {
       const listed = itemsOf((await t.request('GET', '/v1/templates?limit=100', { key })).body) as { name: string; scope: string; status: string }[];
