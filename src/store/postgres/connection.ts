@@ -92,6 +92,8 @@ export const LOCK_CLASS = {
   templateVersions: 0x48470003,
   /** A team's startup scripts (key: hash of the team id): the count check of an insert. */
   teamStartupScripts: 0x48470004,
+  /** A team's private networks (key: hash of the team id): the name and count checks of an insert. */
+  teamNetworks: 0x48470005,
 } as const;
 
 /** Take a transaction-scoped advisory lock of `lockClass` on `name` (released at commit or rollback). */

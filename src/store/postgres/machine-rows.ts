@@ -54,6 +54,7 @@ export interface MachineRow {
   region: string | null;
   /** JSON of the machine's copy of its startup script; null when none. */
   startup_script: string | null;
+  network_id: string | null;
 }
 
 /** Every column of `machines`, in the order inserts and updates bind them. */
@@ -68,6 +69,7 @@ export const MACHINE_COLUMNS = [
   'volumes',
   'region',
   'startup_script',
+  'network_id',
 ] as const satisfies readonly (keyof MachineRow)[];
 
 /** The row that stores a machine record. */
@@ -115,6 +117,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     volumes: volumesToColumn(m.volumes),
     region: m.region,
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
+    network_id: m.networkId,
   };
 }
 
@@ -173,6 +176,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     volumes: volumesFromColumn(r.volumes),
     region: r.region,
     startupScript: r.startup_script === null ? null : (JSON.parse(r.startup_script) as MachineStartupScript),
+    networkId: r.network_id,
   };
 }
 

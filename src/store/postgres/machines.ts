@@ -6,6 +6,7 @@ import { visibleMachine } from './access.js';
 import { changesOf, inTransaction, Params, rowsOf } from './connection.js';
 import { MachinePages } from './machine-pages.js';
 import { MACHINE_COLUMNS, machineFromRow, machineValues, type MachineRow } from './machine-rows.js';
+import { NetworkMembers } from './networks.js';
 import { VolumeHolders } from './volumes.js';
 
 const INSERT_SQL = `INSERT INTO machines (${MACHINE_COLUMNS.join(', ')}) VALUES (${MACHINE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
@@ -24,13 +25,15 @@ export class PostgresMachines implements MachineStore {
   }
 
   async insertMachine(m: MachineRecord): Promise<void> {
-    if (m.volumes.length === 0) {
+    if (m.volumes.length === 0 && m.networkId === null) {
       await this.pool.query(INSERT_SQL, machineValues(m));
       return;
     }
-    // One transaction holding the volumes' row locks: a concurrent insert or volume delete sees this machine or nothing.
+    // One transaction holding the volumes' and the network's row locks: a concurrent insert,
+    // volume delete or network delete sees this machine or nothing.
     await inTransaction(this.pool, async (tx) => {
       await VolumeHolders.assertAttachable(tx, m);
+      await NetworkMembers.assertJoinable(tx, m);
       await tx.query(INSERT_SQL, machineValues(m));
     });
   }

@@ -208,4 +208,17 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE api_keys ADD COLUMN machine_id text COLLATE "C";
   ALTER TABLE api_keys ADD COLUMN expires_at bigint;
   `,
+  // 5: private networks (issue 16): one row each; a machine's network is a column fixed at its create, NULL when on none.
+  `
+  CREATE TABLE networks (
+    id text COLLATE "C" PRIMARY KEY,
+    team_id text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    UNIQUE (team_id, name)
+  );
+  CREATE INDEX networks_team_order ON networks (team_id, created_at DESC, id DESC);
+  ALTER TABLE machines ADD COLUMN network_id text COLLATE "C";
+  CREATE INDEX machines_network ON machines (network_id, status) WHERE network_id IS NOT NULL;
+  `,
 ];

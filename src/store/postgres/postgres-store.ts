@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
+import type { NetworkMember, NetworkRecord } from '../../domain/private-network.js';
 import type { TeamQuotas } from '../../domain/quota.js';
 import type { StartupScriptRecord } from '../../domain/startup-script.js';
 import type { SnapshotRecord } from '../../domain/snapshot.js';
@@ -8,13 +9,14 @@ import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, Store, VolumeInsertOutcome } from '../store.js';
+import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
 import { createPool, type PoolOptions } from './connection.js';
 import { PostgresMachineEvents } from './events.js';
 import { PostgresIdempotency } from './idempotency.js';
 import { PostgresMachines } from './machines.js';
 import { PostgresMeta } from './meta.js';
 import { migrate } from './migrate.js';
+import { PostgresNetworks } from './networks.js';
 import { PostgresSnapshots } from './snapshots.js';
 import { PostgresStartupScripts } from './startup-scripts.js';
 import { PostgresTeams } from './teams.js';
@@ -28,7 +30,7 @@ export type PostgresStoreOptions = PoolOptions;
 /**
  * The store in a PostgreSQL database (`HANGAR_DATABASE_URL`). `open` connects and migrates,
  * then each part of `Store` goes to the file of that part (machines, snapshots, volumes,
- * startup scripts, teams, events, pools, idempotency, meta), all on one connection pool.
+ * startup scripts, networks, teams, events, pools, idempotency, meta), all on one connection pool.
  * Semantics are SQLite's, checked by the same conformance suite. One server per database:
  * the service re-adopts (or fails) every machine of its store at start.
  */
@@ -42,6 +44,7 @@ export class PostgresStore implements Store {
   private readonly templates: PostgresTemplates;
   private readonly volumes: PostgresVolumes;
   private readonly scripts: PostgresStartupScripts;
+  private readonly networks: PostgresNetworks;
   private readonly pools: PostgresWarmPools;
   private readonly events: PostgresMachineEvents;
   private readonly idempotency: PostgresIdempotency;
@@ -54,6 +57,7 @@ export class PostgresStore implements Store {
     this.templates = new PostgresTemplates(pool);
     this.volumes = new PostgresVolumes(pool);
     this.scripts = new PostgresStartupScripts(pool);
+    this.networks = new PostgresNetworks(pool);
     this.pools = new PostgresWarmPools(pool);
     this.events = new PostgresMachineEvents(pool);
     this.idempotency = new PostgresIdempotency(pool);
@@ -377,5 +381,25 @@ export class PostgresStore implements Store {
 
   deleteStartupScript(id: string): Promise<boolean> {
     return this.scripts.deleteStartupScript(id);
+  }
+
+  insertNetwork(n: NetworkRecord, maxPerTeam: number): Promise<NetworkInsertOutcome> {
+    return this.networks.insertNetwork(n, maxPerTeam);
+  }
+
+  getNetwork(id: string): Promise<NetworkRecord | null> {
+    return this.networks.getNetwork(id);
+  }
+
+  listNetworks(teamId: string): Promise<NetworkRecord[]> {
+    return this.networks.listNetworks(teamId);
+  }
+
+  networkMembers(networkId: string): Promise<NetworkMember[]> {
+    return this.networks.networkMembers(networkId);
+  }
+
+  deleteNetwork(id: string): Promise<{ deleted: boolean; members: NetworkMember[] }> {
+    return this.networks.deleteNetwork(id);
   }
 }
