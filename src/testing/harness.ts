@@ -1,6 +1,8 @@
 /**
  * Test harness: a real Hangar server (real runc, real SQLite file) on a fresh data
  * dir and a loopback port, and checks that nothing is left on the host afterwards.
+ * With `HANGAR_TEST_STORE=postgres` in the environment every test server keeps its state in
+ * a fresh database of a throwaway PostgreSQL server instead (one per test process).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import { run } from '../runtime/runc/command.js';
 import { startServer, type HangarServer, type StartOptions } from '../server.js';
 import { loadSettings } from '../settings.js';
 import { leftovers } from './host-leftovers.js';
+import { startPostgres, type PostgresServer } from './postgres-server.js';
 
 // Kept importable from here: tests written against the harness use them.
 export { leftovers, networkLeftovers } from './host-leftovers.js';
@@ -24,6 +27,15 @@ async function subnetTaken(subnet: Cidr): Promise<boolean> {
     const parsed = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
     return 'cidr' in parsed && cidrsOverlap(parsed.cidr, subnet);
   });
+}
+
+let testPostgres: Promise<PostgresServer> | undefined;
+
+/** A fresh database on this process's throwaway PostgreSQL server (started at the first call, stopped at exit). */
+async function freshPostgresDatabase(): Promise<string> {
+  testPostgres ??= startPostgres();
+  const server = await testPostgres;
+  return server.url(await server.createDatabase());
 }
 
 /** A JSON response as tests see it. */
@@ -52,6 +64,10 @@ export class TestServer {
 
   /** Start a server on a fresh (or given) data dir, listening on 127.0.0.1 with a random port. */
   static async start(options: TestServerOptions = {}): Promise<TestServer> {
+    if (process.env.HANGAR_TEST_STORE === 'postgres' && options.env?.HANGAR_DATABASE_URL === undefined) {
+      // Kept in the options, so a restart finds the same database.
+      options = { ...options, env: { ...options.env, HANGAR_DATABASE_URL: await freshPostgresDatabase() } };
+    }
     const settingsOf = (dataDir: string) =>
       loadSettings({
         HANGAR_DATA_DIR: dataDir,

@@ -134,7 +134,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   }
 
   const url = (database: string): string => `postgresql://postgres@localhost/${encodeURIComponent(database)}?host=${encodeURIComponent(dir)}`;
-  admin = new pg.Pool({ connectionString: url('postgres'), max: 2 });
+  // Idle admin connections do not keep a finished test process alive (its 'exit' stops the server).
+  admin = new pg.Pool({ connectionString: url('postgres'), max: 2, allowExitOnIdle: true });
   admin.on('error', () => {
     // An idle admin connection dropped as the server stops: nothing to do.
   });
