@@ -295,6 +295,11 @@ export interface SnapshotRuntime {
   snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
   /** Thaw a machine a live snapshot left frozen (the server stopped between freeze and thaw). */
   thaw(id: string): Promise<void>;
+  /**
+   * Make a pause snapshot whole after a crash interrupted its pause or resume: no container,
+   * layer unmounted, disk image and manifest in the snapshot. False when the image is nowhere.
+   */
+  settlePause(id: string, snapshotId: string): Promise<boolean>;
   /** Start a new machine from a snapshot: a copy of its layer, its processes restored. */
   fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /**

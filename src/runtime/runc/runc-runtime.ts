@@ -30,7 +30,7 @@ import { AgentHost } from '../agent/agent-host.js';
 import { AGENT_BINARY_IN_MACHINE } from '../agent/protocol.js';
 import { installAgent } from './agent-mounts.js';
 import { bestEffort, errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
-import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, thawMachine } from './checkpoint.js';
+import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, settlePause, thawMachine } from './checkpoint.js';
 import { inBackground, run } from './command.js';
 import { cgroupPids, cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
 import { runcExec, type RuncExecContext } from './exec.js';
@@ -322,6 +322,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
 
   thaw(id: string): Promise<void> {
     return thawMachine(this.ctx, id);
+  }
+
+  settlePause(id: string, snapshotId: string): Promise<boolean> {
+    return settlePause(this.ctx, id, snapshotId);
   }
 
   fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
