@@ -63,6 +63,8 @@ export interface HangarServer {
   generatedAdminKey: string | null;
   /** Stop serving; machines keep running and are re-adopted by the next start. */
   close(): Promise<void>;
+  /** What is in flight now: HTTP requests being answered, and machine operations running in the background. */
+  inFlight(): string[];
 }
 
 /** Options that tests and benchmarks change; production uses the defaults. */
@@ -235,6 +237,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       settings,
       app,
       routes: built.routes,
+      inFlight: () => [...built.inFlight(), ...[...operations.allInFlight()].map(([id, op]) => `${op} of ${id}`)],
       store,
       runtime,
       machines,
@@ -271,4 +274,18 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     await store.close();
     throw err;
   }
+}
+
+/**
+ * Close the server, waiting at most `ms` for the requests and operations in flight. Past the
+ * bound they are abandoned (the process may exit; the next start's reconciliation settles
+ * each machine before or after its operation, or in error with why), and named.
+ */
+export async function closeWithin(server: HangarServer, ms: number): Promise<{ finished: boolean; abandoned: string[]; closed: Promise<void> }> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  const closed = server.close();
+  const first = await Promise.race([closed.then(() => 'closed' as const), bound]);
+  clearTimeout(timer);
+  return { finished: first === 'closed', abandoned: first === 'closed' ? [] : server.inFlight(), closed };
 }

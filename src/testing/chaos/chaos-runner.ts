@@ -42,7 +42,7 @@ export interface ChaosOptions {
   log?: (line: string) => void;
 }
 
-const ADMIN_KEY = 'hangar-chaos-admin-key-0123456789';
+export const ADMIN_KEY = 'hangar-chaos-admin-key-0123456789';
 
 /** A small seeded generator (mulberry32), so a run can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -56,11 +56,14 @@ function rng(seed: number): () => number {
   };
 }
 
-class ServerProcess {
+/** A Hangar server as its own process (`node dist/src/main.js`), to kill or stop with a signal. */
+export class ServerProcess {
   child: ChildProcess | null = null;
   url = '';
+  /** Everything it printed (stdout and stderr). */
+  output = '';
 
-  constructor(private readonly o: ChaosOptions) {}
+  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string> }) {}
 
   async start(): Promise<void> {
     const env = {
@@ -69,19 +72,20 @@ class ServerProcess {
       HANGAR_LISTEN: '127.0.0.1:0',
       HANGAR_BOOTSTRAP_KEY: ADMIN_KEY,
       HANGAR_LOG_LEVEL: 'silent',
+      ...this.o.env,
     };
     const child = spawn(process.execPath, [join(this.o.distDir, 'src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    this.output = '';
+    child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 120_000;
-    while (!/listening on (http:\/\/\S+)/.test(out)) {
-      if (child.exitCode !== null) throw new Error(`the server exited at start: ${out}`);
-      if (Date.now() > deadline) throw new Error(`the server did not start: ${out}`);
+    while (!/listening on (http:\/\/\S+)/.test(this.output)) {
+      if (child.exitCode !== null) throw new Error(`the server exited at start: ${this.output}`);
+      if (Date.now() > deadline) throw new Error(`the server did not start: ${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    this.url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+    this.url = /listening on (http:\/\/\S+)/.exec(this.output)![1]!;
   }
 
   async kill(): Promise<void> {
@@ -91,11 +95,13 @@ class ServerProcess {
     await once(c, 'exit');
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, and its exit code once it has exited. */
+  async stop(): Promise<number | null> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null) return c?.exitCode ?? null;
     c.kill('SIGTERM');
-    await once(c, 'exit');
+    const [code] = (await once(c, 'exit')) as [number | null];
+    return code;
   }
 }
 
