@@ -1,4 +1,4 @@
-import type { AutoSnapshotFrequency, AutoSnapshotSettings, MachineConfig, MachineRecord, MachineStatus, TimeoutAction } from '../domain/machine.js';
+import type { AutoSnapshotFrequency, AutoSnapshotSettings, Isolation, MachineConfig, MachineRecord, MachineStatus, TimeoutAction } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
 import type { AttachmentRequest } from '../domain/volume.js';
 
@@ -39,6 +39,8 @@ export interface CreateMachineInput {
   volumes?: AttachmentRequest[];
   /** A startup script of the team: the machine keeps a copy and runs it after its starts. @default none */
   startupScriptId?: string;
+  /** Its isolation tier. @default the template's (`isolation` in template.json), else 'container' */
+  isolation?: Isolation;
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

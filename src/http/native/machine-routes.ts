@@ -132,6 +132,7 @@ export function machineRoutes(service: MachineService, startupScripts: StartupSc
             autoSnapshot: body.auto_snapshot,
             volumes: body.volumes?.map((v) => ({ volumeId: v.volume_id, mountPath: v.mount_path, readOnly: v.read_only ?? false })),
             startupScriptId: body.startup_script_id,
+            isolation: body.isolation,
           },
           idemKey,
         );

@@ -52,6 +52,8 @@ export interface MachineRow {
   volumes: string | null;
   region: string | null;
   startup_script: string | null;
+  /** NULL in rows written before the column existed: 'container'. */
+  isolation: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -66,6 +68,7 @@ export const MACHINE_COLUMNS = [
   'volumes',
   'region',
   'startup_script',
+  'isolation',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -113,6 +116,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     volumes: volumesToColumn(m.volumes),
     region: m.region,
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
+    isolation: m.isolation,
   };
 }
 
@@ -166,6 +170,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     volumes: volumesFromColumn(r.volumes),
     region: r.region ?? null,
     startupScript: r.startup_script ? (JSON.parse(r.startup_script) as MachineStartupScript) : null,
+    isolation: r.isolation === 'gvisor' ? 'gvisor' : 'container',
   };
 }
 

@@ -213,4 +213,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN startup_script TEXT;
   ALTER TABLE machine_events ADD COLUMN startup_script TEXT;
   `,
+  // Isolation tiers (issue 14): 'container' (runc) or 'gvisor' (runsc); NULL in older rows is 'container'.
+  `
+  ALTER TABLE machines ADD COLUMN isolation TEXT;
+  `,
 ];
