@@ -20,7 +20,8 @@ export function tierRefusal(isolation: Isolation, op: TierOperation): string | n
   }
 }
 
-const NO_CHECKPOINT = 'gVisor machines have no snapshots: runc\'s checkpoints (CRIU) do not apply to runsc, and this runsc\'s own checkpoint is not used';
+const NO_CHECKPOINT =
+  'gVisor machines have no snapshots: runc\'s checkpoints (CRIU) do not apply to runsc, and runsc\'s own checkpoint refuses host networking, the only networking it has on this host';
 const GVISOR_REFUSALS: Record<TierOperation, string> = {
   pause: `${NO_CHECKPOINT}, so they cannot be paused; stop them by destroying them`,
   snapshot: `${NO_CHECKPOINT}`,

@@ -7,7 +7,8 @@
 import { runtimeConformance } from '../runtime.conformance.js';
 import { runcFixture } from './conformance-fixture.js';
 
-const NO_CRIU = 'gVisor has no CRIU checkpoints (runsc checkpoint/restore is not used): gvisor machines are never paused, snapshotted or forked';
+const NO_CRIU =
+  'gVisor has no CRIU checkpoints, and runsc checkpoint refuses host networking ("checkpoint not supported when using hostinet"): gvisor machines are never paused, snapshotted or forked';
 
 runtimeConformance('gvisor (runsc, temp data dir)', () =>
   runcFixture({
