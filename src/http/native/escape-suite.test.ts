@@ -208,8 +208,8 @@ function escapeSuite(isolation: 'container' | 'gvisor'): void {
       assert.match(gw, /^\d+\.\d+\.\d+\.\d+$/);
       await refused(`ping -c 1 -W 1 ${neighbour.private_ip}`);
       await refused(`arping -c 1 -w 1 -I eth0 ${neighbour.private_ip}`);
-      // gVisor answers EACCES ("Permission denied") or EAFNOSUPPORT (no packet sockets) where Linux answers EPERM.
-      const noNetAdmin = gvisor ? /not permitted|denied|not supported/i : /not permitted/i;
+      // gVisor answers EACCES, EAFNOSUPPORT (no packet sockets) or ENOTTY (no such ioctl) where Linux answers EPERM.
+      const noNetAdmin = gvisor ? /not permitted|denied|not supported|inappropriate ioctl/i : /not permitted/i;
       await refused('ip link add d0 type dummy', noNetAdmin);
       await refused(`ip addr add ${neighbour.private_ip}/32 dev eth0`, noNetAdmin);
       await refused('ip link set eth0 address 02:00:00:00:00:01', noNetAdmin);

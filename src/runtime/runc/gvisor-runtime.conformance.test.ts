@@ -5,7 +5,7 @@
  * prefix (runsc's state directory included) must be gone at the end.
  */
 import { runtimeConformance } from '../runtime.conformance.js';
-import { runcFixture } from './conformance-fixture.js';
+import { runcFixture } from './runc-fixture.conformance.js';
 
 const NO_CRIU =
   'gVisor has no CRIU checkpoints, and runsc checkpoint refuses host networking ("checkpoint not supported when using hostinet"): gvisor machines are never paused, snapshotted or forked';

@@ -4,6 +4,6 @@
  * makes can be mistaken for another server's; everything of that prefix must be gone at the end.
  */
 import { runtimeConformance } from '../runtime.conformance.js';
-import { runcFixture } from './conformance-fixture.js';
+import { runcFixture } from './runc-fixture.conformance.js';
 
 runtimeConformance('runc (temp data dir)', () => runcFixture({ isolation: 'container' }));
