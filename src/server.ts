@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
 import { RuncRuntime } from './runtime/runc/runc-runtime.js';
+import { run } from './runtime/runc/command.js';
 import type { Runtime } from './runtime/runtime.js';
 import { AuthService } from './service/auth-service.js';
 import { ComputeService } from './service/compute-service.js';
@@ -94,6 +95,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     const catalog = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
     const layers = new LayerStore(settings.layersDir);
     let app: FastifyInstance | undefined;
+    // The gvisor tier only when runsc answers; without it gvisor creates are refused (422).
+    const runsc = settings.gvisor && (await run(settings.gvisor.runscPath, ['--version']).then(() => settings.gvisor, () => null));
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
       criuPath: settings.criuPath,
@@ -102,6 +105,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       volumesDir: settings.volumesDir,
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
+      gvisor: runsc ? { binary: runsc.runscPath, stateDir: runsc.stateDir, platform: runsc.platform } : null,
       pidsLimit: settings.pidsLimit,
       // Fastify's logger, once the app below exists (nothing the runtime does before logs).
       logger: { warn: (o, m) => app?.log.warn(o, m) },

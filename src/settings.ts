@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   HANGAR_RUNC: z.string().default('runc'),
   /** The criu binary, for memory snapshots. @default 'criu' */
   HANGAR_CRIU: z.string().default('criu'),
+  /** The runsc binary (gVisor) of the gvisor isolation tier; empty: no such tier. @default 'runsc' */
+  HANGAR_RUNSC: z.string().default('runsc'),
+  /** gVisor's platform (how runsc intercepts system calls). @default 'ptrace' */
+  HANGAR_GVISOR_PLATFORM: z.enum(['ptrace', 'kvm', 'systrap']).default('ptrace'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
   /**
@@ -132,6 +136,8 @@ export interface Settings {
   keyRateLimit: { perSecond: number; burst: number } | null;
   runcPath: string;
   criuPath: string;
+  /** The gvisor tier's runsc (HANGAR_RUNSC, HANGAR_GVISOR_PLATFORM), its state under /run; null: the tier is off. */
+  gvisor: { runscPath: string; platform: 'ptrace' | 'kvm' | 'systrap'; stateDir: string } | null;
   busyboxPath: string;
   /** Shared template directories searched after `templatesDir`, in order. */
   templatePath: string[];
@@ -232,6 +238,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     keyRateLimit: e.HANGAR_KEY_RATE_LIMIT === 0 ? null : { perSecond: e.HANGAR_KEY_RATE_LIMIT, burst: e.HANGAR_KEY_RATE_BURST ?? Math.max(1, Math.ceil(2 * e.HANGAR_KEY_RATE_LIMIT)) },
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
+    gvisor: e.HANGAR_RUNSC === '' ? null : { runscPath: e.HANGAR_RUNSC, platform: e.HANGAR_GVISOR_PLATFORM, stateDir: `/run/${instancePrefix}-gvisor` },
     busyboxPath: e.HANGAR_BUSYBOX,
     templatePath: e.HANGAR_TEMPLATE_PATH.split(':').filter(Boolean).map((d) => resolve(d)),
     logLevel: e.HANGAR_LOG_LEVEL,

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { MachineConfig } from '../domain/machine.js';
+import type { Isolation, MachineConfig } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
 import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 
@@ -31,6 +31,8 @@ export interface MachineSpec {
    * fork and restore. @default none
    */
   volumes?: VolumeMountSpec[];
+  /** Its isolation tier: which OCI runtime runs it. @default 'container' */
+  isolation?: Isolation;
 }
 
 /** A volume as one machine mounts it. */

@@ -130,7 +130,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
   const damage = await manifestProblem(s);
   if (damage) throw new RuntimeError(`snapshot ${snapshotId} is damaged: ${damage}`, spec.id, 'check snapshot');
   const memory = await exists(s.inventory);
-  await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
   await rename(s.image, p.image);
   let step = 'mount writable layer';
   try {
