@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Hangar needs on a fresh Debian 12 machine (root), idempotently:
-# runc, iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc, mmdebstrap, openssl,
+# runc, runsc (gVisor: the gvisor isolation tier), iptables, busybox-static, e2fsprogs, util-linux, iproute2, gcc, mmdebstrap, openssl,
 # skopeo and umoci (image templates), chromium (the web console's browser tests),
 # tmux (the CLI's `hangar shell` test types into a real terminal)
 # (a test checks the VNC client's DES against it), postgresql (its binaries: the PostgreSQL
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pair in runc:runc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2 cc:gcc mmdebstrap:mmdebstrap openssl:openssl skopeo:skopeo umoci:umoci chromium:chromium tmux:tmux; do
+for pair in runc:runc runsc:runsc iptables:iptables busybox:busybox-static mkfs.ext4:e2fsprogs losetup:mount ip:iproute2 cc:gcc mmdebstrap:mmdebstrap openssl:openssl skopeo:skopeo umoci:umoci chromium:chromium tmux:tmux; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -1,4 +1,4 @@
-import { startServer } from './server.js';
+import { closeWithin, startServer } from './server.js';
 import { loadSettings, SettingsError } from './settings.js';
 
 /** `npm start`: run the server in the foreground until SIGINT/SIGTERM. */
@@ -18,9 +18,14 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    server.app.log.info({ signal }, 'stopping; machines keep running and are re-adopted at the next start');
-    server.close().then(
-      () => process.exit(0),
+    server.app.log.info({ signal, inFlight: server.inFlight() }, 'stopping; machines keep running and are re-adopted at the next start');
+    // In-flight work gets settings.stopTimeoutMs to finish; what is left is abandoned, said here,
+    // and settled by the next start's reconciliation (a machine before or after its operation, or in error with why).
+    closeWithin(server, settings.stopTimeoutMs).then(
+      ({ finished, abandoned }) => {
+        if (!finished) process.stderr.write(`hangar: stopped after ${settings.stopTimeoutMs} ms with ${abandoned.length} in flight, abandoned (the next start reconciles them): ${abandoned.join('; ')}\n`);
+        process.exit(finished ? 0 : 1);
+      },
       () => process.exit(1),
     );
   };

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
 import { RuncRuntime } from './runtime/runc/runc-runtime.js';
+import { run } from './runtime/runc/command.js';
 import type { Runtime } from './runtime/runtime.js';
 import { AuthService } from './service/auth-service.js';
 import { ComputeService } from './service/compute-service.js';
@@ -64,6 +65,8 @@ export interface HangarServer {
   generatedAdminKey: string | null;
   /** Stop serving; machines keep running and are re-adopted by the next start. */
   close(): Promise<void>;
+  /** What is in flight now: HTTP requests being answered, and machine operations running in the background. */
+  inFlight(): string[];
 }
 
 /** Options that tests and benchmarks change; production uses the defaults. */
@@ -102,6 +105,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     await ensureBaseTemplate({ templatesDir: settings.templatesDir, busyboxPath: settings.busyboxPath });
     const catalog = new TemplateCatalog([settings.templatesDir, ...settings.templatePath]);
     const layers = new LayerStore(settings.layersDir);
+    // The gvisor tier only when runsc answers; without it gvisor creates are refused (422).
+    const runsc = settings.gvisor && (await run(settings.gvisor.runscPath, ['--version']).then(() => settings.gvisor, () => null));
     const runtime = new RuncRuntime({
       runcPath: settings.runcPath,
       criuPath: settings.criuPath,
@@ -110,6 +115,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       volumesDir: settings.volumesDir,
       instancePrefix: settings.instancePrefix,
       stateDir: settings.runcStateDir,
+      gvisor: runsc ? { binary: runsc.runscPath, stateDir: runsc.stateDir, platform: runsc.platform } : null,
       pidsLimit: settings.pidsLimit,
       // Fastify's logger, once the app below exists (nothing the runtime does before logs).
       logger: { warn: (o, m) => app?.log.warn(o, m) },
@@ -245,6 +251,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       settings,
       app,
       routes: built.routes,
+      inFlight: () => [...built.inFlight(), ...[...operations.allInFlight()].map(([id, op]) => `${op} of ${id}`)],
       store,
       runtime,
       machines,
@@ -281,4 +288,18 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     await store.close();
     throw err;
   }
+}
+
+/**
+ * Close the server, waiting at most `ms` for the requests and operations in flight. Past the
+ * bound they are abandoned (the process may exit; the next start's reconciliation settles
+ * each machine before or after its operation, or in error with why), and named.
+ */
+export async function closeWithin(server: HangarServer, ms: number): Promise<{ finished: boolean; abandoned: string[]; closed: Promise<void> }> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  const closed = server.close();
+  const first = await Promise.race([closed.then(() => 'closed' as const), bound]);
+  clearTimeout(timer);
+  return { finished: first === 'closed', abandoned: first === 'closed' ? [] : server.inFlight(), closed };
 }

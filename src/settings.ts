@@ -42,12 +42,18 @@ const EnvSchema = z.object({
   HANGAR_KEY_RATE_LIMIT: z.coerce.number().min(0).max(1_000_000).default(0),
   /** Requests a key may send at once before HANGAR_KEY_RATE_LIMIT applies. @default 2 × the limit, at least 1 */
   HANGAR_KEY_RATE_BURST: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /** How long a SIGTERM/SIGINT stop waits for requests and operations in flight before it abandons them. @default 30000 */
+  HANGAR_STOP_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
   /** Maximum machines holding resources on this host. @default 2000 */
   HANGAR_MAX_MACHINES: z.coerce.number().int().min(1).default(2000),
   /** The runc binary. @default 'runc' */
   HANGAR_RUNC: z.string().default('runc'),
   /** The criu binary, for memory snapshots. @default 'criu' */
   HANGAR_CRIU: z.string().default('criu'),
+  /** The runsc binary (gVisor) of the gvisor isolation tier; empty: no such tier. @default 'runsc' */
+  HANGAR_RUNSC: z.string().default('runsc'),
+  /** gVisor's platform (how runsc intercepts system calls). @default 'ptrace' */
+  HANGAR_GVISOR_PLATFORM: z.enum(['ptrace', 'kvm', 'systrap']).default('ptrace'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
   /**
@@ -132,10 +138,14 @@ export interface Settings {
   sweepIntervalMs: number;
   pidsLimit: number;
   maxMachines: number;
+  /** HANGAR_STOP_TIMEOUT_MS: a stop's bound on waiting for what is in flight. */
+  stopTimeoutMs: number;
   /** Requests per API key (HANGAR_KEY_RATE_LIMIT, HANGAR_KEY_RATE_BURST); null: unlimited. */
   keyRateLimit: { perSecond: number; burst: number } | null;
   runcPath: string;
   criuPath: string;
+  /** The gvisor tier's runsc (HANGAR_RUNSC, HANGAR_GVISOR_PLATFORM), its state under /run; null: the tier is off. */
+  gvisor: { runscPath: string; platform: 'ptrace' | 'kvm' | 'systrap'; stateDir: string } | null;
   busyboxPath: string;
   /** Shared template directories searched after `templatesDir`, in order. */
   templatePath: string[];
@@ -235,9 +245,11 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     sweepIntervalMs: e.HANGAR_SWEEP_INTERVAL_MS,
     pidsLimit: e.HANGAR_PIDS_LIMIT,
     maxMachines: e.HANGAR_MAX_MACHINES,
+    stopTimeoutMs: e.HANGAR_STOP_TIMEOUT_MS,
     keyRateLimit: e.HANGAR_KEY_RATE_LIMIT === 0 ? null : { perSecond: e.HANGAR_KEY_RATE_LIMIT, burst: e.HANGAR_KEY_RATE_BURST ?? Math.max(1, Math.ceil(2 * e.HANGAR_KEY_RATE_LIMIT)) },
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
+    gvisor: e.HANGAR_RUNSC === '' ? null : { runscPath: e.HANGAR_RUNSC, platform: e.HANGAR_GVISOR_PLATFORM, stateDir: `/run/${instancePrefix}-gvisor` },
     busyboxPath: e.HANGAR_BUSYBOX,
     templatePath: e.HANGAR_TEMPLATE_PATH.split(':').filter(Boolean).map((d) => resolve(d)),
     logLevel: e.HANGAR_LOG_LEVEL,

@@ -16,6 +16,7 @@
  * nothing inside the machine can make the server talk to anything else.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -251,6 +252,36 @@ static int start_command(int sock, struct command *c, char mode, const char *cwd
   return 0;
 }
 
+/*
+ * Whether any process of session `sid` is still alive (it may hold the terminal). Asked
+ * only once a terminal's command has exited and its master stayed quiet: Linux reports
+ * the master's hang-up (EIO) when the last holder closes it, gVisor's pty never does.
+ */
+static int session_alive(pid_t sid) {
+  DIR *d = opendir("/proc");
+  if (!d) return 1;
+  int alive = 0;
+  struct dirent *e;
+  while (!alive && (e = readdir(d)) != NULL) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    char path[288], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    /* After the command name (which may hold spaces): state ppid pgrp session. */
+    char *rp = strrchr(buf, ')');
+    char state;
+    int ppid, pgrp, session;
+    if (rp && sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) == 4 && session == sid && state != 'Z') alive = 1;
+  }
+  closedir(d);
+  return alive;
+}
+
 /* Forward one chunk from fd to the server; 0 when the fd ended (a terminal's EIO included). */
 static int forward(int sock, int fd, char type) {
   static char buf[CHUNK];
@@ -368,9 +399,16 @@ static int run_session(int sock) {
       iin = n;
       p[n++] = (struct pollfd){c.in, POLLOUT, 0};
     }
-    if (poll(p, (nfds_t)n, -1) < 0) {
+    /* A terminal whose command exited is polled with a timeout: see session_alive. */
+    int quiet_ms = c.tty && c.exited ? 100 : -1;
+    int ready = poll(p, (nfds_t)n, quiet_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       goto gone;
+    }
+    if (ready == 0) {
+      if (!session_alive(c.pid)) out_open = 0;
+      continue;
     }
     if (p[isock].revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) {
       char t, *data;

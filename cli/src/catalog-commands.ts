@@ -1,4 +1,5 @@
-/** Verbs over the server's catalogues: templates (list, build with its log, rm), volumes, warm pools. */
+/** Verbs over the server's catalogues: templates (list, build with its log, rm), volumes, startup scripts, private networks, warm pools. */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BuildTemplateRequest, Template, TemplateBuild } from '../../sdk/src/index.js';
 import { client, UsageError } from './config.js';
@@ -11,6 +12,12 @@ const count = (flag: string) => (v: string): number => {
   return n;
 };
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /** Add templates, volumes and pools (each with `ls` as its default) to the program. */
 export function addCatalogCommands(p: Command): void {
@@ -86,6 +93,78 @@ export function addCatalogCommands(p: Command): void {
     .action(async (id: string, o: { json?: boolean }) => {
       await (await client()).deleteVolume(id);
       out(!!o.json, { deleted: id }, () => `deleted volume ${id}`);
+    });
+
+  const scripts = p.command('scripts').description('Startup scripts machines run after they start: list, create, show, remove.').addHelpText('after', example('hangar scripts', 'hangar scripts create setup --file setup.sh --once', 'hangar create --script scr_abc'));
+  scripts
+    .command('ls', { isDefault: true })
+    .description('List your startup scripts.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar scripts ls --json'))
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await (await client()).listStartupScripts();
+      out(!!o.json, items, () => table(['ID', 'NAME', 'RUNS', 'BYTES', 'CREATED'], items.map((x) => [x.id, x.name, x.run_once ? 'first start' : 'every start', String(Buffer.byteLength(x.script)), relative(x.created_at)])));
+    });
+  scripts
+    .command('create <name>')
+    .description('Keep a startup script (machines created with it keep their own copy).')
+    .option('--file <path>', 'read the script from this file ("-" for standard input)')
+    .option('--run <script>', 'the script itself, as one argument')
+    .option('--once', 'run only after a machine\'s first start (default: after every start)')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar scripts create setup --file setup.sh --once', 'hangar scripts create hello --run "echo hi > /root/hi"'))
+    .action(async (name: string, o: { file?: string; run?: string; once?: boolean; json?: boolean }) => {
+      if ((o.file === undefined) === (o.run === undefined)) throw new UsageError('give the script with exactly one of --file or --run');
+      const script = o.run ?? (o.file === '-' ? await readStdin() : await readFile(o.file!, 'utf8'));
+      const s = await (await client()).createStartupScript({ name, script, run_once: !!o.once });
+      out(!!o.json, s, () => table(['ID', 'NAME', 'RUNS'], [[s.id, s.name, s.run_once ? 'first start' : 'every start']]));
+    });
+  scripts
+    .command('show <id>')
+    .description('Print a startup script.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar scripts show scr_abc'))
+    .action(async (id: string, o: { json?: boolean }) => {
+      const s = await (await client()).getStartupScript(id);
+      out(!!o.json, s, () => s.script.replace(/\n?$/, ''));
+    });
+  scripts
+    .command('rm <id>')
+    .description('Delete a startup script (machines keep their copies).')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar scripts rm scr_abc'))
+    .action(async (id: string, o: { json?: boolean }) => {
+      await (await client()).deleteStartupScript(id);
+      out(!!o.json, { deleted: id }, () => `deleted startup script ${id}`);
+    });
+
+  const networks = p.command('networks').description('Private networks: machines created on the same one reach each other.').addHelpText('after', example('hangar networks', 'hangar networks create backend', 'hangar create --network net_abc'));
+  networks
+    .command('ls', { isDefault: true })
+    .description('List your private networks.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar networks ls --json'))
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await (await client()).listNetworks();
+      out(!!o.json, items, () => table(['ID', 'NAME', 'MACHINES', 'CREATED'], items.map((x) => [x.id, x.name, String(x.machine_count), relative(x.created_at)])));
+    });
+  networks
+    .command('create <name>')
+    .description('Create a private network.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar networks create backend'))
+    .action(async (name: string, o: { json?: boolean }) => {
+      const n = await (await client()).createNetwork({ name });
+      out(!!o.json, n, () => table(['ID', 'NAME'], [[n.id, n.name]]));
+    });
+  networks
+    .command('rm <id>')
+    .description('Delete a private network (refused while machines are on it).')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar networks rm net_abc'))
+    .action(async (id: string, o: { json?: boolean }) => {
+      await (await client()).deleteNetwork(id);
+      out(!!o.json, { deleted: id }, () => `deleted network ${id}`);
     });
 
   const pools = p.command('pools').description('Warm pools (admin): machines started ahead of time for matching creates.').addHelpText('after', example('hangar pools', 'hangar pools set py --template python --size 2'));

@@ -202,6 +202,27 @@ describe('hangar CLI: directories, processes, watch, pools, completion', () => {
     assert.equal((await cli(['volumes', 'rm', v.id])).code, 0);
   });
 
+  it('scripts and networks: create, ls, show, rm; create --script --network runs the script on the network', async () => {
+    const s = JSON.parse((await cli(['scripts', 'create', 'cli-setup', '--run', 'echo from-cli-script > /root/marker', '--once', '--json'])).stdout) as { id: string };
+    assert.match((await cli(['scripts'])).stdout, new RegExp(`^${s.id}\\s+cli-setup\\s+first start`, 'm'));
+    assert.equal((await cli(['scripts', 'show', s.id])).stdout, 'echo from-cli-script > /root/marker\n');
+    const bad = await cli(['scripts', 'create', 'neither']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /exactly one of --file or --run/);
+    const n = JSON.parse((await cli(['networks', 'create', 'cli-net', '--json'])).stdout) as { id: string };
+    const m = JSON.parse((await cli(['create', '--script', s.id, '--network', n.id, '--json'])).stdout) as { id: string; network_id: string; startup_script_id: string };
+    assert.deepEqual([m.network_id, m.startup_script_id], [n.id, s.id]);
+    assert.match((await cli(['networks'])).stdout, new RegExp(`^${n.id}\\s+cli-net\\s+1\\s`, 'm'));
+    await waitFor(async () => ((await cli(['exec', m.id, '--', 'cat', '/root/marker'])).stdout === 'from-cli-script\n' ? true : null), 60_000, 200);
+    const busy = await cli(['networks', 'rm', n.id]);
+    assert.equal(busy.code, 1, busy.stderr);
+    assert.match(busy.stderr, /NETWORK_IN_USE|machines? (are|is) on it|still/i);
+    assert.equal((await cli(['rm', m.id])).code, 0);
+    assert.equal((await cli(['networks', 'rm', n.id])).code, 0);
+    assert.equal((await cli(['scripts', 'rm', s.id])).code, 0);
+    assert.deepEqual(JSON.parse((await cli(['scripts', '--json'])).stdout), []);
+  });
+
   it('every verb has --help with an example, and --json unless it is interactive; completion from the tree', async () => {
     const verbs: string[][] = [];
     for (const c of program().commands) {

@@ -27,6 +27,8 @@ interface CreateOptions {
   metadata?: string;
   env?: string[];
   public?: boolean;
+  script?: string;
+  network?: string;
   wait: boolean;
   json?: boolean;
 }
@@ -52,6 +54,8 @@ function createRequest(o: CreateOptions): CreateMachineRequest {
     ...(o.metadata !== undefined ? { metadata: parseJsonObject('--metadata', o.metadata) } : {}),
     ...(Object.keys(env).length ? { env } : {}),
     ...(o.public ? { public: true } : {}),
+    ...(o.script !== undefined ? { startup_script_id: o.script } : {}),
+    ...(o.network !== undefined ? { network_id: o.network } : {}),
   };
 }
 
@@ -103,6 +107,8 @@ export function addMachineCommands(p: Command): void {
     .option('--metadata <json>', 'metadata as a JSON object')
     .option('-e, --env <NAME=value...>', 'environment variables')
     .option('--public', 'ingress without a traffic token')
+    .option('--script <id>', 'a startup script to run after it starts (hangar scripts)')
+    .option('--network <id>', 'a private network to join (hangar networks)')
     .option('--wait', 'wait until the machine runs (the default)', true)
     .option('--no-wait', 'print the machine as soon as the server has it, even if still creating')
     .addOption(jsonOption())

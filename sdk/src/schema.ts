@@ -1708,6 +1708,11 @@ export interface components {
             public?: boolean;
             /** @description Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false */
             auto_resume?: boolean;
+            /**
+             * @description Isolation tier: "container" (runc: the host kernel behind namespaces, capabilities, seccomp and cgroups) or "gvisor" (runsc: gVisor's user-space kernel inside the same). A gvisor machine cannot pause, hibernate, snapshot, fork or resize: with snapshot_id, timeout_action "hibernate", inactivity_timeout_ms without ephemeral, or auto_snapshot it is a 422 UNSUPPORTED_OPERATION. It never comes from a warm pool. See docs/security.md, Tiers. @default the template's isolation, else "container"
+             * @enum {string}
+             */
+            isolation?: "container" | "gvisor";
             /** @description Take a live snapshot (kind "auto") every period while the machine runs; none while it is paused. @default off */
             auto_snapshot?: {
                 /**
@@ -1892,6 +1897,11 @@ export interface components {
             startup_script_id?: string;
             /** @description Present with startup_script_id: whether its copy runs only after the first start. */
             startup_script_run_once?: boolean;
+            /**
+             * @description Always sent: its isolation tier, fixed at its create.
+             * @enum {string}
+             */
+            isolation?: "container" | "gvisor";
         };
         MachineConfig: {
             /** @description CPU quota in whole CPUs. */
@@ -2736,6 +2746,11 @@ export interface operations {
                             startup_script_id?: string;
                             /** @description Present with startup_script_id: whether its copy runs only after the first start. */
                             startup_script_run_once?: boolean;
+                            /**
+                             * @description Always sent: its isolation tier, fixed at its create.
+                             * @enum {string}
+                             */
+                            isolation?: "container" | "gvisor";
                         }[];
                         next_token: string | null;
                     };
@@ -2970,6 +2985,11 @@ export interface operations {
                         startup_script_id?: string;
                         /** @description Present with startup_script_id: whether its copy runs only after the first start. */
                         startup_script_run_once?: boolean;
+                        /**
+                         * @description Always sent: its isolation tier, fixed at its create.
+                         * @enum {string}
+                         */
+                        isolation?: "container" | "gvisor";
                     };
                 };
             };

@@ -35,6 +35,16 @@ export const CONFIG_LIMITS = {
   disk_mb: { min: 16, max: 1_048_576 },
 } as const;
 
+export const ISOLATIONS = ['container', 'gvisor'] as const;
+/**
+ * How a machine is isolated from the host: `container` runs its processes on the host's
+ * kernel (runc: namespaces, capabilities, seccomp, cgroups); `gvisor` runs them on
+ * gVisor's user-space kernel (runsc) inside the same namespaces and cgroups, so a
+ * kernel bug reachable from the machine is gVisor's, not the host's.
+ */
+export type Isolation = (typeof ISOLATIONS)[number];
+export const DEFAULT_ISOLATION: Isolation = 'container';
+
 export const AUTO_SNAPSHOT_FREQUENCIES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
 /** How often a machine's automatic snapshots are taken. */
 export type AutoSnapshotFrequency = (typeof AUTO_SNAPSHOT_FREQUENCIES)[number];
@@ -148,6 +158,8 @@ export interface MachineRecord {
   startupScript: MachineStartupScript | null;
   /** The team's private network it joined at its create (fixed for its life); null: on none. */
   networkId: string | null;
+  /** Its isolation tier, fixed at its create. @default 'container' */
+  isolation: Isolation;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -230,6 +242,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     region: null,
     startupScript: null,
     networkId: null,
+    isolation: DEFAULT_ISOLATION,
     ...f,
   };
 }

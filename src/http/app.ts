@@ -117,7 +117,7 @@ export function openApiDocument(routes: readonly AnyRoute[], version: string): R
 }
 
 /** Build the Fastify app (not listening). */
-export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRoute[] } {
+export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRoute[]; inFlight: () => string[] } {
   const app = Fastify({
     logger: { level: o.logLevel ?? 'info' },
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
@@ -173,8 +173,19 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   if (o.consoleDir) void app.register(consolePlugin, { dir: o.consoleDir });
   // E2B's control API and envd follow E2B's own spec: served, not in Hangar's OpenAPI document.
   void app.register(e2bSurface, { machines: o.machines, compute: o.compute, auth: o.auth, processes: o.processes, pty: o.pty, files: o.files, fileWatches: o.fileWatches, authenticate });
+  // Requests being answered, for a bounded stop to say which it abandons.
+  const open = new Map<string, string>();
+  app.addHook('onRequest', (request, _reply, done) => {
+    open.set(request.id, `${request.method} ${request.url.split('?')[0]}`);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    open.delete(request.id);
+    done();
+  });
   // Every answered request, by its route pattern (never the raw path: ids would make a series each).
   app.addHook('onResponse', (request, reply, done) => {
+    open.delete(request.id);
     o.metrics.observeHttp(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
@@ -196,5 +207,5 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     ingress.close();
     done();
   });
-  return { app, routes };
+  return { app, routes, inFlight: () => [...open.values()] };
 }

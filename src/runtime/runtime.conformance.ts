@@ -47,6 +47,13 @@ export interface RuntimeFixture {
   leftovers(): Promise<string[]>;
   /** Remove the instance's files once the suite is done (after its own teardown). */
   cleanup(): Promise<void>;
+  /** Fields every machine of the suite gets (a tier: `{ isolation: 'gvisor' }`). @default none */
+  machineDefaults?: Partial<MachineSpec>;
+  /**
+   * Cases this runtime skips because it lacks the feature, by their title, each with the
+   * reason the test report shows. Every other case must pass. @default none
+   */
+  unsupported?: Readonly<Record<string, string>>;
 }
 
 const MIB = 1024 * 1024;
@@ -114,6 +121,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
         cwd: f.template.cwd,
         config: SMALL,
         network: { ip: f.allocateIp(id), outbound: { mode: 'allow' } },
+        ...f.machineDefaults,
         ...o,
       };
     }
@@ -189,12 +197,24 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       await until(`${String(args)} to be gone`, async () => !args.test(await sh(id, 'ps -o args')));
     }
 
-    it('info names the runtime and its version', async () => {
+    /** A case of the suite, skipped with the fixture's reason when its runtime lacks the feature. */
+    function conformanceCase(title: string, fn: (t: TestContext) => Promise<void>): void {
+      it(title, async (t) => {
+        const why = f.unsupported?.[title];
+        if (why !== undefined) {
+          t.skip(why);
+          return;
+        }
+        await fn(t);
+      });
+    }
+
+    conformanceCase('info names the runtime and its version', async () => {
       const info = await rt.info();
       assert.ok(info.name.length > 0 && info.version.length > 0, JSON.stringify(info));
     });
 
-    it('start runs init; inspect, list and machinesOnDisk report the machine; unknown ids are null', async () => {
+    conformanceCase('start runs init; inspect, list and machinesOnDisk report the machine; unknown ids are null', async () => {
       const s = await startMachine();
       const state = await rt.inspect(s.id);
       assert.equal(state?.status, 'running');
@@ -208,7 +228,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.equal((await rt.list()).has('mch_nosuchmachine00'), false);
     });
 
-    it('start makes the spec\'s cwd exist, and a failed start leaves nothing of the machine', async () => {
+    conformanceCase('start makes the spec\'s cwd exist, and a failed start leaves nothing of the machine', async () => {
       const s = await startMachine({ cwd: '/srv/conformance/work' });
       assert.equal(await sh(s.id, 'test -d /srv/conformance/work && echo yes'), 'yes');
       const broken = spec(newMachineId(), { templateLayers: [join(f.template.rootfs, 'no-such-dir')] });
@@ -218,7 +238,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.equal((await rt.machinesOnDisk()).includes(broken.id), false, 'files of a failed start are left');
     });
 
-    it('exec: stdout and stderr apart, the exit code, the machine env, env, cwd and user', async () => {
+    conformanceCase('exec: stdout and stderr apart, the exit code, the machine env, env, cwd and user', async () => {
       const s = await startMachine();
       const r = await exec(s.id, ['sh', '-c', 'echo out; echo err >&2; exit 3']);
       assert.deepEqual([r.out, r.err, r.exitCode, r.timedOut, r.aborted], ['out\n', 'err\n', 3, false, false]);
@@ -230,7 +250,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.ok(r.durationMs >= 0);
     });
 
-    it('exec: stdin from a buffer or a stream, empty without one', async () => {
+    conformanceCase('exec: stdin from a buffer or a stream, empty without one', async () => {
       const s = await startMachine();
       assert.equal((await exec(s.id, ['cat'], { stdin: Buffer.from('from a buffer') })).out, 'from a buffer');
       assert.equal((await exec(s.id, ['cat'], { stdin: Readable.from([Buffer.from('from '), Buffer.from('a stream')]) })).out, 'from a stream');
@@ -238,7 +258,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.deepEqual([none.out, none.exitCode], ['end\n', 0]);
     });
 
-    it('exec: a missing command or cwd is an ExecStartError; timeout and abort kill the command', async () => {
+    conformanceCase('exec: a missing command or cwd is an ExecStartError; timeout and abort kill the command', async () => {
       const s = await startMachine();
       await assert.rejects(exec(s.id, ['no-such-command-here']), (e: unknown) => e instanceof ExecStartError && e.failure === 'not_found');
       await assert.rejects(exec(s.id, ['pwd'], { cwd: '/no/such/dir' }), ExecStartError);
@@ -254,7 +274,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       await gone(s.id, /sleep 60[12]/);
     });
 
-    it('startProcess: output, stdin, closeStdin, signal, kill and the pid inside the machine', async () => {
+    conformanceCase('startProcess: output, stdin, closeStdin, signal, kill and the pid inside the machine', async () => {
       const s = await startMachine();
       let out = '';
       let err = '';
@@ -290,7 +310,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       await assert.rejects(rt.startProcess(s.id, { ...base, argv: ['no-such-command-here'] }, io), ExecStartError);
     });
 
-    it('startPty: a terminal with its size, resized, and the exit code', async () => {
+    conformanceCase('startPty: a terminal with its size, resized, and the exit code', async () => {
       const s = await startMachine();
       let screen = '';
       const pty = await rt.startPty(s.id, { argv: ['sh'], cwd: '/', env: { TERM: 'xterm' }, uid: 0, gid: 0, cols: 80, rows: 24 }, (c) => {
@@ -312,7 +332,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       await gone(s.id, /sleep 604/);
     });
 
-    it('stats, diskUsage, ensureDir and hostPaths of a running machine', async () => {
+    conformanceCase('stats, diskUsage, ensureDir and hostPaths of a running machine', async () => {
       const s = await startMachine();
       const stats = await rt.stats(s.id);
       assert.ok(stats, 'no stats for a running machine');
@@ -329,7 +349,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.equal(await readFile(join(rt.hostPaths(s.id).rootfs, 'root/seen-from-host'), 'utf8'), 'written-inside\n');
     });
 
-    it('resize: new CPU and memory limits in force, a larger disk, the processes kept; a disk never shrinks', async () => {
+    conformanceCase('resize: new CPU and memory limits in force, a larger disk, the processes kept; a disk never shrinks', async () => {
       const s = await startMachine();
       const keeper = await startKeeper(s.id, 'through-resize');
       // From the end of df's last line: a long file system name wraps onto a line of its own.
@@ -352,7 +372,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
       assert.equal((await rt.inspect(s.id))?.status, 'running');
     });
 
-    it('restart runs init again on the same files; stop keeps the files; destroy removes the machine, twice safely', async () => {
+    conformanceCase('restart runs init again on the same files; stop keeps the files; destroy removes the machine, twice safely', async () => {
       const s = await startMachine();
       await sh(s.id, 'echo kept > /root/kept; sleep 605 >/dev/null 2>&1 </dev/null &');
       await until('the sleep to run', async () => /sleep 605/.test(await sh(s.id, 'ps -o args')));
@@ -395,7 +415,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
         return s;
       }
 
-      it('pause and resume: the same process, its pid and its memory come back; the snapshot is consumed', async (t) => {
+      conformanceCase('pause and resume: the same process, its pid and its memory come back; the snapshot is consumed', async (t) => {
         const snap = await snapshotsOr(t, true);
         if (!snap) return;
         const s = await startMachine();
@@ -414,7 +434,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
         assert.equal((await snap.snapshotsOnDisk()).includes(id), false, 'resume left its pause snapshot');
       });
 
-      it('a filesystem-only pause keeps the files and restarts init on resume', async (t) => {
+      conformanceCase('a filesystem-only pause keeps the files and restarts init on resume', async (t) => {
         const snap = await snapshotsOr(t, false);
         if (!snap) return;
         const s = await startMachine();
@@ -427,7 +447,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
         assert.equal(await askKeeper(s.id, keeper), null, 'a process survived a filesystem-only pause');
       });
 
-      it('a live snapshot leaves the machine running; a fork from it has the processes, files and its own name', async (t) => {
+      conformanceCase('a live snapshot leaves the machine running; a fork from it has the processes, files and its own name', async (t) => {
         const snap = await snapshotsOr(t, true);
         if (!snap) return;
         const s = await startMachine();
@@ -455,7 +475,7 @@ export function runtimeConformance(name: string, makeFixture: () => Promise<Runt
         assert.equal((await rt.inspect(fork.id))?.status, 'running', 'deleting the snapshot touched the fork');
       });
 
-      it('revertSnapshot: a paused machine resumes as its restore point was; a bad source changes nothing', async (t) => {
+      conformanceCase('revertSnapshot: a paused machine resumes as its restore point was; a bad source changes nothing', async (t) => {
         const snap = await snapshotsOr(t, true);
         if (!snap) return;
         const s = await startMachine();

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { MachineConfig } from '../domain/machine.js';
+import type { Isolation, MachineConfig } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
 import type { MachineHostPaths, MachineStats } from './machine-stats.js';
 
@@ -31,6 +31,8 @@ export interface MachineSpec {
    * fork and restore. @default none
    */
   volumes?: VolumeMountSpec[];
+  /** Its isolation tier: which OCI runtime runs it. @default 'container' */
+  isolation?: Isolation;
 }
 
 /** A volume as one machine mounts it. */
@@ -295,6 +297,11 @@ export interface SnapshotRuntime {
   snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
   /** Thaw a machine a live snapshot left frozen (the server stopped between freeze and thaw). */
   thaw(id: string): Promise<void>;
+  /**
+   * Make a pause snapshot whole after a crash interrupted its pause or resume: no container,
+   * layer unmounted, disk image and manifest in the snapshot. False when the image is nowhere.
+   */
+  settlePause(id: string, snapshotId: string): Promise<boolean>;
   /** Start a new machine from a snapshot: a copy of its layer, its processes restored. */
   fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
   /**

@@ -186,6 +186,7 @@ export class MachineCore {
       config: m.config,
       network: { ip: m.privateIp, outbound: m.outbound, networkId: m.networkId },
       volumes: this.volumeSpecs(m),
+      isolation: m.isolation,
     };
   }
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { HangarError, validationError, type FieldProblem } from '../domain/errors.js';
 import { newMachineId } from '../domain/ids.js';
-import { DEFAULT_CONFIG, DEFAULT_TIMEOUT_MS, newMachineRecord, type MachineRecord, type WarmPoolCheckout } from '../domain/machine.js';
+import { tierRefusal, type TierOperation } from '../domain/isolation.js';
+import { DEFAULT_CONFIG, DEFAULT_ISOLATION, DEFAULT_TIMEOUT_MS, newMachineRecord, type Isolation, type MachineRecord, type WarmPoolCheckout } from '../domain/machine.js';
 import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
@@ -123,6 +124,8 @@ export class MachineCreator {
     const template = source ? await core.templateOf({ id: source.id, template: source.template, templateBuild: source.templateBuild }) : await core.template(caller.team.id, templateName);
     // A template with a running service: its machines fork from the service's snapshot, whose disk size is fixed.
     const serviceSnapshot = source ? null : template.startSnapshotId;
+    const isolation = input.isolation ?? template.isolation ?? DEFAULT_ISOLATION;
+    assertTierFits(isolation, input, source !== null || serviceSnapshot !== null);
     if (serviceSnapshot !== null && input.config?.disk_mb !== undefined && input.config.disk_mb !== DEFAULT_CONFIG.disk_mb) {
       throw new HangarError('UNSUPPORTED_OPERATION', `Template "${template.name}" starts from a snapshot of its running service, whose disk is ${DEFAULT_CONFIG.disk_mb} MB; omit config.disk_mb.`);
     }
@@ -145,7 +148,7 @@ export class MachineCreator {
     const outbound = input.outbound ?? DEFAULT_OUTBOUND;
     // Pool machines run the default policy without volumes or a network (they run already, unmounted and on none),
     // and not a service snapshot: a create asking for others starts cold.
-    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0 && networkId === null) {
+    if (!source && serviceSnapshot === null && isDefaultOutbound(outbound) && volumes.length === 0 && networkId === null && isolation === DEFAULT_ISOLATION) {
       const pool = await this.pools.matching(templateName, { ...DEFAULT_CONFIG, ...input.config });
       if (pool) {
         const taken = await this.pools.checkout(caller, pool, input, startupScript, (m) => this.initialSnapshotLocked(m, input));
@@ -188,6 +191,7 @@ export class MachineCreator {
       volumes,
       startupScript,
       networkId,
+      isolation,
     });
     core.hold(m.id);
     const createLocked = () =>
@@ -266,5 +270,23 @@ export class MachineCreator {
       await this.core.save(m);
     }
     return m;
+  }
+}
+
+/**
+ * Refuse, before anything is made, a create whose options need what the machine's tier
+ * lacks (a gVisor machine has no snapshots): 422 UNSUPPORTED_OPERATION naming the option.
+ */
+function assertTierFits(isolation: Isolation, input: CreateMachineInput, fromSnapshot: boolean): void {
+  const wanted: Array<[boolean, TierOperation, string]> = [
+    [fromSnapshot, 'fork', input.snapshotId === undefined ? 'its template starts from a snapshot' : 'snapshot_id'],
+    [input.timeoutAction === 'hibernate', 'hibernate', 'timeout_action "hibernate"'],
+    [input.inactivityTimeoutMs != null && input.ephemeral !== true, 'hibernate', 'inactivity_timeout_ms without ephemeral: true (which hibernates)'],
+    [input.autoSnapshot !== undefined, 'auto_snapshot', 'auto_snapshot'],
+    [input.takeInitialSnapshot === true || input.restorePointFromInitial === true, 'snapshot', 'an initial snapshot'],
+  ];
+  for (const [asked, op, what] of wanted) {
+    const why = asked ? tierRefusal(isolation, op) : null;
+    if (why !== null) throw new HangarError('UNSUPPORTED_OPERATION', `A machine with isolation "${isolation}" cannot have ${what}: ${why}.`, { isolation });
   }
 }

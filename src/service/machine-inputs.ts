@@ -1,4 +1,4 @@
-import type { AutoSnapshotFrequency, AutoSnapshotSettings, MachineConfig, MachineRecord, MachineStatus, TimeoutAction } from '../domain/machine.js';
+import type { AutoSnapshotFrequency, AutoSnapshotSettings, Isolation, MachineConfig, MachineRecord, MachineStatus, TimeoutAction } from '../domain/machine.js';
 import type { OutboundPolicy } from '../domain/network.js';
 import type { AttachmentRequest } from '../domain/volume.js';
 
@@ -43,6 +43,8 @@ export interface CreateMachineInput {
   networkId?: string;
   /** How the surface spells the network field in its messages. @default "network_id" */
   networkField?: string;
+  /** Its isolation tier. @default the template's (`isolation` in template.json), else 'container' */
+  isolation?: Isolation;
 }
 
 /** Auto snapshot settings as a request gives them (already validated). */

@@ -3,6 +3,7 @@ import { newSnapshotId } from '../domain/ids.js';
 import { MACHINE_STATUSES, type MachineRecord } from '../domain/machine.js';
 import type { SnapshotKind, SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
+import { assertTierAllows } from '../domain/isolation.js';
 import { allows, assertAllows, isLive } from '../domain/transitions.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
@@ -18,6 +19,7 @@ export class MachineSnapshots {
   async snapshot(caller: Caller, id: string): Promise<SnapshotRecord> {
     return this.core.locked(caller, id, 'snapshot', async (m) => {
       assertAllows(m, 'snapshot');
+      assertTierAllows(m, 'snapshot');
       // Its size is known only once taken: refused when the team's snapshots already fill the quota.
       const release = await this.core.quotas.reserve(m.teamId, { snapshot_bytes: 1 });
       try {
@@ -30,6 +32,7 @@ export class MachineSnapshots {
 
   /** Take a live snapshot of a running machine (lock held); SNAPSHOT_FAILED leaves it running. */
   async takeLocked(m: MachineRecord, kind: Exclude<SnapshotKind, 'pause'>, what: string): Promise<SnapshotRecord> {
+    assertTierAllows(m, 'snapshot');
     const snapId = newSnapshotId();
     let result;
     try {

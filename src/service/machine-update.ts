@@ -1,6 +1,7 @@
 import { HangarError, validationError } from '../domain/errors.js';
 import { configProblems, type MachineConfig, type MachineRecord } from '../domain/machine.js';
 import type { Caller } from '../domain/team.js';
+import { assertTierAllows } from '../domain/isolation.js';
 import { allows, assertAllows } from '../domain/transitions.js';
 import { ResizeRefusedError, RuntimeError } from '../runtime/runtime.js';
 import type { RestorePointRequest, UpdateMachineInput } from './machine-inputs.js';
@@ -41,6 +42,9 @@ export class MachineUpdates {
     return core.locked(caller, id, 'update', async (m) => {
       assertAllows(m, 'update');
       // Refused before the event: a refused update records nothing.
+      if (input.timeoutAction === 'hibernate') assertTierAllows(m, 'hibernate');
+      if (input.autoSnapshot) assertTierAllows(m, 'auto_snapshot');
+      if (input.restorePoint) assertTierAllows(m, 'restore_point');
       if (input.restorePoint) await this.restorePointProblem(m, input.restorePoint);
       const next: MachineConfig = { ...m.config, ...wanted };
       const resize = next.vcpus !== m.config.vcpus || next.memory_mb !== m.config.memory_mb || next.disk_mb !== m.config.disk_mb;
@@ -55,6 +59,7 @@ export class MachineUpdates {
         // Paused: the new limits could go into the bundle its restore reads, but a memory
         // limit below what its processes held would only fail at the resume (see docs).
         assertAllows(m, 'resize');
+        assertTierAllows(m, 'resize');
       }
       // Only growth counts against the team's quotas (resize needs a running machine).
       const grow = (from: number, to: number): number => Math.max(0, to - from);

@@ -3,6 +3,7 @@ import { newSnapshotId } from '../domain/ids.js';
 import type { MachineRecord } from '../domain/machine.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
+import { assertTierAllows } from '../domain/isolation.js';
 import { allows, assertAllows, isLive, stateConflict, transition } from '../domain/transitions.js';
 import { RuntimeError } from '../runtime/runtime.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
@@ -22,6 +23,7 @@ export class PauseResume {
   async pause(caller: Caller, id: string): Promise<MachineRecord> {
     return this.core.locked(caller, id, 'pause', async (m) => {
       assertAllows(m, 'pause');
+      assertTierAllows(m, 'pause');
       return this.core.recorded(m, 'stop', () => this.pauseLocked(m));
     });
   }
@@ -29,6 +31,8 @@ export class PauseResume {
   /** Pause under the machine's lock; `memory: false` keeps the filesystem only. */
   async pauseLocked(m: MachineRecord, options: { memory?: boolean } = {}): Promise<MachineRecord> {
     const { core } = this;
+    // Every pause comes here (the API's, hibernation, a Paperspace-style stop): one refusal covers them.
+    assertTierAllows(m, 'pause');
     // The record exists before the files, so a crash mid-pause never orphans the moved disk image.
     const snap: SnapshotRecord = {
       id: newSnapshotId(),

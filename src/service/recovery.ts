@@ -99,7 +99,14 @@ export class Recovery {
       core.hold(m.id);
       return 'adopted';
     }
-    if (m.status === 'paused') return 'kept';
+    if (m.status === 'paused') {
+      // A pause or resume the crash interrupted may have left the disk image outside the snapshot.
+      if (m.snapshotId !== null && (await runtime.settlePause(m.id, m.snapshotId).catch(() => false))) return 'kept';
+      m.errorReason = `its pause snapshot ${m.snapshotId ?? '(none)'} has no disk image after the server stopped mid-operation; its other snapshots are kept`;
+      transition(m, 'failed');
+      await core.save(m);
+      return 'lost';
+    }
     if (m.pool !== null) {
       // An idle pool machine holds no user data: replace it rather than keep an error.
       await runtime.destroy(m.id).catch((err: unknown) => core.log.warn({ machine: m.id, err }, 'cleanup of lost pool machine failed'));
@@ -109,8 +116,8 @@ export class Recovery {
       return 'lost';
     }
     const pauseSnap = m.status === 'running' ? (await store.listSnapshots(m.teamId, m.id)).find((s) => s.kind === 'pause') : undefined;
-    if (pauseSnap && !c && (await runtime.snapshotsOnDisk()).includes(pauseSnap.id)) {
-      // Crashed after a pause moved the machine into its snapshot, before the record said so.
+    if (pauseSnap && (!c || c.status !== 'running') && (await runtime.snapshotsOnDisk()).includes(pauseSnap.id) && (await runtime.settlePause(m.id, pauseSnap.id).catch(() => false))) {
+      // Crashed after a pause dumped the machine (its image now moved into the snapshot), before the record said so.
       transition(m, 'paused');
       Object.assign(m, { snapshotId: pauseSnap.id, pausedAt: pauseSnap.createdAt });
       await core.save(m);

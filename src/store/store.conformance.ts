@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
-import { MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
+import { ISOLATIONS, MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { NetworkConflictError, type NetworkRecord } from '../domain/private-network.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
 import type { StartupScriptRecord } from '../domain/startup-script.js';
@@ -98,6 +98,7 @@ function fullMachine(): MachineRecord {
     restorePoint: { frequency: 'shutdown', snapshotId: 'snap_restorepoint0001' },
     templateBuild: 'bld_full0000000000',
     startupScript: { scriptId: 'scr_full0000000000', script: '#!/bin/sh\necho "é 🙂" > /tmp/x\n', runOnce: true },
+    isolation: 'gvisor',
   });
 }
 
@@ -446,6 +447,18 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
           const m = machine({ autoSnapshot, restorePoint: autoSnapshot ? { frequency: 'shutdown', snapshotId: 'snap_rp' } : null });
           await store.insertMachine(m);
           assert.deepStrictEqual(await store.getMachine(m.id), m);
+        }
+      });
+
+      it('every isolation tier round-trips; a new record is a container', async () => {
+        assert.equal(machine().isolation, 'container');
+        for (const isolation of ISOLATIONS) {
+          const m = machine({ isolation });
+          await store.insertMachine(structuredClone(m));
+          assert.equal((await store.getMachine(m.id))?.isolation, isolation);
+          const other = ISOLATIONS.find((i) => i !== isolation)!;
+          await store.updateMachine({ ...m, isolation: other });
+          assert.equal((await store.getMachine(m.id))?.isolation, other);
         }
       });
 

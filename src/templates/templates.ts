@@ -1,6 +1,7 @@
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ISOLATIONS } from '../domain/machine.js';
 
 /** A template's manifest (`template.json` beside its `rootfs/`). */
 export const TemplateManifestSchema = z.object({
@@ -15,6 +16,8 @@ export const TemplateManifestSchema = z.object({
   /** Runtime the template was made for, and its version, as reported by the compute listing. */
   runtime: z.string().default('runc'),
   created_at: z.string(),
+  /** The isolation tier its machines get unless a create names one (see docs/security.md, Tiers). @default 'container' */
+  isolation: z.enum(ISOLATIONS).optional(),
   /** Present when init runs a graphical desktop served over VNC (see `desktop.ts`). */
   desktop: z
     .strictObject({

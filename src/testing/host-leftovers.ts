@@ -7,7 +7,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../runtime/runc/command.js';
 
-/** Host resources of one instance still present: mounts, runc state, cgroups. */
+/** Host resources of one instance still present: mounts, runc and runsc state, cgroups. */
 export async function leftovers(dataDir: string, prefix: string): Promise<string[]> {
   const out: string[] = [];
   const mounts = await readFile('/proc/self/mounts', 'utf8');
@@ -15,6 +15,8 @@ export async function leftovers(dataDir: string, prefix: string): Promise<string
     if (line.includes(dataDir) || line.includes(prefix)) out.push(`mount ${line.split(' ')[1]}`);
   }
   if (await stat(`/run/${prefix}`).catch(() => null)) out.push(`runc state dir /run/${prefix}`);
+  // The gvisor tier's runsc state (a directory per instance, beside runc's).
+  if (await stat(`/run/${prefix}-gvisor`).catch(() => null)) out.push(`runsc state dir /run/${prefix}-gvisor`);
   for (const ctl of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
     if (await stat(join('/sys/fs/cgroup', ctl, prefix)).catch(() => null)) out.push(`cgroup ${ctl}/${prefix}`);
   }

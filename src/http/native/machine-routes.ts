@@ -133,6 +133,7 @@ export function machineRoutes(service: MachineService, startupScripts: StartupSc
             volumes: body.volumes?.map((v) => ({ volumeId: v.volume_id, mountPath: v.mount_path, readOnly: v.read_only ?? false })),
             startupScriptId: body.startup_script_id,
             networkId: body.network_id,
+            isolation: body.isolation,
           },
           idemKey,
         );

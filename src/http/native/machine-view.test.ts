@@ -54,7 +54,7 @@ const SANDBOX = [
 ];
 const ALWAYS = [
   'id', 'status', 'config', 'template', 'created_at', 'metadata', 'timeout_ms', 'timeout_at', 'expires_at',
-  'remaining_ms', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral', 'network',
+  'remaining_ms', 'timeout_action', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral', 'network', 'isolation',
 ];
 
 function assertValidation(fn: () => unknown, check: (message: string, fields: Array<{ field: string; message: string }>) => void): void {

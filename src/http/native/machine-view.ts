@@ -68,6 +68,7 @@ export function renderMachine(m: MachineRecord, o: RenderOptions): Record<string
     full.startup_script_id = m.startupScript.scriptId;
     full.startup_script_run_once = m.startupScript.runOnce;
   }
+  full.isolation = m.isolation;
 
   const keep = o.fields ? new Set(o.fields) : o.view === 'sandbox' ? SANDBOX_FIELDS : null;
   if (!keep) return full;

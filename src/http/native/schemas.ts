@@ -11,6 +11,7 @@ import { MAX_NETWORKS_PER_TEAM, NETWORK_NAME_PATTERN } from '../../domain/privat
 import { ATTACHMENT_STATES, RESERVED_MOUNT_PATHS, VOLUME_LIMITS, VOLUME_NAME_PATTERN } from '../../domain/volume.js';
 import {
   AUTO_SNAPSHOT_FREQUENCIES,
+  ISOLATIONS,
   AUTO_SNAPSHOT_MAX_KEEP,
   MACHINE_STATUSES,
   METADATA_MAX_BYTES,
@@ -128,6 +129,14 @@ export const CreateMachineBody = z
       ),
     public: z.boolean().optional().describe('Ingress (/v1/machines/{id}/ports/{port}/...) without a traffic access token. @default false'),
     auto_resume: z.boolean().optional().describe('Ingress traffic (HTTP or WebSocket) to the machine while it is paused resumes it instead of answering 409. @default false'),
+    isolation: z
+      .enum(ISOLATIONS)
+      .optional()
+      .describe(
+        'Isolation tier: "container" (runc: the host kernel behind namespaces, capabilities, seccomp and cgroups) or "gvisor" (runsc: gVisor\'s user-space kernel inside the same). ' +
+          'A gvisor machine cannot pause, hibernate, snapshot, fork or resize: with snapshot_id, timeout_action "hibernate", inactivity_timeout_ms without ephemeral, or auto_snapshot it is a 422 UNSUPPORTED_OPERATION. ' +
+          'It never comes from a warm pool. See docs/security.md, Tiers. @default the template\'s isolation, else "container"',
+      ),
     auto_snapshot: z
       .strictObject({
         frequency: z.enum(AUTO_SNAPSHOT_FREQUENCIES).describe('Period between automatic snapshots (a month is 30 days).'),
@@ -217,6 +226,7 @@ export const MachineSchema = z
     restore_point_snapshot_id: z.string().optional().describe('Present when the machine has a restore point: each pause (stop) reverts it to this snapshot.'),
     startup_script_id: z.string().optional().describe('Present when it was created with a startup script: the script its copy came from (which may since be deleted).'),
     startup_script_run_once: z.boolean().optional().describe('Present with startup_script_id: whether its copy runs only after the first start.'),
+    isolation: z.enum(ISOLATIONS).optional().describe('Always sent: its isolation tier, fixed at its create.'),
   })
   .meta({ id: 'Machine' });
 

@@ -11,7 +11,7 @@ import { markSnapshot, snapshotAgent } from './agent-mounts.js';
 import { mountSource, removeContainer, restoreInit, runc, runInit, statusAfterFailure, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
 import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest } from './snapshot-files.js';
-import { layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
+import { layerPaths, mountLayer, mountPoints, unmountWritableLayer } from './writable-layer.js';
 
 /** Whether `criu` is installed and `criu check` passes on this host. */
 export async function probeSnapshotSupport(criuPath: string): Promise<SnapshotSupport> {
@@ -130,7 +130,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
   const damage = await manifestProblem(s);
   if (damage) throw new RuntimeError(`snapshot ${snapshotId} is damaged: ${damage}`, spec.id, 'check snapshot');
   const memory = await exists(s.inventory);
-  await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
   await rename(s.image, p.image);
   let step = 'mount writable layer';
   try {
@@ -160,6 +160,34 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     await undo('remove the layer mount point', rm(p.layer, { recursive: true, force: true }));
     throw new RuntimeError(`could not ${step}: ${errorMessage(err)}`, spec.id, step);
   }
+}
+
+/**
+ * After a crash, make a pause snapshot whole again: a pause or resume the server did not
+ * finish may have left the container, the mounted layer or the disk image in the machine's
+ * directory. The container goes (its processes were dumped, or not restored yet), the
+ * layer is unmounted, the image moves into the snapshot and the manifest is written if the
+ * pause had not got that far. True when the snapshot now has its disk image.
+ */
+export async function settlePause(ctx: RuncContext, id: string, snapshotId: string): Promise<boolean> {
+  const p = layerPaths(ctx.machinesDir, id);
+  const s = snapshotPaths(ctx.snapshotsDir, snapshotId);
+  await removeContainer(ctx, id);
+  await ctx.volumes.release(id);
+  const mounted = await mountPoints();
+  if (mounted.has(p.rootfs) || mounted.has(p.layer)) await unmountWritableLayer(ctx.diskToolPath, p);
+  if (!(await exists(s.image)) && (await exists(p.image))) {
+    await mkdir(s.dir, { recursive: true });
+    await rename(p.image, s.image);
+  }
+  if (!(await exists(s.image))) return false;
+  if ((await manifestProblem(s)) === 'its manifest.json is missing') {
+    await markSnapshot(p.dir, s.dir).catch(() => undefined);
+    await writeManifest(s);
+  }
+  await rm(p.rootfs, { recursive: true, force: true });
+  await rm(p.layer, { recursive: true, force: true });
+  return true;
 }
 
 /**

@@ -15,12 +15,12 @@ export function isMissingContainer(err: unknown): boolean {
 
 /** Run runc against this instance's state directory; resolves with stdout. */
 export function runc(ctx: RuncContext, args: string[], timeoutMs?: number): Promise<string> {
-  return run(ctx.runcPath, ['--root', ctx.stateDir, ...args], timeoutMs);
+  return run(ctx.oci.binary, [...ctx.oci.globalArgs, ...args], timeoutMs);
 }
 
 /** Start a container process that outlives runc (run / restore) with its log captured. */
 function runcDetached(ctx: RuncContext, args: string[], log: string): Promise<void> {
-  return runDetached(ctx.runcPath, ['--root', ctx.stateDir, '--log', log, '--log-format', 'json', ...args], log);
+  return runDetached(ctx.oci.binary, [...ctx.oci.globalArgs, '--log', log, '--log-format', 'json', ...args], log);
 }
 
 /** cgroup path (relative to each controller) of a machine: contains its id. */

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ExecStartError, RuntimeError, type ExecIo, type ExecOptions, type ExecResult, type ExecStartFailure } from '../runtime.js';
 import { errorMessage, type RuntimeLogger } from './best-effort.js';
+import type { OciCli } from './oci-cli.js';
 
 /** What `runc exec` needs from the runtime. */
 export interface RuncExecContext {
-  runcPath: string;
-  /** runc's state directory of this instance. */
-  stateDir: string;
+  /** The machine's OCI runtime command (runc, or runsc for a gvisor machine). */
+  oci: OciCli;
   /** The machine's directory on the host; each exec keeps its pid file there while it runs. */
   machineDir: string;
   /** Told when killing a command failed (it may still run). */
@@ -42,13 +42,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions, io: ExecIo): Promise<ExecResult> {
   const pidFile = join(ctx.machineDir, `exec-${randomBytes(8).toString('hex')}.pid`);
   // --log: runc's own log lines go there, so stderr carries only the command's output or one plain error.
-  const args = ['--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--pid-file', pidFile, '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`];
+  const args = [...ctx.oci.globalArgs, '--log', '/dev/null', 'exec', '--pid-file', pidFile, '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`];
   for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
   args.push(id, ...o.argv);
 
   const startedAt = performance.now();
   // Own process group: a Ctrl-C meant for the server must not reach commands through runc.
-  const child = spawn(ctx.runcPath, args, { stdio: 'pipe', detached: true });
+  const child = spawn(ctx.oci.binary, args, { stdio: 'pipe', detached: true });
   let exited = false;
   let timedOut = false;
   let aborted = false;
@@ -60,7 +60,7 @@ export async function runcExec(ctx: RuncExecContext, id: string, o: ExecOptions,
   };
 
   const runcExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', (err) => reject(new RuntimeError(`could not run ${ctx.runcPath}: ${err.message}`, id, 'exec')));
+    child.once('error', (err) => reject(new RuntimeError(`could not run ${ctx.oci.binary}: ${err.message}`, id, 'exec')));
     child.once('exit', (code, signal) => {
       exited = true;
       resolve({ code, signal });
@@ -181,9 +181,10 @@ export async function readPid(pidFile: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-/** Classify runc's message about a command it could not start. */
+/** Classify runc's (or runsc's) message about a command it could not start. */
 export function startFailure(message: string): ExecStartFailure {
-  if (/container does not exist|cannot exec in a (stopped|paused) (state|container)|container is not running/i.test(message)) return 'not_running';
+  // runsc says "loading sandbox: file does not exist" of a container it has no state for.
+  if (/container does not exist|cannot exec in a (stopped|paused) (state|container)|container is not running|loading (sandbox|container): file does not exist/i.test(message)) return 'not_running';
   if (!/chdir/.test(message) && /executable file not found|no such file or directory/.test(message)) return 'not_found';
   return 'cannot_start';
 }

@@ -25,7 +25,7 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     const damage = await manifestProblem(s);
     if (damage) throw new Error(`snapshot ${snapshotId} is damaged: ${damage}`);
     const memory = await exists(s.inventory);
-    await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
+    await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(p.dir, { recursive: true });
     await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), ctx.network.attach(spec.id, spec.network)]);
     step = 'mount writable layer';

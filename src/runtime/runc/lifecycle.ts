@@ -16,7 +16,7 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
   const p = layerPaths(ctx.machinesDir, spec.id);
   let step = 'prepare root filesystem and network';
   try {
-    await mkdir(ctx.stateDir, { recursive: true, mode: 0o700 });
+    await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
     // The network is made while the disk is cloned and mounted: it costs no time of its own.
     const net = ctx.network.attach(spec.id, spec.network);
     await Promise.all([

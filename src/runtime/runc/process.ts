@@ -37,9 +37,13 @@ function sendSignal(pid: number, sig: NodeJS.Signals): boolean {
  * `write`. Resolves once the command runs, with its pid inside the machine.
  */
 export async function runcStartProcess(ctx: RuncExecContext, id: string, o: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+  if (!ctx.oci.execPreservesFds) {
+    // Only the agent (root's commands) serves background processes there.
+    throw new ExecStartError(`a background process as uid ${o.uid} cannot be started here: ${ctx.oci.binary} exec cannot pass the descriptor its pid is reported on; run it as root`, id, 'cannot_start');
+  }
   const pidFile = join(ctx.machineDir, `proc-${randomBytes(8).toString('hex')}.pid`);
   const args = [
-    '--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--pid-file', pidFile, '--preserve-fds', '1',
+    ...ctx.oci.globalArgs, '--log', '/dev/null', 'exec', '--pid-file', pidFile, '--preserve-fds', '1',
     '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`,
   ];
   for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
@@ -47,11 +51,11 @@ export async function runcStartProcess(ctx: RuncExecContext, id: string, o: Proc
 
   const startedAt = performance.now();
   // Own process group: a Ctrl-C meant for the server must not reach commands through runc.
-  const child = spawn(ctx.runcPath, args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(ctx.oci.binary, args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
   let exited = false;
   let timedOut = false;
   const runcExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', (err) => reject(new RuntimeError(`could not run ${ctx.runcPath}: ${err.message}`, id, 'exec')));
+    child.once('error', (err) => reject(new RuntimeError(`could not run ${ctx.oci.binary}: ${err.message}`, id, 'exec')));
     child.once('exit', (code, signal) => {
       exited = true;
       resolve({ code, signal });

@@ -36,14 +36,14 @@ export async function runcStartPty(
   const pidFile = join(ctx.machineDir, `${name}.pid`);
 
   const args = [
-    '--root', ctx.stateDir, '--log', '/dev/null', 'exec', '--detach', '--tty', '--console-socket', socketPath, '--pid-file', pidFile,
+    ...ctx.oci.globalArgs, '--log', '/dev/null', 'exec', '--detach', ...ctx.oci.execTtyArgs, '--console-socket', socketPath, '--pid-file', pidFile,
     '--cwd', o.cwd, '--user', `${o.uid}:${o.gid}`,
   ];
   for (const [k, v] of Object.entries(o.env)) args.push('--env', `${k}=${v}`);
   args.push(id, ...o.argv);
 
   // The relay runs runc itself (it must be runc's parent to adopt the command).
-  const relay = spawn(relayPath, [socketPath, String(o.cols), String(o.rows), pidFile, ctx.runcPath, ...args], {
+  const relay = spawn(relayPath, [socketPath, String(o.cols), String(o.rows), pidFile, ctx.oci.binary, ...args], {
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     detached: true,
   });

@@ -2,6 +2,7 @@ import type { AgentHost } from '../agent/agent-host.js';
 import type { SnapshotSupport } from '../runtime.js';
 import type { RuntimeLogger } from './best-effort.js';
 import type { HostNetwork } from './network.js';
+import type { OciCli } from './oci-cli.js';
 import type { HostVolumes } from './volumes.js';
 
 /**
@@ -10,10 +11,9 @@ import type { HostVolumes } from './volumes.js';
  * builds it once from its options; each operation is a plain function taking it.
  */
 export interface RuncContext {
-  readonly runcPath: string;
+  /** The OCI runtime command of the machines this context drives (runc, or runsc for gvisor ones). */
+  readonly oci: OciCli;
   readonly criuPath: string;
-  /** runc's state directory of this instance. */
-  readonly stateDir: string;
   readonly machinesDir: string;
   readonly snapshotsDir: string;
   /** Carried by every host resource: cgroup parent, mount sources, namespaces. */

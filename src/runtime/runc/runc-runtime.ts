@@ -1,8 +1,8 @@
-import { readdir, rm, rmdir, statfs } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MachineConfig } from '../../domain/machine.js';
+import { DEFAULT_ISOLATION, ISOLATIONS, type Isolation, type MachineConfig } from '../../domain/machine.js';
 import type { Cidr } from '../../domain/network.js';
 import type {
   ExecIo,
@@ -30,7 +30,7 @@ import { AgentHost } from '../agent/agent-host.js';
 import { AGENT_BINARY_IN_MACHINE } from '../agent/protocol.js';
 import { installAgent } from './agent-mounts.js';
 import { bestEffort, errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
-import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, thawMachine } from './checkpoint.js';
+import { liveSnapshot, pauseMachine, probeSnapshotSupport, resumeMachine, settlePause, thawMachine } from './checkpoint.js';
 import { inBackground, run } from './command.js';
 import { cgroupPids, cgroupRoots, cgroupsPath, inspectContainer, listContainers } from './container.js';
 import { runcExec, type RuncExecContext } from './exec.js';
@@ -38,6 +38,7 @@ import { DEFAULT_DISK_TOOL_PATH } from './disk-tool.js';
 import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
+import { runcCli, runscCli, type OciCli, type RunscOptions } from './oci-cli.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
 import { DEFAULT_PTY_RELAY_PATH, ptyRelayProblem } from './pty-relay.js';
@@ -81,6 +82,8 @@ export interface RuncRuntimeOptions {
   agentsDir?: string;
   /** Directory holding one sub-directory per volume (and their host mounts). @default `volumes` beside machinesDir */
   volumesDir?: string;
+  /** runsc for machines with isolation 'gvisor'; null: this server refuses to start them. @default null */
+  gvisor?: RunscOptions | null;
 }
 
 /** Where `npm run build` puts the agent, from this module in dist/src/runtime/runc/. */
@@ -106,6 +109,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   private readonly volumes: HostVolumes;
   private agentInstall: Promise<string | null> | null = null;
   private readonly relaunchedAt = new Map<string, number>();
+  /** The gvisor tier's context (runsc), or null when none is configured. */
+  private readonly gvisorCtx: RuncContext | null;
+  /** Each machine's tier, as its `isolation` file beside it says (read once). */
+  private readonly tiers = new Map<string, Isolation>();
 
   constructor(private readonly opts: RuncRuntimeOptions) {
     const log = opts.logger ?? SILENT_LOGGER;
@@ -127,9 +134,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       log,
     });
     this.ctx = {
-      runcPath: opts.runcPath,
+      oci: runcCli(opts.runcPath, opts.stateDir),
       criuPath: opts.criuPath,
-      stateDir: opts.stateDir,
       machinesDir: opts.machinesDir,
       snapshotsDir: opts.snapshotsDir,
       instancePrefix: opts.instancePrefix,
@@ -143,6 +149,61 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       agentBinDir: () => this.agentBinDir(),
       snapshotSupport: () => this.snapshotSupport(),
     };
+    this.gvisorCtx = opts.gvisor ? { ...this.ctx, oci: runscCli(opts.gvisor) } : null;
+  }
+
+  /** Every tier's context this server has. */
+  private contexts(): RuncContext[] {
+    return this.gvisorCtx ? [this.ctx, this.gvisorCtx] : [this.ctx];
+  }
+
+  /** The context of a tier; a RuntimeError when the tier is not configured here. */
+  private tierContext(tier: Isolation, id: string): RuncContext {
+    switch (tier) {
+      case 'container':
+        return this.ctx;
+      case 'gvisor':
+        if (this.gvisorCtx === null) throw new RuntimeError('this server has no gVisor tier (runsc is not configured)', id, 'isolation');
+        return this.gvisorCtx;
+    }
+  }
+
+  /** Where a machine's tier is written, beside its disk: id-only calls (exec, stop, destroy…) read it. */
+  private tierFile(id: string): string {
+    return join(layerPaths(this.opts.machinesDir, id).dir, 'isolation');
+  }
+
+  /** A machine's tier: remembered, else read from its directory; none written is the container tier. */
+  private async tierOf(id: string): Promise<Isolation> {
+    const known = this.tiers.get(id);
+    if (known) return known;
+    const text = (await readFile(this.tierFile(id), 'utf8').catch(() => '')).trim();
+    const tier = (ISOLATIONS as readonly string[]).includes(text) ? (text as Isolation) : DEFAULT_ISOLATION;
+    // Only a written tier is remembered: a machine whose directory is not made yet must not be pinned.
+    if (text !== '') this.tiers.set(id, tier);
+    return tier;
+  }
+
+  /** The context that drives machine `id`. */
+  private async contextOf(id: string): Promise<RuncContext> {
+    const tier = await this.tierOf(id);
+    // A machine on disk of a tier this server lacks (runsc unset since): the container context only finds nothing.
+    return tier === 'gvisor' && this.gvisorCtx === null ? this.ctx : this.tierContext(tier, id);
+  }
+
+  /** Record a new machine's tier in its directory before anything of it runs. */
+  private async rememberTier(spec: MachineSpec): Promise<RuncContext> {
+    const tier = spec.isolation ?? DEFAULT_ISOLATION;
+    const ctx = this.tierContext(tier, spec.id);
+    await mkdir(layerPaths(this.opts.machinesDir, spec.id).dir, { recursive: true });
+    await writeFile(this.tierFile(spec.id), `${tier}\n`);
+    this.tiers.set(spec.id, tier);
+    return ctx;
+  }
+
+  /** Refuse a checkpoint-based operation on a gvisor machine: runsc has no CRIU, so nothing is tried. */
+  private async assertCheckpoints(id: string, what: string): Promise<void> {
+    if ((await this.tierOf(id)) !== 'container') throw new RuntimeError(`a gvisor machine cannot ${what}: its runtime (runsc) has no CRIU checkpoints`, id, what, true);
   }
 
   /** cgroup path (relative to each controller) of a machine: contains its id. */
@@ -156,12 +217,26 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     return { name: 'runc', version, instancePrefix: this.opts.instancePrefix };
   }
 
-  start(spec: MachineSpec): Promise<{ pid: number }> {
-    return spec.background ? inBackground(() => startMachine(this.ctx, spec)) : startMachine(this.ctx, spec);
+  async start(spec: MachineSpec): Promise<{ pid: number }> {
+    let ctx: RuncContext;
+    try {
+      ctx = await this.rememberTier(spec);
+    } catch (err) {
+      this.tiers.delete(spec.id);
+      await rm(layerPaths(this.opts.machinesDir, spec.id).dir, { recursive: true, force: true });
+      if (err instanceof RuntimeError) throw err;
+      throw new RuntimeError(`could not prepare the machine's directory: ${errorMessage(err)}`, spec.id, 'prepare');
+    }
+    const started = spec.background ? inBackground(() => startMachine(ctx, spec)) : startMachine(ctx, spec);
+    // A failed start removed the machine's directory, its tier file included.
+    return started.catch((err: unknown) => {
+      this.tiers.delete(spec.id);
+      throw err;
+    });
   }
 
-  restart(spec: MachineSpec): Promise<{ pid: number }> {
-    return restartMachine(this.ctx, spec);
+  async restart(spec: MachineSpec): Promise<{ pid: number }> {
+    return restartMachine(await this.contextOf(spec.id), spec);
   }
 
   async diskUsage(id: string): Promise<number | null> {
@@ -177,8 +252,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
   }
 
-  private execContext(id: string): RuncExecContext {
-    return { runcPath: this.opts.runcPath, stateDir: this.opts.stateDir, machineDir: layerPaths(this.opts.machinesDir, id).dir, log: this.ctx.log };
+  private async execContext(id: string): Promise<RuncExecContext> {
+    return { oci: (await this.contextOf(id)).oci, machineDir: layerPaths(this.opts.machinesDir, id).dir, log: this.ctx.log };
   }
 
   hasAgent(id: string): Promise<boolean> {
@@ -217,19 +292,20 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     const relaunch = async (): Promise<void> => {
       // One that is only slow to reconnect (just restored, say) is woken, not doubled.
       if ((await this.agents.wake(id)) > 0) return;
-      await run(this.opts.runcPath, ['--root', this.opts.stateDir, 'exec', '--detach', id, AGENT_BINARY_IN_MACHINE, 'serve']);
+      const { oci } = await this.contextOf(id);
+      await run(oci.binary, [...oci.globalArgs, 'exec', '--detach', id, AGENT_BINARY_IN_MACHINE, 'serve']);
     };
     void bestEffort(this.ctx.log, id, 'start the agent again', relaunch());
   }
 
   async exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
     const agent = await this.agentFor(id, options.uid, options.gid);
-    return agent ? agentExec(agent, id, options, io) : runcExec(this.execContext(id), id, options, io);
+    return agent ? agentExec(agent, id, options, io) : runcExec(await this.execContext(id), id, options, io);
   }
 
   async startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
     const agent = await this.agentFor(id, options.uid, options.gid);
-    return agent ? agentStartProcess(agent, id, options, io) : runcStartProcess(this.execContext(id), id, options, io);
+    return agent ? agentStartProcess(agent, id, options, io) : runcStartProcess(await this.execContext(id), id, options, io);
   }
 
   async startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
@@ -238,15 +314,17 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     // Checked at each terminal, not once: a build run after the server started is picked up.
     const problem = await ptyRelayProblem(this.ptyRelayPath);
     if (problem !== null) throw new RuntimeError(problem, id, 'pty');
-    return runcStartPty(this.execContext(id), this.ptyRelayPath, id, options, output);
+    return runcStartPty(await this.execContext(id), this.ptyRelayPath, id, options, output);
   }
 
-  inspect(id: string): Promise<RuntimeMachineState | null> {
-    return inspectContainer(this.ctx, id);
+  async inspect(id: string): Promise<RuntimeMachineState | null> {
+    return inspectContainer(await this.contextOf(id), id);
   }
 
-  list(): Promise<Map<string, RuntimeMachineState>> {
-    return listContainers(this.ctx);
+  async list(): Promise<Map<string, RuntimeMachineState>> {
+    const all = new Map<string, RuntimeMachineState>();
+    for (const ctx of this.contexts()) for (const [id, state] of await listContainers(ctx)) all.set(id, state);
+    return all;
   }
 
   async stats(id: string): Promise<MachineStats | null> {
@@ -260,22 +338,25 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     return { rootfs: p.rootfs, bundle: p.bundle };
   }
 
-  resize(spec: MachineSpec, previous: MachineConfig): Promise<void> {
+  async resize(spec: MachineSpec, previous: MachineConfig): Promise<void> {
+    // runsc has no `update`, and its disk grow would need a checkpoint.
+    if ((await this.tierOf(spec.id)) !== 'container') throw new RuntimeError('a gvisor machine cannot be resized: its runtime (runsc) has no update', spec.id, 'resize', true);
     return resizeMachine(this.ctx, spec, previous);
   }
 
-  stop(id: string): Promise<void> {
+  async stop(id: string): Promise<void> {
     this.relaunchedAt.delete(id);
-    return stopMachine(this.ctx, id);
+    return stopMachine(await this.contextOf(id), id);
   }
 
   exportLayer(id: string, dest: string): Promise<void> {
     return exportUpper(layerPaths(this.opts.machinesDir, id), dest);
   }
 
-  destroy(id: string): Promise<void> {
+  async destroy(id: string): Promise<void> {
     this.relaunchedAt.delete(id);
-    return destroyMachine(this.ctx, id);
+    await destroyMachine(await this.contextOf(id), id);
+    this.tiers.delete(id);
   }
 
   async machinesOnDisk(): Promise<string[]> {
@@ -296,11 +377,13 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       // EBUSY while machines are left running (they keep their cgroups), ENOENT when none was made: both fine.
       await rmdir(join(root, this.opts.instancePrefix)).catch(() => undefined);
     }
-    const left = await this.list().catch((err: unknown) => {
-      this.ctx.log.warn({ err: errorMessage(err) }, 'could not list containers at teardown; removing the runc state directory');
-      return new Map<string, RuntimeMachineState>();
-    });
-    if (left.size === 0) await rm(this.opts.stateDir, { recursive: true, force: true });
+    for (const ctx of this.contexts()) {
+      const left = await listContainers(ctx).catch((err: unknown) => {
+        this.ctx.log.warn({ err: errorMessage(err) }, `could not list containers at teardown; removing the ${ctx.oci.binary} state directory`);
+        return new Map<string, RuntimeMachineState>();
+      });
+      if (left.size === 0) await rm(ctx.oci.stateDir, { recursive: true, force: true });
+    }
   }
 
   snapshotSupport(): Promise<SnapshotSupport> {
@@ -308,23 +391,33 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     return this.support;
   }
 
-  pause(id: string, snapshotId: string, options: { memory?: boolean } = {}): Promise<SnapshotResult> {
+  async pause(id: string, snapshotId: string, options: { memory?: boolean } = {}): Promise<SnapshotResult> {
+    await this.assertCheckpoints(id, 'pause');
     return pauseMachine(this.ctx, id, snapshotId, options);
   }
 
-  resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+  async resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+    if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot resume: it is never paused', spec.id, 'resume');
     return resumeMachine(this.ctx, spec, snapshotId);
   }
 
-  snapshot(id: string, snapshotId: string): Promise<SnapshotResult> {
+  async snapshot(id: string, snapshotId: string): Promise<SnapshotResult> {
+    await this.assertCheckpoints(id, 'snapshot');
     return liveSnapshot(this.ctx, id, snapshotId);
   }
 
-  thaw(id: string): Promise<void> {
+  async thaw(id: string): Promise<void> {
+    // A gvisor machine is never frozen by a snapshot: nothing to thaw.
+    if ((await this.tierOf(id)) !== 'container') return;
     return thawMachine(this.ctx, id);
   }
 
-  fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+  settlePause(id: string, snapshotId: string): Promise<boolean> {
+    return settlePause(this.ctx, id, snapshotId);
+  }
+
+  async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+    if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot start from a snapshot: its runtime (runsc) has no CRIU restore', spec.id, 'fork');
     return forkMachine(this.ctx, spec, snapshotId);
   }
 

@@ -55,6 +55,8 @@ export interface MachineRow {
   /** JSON of the machine's copy of its startup script; null when none. */
   startup_script: string | null;
   network_id: string | null;
+  /** NULL in rows written before the column existed: 'container'. */
+  isolation: string | null;
 }
 
 /** Every column of `machines`, in the order inserts and updates bind them. */
@@ -70,6 +72,7 @@ export const MACHINE_COLUMNS = [
   'region',
   'startup_script',
   'network_id',
+  'isolation',
 ] as const satisfies readonly (keyof MachineRow)[];
 
 /** The row that stores a machine record. */
@@ -118,6 +121,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     region: m.region,
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
     network_id: m.networkId,
+    isolation: m.isolation,
   };
 }
 
@@ -177,6 +181,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     region: r.region,
     startupScript: r.startup_script === null ? null : (JSON.parse(r.startup_script) as MachineStartupScript),
     networkId: r.network_id,
+    isolation: r.isolation === 'gvisor' ? 'gvisor' : 'container',
   };
 }
 

@@ -221,4 +221,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN network_id text COLLATE "C";
   CREATE INDEX machines_network ON machines (network_id, status) WHERE network_id IS NOT NULL;
   `,
+  // 6: isolation tiers (issue 14): 'container' (runc) or 'gvisor' (runsc); NULL in older rows is 'container'.
+  `
+  ALTER TABLE machines ADD COLUMN isolation text COLLATE "C";
+  `,
 ];

@@ -53,6 +53,8 @@ export interface MachineRow {
   region: string | null;
   startup_script: string | null;
   network_id: string | null;
+  /** NULL in rows written before the column existed: 'container'. */
+  isolation: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -68,6 +70,7 @@ export const MACHINE_COLUMNS = [
   'region',
   'startup_script',
   'network_id',
+  'isolation',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -116,6 +119,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     region: m.region,
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
     network_id: m.networkId,
+    isolation: m.isolation,
   };
 }
 
@@ -170,6 +174,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     region: r.region ?? null,
     startupScript: r.startup_script ? (JSON.parse(r.startup_script) as MachineStartupScript) : null,
     networkId: r.network_id ?? null,
+    isolation: r.isolation === 'gvisor' ? 'gvisor' : 'container',
   };
 }
 

@@ -232,4 +232,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN network_id TEXT;
   CREATE INDEX machines_network ON machines (network_id, status) WHERE network_id IS NOT NULL;
   `,
+  // Isolation tiers (issue 14): 'container' (runc) or 'gvisor' (runsc); NULL in older rows is 'container'.
+  `
+  ALTER TABLE machines ADD COLUMN isolation TEXT;
+  `,
 ];

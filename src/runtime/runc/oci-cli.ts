@@ -1,0 +1,60 @@
+import type { Isolation } from '../../domain/machine.js';
+
+/**
+ * The OCI runtime command a machine's container is driven with: `runc` for the
+ * container tier, `runsc` (gVisor) for the gvisor tier. runsc speaks runc's CLI (run
+ * --detach, exec, state, list, kill, delete, with --root, --log and --log-format), so the
+ * runc runtime drives both through this one description; only the binary, its global
+ * flags and its state directory differ.
+ */
+export interface OciCli {
+  readonly tier: Isolation;
+  /** The binary: `runc` or `runsc`. */
+  readonly binary: string;
+  /** Its state directory for this instance (`--root`). */
+  readonly stateDir: string;
+  /** Flags before the subcommand, `--root` included. */
+  readonly globalArgs: readonly string[];
+  /** `exec` flags that give the command a terminal beside `--console-socket` (runsc has no `--tty`: the socket implies one). */
+  readonly execTtyArgs: readonly string[];
+  /** Whether `exec` passes extra descriptors (`--preserve-fds`), which the pid report of a background process needs. */
+  readonly execPreservesFds: boolean;
+}
+
+/** runc with this instance's state directory. */
+export function runcCli(binary: string, stateDir: string): OciCli {
+  return { tier: 'container', binary, stateDir, globalArgs: ['--root', stateDir], execTtyArgs: ['--tty'], execPreservesFds: true };
+}
+
+/** What the gvisor tier's runsc needs to know. */
+export interface RunscOptions {
+  /** The runsc binary. @default 'runsc' */
+  binary: string;
+  /** Its state directory. @default `/run/${instancePrefix}-gvisor` */
+  stateDir: string;
+  /** gVisor platform: how the sentry intercepts the machine's system calls. @default 'ptrace' (runsc 20221219 has no systrap) */
+  platform: string;
+}
+
+/**
+ * runsc's global flags, each chosen for Hangar's machines:
+ * - `--network=host`: the sentry uses the network namespace Hangar made for the machine
+ *   (joined by path from the spec) through the host's stack. `--network=sandbox` (gVisor's
+ *   own stack) is refused by runsc 20221219 on Linux 6.x: its test for the root namespace
+ *   (/proc/sys/net/core/rmem_default) is true in every namespace since Linux 6.x
+ *   (gVisor issue 10704), so it fails with "cannot run with network enabled in root network namespace".
+ * - `--host-uds=open`: the agent may connect to the server's socket bind-mounted into the
+ *   machine (open only: it can create no socket on the host).
+ * - `--oci-seccomp`: the spec's seccomp filter is applied inside the sandbox too.
+ * - `--overlay2=none`: writes reach the machine's disk image, not the sentry's memory.
+ */
+export function runscCli(o: RunscOptions): OciCli {
+  return {
+    tier: 'gvisor',
+    binary: o.binary,
+    stateDir: o.stateDir,
+    globalArgs: ['--root', o.stateDir, `--platform=${o.platform}`, '--network=host', '--host-uds=open', '--oci-seccomp', '--overlay2=none'],
+    execTtyArgs: [],
+    execPreservesFds: false,
+  };
+}
