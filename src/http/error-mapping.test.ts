@@ -11,6 +11,7 @@ describe('errorReply', () => {
       status: 404,
       body: { code: 'NOT_FOUND', message: 'No machine x.' },
       logMessage: null,
+      headers: {},
     });
     const withDetails = errorReply(new HangarError('VALIDATION_FAILED', 'Invalid.', { fields: [] }), false);
     assert.deepEqual(withDetails.body, { code: 'VALIDATION_FAILED', message: 'Invalid.', details: { fields: [] } });
@@ -28,6 +29,7 @@ describe('errorReply', () => {
       status: 500,
       body: { code: 'INTERNAL', message: 'An unexpected error occurred; it has been logged.' },
       logMessage: 'unhandled error',
+      headers: {},
     });
   });
 

@@ -22,6 +22,8 @@ export class Recovery {
    */
   async recover(): Promise<RecoveryReport> {
     const { store, runtime } = this.core;
+    // Listing snapshots finishes any revert a crash interrupted, so pauses are settled against whole snapshots.
+    await runtime.snapshotsOnDisk();
     const containers = await runtime.list();
     const report: RecoveryReport = { adopted: 0, lost: 0, orphans: 0 };
     const known = new Set<string>();

@@ -16,7 +16,7 @@ import { MachinePageSchema, MachineSchema, MASKABLE_FIELDS, SandboxPageSchema, S
 type Machine = Record<string, any>;
 
 const ALL_STATES = MACHINE_STATUSES.join(',');
-const SANDBOX_ABSENT = ['remaining_ms', 'last_active_at', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral', 'private_ip', 'network', 'public'];
+const SANDBOX_ABSENT = ['remaining_ms', 'last_active_at', 'inactivity_timeout_ms', 'auto_delete_after_ms', 'ephemeral', 'private_ip', 'network', 'public', 'isolation'];
 const FullMachine = MachineSchema.strict();
 const FullSandbox = SandboxSchema.strict();
 const MaskedMachine = MachineSchema.partial().strict();
