@@ -28,8 +28,8 @@ export class QuotaService {
 
   /** What the team holds now, from the store (reservations aside). */
   async usage(teamId: string): Promise<TeamUsage> {
-    const running = await this.store.listMachines({ teamId, statuses: RUNNING });
     const held = await this.store.listMachines({ teamId, statuses: NOT_DESTROYED });
+    const running = held.filter((m) => (RUNNING as readonly string[]).includes(m.status));
     const snapshots = await this.store.listSnapshots(teamId);
     const volumes = await this.store.listVolumes(teamId);
     const names = new Set<string>();
