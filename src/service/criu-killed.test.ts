@@ -80,8 +80,10 @@ describe('CRIU killed mid-dump and mid-restore', () => {
   // pages-1.img is read by the half-restored init itself: the machine's processes exist, CRIU's gone.
   // They keep runc's socket to CRIU open, so runc restore waits until its 60 s bound (command.ts) kills it.
   // pstree.img is read by CRIU before it makes any process.
+  // The pages-1.img case costs that minute, so it runs only in the long form (HANGAR_LONG_TESTS=1).
   for (const image of ['pstree.img', 'pages-1.img']) {
-    it(`a restore killed when CRIU opens ${image}: the machine stays paused with its snapshot whole, and the next resume works`, async () => {
+    const skip = image === 'pages-1.img' && process.env.HANGAR_LONG_TESTS !== '1' && 'waits out runc\'s 60 s bound: long form only (HANGAR_LONG_TESTS=1)';
+    it(`a restore killed when CRIU opens ${image}: the machine stays paused with its snapshot whole, and the next resume works`, { skip }, async () => {
       const id = await machineWithCounter();
       const paused = await t.request('POST', `/v1/machines/${id}/pause`);
       assert.equal(paused.body.status, 'paused', paused.text);
