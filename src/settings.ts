@@ -27,6 +27,11 @@ const EnvSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL, e.g. postgres://hangar@db.internal/hangar')
     .optional(),
+  /**
+   * How long a SQLite store call waits while another process holds the database file
+   * locked before it fails with 503 STORE_BUSY (the server keeps answering meanwhile). @default 5000
+   */
+  HANGAR_SQLITE_BUSY_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** If set, an admin API key with exactly this value exists. */
   HANGAR_BOOTSTRAP_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   /** How long destroyed machines stay listable under state=destroyed. @default 86400000 (24 h) */
@@ -171,6 +176,8 @@ export interface Settings {
   subnet: Cidr;
   /** The SQLite file, used when `databaseUrl` is null. */
   databasePath: string;
+  /** HANGAR_SQLITE_BUSY_TIMEOUT_MS: how long SQLite calls wait for a file another process holds locked. */
+  sqliteBusyTimeoutMs: number;
   /** The PostgreSQL database's URL (HANGAR_DATABASE_URL), or null for the SQLite file. */
   databaseUrl: string | null;
   templatesDir: string;
@@ -272,6 +279,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     instancePrefix,
     subnet: subnetOf(e.HANGAR_SUBNET, instancePrefix),
     databasePath: join(dataDir, 'hangar.db'),
+    sqliteBusyTimeoutMs: e.HANGAR_SQLITE_BUSY_TIMEOUT_MS,
     databaseUrl: e.HANGAR_DATABASE_URL ?? null,
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),

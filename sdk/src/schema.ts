@@ -3499,6 +3499,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description STORAGE_FULL: the server's data dir had no room for the snapshot; the machine is still running. */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     resumeMachine: {
@@ -3610,6 +3619,15 @@ export interface operations {
             };
             /** @description SNAPSHOT_FAILED: the machine is still running. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description STORAGE_FULL: the server's data dir had no room for the snapshot; the machine is still running. */
+            507: {
                 headers: {
                     [name: string]: unknown;
                 };

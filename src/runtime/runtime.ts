@@ -353,6 +353,17 @@ export class RuntimeError extends Error {
   }
 }
 
+/**
+ * The server's own storage (its data dir) had no room for what the operation writes
+ * (ENOSPC): a pause's or snapshot's images. What was written is removed again.
+ */
+export class NoSpaceError extends RuntimeError {
+  constructor(message: string, machineId: string, step: string, stillRunning: boolean) {
+    super(message, machineId, step, stillRunning);
+    this.name = 'NoSpaceError';
+  }
+}
+
 /** A command never ran inside the machine; the message says why in plain words. */
 export class ExecStartError extends RuntimeError {
   constructor(

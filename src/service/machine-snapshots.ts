@@ -7,6 +7,7 @@ import { assertTierAllows } from '../domain/isolation.js';
 import { allows, assertAllows, isLive } from '../domain/transitions.js';
 import { callerReaches, listingNarrowedTo } from './access.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
+import { NoSpaceError } from '../runtime/runtime.js';
 
 /**
  * Live snapshots of running machines (manual, initial, restore point, automatic), their
@@ -39,6 +40,9 @@ export class MachineSnapshots {
       result = await this.core.runtime.snapshot(m.id, snapId);
     } catch (err) {
       this.core.log.error({ machine: m.id, err, kind }, 'snapshot failed');
+      if (err instanceof NoSpaceError) {
+        throw new HangarError('STORAGE_FULL', `Machine ${m.id} could not take ${what}: the server's data dir is full (${err.message}); it is still running, and the partial snapshot was removed.`, { machine_id: m.id });
+      }
       throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not take ${what} (${reasonOf(err)}); it is still running.`, { machine_id: m.id });
     }
     const snap: SnapshotRecord = {

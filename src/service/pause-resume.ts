@@ -5,7 +5,7 @@ import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
 import { assertTierAllows } from '../domain/isolation.js';
 import { allows, assertAllows, isLive, stateConflict, transition } from '../domain/transitions.js';
-import { RuntimeError } from '../runtime/runtime.js';
+import { NoSpaceError, RuntimeError } from '../runtime/runtime.js';
 import { reasonOf, type MachineCore } from './machine-core.js';
 import type { Template } from '../templates/templates.js';
 
@@ -59,6 +59,9 @@ export class PauseResume {
       core.log.error({ machine: m.id, err }, 'pause failed');
       if (err instanceof RuntimeError && err.stillRunning) {
         await core.store.deleteSnapshot(snap.id);
+        if (err instanceof NoSpaceError) {
+          throw new HangarError('STORAGE_FULL', `Machine ${m.id} could not be paused: the server's data dir is full (${err.message}); it is still running, and the partial snapshot was removed.`, { machine_id: m.id });
+        }
         throw new HangarError('SNAPSHOT_FAILED', `Machine ${m.id} could not be paused (${err.message}); it is still running.`, { machine_id: m.id });
       }
       await core.failStopped(m, `pause failed after its processes stopped: ${reasonOf(err)}; the writable layer is kept`);

@@ -146,8 +146,11 @@ export class TestServer {
     this.server = next.server;
   }
 
-  /** Destroy every machine, stop the server, delete the data dir, and assert nothing is left. */
-  async dispose(): Promise<void> {
+  /**
+   * Destroy every machine, stop the server, delete the data dir, and assert nothing is left.
+   * `beforeCheck` removes what the test itself made on the host (after the server stopped, before the check).
+   */
+  async dispose(options: { beforeCheck?: () => Promise<void> } = {}): Promise<void> {
     await this.server.pools.stop();
     // Background operations (Paperspace-style) hold machine locks: let them finish first.
     await this.server.operations.drain();
@@ -155,6 +158,7 @@ export class TestServer {
     const prefix = this.server.settings.instancePrefix;
     await this.server.close();
     await rm(this.dataDir, { recursive: true, force: true });
+    await options.beforeCheck?.();
     const left = await leftovers(this.dataDir, prefix);
     if (left.length) throw new Error(`test left resources on the host: ${left.join('; ')}`);
   }

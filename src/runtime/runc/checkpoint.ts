@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RuntimeError, type MachineSpec, type SnapshotResult, type SnapshotSupport } from '../runtime.js';
+import { NoSpaceError, RuntimeError, type MachineSpec, type SnapshotResult, type SnapshotSupport } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
 import { markSnapshot, snapshotAgent } from './agent-mounts.js';
@@ -69,7 +69,15 @@ export async function keepDumpLog(ctx: RuncContext, id: string, workDir: string)
     .split('\n')
     .filter((l) => /Error \(/.test(l) && !/RLIMIT_NOFILE/.test(l))
     .map((l) => l.replace(/^\([\d.]+\)\s*/, ''));
-  return errors.length ? `CRIU: ${errors.slice(0, 3).join('; ')}` : null;
+  if (errors.length) return `CRIU: ${errors.slice(0, 3).join('; ')}`;
+  // A CRIU killed mid-dump (the OOM killer, a person) logs nothing; runc only says its socket closed.
+  if (!/Dumping finished successfully/.test(log)) return 'CRIU stopped before the dump finished and logged no error (it was killed)';
+  return null;
+}
+
+/** The error of a failed checkpoint: `NoSpaceError` when the data dir had no room for the images. */
+function checkpointError(message: string, id: string, step: string, stillRunning: boolean): RuntimeError {
+  return /No space left on device|ENOSPC/.test(message) ? new NoSpaceError(message, id, step, stillRunning) : new RuntimeError(message, id, step, stillRunning);
 }
 
 /**
@@ -96,7 +104,7 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
       await rm(s.dir, { recursive: true, force: true });
       const alive = await recoverFromFailedDump(ctx, id);
       if (alive) await bestEffort(ctx.log, id, 'listen for the agent again after a failed checkpoint', ctx.agents.reopen(id));
-      throw new RuntimeError(`checkpoint failed: ${why ?? errorMessage(err)}`, id, 'checkpoint', alive);
+      throw checkpointError(`checkpoint failed: ${why ?? errorMessage(err)}`, id, 'checkpoint', alive);
     }
   }
   try {
@@ -210,7 +218,7 @@ export async function liveSnapshot(ctx: RuncContext, id: string, snapshotId: str
   } catch (err) {
     const why = await keepDumpLog(ctx, id, s.work);
     await rm(s.dir, { recursive: true, force: true });
-    throw new RuntimeError(`snapshot failed: ${why ?? errorMessage(err)}`, id, 'snapshot', true);
+    throw checkpointError(`snapshot failed: ${why ?? errorMessage(err)}`, id, 'snapshot', true);
   } finally {
     // Logged, not thrown: the caller must see the snapshot's own outcome. A machine left
     // frozen is thawed by the next server start (the service's recover).

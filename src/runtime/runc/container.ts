@@ -6,7 +6,7 @@ import { CommandError, run, runDetached } from './command.js';
 import { machineAgent } from './agent-mounts.js';
 import { buildOciSpec, type VolumeBind } from './oci-spec.js';
 import type { RuncContext } from './runc-context.js';
-import { idmappedVolumesDir, mountPoints, type LayerPaths } from './writable-layer.js';
+import { idmappedVolumesDir, layerPaths, mountPoints, type LayerPaths } from './writable-layer.js';
 
 /** True when runc (or the file system) says the container or its state is not there. */
 export function isMissingContainer(err: unknown): boolean {
@@ -93,7 +93,8 @@ export async function runInit(ctx: RuncContext, id: string, p: LayerPaths): Prom
 /** `runc restore --detach` from CRIU images; returns the restored init's host pid. */
 export async function restoreInit(ctx: RuncContext, id: string, p: LayerPaths, images: string): Promise<number> {
   const pidFile = join(p.bundle, 'init.pid');
-  const work = join(p.dir, 'restore-work');
+  const work = restoreWorkDir(ctx, id);
+  await unmountRestoreLeftovers(ctx, id);
   await rm(work, { recursive: true, force: true });
   // A user-namespaced machine's restored init looks for its clock image itself, as the machine's root: it may search the directory.
   if (ctx.uidBase !== null) await chmod(images, 0o711);
@@ -107,6 +108,28 @@ export async function restoreInit(ctx: RuncContext, id: string, p: LayerPaths, i
   );
   // The network namespace is Hangar's, joined by path: CRIU neither saved nor restored it.
   return Number((await readFile(pidFile, 'utf8')).trim());
+}
+
+/** CRIU's work directory of a machine's restores (its log, and its cgroup yard while it runs). */
+function restoreWorkDir(ctx: RuncContext, id: string): string {
+  return join(layerPaths(ctx.machinesDir, id).dir, 'restore-work');
+}
+
+/**
+ * Unmount what a restore killed mid-way leaves behind: runc's `criu-root` (the root file
+ * system it mounts for CRIU in the container's state directory) and CRIU's cgroup yard
+ * (a tmpfs with every cgroup hierarchy, in its work directory). runc and CRIU remove them
+ * when they finish, but a killed process removes nothing, and a mount left there makes the
+ * next restore's and the machine's delete fail with EBUSY.
+ */
+export async function unmountRestoreLeftovers(ctx: RuncContext, id: string): Promise<void> {
+  const under = [join(ctx.oci.stateDir, id), restoreWorkDir(ctx, id)].map((d) => `${d}/`);
+  const left = [...(await mountPoints())].filter((m) => under.some((d) => m.startsWith(d)));
+  // Deepest first: the yard's hierarchies are mounted on its tmpfs.
+  for (const at of left.sort((a, b) => b.length - a.length)) {
+    // Lazily: a half-restored process may still hold one; the kernel frees it with them.
+    await run('umount', ['-l', at]).catch((err: unknown) => ctx.log.warn({ machineId: id, err: errorMessage(err), at }, 'could not unmount what a killed restore left'));
+  }
 }
 
 /** The container's state, or null when runc has no such container. */
@@ -180,6 +203,7 @@ export async function removeContainer(ctx: RuncContext, id: string): Promise<voi
   // for a container that is stopped or gone, which the kill and delete below both cover.
   await runc(ctx, ['kill', id, 'KILL']).catch(() => undefined);
   await killCgroup(ctx, id);
+  await unmountRestoreLeftovers(ctx, id);
   try {
     await runc(ctx, ['delete', '--force', id]);
   } catch (err) {

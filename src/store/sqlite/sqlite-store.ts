@@ -10,6 +10,7 @@ import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/tea
 import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
+import { retriedWhileBusy } from './busy.js';
 import { SqliteMachineEvents } from './events.js';
 import { SqliteIdempotency } from './idempotency.js';
 import { SqliteMachines } from './machines.js';
@@ -27,6 +28,8 @@ import { SqliteWarmPools } from './warm-pools.js';
 export interface SqliteStoreOptions {
   /** Database file path, or ':memory:'. */
   path: string;
+  /** How long a call waits for the file while another process holds it locked, then rejects with STORE_BUSY. @default 5000 */
+  busyTimeoutMs?: number;
 }
 
 /** Apply the migrations the file has not seen yet, each in its own transaction. */
@@ -67,19 +70,24 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across application crashes in WAL mode; only a power cut can lose the last commits.
     this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    // The migrations run before the server serves anything: they may wait inside SQLite.
+    this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     migrate(this.db);
-    this.meta = new SqliteMeta(this.db);
-    this.teams = new SqliteTeams(this.db);
-    this.machines = new SqliteMachines(this.db);
-    this.snapshots = new SqliteSnapshots(this.db);
-    this.templates = new SqliteTemplates(this.db);
-    this.volumes = new SqliteVolumes(this.db);
-    this.networks = new SqliteNetworks(this.db);
-    this.pools = new SqliteWarmPools(this.db);
-    this.scripts = new SqliteStartupScripts(this.db);
-    this.events = new SqliteMachineEvents(this.db);
-    this.idempotency = new SqliteIdempotency(this.db);
+    // From here on a locked file is waited for without blocking the event loop (busy.ts).
+    this.db.pragma('busy_timeout = 0');
+    const waiting = <T extends object>(part: T): T => retriedWhileBusy(part, busyTimeoutMs);
+    this.meta = waiting(new SqliteMeta(this.db));
+    this.teams = waiting(new SqliteTeams(this.db));
+    this.machines = waiting(new SqliteMachines(this.db));
+    this.snapshots = waiting(new SqliteSnapshots(this.db));
+    this.templates = waiting(new SqliteTemplates(this.db));
+    this.volumes = waiting(new SqliteVolumes(this.db));
+    this.networks = waiting(new SqliteNetworks(this.db));
+    this.pools = waiting(new SqliteWarmPools(this.db));
+    this.scripts = waiting(new SqliteStartupScripts(this.db));
+    this.events = waiting(new SqliteMachineEvents(this.db));
+    this.idempotency = waiting(new SqliteIdempotency(this.db));
   }
 
   async close(): Promise<void> {
