@@ -107,6 +107,11 @@ describe('user-namespaced machines', () => {
     assert.equal(v.status, 201, v.text);
     const a = await create({ volumes: [{ volume_id: v.body.id, mount_path: '/data' }] });
     assert.equal((await exec(a, 'stat -c %u:%g /data && mkdir /data/d && echo from-a > /data/d/f && stat -c %u /data/d/f')).out, '0:0\n0\n');
+    // CRIU restores the volume's bind from inside the user namespace.
+    assert.equal((await t.request('POST', `/v1/machines/${a}/pause`)).status, 200);
+    const resumed = await t.request('POST', `/v1/machines/${a}/resume`);
+    assert.equal(resumed.status, 200, resumed.text);
+    assert.equal((await exec(a, 'cat /data/d/f')).out, 'from-a\n');
     await t.request('DELETE', `/v1/machines/${a}`);
     const b = await create({ volumes: [{ volume_id: v.body.id, mount_path: '/data' }] });
     assert.notEqual(await rangeOf(b), undefined);

@@ -64,7 +64,8 @@ async function idmappedBinds(ctx: RuncContext, p: LayerPaths, binds: VolumeBind[
   for (const [i, b] of binds.entries()) {
     const target = join(idmappedVolumesDir(p), String(i));
     if (!mounted.has(target)) {
-      await mkdir(target, { recursive: true, mode: 0o700 });
+      // Passable by the machine's root: CRIU's restore opens it from inside the user namespace.
+      await mkdir(target, { recursive: true, mode: 0o755 });
       await run(ctx.diskToolPath, ['idmap-bind', String(ctx.uidBase), b.source, target]);
     }
     out.push({ ...b, source: target });
