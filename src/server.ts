@@ -117,6 +117,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       stateDir: settings.runcStateDir,
       gvisor: runsc ? { binary: runsc.runscPath, stateDir: runsc.stateDir, platform: runsc.platform } : null,
       pidsLimit: settings.pidsLimit,
+      userNamespaces: settings.userNamespaces,
       // Fastify's logger, once the app below exists (nothing the runtime does before logs).
       logger: { warn: (o, m) => app?.log.warn(o, m) },
       subnet: settings.subnet,

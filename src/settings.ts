@@ -59,6 +59,11 @@ const EnvSchema = z.object({
   HANGAR_RUNSC: z.string().default('runsc'),
   /** gVisor's platform (how runsc intercepts system calls). @default 'ptrace' */
   HANGAR_GVISOR_PLATFORM: z.enum(['ptrace', 'kvm', 'systrap']).default('ptrace'),
+  /**
+   * `on`: each new container-tier machine runs in a user namespace of its own, its root
+   * an unprivileged range of host ids (docs/security.md). Machines made before keep theirs. @default 'off'
+   */
+  HANGAR_USER_NAMESPACES: z.enum(['on', 'off']).default('off'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
   /**
@@ -151,6 +156,8 @@ export interface Settings {
   criuPath: string;
   /** The gvisor tier's runsc (HANGAR_RUNSC, HANGAR_GVISOR_PLATFORM), its state under /run; null: the tier is off. */
   gvisor: { runscPath: string; platform: 'ptrace' | 'kvm' | 'systrap'; stateDir: string } | null;
+  /** HANGAR_USER_NAMESPACES: new container-tier machines get user namespaces of their own. */
+  userNamespaces: boolean;
   busyboxPath: string;
   /** Shared template directories searched after `templatesDir`, in order. */
   templatePath: string[];
@@ -257,6 +264,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
     gvisor: e.HANGAR_RUNSC === '' ? null : { runscPath: e.HANGAR_RUNSC, platform: e.HANGAR_GVISOR_PLATFORM, stateDir: `/run/${instancePrefix}-gvisor` },
+    userNamespaces: e.HANGAR_USER_NAMESPACES === 'on',
     busyboxPath: e.HANGAR_BUSYBOX,
     templatePath: e.HANGAR_TEMPLATE_PATH.split(':').filter(Boolean).map((d) => resolve(d)),
     logLevel: e.HANGAR_LOG_LEVEL,

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cidrsOverlap, parseCidr, type Cidr } from '../domain/network.js';
 import { run } from '../runtime/runc/command.js';
+import { readUidBase } from '../runtime/user-namespace.js';
 import { startServer, type HangarServer, type StartOptions } from '../server.js';
 import { loadSettings } from '../settings.js';
 import { leftovers } from './host-leftovers.js';
@@ -75,6 +76,8 @@ export class TestServer {
         HANGAR_BOOTSTRAP_KEY: ADMIN_KEY,
         HANGAR_LOG_LEVEL: 'silent',
         HANGAR_SWEEP_INTERVAL_MS: '50',
+        // HANGAR_TEST_USER_NAMESPACES=on runs a suite with user-namespaced machines.
+        ...(process.env.HANGAR_TEST_USER_NAMESPACES === 'on' ? { HANGAR_USER_NAMESPACES: 'on' } : {}),
         ...options.env,
       });
     let dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'hangar-test-')));
@@ -166,8 +169,13 @@ export class TestServer {
 
 /** Run a command inside a machine with the real `runc exec`, bypassing the API (no activity recorded). */
 export async function execIn(server: HangarServer, id: string, argv: string[], timeoutMs = 30_000): Promise<{ code: number; out: string }> {
+  // A user-namespaced machine's spec names no network namespace: runc is run inside it, as the runtime does.
+  const userns = (await readUidBase(join(server.settings.machinesDir, id))) !== null;
+  const runc = [server.settings.runcPath, '--root', server.settings.runcStateDir, 'exec', id, ...argv];
   try {
-    const out = await run(server.settings.runcPath, ['--root', server.settings.runcStateDir, 'exec', id, ...argv], timeoutMs);
+    const out = userns
+      ? await run('nsenter', [`--net=/run/netns/${server.settings.instancePrefix}-${id}`, '--', ...runc], timeoutMs)
+      : await run(runc[0]!, runc.slice(1), timeoutMs);
     return { code: 0, out };
   } catch (err) {
     const e = err as { exitCode?: number | null; stderr?: string };

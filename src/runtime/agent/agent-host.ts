@@ -10,9 +10,10 @@
  * dump a socket whose peer is outside the machine), and opens it again after the
  * restore; the agent reconnects by itself, and a SIGUSR1 makes it try at once.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { readUidBase } from '../user-namespace.js';
 import { AGENT_BINARY_IN_MACHINE, AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, type Frame } from './protocol.js';
 
 /** Idle connections kept per machine; more are closed (the agent keeps one). */
@@ -73,6 +74,9 @@ class AgentEndpoint {
         resolve();
       });
     });
+    // In a user-namespaced machine the agent is no host root: the socket is made its root's to connect to.
+    const base = await readUidBase(dirname(dirname(this.socketPath)));
+    if (base !== null) await chown(this.socketPath, base, base);
     // A listener error after start (none is expected) must not crash the server.
     server.on('error', (err) => this.log.warn({ machine: this.id, err }, 'agent socket failed'));
     this.server = server;

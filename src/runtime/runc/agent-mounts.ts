@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentMounts } from './oci-spec.js';
+import { copyUidBase } from '../user-namespace.js';
 import { exists } from './snapshot-files.js';
 
 /** The file beside a machine (and inside a snapshot) naming its agent's bin directory. */
@@ -48,12 +49,15 @@ export async function machineAgent(machineDir: string, runDir: string): Promise<
 
 /** Record a machine's agent in a snapshot of it (a fork of the snapshot restores the same agent). */
 export async function markSnapshot(machineDir: string, snapshotDir: string): Promise<void> {
+  // Its user-namespace range: the snapshot's memory and disk hold that range's ids.
+  await copyUidBase(machineDir, snapshotDir);
   const binDir = await readFile(join(machineDir, MARK), 'utf8').catch(() => null);
   if (binDir !== null) await writeFile(join(snapshotDir, MARK), binDir);
 }
 
 /** Copy a snapshot's agent mark into a copy of it (a revert), when it has one. */
 export async function copyAgentMark(fromDir: string, toDir: string): Promise<void> {
+  await copyUidBase(fromDir, toDir);
   const binDir = await readFile(join(fromDir, MARK), 'utf8').catch(() => null);
   if (binDir !== null) await writeFile(join(toDir, MARK), binDir);
 }

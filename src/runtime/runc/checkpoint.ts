@@ -142,7 +142,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
   await rename(s.image, p.image);
   let step = 'mount writable layer';
   try {
-    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);
     step = 'check network';
     // Kept while paused; only a host restart (or a person) removes it.
     await ctx.network.ensureAttached(spec.id, spec.network);

@@ -1,12 +1,12 @@
-import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MachineSpec, RuntimeMachineState } from '../runtime.js';
 import { errorMessage } from './best-effort.js';
 import { CommandError, run, runDetached } from './command.js';
 import { machineAgent } from './agent-mounts.js';
-import { buildOciSpec } from './oci-spec.js';
+import { buildOciSpec, type VolumeBind } from './oci-spec.js';
 import type { RuncContext } from './runc-context.js';
-import { layerPaths, mountPoints, type LayerPaths } from './writable-layer.js';
+import { idmappedVolumesDir, layerPaths, mountPoints, type LayerPaths } from './writable-layer.js';
 
 /** True when runc (or the file system) says the container or its state is not there. */
 export function isMissingContainer(err: unknown): boolean {
@@ -45,10 +45,43 @@ export async function writeBundle(ctx: RuncContext, spec: MachineSpec, p: LayerP
     netnsPath: ctx.network.netnsPath(spec.id),
     criuConfig,
     agent: agent ?? undefined,
-    volumes: ctx.volumes.binds(spec.volumes ?? []),
+    volumes: await idmappedBinds(ctx, p, ctx.volumes.binds(spec.volumes ?? [])),
+    uidBase: ctx.uidBase,
   });
   await mkdir(p.bundle, { recursive: true });
   await writeFile(join(p.bundle, 'config.json'), JSON.stringify(oci));
+}
+
+/**
+ * A user-namespaced machine's volumes: each host mount attached again under the
+ * machine's directory, idmapped to its range (so the volume's files keep the machine's own
+ * ids on disk, whichever machine wrote them); others' binds are the host mounts themselves.
+ */
+async function idmappedBinds(ctx: RuncContext, p: LayerPaths, binds: VolumeBind[]): Promise<VolumeBind[]> {
+  if (ctx.uidBase === null || binds.length === 0) return binds;
+  const mounted = await mountPoints();
+  const out: VolumeBind[] = [];
+  for (const [i, b] of binds.entries()) {
+    const target = join(idmappedVolumesDir(p), String(i));
+    if (!mounted.has(target)) {
+      // Passable by the machine's root: CRIU's restore opens it from inside the user namespace.
+      await mkdir(target, { recursive: true, mode: 0o755 });
+      await run(ctx.diskToolPath, ['idmap-bind', String(ctx.uidBase), b.source, target]);
+    }
+    out.push({ ...b, source: target });
+  }
+  return out;
+}
+
+/**
+ * A user-namespaced machine's network namespace belongs to the host's user namespace, in
+ * which the machine's root has no capability: ports below 1024 and ping are opened to
+ * every id there, as they are for root in a machine without one.
+ */
+export async function openUnprivilegedNetwork(ctx: RuncContext, id: string): Promise<void> {
+  if (ctx.uidBase === null) return;
+  await run('nsenter', [`--net=${ctx.network.netnsPath(id)}`, '--', 'sh', '-c',
+    'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range']);
 }
 
 /** `runc run --detach` the bundle's init; returns its host pid. */
@@ -64,6 +97,8 @@ export async function restoreInit(ctx: RuncContext, id: string, p: LayerPaths, i
   const work = restoreWorkDir(ctx, id);
   await unmountRestoreLeftovers(ctx, id);
   await rm(work, { recursive: true, force: true });
+  // A user-namespaced machine's restored init looks for its clock image itself, as the machine's root: it may search the directory.
+  if (ctx.uidBase !== null) await chmod(images, 0o711);
   await runcDetached(
     ctx,
     [

@@ -4,7 +4,7 @@ import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
 import { rememberAgent, snapshotAgent } from './agent-mounts.js';
-import { mountSource, restoreInit, runInit, writeBundle } from './container.js';
+import { mountSource, openUnprivilegedNetwork, restoreInit, runInit, writeBundle } from './container.js';
 import { destroyMachine } from './lifecycle.js';
 import type { RuncContext } from './runc-context.js';
 import { exists, manifestProblem, snapshotPaths } from './snapshot-files.js';
@@ -29,7 +29,8 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     await mkdir(p.dir, { recursive: true });
     await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), ctx.network.attach(spec.id, spec.network)]);
     step = 'mount writable layer';
-    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);
+    await openUnprivilegedNetwork(ctx, spec.id);
     step = 'mount volumes';
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';

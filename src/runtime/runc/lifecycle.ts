@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { rememberAgent } from './agent-mounts.js';
-import { mountSource, removeContainer, runInit, writeBundle } from './container.js';
+import { mountSource, openUnprivilegedNetwork, removeContainer, runInit, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
 import { blankImage } from './disk-tool.js';
 import { ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
@@ -23,12 +23,13 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
       (async () => {
         await mkdir(p.dir, { recursive: true });
         const blank = await blankImage(ctx.blankDisksDir, spec.config.disk_mb);
-        await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), blank);
+        await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), blank, ctx.uidBase);
       })(),
       net,
     ]);
+    await openUnprivilegedNetwork(ctx, spec.id);
     step = 'create working directory';
-    await ensureDirInside(p.rootfs, spec.cwd);
+    await ensureDirInside(p.rootfs, spec.cwd, ctx.uidBase);
     step = 'mount volumes';
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';

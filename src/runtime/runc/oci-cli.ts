@@ -26,6 +26,16 @@ export function runcCli(binary: string, stateDir: string): OciCli {
   return { tier: 'container', binary, stateDir, globalArgs: ['--root', stateDir], execTtyArgs: ['--tty'], execPreservesFds: true };
 }
 
+/**
+ * The OCI command of one user-namespaced machine: runc run inside the machine's network
+ * namespace (`nsenter --net`). Its spec names no network namespace, so what runc starts
+ * there (init, a restore, an exec) inherits that one; and CRIU, started by runc, sees the
+ * machine's network as its own, so it neither dumps nor recreates it.
+ */
+export function userNamespaceCli(oci: OciCli, netnsPath: string): OciCli {
+  return { ...oci, binary: 'nsenter', globalArgs: [`--net=${netnsPath}`, '--', oci.binary, ...oci.globalArgs] };
+}
+
 /** What the gvisor tier's runsc needs to know. */
 export interface RunscOptions {
   /** The runsc binary. @default 'runsc' */

@@ -1,6 +1,7 @@
 import type { MachineConfig } from '../../domain/machine.js';
 import { AGENT_BIN_DIR_IN_MACHINE, AGENT_BINARY_IN_MACHINE, AGENT_RUN_DIR_IN_MACHINE } from '../agent/protocol.js';
 import type { MachineSpec } from '../runtime.js';
+import { UID_RANGE_SIZE } from '../user-namespace.js';
 import { seccompProfile } from './seccomp.js';
 
 /** Host-side settings that shape every machine's OCI spec. */
@@ -19,6 +20,12 @@ export interface OciSpecOptions {
   agent?: AgentMounts;
   /** Volumes bound into the machine, in order (see volumes.ts). @default none */
   volumes?: readonly VolumeBind[];
+  /**
+   * The machine's user-namespace range (user-namespace.ts): its ids 0..65535 are these
+   * host ids. Such a machine's spec names no network namespace: runc is run inside the
+   * machine's (see userNamespaceCli), and the container inherits it. @default none
+   */
+  uidBase?: number | null;
 }
 
 /** One volume's bind mount: its host mount at a path inside the machine. */
@@ -50,6 +57,8 @@ export function cgroupLimits(config: MachineConfig): { cpuQuotaUs: number; cpuPe
  */
 export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<string, unknown> {
   const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+  const userns = opts.uidBase === undefined || opts.uidBase === null ? null : opts.uidBase;
+  const idMap = userns === null ? [] : [{ containerID: 0, hostID: userns, size: UID_RANGE_SIZE }];
   const limits = cgroupLimits(spec.config);
   const memory = limits.memoryBytes;
   return {
@@ -74,7 +83,11 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      // sysfs may only be mounted from the user namespace that owns the network namespace;
+      // a user-namespaced machine's is the host's, so its /sys is an empty tmpfs (read-only, below) with the cgroup mount.
+      userns === null
+        ? { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] }
+        : { destination: '/sys', type: 'tmpfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'mode=755', 'size=64k'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       ...(opts.agent
         ? [
@@ -95,12 +108,18 @@ export function buildOciSpec(spec: MachineSpec, opts: OciSpecOptions): Record<st
         memory: { limit: memory, swap: memory },
         pids: { limit: opts.pidsLimit },
       },
-      namespaces: [{ type: 'pid' }, { type: 'network', path: opts.netnsPath }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // A user-namespaced machine names no network namespace (runc joins namespaces user
+      // first, and could then not join a host-owned one): it is run inside its own, and inherits it.
+      namespaces:
+        userns === null
+          ? [{ type: 'pid' }, { type: 'network', path: opts.netnsPath }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
+          : [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'user' }],
+      ...(userns === null ? {} : { uidMappings: idMap, gidMappings: idMap }),
       maskedPaths: [
         '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
         '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
       ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger', ...(userns === null ? [] : ['/sys'])],
       seccomp: seccompProfile(),
     },
   };

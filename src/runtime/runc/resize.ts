@@ -111,7 +111,7 @@ async function growDiskHeld(ctx: RuncContext, spec: MachineSpec, previous: Machi
     growFailure = err;
   }
   try {
-    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, id));
+    await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, id), undefined, ctx.uidBase);
     // Restored with the limits in force: the new ones once the disk grew, else the old ones.
     await writeBundle(ctx, growFailure === null ? spec : { ...spec, config: previous }, p);
     await restoreInit(ctx, id, p, images);

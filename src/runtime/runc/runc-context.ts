@@ -31,6 +31,11 @@ export interface RuncContext {
   readonly volumes: HostVolumes;
   /** Where the current agent binary is installed (null: none built, machines start without one). */
   agentBinDir(): Promise<string | null>;
+  /**
+   * The machine's user-namespace range (user-namespace.ts) in a context made for one
+   * machine; null for a machine without one, and in the runtime's shared context.
+   */
+  readonly uidBase: number | null;
   /** Whether CRIU works here; probed once and cached by the runtime. */
   snapshotSupport(): Promise<SnapshotSupport>;
 }

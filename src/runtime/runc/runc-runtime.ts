@@ -38,7 +38,8 @@ import { DEFAULT_DISK_TOOL_PATH } from './disk-tool.js';
 import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
-import { runcCli, runscCli, type OciCli, type RunscOptions } from './oci-cli.js';
+import { runcCli, runscCli, userNamespaceCli, type OciCli, type RunscOptions } from './oci-cli.js';
+import { allowTraversal, copyUidBase, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
 import { DEFAULT_PTY_RELAY_PATH, ptyRelayProblem } from './pty-relay.js';
@@ -84,6 +85,11 @@ export interface RuncRuntimeOptions {
   volumesDir?: string;
   /** runsc for machines with isolation 'gvisor'; null: this server refuses to start them. @default null */
   gvisor?: RunscOptions | null;
+  /**
+   * Start new container-tier machines in user namespaces of their own (user-namespace.ts).
+   * Machines made without one keep running without. @default false
+   */
+  userNamespaces?: boolean;
 }
 
 /** Where `npm run build` puts the agent, from this module in dist/src/runtime/runc/. */
@@ -113,6 +119,12 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   private readonly gvisorCtx: RuncContext | null;
   /** Each machine's tier, as its `isolation` file beside it says (read once). */
   private readonly tiers = new Map<string, Isolation>();
+  /** Each machine's user-namespace range (null: none), as its `uid-base` file says (read once). */
+  private readonly uidBases = new Map<string, number | null>();
+  /** The machines directory and those above it made passable to user-namespaced machines' roots (once). */
+  private traversable: Promise<void> | null = null;
+  /** Hands out new machines' ranges; null when user namespaces are off. */
+  private readonly uidRanges: UidRanges | null;
 
   constructor(private readonly opts: RuncRuntimeOptions) {
     const log = opts.logger ?? SILENT_LOGGER;
@@ -148,7 +160,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       volumes: this.volumes,
       agentBinDir: () => this.agentBinDir(),
       snapshotSupport: () => this.snapshotSupport(),
+      uidBase: null,
     };
+    this.uidRanges = opts.userNamespaces ? new UidRanges([opts.machinesDir, opts.snapshotsDir]) : null;
     this.gvisorCtx = opts.gvisor ? { ...this.ctx, oci: runscCli(opts.gvisor) } : null;
   }
 
@@ -188,17 +202,41 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   private async contextOf(id: string): Promise<RuncContext> {
     const tier = await this.tierOf(id);
     // A machine on disk of a tier this server lacks (runsc unset since): the container context only finds nothing.
-    return tier === 'gvisor' && this.gvisorCtx === null ? this.ctx : this.tierContext(tier, id);
+    if (tier === 'gvisor') return this.gvisorCtx === null ? this.ctx : this.tierContext(tier, id);
+    return this.withUidBase(id, await this.uidBaseOf(id));
+  }
+
+  /** A machine's user-namespace range: remembered, else read from its directory. */
+  private async uidBaseOf(id: string): Promise<number | null> {
+    if (this.uidBases.has(id)) return this.uidBases.get(id)!;
+    const base = await readUidBase(layerPaths(this.opts.machinesDir, id).dir);
+    // Only a range is remembered: a machine whose directory is not made yet must not be pinned to none.
+    if (base !== null) this.uidBases.set(id, base);
+    return base;
+  }
+
+  /** The container context for one machine with (or without) a user namespace. */
+  private withUidBase(id: string, base: number | null): RuncContext {
+    if (base === null) return this.ctx;
+    return { ...this.ctx, uidBase: base, oci: userNamespaceCli(this.ctx.oci, this.network.netnsPath(id)) };
   }
 
   /** Record a new machine's tier in its directory before anything of it runs. */
   private async rememberTier(spec: MachineSpec): Promise<RuncContext> {
     const tier = spec.isolation ?? DEFAULT_ISOLATION;
     const ctx = this.tierContext(tier, spec.id);
-    await mkdir(layerPaths(this.opts.machinesDir, spec.id).dir, { recursive: true });
+    const dir = layerPaths(this.opts.machinesDir, spec.id).dir;
+    await mkdir(dir, { recursive: true });
     await writeFile(this.tierFile(spec.id), `${tier}\n`);
     this.tiers.set(spec.id, tier);
-    return ctx;
+    if (tier !== 'container' || this.uidRanges === null) return ctx;
+    // A new container-tier machine gets a range of its own, written before anything of it runs.
+    this.traversable ??= allowTraversal(this.opts.machinesDir);
+    await this.traversable;
+    const base = await this.uidRanges.allocate();
+    await writeUidBase(dir, base);
+    this.uidBases.set(spec.id, base);
+    return this.withUidBase(spec.id, base);
   }
 
   /** Refuse a checkpoint-based operation on a gvisor machine: runsc has no CRIU, so nothing is tried. */
@@ -223,6 +261,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       ctx = await this.rememberTier(spec);
     } catch (err) {
       this.tiers.delete(spec.id);
+      this.uidBases.delete(spec.id);
       await rm(layerPaths(this.opts.machinesDir, spec.id).dir, { recursive: true, force: true });
       if (err instanceof RuntimeError) throw err;
       throw new RuntimeError(`could not prepare the machine's directory: ${errorMessage(err)}`, spec.id, 'prepare');
@@ -231,6 +270,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     // A failed start removed the machine's directory, its tier file included.
     return started.catch((err: unknown) => {
       this.tiers.delete(spec.id);
+      this.uidBases.delete(spec.id);
       throw err;
     });
   }
@@ -249,7 +289,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   }
 
   async ensureDir(id: string, path: string): Promise<void> {
-    await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path);
+    await ensureDirInside(layerPaths(this.opts.machinesDir, id).rootfs, path, await this.uidBaseOf(id));
   }
 
   private async execContext(id: string): Promise<RuncExecContext> {
@@ -341,7 +381,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   async resize(spec: MachineSpec, previous: MachineConfig): Promise<void> {
     // runsc has no `update`, and its disk grow would need a checkpoint.
     if ((await this.tierOf(spec.id)) !== 'container') throw new RuntimeError('a gvisor machine cannot be resized: its runtime (runsc) has no update', spec.id, 'resize', true);
-    return resizeMachine(this.ctx, spec, previous);
+    return resizeMachine(await this.contextOf(spec.id), spec, previous);
   }
 
   async stop(id: string): Promise<void> {
@@ -357,6 +397,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     this.relaunchedAt.delete(id);
     await destroyMachine(await this.contextOf(id), id);
     this.tiers.delete(id);
+    this.uidBases.delete(id);
   }
 
   async machinesOnDisk(): Promise<string[]> {
@@ -393,32 +434,44 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
 
   async pause(id: string, snapshotId: string, options: { memory?: boolean } = {}): Promise<SnapshotResult> {
     await this.assertCheckpoints(id, 'pause');
-    return pauseMachine(this.ctx, id, snapshotId, options);
+    return pauseMachine(await this.contextOf(id), id, snapshotId, options);
   }
 
   async resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot resume: it is never paused', spec.id, 'resume');
-    return resumeMachine(this.ctx, spec, snapshotId);
+    return resumeMachine(await this.contextOf(spec.id), spec, snapshotId);
   }
 
   async snapshot(id: string, snapshotId: string): Promise<SnapshotResult> {
     await this.assertCheckpoints(id, 'snapshot');
-    return liveSnapshot(this.ctx, id, snapshotId);
+    return liveSnapshot(await this.contextOf(id), id, snapshotId);
   }
 
   async thaw(id: string): Promise<void> {
     // A gvisor machine is never frozen by a snapshot: nothing to thaw.
     if ((await this.tierOf(id)) !== 'container') return;
-    return thawMachine(this.ctx, id);
+    return thawMachine(await this.contextOf(id), id);
   }
 
-  settlePause(id: string, snapshotId: string): Promise<boolean> {
-    return settlePause(this.ctx, id, snapshotId);
+  async settlePause(id: string, snapshotId: string): Promise<boolean> {
+    return settlePause(await this.contextOf(id), id, snapshotId);
   }
 
   async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot start from a snapshot: its runtime (runsc) has no CRIU restore', spec.id, 'fork');
-    return forkMachine(this.ctx, spec, snapshotId);
+    // The fork keeps its snapshot's range (its memory and disk hold those ids), written before anything of it runs.
+    const dir = layerPaths(this.opts.machinesDir, spec.id).dir;
+    await mkdir(dir, { recursive: true });
+    const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
+    if (base !== null) {
+      this.uidBases.set(spec.id, base);
+      this.traversable ??= allowTraversal(this.opts.machinesDir);
+      await this.traversable;
+    }
+    return forkMachine(this.withUidBase(spec.id, base), spec, snapshotId).catch((err: unknown) => {
+      this.uidBases.delete(spec.id);
+      throw err;
+    });
   }
 
   revertSnapshot(targetId: string, sourceId: string): Promise<SnapshotResult> {

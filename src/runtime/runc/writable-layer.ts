@@ -1,4 +1,5 @@
-import { mkdir, readFile, lstat, rm, stat, truncate } from 'node:fs/promises';
+import { chown, lchown, mkdir, readdir, readFile, lstat, rm, rmdir, stat, truncate } from 'node:fs/promises';
+import { readUidBase, UID_RANGE_SIZE } from '../user-namespace.js';
 import { join } from 'node:path';
 import { CommandError, run } from './command.js';
 
@@ -49,7 +50,14 @@ export async function mountPoints(): Promise<Set<string>> {
  * image is first made as a clone of that formatted blank (a new machine's disk). One run
  * of the disk tool does it all; on failure it leaves nothing mounted (nor a cloned image).
  */
-export async function mountLayer(tool: string, p: LayerPaths, templateLayers: readonly string[], mountSource: string, blank?: string): Promise<void> {
+export async function mountLayer(
+  tool: string,
+  p: LayerPaths,
+  templateLayers: readonly string[],
+  mountSource: string,
+  blank?: string,
+  uidBase: number | null = null,
+): Promise<void> {
   if (templateLayers.length === 0) throw new Error('a machine needs at least one template layer');
   for (const dir of templateLayers) {
     // overlayfs separates lower layers with ':' and options with ','.
@@ -59,20 +67,24 @@ export async function mountLayer(tool: string, p: LayerPaths, templateLayers: re
   await mkdir(p.rootfs, { recursive: true });
   await mkdir(p.bundle, { recursive: true });
   const clone = blank === undefined ? [] : ['--clone', blank];
-  await run(tool, ['mount-layer', ...clone, p.image, p.layer, p.rootfs, mountSource, templateLayers.join(':')]);
+  // A user-namespaced machine sees its template through idmapped clones (disk-tool.c says how).
+  const idmap = uidBase === null ? [] : ['--idmap', String(uidBase), join(p.dir, 'idmap-staging')];
+  await run(tool, ['mount-layer', ...clone, ...idmap, p.image, p.layer, p.rootfs, mountSource, templateLayers.join(':')]);
 }
 
 /**
  * Make `cwd` exist inside the mounted root, refusing to follow any symlink on the
  * way so the host path can never leave the machine's root.
  */
-export async function ensureDirInside(rootfs: string, cwd: string): Promise<void> {
+export async function ensureDirInside(rootfs: string, cwd: string, uidBase: number | null = null): Promise<void> {
   let at = rootfs;
   for (const part of cwd.split('/').filter(Boolean)) {
     at = join(at, part);
     const st = await lstat(at).catch(() => null);
     if (st === null) {
       await mkdir(at, { mode: 0o755 });
+      // Made by host root: in a user-namespaced machine it must be its root's.
+      if (uidBase !== null) await chown(at, uidBase, uidBase);
     } else if (st.isSymbolicLink() || !st.isDirectory()) {
       throw new Error(`cwd component ${at.slice(rootfs.length)} exists and is not a directory`);
     }
@@ -96,11 +108,33 @@ export async function exportUpper(p: LayerPaths, dest: string): Promise<void> {
     await run('umount', [p.layer]);
   }
   await rm(join(dest, '.hangar'), { recursive: true, force: true });
+  // A user-namespaced machine wrote its files with host ids of its range: a layer holds the machine's own ids.
+  const base = await readUidBase(p.dir);
+  if (base !== null) await shiftIds(dest, base);
+}
+
+/** Map every entry under `dir` from host ids of the range at `base` back to the machine's ids (0..65535). */
+async function shiftIds(dir: string, base: number): Promise<void> {
+  const back = (id: number): number => (id >= base && id < base + UID_RANGE_SIZE ? id - base : id);
+  const visit = async (path: string): Promise<void> => {
+    const st = await lstat(path);
+    if (back(st.uid) !== st.uid || back(st.gid) !== st.gid) await lchown(path, back(st.uid), back(st.gid));
+    if (st.isDirectory()) for (const name of await readdir(path)) await visit(join(path, name));
+  };
+  await visit(dir);
+}
+
+/** Where a user-namespaced machine's volumes are attached, idmapped, for its bind mounts. */
+export function idmappedVolumesDir(p: LayerPaths): string {
+  return join(p.dir, 'volumes');
 }
 
 /** Unmount the overlay and the image (the loop device goes with it: the disk tool attaches with autoclear); a path not mounted is skipped. */
 export async function unmountWritableLayer(tool: string, p: LayerPaths): Promise<void> {
-  await run(tool, ['umount', p.rootfs, p.layer]);
+  const volumes = (await readdir(idmappedVolumesDir(p)).catch(() => [] as string[])).map((n) => join(idmappedVolumesDir(p), n));
+  await run(tool, ['umount', p.rootfs, p.layer, ...volumes]);
+  // rmdir, never a recursive remove: should a mount point still hold a volume, it stays whole.
+  for (const dir of [...volumes, idmappedVolumesDir(p)]) await rmdir(dir).catch(() => undefined);
 }
 
 const MIB = 1024 * 1024;
