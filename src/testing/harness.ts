@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cidrsOverlap, parseCidr, type Cidr } from '../domain/network.js';
 import { run } from '../runtime/runc/command.js';
+import { runcCli, userNamespaceCli } from '../runtime/runc/oci-cli.js';
 import { readUidBase } from '../runtime/user-namespace.js';
 import { startServer, type HangarServer, type StartOptions } from '../server.js';
 import { loadSettings } from '../settings.js';
@@ -170,12 +171,11 @@ export class TestServer {
 /** Run a command inside a machine with the real `runc exec`, bypassing the API (no activity recorded). */
 export async function execIn(server: HangarServer, id: string, argv: string[], timeoutMs = 30_000): Promise<{ code: number; out: string }> {
   // A user-namespaced machine's spec names no network namespace: runc is run inside it, as the runtime does.
+  const plain = runcCli(server.settings.runcPath, server.settings.runcStateDir);
   const userns = (await readUidBase(join(server.settings.machinesDir, id))) !== null;
-  const runc = [server.settings.runcPath, '--root', server.settings.runcStateDir, 'exec', id, ...argv];
+  const oci = userns ? userNamespaceCli(plain, `/run/netns/${server.settings.instancePrefix}-${id}`) : plain;
   try {
-    const out = userns
-      ? await run('nsenter', [`--net=/run/netns/${server.settings.instancePrefix}-${id}`, '--', ...runc], timeoutMs)
-      : await run(runc[0]!, runc.slice(1), timeoutMs);
+    const out = await run(oci.binary, [...oci.globalArgs, 'exec', id, ...argv], timeoutMs);
     return { code: 0, out };
   } catch (err) {
     const e = err as { exitCode?: number | null; stderr?: string };

@@ -210,8 +210,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
   private async uidBaseOf(id: string): Promise<number | null> {
     if (this.uidBases.has(id)) return this.uidBases.get(id)!;
     const base = await readUidBase(layerPaths(this.opts.machinesDir, id).dir);
-    // Only a range is remembered: a machine whose directory is not made yet must not be pinned to none.
-    if (base !== null) this.uidBases.set(id, base);
+    // "None" is remembered only for a machine whose directory is made (its tier was read):
+    // one not made yet must not be pinned to none. So exec and the rest read the file once.
+    if (base !== null || this.tiers.has(id)) this.uidBases.set(id, base);
     return base;
   }
 
@@ -229,7 +230,10 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     await mkdir(dir, { recursive: true });
     await writeFile(this.tierFile(spec.id), `${tier}\n`);
     this.tiers.set(spec.id, tier);
-    if (tier !== 'container' || this.uidRanges === null) return ctx;
+    if (tier !== 'container' || this.uidRanges === null) {
+      this.uidBases.set(spec.id, null);
+      return ctx;
+    }
     // A new container-tier machine gets a range of its own, written before anything of it runs.
     this.traversable ??= allowTraversal(this.opts.machinesDir);
     await this.traversable;
@@ -463,8 +467,8 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     const dir = layerPaths(this.opts.machinesDir, spec.id).dir;
     await mkdir(dir, { recursive: true });
     const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
+    this.uidBases.set(spec.id, base);
     if (base !== null) {
-      this.uidBases.set(spec.id, base);
       this.traversable ??= allowTraversal(this.opts.machinesDir);
       await this.traversable;
     }
