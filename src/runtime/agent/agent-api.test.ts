@@ -6,7 +6,9 @@
  * all along; and file watches report changes.
  */
 import assert from 'node:assert/strict';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { AGENT_BINARY_IN_MACHINE } from './protocol.js';
 import { ADMIN_KEY, execIn, TestServer, waitFor } from '../../testing/harness.js';
 
 describe('in-machine agent', () => {
@@ -29,6 +31,20 @@ describe('in-machine agent', () => {
       .split('\n')
       .filter((l) => /\/\.hangar\/bin\/hangar-agent serve$/.test(l))
       .map((l) => Number(l.trim().split(/\s+/)[0]));
+  };
+
+  /** Host pids of the machine's agents (the processes in its pid namespace running the agent). */
+  const agentHostPids = async (machine = id): Promise<number[]> => {
+    const init = (await t.server.runtime.inspect(machine))!.pid;
+    const ns = await readlink(`/proc/${init}/ns/pid`);
+    const found: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline !== `${AGENT_BINARY_IN_MACHINE}\0serve\0`) continue;
+      if ((await readlink(`/proc/${entry}/ns/pid`).catch(() => '')) === ns) found.push(Number(entry));
+    }
+    return found;
   };
 
   before(async () => {
@@ -86,6 +102,20 @@ describe('in-machine agent', () => {
     // Answered all along (by runc exec until the new agent connects).
     assert.equal((await exec('echo alive')).out, 'alive\n');
     await waitFor(async () => (await agentPids()).some((p) => p !== first), 15_000);
+    await waitFor(async () => (await parentOf()) > 1, 15_000);
+  });
+
+  it('takes the runc exec path when the agent dies after the server took its connection', async () => {
+    await waitFor(async () => (await parentOf()) > 1, 15_000);
+    const host = await agentHostPids();
+    assert.equal(host.length, 1, 'one agent, seen from the host');
+    // Killed and sent a command in the same turn: the server has not yet seen the agent's
+    // idle connection close, takes it, and finds it closed before the command started.
+    process.kill(host[0]!, 'SIGKILL');
+    const out: Buffer[] = [];
+    const r = await t.server.runtime.exec(id, { argv: ['echo', 'answered'], cwd: '/', env: {}, uid: 0, gid: 0, timeoutMs: 10_000 }, { stdout: (c) => void out.push(c), stderr: () => undefined });
+    assert.equal(r.exitCode, 0);
+    assert.equal(Buffer.concat(out).toString(), 'answered\n');
     await waitFor(async () => (await parentOf()) > 1, 15_000);
   });
 

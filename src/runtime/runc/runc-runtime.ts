@@ -24,7 +24,7 @@ import type {
   VolumeRuntime,
 } from '../runtime.js';
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
-import { RuntimeError } from '../runtime.js';
+import { ExecStartError, RuntimeError } from '../runtime.js';
 import { agentExec, agentStartProcess, agentStartPty } from '../agent/agent-commands.js';
 import { AgentHost } from '../agent/agent-host.js';
 import { AGENT_BINARY_IN_MACHINE } from '../agent/protocol.js';
@@ -342,19 +342,38 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     void bestEffort(this.ctx.log, id, 'start the agent again', relaunch());
   }
 
+  /**
+   * Start through the agent's connection, or through `runc exec` (`fallback`) when there
+   * is none, or when it closed before the command started while the machine still runs:
+   * the agent was killed after the server took its idle connection and before it noticed.
+   */
+  private async viaAgent<T>(id: string, agent: Socket | null, start: (agent: Socket) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+    if (agent === null) return fallback();
+    try {
+      return await start(agent);
+    } catch (err) {
+      if (!(err instanceof ExecStartError && err.failure === 'not_running') || (await this.inspect(id))?.status !== 'running') throw err;
+      this.relaunchAgent(id);
+      return fallback();
+    }
+  }
+
   async exec(id: string, options: ExecOptions, io: ExecIo): Promise<ExecResult> {
     const agent = await this.agentFor(id, options.uid, options.gid);
-    return agent ? agentExec(agent, id, options, io) : runcExec(await this.execContext(id), id, options, io);
+    return this.viaAgent(id, agent, (a) => agentExec(a, id, options, io), async () => runcExec(await this.execContext(id), id, options, io));
   }
 
   async startProcess(id: string, options: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
     const agent = await this.agentFor(id, options.uid, options.gid);
-    return agent ? agentStartProcess(agent, id, options, io) : runcStartProcess(await this.execContext(id), id, options, io);
+    return this.viaAgent(id, agent, (a) => agentStartProcess(a, id, options, io), async () => runcStartProcess(await this.execContext(id), id, options, io));
   }
 
   async startPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
     const agent = await this.agentFor(id, options.uid, options.gid);
-    if (agent) return agentStartPty(agent, id, options, output);
+    return this.viaAgent(id, agent, (a) => agentStartPty(a, id, options, output), () => this.runcPty(id, options, output));
+  }
+
+  private async runcPty(id: string, options: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
     // Checked at each terminal, not once: a build run after the server started is picked up.
     const problem = await ptyRelayProblem(this.ptyRelayPath);
     if (problem !== null) throw new RuntimeError(problem, id, 'pty');
