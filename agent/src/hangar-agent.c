@@ -16,6 +16,7 @@
  * nothing inside the machine can make the server talk to anything else.
  */
 #include <ctype.h>
+#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -157,6 +159,64 @@ static void child_fail(int errfd, int stage) {
   _exit(stage == 1 ? 127 : 126);
 }
 
+/* What the child of start_command needs, passed by pointer: it may share the session's memory. */
+struct child_setup {
+  int tty;
+  const char *slave;
+  int in, out, err; /* the command's ends of the pipes (without a terminal) */
+  int errfd;        /* the start-error pipe's write end */
+  const char *cwd;
+  char **argv;
+  int builtin;      /* the agent's own file tool, run in the child instead of exec'd */
+};
+
+/*
+ * The child's side of start_command, up to the exec. Without `builtin` it runs on a
+ * stack of its own in the session's memory (clone with CLONE_VM | CLONE_VFORK, as
+ * posix_spawn does, while the session waits): only system calls, no allocation, and it
+ * never returns. Copying the session's memory for a fork cost about 1 ms per command here.
+ */
+static int child_main(void *arg) {
+  struct child_setup *a = arg;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGUSR1, SIG_DFL);
+  setsid();
+  if (a->tty) {
+    /* The first terminal a session leader opens becomes its controlling terminal. */
+    int s = open(a->slave, O_RDWR);
+    if (s < 0) child_fail(a->errfd, 2);
+    ioctl(s, TIOCSCTTY, 0);
+    dup2(s, 0);
+    dup2(s, 1);
+    dup2(s, 2);
+    if (s > 2) close(s);
+  } else {
+    dup2(a->in, 0);
+    dup2(a->out, 1);
+    dup2(a->err, 2);
+  }
+  if (chdir(a->cwd) < 0) child_fail(a->errfd, 0);
+  if (a->builtin) {
+    /* What an exec would have closed: the session's socket, the pipes' other ends (stdin's
+     * end of file depends on it) and the start-error pipe, whose end tells the parent it runs. */
+    close_range(3, ~0U, 0);
+    int argc = 0;
+    while (a->argv[argc]) argc++;
+    _exit(hangar_file_main(argc - 1, a->argv + 1));
+  }
+  /* execvp looks the name up in PATH of the environment it runs in: the merged one (set by the session). */
+  execvp(a->argv[0], a->argv);
+  child_fail(a->errfd, 1);
+  return 0;
+}
+
+/* The stack of a command's child until its exec (it only makes system calls; execvp's PATH search uses a path's length of it). */
+static char child_stack[64 * 1024] __attribute__((aligned(16)));
+
 /* Fork and exec the command; on failure tells the server why (F_FAILED) and returns -1. */
 static int start_command(int sock, struct command *c, char mode, const char *cwd, int rows, int cols, char **argv, char **env) {
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2];
@@ -179,50 +239,23 @@ static int start_command(int sock, struct command *c, char mode, const char *cwd
     c->out = out[0];
     c->err = err[0];
   }
-  pid_t pid = fork();
+  /* The session serves this one command: its environment may as well be the command's. */
+  environ = env;
+  struct child_setup setup = {
+      .tty = c->tty, .slave = slave, .in = in[0], .out = out[1], .err = err[1], .errfd = ep[1], .cwd = cwd, .argv = argv,
+      .builtin = strcmp(argv[0], HANGAR_AGENT_BINARY) == 0 && argv[1] && strcmp(argv[1], "file") == 0,
+  };
+  pid_t pid;
+  if (setup.builtin) {
+    /* The file tool runs on in the child, beside the session: that needs memory of its own. */
+    pid = fork();
+    if (pid == 0) child_main(&setup);
+  } else {
+    pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+  }
   if (pid < 0) {
     send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
     return -1;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGUSR1, SIG_DFL);
-    setsid();
-    if (c->tty) {
-      /* The first terminal a session leader opens becomes its controlling terminal. */
-      int s = open(slave, O_RDWR);
-      if (s < 0) child_fail(ep[1], 2);
-      ioctl(s, TIOCSCTTY, 0);
-      dup2(s, 0);
-      dup2(s, 1);
-      dup2(s, 2);
-      if (s > 2) close(s);
-    } else {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      dup2(err[1], 2);
-    }
-    if (chdir(cwd) < 0) child_fail(ep[1], 0);
-    /* execvp looks the name up in PATH of the environment it runs in: the merged one. */
-    environ = env;
-    /*
-     * The agent's own file tool is this very program: run it here instead of exec'ing the
-     * binary again (the same code, process and privileges, one execve less per file call).
-     */
-    if (strcmp(argv[0], HANGAR_AGENT_BINARY) == 0 && argv[1] && strcmp(argv[1], "file") == 0) {
-      /* What an exec would have closed: the session's socket, the pipes' other ends (stdin's
-       * end of file depends on it) and the start-error pipe, whose end tells the parent it runs. */
-      close_range(3, ~0U, 0);
-      int argc = 0;
-      while (argv[argc]) argc++;
-      _exit(hangar_file_main(argc - 1, argv + 1));
-    }
-    execvp(argv[0], argv);
-    child_fail(ep[1], 1);
   }
   close(ep[1]);
   if (!c->tty) {
@@ -512,9 +545,38 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL); /* SIGUSR1 (the server's nudge after a restore) cuts it short */
 }
 
+/* The agent's argv[1] ("serve"), retitled in its spares: the server nudges, and tests count, the agent alone. */
+static char *serve_title;
+static pid_t agent_pid;
+
 /*
- * Keep one idle connection to the server; when a request arrives on it, a child serves
- * that session and a new idle connection is made. Reconnects with a short backoff when
+ * The spare of cmd_serve: wait for a request on the idle connection `fd`, then tell the
+ * agent (`taken`) and serve it. It dies with the agent while idle, so a killed agent's
+ * connection closes and the server notices (it starts a new agent); a session it
+ * serves outlives the agent, as a command does.
+ */
+static int spare(int fd, int taken) {
+  /* The server's nudge is meant for the agent's loop; a session ignores it (its command gets the default back). */
+  signal(SIGUSR1, SIG_IGN);
+  if (serve_title && strlen(serve_title) == 5) memcpy(serve_title, "spare", 5);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* The agent may have gone before the line above: then this spare goes too. */
+  if (getppid() != agent_pid) return 0;
+  struct pollfd p = {fd, POLLIN, 0};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+  char peek;
+  ssize_t r = recv(fd, &peek, 1, MSG_PEEK);
+  if (r <= 0) return 0;
+  prctl(PR_SET_PDEATHSIG, 0);
+  (void)!write(taken, "1", 1);
+  close(taken);
+  return run_session(fd);
+}
+
+/*
+ * Keep one idle connection to the server; when a request arrives on it, a child (the
+ * spare forked for it) serves that session and a new idle connection is made. Reconnects with a short backoff when
  * the server is away (restarting, or closed the socket around a checkpoint).
  */
 static int cmd_serve(void) {
@@ -528,6 +590,7 @@ static int cmd_serve(void) {
     if (pid > 0) _exit(0);
     if (pid == 0) setsid();
   }
+  agent_pid = getpid();
   /* Nothing reads the agent's own stdio (a relaunch by `runc exec -d` hands it the server's pipes). */
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null >= 0) {
@@ -567,23 +630,36 @@ static int cmd_serve(void) {
       close(fd);
       continue;
     }
-    struct pollfd p = {fd, POLLIN, 0};
-    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
-    }
-    char peek;
-    ssize_t r = recv(fd, &peek, 1, MSG_PEEK);
-    if (r <= 0) {
+    /*
+     * A spare process waits on the idle connection and serves the session that arrives
+     * on it: forked now, while nothing waits for it, instead of once a request came (a
+     * fork costs about 1 ms here). It tells this loop over `taken` when a request
+     * arrived, so a new idle connection is made at once.
+     */
+    int taken[2];
+    if (pipe2(taken, O_CLOEXEC) < 0) {
       close(fd);
+      sleep_ms(10);
       continue;
     }
     pid_t pid = fork();
     if (pid == 0) {
-      /* The server's nudge is meant for this loop; a session ignores it (its command gets the default back). */
-      signal(SIGUSR1, SIG_IGN);
-      _exit(run_session(fd));
+      close(taken[0]);
+      _exit(spare(fd, taken[1]));
     }
     close(fd);
-    if (pid < 0) sleep_ms(10);
+    close(taken[1]);
+    if (pid < 0) {
+      close(taken[0]);
+      sleep_ms(10);
+      continue;
+    }
+    char got;
+    ssize_t r;
+    do r = read(taken[0], &got, 1);
+    while (r < 0 && errno == EINTR);
+    close(taken[0]);
+    /* Nothing read: the connection ended idle (the server closed it, or is away); reconnect as usual. */
   }
 }
 
@@ -640,7 +716,10 @@ static int cmd_init(void) {
 int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : "";
   if (strcmp(cmd, "launch") == 0) return cmd_launch(argc, argv);
-  if (strcmp(cmd, "serve") == 0) return cmd_serve();
+  if (strcmp(cmd, "serve") == 0) {
+    serve_title = argv[1];
+    return cmd_serve();
+  }
   if (strcmp(cmd, "init") == 0) return cmd_init();
   if (strcmp(cmd, "file") == 0) return hangar_file_main(argc - 1, argv + 1);
   if (strcmp(cmd, "watch") == 0) return hangar_watch_main(argc - 1, argv + 1);
