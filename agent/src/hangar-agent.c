@@ -214,74 +214,215 @@ static int child_main(void *arg) {
   return 0;
 }
 
-/* The stack of a command's child until its exec (it only makes system calls; execvp's PATH search uses a path's length of it). */
-static char child_stack[64 * 1024] __attribute__((aligned(16)));
+/* A request, parsed: pointers into its payload. */
+struct request {
+  char mode;
+  const char *cwd;
+  int rows, cols;
+  char **argv;
+  char **extra;
+  int envc;
+};
 
-/* Fork and exec the command; on failure tells the server why (F_FAILED) and returns -1. */
-static int start_command(int sock, struct command *c, char mode, const char *cwd, int rows, int cols, char **argv, char **env) {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2];
+/* Split an F_EXEC payload (see protocol.h); -1 when it is malformed. */
+static int parse_request(char *req, uint32_t len, struct request *r) {
+  char *f[4];
+  if (split_strings(req, len, f, 4) != 4) return -1;
+  r->mode = f[0][0];
+  r->cwd = f[1];
+  r->rows = atoi(f[2]);
+  r->cols = atoi(f[3]);
+  char *rest = f[3] + strlen(f[3]) + 1;
+  if (rest >= req + len) return -1;
+  int argc = atoi(rest);
+  rest += strlen(rest) + 1;
+  if (argc <= 0 || argc > 65536) return -1;
+  r->argv = calloc((size_t)argc + 1, sizeof *r->argv);
+  if (!r->argv) return -1;
+  for (int i = 0; i < argc; i++) {
+    if (rest >= req + len) return -1;
+    r->argv[i] = rest;
+    rest += strlen(rest) + 1;
+  }
+  if (rest >= req + len) return -1;
+  r->envc = atoi(rest);
+  rest += strlen(rest) + 1;
+  if (r->envc < 0 || r->envc > 65536) return -1;
+  r->extra = calloc((size_t)r->envc + 1, sizeof *r->extra);
+  if (!r->extra) return -1;
+  for (int i = 0; i < r->envc; i++) {
+    if (rest >= req + len) return -1;
+    r->extra[i] = rest;
+    rest += strlen(rest) + 1;
+  }
+  return 0;
+}
+
+/*
+ * A process forked by the spare before its request came, which becomes the request's
+ * command: no fork is left between a request and its command (each cost about 1 ms
+ * here), whether the command is exec'd or is the agent's own file tool.
+ */
+struct worker {
+  pid_t pid;
+  int ctl;          /* the session's end: the request is written here, then closed */
+  int in, out, err; /* the session's ends of the command's pipes */
+  int ep;           /* the start-error pipe's read end */
+};
+
+/* Read until end of file into a malloc'd buffer; its length in *len, NULL when nothing (or nothing whole) came. */
+static char *read_all(int fd, uint32_t *len) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  for (;;) {
+    if (n == cap) {
+      if (cap > FRAME_MAX + 4096) break;
+      char *grown = realloc(buf, cap *= 2);
+      if (!grown) break;
+      buf = grown;
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break;
+    if (r == 0) {
+      *len = (uint32_t)n;
+      if (n > 0) return buf;
+      break;
+    }
+    n += (size_t)r;
+  }
+  free(buf);
+  return NULL;
+}
+
+/*
+ * The worker, waiting: it dies with the spare until its request came (a spare whose idle
+ * connection closed leaves nothing behind), then takes it (the terminal's name and the
+ * request's payload) and becomes the command.
+ */
+static int worker_main(pid_t spare_pid, int ctl, int in, int out, int err, int errfd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != spare_pid) return 0;
+  uint32_t len;
+  char *msg = read_all(ctl, &len);
+  if (!msg) return 0;
+  prctl(PR_SET_PDEATHSIG, 0);
+  close(ctl);
+  size_t slave_len = strnlen(msg, len);
+  struct request r;
+  if (slave_len == len || parse_request(msg + slave_len + 1, len - (uint32_t)slave_len - 1, &r) < 0) return 126;
+  char **env = merged_env(r.extra, r.envc);
+  if (!env) return 126;
+  /* execvp looks the name up in PATH of the environment it runs in: the merged one. */
+  environ = env;
+  struct child_setup setup = {
+      .tty = r.mode == 't', .slave = msg, .in = in, .out = out, .err = err, .errfd = errfd, .cwd = r.cwd, .argv = r.argv,
+      .builtin = strcmp(r.argv[0], HANGAR_AGENT_BINARY) == 0 && r.argv[1] && strcmp(r.argv[1], "file") == 0,
+  };
+  child_main(&setup);
+  return 126;
+}
+
+/* Fork the spare's worker with the pipes of its command; -1 (nothing open) when that fails. */
+static int fork_worker(struct worker *w, int sock, int taken) {
+  int ctl[2] = {-1, -1}, in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
+  int *all[] = {ctl, in, out, err, ep};
+  pid_t spare_pid = getpid();
+  pid_t pid = -1;
+  if (pipe2(ctl, O_CLOEXEC) == 0 && pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0)
+    pid = fork();
+  if (pid == 0) {
+    close(sock);
+    close(taken);
+    close(ctl[1]);
+    close(in[1]);
+    close(out[0]);
+    close(err[0]);
+    close(ep[0]);
+    _exit(worker_main(spare_pid, ctl[0], in[0], out[1], err[1], ep[1]));
+  }
+  if (pid < 0) {
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+      for (int j = 0; j < 2; j++)
+        if (all[i][j] >= 0) close(all[i][j]);
+    return -1;
+  }
+  close(ctl[0]);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  close(ep[1]);
+  *w = (struct worker){.pid = pid, .ctl = ctl[1], .in = in[1], .out = out[0], .err = err[0], .ep = ep[0]};
+  return 0;
+}
+
+/* Give the worker its request (and close its control pipe); false when it is gone (killed inside the machine, say). */
+static int send_request(struct worker *w, const char *slave, const char *req, uint32_t len) {
+  int sent = write_full(w->ctl, slave, strlen(slave) + 1) == 0 && write_full(w->ctl, req, len) == 0;
+  close(w->ctl);
+  w->ctl = -1;
+  return sent;
+}
+
+/* Let a worker go that will not run the request: close its pipes (it exits at end of file; the session's loop reaps it). */
+static void discard_worker(struct worker *w) {
+  int fds[] = {w->ctl, w->in, w->out, w->err, w->ep};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  w->pid = -1;
+}
+
+/* Hand the request to the worker, which runs it; on failure tells the server why (F_FAILED) and returns -1. */
+static int start_command(int sock, struct command *c, const struct request *r, const char *req, uint32_t len, struct worker *w) {
   char slave[128] = "";
-  c->tty = mode == 't';
-  if (pipe2(ep, O_CLOEXEC) < 0) return -1;
+  c->tty = r->mode == 't';
+  int master = -1;
   if (c->tty) {
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, slave, sizeof slave) != 0) {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, slave, sizeof slave) != 0) {
       send_pair(sock, F_FAILED, "cannot_start", "this machine cannot open a terminal (/dev/ptmx)");
       return -1;
     }
-    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
-    ioctl(m, TIOCSWINSZ, &ws);
-    c->in = c->out = m;
-    c->err = -1;
-  } else {
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) return -1;
-    c->in = in[1];
-    c->out = out[0];
-    c->err = err[0];
+    struct winsize ws = {.ws_row = (unsigned short)r->rows, .ws_col = (unsigned short)r->cols};
+    ioctl(master, TIOCSWINSZ, &ws);
   }
-  /* The session serves this one command: its environment may as well be the command's. */
-  environ = env;
-  struct child_setup setup = {
-      .tty = c->tty, .slave = slave, .in = in[0], .out = out[1], .err = err[1], .errfd = ep[1], .cwd = cwd, .argv = argv,
-      .builtin = strcmp(argv[0], HANGAR_AGENT_BINARY) == 0 && argv[1] && strcmp(argv[1], "file") == 0,
-  };
-  pid_t pid;
-  if (setup.builtin) {
-    /* The file tool runs on in the child, beside the session: that needs memory of its own. */
-    pid = fork();
-    if (pid == 0) child_main(&setup);
-  } else {
-    pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
-  }
-  if (pid < 0) {
+  /* A worker that is gone is replaced by one forked now: slower, never refused. */
+  if (w->pid >= 0 && !send_request(w, slave, req, len)) discard_worker(w);
+  if (w->pid < 0 && (fork_worker(w, -1, -1) < 0 || !send_request(w, slave, req, len))) {
     send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
     return -1;
   }
-  close(ep[1]);
-  if (!c->tty) {
-    close(in[0]);
-    close(out[1]);
-    close(err[1]);
+  if (c->tty) {
+    close(w->in);
+    close(w->out);
+    close(w->err);
+    c->in = c->out = master;
+    c->err = -1;
+  } else {
+    c->in = w->in;
+    c->out = w->out;
+    c->err = w->err;
   }
   struct start_error e;
   ssize_t n;
-  do n = read(ep[0], &e, sizeof e);
+  do n = read(w->ep, &e, sizeof e);
   while (n < 0 && errno == EINTR);
-  close(ep[0]);
+  close(w->ep);
   if (n == (ssize_t)sizeof e) {
     char msg[4200], why[256];
     /* In the words runc uses (lower case), which clients already match on. */
     snprintf(why, sizeof why, "%s", strerror(e.err));
     why[0] = (char)tolower((unsigned char)why[0]);
-    if (e.stage == 0) snprintf(msg, sizeof msg, "cannot change directory to %s: %s", cwd, why);
-    else if (e.stage == 1) snprintf(msg, sizeof msg, "exec: \"%s\": %s", argv[0], e.err == ENOENT ? "executable file not found in $PATH" : why);
+    if (e.stage == 0) snprintf(msg, sizeof msg, "cannot change directory to %s: %s", r->cwd, why);
+    else if (e.stage == 1) snprintf(msg, sizeof msg, "exec: \"%s\": %s", r->argv[0], e.err == ENOENT ? "executable file not found in $PATH" : why);
     else snprintf(msg, sizeof msg, "cannot open the terminal: %s", why);
     int not_found = e.stage == 1 && (e.err == ENOENT || e.err == ENOTDIR);
     send_pair(sock, F_FAILED, not_found ? "not_found" : "cannot_start", msg);
-    waitpid(pid, NULL, 0);
+    waitpid(w->pid, NULL, 0);
     return -1;
   }
-  c->pid = pid;
+  c->pid = w->pid;
   return 0;
 }
 
@@ -351,52 +492,16 @@ static void linger(int sock) {
   }
 }
 
-/* One session: the request on `sock`, the command, its streams, until it exited and its output ended. */
-static int run_session(int sock) {
+/* One session: the request on `sock`, the command (run by worker `w`), its streams, until it exited and its output ended. */
+static int run_session(int sock, struct worker *w, int sfd) {
   char type, *req;
   uint32_t len;
   if (recv_frame(sock, &type, &req, &len) < 0 || type != F_EXEC) return 1;
-  char *f[4];
-  if (split_strings(req, len, f, 4) != 4) return 1;
-  char mode = f[0][0];
-  const char *cwd = f[1];
-  int rows = atoi(f[2]), cols = atoi(f[3]);
-  char *rest = f[3] + strlen(f[3]) + 1;
-  if (rest >= req + len) return 1;
-  int argc = atoi(rest);
-  rest += strlen(rest) + 1;
-  if (argc <= 0 || argc > 65536) return 1;
-  char **argv = calloc((size_t)argc + 1, sizeof *argv);
-  if (!argv) return 1;
-  for (int i = 0; i < argc; i++) {
-    if (rest >= req + len) return 1;
-    argv[i] = rest;
-    rest += strlen(rest) + 1;
-  }
-  if (rest >= req + len) return 1;
-  int envc = atoi(rest);
-  rest += strlen(rest) + 1;
-  if (envc < 0 || envc > 65536) return 1;
-  char **extra = calloc((size_t)envc + 1, sizeof *extra);
-  if (!extra) return 1;
-  for (int i = 0; i < envc; i++) {
-    if (rest >= req + len) return 1;
-    extra[i] = rest;
-    rest += strlen(rest) + 1;
-  }
-  char **env = merged_env(extra, envc);
-  if (!env) return 1;
-
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  signal(SIGCHLD, SIG_DFL);
-  sigprocmask(SIG_BLOCK, &chld, NULL);
-  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) return 1;
+  struct request r;
+  if (parse_request(req, len, &r) < 0) return 1;
 
   struct command c = {0};
-  if (start_command(sock, &c, mode, cwd, rows, cols, argv, env) < 0) {
+  if (start_command(sock, &c, &r, req, len, w) < 0) {
     linger(sock);
     return 0;
   }
@@ -551,9 +656,10 @@ static pid_t agent_pid;
 
 /*
  * The spare of cmd_serve: wait for a request on the idle connection `fd`, then tell the
- * agent (`taken`) and serve it. It dies with the agent while idle, so a killed agent's
- * connection closes and the server notices (it starts a new agent); a session it
- * serves outlives the agent, as a command does.
+ * agent (`taken`) and serve it. Its worker (the request's command to be) is forked while
+ * it waits. It dies with the agent while idle, so a killed agent's connection closes and
+ * the server notices (it starts a new agent); a session it serves outlives the agent, as
+ * a command does.
  */
 static int spare(int fd, int taken) {
   /* The server's nudge is meant for the agent's loop; a session ignores it (its command gets the default back). */
@@ -562,6 +668,17 @@ static int spare(int fd, int taken) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* The agent may have gone before the line above: then this spare goes too. */
   if (getppid() != agent_pid) return 0;
+  /* The command's end is seen through a signalfd; the agent's own SIGCHLD setting (reap unseen) must not apply to it. */
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  signal(SIGCHLD, SIG_DFL);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+  struct worker w = {.pid = -1, .ctl = -1, .in = -1, .out = -1, .err = -1, .ep = -1};
+  /* Without one (a failed fork), one is forked once the request came. */
+  fork_worker(&w, fd, taken);
   struct pollfd p = {fd, POLLIN, 0};
   while (poll(&p, 1, -1) < 0 && errno == EINTR) {
   }
@@ -571,13 +688,14 @@ static int spare(int fd, int taken) {
   prctl(PR_SET_PDEATHSIG, 0);
   (void)!write(taken, "1", 1);
   close(taken);
-  return run_session(fd);
+  return run_session(fd, &w, sfd);
 }
 
 /*
  * Keep one idle connection to the server; when a request arrives on it, a child (the
- * spare forked for it) serves that session and a new idle connection is made. Reconnects with a short backoff when
- * the server is away (restarting, or closed the socket around a checkpoint).
+ * spare forked for it) serves that session and a new idle connection is made.
+ * Reconnects with a short backoff when the server is away (restarting, or closed the
+ * socket around a checkpoint).
  */
 static int cmd_serve(void) {
   /*
