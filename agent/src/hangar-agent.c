@@ -16,10 +16,10 @@
  * nothing inside the machine can make the server talk to anything else.
  */
 #include <ctype.h>
-#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -159,7 +159,7 @@ static void child_fail(int errfd, int stage) {
   _exit(stage == 1 ? 127 : 126);
 }
 
-/* What the child of start_command needs, passed by pointer: it may share the session's memory. */
+/* What the command needs set up before its exec (see child_main). */
 struct child_setup {
   int tty;
   const char *slave;
@@ -171,10 +171,8 @@ struct child_setup {
 };
 
 /*
- * The child's side of start_command, up to the exec. Without `builtin` it runs on a
- * stack of its own in the session's memory (clone with CLONE_VM | CLONE_VFORK, as
- * posix_spawn does, while the session waits): only system calls, no allocation, and it
- * never returns. Copying the session's memory for a fork cost about 1 ms per command here.
+ * The command's side, in the worker that became it: its terminal or pipes, its session,
+ * its directory, then the exec (or the agent's own file tool, run here). Never returns.
  */
 static int child_main(void *arg) {
   struct child_setup *a = arg;
@@ -548,6 +546,7 @@ static int run_session(int sock, struct worker *w, int sfd) {
       if (!session_alive(c.pid)) out_open = 0;
       continue;
     }
+    int got_stdin = 0;
     if (p[isock].revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) {
       char t, *data;
       uint32_t dl;
@@ -569,6 +568,7 @@ static int run_session(int sock, struct worker *w, int sfd) {
           pending = grown;
           memcpy(pending + pending_len, data, dl);
           pending_len += dl;
+          got_stdin = 1;
         }
       } else if (t == F_SIGNAL) {
         int sig = atoi(data);
@@ -582,7 +582,8 @@ static int run_session(int sock, struct worker *w, int sfd) {
       }
       free(data);
     }
-    if (iin >= 0 && (p[iin].revents & (POLLOUT | POLLERR | POLLHUP)) && pending_at < pending_len) {
+    /* Stdin just received is written at once (the pipe is non-blocking), not after one more poll. */
+    if (stdin_open && pending_at < pending_len && (got_stdin || (iin >= 0 && (p[iin].revents & (POLLOUT | POLLERR | POLLHUP))))) {
       ssize_t w = write(c.in, pending + pending_at, pending_len - pending_at);
       if (w > 0) {
         pending_at += (size_t)w;
@@ -718,6 +719,12 @@ static int cmd_serve(void) {
     if (null > 2) close(null);
   }
   signal(SIGPIPE, SIG_IGN);
+  /*
+   * Stdin and output frames of up to 256 KiB are buffers of their own: kept in the heap,
+   * not mapped and unmapped for each (page faults cost here), nor handed back between frames.
+   */
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   /* Session children are reaped by the kernel: nothing here waits for them. */
   struct sigaction ign = {.sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT};
   sigaction(SIGCHLD, &ign, NULL);
