@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,6 +153,7 @@ struct command {
   int tty;
   int exited;
   int status;
+  int done; /* the file tool run in a thread of the session (run_in_thread): its status arrives here; -1 for a process */
 };
 
 static void child_fail(int errfd, int stage) {
@@ -172,10 +174,10 @@ struct child_setup {
 };
 
 /*
- * The command's side, in the worker that became it (or the clone of spawn_now, which
- * shares the session's memory until the exec: only system calls there): its terminal or
- * pipes, its session, its directory, then the exec (or the agent's own file tool, run
- * here, in a worker only). Never returns.
+ * The command's side, in the process spawn_command started (a clone that shares the
+ * session's memory until its exec: only system calls here; or, for the file tool on a
+ * terminal, a fork): its terminal or pipes, its session, its directory, then the exec
+ * (or the file tool, run here). Never returns.
  */
 static int child_main(void *arg) {
   struct child_setup *a = arg;
@@ -259,166 +261,165 @@ static int parse_request(char *req, uint32_t len, struct request *r) {
   return 0;
 }
 
-/* The agent's own file tool, which runs in the worker instead of being exec'd. */
+/* The agent's own file tool: run by the agent itself instead of being exec'd. */
 static int is_builtin(char **argv) {
   return strcmp(argv[0], HANGAR_AGENT_BINARY) == 0 && argv[1] && strcmp(argv[1], "file") == 0;
 }
 
-/*
- * A process forked by the spare before its request came, which becomes the request's
- * command: no fork is left between a request and its command (each cost about 1 ms
- * here), whether the command is exec'd or is the agent's own file tool.
- */
-struct worker {
+/* A started command's process and the session's ends of its pipes. */
+struct spawned {
   pid_t pid;
-  int ctl;          /* the session's end: the request is written here, then closed */
-  int in, out, err; /* the session's ends of the command's pipes */
+  int in, out, err; /* unused (closed by the caller) for a terminal */
   int ep;           /* the start-error pipe's read end */
 };
 
-/* Read until end of file into a malloc'd buffer; its length in *len, NULL when nothing (or nothing whole) came. */
-static char *read_all(int fd, uint32_t *len) {
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) return NULL;
-  for (;;) {
-    if (n == cap) {
-      if (cap > FRAME_MAX + 4096) break;
-      char *grown = realloc(buf, cap *= 2);
-      if (!grown) break;
-      buf = grown;
+/* The stack of a command started by a clone until its exec (child_main makes only system calls; execvp's PATH search uses a path's length of it). */
+static char child_stack[64 * 1024] __attribute__((aligned(16)));
+
+/*
+ * Start the command: an exec'd one by a clone that shares this process's memory until
+ * its exec (CLONE_VM | CLONE_VFORK, as posix_spawn does), some 0.05 ms where a fork
+ * copies the memory's mappings for about 1 ms here; the file tool on a terminal (the
+ * one case that needs memory of its own) by a fork. Fills `sp`; -1 (errno set) when it
+ * could not.
+ */
+static int spawn_command(struct spawned *sp, const char *slave, const struct request *r, char **env) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
+  int *all[] = {in, out, err, ep};
+  pid_t pid = -1;
+  if (pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0) {
+    /* execvp looks the name up in PATH of the environment it runs in: the merged one (this session serves one command). */
+    environ = env;
+    struct child_setup setup = {
+        .tty = r->mode == 't', .slave = slave, .in = in[0], .out = out[1], .err = err[1], .errfd = ep[1], .cwd = r->cwd, .argv = r->argv,
+        .builtin = is_builtin(r->argv),
+    };
+    if (setup.builtin) {
+      pid = fork();
+      if (pid == 0) child_main(&setup);
+    } else {
+      pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
     }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) break;
-    if (r == 0) {
-      *len = (uint32_t)n;
-      if (n > 0) return buf;
-      break;
-    }
-    n += (size_t)r;
   }
-  free(buf);
+  if (pid < 0) {
+    int saved = errno;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+      for (int j = 0; j < 2; j++)
+        if (all[i][j] >= 0) close(all[i][j]);
+    errno = saved;
+    return -1;
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  close(ep[1]);
+  *sp = (struct spawned){.pid = pid, .in = in[1], .out = out[0], .err = err[0], .ep = ep[0]};
+  return 0;
+}
+
+/* The file tool in a thread of the session, and where its exit status goes. */
+struct tool_run {
+  char **argv;
+  int done;
+};
+
+static void *tool_thread(void *arg) {
+  struct tool_run *t = arg;
+  int argc = 0;
+  while (t->argv[argc]) argc++;
+  int status = hangar_file_main(argc - 1, t->argv + 1);
+  /* Its stdio back to /dev/null: the pipes' last write ends close, which is the end of file the session waits for. */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    close(null);
+  }
+  (void)!write(t->done, &status, sizeof status);
   return NULL;
 }
 
 /*
- * The worker, waiting: it dies with the spare until its request came (a spare whose idle
- * connection closed leaves nothing behind), then takes it (the terminal's name and the
- * request's payload) and becomes the command.
+ * The agent's file tool, run in a thread of this session instead of a process of its
+ * own: no fork (about 1 ms of CPU here) for a file call. It was written for this
+ * (fileops.h: reads fd 0, writes 1 and 2, exits nothing, leaves no descriptor open), and
+ * the session serves only it, so its stdio, directory and environment are the tool's.
+ * The command's pid is the session's; a signal that would end a process ends the session
+ * with that status (see run_session). Fills `c`; -1 (errno set) when it could not start.
  */
-static int worker_main(pid_t spare_pid, int ctl, int in, int out, int err, int errfd) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != spare_pid) return 0;
-  uint32_t len;
-  char *msg = read_all(ctl, &len);
-  if (!msg) return 0;
-  prctl(PR_SET_PDEATHSIG, 0);
-  close(ctl);
-  size_t slave_len = strnlen(msg, len);
-  struct request r;
-  if (slave_len == len || parse_request(msg + slave_len + 1, len - (uint32_t)slave_len - 1, &r) < 0) return 126;
-  char **env = merged_env(r.extra, r.envc);
-  if (!env) return 126;
-  /* execvp looks the name up in PATH of the environment it runs in: the merged one. */
+static int run_in_thread(struct command *c, const struct request *r, char **env, int *chdir_failed) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, done[2] = {-1, -1};
+  int *all[] = {in, out, err, done};
+  static struct tool_run run;
+  *chdir_failed = 0;
+  if (chdir(r->cwd) < 0) {
+    *chdir_failed = 1;
+    return -1;
+  }
+  if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) goto fail;
+  if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) goto fail;
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
   environ = env;
-  struct child_setup setup = {
-      .tty = r.mode == 't', .slave = msg, .in = in, .out = out, .err = err, .errfd = errfd, .cwd = r.cwd, .argv = r.argv,
-      .builtin = is_builtin(r.argv),
-  };
-  child_main(&setup);
-  return 126;
-}
-
-/* Fork the spare's worker with the pipes of its command; -1 (nothing open) when that fails. */
-static int fork_worker(struct worker *w, int sock, int taken) {
-  int ctl[2] = {-1, -1}, in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
-  int *all[] = {ctl, in, out, err, ep};
-  pid_t spare_pid = getpid();
-  pid_t pid = -1;
-  if (pipe2(ctl, O_CLOEXEC) == 0 && pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0)
-    pid = fork();
-  if (pid == 0) {
-    close(sock);
-    close(taken);
-    close(ctl[1]);
-    close(in[1]);
-    close(out[0]);
-    close(err[0]);
-    close(ep[0]);
-    _exit(worker_main(spare_pid, ctl[0], in[0], out[1], err[1], ep[1]));
+  run = (struct tool_run){.argv = r->argv, .done = done[1]};
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int e = pthread_create(&thread, &attr, tool_thread, &run);
+  pthread_attr_destroy(&attr);
+  if (e != 0) {
+    errno = e;
+    in[0] = out[1] = err[1] = -1;
+    goto fail;
   }
-  if (pid < 0) {
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-      for (int j = 0; j < 2; j++)
-        if (all[i][j] >= 0) close(all[i][j]);
-    return -1;
-  }
-  close(ctl[0]);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  close(ep[1]);
-  *w = (struct worker){.pid = pid, .ctl = ctl[1], .in = in[1], .out = out[0], .err = err[0], .ep = ep[0]};
+  c->pid = getpid();
+  c->in = in[1];
+  c->out = out[0];
+  c->err = err[0];
+  c->done = done[0];
   return 0;
-}
-
-/* The stack of a command started by spawn_now until its exec (child_main makes only system calls; execvp's PATH search uses a path's length of it). */
-static char child_stack[64 * 1024] __attribute__((aligned(16)));
-
-/*
- * Without a worker, a command to exec is started now by a clone that shares this
- * process's memory until its exec (CLONE_VM | CLONE_VFORK, as posix_spawn does): some
- * 0.05 ms, where a fork copies the memory's mappings for about 1 ms. Fills `w` as a
- * worker's pipes would be; -1 when it could not.
- */
-static int spawn_now(struct worker *w, const char *slave, const struct request *r) {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
-  int *all[] = {in, out, err, ep};
-  char **env = merged_env(r->extra, r->envc);
-  pid_t pid = -1;
-  if (env && pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0) {
-    /* execvp looks the name up in PATH of the environment it runs in: the merged one (this session serves one command). */
-    environ = env;
-    struct child_setup setup = {
-        .tty = r->mode == 't', .slave = slave, .in = in[0], .out = out[1], .err = err[1], .errfd = ep[1], .cwd = r->cwd, .argv = r->argv, .builtin = 0,
-    };
-    pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &setup);
+fail:;
+  int saved = errno;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    for (int j = 0; j < 2; j++)
+      if (all[i][j] >= 0) close(all[i][j]);
+  /* The session's stdio back to /dev/null: none of those pipes stays open through it. */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    close(null);
   }
-  if (pid < 0) {
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-      for (int j = 0; j < 2; j++)
-        if (all[i][j] >= 0) close(all[i][j]);
-    return -1;
-  }
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  close(ep[1]);
-  *w = (struct worker){.pid = pid, .ctl = -1, .in = in[1], .out = out[0], .err = err[0], .ep = ep[0]};
-  return 0;
+  errno = saved;
+  return -1;
 }
 
-/* Give the worker its request (and close its control pipe); false when it is gone (killed inside the machine, say). */
-static int send_request(struct worker *w, const char *slave, const char *req, uint32_t len) {
-  int sent = write_full(w->ctl, slave, strlen(slave) + 1) == 0 && write_full(w->ctl, req, len) == 0;
-  close(w->ctl);
-  w->ctl = -1;
-  return sent;
-}
-
-/* Let a worker go that will not run the request: close its pipes (it exits at end of file; the session's loop reaps it). */
-static void discard_worker(struct worker *w) {
-  int fds[] = {w->ctl, w->in, w->out, w->err, w->ep};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-    if (fds[i] >= 0) close(fds[i]);
-  w->pid = -1;
-}
-
-/* Hand the request to the worker, which runs it; on failure tells the server why (F_FAILED) and returns -1. */
-static int start_command(int sock, struct command *c, const struct request *r, const char *req, uint32_t len, struct worker *w) {
+/* Start the request's command; on failure tells the server why (F_FAILED) and returns -1. */
+static int start_command(int sock, struct command *c, const struct request *r) {
   char slave[128] = "";
   c->tty = r->mode == 't';
+  c->done = -1;
+  char **env = merged_env(r->extra, r->envc);
+  if (!env) {
+    send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
+    return -1;
+  }
+  int chdir_failed = 0;
+  /* Where no thread can be made (under gVisor pthread_create fails with EPERM), the tool gets a process as a command does. */
+  if (!c->tty && is_builtin(r->argv) && (run_in_thread(c, r, env, &chdir_failed) == 0 || chdir_failed)) {
+    if (!chdir_failed) return 0;
+    char msg[4200], why[256];
+    /* In the words runc uses (lower case), which clients already match on. */
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    why[0] = (char)tolower((unsigned char)why[0]);
+    snprintf(msg, sizeof msg, "cannot change directory to %s: %s", r->cwd, why);
+    send_pair(sock, F_FAILED, "cannot_start", msg);
+    return -1;
+  }
   int master = -1;
   if (c->tty) {
     master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -429,31 +430,27 @@ static int start_command(int sock, struct command *c, const struct request *r, c
     struct winsize ws = {.ws_row = (unsigned short)r->rows, .ws_col = (unsigned short)r->cols};
     ioctl(master, TIOCSWINSZ, &ws);
   }
-  /* A worker that is gone (killed inside the machine), or none forked ahead: the command is started now. */
-  if (w->pid >= 0 && !send_request(w, slave, req, len)) discard_worker(w);
-  if (w->pid < 0) {
-    int ok = is_builtin(r->argv) ? fork_worker(w, -1, -1) == 0 && send_request(w, slave, req, len) : spawn_now(w, slave, r) == 0;
-    if (!ok) {
-      send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
-      return -1;
-    }
+  struct spawned sp;
+  if (spawn_command(&sp, slave, r, env) < 0) {
+    send_pair(sock, F_FAILED, "cannot_start", strerror(errno));
+    return -1;
   }
   if (c->tty) {
-    close(w->in);
-    close(w->out);
-    close(w->err);
+    close(sp.in);
+    close(sp.out);
+    close(sp.err);
     c->in = c->out = master;
     c->err = -1;
   } else {
-    c->in = w->in;
-    c->out = w->out;
-    c->err = w->err;
+    c->in = sp.in;
+    c->out = sp.out;
+    c->err = sp.err;
   }
   struct start_error e;
   ssize_t n;
-  do n = read(w->ep, &e, sizeof e);
+  do n = read(sp.ep, &e, sizeof e);
   while (n < 0 && errno == EINTR);
-  close(w->ep);
+  close(sp.ep);
   if (n == (ssize_t)sizeof e) {
     char msg[4200], why[256];
     /* In the words runc uses (lower case), which clients already match on. */
@@ -464,10 +461,10 @@ static int start_command(int sock, struct command *c, const struct request *r, c
     else snprintf(msg, sizeof msg, "cannot open the terminal: %s", why);
     int not_found = e.stage == 1 && (e.err == ENOENT || e.err == ENOTDIR);
     send_pair(sock, F_FAILED, not_found ? "not_found" : "cannot_start", msg);
-    waitpid(w->pid, NULL, 0);
+    waitpid(sp.pid, NULL, 0);
     return -1;
   }
-  c->pid = w->pid;
+  c->pid = sp.pid;
   return 0;
 }
 
@@ -537,19 +534,19 @@ static void linger(int sock) {
   }
 }
 
-/* One session: the request on `sock`, the command (run by worker `w`), its streams, until it exited and its output ended. */
-static int run_session(int sock, struct worker *w, int sfd, int taken) {
+/* One session: the request on `sock`, the command, its streams, until it exited and its output ended. */
+static int run_session(int sock, int sfd, int taken) {
   char type, *req;
   uint32_t len;
   if (recv_frame(sock, &type, &req, &len) < 0 || type != F_EXEC) return 1;
   struct request r;
   if (parse_request(req, len, &r) < 0) return 1;
-  /* The agent makes the next idle connection now, its spare with a worker when this was a file tool's request (see cmd_serve). */
-  (void)!write(taken, is_builtin(r.argv) ? "f" : "x", 1);
+  /* The agent makes the next idle connection (and its spare) now. */
+  (void)!write(taken, "1", 1);
   close(taken);
 
   struct command c = {0};
-  if (start_command(sock, &c, &r, req, len, w) < 0) {
+  if (start_command(sock, &c, &r) < 0) {
     linger(sock);
     return 0;
   }
@@ -567,12 +564,16 @@ static int run_session(int sock, struct worker *w, int sfd, int taken) {
   for (;;) {
     if (c.exited && !out_open && !err_open) break;
     struct pollfd p[5];
-    int n = 0, isock, iout = -1, ierr = -1, isig, iin = -1;
+    int n = 0, isock, iout = -1, ierr = -1, isig, iin = -1, idone = -1;
     isock = n;
     /* Always read: signals and resizes must get through; the server's window bounds the stdin. */
     p[n++] = (struct pollfd){sock, POLLIN | POLLRDHUP, 0};
     isig = n;
     p[n++] = (struct pollfd){sfd, POLLIN, 0};
+    if (c.done >= 0 && !c.exited) {
+      idone = n;
+      p[n++] = (struct pollfd){c.done, POLLIN, 0};
+    }
     if (out_open) {
       iout = n;
       p[n++] = (struct pollfd){c.out, POLLIN, 0};
@@ -622,7 +623,16 @@ static int run_session(int sock, struct worker *w, int sfd, int taken) {
         }
       } else if (t == F_SIGNAL) {
         int sig = atoi(data);
-        if (sig > 0 && sig < 65 && kill(-c.pid, sig) < 0) kill(c.pid, sig);
+        if (c.done >= 0) {
+          /* The file tool is a thread: a signal that would end its process ends the session, with that status. */
+          int ignored = sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH || sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+          if (!c.exited && sig > 0 && sig < 65 && !ignored) {
+            char code[16];
+            snprintf(code, sizeof code, "%d", 128 + sig);
+            if (send_pair(sock, F_EXIT, code, NULL) == 0) linger(sock);
+            _exit(0);
+          }
+        } else if (sig > 0 && sig < 65 && kill(-c.pid, sig) < 0) kill(c.pid, sig);
       } else if (t == F_RESIZE && c.tty) {
         char *rc[2];
         if (split_strings(data, dl, rc, 2) == 2) {
@@ -664,12 +674,20 @@ static int run_session(int sock, struct worker *w, int sfd, int taken) {
       if (r < 0) goto gone;
       if (r == 0) err_open = 0;
     }
+    if (idone >= 0 && (p[idone].revents & (POLLIN | POLLHUP | POLLERR))) {
+      int status;
+      ssize_t k;
+      do k = read(c.done, &status, sizeof status);
+      while (k < 0 && errno == EINTR);
+      c.exited = 1;
+      c.status = k == (ssize_t)sizeof status ? status : 126;
+    }
     if (p[isig].revents & POLLIN) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
       }
       int status;
-      if (!c.exited && waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      if (c.done < 0 && !c.exited && waitpid(c.pid, &status, WNOHANG) == c.pid) {
         c.exited = 1;
         c.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       }
@@ -707,12 +725,11 @@ static pid_t agent_pid;
 
 /*
  * The spare of cmd_serve: wait for a request on the idle connection `fd`, then tell the
- * agent (`taken`) and serve it. Its worker (the request's command to be) is forked while
- * it waits. It dies with the agent while idle, so a killed agent's connection closes and
+ * agent (`taken`) and serve it. It dies with the agent while idle, so a killed agent's connection closes and
  * the server notices (it starts a new agent); a session it serves outlives the agent, as
  * a command does.
  */
-static int spare(int fd, int taken, int with_worker) {
+static int spare(int fd, int taken) {
   /* The server's nudge is meant for the agent's loop; a session ignores it (its command gets the default back). */
   signal(SIGUSR1, SIG_IGN);
   if (serve_title && strlen(serve_title) == 5) memcpy(serve_title, "spare", 5);
@@ -727,9 +744,6 @@ static int spare(int fd, int taken, int with_worker) {
   sigprocmask(SIG_BLOCK, &chld, NULL);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return 1;
-  struct worker w = {.pid = -1, .ctl = -1, .in = -1, .out = -1, .err = -1, .ep = -1};
-  /* Without one (none wanted, or a failed fork), the command is started once the request came. */
-  if (with_worker) fork_worker(&w, fd, taken);
   struct pollfd p = {fd, POLLIN, 0};
   while (poll(&p, 1, -1) < 0 && errno == EINTR) {
   }
@@ -737,7 +751,7 @@ static int spare(int fd, int taken, int with_worker) {
   ssize_t r = recv(fd, &peek, 1, MSG_PEEK);
   if (r <= 0) return 0;
   prctl(PR_SET_PDEATHSIG, 0);
-  return run_session(fd, &w, sfd, taken);
+  return run_session(fd, sfd, taken);
 }
 
 /*
@@ -781,7 +795,6 @@ static int cmd_serve(void) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   strncpy(addr.sun_path, HANGAR_AGENT_SOCKET, sizeof addr.sun_path - 1);
   long backoff = 1, away_ms = 0;
-  int with_worker = 1;
   for (;;) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -819,7 +832,7 @@ static int cmd_serve(void) {
     pid_t pid = fork();
     if (pid == 0) {
       close(taken[0]);
-      _exit(spare(fd, taken[1], with_worker));
+      _exit(spare(fd, taken[1]));
     }
     close(fd);
     close(taken[1]);
@@ -833,12 +846,6 @@ static int cmd_serve(void) {
     do r = read(taken[0], &got, 1);
     while (r < 0 && errno == EINTR);
     close(taken[0]);
-    /*
-     * A worker forked ahead saves a file tool's request a fork (about 1 ms here); an exec'd
-     * command needs none (spawn_now is as quick) and would only pay for the fork in CPU.
-     * So the next spare forks one when this request was a file tool's.
-     */
-    if (r == 1) with_worker = got == 'f';
     /* Nothing read: the connection ended idle (the server closed it, or is away); reconnect as usual. */
   }
 }
