@@ -1,6 +1,8 @@
 /**
  * `npm run bench` (after `npm run build`): Hangar measured against podman on this
- * host in one run. Starts real Hangar servers in-process on fresh data dirs and talks
+ * host in one run. `npm run bench -- --only agent` measures only the in-machine agent's
+ * rows (exec `true`, the first streamed byte, 4 KiB and 1 MiB files) and prints them,
+ * writing no results: a quick before/after for work on that path. Starts real Hangar servers in-process on fresh data dirs and talks
  * to them over loopback HTTP; prints a markdown table and writes bench/results/<date>.{md,json,svg}.
  * Needs root, runc, CRIU 4 and busybox-static; podman is optional (scripts/bench-setup.sh installs it).
  */
@@ -15,7 +17,7 @@ import { measureCreateDestroy, type CreateDestroySamples } from './create-destro
 import { measureDensity, type DensityPlan, type DensityResults } from './density.js';
 import { measurePodmanExec, type PodmanExecResult } from './exec-podman.js';
 import { measureExec, type ExecSamples } from './exec.js';
-import { measureFiles, type FilesSamples } from './files.js';
+import { DEFAULT_FILES_PLAN, measureFiles, type FilesSamples } from './files.js';
 import { withInstance } from './hangar-instance.js';
 import { measureIngress, type IngressResults } from './ingress.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
@@ -23,6 +25,7 @@ import { measureRuntimeFloor, type FloorResult } from './runtime-floor.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
+import { formatMs, summarize } from './stats.js';
 import { measureHangarSnapshots, type HangarSnapshotResults, type SnapshotPlan } from './snapshots.js';
 import { DEFAULT_TEMPLATE_PLAN, measureTemplates, type TemplateSamples } from './templates.js';
 import { measureE2b, type E2bSamples } from './e2b.js';
@@ -85,7 +88,57 @@ async function hostFacts(): Promise<HostFacts> {
   };
 }
 
+/** The subsets `--only` runs. */
+const SUBSETS = ['agent'] as const;
+type Subset = (typeof SUBSETS)[number];
+
+/** `--only NAME` from the command line; null for the whole run. */
+function subsetOf(argv: readonly string[]): Subset | null {
+  if (argv.includes('--help')) {
+    process.stdout.write(`usage: npm run bench [-- --only ${SUBSETS.join('|')}]\n  --only agent  exec true, the first streamed byte, 4 KiB write+read pairs and 1 MiB files only; prints, writes no results\n`);
+    process.exit(0);
+  }
+  const at = argv.indexOf('--only');
+  if (at < 0) return null;
+  const name = argv[at + 1];
+  if (!(SUBSETS as readonly string[]).includes(name ?? '')) throw new Error(`--only takes one of ${SUBSETS.join(', ')}, not ${name ?? 'nothing'}`);
+  return name as Subset;
+}
+
+/** The in-machine agent's rows alone (issue 11), printed as a small table. */
+async function measureAgentRows(signal: AbortSignal): Promise<number> {
+  const leftovers: string[] = [];
+  const host = await hostFacts();
+  const lines: string[] = [];
+  await withInstance('agent', leftovers, async (inst) => {
+    progress(`exec true: ${PLAN.exec.warmup} warm-ups + ${PLAN.exec.count} timed`);
+    const exec = summarize((await measureExec(inst, PLAN.exec.warmup, { ...PLAN.exec, signal })).execMs);
+    progress('agent: first streamed byte, 4 KiB write+read pairs (no listing)');
+    const ops = await measureAgentOps(inst, { ...DEFAULT_AGENT_OPS_PLAN, list: 0 }, signal);
+    const first = summarize(ops.firstByteMs);
+    const pair = summarize(ops.smallPairMs);
+    progress('files: 1 MiB uploads and downloads');
+    const files = await measureFiles(inst, signal, { ...DEFAULT_FILES_PLAN, cases: DEFAULT_FILES_PLAN.cases.filter((c) => c.mib === 1) });
+    const mib = files.cases[0]!;
+    const median = (xs: readonly number[]): string => summarize(xs).p50.toFixed(1);
+    lines.push(
+      `load average ${host.loadAvg1m.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`,
+      '',
+      '| what | p50 | p95 | n |',
+      '| --- | --- | --- | --- |',
+      `| exec \`true\`, HTTP round trip | ${formatMs(exec.p50)} ms | ${formatMs(exec.p95)} ms | ${exec.n} |`,
+      `| exec streaming, first stdout byte of \`echo hi\` | ${formatMs(first.p50)} ms | ${formatMs(first.p95)} ms | ${first.n} |`,
+      `| file 4 KiB write then read, pair | ${formatMs(pair.p50)} ms (${((2 * 1000) / pair.p50).toFixed(0)} ops/s) | ${formatMs(pair.p95)} ms | ${pair.n} |`,
+      `| file 1 MiB upload / download, median | ${median(mib.uploadMBps)} / ${median(mib.downloadMBps)} MB/s | | ${mib.uploadMBps.length} |`,
+    );
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
+  return leftovers.length ? 1 : 0;
+}
+
 async function main(): Promise<number> {
+  const subset = subsetOf(process.argv.slice(2));
   const controller = new AbortController();
   const { signal } = controller;
   // Kept for the whole run: a second signal during cleanup must not kill the process half-way.
@@ -95,6 +148,7 @@ async function main(): Promise<number> {
       controller.abort(new Error(`interrupted by ${sig}`));
     });
   }
+  if (subset === 'agent') return measureAgentRows(signal);
   const started = performance.now();
   const startedAt = new Date();
   const host = await hostFacts();

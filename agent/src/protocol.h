@@ -5,7 +5,8 @@
  * The server listens on a unix socket in a host directory of the machine's own, mounted
  * read-only into the machine at /.hangar/run; the agent connects out to it and keeps one
  * idle connection there. Each connection carries one session: the server sends a request
- * frame, the agent forks a handler for it and connects a fresh idle connection.
+ * frame, the spare process the agent forked for that connection handles it, and the agent
+ * connects a fresh idle connection (with a new spare).
  *
  * A frame is a 4-byte little-endian payload length, a 1-byte type, then the payload.
  * Strings inside payloads are NUL-terminated, one after the other.

@@ -67,8 +67,8 @@ describe('warm pools', () => {
     const id = r.body.id as string;
     assert.equal((await execIn(t.server, id, ['hostname'])).out.trim(), id);
     const ps = (await execIn(t.server, id, ['ps', '-o', 'args'])).out.trim().split('\n').slice(1);
-    // Besides ps itself: init, and the machine's agent waiting for the server.
-    assert.deepEqual(ps.filter((c) => !c.startsWith('ps ')), ['init', '/.hangar/bin/hangar-agent serve']);
+    // Besides ps itself: init, and the machine's agent waiting for the server (with its spare, forked ahead of a request).
+    assert.deepEqual(ps.filter((c) => !c.startsWith('ps ') && c !== '/.hangar/bin/hangar-agent spare'), ['init', '/.hangar/bin/hangar-agent serve']);
     assert.equal((await execIn(t.server, id, ['ls', '-A', '/root'])).out.trim(), '');
     assert.equal((await execIn(t.server, id, ['sh', '-c', 'test -d /srv && echo yes'])).out.trim(), 'yes');
     const cold = await t.request('POST', '/v1/machines', { key: team.key, body: {} });

@@ -34,6 +34,10 @@ class Session {
   /** The exit status, or null when the connection ended without one (the agent or the machine went). */
   readonly exit: Promise<number | null>;
   private code: number | null = null;
+  /** `running` has settled: the command started, or could not. */
+  private startSettled = false;
+  /** Settles once the sink took every output chunk handed to it so far. */
+  private output: Promise<void> = Promise.resolve();
   private killTimer: NodeJS.Timeout | null = null;
   /** Stdin sent and not yet acknowledged as written to the command (the agent's buffer). */
   private inflight = 0;
@@ -48,8 +52,14 @@ class Session {
     events: SessionEvents,
   ) {
     this.running = new Promise((resolve, reject) => {
-      this.started = resolve;
-      this.failedStart = reject;
+      this.started = (pid) => {
+        this.startSettled = true;
+        resolve(pid);
+      };
+      this.failedStart = (err) => {
+        this.startSettled = true;
+        reject(err);
+      };
     });
     this.exit = new Promise((resolve) => (this.ended = resolve));
     // Only the first outcome counts; a start failure is also the session's end.
@@ -73,15 +83,21 @@ class Session {
             if (pending) {
               socket.pause();
               // The sink's own failure is its caller's to see; reading goes on either way.
-              pending.catch(() => undefined).finally(() => socket.resume());
+              const taken = pending.catch(() => undefined).finally(() => socket.resume());
+              this.output = this.output.then(() => taken);
             }
             return;
           }
-          case FRAME.exit:
-            this.code = Number(parseStrings(f.payload)[0]);
+          case FRAME.exit: {
+            const code = Number(parseStrings(f.payload)[0]);
+            this.code = code;
             this.stdinEnded();
             socket.end();
+            // Every output frame came before the status: the command is done once the sink took them,
+            // without waiting for the agent's session to close the connection and exit.
+            void this.output.then(() => this.ended(code));
             return;
+          }
           case FRAME.ack:
             this.inflight = Math.max(0, this.inflight - Number(parseStrings(f.payload)[0]));
             if (this.inflight < STDIN_WINDOW_BYTES) this.wakeFeeders();
@@ -100,8 +116,10 @@ class Session {
     socket.once('close', () => {
       if (this.killTimer) clearTimeout(this.killTimer);
       this.stdinEnded();
-      this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
-      this.ended(this.code);
+      // An error (and its stack) only for a session that never got as far as its command.
+      if (!this.startSettled) this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
+      const code = this.code;
+      void this.output.then(() => this.ended(code));
     });
     socket.write(encodeExec(command));
     socket.resume();

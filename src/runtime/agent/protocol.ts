@@ -110,15 +110,20 @@ export class FrameDecoder {
     this.buffered.push(chunk);
     this.size += chunk.length;
     while (this.size >= 5) {
-      const data = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
-      this.buffered = [data];
-      const len = data.readUInt32LE(0);
+      let head = this.buffered[0]!;
+      if (head.length < 5) {
+        head = Buffer.concat(this.buffered, this.size);
+        this.buffered = [head];
+      }
+      const len = head.readUInt32LE(0);
       if (len > FRAME_MAX) {
         this.broken = true;
         this.onBad(`a frame of ${len} bytes is larger than ${FRAME_MAX}`);
         return;
       }
-      if (data.length < 5 + len) return;
+      // A large frame comes in many chunks: they are joined once it is whole, not at each one.
+      if (this.size < 5 + len) return;
+      const data = this.buffered.length === 1 ? head : Buffer.concat(this.buffered, this.size);
       const frame = { type: String.fromCharCode(data[4]!), payload: data.subarray(5, 5 + len) };
       const rest = data.subarray(5 + len);
       this.buffered = rest.length ? [rest] : [];
