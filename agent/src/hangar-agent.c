@@ -317,6 +317,16 @@ static int spawn_command(struct spawned *sp, const char *slave, const struct req
   return 0;
 }
 
+/* Point fds 0, 1 and 2 at /dev/null (whatever they held is closed). */
+static void stdio_to_null(void) {
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return;
+  dup2(null, 0);
+  dup2(null, 1);
+  dup2(null, 2);
+  close(null);
+}
+
 /* The file tool in a thread of the session, and where its exit status goes. */
 struct tool_run {
   char **argv;
@@ -329,13 +339,7 @@ static void *tool_thread(void *arg) {
   while (t->argv[argc]) argc++;
   int status = hangar_file_main(argc - 1, t->argv + 1);
   /* Its stdio back to /dev/null: the pipes' last write ends close, which is the end of file the session waits for. */
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    close(null);
-  }
+  stdio_to_null();
   (void)!write(t->done, &status, sizeof status);
   return NULL;
 }
@@ -387,13 +391,7 @@ fail:;
     for (int j = 0; j < 2; j++)
       if (all[i][j] >= 0) close(all[i][j]);
   /* The session's stdio back to /dev/null: none of those pipes stays open through it. */
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    close(null);
-  }
+  stdio_to_null();
   errno = saved;
   return -1;
 }
