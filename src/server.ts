@@ -42,7 +42,6 @@ import { TemplateService } from './service/template-service.js';
 import { UploadStore } from './service/uploads.js';
 import { Metrics } from './service/metrics.js';
 import { VERSION } from './version.js';
-import { RateLimiter } from './service/rate-limiter.js';
 
 /** A running Hangar server and its parts. */
 export interface HangarServer {
@@ -97,7 +96,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
   const store = await openStore(settings, (err) => app?.log.warn({ err }, 'database connection lost; the next query reconnects'));
   try {
     const secret = await ServerSecret.load(store);
-    const auth = new AuthService(store, settings.keyRateLimit && new RateLimiter(settings.keyRateLimit));
+    const auth = new AuthService(store, settings.keyRateLimit);
     const generatedAdminKey = await auth.bootstrap(settings.bootstrapKey, Date.now());
     if (generatedAdminKey) {
       await writeFile(join(settings.dataDir, 'admin-key'), `${generatedAdminKey}\n`, { mode: 0o600 });

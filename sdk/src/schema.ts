@@ -1359,6 +1359,8 @@ export interface components {
             machine_id: string | null;
             /** @description When the key stops working (a rotation sets it); null: never. */
             expires_at: string | null;
+            /** @description The key's own request rate; null: the server's default (HANGAR_KEY_RATE_LIMIT). */
+            rate_limit: components["schemas"]["KeyRateLimit"] | null;
             /** @description The secret: returned once, at creation. */
             key?: string;
         };
@@ -1807,6 +1809,12 @@ export interface components {
             path: string;
             /** @description Every entry but . and .., sorted by path. */
             entries: components["schemas"]["FileEntry"][];
+        };
+        KeyRateLimit: {
+            /** @description Requests a second on average. */
+            per_second: number;
+            /** @description Requests at once before the rate applies. @default 2 × per_second, at least 1 */
+            burst?: number;
         };
         Machine: {
             id: string;
@@ -7514,6 +7522,8 @@ export interface operations {
                     machine_id?: string;
                     /** @description Seconds until the key stops working. @default never */
                     expires_in_s?: number;
+                    /** @description The key's own request rate, above or below the server's default; it applies to admin keys too. @default the server's HANGAR_KEY_RATE_LIMIT */
+                    rate_limit?: components["schemas"]["KeyRateLimit"];
                 };
             };
         };
@@ -7774,6 +7784,8 @@ export interface operations {
                     machine_id?: string;
                     /** @description Seconds until the key stops working. @default never */
                     expires_in_s?: number;
+                    /** @description The key's own request rate, above or below the server's default; it applies to admin keys too. @default the server's HANGAR_KEY_RATE_LIMIT */
+                    rate_limit?: components["schemas"]["KeyRateLimit"];
                 };
             };
         };

@@ -42,7 +42,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_OPERATION: { status: 422, meaning: 'Well-formed but not possible on this server (e.g. hibernate without snapshots).' },
   UPGRADE_REQUIRED: { status: 426, meaning: 'The endpoint is a WebSocket; send an upgrade request.' },
   CAPACITY_EXCEEDED: { status: 429, meaning: 'The server is at its machine capacity, or a machine runs as many background processes as allowed.' },
-  RATE_LIMITED: { status: 429, meaning: 'This API key sent more requests than the server allows (HANGAR_KEY_RATE_LIMIT); wait the seconds in Retry-After (details.retry_after_s).' },
+  RATE_LIMITED: { status: 429, meaning: 'This API key sent more requests than its limit allows (its own rate_limit, else HANGAR_KEY_RATE_LIMIT); wait the seconds in Retry-After (details.retry_after_s).' },
   QUOTA_EXCEEDED: { status: 429, meaning: 'The team would hold more than an admin allows (details.quota names which: machines, vcpus, memory_mb, disk_mb, snapshot_bytes, volume_mb or templates; details.limit, used, requested).' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers exceed 16 KiB (a very long URL or query string counts).' },
   RUNTIME_FAILED: { status: 500, meaning: 'The container runtime failed; the machine is in error with the reason (after a failed resize the message says whether it still runs unchanged).' },

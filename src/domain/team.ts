@@ -24,6 +24,14 @@ export interface ApiKeyRecord {
   machineId: string | null;
   /** When the key stops working (set by a rotation, or at issue); null: never. */
   expiresAt: number | null;
+  /** Its own request rate (admins set it per key); null: the server's HANGAR_KEY_RATE_LIMIT. */
+  rateLimit: KeyRateLimit | null;
+}
+
+/** A token bucket: `perSecond` requests a second on average, `burst` at once. */
+export interface KeyRateLimit {
+  perSecond: number;
+  burst: number;
 }
 
 /** What a key may do beyond its team's and user's rights. */

@@ -1,9 +1,9 @@
 import { HangarError, validationError } from '../domain/errors.js';
 import { newKeyId, newTeamId, newUserId } from '../domain/ids.js';
-import type { ApiKeyRecord, Caller, Team, User, UserRole } from '../domain/team.js';
+import type { ApiKeyRecord, Caller, KeyRateLimit, Team, User, UserRole } from '../domain/team.js';
 import type { Store } from '../store/store.js';
 import { hashApiKey, newApiKeySecret, safeEqual } from './secrets.js';
-import type { RateLimiter } from './rate-limiter.js';
+import { RateLimiter } from './rate-limiter.js';
 
 /** What creating a user takes (validated at the edge). */
 export interface NewUserInput {
@@ -29,14 +29,21 @@ export interface KeyOptions {
   machineId?: string | null;
   /** When it stops working (ms since the epoch). */
   expiresAt?: number | null;
+  /** Its own request rate; null: the server's default. */
+  rateLimit?: KeyRateLimit | null;
 }
 
 export class AuthService {
+  private readonly limiter: RateLimiter;
+
   constructor(
     private readonly store: Store,
-    /** Requests per API key (admin keys aside); none: unlimited. */
-    private readonly limiter: RateLimiter | null = null,
-  ) {}
+    /** Requests per API key by default (admin keys aside); null: unlimited. A key's own limit applies whatever this is. */
+    private readonly defaultRate: KeyRateLimit | null = null,
+  ) {
+    // With no default, the bucket parameters are never used: only keys' own limits are passed.
+    this.limiter = new RateLimiter(defaultRate ?? { perSecond: 1, burst: 1 });
+  }
 
   /**
    * Make sure an admin can get in: the bootstrap key if configured, else a
@@ -52,7 +59,7 @@ export class AuthService {
     if (bootstrapKey !== undefined) {
       const hash = hashApiKey(bootstrapKey);
       if (!(await this.store.findApiKeyByHash(hash))) {
-        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null });
+        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, rateLimit: null });
       }
       return null;
     }
@@ -83,10 +90,13 @@ export class AuthService {
     if (key.userId !== null && (!user || user.teamId !== team.id)) {
       throw new HangarError('UNAUTHORIZED', 'The API key belongs to no user of its team. Ask an admin for a valid key.');
     }
-    const waitMs = team.isAdmin || this.limiter === null ? 0 : this.limiter.take(key.id);
+    const waitMs =
+      key.rateLimit !== null ? this.limiter.take(key.id, key.rateLimit)
+      : team.isAdmin || this.defaultRate === null ? 0
+      : this.limiter.take(key.id);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
-      throw new HangarError('RATE_LIMITED', `This API key sent more requests than the server allows; retry in ${seconds} s (Retry-After).`, { retry_after_s: seconds });
+      throw new HangarError('RATE_LIMITED', `This API key sent more requests than its rate limit allows; retry in ${seconds} s (Retry-After).`, { retry_after_s: seconds });
     }
     return { team, keyId: key.id, user, scope: { readOnly: key.readOnly, machineId: key.machineId } };
   }
@@ -166,7 +176,7 @@ export class AuthService {
     const secret = newApiKeySecret();
     const record: ApiKeyRecord = {
       id: newKeyId(), teamId, name, hash: hashApiKey(secret), createdAt: now, revokedAt: null, userId,
-      readOnly: options.readOnly ?? false, machineId, expiresAt: options.expiresAt ?? null,
+      readOnly: options.readOnly ?? false, machineId, expiresAt: options.expiresAt ?? null, rateLimit: options.rateLimit ?? null,
     };
     await this.store.insertApiKey(record);
     return { record, secret };
@@ -182,7 +192,7 @@ export class AuthService {
     if (!old || old.revokedAt !== null || (old.expiresAt !== null && old.expiresAt <= now)) {
       throw new HangarError('NOT_FOUND', `API key ${id} does not exist, or is revoked or expired: there is nothing to rotate.`);
     }
-    const issued = await this.issue(old.teamId, old.name, now, old.userId, { readOnly: old.readOnly, machineId: old.machineId, expiresAt: old.expiresAt });
+    const issued = await this.issue(old.teamId, old.name, now, old.userId, { readOnly: old.readOnly, machineId: old.machineId, expiresAt: old.expiresAt, rateLimit: old.rateLimit });
     const until = Math.min(now + overlapMs, old.expiresAt ?? Number.MAX_SAFE_INTEGER);
     await this.store.expireApiKey(id, until);
     return { issued, previous: { ...old, expiresAt: until } };

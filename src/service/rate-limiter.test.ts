@@ -18,4 +18,14 @@ describe('RateLimiter', () => {
     assert.deepEqual([l.take('a'), l.take('a'), l.take('a'), l.take('a') > 0], [0, 0, 0, true], 'refills to the burst, no further');
   });
 
+  it("applies a key's own limit when one is given, in that key's bucket", () => {
+    let now = 1_000_000;
+    const l = new RateLimiter({ perSecond: 100, burst: 100, now: () => now });
+    const own = { perSecond: 0.5, burst: 1 };
+    assert.equal(l.take('slow', own), 0);
+    assert.equal(l.take('slow', own), 2000, 'one request per 2 s');
+    assert.equal(l.take('fast'), 0, 'the default still applies to others');
+    now += 2000;
+    assert.equal(l.take('slow', own), 0);
+  });
 });

@@ -1,5 +1,8 @@
+import type { KeyRateLimit } from '../domain/team.js';
+
 /**
- * Requests per API key: a token bucket per key, `perSecond` tokens a second up to `burst`.
+ * Requests per API key: a token bucket per key, `perSecond` tokens a second up to `burst`
+ * (the server's default, or the key's own limit given to `take`).
  * In memory, per server (each API server of a fleet limits what reaches it); one bucket
  * per key that has sent a request, so the map is bounded by the keys that exist.
  */
@@ -10,11 +13,11 @@ export class RateLimiter {
     private readonly o: { perSecond: number; burst: number; now?: () => number },
   ) {}
 
-  /** Take one request of `key`: 0 when it may go, else the milliseconds until it could. */
-  take(key: string): number {
+  /** Take one request of `key` under `limit` (default: the server's): 0 when it may go, else the milliseconds until it could. */
+  take(key: string, limit: KeyRateLimit = this.o): number {
     const now = (this.o.now ?? Date.now)();
-    const b = this.buckets.get(key) ?? { tokens: this.o.burst, at: now };
-    b.tokens = Math.min(this.o.burst, b.tokens + ((now - b.at) / 1000) * this.o.perSecond);
+    const b = this.buckets.get(key) ?? { tokens: limit.burst, at: now };
+    b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
     b.at = now;
     this.buckets.set(key, b);
     if (b.tokens >= 1) {
@@ -22,6 +25,6 @@ export class RateLimiter {
       return 0;
     }
     // (Less a hair, so that float noise never adds a millisecond.)
-    return Math.ceil(((1 - b.tokens) / this.o.perSecond) * 1000 - 1e-9);
+    return Math.ceil(((1 - b.tokens) / limit.perSecond) * 1000 - 1e-9);
   }
 }

@@ -194,7 +194,7 @@ function team(o: Partial<Team> = {}): Team {
 
 function apiKey(o: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   const id = nextId('key_');
-  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, ...o };
+  return { id, teamId: 'team_a', name: 'ci', hash: `hash-${id}`, createdAt: T0, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, rateLimit: null, ...o };
 }
 
 /** A template build in progress for team_a. */
@@ -359,7 +359,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       });
 
       it('scoped keys round-trip; getApiKey by id; expireApiKey sets or keeps the earlier expiry, never on a revoked key', async () => {
-        const k = apiKey({ teamId: ta.id, readOnly: true, machineId: 'mch_one', expiresAt: T0 + 500 });
+        const k = apiKey({ teamId: ta.id, readOnly: true, machineId: 'mch_one', expiresAt: T0 + 500, rateLimit: { perSecond: 0.25, burst: 3 } });
         await store.insertApiKey(k);
         assert.deepStrictEqual(await store.getApiKey(k.id), k);
         assert.deepStrictEqual(await store.findApiKeyByHash(k.hash), k);

@@ -11,6 +11,14 @@ const idParams = () => z.object({ id: z.string().min(1).max(128) });
 /** A team. */
 export const TeamSchema = z.object({ id: z.string(), name: z.string(), is_admin: z.boolean(), created_at: dateTime() }).meta({ id: 'Team' });
 
+/** A key's own request rate: a token bucket. */
+export const KeyRateLimitSchema = z
+  .strictObject({
+    per_second: z.number().min(0.001).max(1_000_000).describe('Requests a second on average.'),
+    burst: z.number().int().min(1).max(1_000_000).optional().describe('Requests at once before the rate applies. @default 2 × per_second, at least 1'),
+  })
+  .meta({ id: 'KeyRateLimit' });
+
 /** An API key, with its secret only in the answer that issues it. */
 export const ApiKeySchema = z
   .object({
@@ -23,6 +31,7 @@ export const ApiKeySchema = z
     read_only: z.boolean().describe('Only reads (GET): no create, change, exec, file write or terminal; no E2B API.'),
     machine_id: z.string().nullable().describe("The one machine the key reaches, through that machine's own routes; null: every machine its team or user reaches."),
     expires_at: dateTime().nullable().describe('When the key stops working (a rotation sets it); null: never.'),
+    rate_limit: KeyRateLimitSchema.nullable().describe("The key's own request rate; null: the server's default (HANGAR_KEY_RATE_LIMIT)."),
     key: z.string().optional().describe('The secret: returned once, at creation.'),
   })
   .meta({ id: 'ApiKey' });
@@ -63,6 +72,7 @@ export const CreateApiKeyBody = z.strictObject({
   read_only: z.boolean().optional().describe('Only reads (GET). @default false'),
   machine_id: z.string().min(1).max(64).optional().describe("One live machine of the key's team: the key reaches that machine's own routes only."),
   expires_in_s: z.number().int().min(1).max(366 * 86_400).optional().describe('Seconds until the key stops working. @default never'),
+  rate_limit: KeyRateLimitSchema.optional().describe("The key's own request rate, above or below the server's default; it applies to admin keys too. @default the server's HANGAR_KEY_RATE_LIMIT"),
 });
 
 /** Body of a key rotation. */

@@ -42,11 +42,18 @@ const keyView = (k: ApiKeyRecord) => ({
   read_only: k.readOnly,
   machine_id: k.machineId,
   expires_at: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+  rate_limit: k.rateLimit === null ? null : { per_second: k.rateLimit.perSecond, burst: k.rateLimit.burst },
 });
-const keyOptions = (body: { read_only?: boolean; machine_id?: string; expires_in_s?: number }, at: number) => ({
+const keyOptions = (
+  body: { read_only?: boolean; machine_id?: string; expires_in_s?: number; rate_limit?: { per_second: number; burst?: number } },
+  at: number,
+) => ({
   readOnly: body.read_only,
   machineId: body.machine_id,
   expiresAt: body.expires_in_s === undefined ? null : at + body.expires_in_s * 1000,
+  rateLimit:
+    body.rate_limit === undefined ? null
+    : { perSecond: body.rate_limit.per_second, burst: body.rate_limit.burst ?? Math.max(1, Math.ceil(2 * body.rate_limit.per_second)) },
 });
 
 const adminErrors = {

@@ -225,4 +225,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN isolation text COLLATE "C";
   `,
+  // 7: a key's own request rate (issue 14); NULL: the server's default.
+  `
+  ALTER TABLE api_keys ADD COLUMN rate_per_s double precision;
+  ALTER TABLE api_keys ADD COLUMN rate_burst integer;
+  `,
 ];

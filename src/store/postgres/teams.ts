@@ -8,6 +8,7 @@ interface TeamRow { id: string; name: string; is_admin: boolean; created_at: num
 interface KeyRow {
   id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null;
   read_only: boolean; machine_id: string | null; expires_at: number | null;
+  rate_per_s: number | null; rate_burst: number | null;
 }
 interface UserRow { id: string; team_id: string; email: string; first_name: string | null; last_name: string | null; role: string; created_at: number }
 interface AccessorRow { machine_id: string; user_id: string; created_at: number; deleted_at: number | null }
@@ -16,6 +17,7 @@ const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.
 const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
   id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at, userId: r.user_id,
   readOnly: r.read_only, machineId: r.machine_id, expiresAt: r.expires_at,
+  rateLimit: r.rate_per_s === null ? null : { perSecond: r.rate_per_s, burst: r.rate_burst ?? 1 },
 });
 const userFromRow = (r: UserRow): User => ({
   id: r.id, teamId: r.team_id, email: r.email, firstName: r.first_name, lastName: r.last_name, role: r.role as UserRole, createdAt: r.created_at,
@@ -43,9 +45,9 @@ export class PostgresTeams implements TeamStore {
 
   async insertApiKey(k: ApiKeyRecord): Promise<void> {
     await this.pool.query(
-      'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at) ' +
-        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-      [k.id, k.teamId, k.name, k.hash, k.createdAt, k.revokedAt, k.userId, k.readOnly, k.machineId, k.expiresAt],
+      'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at, rate_per_s, rate_burst) ' +
+        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+      [k.id, k.teamId, k.name, k.hash, k.createdAt, k.revokedAt, k.userId, k.readOnly, k.machineId, k.expiresAt, k.rateLimit?.perSecond ?? null, k.rateLimit?.burst ?? null],
     );
   }
 

@@ -236,4 +236,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE machines ADD COLUMN isolation TEXT;
   `,
+  // A key's own request rate (issue 14); NULL: the server's default.
+  `
+  ALTER TABLE api_keys ADD COLUMN rate_per_s REAL;
+  ALTER TABLE api_keys ADD COLUMN rate_burst INTEGER;
+  `,
 ];

@@ -7,6 +7,7 @@ interface TeamRow { id: string; name: string; is_admin: number; created_at: numb
 interface KeyRow {
   id: string; team_id: string; name: string; hash: string; created_at: number; revoked_at: number | null; user_id: string | null;
   read_only: number; machine_id: string | null; expires_at: number | null;
+  rate_per_s: number | null; rate_burst: number | null;
 }
 interface UserRow { id: string; team_id: string; email: string; first_name: string | null; last_name: string | null; role: string; created_at: number }
 interface AccessorRow { machine_id: string; user_id: string; created_at: number; deleted_at: number | null }
@@ -15,6 +16,7 @@ const teamFromRow = (r: TeamRow): Team => ({ id: r.id, name: r.name, isAdmin: r.
 const keyFromRow = (r: KeyRow): ApiKeyRecord => ({
   id: r.id, teamId: r.team_id, name: r.name, hash: r.hash, createdAt: r.created_at, revokedAt: r.revoked_at, userId: r.user_id,
   readOnly: r.read_only === 1, machineId: r.machine_id, expiresAt: r.expires_at,
+  rateLimit: r.rate_per_s === null ? null : { perSecond: r.rate_per_s, burst: r.rate_burst ?? 1 },
 });
 const userFromRow = (r: UserRow): User => ({
   id: r.id, teamId: r.team_id, email: r.email, firstName: r.first_name, lastName: r.last_name, role: r.role as UserRole, createdAt: r.created_at,
@@ -33,8 +35,8 @@ export class SqliteTeams implements TeamStore {
       getTeam: db.prepare<[string], TeamRow>('SELECT * FROM teams WHERE id = ?'),
       listTeams: db.prepare<[], TeamRow>('SELECT * FROM teams ORDER BY created_at, id'),
       insertKey: db.prepare(
-        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at) ' +
-          'VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at, @user_id, @read_only, @machine_id, @expires_at)',
+        'INSERT INTO api_keys (id, team_id, name, hash, created_at, revoked_at, user_id, read_only, machine_id, expires_at, rate_per_s, rate_burst) ' +
+          'VALUES (@id, @team_id, @name, @hash, @created_at, @revoked_at, @user_id, @read_only, @machine_id, @expires_at, @rate_per_s, @rate_burst)',
       ),
       getKey: db.prepare<[string], KeyRow>('SELECT * FROM api_keys WHERE id = ?'),
       expireKey: db.prepare('UPDATE api_keys SET expires_at = min(coalesce(expires_at, @at), @at) WHERE id = @id AND revoked_at IS NULL'),
@@ -78,6 +80,7 @@ export class SqliteTeams implements TeamStore {
     this.stmts.insertKey.run({
       id: k.id, team_id: k.teamId, name: k.name, hash: k.hash, created_at: k.createdAt, revoked_at: k.revokedAt, user_id: k.userId,
       read_only: k.readOnly ? 1 : 0, machine_id: k.machineId, expires_at: k.expiresAt,
+      rate_per_s: k.rateLimit?.perSecond ?? null, rate_burst: k.rateLimit?.burst ?? null,
     });
   }
 
