@@ -84,7 +84,7 @@ export interface StartOptions {
 /** The store the settings choose: PostgreSQL when HANGAR_DATABASE_URL is set, else the SQLite file. */
 async function openStore(settings: Settings, log: (err: Error) => void): Promise<Store> {
   if (settings.databaseUrl === null) return new SqliteStore({ path: settings.databasePath, busyTimeoutMs: settings.sqliteBusyTimeoutMs });
-  return PostgresStore.open({ url: settings.databaseUrl, onConnectionError: log }).catch((err: Error) => {
+  return PostgresStore.open({ url: settings.databaseUrl, onConnectionError: log, busyTimeoutMs: settings.postgresBusyTimeoutMs }).catch((err: Error) => {
     throw new Error(`the PostgreSQL database of HANGAR_DATABASE_URL is not usable (${err.message})`, { cause: err });
   });
 }

@@ -32,6 +32,11 @@ const EnvSchema = z.object({
    * locked before it fails with 503 STORE_BUSY (the server keeps answering meanwhile). @default 5000
    */
   HANGAR_SQLITE_BUSY_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
+  /**
+   * How long a PostgreSQL store call waits for a lock another session holds, or for a free
+   * pooled connection, before it fails with 503 STORE_BUSY. @default 5000
+   */
+  HANGAR_POSTGRES_BUSY_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(5000),
   /** If set, an admin API key with exactly this value exists. */
   HANGAR_BOOTSTRAP_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   /** How long destroyed machines stay listable under state=destroyed. @default 86400000 (24 h) */
@@ -178,6 +183,8 @@ export interface Settings {
   databasePath: string;
   /** HANGAR_SQLITE_BUSY_TIMEOUT_MS: how long SQLite calls wait for a file another process holds locked. */
   sqliteBusyTimeoutMs: number;
+  /** HANGAR_POSTGRES_BUSY_TIMEOUT_MS: how long PostgreSQL store calls wait for a lock or a connection. */
+  postgresBusyTimeoutMs: number;
   /** The PostgreSQL database's URL (HANGAR_DATABASE_URL), or null for the SQLite file. */
   databaseUrl: string | null;
   templatesDir: string;
@@ -280,6 +287,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     subnet: subnetOf(e.HANGAR_SUBNET, instancePrefix),
     databasePath: join(dataDir, 'hangar.db'),
     sqliteBusyTimeoutMs: e.HANGAR_SQLITE_BUSY_TIMEOUT_MS,
+    postgresBusyTimeoutMs: e.HANGAR_POSTGRES_BUSY_TIMEOUT_MS,
     databaseUrl: e.HANGAR_DATABASE_URL ?? null,
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),

@@ -52,7 +52,7 @@ export const ERROR_CATALOGUE = {
   UPSTREAM_UNREACHABLE: { status: 502, meaning: 'Ingress: nothing answered at the machine\'s port (no listener, or it failed mid-answer).' },
   RUNTIME_UNAVAILABLE: { status: 503, meaning: 'The container runtime (or, for terminals, the pty relay) cannot be used on this host.' },
   NOT_READY: { status: 503, meaning: 'The server is starting or shutting down.' },
-  STORE_BUSY: { status: 503, meaning: 'Another process held the server\'s database locked for longer than its busy timeout (HANGAR_SQLITE_BUSY_TIMEOUT_MS); nothing was changed. Retry.' },
+  STORE_BUSY: { status: 503, meaning: 'Another process held the server\'s database locked for longer than its busy timeout (HANGAR_SQLITE_BUSY_TIMEOUT_MS, HANGAR_POSTGRES_BUSY_TIMEOUT_MS); nothing was changed. Retry.' },
   STORAGE_FULL: { status: 507, meaning: "The server's own storage (its data dir) had no room for a pause's or snapshot's images; they were removed and the machine keeps running unchanged. An operator must free space on the host." },
   DISK_FULL: { status: 507, meaning: "The machine's disk quota (config.disk_mb), or the size of the volume written to, is used up: a write or extraction needed more room." },
 } as const satisfies Record<string, { status: number; meaning: string }>;

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { DEFAULT_BUSY_TIMEOUT_MS } from './busy.js';
 
 /** What the parts query through: the pool, or one connection inside a transaction. */
 export interface Queryable {
@@ -23,6 +24,11 @@ export interface PoolOptions {
   max?: number;
   /** Called when an idle connection fails (the pool drops it and opens another when needed). */
   onConnectionError?: (err: Error) => void;
+  /**
+   * How long a statement waits for a lock, and a call for a free connection, before it
+   * fails (busy.ts: 503 STORE_BUSY). @default 5000
+   */
+  busyTimeoutMs?: number;
 }
 
 const INT8_OID = 20;
@@ -38,7 +44,9 @@ const types: pg.CustomTypesConfig = {
 
 /** A pool of connections that reads bigints as numbers. */
 export function createPool(options: PoolOptions): pg.Pool {
-  const pool = new pg.Pool({ connectionString: options.url, max: options.max ?? 10, types });
+  // (0 would mean no bound to the pool: at least 1 ms.)
+  const busy = Math.max(1, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+  const pool = new pg.Pool({ connectionString: options.url, max: options.max ?? 10, types, lock_timeout: busy, connectionTimeoutMillis: busy });
   // Without a listener an idle connection's error (a restarted server) would crash the process.
   pool.on('error', (err) => options.onConnectionError?.(err));
   return pool;

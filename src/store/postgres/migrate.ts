@@ -27,6 +27,8 @@ export async function migrate(pool: pg.Pool, migrations: readonly string[] = POS
     if (encoding?.encoding !== 'UTF8') {
       throw new Error(`the database's encoding is ${encoding?.encoding ?? 'unknown'}; Hangar needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)`);
     }
+    // Another server may be migrating: wait for it however long it takes (not the busy timeout).
+    await client.query('SET LOCAL lock_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1, 0)', [LOCK_CLASS.migrations]);
     await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)');
     const { rows } = await client.query<{ version: number }>('SELECT coalesce(max(version), 0) AS version FROM schema_migrations');

@@ -8,6 +8,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import pg from 'pg';
+import { HangarError } from '../../domain/errors.js';
 import { newMachineRecord, type MachineRecord } from '../../domain/machine.js';
 import { startPostgres, type PostgresServer } from '../../testing/postgres-server.js';
 import { storeConformance } from '../store.conformance.js';
@@ -15,6 +16,9 @@ import { migrate, SchemaTooNewError } from './migrate.js';
 import { SQLITE_MIGRATIONS } from '../sqlite/migrations.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresStore } from './postgres-store.js';
+import { busyAsStoreBusy } from './busy.js';
+import { createPool } from './connection.js';
+import { PostgresMeta } from './meta.js';
 
 let server: PostgresServer;
 /** A database migrated once, which each conformance test's fresh database copies (as quick as a new file). */
@@ -230,5 +234,53 @@ describe('PostgresStore on a database', () => {
     for (const [name, call] of calls) await assert.rejects(call(), /after calling end|ended/i, name);
     const again = await open();
     assert.equal(await again.getMeta('k'), 'v');
+  });
+
+  it('a write that waits on another session\'s lock fails with STORE_BUSY after the busy timeout, changing nothing; reads go on; then it works', async () => {
+    const store = await PostgresStore.open({ url, busyTimeoutMs: 300 });
+    opened.push(store);
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    try {
+      // EXCLUSIVE allows reads (ACCESS SHARE) and blocks every write.
+      await other.query('BEGIN');
+      await other.query('LOCK TABLE teams IN EXCLUSIVE MODE');
+      const started = performance.now();
+      const write = store.insertTeam({ id: 'team_busy', name: 'busy', isAdmin: false, createdAt: 1 });
+      assert.equal(await store.getTeam('team_busy'), null, 'a read is answered while the write waits');
+      await assert.rejects(write, (err: unknown) => err instanceof HangarError && err.code === 'STORE_BUSY' && err.status === 503);
+      const waited = performance.now() - started;
+      assert.ok(waited >= 290, `waited the busy timeout (${waited} ms)`);
+      // A transaction (a machine with its volume check) is rolled back whole.
+      await other.query('LOCK TABLE machines IN EXCLUSIVE MODE');
+      await assert.rejects(store.insertMachine(machine), (err: unknown) => err instanceof HangarError && err.code === 'STORE_BUSY');
+      await other.query('ROLLBACK');
+      assert.equal(await store.getTeam('team_busy'), null, 'nothing was written');
+      assert.equal(await store.getMachine(machine.id), null);
+      await store.insertTeam({ id: 'team_busy', name: 'busy', isAdmin: false, createdAt: 1 });
+      await store.insertMachine(machine);
+      assert.equal((await store.getTeam('team_busy'))?.name, 'busy');
+      assert.deepStrictEqual(await store.getMachine(machine.id), machine);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('a call that finds every pooled connection held fails with STORE_BUSY after the busy timeout', async () => {
+    await open(); // migrated
+    const pool = createPool({ url, max: 1, busyTimeoutMs: 200 });
+    const meta = busyAsStoreBusy(new PostgresMeta(pool), 200);
+    let held: pg.PoolClient | null = await pool.connect();
+    try {
+      const started = performance.now();
+      await assert.rejects(meta.getMeta('k'), (err: unknown) => err instanceof HangarError && err.code === 'STORE_BUSY');
+      assert.ok(performance.now() - started >= 190, 'waited the busy timeout');
+      held.release();
+      held = null;
+      assert.equal(await meta.getMeta('k'), null, 'the pool works again once a connection is free');
+    } finally {
+      held?.release();
+      await pool.end();
+    }
   });
 });

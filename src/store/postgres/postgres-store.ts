@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { busyAsStoreBusy, DEFAULT_BUSY_TIMEOUT_MS } from './busy.js';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { NetworkMember, NetworkRecord } from '../../domain/private-network.js';
@@ -49,18 +50,21 @@ export class PostgresStore implements Store {
   private readonly events: PostgresMachineEvents;
   private readonly idempotency: PostgresIdempotency;
 
-  private constructor(private readonly pool: pg.Pool) {
-    this.meta = new PostgresMeta(pool);
-    this.teams = new PostgresTeams(pool);
-    this.machines = new PostgresMachines(pool);
-    this.snapshots = new PostgresSnapshots(pool);
-    this.templates = new PostgresTemplates(pool);
-    this.volumes = new PostgresVolumes(pool);
-    this.scripts = new PostgresStartupScripts(pool);
-    this.networks = new PostgresNetworks(pool);
-    this.pools = new PostgresWarmPools(pool);
-    this.events = new PostgresMachineEvents(pool);
-    this.idempotency = new PostgresIdempotency(pool);
+  private constructor(
+    private readonly pool: pg.Pool,
+    busyTimeoutMs: number,
+  ) {
+    this.meta = busyAsStoreBusy(new PostgresMeta(pool), busyTimeoutMs);
+    this.teams = busyAsStoreBusy(new PostgresTeams(pool), busyTimeoutMs);
+    this.machines = busyAsStoreBusy(new PostgresMachines(pool), busyTimeoutMs);
+    this.snapshots = busyAsStoreBusy(new PostgresSnapshots(pool), busyTimeoutMs);
+    this.templates = busyAsStoreBusy(new PostgresTemplates(pool), busyTimeoutMs);
+    this.volumes = busyAsStoreBusy(new PostgresVolumes(pool), busyTimeoutMs);
+    this.scripts = busyAsStoreBusy(new PostgresStartupScripts(pool), busyTimeoutMs);
+    this.networks = busyAsStoreBusy(new PostgresNetworks(pool), busyTimeoutMs);
+    this.pools = busyAsStoreBusy(new PostgresWarmPools(pool), busyTimeoutMs);
+    this.events = busyAsStoreBusy(new PostgresMachineEvents(pool), busyTimeoutMs);
+    this.idempotency = busyAsStoreBusy(new PostgresIdempotency(pool), busyTimeoutMs);
   }
 
   /** Connect, apply the migrations the database has not seen, and return the store. */
@@ -72,7 +76,7 @@ export class PostgresStore implements Store {
       await pool.end();
       throw err;
     }
-    return new PostgresStore(pool);
+    return new PostgresStore(pool, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
   }
 
   async close(): Promise<void> {
