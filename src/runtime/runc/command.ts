@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 
 /** Niceness of the short host commands run for background work (see `inBackground`). */
@@ -71,27 +71,36 @@ function execute(file: string, args: readonly string[], timeoutMs: number, input
  * stdio goes to /dev/null, since a pipe would be inherited by the machine and never
  * close. Errors are read from `logFile`, where the command was told to write them.
  * It runs in its own process group, killed whole when `timeoutMs` passes (a CRIU
- * restore of a damaged image can spin forever).
+ * restore of a damaged image can spin forever), or when one of its children has died and
+ * it has not reaped it within `ORPHANED_WAIT_MS`: a `runc restore` whose CRIU was killed
+ * after making the machine's processes waits on a socket those processes keep open, and
+ * would otherwise notice nothing until the timeout.
  */
 export function runDetached(file: string, args: readonly string[], logFile: string, timeoutMs = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: 'ignore', detached: true });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    let killedFor: string | null = null;
+    const killGroup = (why: string) => {
+      killedFor ??= why;
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
       } catch {
         // already gone
       }
-    }, timeoutMs);
-    child.on('error', (err) => {
+    };
+    const timer = setTimeout(() => killGroup(`timed out after ${timeoutMs} ms and was killed`), timeoutMs);
+    const watch = child.pid === undefined ? null : watchUnreapedChildren(child.pid, (dead) => killGroup(`its child ${dead} died and it did not notice; killed`));
+    const stop = () => {
       clearTimeout(timer);
+      if (watch) clearInterval(watch);
+    };
+    child.on('error', (err) => {
+      stop();
       reject(new CommandError(`${file} ${args.join(' ')}`, null, err.message));
     });
     child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0 && !timedOut) {
+      stop();
+      if (code === 0 && killedFor === null) {
         resolve();
         return;
       }
@@ -99,11 +108,60 @@ export function runDetached(file: string, args: readonly string[], logFile: stri
       void readFile(logFile, 'utf8')
         .catch(() => '')
         .then((log) => {
-          const why = timedOut ? `timed out after ${timeoutMs} ms and was killed` : lastLogMessages(log);
+          const why = killedFor ?? lastLogMessages(log);
           reject(new CommandError(`${file} ${args.join(' ')}`, code, why));
         });
     });
   });
+}
+
+/** How long a detached command may leave a dead child unreaped before it is taken as stuck. */
+export const ORPHANED_WAIT_MS = 1500;
+const WATCH_INTERVAL_MS = 250;
+
+/**
+ * Poll `pid`'s children (every thread's `children` list); call `onStuck` with a child's
+ * name and pid once that child has been a zombie for `ORPHANED_WAIT_MS`.
+ */
+function watchUnreapedChildren(pid: number, onStuck: (dead: string) => void): NodeJS.Timeout {
+  const zombieSince = new Map<number, number>();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void zombieChildren(pid)
+      .then((zombies) => {
+        const now = performance.now();
+        for (const z of zombieSince.keys()) if (!zombies.has(z)) zombieSince.delete(z);
+        for (const [z, name] of zombies) {
+          const since = zombieSince.get(z) ?? now;
+          zombieSince.set(z, since);
+          if (now - since >= ORPHANED_WAIT_MS) onStuck(`${name} (pid ${z})`);
+        }
+      })
+      .finally(() => {
+        busy = false;
+      });
+  }, WATCH_INTERVAL_MS);
+  timer.unref();
+  return timer;
+}
+
+/** The children of `pid` that have exited and wait to be reaped, with their names; none when it is gone. */
+async function zombieChildren(pid: number): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const task of tasks) {
+    const children = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const c of children.split(' ')) {
+      if (c === '') continue;
+      const stat = await readFile(`/proc/${c}/stat`, 'utf8').catch(() => '');
+      // "pid (comm) S ...": the comm may hold spaces and parentheses, so the state follows the last ')'.
+      const close = stat.lastIndexOf(')');
+      if (close > 0 && stat[close + 2] === 'Z') found.set(Number(c), stat.slice(stat.indexOf('(') + 1, close));
+    }
+  }
+  return found;
 }
 
 /** The messages of the last lines of a JSON-lines log (runc --log-format json). */
