@@ -150,6 +150,7 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
     state[`templates ${who}`] = project(await get('/v1/templates?limit=100', key), ['name', 'version', 'status']);
     state[`keys ${who}`] = project(await get(`/v1/admin/teams/${world.teams[who]}/keys`), ['id', 'name', 'revoked_at']);
     state[`users ${who}`] = project(await get(`/v1/admin/teams/${world.teams[who]}/users`), ['id', 'email', 'role']);
+    state[`quotas ${who}`] = (await get(`/v1/admin/teams/${world.teams[who]}/quotas`) as { quotas: unknown }).quotas;
     state[`accessors ${who}`] = await get(`${world.paperspaceBase}/machines/${world.machines[who]}/accessors`, key);
   }
   state.teams = project(await get('/v1/admin/teams'), ['id', 'name']);
@@ -158,11 +159,9 @@ export async function listState(t: TestServer, world: World): Promise<StateListi
 }
 
 /**
- * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes,
- * startup scripts, snapshots, templates and warm pools that are not the world's; bring back a world machine
- * Undo what accepted requests made, so the world stays tiny: destroy machines, volumes, networks,
- * snapshots, templates and warm pools that are not the world's; bring back a world machine
- * the fuzzer destroyed or paused.
+ * Undo what accepted requests made, so the world stays tiny: lift the teams' quotas; destroy
+ * machines, volumes, networks, startup scripts, snapshots, templates and warm pools that are
+ * not the world's; bring back a world machine the fuzzer destroyed or paused.
  */
 export async function restoreWorld(t: TestServer, world: World): Promise<void> {
   for (const pool of itemsOf((await t.request('GET', '/v1/warm-pools')).body) as { name: string }[]) {
@@ -170,6 +169,8 @@ export async function restoreWorld(t: TestServer, world: World): Promise<void> {
   }
   for (const who of ['A', 'B'] as const) {
     const key = world.keys[who];
+    // An accepted PUT …/quotas may have set a ceiling of 0 that would refuse the world's own machine.
+    expect(await t.request('PUT', `/v1/admin/teams/${world.teams[who]}/quotas`, { body: {} }), 200, 'quotas');
     const listed = itemsOf((await t.request('GET', '/v1/machines?state=creating,running,paused,error', { key })).body) as { id: string; status: string }[];
     for (const m of listed) {
       if (m.id === world.machines[who] && m.status === 'paused') await t.request('POST', `/v1/machines/${m.id}/resume`, { key });
