@@ -68,3 +68,18 @@ export function runscCli(o: RunscOptions): OciCli {
     execPreservesFds: false,
   };
 }
+
+/**
+ * The host pids limit of a gvisor machine whose processes are allowed `guestLimit`: the
+ * host's cgroup counts gVisor's own threads, not the machine's processes. On the ptrace
+ * platform the sentry and gofer hold about 100 host threads at rest, and each process in
+ * the machine adds about 8 (measured on 2026-12-06: 8 processes 98 host threads, 58 → 494,
+ * 158 → 1,258, 358 → 2,731). A limit of `guestLimit` itself ended a machine of 128 at
+ * about 10 processes (the sentry panics when it cannot make a thread). Four per process
+ * lets about half of `guestLimit` run, and keeps one machine's share of the host's pid
+ * space (32,768 here) near 2,000 at the default of 512.
+ */
+export function gvisorHostPidsLimit(guestLimit: number): number {
+  return 4 * guestLimit + 128;
+}
+

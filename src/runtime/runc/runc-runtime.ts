@@ -38,7 +38,7 @@ import { DEFAULT_DISK_TOOL_PATH } from './disk-tool.js';
 import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
-import { runcCli, runscCli, userNamespaceCli, type OciCli, type RunscOptions } from './oci-cli.js';
+import { gvisorHostPidsLimit, runcCli, runscCli, userNamespaceCli, type OciCli, type RunscOptions } from './oci-cli.js';
 import { allowTraversal, copyUidBase, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
@@ -163,7 +163,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       uidBase: null,
     };
     this.uidRanges = opts.userNamespaces ? new UidRanges([opts.machinesDir, opts.snapshotsDir]) : null;
-    this.gvisorCtx = opts.gvisor ? { ...this.ctx, oci: runscCli(opts.gvisor) } : null;
+    this.gvisorCtx = opts.gvisor ? { ...this.ctx, oci: runscCli(opts.gvisor), pidsLimit: gvisorHostPidsLimit(opts.pidsLimit) } : null;
   }
 
   /** Every tier's context this server has. */
