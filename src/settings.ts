@@ -66,9 +66,10 @@ const EnvSchema = z.object({
   HANGAR_GVISOR_PLATFORM: z.enum(['ptrace', 'kvm', 'systrap']).default('ptrace'),
   /**
    * `on`: each new container-tier machine runs in a user namespace of its own, its root
-   * an unprivileged range of host ids (docs/security.md). Machines made before keep theirs. @default 'off'
+   * an unprivileged range of host ids (docs/security.md); `off`: its root is the host's root
+   * (for a kernel without idmapped mounts). Machines made before keep theirs. @default 'on'
    */
-  HANGAR_USER_NAMESPACES: z.enum(['on', 'off']).default('off'),
+  HANGAR_USER_NAMESPACES: z.enum(['on', 'off']).default('on'),
   /** A statically linked busybox for the base template. @default '/bin/busybox' */
   HANGAR_BUSYBOX: z.string().default('/bin/busybox'),
   /**

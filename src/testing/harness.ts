@@ -77,8 +77,10 @@ export class TestServer {
         HANGAR_BOOTSTRAP_KEY: ADMIN_KEY,
         HANGAR_LOG_LEVEL: 'silent',
         HANGAR_SWEEP_INTERVAL_MS: '50',
-        // HANGAR_TEST_USER_NAMESPACES=on runs a suite with user-namespaced machines.
-        ...(process.env.HANGAR_TEST_USER_NAMESPACES === 'on' ? { HANGAR_USER_NAMESPACES: 'on' } : {}),
+        // HANGAR_TEST_USER_NAMESPACES=off (or on) runs a suite's servers with that setting (default: the server's, on).
+        ...(process.env.HANGAR_TEST_USER_NAMESPACES === 'on' || process.env.HANGAR_TEST_USER_NAMESPACES === 'off'
+          ? { HANGAR_USER_NAMESPACES: process.env.HANGAR_TEST_USER_NAMESPACES }
+          : {}),
         ...options.env,
       });
     let dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'hangar-test-')));
