@@ -223,6 +223,16 @@ describe('hangar CLI: directories, processes, watch, pools, completion', () => {
     assert.deepEqual(JSON.parse((await cli(['scripts', '--json'])).stdout), []);
   });
 
+  it('create --isolation gvisor makes a gvisor machine; another tier is a usage error', async () => {
+    const bad = await cli(['create', '--isolation', 'vm']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--isolation is container or gvisor/);
+    const m = JSON.parse((await cli(['create', '--isolation', 'gvisor', '--json'])).stdout) as { id: string; isolation: string; status: string };
+    assert.deepEqual([m.isolation, m.status], ['gvisor', 'running']);
+    assert.equal((await cli(['exec', m.id, '--', 'uname', '-r'])).stdout, '4.4.0\n', "gVisor's kernel answers");
+    assert.equal((await cli(['rm', m.id])).code, 0);
+  });
+
   it('every verb has --help with an example, and --json unless it is interactive; completion from the tree', async () => {
     const verbs: string[][] = [];
     for (const c of program().commands) {

@@ -29,6 +29,7 @@ interface CreateOptions {
   public?: boolean;
   script?: string;
   network?: string;
+  isolation?: string;
   wait: boolean;
   json?: boolean;
 }
@@ -56,6 +57,7 @@ function createRequest(o: CreateOptions): CreateMachineRequest {
     ...(o.public ? { public: true } : {}),
     ...(o.script !== undefined ? { startup_script_id: o.script } : {}),
     ...(o.network !== undefined ? { network_id: o.network } : {}),
+    ...(o.isolation !== undefined ? { isolation: o.isolation as NonNullable<CreateMachineRequest['isolation']> } : {}),
   };
 }
 
@@ -109,12 +111,14 @@ export function addMachineCommands(p: Command): void {
     .option('--public', 'ingress without a traffic token')
     .option('--script <id>', 'a startup script to run after it starts (hangar scripts)')
     .option('--network <id>', 'a private network to join (hangar networks)')
+    .option('--isolation <tier>', 'container (runc, the default) or gvisor (gVisor\'s kernel: no pause, snapshots or resize)')
     .option('--wait', 'wait until the machine runs (the default)', true)
     .option('--no-wait', 'print the machine as soon as the server has it, even if still creating')
     .addOption(jsonOption())
     .addHelpText('after', example('hangar create --template python --memory 1024 --timeout 600000 --metadata \'{"owner":"me"}\''))
     .action(async (o: CreateOptions) => {
       if (o.timeoutAction && o.timeoutAction !== 'destroy' && o.timeoutAction !== 'hibernate') throw new UsageError('--timeout-action is destroy or hibernate');
+      if (o.isolation && o.isolation !== 'container' && o.isolation !== 'gvisor') throw new UsageError('--isolation is container or gvisor');
       const req = createRequest(o);
       const c = await client();
       const m = await spin(`creating a ${o.template} machine`, !!o.json, async () => {

@@ -72,6 +72,13 @@ export class MachineListPage extends HTMLElement {
     const memory = num('create-memory', 512, 16, 262144, 16);
     const disk = num('create-disk', 1024, 16, 1048576, 16);
     const minutes = num('create-timeout', 30, 1, 43200);
+    const isolation = h(
+      'select',
+      { id: 'create-isolation', name: 'isolation' },
+      h('option', { value: '' }, "the template's (container unless it says)"),
+      h('option', { value: 'container' }, 'container (runc)'),
+      h('option', { value: 'gvisor' }, 'gvisor (no pause, snapshots or resize)'),
+    );
     const status = h('p', { class: 'status', role: 'status' });
     const button = h('button', { type: 'submit', class: 'primary', id: 'create-machine' }, 'Create machine');
     void (async () => {
@@ -104,6 +111,7 @@ export class MachineListPage extends HTMLElement {
               config: { vcpus: Number(vcpus.value), memory_mb: Number(memory.value), disk_mb: Number(disk.value) },
               timeout_ms: Number(minutes.value) * 60_000,
               metadata: { created_with: 'console' },
+              ...(isolation.value === 'container' || isolation.value === 'gvisor' ? { isolation: isolation.value } : {}),
             })
             .then(
               (m) => navigate(`/machines/${encodeURIComponent(m.id)}`),
@@ -119,6 +127,7 @@ export class MachineListPage extends HTMLElement {
       field('Memory (MB)', memory),
       field('Disk (MB)', disk),
       field('Delete after (minutes)', minutes),
+      field('Isolation', isolation),
       h('div', { class: 'field submit' }, button),
       status,
     );

@@ -96,6 +96,7 @@ describe('web console in headless Chromium', () => {
     const m = await t.request('GET', `/v1/machines/${machine}`, { key });
     assert.equal(m.body.status, 'running');
     assert.equal(m.body.config.memory_mb, 256);
+    assert.equal(m.body.isolation, 'container', "the template's tier when the form leaves it");
     // Two samples make a CPU figure: the legend then shows a percentage.
     // A busy loop in the machine shows up in the CPU chart (the compute listing's cgroup counters).
     const busy = t.request('POST', `/v1/machines/${machine}/exec`, { body: { cmd: "timeout 4 sh -c 'while :; do :; done'; true" }, key });
@@ -108,6 +109,21 @@ describe('web console in headless Chromium', () => {
     await page.waitForFunction(() => Number((globalThis as any).document.querySelector('figure.chart')?.dataset.points) >= 8);
     assert.match(await page.locator('.charts').innerText(), /Memory[\s\S]*used \(limit 256 MiB\): [\d.]+ (KiB|MiB)/);
     await shot('machine-overview');
+  });
+
+  it('creates a gvisor machine when the form asks for that tier', async () => {
+    await go('/');
+    await page.locator('#create-template option[value=base]').waitFor({ state: 'attached' });
+    await page.selectOption('#create-isolation', 'gvisor');
+    await page.click('#create-machine');
+    await page.waitForURL((u) => /\/console\/machines\/mch_/.test(u.pathname) && !u.pathname.includes(machine));
+    const gvisor = machineIdInUrl();
+    await page.locator('.machine-head .badge.running').waitFor();
+    assert.equal((await t.request('GET', `/v1/machines/${gvisor}`, { key })).body.isolation, 'gvisor');
+    assert.equal((await t.request('DELETE', `/v1/machines/${gvisor}`, { key })).status, 200);
+    // Back to the first machine, where the next tests work.
+    await go(`/machines/${machine}`);
+    await page.locator('.machine-head .badge.running').waitFor();
   });
 
   it('types `echo hi` into the terminal and reads `hi` back', async () => {

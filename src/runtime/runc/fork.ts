@@ -27,10 +27,10 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     const memory = await exists(s.inventory);
     await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(p.dir, { recursive: true });
-    await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), ctx.network.attach(spec.id, spec.network)]);
+    const net = ctx.network.attach(spec.id, spec.network).then(() => openUnprivilegedNetwork(ctx, spec.id));
+    await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), net]);
     step = 'mount writable layer';
     await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);
-    await openUnprivilegedNetwork(ctx, spec.id);
     step = 'mount volumes';
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';

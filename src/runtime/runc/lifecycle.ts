@@ -17,8 +17,9 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
   let step = 'prepare root filesystem and network';
   try {
     await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
-    // The network is made while the disk is cloned and mounted: it costs no time of its own.
-    const net = ctx.network.attach(spec.id, spec.network);
+    // The network is made (and, with a user namespace, opened to the machine's ids) while the
+    // disk is cloned and mounted: it costs no time of its own.
+    const net = ctx.network.attach(spec.id, spec.network).then(() => openUnprivilegedNetwork(ctx, spec.id));
     await Promise.all([
       (async () => {
         await mkdir(p.dir, { recursive: true });
@@ -27,7 +28,6 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
       })(),
       net,
     ]);
-    await openUnprivilegedNetwork(ctx, spec.id);
     step = 'create working directory';
     await ensureDirInside(p.rootfs, spec.cwd, ctx.uidBase);
     step = 'mount volumes';
