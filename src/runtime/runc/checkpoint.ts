@@ -145,7 +145,7 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);
     step = 'check network';
     // Kept while paused; only a host restart (or a person) removes it.
-    await ctx.network.ensureAttached(spec.id, spec.network);
+    await ctx.network.ensureAttached(spec.id, spec.network, { openToAllIds: ctx.uidBase !== null });
     step = 'mount volumes';
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';

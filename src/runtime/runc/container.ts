@@ -73,17 +73,6 @@ async function idmappedBinds(ctx: RuncContext, p: LayerPaths, binds: VolumeBind[
   return out;
 }
 
-/**
- * A user-namespaced machine's network namespace belongs to the host's user namespace, in
- * which the machine's root has no capability: ports below 1024 and ping are opened to
- * every id there, as they are for root in a machine without one.
- */
-export async function openUnprivilegedNetwork(ctx: RuncContext, id: string): Promise<void> {
-  if (ctx.uidBase === null) return;
-  await run('nsenter', [`--net=${ctx.network.netnsPath(id)}`, '--', 'sh', '-c',
-    'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range']);
-}
-
 /** `runc run --detach` the bundle's init; returns its host pid. */
 export async function runInit(ctx: RuncContext, id: string, p: LayerPaths): Promise<number> {
   const pidFile = join(p.bundle, 'init.pid');

@@ -4,7 +4,7 @@ import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { run } from './command.js';
 import { rememberAgent, snapshotAgent } from './agent-mounts.js';
-import { mountSource, openUnprivilegedNetwork, restoreInit, runInit, writeBundle } from './container.js';
+import { mountSource, restoreInit, runInit, writeBundle } from './container.js';
 import { destroyMachine } from './lifecycle.js';
 import type { RuncContext } from './runc-context.js';
 import { exists, manifestProblem, snapshotPaths } from './snapshot-files.js';
@@ -27,7 +27,7 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     const memory = await exists(s.inventory);
     await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(p.dir, { recursive: true });
-    const net = ctx.network.attach(spec.id, spec.network).then(() => openUnprivilegedNetwork(ctx, spec.id));
+    const net = ctx.network.attach(spec.id, spec.network, { openToAllIds: ctx.uidBase !== null });
     await Promise.all([run('cp', ['--sparse=always', s.image, p.image], 300_000), net]);
     step = 'mount writable layer';
     await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);

@@ -2,7 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { RuntimeError, type MachineSpec } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
 import { rememberAgent } from './agent-mounts.js';
-import { mountSource, openUnprivilegedNetwork, removeContainer, runInit, writeBundle } from './container.js';
+import { mountSource, removeContainer, runInit, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
 import { blankImage } from './disk-tool.js';
 import { ensureDirInside, layerPaths, mountLayer, unmountWritableLayer } from './writable-layer.js';
@@ -19,7 +19,7 @@ export async function startMachine(ctx: RuncContext, spec: MachineSpec): Promise
     await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
     // The network is made (and, with a user namespace, opened to the machine's ids) while the
     // disk is cloned and mounted: it costs no time of its own.
-    const net = ctx.network.attach(spec.id, spec.network).then(() => openUnprivilegedNetwork(ctx, spec.id));
+    const net = ctx.network.attach(spec.id, spec.network, { openToAllIds: ctx.uidBase !== null });
     await Promise.all([
       (async () => {
         await mkdir(p.dir, { recursive: true });

@@ -39,6 +39,12 @@ const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
+/** How a machine's namespace is made. */
+export interface AttachOptions {
+  /** A user-namespaced machine: ports below 1024 and ping open to every id in its namespace. */
+  openToAllIds?: boolean;
+}
+
 /**
  * Machine networking on the host: one bridge per server with the machines' subnet,
  * one network namespace per machine (made here and given to runc by path, so it
@@ -315,10 +321,10 @@ export class HostNetwork {
   }
 
   /** Give a machine its namespace, link, address, route and rules. On failure nothing is left. */
-  async attach(id: string, spec: MachineNetworkSpec): Promise<void> {
+  async attach(id: string, spec: MachineNetworkSpec, o: AttachOptions = {}): Promise<void> {
     await this.ensureHost();
     try {
-      await this.link(id, spec, true);
+      await this.link(id, spec, true, o);
       if (!isDefaultOutbound(spec.outbound)) {
         await runWithInput('iptables-restore', ['-w', '--noflush'], ['*filter', ...this.machineRules(id, spec), 'COMMIT', ''].join('\n'));
       }
@@ -336,17 +342,17 @@ export class HostNetwork {
    * Make sure a machine about to be restored has its namespace and host link (a host
    * restart, or someone, may have removed them); its rules stay from `attach`.
    */
-  async ensureAttached(id: string, spec: MachineNetworkSpec): Promise<void> {
+  async ensureAttached(id: string, spec: MachineNetworkSpec, o: AttachOptions = {}): Promise<void> {
     await this.ensureHost();
     if (!(await exists(this.netnsPath(id)))) {
-      await this.attach(id, spec);
+      await this.attach(id, spec, o);
       return;
     }
     if (!(await exists(`/sys/class/net/${this.vethName(id)}`))) await this.link(id, spec, false);
   }
 
   /** The veth pair (and the namespace when `withNetns`), `eth0` addressed with a default route: two `ip` runs. */
-  private async link(id: string, spec: MachineNetworkSpec, withNetns: boolean): Promise<void> {
+  private async link(id: string, spec: MachineNetworkSpec, withNetns: boolean, o: AttachOptions = {}): Promise<void> {
     const ns = this.netnsName(id);
     const veth = this.vethName(id);
     const host = [
@@ -365,7 +371,21 @@ export class HostNetwork {
       'link set lo up',
       `route add default via ${this.gateway}`,
     ];
-    await runWithInput('ip', ['-n', ns, '-batch', '-'], `${inside.join('\n')}\n`);
+    await Promise.all([
+      runWithInput('ip', ['-n', ns, '-batch', '-'], `${inside.join('\n')}\n`),
+      // Beside the addresses: the namespace exists now, and the two touch different things.
+      withNetns && o.openToAllIds ? this.openToAllIds(id) : undefined,
+    ]);
+  }
+
+  /**
+   * A user-namespaced machine's network namespace belongs to the host's user namespace, in
+   * which the machine's root has no capability: ports below 1024 and ping are opened to
+   * every id there, as they are for root in a machine without one.
+   */
+  private async openToAllIds(id: string): Promise<void> {
+    await run('nsenter', [`--net=${this.netnsPath(id)}`, '--', 'sh', '-c',
+      'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range']);
   }
 
   /** Remove a machine's link, namespace and rules; safe to call again. */
