@@ -185,6 +185,8 @@ export async function readPid(pidFile: string): Promise<number | null> {
 export function startFailure(message: string): ExecStartFailure {
   // runsc says "loading sandbox: file does not exist" of a container it has no state for.
   if (/container does not exist|cannot exec in a (stopped|paused) (state|container)|container is not running|loading (sandbox|container): file does not exist/i.test(message)) return 'not_running';
+  // A user-namespaced machine's runc runs inside its network namespace, which goes when it stops.
+  if (/nsenter: cannot open \S*\/netns\//.test(message)) return 'not_running';
   if (!/chdir/.test(message) && /executable file not found|no such file or directory/.test(message)) return 'not_found';
   return 'cannot_start';
 }

@@ -19,6 +19,8 @@ export interface RuncFixtureOptions {
   isolation: Isolation;
   /** Cases skipped for lack of a feature, by title, with the reason. @default none */
   unsupported?: Readonly<Record<string, string>>;
+  /** Container-tier machines in user namespaces of their own (the server's default). @default false */
+  userNamespaces?: boolean;
 }
 
 /** A fresh instance: real runc (and runsc, CRIU when present), fails at cleanup if anything of its prefix is left. */
@@ -40,6 +42,7 @@ export async function runcFixture(o: RuncFixtureOptions): Promise<RuntimeFixture
     gvisor: { binary: 'runsc', stateDir: `/run/${instancePrefix}-gvisor`, platform: 'ptrace' },
     pidsLimit: 128,
     subnet,
+    userNamespaces: o.userNamespaces ?? false,
   });
   return {
     runtime,

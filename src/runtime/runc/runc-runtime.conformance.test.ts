@@ -7,3 +7,5 @@ import { runtimeConformance } from '../runtime.conformance.js';
 import { runcFixture } from './runc-fixture.conformance.js';
 
 runtimeConformance('runc (temp data dir)', () => runcFixture({ isolation: 'container' }));
+// The server's default: each machine in a user namespace of its own (runtime/user-namespace.ts).
+runtimeConformance('runc with user namespaces (temp data dir)', () => runcFixture({ isolation: 'container', userNamespaces: true }));
