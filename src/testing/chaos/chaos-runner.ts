@@ -1,17 +1,19 @@
 /**
  * The chaos run (issue 14): a real server process (`node dist/src/main.js`) takes random
- * lifecycle operations (create, pause, resume, snapshot, fork, resize, restart, delete)
- * while it is killed with SIGKILL at random moments, restarted on the same data dir and
+ * lifecycle operations (create, create from a built template, pause, resume, Paperspace-style
+ * stop and start, snapshot, fork, resize, restart, exec, delete; creates take a warm pool's
+ * machines, which it refills in the background) while it is killed with SIGKILL at random moments, restarted on the same data dir and
  * reconciled. After each restart every machine must be in a state its operation could
  * leave it in (before, after, or `error` with a reason), every paused machine must still
  * have its snapshot, and nothing on the host may be without an owner. At the end every
- * machine is destroyed, the server stopped, the instance torn down, and the host checked
- * clean. Only loopback traffic.
+ * machine, the pool and the template are deleted, the server stopped, the instance torn
+ * down, and the host checked clean. Only loopback traffic.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { loadSettings } from '../../settings.js';
 import { leftovers } from '../host-leftovers.js';
 
@@ -43,6 +45,10 @@ export interface ChaosOptions {
 }
 
 export const ADMIN_KEY = 'hangar-chaos-admin-key-0123456789';
+/** The config of every create, and of the warm pool's machines. */
+const SMALL = { memory_mb: 64, disk_mb: 64 };
+const POOL = 'chaos';
+const TEMPLATE = 'chaos-t';
 
 /** A small seeded generator (mulberry32), so a run can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -107,6 +113,16 @@ export class ServerProcess {
 
 type Json = Record<string, any>;
 
+/** Every machine the server's database has that is not destroyed, of any team (the warm pool's too). */
+function liveMachineIds(databasePath: string): Set<string> {
+  const db = new Database(databasePath, { readonly: true, fileMustExist: true });
+  try {
+    return new Set((db.prepare("SELECT id FROM machines WHERE status != 'destroyed'").all() as { id: string }[]).map((r) => r.id));
+  } finally {
+    db.close();
+  }
+}
+
 /** Run the chaos; never throws for a violation (they are in the report). */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
@@ -147,21 +163,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
     // Nothing on the host without an owner: machine dirs, containers, mounts and snapshot files of unknown ids.
-    const known = new Set(live.map((m) => m.id));
-    for (const dir of await readdir(settings.machinesDir).catch(() => [] as string[])) {
+    // The host is read first and the owners after: a machine's record is written before anything of it is
+    // made on the host and kept until all of it is gone, so whatever was seen must have a record by then. The
+    // records are read from the database itself: the warm pool's machines, refilling in the background, are
+    // no team's to list.
+    const dirs = await readdir(settings.machinesDir).catch(() => [] as string[]);
+    const runcRoot = `/run/${settings.instancePrefix}`;
+    const containers = (await readdir(runcRoot).catch(() => [] as string[])).filter((id) => id.startsWith('mch_'));
+    const mountTable = await readFile('/proc/self/mounts', 'utf8');
+    const known = liveMachineIds(settings.databasePath);
+    for (const dir of dirs) {
       if (!known.has(dir)) report.violations.push(`${when}: machine directory ${dir} has no live machine`);
     }
-    const runcRoot = `/run/${settings.instancePrefix}`;
-    for (const id of await readdir(runcRoot).catch(() => [] as string[])) {
-      if (!known.has(id) && id.startsWith('mch_')) report.violations.push(`${when}: runc container ${id} has no live machine`);
+    for (const id of containers) {
+      if (!known.has(id)) report.violations.push(`${when}: runc container ${id} has no live machine`);
     }
     const snapIds = new Set((await snapshots()).map((s) => s.id as string));
     for (const m of live) if (m.snapshot_id) snapIds.add(m.snapshot_id as string);
     for (const id of await readdir(settings.snapshotsDir).catch(() => [] as string[])) {
       if (id.startsWith('snap_') && !snapIds.has(id)) report.violations.push(`${when}: snapshot files ${id} belong to no snapshot`);
     }
-    const mounts = (await import('node:fs/promises')).readFile('/proc/self/mounts', 'utf8');
-    for (const line of (await mounts).split('\n')) {
+    for (const line of mountTable.split('\n')) {
       const target = line.split(' ')[1] ?? '';
       const id = /\/machines\/(mch_[a-z0-9]+)\//.exec(target)?.[1];
       if (target.startsWith(o.dataDir) && id && !known.has(id)) report.violations.push(`${when}: mount ${target} has no live machine`);
@@ -169,6 +191,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   };
 
   await server.start();
+  // A warm pool whose config is the creates' (so creates take its machines and it refills in the background,
+  // under the kills too), and a template built from base that some creates use.
+  const pool = await call('PUT', `/v1/warm-pools/${POOL}`, { template: 'base', config: SMALL, size: 2 });
+  if (!pool || pool.status >= 300) throw new Error(`chaos: could not make the warm pool: ${pool?.status} ${JSON.stringify(pool?.body)}`);
+  const build = await call('POST', '/v1/templates', { name: TEMPLATE, source: { template: 'base' }, steps: [{ run: 'echo chaos > /etc/chaos-template' }] });
+  if (!build || build.status !== 202) throw new Error(`chaos: could not build the template: ${build?.status} ${JSON.stringify(build?.body)}`);
+  for (let i = 0; ; i++) {
+    const b = await call('GET', `/v1/templates/${TEMPLATE}/builds/${build.body.id}`);
+    if (b?.body.status === 'ready') break;
+    if (b?.body.status === 'error' || i > 600) throw new Error(`chaos: the template build did not finish: ${JSON.stringify(b?.body)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   let untilKill = 1 + Math.floor(random() * o.killEvery * 2);
   for (let i = 0; i < o.operations; i++) {
     const all = (await machines()).filter((m) => m.status !== 'destroyed');
@@ -176,16 +210,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const paused = all.filter((m) => m.status === 'paused');
     const snaps = await snapshots();
     const choices: Array<[string, () => Promise<{ status: number; body: Json } | null>]> = [];
-    if (all.length < 6) choices.push(['create', () => call('POST', '/v1/machines', { config: { memory_mb: 64, disk_mb: 64 } })]);
+    if (all.length < 6) {
+      choices.push(['create', () => call('POST', '/v1/machines', { config: SMALL })]);
+      choices.push(['create from template', () => call('POST', '/v1/machines', { template: TEMPLATE, config: SMALL })]);
+    }
     if (running.length) {
       const m = pick(running);
       choices.push(['pause', () => call('POST', `/v1/machines/${m.id}/pause`)]);
       choices.push(['snapshot', () => call('POST', `/v1/machines/${m.id}/snapshots`)]);
       choices.push(['resize', () => call('PATCH', `/v1/machines/${m.id}`, { config: { memory_mb: 64 + 16 * Math.floor(random() * 4) } })]);
       choices.push(['restart', () => call('PATCH', `/paperspace/v1/machines/${m.id}/restart`)]);
+      choices.push(['stop', () => call('PATCH', `/paperspace/v1/machines/${m.id}/stop`)]);
       choices.push(['exec', () => call('POST', `/v1/machines/${m.id}/exec`, { cmd: ['sh', '-c', 'echo $RANDOM > /root/chaos'] })]);
     }
-    if (paused.length) choices.push(['resume', () => call('POST', `/v1/machines/${pick(paused).id}/resume`)]);
+    if (paused.length) {
+      choices.push(['resume', () => call('POST', `/v1/machines/${pick(paused).id}/resume`)]);
+      choices.push(['start', () => call('PATCH', `/paperspace/v1/machines/${pick(paused).id}/start`)]);
+    }
     if (snaps.length && all.length < 6) choices.push(['fork', () => call('POST', '/v1/machines', { snapshot_id: pick(snaps).id })]);
     if (all.length) choices.push(['delete', () => call('DELETE', `/v1/machines/${pick(all).id}`)]);
     if (!choices.length) continue;
@@ -223,6 +264,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (!r || r.status >= 400) report.violations.push(`final delete of ${m.id} (${m.status}): ${r?.status} ${JSON.stringify(r?.body).slice(0, 200)}`);
   }
   for (const s of await snapshots()) await call('DELETE', `/v1/snapshots/${s.id}`);
+  const poolGone = await call('DELETE', `/v1/warm-pools/${POOL}`);
+  if (!poolGone || poolGone.status >= 300) report.violations.push(`final delete of the warm pool: ${poolGone?.status} ${JSON.stringify(poolGone?.body).slice(0, 200)}`);
+  const templateGone = await call('DELETE', `/v1/templates/${TEMPLATE}`);
+  if (!templateGone || templateGone.status >= 300) report.violations.push(`final delete of the template: ${templateGone?.status} ${JSON.stringify(templateGone?.body).slice(0, 200)}`);
   await server.stop();
   // SIGTERM runs the server's close, which removes the instance's bridge and chains once it has no machines.
   const settings = loadSettings({ HANGAR_DATA_DIR: o.dataDir });
