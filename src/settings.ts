@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { defaultSubnet, parseCidr, type Cidr } from './domain/network.js';
 import { CONFIG_LIMITS } from './domain/machine.js';
 import { DEFAULT_MACHINE_TYPES, type MachineType } from './domain/machine-type.js';
+import { defaultBurst } from './domain/team.js';
 
 /**
  * Every setting of the server, read once from the environment at start-up.
@@ -268,7 +269,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     pidsLimit: e.HANGAR_PIDS_LIMIT,
     maxMachines: e.HANGAR_MAX_MACHINES,
     stopTimeoutMs: e.HANGAR_STOP_TIMEOUT_MS,
-    keyRateLimit: e.HANGAR_KEY_RATE_LIMIT === 0 ? null : { perSecond: e.HANGAR_KEY_RATE_LIMIT, burst: e.HANGAR_KEY_RATE_BURST ?? Math.max(1, Math.ceil(2 * e.HANGAR_KEY_RATE_LIMIT)) },
+    keyRateLimit: e.HANGAR_KEY_RATE_LIMIT === 0 ? null : { perSecond: e.HANGAR_KEY_RATE_LIMIT, burst: e.HANGAR_KEY_RATE_BURST ?? defaultBurst(e.HANGAR_KEY_RATE_LIMIT) },
     runcPath: e.HANGAR_RUNC,
     criuPath: e.HANGAR_CRIU,
     gvisor: e.HANGAR_RUNSC === '' ? null : { runscPath: e.HANGAR_RUNSC, platform: e.HANGAR_GVISOR_PLATFORM, stateDir: `/run/${instancePrefix}-gvisor` },

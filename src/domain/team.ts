@@ -34,6 +34,11 @@ export interface KeyRateLimit {
   burst: number;
 }
 
+/** The burst of a rate given without one: twice the rate, at least 1. */
+export function defaultBurst(perSecond: number): number {
+  return Math.max(1, Math.ceil(2 * perSecond));
+}
+
 /** What a key may do beyond its team's and user's rights. */
 export interface KeyScope {
   readOnly: boolean;

@@ -34,16 +34,13 @@ export interface KeyOptions {
 }
 
 export class AuthService {
-  private readonly limiter: RateLimiter;
+  private readonly limiter = new RateLimiter();
 
   constructor(
     private readonly store: Store,
     /** Requests per API key by default (admin keys aside); null: unlimited. A key's own limit applies whatever this is. */
     private readonly defaultRate: KeyRateLimit | null = null,
-  ) {
-    // With no default, the bucket parameters are never used: only keys' own limits are passed.
-    this.limiter = new RateLimiter(defaultRate ?? { perSecond: 1, burst: 1 });
-  }
+  ) {}
 
   /**
    * Make sure an admin can get in: the bootstrap key if configured, else a
@@ -90,10 +87,8 @@ export class AuthService {
     if (key.userId !== null && (!user || user.teamId !== team.id)) {
       throw new HangarError('UNAUTHORIZED', 'The API key belongs to no user of its team. Ask an admin for a valid key.');
     }
-    const waitMs =
-      key.rateLimit !== null ? this.limiter.take(key.id, key.rateLimit)
-      : team.isAdmin || this.defaultRate === null ? 0
-      : this.limiter.take(key.id);
+    const limit = key.rateLimit ?? (team.isAdmin ? null : this.defaultRate);
+    const waitMs = limit === null ? 0 : this.limiter.take(key.id, limit);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
       throw new HangarError('RATE_LIMITED', `This API key sent more requests than its rate limit allows; retry in ${seconds} s (Retry-After).`, { retry_after_s: seconds });

@@ -2,20 +2,18 @@ import type { KeyRateLimit } from '../domain/team.js';
 
 /**
  * Requests per API key: a token bucket per key, `perSecond` tokens a second up to `burst`
- * (the server's default, or the key's own limit given to `take`).
+ * of the limit given to `take` (the key's own, or the server's default).
  * In memory, per server (each API server of a fleet limits what reaches it); one bucket
  * per key that has sent a request, so the map is bounded by the keys that exist.
  */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(
-    private readonly o: { perSecond: number; burst: number; now?: () => number },
-  ) {}
+  constructor(private readonly now: () => number = Date.now) {}
 
-  /** Take one request of `key` under `limit` (default: the server's): 0 when it may go, else the milliseconds until it could. */
-  take(key: string, limit: KeyRateLimit = this.o): number {
-    const now = (this.o.now ?? Date.now)();
+  /** Take one request of `key` under `limit`: 0 when it may go, else the milliseconds until it could. */
+  take(key: string, limit: KeyRateLimit): number {
+    const now = this.now();
     const b = this.buckets.get(key) ?? { tokens: limit.burst, at: now };
     b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
     b.at = now;

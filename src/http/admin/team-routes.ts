@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, Team, User } from '../../domain/team.js';
+import { defaultBurst, type ApiKeyRecord, type Team, type User } from '../../domain/team.js';
 import type { TeamQuotas } from '../../domain/quota.js';
 import type { AuthService } from '../../service/auth-service.js';
 import type { QuotaService } from '../../service/quotas.js';
@@ -53,7 +53,7 @@ const keyOptions = (
   expiresAt: body.expires_in_s === undefined ? null : at + body.expires_in_s * 1000,
   rateLimit:
     body.rate_limit === undefined ? null
-    : { perSecond: body.rate_limit.per_second, burst: body.rate_limit.burst ?? Math.max(1, Math.ceil(2 * body.rate_limit.per_second)) },
+    : { perSecond: body.rate_limit.per_second, burst: body.rate_limit.burst ?? defaultBurst(body.rate_limit.per_second) },
 });
 
 const adminErrors = {

@@ -7,6 +7,7 @@
  * transaction, which `inTransaction` rolls back when it throws.
  */
 import { HangarError } from '../../domain/errors.js';
+import { aroundEveryMethod } from '../around-methods.js';
 
 /** The busy timeout when none is given (HANGAR_POSTGRES_BUSY_TIMEOUT_MS's default). */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -23,19 +24,12 @@ export function isBusy(err: unknown): boolean {
 
 /** `part` with every method's busy failure rejected as 503 STORE_BUSY (other errors as they are). */
 export function busyAsStoreBusy<T extends object>(part: T, timeoutMs: number): T {
-  return new Proxy(part, {
-    get(target, key, receiver) {
-      const value: unknown = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      const method = value as (...args: unknown[]) => Promise<unknown>;
-      return async (...args: unknown[]) => {
-        try {
-          return await method.apply(target, args);
-        } catch (err) {
-          if (!isBusy(err)) throw err;
-          throw new HangarError('STORE_BUSY', `The database held a lock, or every connection, for longer than ${timeoutMs} ms; nothing was changed. Retry shortly.`);
-        }
-      };
-    },
+  return aroundEveryMethod(part, async (call) => {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      throw new HangarError('STORE_BUSY', `The database held a lock, or every connection, for longer than ${timeoutMs} ms; nothing was changed. Retry shortly.`);
+    }
   });
 }

@@ -8,6 +8,7 @@
  * which better-sqlite3 rolls back when it throws.
  */
 import { HangarError } from '../../domain/errors.js';
+import { aroundEveryMethod } from '../around-methods.js';
 
 /** True for SQLite's "database is locked" (SQLITE_BUSY and its extended codes). */
 export function isBusy(err: unknown): boolean {
@@ -21,25 +22,18 @@ const MAX_PAUSE_MS = 100;
 
 /** `part` with every method retried while the file is locked, for up to `timeoutMs`. */
 export function retriedWhileBusy<T extends object>(part: T, timeoutMs: number): T {
-  return new Proxy(part, {
-    get(target, key, receiver) {
-      const value: unknown = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      const method = value as (...args: unknown[]) => Promise<unknown>;
-      return async (...args: unknown[]) => {
-        const deadline = performance.now() + timeoutMs;
-        for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(2 * pause, MAX_PAUSE_MS)) {
-          try {
-            return await method.apply(target, args);
-          } catch (err) {
-            const left = deadline - performance.now();
-            if (!isBusy(err)) throw err;
-            if (left <= 0) throw storeBusy(timeoutMs);
-            await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
-          }
-        }
-      };
-    },
+  return aroundEveryMethod(part, async (call) => {
+    const deadline = performance.now() + timeoutMs;
+    for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(2 * pause, MAX_PAUSE_MS)) {
+      try {
+        return await call();
+      } catch (err) {
+        const left = deadline - performance.now();
+        if (!isBusy(err)) throw err;
+        if (left <= 0) throw storeBusy(timeoutMs);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+      }
+    }
   });
 }
 
