@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { boundedLoop, type LoopOutcome } from './bounded-loop.js';
+import { inClientWorker, type ClientTarget } from './client-worker.js';
 import type { BenchInstance } from './hangar-instance.js';
 
 /** What the in-machine agent's small calls measured (issue 11's rows beside exec `true`). */
@@ -25,7 +26,7 @@ export interface AgentOpsPlan {
 
 export const DEFAULT_AGENT_OPS_PLAN: AgentOpsPlan = { firstByte: 100, smallPairs: 500, list: 50, listEntries: 1_000, budgetMs: 60_000 };
 
-function call(inst: BenchInstance, agent: http.Agent, method: string, path: string, body?: Buffer | string, firstByte = false): Promise<{ ms: number; status: number; text: string }> {
+function call(inst: ClientTarget, agent: http.Agent, method: string, path: string, body?: Buffer | string, firstByte = false): Promise<{ ms: number; status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${inst.apiKey}` };
@@ -33,7 +34,7 @@ function call(inst: BenchInstance, agent: http.Agent, method: string, path: stri
       headers['content-type'] = typeof body === 'string' ? 'application/json' : 'application/octet-stream';
       headers['content-length'] = String(Buffer.byteLength(body));
     }
-    const req = http.request(`${inst.server.url}${path}`, { method, agent, headers }, (res) => {
+    const req = http.request(`${inst.url}${path}`, { method, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       let firstAt: number | null = null;
       res.on('data', (c: Buffer) => {
@@ -59,11 +60,22 @@ async function ok(p: Promise<{ ms: number; status: number; text: string }>, what
  * In one fresh machine: time to the first stdout byte of a streamed `echo hi`, 4 KiB
  * write-then-read pairs back to back, and listing a directory of 1,000 files. Every
  * answer is checked (the read returns the bytes written, the listing has every entry).
+ * The client runs in a worker thread (client-worker.ts).
  */
 export async function measureAgentOps(inst: BenchInstance, plan: AgentOpsPlan, signal: AbortSignal): Promise<AgentOpsSamples> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const machine = await inst.client.expect<{ id: string }>(201, 'POST', '/v1/machines', {});
-  const id = machine.body.id;
+  const target = { url: inst.server.url, apiKey: inst.apiKey, machineId: machine.body.id };
+  try {
+    return await inClientWorker('agentOps', target, plan, signal);
+  } finally {
+    await inst.client.expect(200, 'DELETE', `/v1/machines/${target.machineId}`).catch(() => undefined);
+  }
+}
+
+/** The loops of `measureAgentOps`, as the client worker (client-worker.ts) runs them. */
+export async function agentOpsLoops(inst: ClientTarget, plan: AgentOpsPlan, signal: AbortSignal): Promise<AgentOpsSamples> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const id = inst.machineId;
   try {
     const bounds = (count: number) => ({ count, budgetMs: plan.budgetMs, signal });
     const stream = (): Promise<{ ms: number; text: string }> =>
@@ -90,7 +102,7 @@ export async function measureAgentOps(inst: BenchInstance, plan: AgentOpsPlan, s
       smallPairMs.push(await pair());
     });
 
-    await inst.client.expect(200, 'POST', `/v1/machines/${id}/exec`, { cmd: `mkdir -p /root/many && cd /root/many && i=0; while [ $i -lt ${plan.listEntries} ]; do : > f$i; i=$((i+1)); done` });
+    await ok(call(inst, agent, 'POST', `/v1/machines/${id}/exec`, JSON.stringify({ cmd: `mkdir -p /root/many && cd /root/many && i=0; while [ $i -lt ${plan.listEntries} ]; do : > f$i; i=$((i+1)); done` })), 'fill the directory');
     const list = `/v1/machines/${id}/files/list?path=${encodeURIComponent('/root/many')}`;
     for (let i = 0; i < 3; i++) await ok(call(inst, agent, 'GET', list), 'list');
     const listMs: number[] = [];
@@ -103,6 +115,5 @@ export async function measureAgentOps(inst: BenchInstance, plan: AgentOpsPlan, s
     return { firstByteMs, smallPairMs, listMs, listEntries: plan.listEntries, loops: { firstByte, small, list: listed } };
   } finally {
     agent.destroy();
-    await inst.client.expect(200, 'DELETE', `/v1/machines/${id}`).catch(() => undefined);
   }
 }

@@ -24,7 +24,15 @@ export function execRow(h: ExecSamples, p: PodmanExecResult): TableRow {
 }
 
 export function filesRows(f: FilesSamples): TableRow[] {
-  return f.cases.map((c) => ({
+  const floor = f.floor.map((c) => ({
+    what: `files floor: ${c.mib} MiB up / down through bare node:http, median MB/s`,
+    hangar: `${median(c.uploadMBps).toFixed(1)} / ${median(c.downloadMBps).toFixed(1)} MB/s (n=${c.uploadMBps.length})`,
+    podman: '—',
+    notes:
+      'The same client and loops (a worker thread, download hashed and compared) against a node:http server on loopback that keeps the bytes in memory: ' +
+      'no machine, agent, store or Fastify. What HTTP on this host allows at this size.',
+  }));
+  const rows = f.cases.map((c) => ({
     what: `files: ${c.mib} MiB upload / download, median MB/s`,
     hangar: `${median(c.uploadMBps).toFixed(1)} / ${median(c.downloadMBps).toFixed(1)} MB/s (n=${c.uploadMBps.length})`,
     podman: '—',
@@ -33,6 +41,7 @@ export function filesRows(f: FilesSamples): TableRow[] {
       `each download hashed and compared. Each call runs the agent's native file tool in the machine (the bytes stream over the agent's socket).` +
       `${c.loop.truncated ? ` Time budget hit after ${c.loop.iterations}.` : ''}`,
   }));
+  return [...rows, ...floor];
 }
 
 export function volumeRow(v: VolumeWriteSamples): TableRow {

@@ -164,6 +164,7 @@ export function agentGoalRows(r: BenchResults): GoalRow[] {
   const list = summarize(r.agentOps.listMs);
   const median = (xs: readonly number[]): number => summarize(xs).p50;
   const files = r.files.cases.map((c) => ({ mib: c.mib, up: median(c.uploadMBps), down: median(c.downloadMBps) }));
+  const filesFloor = r.files.floor.map((c) => `${c.mib} MiB ${median(c.uploadMBps).toFixed(0)} / ${median(c.downloadMBps).toFixed(0)} MB/s`).join(', ');
   const cold = summarize(r.create.createMs);
   const podman = r.podman.available ? summarize(r.podman.runMs) : null;
   const coldRatio = podman ? podman.p50 / cold.p50 : Number.NaN;
@@ -182,7 +183,7 @@ export function agentGoalRows(r: BenchResults): GoalRow[] {
     {
       what: `file ${files.map((f) => `${f.mib} MiB`).join(' / ')}, up and down`,
       goal: '≥ 300 MB/s both',
-      measured: files.map((f) => `${f.up.toFixed(0)} / ${f.down.toFixed(0)} MB/s`).join('; '),
+      measured: `${files.map((f) => `${f.up.toFixed(0)} / ${f.down.toFixed(0)} MB/s`).join('; ')}${filesFloor ? `; floor: bare node:http on loopback, same client, ${filesFloor}` : ''}`,
       met: files.every((f) => f.up >= 300 && f.down >= 300),
     },
     { what: `list a directory of ${r.agentOps.listEntries.toLocaleString('en-US')} entries`, goal: '≤ 20 ms', measured: `p50 ${formatMs(list.p50)} ms`, met: list.n ? list.p50 <= 20 : null },

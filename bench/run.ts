@@ -130,6 +130,7 @@ async function measureAgentRows(signal: AbortSignal): Promise<number> {
       `| exec streaming, first stdout byte of \`echo hi\` | ${formatMs(first.p50)} ms | ${formatMs(first.p95)} ms | ${first.n} |`,
       `| file 4 KiB write then read, pair | ${formatMs(pair.p50)} ms (${((2 * 1000) / pair.p50).toFixed(0)} ops/s) | ${formatMs(pair.p95)} ms | ${pair.n} |`,
       `| file 1 MiB upload / download, median | ${median(mib.uploadMBps)} / ${median(mib.downloadMBps)} MB/s | | ${mib.uploadMBps.length} |`,
+      `| floor: bare node:http, 1 MiB up / down, median | ${median(files.floor[0]!.uploadMBps)} / ${median(files.floor[0]!.downloadMBps)} MB/s | | ${files.floor[0]!.uploadMBps.length} |`,
     );
   });
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -67,7 +67,8 @@ interface ScriptRun {
  * after it, which go to `body` with backpressure: a slow client slows the machine's tool.
  */
 class HeaderThenBody {
-  readonly body = new PassThrough();
+  /** Room for a few of the agent's output frames, so reading from the machine runs ahead of the client's connection instead of in step with it. */
+  readonly body = new PassThrough({ highWaterMark: 1024 * 1024 });
   /** Bytes after the header that reach `body`; the rest is read and dropped. */
   private limit = Infinity;
   private head: Buffer[] = [];

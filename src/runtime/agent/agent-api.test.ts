@@ -77,6 +77,48 @@ describe('in-machine agent', () => {
     assert.match(viaAgent.out, /Seccomp:\s+2/);
   });
 
+  it('serves command after command on one connection, each starting as the first did', async () => {
+    await waitFor(async () => (await parentOf()) > 1, 10_000);
+    // One session process serves them all: the connection and its process are kept between commands.
+    const parents = new Set<number>();
+    for (let i = 0; i < 5; i++) parents.add(await parentOf());
+    assert.equal(parents.size, 1, `commands were served by ${[...parents].join(', ')}`);
+    // What one command was given (variables, directory) is not the next one's.
+    const probe = 'echo "${HANGAR_REUSE_PROBE:-unset}:$(pwd)"';
+    const ask = async (extra: object): Promise<string> => {
+      const r = await t.request('POST', `/v1/machines/${id}/exec`, { body: { cmd: probe, ...extra } });
+      assert.equal(r.status, 200, r.text);
+      return r.body.stdout;
+    };
+    const before = await ask({});
+    assert.equal(await ask({ env: { HANGAR_REUSE_PROBE: 'one' }, cwd: '/tmp' }), 'one:/tmp\n');
+    assert.equal(await ask({}), before);
+  });
+
+  it('lets nothing meant for an ended command reach the next one on its connection', async () => {
+    const rt = t.server.runtime;
+    const base = { cwd: '/', env: {}, uid: 0, gid: 0 };
+    const out: Buffer[] = [];
+    const io = { stdout: (c: Buffer) => void out.push(c), stderr: () => undefined };
+    // Stdin sent while a command ends is dropped with it: the next command (cat) reads none of it.
+    const quick = await rt.startProcess(id, { ...base, argv: ['true'] }, { stdout: () => undefined, stderr: () => undefined });
+    quick.write(Buffer.alloc(200_000, 0x61));
+    await quick.exited;
+    const cat = await rt.exec(id, { ...base, argv: ['cat'], timeoutMs: 10_000 }, io);
+    assert.equal(cat.exitCode, 0);
+    assert.equal(Buffer.concat(out).length, 0, 'the next command read stdin sent to the one before');
+    // A late signal to an ended process does not reach the command now on its connection.
+    const ended = await rt.startProcess(id, { ...base, argv: ['true'] }, { stdout: () => undefined, stderr: () => undefined });
+    await ended.exited;
+    const next = rt.exec(id, { ...base, argv: ['sh', '-c', 'sleep 0.5; echo survived'], timeoutMs: 10_000 }, io);
+    await new Promise((r) => setTimeout(r, 150));
+    ended.signal('TERM');
+    ended.kill();
+    const r = await next;
+    assert.equal(r.exitCode, 0);
+    assert.equal(Buffer.concat(out).toString(), 'survived\n');
+  });
+
   it('keeps its socket out of reach: the run directory is read-only inside the machine', async () => {
     const r = await exec('rm -f /.hangar/run/agent.sock; echo x > /.hangar/run/other; ln -s /etc /.hangar/run/link; ls /.hangar/run');
     assert.match(r.err, /Read-only file system/);

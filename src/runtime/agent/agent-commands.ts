@@ -2,12 +2,15 @@
  * Commands run through the in-machine agent: the same three shapes as the Runtime
  * interface (exec to the end, a background process, a terminal), over one session each.
  * Backpressure runs both ways: a slow `ExecIo` consumer pauses the socket (so the agent,
- * then the command, wait), and stdin is sent only as fast as the socket drains.
+ * then the command, wait), and stdin is sent only as fast as the socket drains. A session
+ * that ended cleanly gives its connection back for the next one; from then on nothing it
+ * is asked (a late signal, a write) reaches the socket.
  */
 import type { Socket } from 'node:net';
+import type { AgentConnection } from './agent-host.js';
 import type { Readable } from 'node:stream';
 import { ExecStartError, type ExecIo, type ExecOptions, type ExecResult, type ProcessHandle, type ProcessOptions, type ProcessSignal, type PtyHandle, type PtyOptions } from '../runtime.js';
-import { encodeExec, encodeFrame, FRAME, FrameDecoder, frameHeader, parseStrings, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
+import { encodeExec, encodeFrame, FRAME, FrameDecoder, frameHeader, parseStrings, REUSABLE_MARK, STDIN_CHUNK, strings, type AgentCommand } from './protocol.js';
 
 /** Stdin bytes a process has not read yet that are held for it; past this a write is refused (as on the runc path). */
 const STDIN_PENDING_MAX_BYTES = 4 * 1024 * 1024;
@@ -44,13 +47,19 @@ class Session {
   /** The command closed its stdin, or the session ended: nothing more is sent. */
   stdinGone = false;
   private creditWaiters: (() => void)[] = [];
+  /** The last frame came: nothing more is sent on the connection, which may already serve another session. */
+  private finished = false;
+  private readonly socket: Socket;
+  private readonly listeners: { data: (chunk: Buffer) => void; error: () => void; close: () => void };
 
   constructor(
     readonly id: string,
-    private readonly socket: Socket,
+    private readonly connection: AgentConnection,
     command: AgentCommand,
     events: SessionEvents,
   ) {
+    const socket = connection.socket;
+    this.socket = socket;
     this.running = new Promise((resolve, reject) => {
       this.started = (pid) => {
         this.startSettled = true;
@@ -71,10 +80,10 @@ class Session {
             this.started(Number(parseStrings(f.payload)[0]));
             return;
           case FRAME.failed: {
-            const [kind, message] = parseStrings(f.payload);
+            const [kind, message, mark] = parseStrings(f.payload);
             this.failedStart(new ExecStartError(message ?? 'the command could not be started', id, kind === 'not_found' ? 'not_found' : 'cannot_start'));
-            // The agent waits for this end before it closes (so no write of ours can fail first).
-            socket.end();
+            // The agent waits for the connection's end (or, given back, the next request): no write of ours can fail first.
+            this.finish(mark === REUSABLE_MARK);
             return;
           }
           case FRAME.stdout:
@@ -89,13 +98,12 @@ class Session {
             return;
           }
           case FRAME.exit: {
-            const code = Number(parseStrings(f.payload)[0]);
-            this.code = code;
+            const [code, mark] = parseStrings(f.payload);
+            this.code = Number(code);
             this.stdinEnded();
-            socket.end();
             // Every output frame came before the status: the command is done once the sink took them,
             // without waiting for the agent's session to close the connection and exit.
-            void this.output.then(() => this.ended(code));
+            this.finish(mark === REUSABLE_MARK);
             return;
           }
           case FRAME.ack:
@@ -111,23 +119,55 @@ class Session {
       },
       () => socket.destroy(),
     );
-    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
-    socket.on('error', () => socket.destroy());
-    socket.once('close', () => {
-      if (this.killTimer) clearTimeout(this.killTimer);
-      this.stdinEnded();
-      // An error (and its stack) only for a session that never got as far as its command.
-      if (!this.startSettled) this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
-      const code = this.code;
-      void this.output.then(() => this.ended(code));
-    });
+    this.listeners = {
+      data: (chunk: Buffer) => decoder.push(chunk),
+      error: () => socket.destroy(),
+      close: () => {
+        if (this.killTimer) clearTimeout(this.killTimer);
+        this.finished = true;
+        this.stdinEnded();
+        // An error (and its stack) only for a session that never got as far as its command.
+        if (!this.startSettled) this.failedStart(new ExecStartError('the machine stopped before the command started', id, 'not_running'));
+        const code = this.code;
+        void this.output.then(() => this.ended(code));
+      },
+    };
+    socket.on('data', this.listeners.data);
+    socket.on('error', this.listeners.error);
+    socket.once('close', this.listeners.close);
+    // The request and what the caller sends at once (stdin, its end) leave in one write: the agent wakes once.
+    socket.cork();
     socket.write(encodeExec(command));
+    process.nextTick(() => socket.uncork());
     socket.resume();
+  }
+
+  /**
+   * The session's last frame came. Once the sink took every output chunk (so no pause or
+   * resume of ours is still to come), the connection goes back for the next session when
+   * the agent can go on (`reusable`), and is ended otherwise.
+   */
+  private finish(reusable: boolean): void {
+    this.finished = true;
+    void this.output.then(() => {
+      if (this.killTimer) clearTimeout(this.killTimer);
+      if (this.socket.destroyed) return; // 'close' settles the session
+      this.socket.off('data', this.listeners.data);
+      this.socket.off('error', this.listeners.error);
+      this.socket.off('close', this.listeners.close);
+      if (reusable) this.connection.giveBack();
+      else {
+        // Errors on the way out are nobody's: it is closed either way.
+        this.socket.on('error', () => this.socket.destroy());
+        this.socket.end();
+      }
+      this.ended(this.code);
+    });
   }
 
   /** Send stdin bytes (in pieces); false once the send window is full (wait for `credit`). */
   write(data: Buffer): boolean {
-    if (this.stdinGone) return false;
+    if (this.stdinGone || this.finished) return false;
     // Header and bytes as two writes in one cork: the payload is never copied.
     this.socket.cork();
     for (let at = 0; at < data.length; at += STDIN_CHUNK) {
@@ -162,32 +202,33 @@ class Session {
 
   /** Close the command's stdin. */
   closeStdin(): void {
-    if (!this.stdinGone && !this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.stdin));
+    if (!this.stdinGone && !this.finished && !this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.stdin));
   }
 
   /** Signal the command's process group. */
   signal(sig: number): void {
-    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.signal, strings(sig)));
+    if (!this.finished && !this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.signal, strings(sig)));
   }
 
   /** Change the terminal's size. */
   resize(cols: number, rows: number): void {
-    if (!this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.resize, strings(rows, cols)));
+    if (!this.finished && !this.socket.writableEnded) this.socket.write(encodeFrame(FRAME.resize, strings(rows, cols)));
   }
 
   /** SIGKILL the group; if the agent cannot say so in time, cut the session (the agent kills on that too). */
   kill(): void {
+    if (this.finished) return;
     this.signal(SIGNALS.KILL);
     this.killTimer ??= setTimeout(() => this.socket.destroy(), KILL_GRACE_MS);
     this.killTimer.unref();
   }
 
   pause(): void {
-    this.socket.pause();
+    if (!this.finished) this.socket.pause();
   }
 
   resume(): void {
-    this.socket.resume();
+    if (!this.finished) this.socket.resume();
   }
 }
 
@@ -219,9 +260,9 @@ function feed(session: Session, stream: Readable): void {
 const KILLED = 128 + SIGNALS.KILL;
 
 /** Run a command to the end through the agent (Runtime.exec). */
-export async function agentExec(socket: Socket, id: string, o: ExecOptions, io: ExecIo): Promise<ExecResult> {
+export async function agentExec(connection: AgentConnection, id: string, o: ExecOptions, io: ExecIo): Promise<ExecResult> {
   const startedAt = performance.now();
-  const session = new Session(id, socket, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
+  const session = new Session(id, connection, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
   let timedOut = false;
   let aborted = false;
   const timer = setTimeout(() => {
@@ -251,9 +292,9 @@ export async function agentExec(socket: Socket, id: string, o: ExecOptions, io: 
 }
 
 /** Start a background command through the agent (Runtime.startProcess); resolves once it runs. */
-export async function agentStartProcess(socket: Socket, id: string, o: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
+export async function agentStartProcess(connection: AgentConnection, id: string, o: ProcessOptions, io: ExecIo): Promise<ProcessHandle> {
   const startedAt = performance.now();
-  const session = new Session(id, socket, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
+  const session = new Session(id, connection, { mode: 'pipes', argv: o.argv, cwd: o.cwd, env: o.env }, io);
   let timedOut = false;
   let stdinClosed = false;
   const timer =
@@ -292,8 +333,8 @@ export async function agentStartProcess(socket: Socket, id: string, o: ProcessOp
 }
 
 /** Start a command on a terminal through the agent (Runtime.startPty). */
-export async function agentStartPty(socket: Socket, id: string, o: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
-  const session = new Session(id, socket, { mode: 'terminal', argv: o.argv, cwd: o.cwd, env: o.env, rows: o.rows, cols: o.cols }, { stdout: output, stderr: output });
+export async function agentStartPty(connection: AgentConnection, id: string, o: PtyOptions, output: (chunk: Buffer) => void): Promise<PtyHandle> {
+  const session = new Session(id, connection, { mode: 'terminal', argv: o.argv, cwd: o.cwd, env: o.env, rows: o.rows, cols: o.cols }, { stdout: output, stderr: output });
   const pid = await session.running;
   return {
     pid,

@@ -107,15 +107,54 @@ describe('AgentHost', () => {
         a.on('data', (c: Buffer) => d.push(c));
       }
     });
-    taken.write(encodeFrame(FRAME.exec, strings('p', '/', 24, 80, 1, 'true', 0)));
+    taken.socket.write(encodeFrame(FRAME.exec, strings('p', '/', 24, 80, 1, 'true', 0)));
     assert.equal(await got, FRAME.exec);
-    taken.destroy();
+    taken.socket.destroy();
     let open = 0;
     for (const a of kept) if (!a.destroyed) open++;
     assert.ok(open <= 5, `${open} greeted connections kept`);
     for (const a of agents) a.destroy();
     await settle();
     assert.deepEqual(lost, [ID]);
+  });
+
+  it('a connection given back serves the next request before the older idle one', async () => {
+    const older = await hello();
+    await settle();
+    const first = await host.connect(ID, 1_000);
+    assert.ok(first);
+    const newer = await hello();
+    await settle();
+    // The agent's side of whichever connection `first` is: frames it receives.
+    const frames = (s: Socket): string[] => {
+      const seen: string[] = [];
+      const d = new FrameDecoder(
+        (f) => seen.push(f.type),
+        () => undefined,
+      );
+      s.on('data', (c: Buffer) => d.push(c));
+      return seen;
+    };
+    const seenOlder = frames(older);
+    const seenNewer = frames(newer);
+    first.socket.write(encodeFrame(FRAME.exec, strings('p', '/', 24, 80, 1, 'true', 0)));
+    first.giveBack();
+    const second = await host.connect(ID, 1_000);
+    assert.ok(second);
+    second.socket.write(encodeFrame(FRAME.exec, strings('p', '/', 24, 80, 1, 'true', 0)));
+    await settle();
+    // `older` was taken first; given back, it is the one taken again (the newer idle one waits).
+    assert.deepEqual(seenOlder, [FRAME.exec, FRAME.exec]);
+    assert.deepEqual(seenNewer, []);
+    second.socket.destroy();
+    // After a quiesce a connection given back is closed, not kept.
+    const third = await host.connect(ID, 1_000);
+    assert.ok(third);
+    await host.quiesce(ID);
+    third.giveBack();
+    assert.ok(third.socket.destroyed);
+    for (const s of [older, newer]) s.destroy();
+    await host.reopen(ID);
   });
 
   it('quiesce closes the socket and every connection; reopen listens again', async () => {

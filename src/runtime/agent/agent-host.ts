@@ -3,8 +3,10 @@
  * server listens on in a host directory of that machine's own. The machine sees that
  * directory read-only (`/.hangar/run`), so nothing inside it can replace the socket or
  * point the server elsewhere; the agent connects out to it and keeps one idle
- * connection waiting. A session takes the idle connection (the agent then connects a new
- * one), sends one command and reads its frames until the command exits.
+ * connection waiting. A session takes an idle connection (the agent then connects a new
+ * one), sends one command and reads its frames until the command exits; when the agent
+ * said it goes on, the connection is given back and the next session reuses it, with no
+ * new connection or process in the machine.
  *
  * Around a checkpoint the server closes the socket and every connection (CRIU cannot
  * dump a socket whose peer is outside the machine), and opens it again after the
@@ -15,6 +17,17 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { readUidBase } from '../user-namespace.js';
 import { AGENT_BINARY_IN_MACHINE, AGENT_SOCKET_NAME, AGENT_VERSION, FRAME, FrameDecoder, parseStrings, type Frame } from './protocol.js';
+
+/** A connection to a machine's agent, lent to one session at a time. */
+export interface AgentConnection {
+  readonly socket: Socket;
+  /**
+   * The session is over and the agent waits for the next request on it (its last frame
+   * said so): the connection goes back to the machine's idle ones. The session has
+   * removed its own listeners and must not touch the socket after this.
+   */
+  giveBack(): void;
+}
 
 /** Idle connections kept per machine; more are closed (the agent keeps one). */
 const IDLE_MAX = 4;
@@ -119,28 +132,54 @@ class AgentEndpoint {
           s.destroy();
           return;
         }
-        // Kept reading, so a closed connection is noticed; the agent sends nothing more before a request.
-        s.on('data', () => s.destroy());
         this.helloAt = Date.now();
-        const waiter = this.waiters.shift();
-        if (waiter) waiter(s);
-        else if (this.idle.length < IDLE_MAX) this.idle.push(s);
-        else s.destroy();
+        this.keepIdle(s);
       },
       () => s.destroy(),
     );
     s.on('data', (chunk: Buffer) => decoder.push(chunk));
   }
 
-  /** An idle connection to the agent, waiting up to `timeoutMs` for one; null when none came. */
-  take(timeoutMs: number): Promise<Socket | null> {
-    const s = this.idle.shift();
-    if (s) return Promise.resolve(handOver(s));
+  /** A greeted connection with nothing to do: to a waiting session, else among the idle ones (a few at most). */
+  private keepIdle(s: Socket): void {
+    // Kept reading, so a closed connection is noticed; the agent sends nothing more before a request.
+    s.on('data', () => s.destroy());
+    s.resume();
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(s);
+    else if (this.idle.length < IDLE_MAX) this.idle.push(s);
+    else s.end(); // the agent's spare sees the end and exits
+  }
+
+  /** A connection leaves the pool paused (its session resumes it once it listens), with the way back. */
+  private lend(s: Socket): AgentConnection {
+    s.removeAllListeners('data');
+    s.pause();
+    return {
+      socket: s,
+      giveBack: () => {
+        if (!this.server || s.destroyed || !s.writable) {
+          s.destroy();
+          return;
+        }
+        this.keepIdle(s);
+      },
+    };
+  }
+
+  /**
+   * An idle connection to the agent, waiting up to `timeoutMs` for one; null when none
+   * came. The one given back last goes first: its process has served a command just now,
+   * and the agent's fresh spare stays for when several sessions run at once.
+   */
+  take(timeoutMs: number): Promise<AgentConnection | null> {
+    const s = this.idle.pop();
+    if (s) return Promise.resolve(this.lend(s));
     if (!this.server || timeoutMs <= 0) return Promise.resolve(null);
     return new Promise((resolve) => {
       const waiter = (got: Socket | null): void => {
         clearTimeout(timer);
-        resolve(got ? handOver(got) : null);
+        resolve(got ? this.lend(got) : null);
       };
       const timer = setTimeout(() => {
         const at = this.waiters.indexOf(waiter);
@@ -178,13 +217,6 @@ class AgentEndpoint {
     );
     await closed;
   }
-}
-
-/** A connection leaves the pool paused: its session resumes it once it listens. */
-function handOver(s: Socket): Socket {
-  s.removeAllListeners('data');
-  s.pause();
-  return s;
 }
 
 /** The agent sockets of every machine of this server. */
@@ -234,7 +266,7 @@ export class AgentHost {
    * `timeoutMs` (no agent in this machine, or it is not answering). After a server
    * restart the socket is opened here, at first use, and the agent nudged to connect now.
    */
-  async connect(id: string, timeoutMs: number): Promise<Socket | null> {
+  async connect(id: string, timeoutMs: number): Promise<AgentConnection | null> {
     let ep = this.endpoints.get(id);
     if (!ep) {
       if (this.closed.has(id) || !(await this.has(id))) return null;

@@ -20,6 +20,12 @@ export const FRAME = {
   resize: 'R',
 } as const;
 
+/**
+ * The last string of a session's last frame (exit or failed) when the agent then serves
+ * the connection's next request (see agent/src/protocol.h).
+ */
+export const REUSABLE_MARK = 'r';
+
 /** The protocol version this server speaks. */
 export const AGENT_VERSION = '1';
 /** Where the agent is inside every machine, and the directory the server's socket is in. */

@@ -1,5 +1,4 @@
 import { mkdir, readFile, readdir, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_ISOLATION, ISOLATIONS, type Isolation, type MachineConfig } from '../../domain/machine.js';
@@ -26,7 +25,7 @@ import type {
 import type { MachineHostPaths, MachineStats } from '../machine-stats.js';
 import { ExecStartError, RuntimeError } from '../runtime.js';
 import { agentExec, agentStartProcess, agentStartPty } from '../agent/agent-commands.js';
-import { AgentHost } from '../agent/agent-host.js';
+import { AgentHost, type AgentConnection } from '../agent/agent-host.js';
 import { AGENT_BINARY_IN_MACHINE } from '../agent/protocol.js';
 import { installAgent } from './agent-mounts.js';
 import { bestEffort, errorMessage, SILENT_LOGGER, type RuntimeLogger } from './best-effort.js';
@@ -321,7 +320,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
    * changing user, so only root's commands go through it. A machine whose agent does not
    * answer (killed inside the machine) is given a new one in the background.
    */
-  private async agentFor(id: string, uid: number, gid: number): Promise<Socket | null> {
+  private async agentFor(id: string, uid: number, gid: number): Promise<AgentConnection | null> {
     if (uid !== 0 || gid !== 0) return null;
     const socket = await this.agents.connect(id, AGENT_WAIT_MS);
     if (socket === null && (await this.agents.has(id))) this.relaunchAgent(id);
@@ -347,7 +346,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
    * is none, or when it closed before the command started while the machine still runs:
    * the agent was killed after the server took its idle connection and before it noticed.
    */
-  private async viaAgent<T>(id: string, agent: Socket | null, start: (agent: Socket) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+  private async viaAgent<T>(id: string, agent: AgentConnection | null, start: (agent: AgentConnection) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
     if (agent === null) return fallback();
     try {
       return await start(agent);
