@@ -6,7 +6,7 @@ import { renderChart } from './chart.js';
 import type { CreateDestroySamples } from './create-destroy.js';
 import { PODMAN_RUN_FLAGS, type PodmanResult } from './podman.js';
 import type { PodmanCheckpointResult } from './podman-checkpoint.js';
-import type { FloorResult } from './runtime-floor.js';
+import type { DensityFloorResult, FloorResult } from './runtime-floor.js';
 import type { AgentOpsSamples } from './agent-ops.js';
 import type { BurstSamples } from './burst.js';
 import type { DensityResults } from './density.js';
@@ -16,7 +16,7 @@ import type { FilesSamples } from './files.js';
 import type { VolumeWriteSamples } from './volumes.js';
 import type { IngressResults } from './ingress.js';
 import { agentOpsRows, execRow, filesRows, ingressRow, volumeRow } from './inside-report.js';
-import { agentGoalRows, burstRow, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
+import { agentGoalRows, burstRow, densityFloorRows, densityRows, goalRows, goalsTable, warmPoolRow, wrkRow } from './perf-report.js';
 import type { ReadResults, RequestSamples } from './read-latency.js';
 import { snapshotRows, snapshotSummaries } from './snapshot-report.js';
 import type { HangarSnapshotResults } from './snapshots.js';
@@ -58,6 +58,8 @@ export interface BenchResults {
   burst: BurstSamples;
   /** Idle machines piled up on one server. */
   density: DensityResults;
+  /** The same pile-up of bare `runc run -d` containers (the floor of the density row), without and with Hangar's host mounts per machine. */
+  densityFloor: DensityFloorResult[];
   /** GET by id under wrk's load. */
   wrk: WrkResult;
   /** `exec true` through the API, and podman exec. */
@@ -150,6 +152,7 @@ export function tableRows(r: BenchResults): TableRow[] {
     ...r.floor.map(floorRow),
     burstRow(r.burst),
     ...densityRows(r.density),
+    ...densityFloorRows(r),
     readRow('`GET /healthz`, p50 / p95 / p99', rd.healthz, 'No auth, no store: the HTTP floor of this client and server.'),
     readRow(
       '`GET /v1/machines/{id}`, p50 / p95 / p99',

@@ -21,7 +21,7 @@ import { DEFAULT_FILES_PLAN, measureFiles, type FilesSamples } from './files.js'
 import { withInstance } from './hangar-instance.js';
 import { measureIngress, type IngressResults } from './ingress.js';
 import { cleanupPodman, measurePodman, podmanLeftovers, type PodmanResult } from './podman.js';
-import { measureRuntimeFloor, type FloorResult } from './runtime-floor.js';
+import { measureDensityFloor, measureRuntimeFloor, type DensityFloorResult, type FloorResult } from './runtime-floor.js';
 import { checkpointLeftovers, measurePodmanCheckpoint, type PodmanCheckpointResult } from './podman-checkpoint.js';
 import { measureReads, type ReadPlan, type ReadResults } from './read-latency.js';
 import { renderMarkdown, writeResults, type BenchResults, type HostFacts } from './report.js';
@@ -163,6 +163,8 @@ async function main(): Promise<number> {
   let warmPool: WarmPoolSamples | undefined;
   let burst: BurstSamples | undefined;
   let density: DensityResults | undefined;
+  let densityFloor: DensityFloorResult[] | undefined;
+  let baseRootfs: string | undefined;
   let wrk: WrkResult | undefined;
   let exec: ExecSamples | undefined;
   let podmanExec: PodmanExecResult | undefined;
@@ -179,6 +181,7 @@ async function main(): Promise<number> {
       create = await measureCreateDestroy(inst.client, PLAN.create.warmup, { ...PLAN.create, signal });
       // The peer starts the very same root filesystem: the base template this server built.
       const rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
+      baseRootfs = rootfs;
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
@@ -217,6 +220,13 @@ async function main(): Promise<number> {
     });
     progress(`density: up to ${PLAN.density.target} idle machines, ${PLAN.density.concurrency} creates in flight`);
     density = await measureDensity(PLAN.density, leftovers, signal, progress);
+    densityFloor = [];
+    for (const mounts of [0, 3]) {
+      progress(`the density floor: ${PLAN.density.target} bare runc run -d kept running, ${PLAN.density.concurrency} in flight, ${mounts} host mounts each`);
+      const f = await measureDensityFloor('runc', baseRootfs!, PLAN.density.target, PLAN.density.concurrency, signal, mounts);
+      if (!f.available) progress(`density floor: unavailable (${f.reason})`);
+      densityFloor.push(f);
+    }
     await withInstance('snapshots', leftovers, async (inst) => {
       const pr = PLAN.snapshots.pauseResume;
       progress(
@@ -246,7 +256,7 @@ async function main(): Promise<number> {
   }
 
   if (leftovers.length) progress(`LEFT ON THE HOST: ${leftovers.join('; ')}`);
-  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates || !e2b) {
+  if (failure !== null || !create || !podman || !floor || !reads || !snapshots || !checkpoint || !warmPool || !burst || !density || !densityFloor || !wrk || !exec || !podmanExec || !files || !volumes || !agentOps || !ingress || !templates || !e2b) {
     progress(`FAILED: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}`);
     return 1;
   }
@@ -264,6 +274,7 @@ async function main(): Promise<number> {
     warmPool,
     burst,
     density,
+    densityFloor,
     wrk,
     exec,
     podmanExec,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../src/domain/machine.js';
 import { run } from '../src/runtime/runc/command.js';
 import { buildOciSpec } from '../src/runtime/runc/oci-spec.js';
-import { boundedLoop, type LoopBounds, type LoopOutcome } from './bounded-loop.js';
+import { boundedLoop, boundedPool, type LoopBounds, type LoopOutcome } from './bounded-loop.js';
 import { shortReason } from './podman.js';
 
 /** What one runtime measured, or why it could not run the machine. */
@@ -61,17 +61,19 @@ async function removeCgroups(): Promise<void> {
   }
 }
 
-async function measureOne(runtime: string, rootfs: string, warmup: number, bounds: LoopBounds, burst: number): Promise<FloorResult> {
-  let version: string;
+/** The runtime's version, or null when it is not installed. */
+async function versionOf(runtime: string): Promise<string | null> {
   try {
-    version = (await run(runtime, ['--version'])).split('\n')[0]!.replace(/^\S+ version /, '').trim();
+    return (await run(runtime, ['--version'])).split('\n')[0]!.replace(/^\S+ version /, '').trim();
   } catch {
-    return { runtime, available: false, reason: `${runtime} is not installed` };
+    return null;
   }
+}
+
+/** Bare containers of the base template under one runtime: bundles made, started, deleted, and all of it removed at the end. */
+async function bareRuntime(runtime: string, rootfs: string) {
   const dir = await mkdtemp(join(tmpdir(), `${NAME}-`));
   const state = join('/run', `${NAME}-${runtime}`);
-  const runMs: number[] = [];
-  const deleteMs: number[] = [];
   let n = 0;
   const prepare = async (): Promise<string> => {
     const id = `floor${n++}`;
@@ -97,6 +99,28 @@ async function measureOne(runtime: string, rootfs: string, warmup: number, bound
     if (deleted.code !== 0) throw new Error(`${runtime} delete failed: ${deleted.stderr.trim().split('\n').pop() ?? ''}`);
     return deleted.ms;
   };
+  /** Whatever is left running, the state, the cgroups and the bundles. */
+  const cleanup = async (): Promise<void> => {
+    const left = (await run(runtime, ['--root', state, 'list', '-q']).catch(() => '')).split('\n').filter(Boolean);
+    // Four at a time: a density pile-up leaves a thousand.
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, lane) => {
+        for (let i = lane; i < left.length; i += 4) await quiet(runtime, ['--root', state, 'delete', '--force', left[i]!]).catch(() => undefined);
+      }),
+    );
+    await rm(state, { recursive: true, force: true });
+    await removeCgroups();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { prepare, start, remove, cleanup };
+}
+
+async function measureOne(runtime: string, rootfs: string, warmup: number, bounds: LoopBounds, burst: number): Promise<FloorResult> {
+  const version = await versionOf(runtime);
+  if (version === null) return { runtime, available: false, reason: `${runtime} is not installed` };
+  const { prepare, start, remove, cleanup } = await bareRuntime(runtime, rootfs);
+  const runMs: number[] = [];
+  const deleteMs: number[] = [];
   const once = async (): Promise<{ run: number; del: number }> => {
     const id = await prepare();
     const run = await start(id);
@@ -118,13 +142,55 @@ async function measureOne(runtime: string, rootfs: string, warmup: number, bound
   } catch (err) {
     return { runtime, available: false, reason: shortReason(err) };
   } finally {
-    // Whatever a failure left running.
-    for (const id of (await run(runtime, ['--root', state, 'list', '-q']).catch(() => '')).split('\n').filter(Boolean)) {
-      await quiet(runtime, ['--root', state, 'delete', '--force', id]).catch(() => undefined);
-    }
-    await rm(state, { recursive: true, force: true });
-    await removeCgroups();
-    await rm(dir, { recursive: true, force: true });
+    await cleanup();
+  }
+}
+
+/** What piling up bare containers measured, or why it could not. */
+export type DensityFloorResult =
+  | { runtime: string; available: true; count: number; concurrency: number; hostMountsEach: number; runMs: number[]; wallMs: number }
+  | { runtime: string; available: false; reason: string; hostMountsEach: number };
+
+/**
+ * The floor of the density row: `count` bare `runtime run -d` of the base template kept
+ * running, `concurrency` starts in flight, each timed in the order it started (the first
+ * and the last are compared as Hangar's creates are); then all deleted. With
+ * `hostMountsEach`, every container also leaves that many small tmpfs mounts on the host
+ * before it starts, as a Hangar machine leaves its disk image, overlay and network
+ * namespace mounted there: each new container's mount namespace starts as a copy of the
+ * host's, so the host's mount table is part of what a start costs.
+ */
+export async function measureDensityFloor(
+  runtime: string,
+  rootfs: string,
+  count: number,
+  concurrency: number,
+  signal: AbortSignal,
+  hostMountsEach = 0,
+): Promise<DensityFloorResult> {
+  if ((await versionOf(runtime)) === null) return { runtime, available: false, reason: `${runtime} is not installed`, hostMountsEach };
+  const { prepare, start, cleanup } = await bareRuntime(runtime, rootfs);
+  const mountsDir = await mkdtemp(join(tmpdir(), `${NAME}-mounts-`));
+  const mounted: string[] = [];
+  const runMs: number[] = new Array<number>(count);
+  try {
+    const t0 = performance.now();
+    const loop = await boundedPool({ count, budgetMs: 600_000, signal }, concurrency, async (i) => {
+      for (let k = 0; k < hostMountsEach; k++) {
+        const at = join(mountsDir, `${i}-${k}`);
+        await mkdir(at);
+        await run('mount', ['-t', 'tmpfs', '-o', 'size=64k', NAME, at]);
+        mounted.push(at);
+      }
+      runMs[i] = await start(await prepare());
+    });
+    return { runtime, available: true, count: loop.iterations, concurrency, hostMountsEach, runMs: runMs.slice(0, loop.iterations), wallMs: performance.now() - t0 };
+  } catch (err) {
+    return { runtime, available: false, reason: shortReason(err), hostMountsEach };
+  } finally {
+    await cleanup();
+    for (const at of mounted) await run('umount', [at]).catch(() => undefined);
+    await rm(mountsDir, { recursive: true, force: true });
   }
 }
 
