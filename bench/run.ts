@@ -164,7 +164,6 @@ async function main(): Promise<number> {
   let burst: BurstSamples | undefined;
   let density: DensityResults | undefined;
   let densityFloor: DensityFloorResult[] | undefined;
-  let baseRootfs: string | undefined;
   let wrk: WrkResult | undefined;
   let exec: ExecSamples | undefined;
   let podmanExec: PodmanExecResult | undefined;
@@ -181,7 +180,6 @@ async function main(): Promise<number> {
       create = await measureCreateDestroy(inst.client, PLAN.create.warmup, { ...PLAN.create, signal });
       // The peer starts the very same root filesystem: the base template this server built.
       const rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
-      baseRootfs = rootfs;
       progress(`podman run -d / rm -f: ${PLAN.podman.warmup} warm-ups + ${PLAN.podman.count} timed`);
       podman = await measurePodman(rootfs, PLAN.podman.warmup, { ...PLAN.podman, signal });
       if (!podman.available) progress(`podman: unavailable (${podman.reason})`);
@@ -220,13 +218,17 @@ async function main(): Promise<number> {
     });
     progress(`density: up to ${PLAN.density.target} idle machines, ${PLAN.density.concurrency} creates in flight`);
     density = await measureDensity(PLAN.density, leftovers, signal, progress);
-    densityFloor = [];
-    for (const mounts of [0, 3]) {
-      progress(`the density floor: ${PLAN.density.target} bare runc run -d kept running, ${PLAN.density.concurrency} in flight, ${mounts} host mounts each`);
-      const f = await measureDensityFloor('runc', baseRootfs!, PLAN.density.target, PLAN.density.concurrency, signal, mounts);
-      if (!f.available) progress(`density floor: unavailable (${f.reason})`);
-      densityFloor.push(f);
-    }
+    // A server of its own for the base template's root filesystem: the create instance's is gone with its data dir.
+    await withInstance('floor', leftovers, async (inst) => {
+      const rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
+      densityFloor = [];
+      for (const mounts of [0, 3]) {
+        progress(`the density floor: ${PLAN.density.target} bare runc run -d kept running, ${PLAN.density.concurrency} in flight, ${mounts} host mounts each`);
+        const f = await measureDensityFloor('runc', rootfs, PLAN.density.target, PLAN.density.concurrency, signal, mounts);
+        if (!f.available) progress(`density floor: unavailable (${f.reason})`);
+        densityFloor.push(f);
+      }
+    });
     await withInstance('snapshots', leftovers, async (inst) => {
       const pr = PLAN.snapshots.pauseResume;
       progress(
