@@ -41,6 +41,7 @@ import { TemplateBuilder } from './service/template-builds.js';
 import { TemplateService } from './service/template-service.js';
 import { UploadStore } from './service/uploads.js';
 import { Metrics } from './service/metrics.js';
+import { HostService } from './service/host-service.js';
 import { VERSION } from './version.js';
 
 /** A running Hangar server and its parts. */
@@ -58,6 +59,8 @@ export interface HangarServer {
   pools: WarmPoolService;
   auth: AuthService;
   scheduler: LifecycleScheduler;
+  /** This host among the hosts sharing the store: its heartbeat, and the others' states. */
+  hosts: HostService;
   /** Base URL once listening, e.g. http://127.0.0.1:8080. */
   url: string;
   /** An admin key generated at this first start (shown once), else null. */
@@ -144,18 +147,24 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       builtinDir: settings.templatePath[0] ?? null,
       deleteSnapshot: (id) => runtime.deleteSnapshot(id),
     });
+    const { fleet } = settings;
+    let hosts: HostService | undefined;
     const core = new MachineCore({
       store,
       runtime,
       templates,
       secret,
       log: serviceLog,
-      maxMachines: settings.maxMachines,
+      // Placement sends at most HANGAR_HOST_CAPACITY here; creates sent here directly are bounded the same way.
+      maxMachines: Math.min(settings.maxMachines, fleet.capacityMachines),
+      hostId: fleet.hostId,
+      hostState: (id) => hosts!.stateOf(id),
       subnet: settings.subnet,
       now: options.now,
       recorder: operations,
       timer: metrics,
     });
+    hosts = new HostService({ core, hostId: fleet.hostId, capacityMachines: fleet.capacityMachines, heartbeatMs: fleet.heartbeatMs, downAfterMs: fleet.downAfterMs, log: serviceLog });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
     const buildLogs = new BuildLogs(settings.buildLogsDir);
     const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
@@ -207,6 +216,19 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       logLevel: settings.logLevel,
       ingressDomain: settings.ingressDomain,
       isReady: () => ready,
+      hosts: { list: () => hosts.list(), loads: () => store.hostLoads() },
+      fleet: {
+        hostId: fleet.hostId,
+        hasPeers: () => hosts.hasPeers(),
+        targetOf: (id) => hosts.targetOf(id),
+        place: () => hosts.place(),
+        reserve: (id) => hosts.reserve(id),
+        machineHost: async (id) => (await store.getMachine(id))?.hostId ?? null,
+        snapshotHost: async (id) => {
+          const snap = await store.getSnapshot(id);
+          return snap ? ((await store.getMachine(snap.machineId))?.hostId ?? null) : null;
+        },
+      },
       info: async () => ({
         version: VERSION,
         runtime: { name: runtimeInfo.name, version: runtimeInfo.version, instance_prefix: runtimeInfo.instancePrefix },
@@ -227,6 +249,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     await layers.removeStaging();
     await uploads.sweep();
+    // Registered before reconciling: the machines it settles are this host's, and others see it up.
+    await hosts.register(fleet.advertiseUrl);
     const recovered = await machines.recover();
     await builder.recover();
     await templates.collect(builder.pinned);
@@ -240,6 +264,10 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     } else {
       await app.ready();
     }
+    // Known to the others once it answers: until then its machines' requests are answered where they arrive.
+    if (url !== '' || fleet.advertiseUrl !== null) await hosts.register(fleet.advertiseUrl ?? url);
+    await hosts.beat();
+    hosts.start();
     if (options.scheduler !== false) {
       await scheduler.sweep();
       scheduler.start();
@@ -260,6 +288,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       pools,
       auth,
       scheduler,
+      hosts,
       url,
       generatedAdminKey,
       close: async () => {
@@ -267,6 +296,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         closed = true;
         ready = false;
         await scheduler.stop();
+        await hosts.stop();
         await pools.stop();
         await builder.close();
         // Before the HTTP server: followers of a process's output get its exit and end.

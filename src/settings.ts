@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -142,6 +143,19 @@ const EnvSchema = z.object({
   HANGAR_MAX_UPLOAD_MB: z.coerce.number().int().min(1).max(1_048_576).default(4096),
   /** Template builds running at once; later ones queue. */
   HANGAR_BUILD_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(1),
+  /** This host's name among the hosts sharing the database. @default `{hostname}/{instance prefix}` */
+  HANGAR_HOST_ID: z.string().regex(/^[A-Za-z0-9._/:-]{1,128}$/, 'must be 1-128 letters, digits or . _ / : -').optional(),
+  /** The URL other servers forward this host's machine requests to. @default http://{listen address} once listening */
+  HANGAR_ADVERTISE_URL: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?#]+$/, 'must be http(s)://host[:port], with no path')
+    .optional(),
+  /** How many machines placement puts on this host at most; 0: an API server that runs none. @default HANGAR_MAX_MACHINES */
+  HANGAR_HOST_CAPACITY: z.coerce.number().int().min(0).optional(),
+  /** How often this host records that it is alive. */
+  HANGAR_HEARTBEAT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
+  /** A host silent this long is marked down by another and its running machines are failed; at least 2 × HANGAR_HEARTBEAT_MS. */
+  HANGAR_HOST_DOWN_AFTER_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -203,6 +217,8 @@ export interface Settings {
   /** Volume images (one directory each) and their host mounts (`mounts/`). */
   volumesDir: string;
   runcStateDir: string;
+  /** The fleet: this host's id and URL, its capacity, and the heartbeat bounds. */
+  fleet: { hostId: string; advertiseUrl: string | null; capacityMachines: number; heartbeatMs: number; downAfterMs: number };
 }
 
 const MachineTypesSchema = z
@@ -259,6 +275,9 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   mkdirSync(resolve(e.HANGAR_DATA_DIR), { recursive: true, mode: 0o700 });
   const dataDir = realpathSync(resolve(e.HANGAR_DATA_DIR));
   const instancePrefix = `hangar-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`;
+  if (e.HANGAR_HOST_DOWN_AFTER_MS < 2 * e.HANGAR_HEARTBEAT_MS) {
+    throw new SettingsError(`Invalid settings:\n  HANGAR_HOST_DOWN_AFTER_MS: must be at least 2 × HANGAR_HEARTBEAT_MS (${2 * e.HANGAR_HEARTBEAT_MS})`);
+  }
   return {
     host,
     port,
@@ -301,6 +320,13 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     buildConcurrency: e.HANGAR_BUILD_CONCURRENCY,
     volumesDir: join(dataDir, 'volumes'),
     runcStateDir: `/run/${instancePrefix}`,
+    fleet: {
+      hostId: e.HANGAR_HOST_ID ?? `${hostname()}/${instancePrefix}`,
+      advertiseUrl: e.HANGAR_ADVERTISE_URL ?? null,
+      capacityMachines: e.HANGAR_HOST_CAPACITY ?? e.HANGAR_MAX_MACHINES,
+      heartbeatMs: e.HANGAR_HEARTBEAT_MS,
+      downAfterMs: e.HANGAR_HOST_DOWN_AFTER_MS,
+    },
   };
 }
 

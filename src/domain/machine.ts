@@ -160,6 +160,8 @@ export interface MachineRecord {
   networkId: string | null;
   /** Its isolation tier, fixed at its create. @default 'container' */
   isolation: Isolation;
+  /** The host that runs it (holds its container, disk and snapshots); null until a host takes it. */
+  hostId: string | null;
 }
 
 /** True when the status is final: nothing more happens to the machine. */
@@ -243,6 +245,7 @@ export function newMachineRecord(f: NewMachineFields): MachineRecord {
     startupScript: null,
     networkId: null,
     isolation: DEFAULT_ISOLATION,
+    hostId: null,
     ...f,
   };
 }

@@ -23,6 +23,8 @@ import { e2bSurface } from './e2b/e2b-surface.js';
 import { errorBody, errorHandler } from './error-mapping.js';
 import { clientErrorHandler, frameworkErrors, MAX_PATH_SEGMENT } from './framework-errors.js';
 import { registerIngress } from './native/ingress-routes.js';
+import { FleetForwarding, type FleetRouter } from './fleet-forward.js';
+import type { HostListing } from './admin/host-routes.js';
 import { nativeSurface, nativeSurfaceRoutes } from './native/native-surface.js';
 import { ptyUpgrades } from './native/pty-routes.js';
 import { desktopUpgrades } from './native/desktop-routes.js';
@@ -71,12 +73,16 @@ export interface AppOptions {
   ingressDomain?: string | null;
   /** The built web console (`dist/console`), served at /console. @default null (not served) */
   consoleDir?: string | null;
+  /** The hosts sharing the store (GET /v1/admin/hosts). */
+  hosts: HostListing;
+  /** Where requests for other hosts' machines, and creates placed elsewhere, go. @default none: every request is answered here */
+  fleet?: FleetRouter | null;
 }
 
 /** What building the routes needs: the services (never called while only documenting). */
 export type RoutesOptions = Pick<
   AppOptions,
-  'machines' | 'metrics' | 'templates' | 'volumes' | 'startupScripts' | 'startupScriptRuns' | 'networks' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady'
+  'machines' | 'metrics' | 'templates' | 'volumes' | 'startupScripts' | 'startupScriptRuns' | 'networks' | 'pools' | 'exec' | 'processes' | 'files' | 'fileWatches' | 'compute' | 'paperspace' | 'accessors' | 'operations' | 'paperspaceBase' | 'auth' | 'info' | 'isReady' | 'hosts'
 >;
 
 /** The routes of each surface, each list in document order. */
@@ -93,7 +99,7 @@ export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
     native: nativeSurfaceRoutes(o),
     compute: computeSurfaceRoutes(o.compute),
     paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
-    admin: adminSurfaceRoutes({ auth: o.auth, quotas: o.machines.quotas, pools: o.pools, now: o.machines.now, metrics: o.metrics }),
+    admin: adminSurfaceRoutes({ auth: o.auth, quotas: o.machines.quotas, pools: o.pools, now: o.machines.now, metrics: o.metrics, hosts: o.hosts }),
   };
 }
 
@@ -152,6 +158,11 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
     }
     done(new HangarError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as JSON with "Content-Type: application/json".'), undefined);
   });
+  // Before everything: a request for another host's machine is forwarded whole.
+  const forwarding = o.fleet
+    ? new FleetForwarding({ router: o.fleet, createRoutes: new Set(['/v1/machines', '/sandboxes', '/v2/sandboxes', `${o.paperspaceBase}/machines`]), log: app.log })
+    : null;
+  forwarding?.register(app);
   // First, so that host-based ingress answers before any API routing.
   const ingress = registerIngress(app, { machines: o.machines, domain: o.ingressDomain ?? null, log: app.log });
   const surfaces = surfaceRoutes(o);
@@ -196,12 +207,23 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   const desktop = desktopUpgrades(o.desktop, authenticate, app.log);
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
+    if (!forwarding) return local(request, socket, head);
+    forwarding.upgrade(request, socket, head).then(
+      (forwarded) => forwarded || local(request, socket, head),
+      (err: unknown) => {
+        app.log.warn({ err }, 'forwarding an upgrade failed');
+        socket.destroy();
+      },
+    );
+  });
+  const local = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const target = ingress.target(request);
     if (target) ingress.handle(request, socket, head, target);
     else if (desktop.matches(request.url ?? '/')) desktop.handle(request, socket, head);
     else pty.handle(request, socket, head);
-  });
+  };
   app.addHook('preClose', (done) => {
+    forwarding?.close();
     pty.close();
     desktop.close();
     ingress.close();

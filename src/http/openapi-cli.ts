@@ -30,6 +30,7 @@ const routes = allRoutes({
   auth: {} as never,
   info: unused,
   isReady: () => false,
+  hosts: {} as never,
 });
 const text = `${JSON.stringify(openApiDocument(routes, VERSION), null, 2)}\n`;
 const target = new URL('../../../docs/openapi.json', import.meta.url);

@@ -140,8 +140,10 @@ export class ComputeService {
     const containerRuntime = await this.containerRuntime();
     const candidates: ComputeMachine[] = [];
     for (const record of records) {
+      const here = this.o.machines.isHere(record);
       const container = containers.get(record.id);
-      const status = computeStatus(record, container);
+      // Another host's machine: its record speaks for it (that host holds its container and cgroup).
+      const status = here ? computeStatus(record, container) : record.status === 'running' ? 'running' : computeStatus(record, undefined);
       const template = await this.o.templates.ofRecord(record).catch(() => null);
       const m: ComputeMachine = {
         record,
@@ -162,7 +164,7 @@ export class ComputeService {
       candidates.push(m);
     }
     return mapBounded(candidates, this.o.concurrency ?? 8, async (m) => {
-      if (m.status !== 'running') return m;
+      if (m.status !== 'running' || !this.o.machines.isHere(m.record)) return m;
       // A machine destroyed since the listing has no sample: it is shown with zeros.
       const stats = await this.o.runtime.stats(m.record.id).catch(() => null);
       return { ...m, stats };

@@ -30,7 +30,7 @@ export class Deadlines {
   async runDue(): Promise<void> {
     const { core } = this;
     const now = core.now();
-    for (const listed of await core.store.dueMachines(now, DUE_PER_SWEEP)) {
+    for (const listed of await core.store.dueMachines(now, DUE_PER_SWEEP, core.hostId ?? undefined)) {
       // Re-read: acting on the machines before this one took time, and it may have changed meanwhile.
       const m = await core.store.getMachine(listed.id);
       // Activity not yet stored still counts: it is at most a second old.

@@ -26,7 +26,7 @@ export class DesktopService {
 
   /** The VNC address of a running desktop machine the caller may reach: 404, 422 NO_DESKTOP or 409 otherwise. */
   async vncTarget(caller: Caller, id: string): Promise<VncTarget> {
-    const m = await this.o.machines.get(caller, id);
+    const m = await this.o.machines.getHere(caller, id);
     const template = await this.o.templates.ofRecord(m);
     if (!template?.desktop) {
       throw new HangarError('NO_DESKTOP', `Machine ${id} runs template ${m.template}, which has no desktop; create a machine with template "desktop" to get one.`, { template: m.template });

@@ -156,7 +156,7 @@ export class ExecService {
    * pty): the machine must be running; argv, cwd, env and the user are resolved.
    */
   async prepare(caller: Caller, id: string, req: CommandRequest): Promise<PreparedCommand> {
-    const m = await this.o.machines.get(caller, id);
+    const m = await this.o.machines.getHere(caller, id);
     if (!allows(m.status, 'command')) throw notRunning(id, m.status);
     const template = await this.o.templates.ofRecord(m);
     // A template's `user` step makes its user the default; `root` or a uid is still asked for by name.

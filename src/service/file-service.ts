@@ -333,6 +333,7 @@ export class FileService {
   private async runningMachine(caller: Caller, id: string): Promise<MachineRecord> {
     const m = await this.o.machines.get(caller, id);
     if (!isLive(m.status)) throw machineNotFound(id);
+    await this.o.machines.assertHere(m);
     if (!allows(m.status, 'command')) throw notRunning(id, m.status);
     return m;
   }

@@ -52,6 +52,7 @@ export class FileWatchService {
   ): Promise<FileWatchEnd> {
     const m = await this.o.machines.get(caller, id);
     if (!isLive(m.status)) throw machineNotFound(id);
+    await this.o.machines.assertHere(m);
     if (!allows(m.status, 'command')) {
       throw new HangarError('STATE_CONFLICT', `Machine ${id} is ${m.status}; files can be watched only in a running machine.`, { status: m.status });
     }

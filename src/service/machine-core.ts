@@ -1,5 +1,6 @@
 import { HangarError, machineNotFound } from '../domain/errors.js';
 import { deadlineOf } from '../domain/lifecycle.js';
+import type { HostState } from '../domain/host.js';
 import type { MachineEventName } from '../domain/machine-event.js';
 import type { MachineRecord } from '../domain/machine.js';
 import { formatCidr, IpAllocator, type Cidr } from '../domain/network.js';
@@ -50,6 +51,13 @@ export interface MachineCoreOptions {
   timer?: OperationTimer;
   /** Records every create, start, stop, restart, update and delete as an event. @default none */
   recorder?: OperationRecorder;
+  /**
+   * This host's id among the hosts sharing the store: new machines are its, and an operation
+   * on another host's machine is refused (MACHINE_ON_OTHER_HOST). @default none: one host, every machine is its own
+   */
+  hostId?: string;
+  /** The state of another host (for the refusal's message); the server's host registry. */
+  hostState?: (hostId: string) => Promise<HostState | null>;
 }
 
 /** The message of a runtime failure that is safe to show a client. */
@@ -202,9 +210,37 @@ export class MachineCore {
     return m;
   }
 
-  /** Run `fn` on the caller's machine under its lock, with the freshest record. */
+  /** This host's id, or null when the server is the only host. */
+  get hostId(): string | null {
+    return this.o.hostId ?? null;
+  }
+
+  /** True when the machine is this host's to run (or no host holds it). */
+  isHere(m: MachineRecord): boolean {
+    return this.o.hostId === undefined || m.hostId === null || m.hostId === this.o.hostId;
+  }
+
+  /**
+   * 409 MACHINE_ON_OTHER_HOST unless the machine is this host's. `destroyWhenDown`: a machine
+   * whose host is down may be destroyed here (its record is settled; its host's files stay with that host).
+   */
+  async assertHere(m: MachineRecord, options: { destroyWhenDown?: boolean } = {}): Promise<void> {
+    if (this.isHere(m)) return;
+    const state = (await this.o.hostState?.(m.hostId!)) ?? null;
+    if (options.destroyWhenDown && state === 'down') return;
+    const why =
+      state === 'down'
+        ? 'which is down; its running machines are in error, and it can only be deleted'
+        : state === 'stopped'
+          ? 'which is stopped; its machines come back when it starts again'
+          : 'which did not take this request';
+    throw new HangarError('MACHINE_ON_OTHER_HOST', `Machine ${m.id} runs on host ${m.hostId}, ${why}.`, { machine_id: m.id, host_id: m.hostId, host_state: state });
+  }
+
+  /** Run `fn` on the caller's machine under its lock, with the freshest record; the machine must be this host's. */
   async locked<T>(caller: Caller, id: string, operation: string, fn: (m: MachineRecord) => Promise<T>): Promise<T> {
-    await this.get(caller, id);
+    const first = await this.get(caller, id);
+    await this.assertHere(first, { destroyWhenDown: operation === 'destroy' || operation === 'delete' });
     return this.locks.with(id, operation, async () => fn((await this.o.store.getMachine(id))!));
   }
 
@@ -222,12 +258,14 @@ export class MachineCore {
 
   /** Destroy a machine (lock held): processes, mounts, cgroups, files and its pause snapshot all go. */
   async destroyLocked(m: MachineRecord): Promise<MachineRecord> {
+    // A machine of a down host (see assertHere): its container and files went with that host; only the records settle here.
+    const here = this.isHere(m);
     try {
-      await this.o.runtime.destroy(m.id);
+      if (here) await this.o.runtime.destroy(m.id);
       // Its pause snapshot (and one a failed pause left behind) is part of the machine; manual ones outlive it.
       for (const snap of await this.o.store.listSnapshots(m.teamId, m.id)) {
         if (snap.kind !== 'pause') continue;
-        await this.o.runtime.deleteSnapshot(snap.id);
+        if (here) await this.o.runtime.deleteSnapshot(snap.id);
         await this.o.store.deleteSnapshot(snap.id);
       }
     } catch (err) {

@@ -167,6 +167,7 @@ export class MachineCreator {
     const m = newMachineRecord({
       warmPoolCheckout,
       id,
+      hostId: core.hostId,
       privateIp: core.allocateIp(id),
       outbound,
       public: input.public ?? false,

@@ -97,6 +97,23 @@ export class MachineService {
     return this.core.get(caller, id);
   }
 
+  /** `get`, for work on the machine's processes or files: 409 MACHINE_ON_OTHER_HOST when another host runs it. */
+  async getHere(caller: Caller, id: string): Promise<MachineRecord> {
+    const m = await this.core.get(caller, id);
+    await this.core.assertHere(m);
+    return m;
+  }
+
+  /** True when this host runs the machine (or no host holds it). */
+  isHere(m: MachineRecord): boolean {
+    return this.core.isHere(m);
+  }
+
+  /** 409 MACHINE_ON_OTHER_HOST when another host runs the machine. */
+  assertHere(m: MachineRecord): Promise<void> {
+    return this.core.assertHere(m);
+  }
+
   /** List the caller's machines, newest first. */
   list(caller: Caller, input: ListMachinesInput): Promise<MachinePage> {
     return this.listing.list(caller, input);

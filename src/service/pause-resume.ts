@@ -112,7 +112,7 @@ export class PauseResume {
 
   /** Resume a paused machine from its snapshot: same processes, timers restarted. */
   async resume(caller: Caller, id: string): Promise<MachineRecord> {
-    await this.core.get(caller, id);
+    await this.core.assertHere(await this.core.get(caller, id));
     // A second API resume still gets the lock's 409; ingress traffic waits for this one.
     return this.track(id, this.core.locks.with(id, 'resume', async () => this.resumeLocked((await this.core.store.getMachine(id))!)));
   }
@@ -130,6 +130,7 @@ export class PauseResume {
       this.core.locks.with(id, 'resume', async () => {
         const m = await this.core.store.getMachine(id);
         if (!m || !isLive(m.status)) throw new HangarError('NOT_FOUND', `Machine ${id} does not exist.`);
+        await this.core.assertHere(m);
         if (allows(m.status, 'traffic')) return m;
         if (!m.autoResume) throw stateConflict(m, 'traffic', 'running (it was not created with auto_resume)');
         return this.resumeLocked(m);

@@ -317,6 +317,7 @@ export class ProcessService {
       this.machines.delete(id);
       throw new HangarError('NOT_FOUND', `Machine ${id} is destroyed; its processes were killed with it.`);
     }
+    await this.o.machines.assertHere(m);
     this.o.machines.touch(id);
   }
 

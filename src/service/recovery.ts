@@ -26,13 +26,16 @@ export class Recovery {
     await runtime.snapshotsOnDisk();
     const containers = await runtime.list();
     const report: RecoveryReport = { adopted: 0, lost: 0, orphans: 0 };
+    // Machines no host holds (stored before hosts existed) become this host's; other hosts' machines are theirs to settle.
+    const host = this.core.hostId ?? undefined;
+    if (host !== undefined) await store.adoptUnhostedMachines(host);
     const known = new Set<string>();
-    for (const m of await store.machinesInStatus(['creating', 'running', 'paused'])) {
+    for (const m of await store.machinesInStatus(['creating', 'running', 'paused'], host)) {
       known.add(m.id);
       const outcome = await this.reconcile(m, containers.get(m.id));
       if (outcome !== 'kept') report[outcome]++;
     }
-    const errorKept = new Set((await store.machinesInStatus(['error'])).map((m) => m.id));
+    const errorKept = new Set((await store.machinesInStatus(['error'], host)).map((m) => m.id));
     for (const id of new Set([...containers.keys(), ...(await runtime.machinesOnDisk())])) {
       if (known.has(id)) continue;
       if (errorKept.has(id)) {
@@ -52,7 +55,7 @@ export class Recovery {
     // Running machines keep their volumes' host mounts; other mounts of this instance go, and
     // volume files no record has (a crash between a volume's files and its record) are removed.
     const running = new Map<string, VolumeMountSpec[]>();
-    for (const m of await store.machinesInStatus(['running'])) {
+    for (const m of await store.machinesInStatus(['running'], host)) {
       if (m.volumes.length > 0) running.set(m.id, this.core.volumeSpecs(m));
     }
     await runtime.reconcileVolumes(running);
@@ -65,7 +68,7 @@ export class Recovery {
     // Running and paused machines keep their address and network; everything else of this instance goes.
     // Their private-network membership is rebuilt with them, so peers reach each other again.
     const live = new Map<string, MachineNetworkSpec>();
-    for (const m of await store.machinesInStatus(['running', 'paused'])) {
+    for (const m of await store.machinesInStatus(['running', 'paused'], host)) {
       if (m.privateIp !== null) live.set(m.id, { ip: m.privateIp, outbound: m.outbound, networkId: m.networkId });
     }
     this.core.reserveIps([...live].map(([id, { ip }]) => ({ id, ip })));
@@ -139,7 +142,7 @@ export class Recovery {
   async destroyAll(): Promise<void> {
     const { core } = this;
     const { store, runtime } = core;
-    for (const m of await store.machinesInStatus(['creating', 'running', 'paused', 'error'])) {
+    for (const m of await store.machinesInStatus(['creating', 'running', 'paused', 'error'], core.hostId ?? undefined)) {
       await core.locks.with(m.id, 'destroy', () => core.destroyLocked(m)).catch((err: unknown) => core.log.error({ machine: m.id, err }, 'destroy failed'));
     }
     for (const id of [...(await runtime.list()).keys(), ...(await runtime.machinesOnDisk())]) {

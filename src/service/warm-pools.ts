@@ -131,7 +131,7 @@ export class WarmPoolService {
     for (const pool of await this.o.store.listWarmPools()) {
       const failed = this.failedAt.get(pool.name);
       if (failed !== undefined && this.now() - failed < retryMs) continue;
-      const ready = (await this.o.store.poolMachines(pool.name)).length;
+      const ready = (await this.o.store.poolMachines(pool.name, this.o.core.hostId ?? undefined)).length;
       let missing = pool.size - ready - (this.inflight.get(pool.name) ?? 0);
       while (missing > 0 && this.totalInflight() < limit && !this.stopped) {
         missing--;
@@ -184,7 +184,7 @@ export class WarmPoolService {
     finish: (m: MachineRecord) => Promise<MachineRecord>,
   ): Promise<MachineRecord | null> {
     const { core } = this.o;
-    const claimed = await this.o.store.claimPoolMachine(pool.name, caller.team.id);
+    const claimed = await this.o.store.claimPoolMachine(pool.name, caller.team.id, core.hostId ?? undefined);
     await this.o.store.countPoolCheckout(pool.name, claimed !== null);
     this.schedule();
     if (!claimed) return null;
@@ -228,7 +228,7 @@ export class WarmPoolService {
     const template = await core.template(null, pool.template);
     core.ensureCapacity('.');
     const id = newMachineId();
-    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, templateBuild: template.buildId, createdAt: core.now(), config: pool.config, pool: pool.name, privateIp: core.allocateIp(id) });
+    const m = newMachineRecord({ id, teamId: POOL_TEAM_ID, template: pool.template, templateBuild: template.buildId, createdAt: core.now(), config: pool.config, pool: pool.name, privateIp: core.allocateIp(id), hostId: core.hostId });
     core.hold(m.id);
     return core.locks.with(m.id, 'create', async () => {
       await this.o.store.insertMachine(m);
@@ -251,7 +251,7 @@ export class WarmPoolService {
   /** Destroy idle machines of a pool, oldest first, keeping `keep` of them. */
   private async trimPool(name: string, keep: number): Promise<number> {
     const { core } = this.o;
-    const idle = await this.o.store.poolMachines(name);
+    const idle = await this.o.store.poolMachines(name, core.hostId ?? undefined);
     let destroyed = 0;
     for (const m of idle.slice(0, Math.max(0, idle.length - keep))) {
       const ok = await core.locks

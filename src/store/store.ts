@@ -1,3 +1,4 @@
+import type { HostRecord, HostState } from '../domain/host.js';
 import type { MachineEventName, MachineEventRecord } from '../domain/machine-event.js';
 import type { StartupScriptRecord } from '../domain/startup-script.js';
 import type { MachineConfig, MachineRecord, MachineStatus } from '../domain/machine.js';
@@ -174,10 +175,12 @@ export interface MachineStore {
   machineTemplates(teamId: string): Promise<string[]>;
   /** How many machines (not purged) there are in each status and template, across teams (for metrics). */
   machineCounts(): Promise<{ status: MachineStatus; template: string; count: number }[]>;
-  /** Machines in any of these statuses, across teams (for start-up re-adoption). */
-  machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]>;
-  /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first. */
-  dueMachines(now: number, limit: number): Promise<MachineRecord[]>;
+  /** Machines in any of these statuses, across teams (for start-up re-adoption); with `hostId`, only that host's. */
+  machinesInStatus(statuses: readonly MachineStatus[], hostId?: string): Promise<MachineRecord[]>;
+  /** Machines whose `deadlineAt` is at or before `now`, oldest deadline first; with `hostId`, only that host's. */
+  dueMachines(now: number, limit: number, hostId?: string): Promise<MachineRecord[]>;
+  /** Give every machine no host holds (rows from before hosts existed) to this host; returns how many. */
+  adoptUnhostedMachines(hostId: string): Promise<number>;
   /**
    * Delete destroyed machines destroyed at or before `before`, the idempotency keys
    * that pointed at them (a retry then creates anew) and their events; returns how many machines.
@@ -290,13 +293,14 @@ export interface WarmPoolStore {
   setWarmPoolError(name: string, error: string | null): Promise<void>;
   /** Add to a pool's hit or miss counter. */
   countPoolCheckout(name: string, hit: boolean): Promise<void>;
-  /** Idle running machines of a pool, oldest first. */
-  poolMachines(name: string): Promise<MachineRecord[]>;
+  /** Idle running machines of a pool, oldest first; with `hostId`, only that host's. */
+  poolMachines(name: string, hostId?: string): Promise<MachineRecord[]>;
   /**
    * Atomically take the oldest idle running machine of a pool for a team (its `pool`
    * cleared, its team set), or null when none is ready. Two claims never get one machine.
+   * With `hostId`, only one of that host's.
    */
-  claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null>;
+  claimPoolMachine(name: string, teamId: string, hostId?: string): Promise<MachineRecord | null>;
 }
 
 /** Machine events: operations as they are recorded, run and finished. */
@@ -313,6 +317,26 @@ export interface MachineEventStore {
   failUnfinishedMachineEvents(error: string, at: number): Promise<number>;
 }
 
+/** The hosts sharing this store (see domain/host.ts). */
+export interface HostStore {
+  /** Insert or replace a host as `up`, heartbeating at `startedAt`. */
+  registerHost(h: HostRecord): Promise<void>;
+  /** Record a heartbeat (the host is `up` again); returns the state it had, or null when unknown. */
+  heartbeatHost(id: string, at: number): Promise<HostState | null>;
+  /** Mark a host `stopped` (a clean shutdown). */
+  stopHost(id: string, at: number): Promise<void>;
+  getHost(id: string): Promise<HostRecord | null>;
+  /** Every host, by id. */
+  listHosts(): Promise<HostRecord[]>;
+  /**
+   * Atomically mark `down`, with `reason`, every `up` host other than `except` whose last
+   * heartbeat is before `before`; returns the hosts this call marked (a concurrent call marks each at most once).
+   */
+  markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]>;
+  /** How many machines (creating, running or paused, pool machines included) each host holds. */
+  hostLoads(): Promise<Map<string, number>>;
+}
+
 /** Stored create results for retried creates. */
 export interface IdempotencyStore {
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null>;
@@ -325,7 +349,7 @@ export interface IdempotencyStore {
  * each passing store.conformance.ts and built of one part per interface above.
  * Methods are async so a network database fits.
  */
-export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, StartupScriptStore, NetworkStore, WarmPoolStore, MachineEventStore, IdempotencyStore {
+export interface Store extends MetaStore, TeamStore, MachineStore, SnapshotStore, TemplateStore, VolumeStore, StartupScriptStore, NetworkStore, WarmPoolStore, MachineEventStore, IdempotencyStore, HostStore {
   /** Short name for logs and /v1/info. */
   readonly kind: string;
   close(): Promise<void>;

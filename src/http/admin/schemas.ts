@@ -122,3 +122,19 @@ export const PutWarmPoolBody = z.strictObject({
   config: MachineConfigSchema.partial().strict().optional().describe('Defaults as for create.'),
   size: z.number().int().min(0).max(1000).describe('Idle machines to keep ready.'),
 });
+
+/** One host of the fleet (GET /v1/admin/hosts). */
+export const HostSchema = z
+  .object({
+    id: z.string().describe('HANGAR_HOST_ID of the host.'),
+    state: z.enum(['up', 'stopped', 'down']).describe('up: heartbeating; stopped: shut down cleanly; down: missed its heartbeats.'),
+    url: z.string().nullable().describe('Where other servers forward its machines\' requests.'),
+    capacity_machines: z.number().int().describe('Machines placement puts on it at most (HANGAR_HOST_CAPACITY).'),
+    machines: z.number().int().describe('Machines it holds now: creating, running or paused, warm pools\' included.'),
+    started_at: dateTime(),
+    heartbeat_at: dateTime(),
+    down_reason: z.string().nullable().describe('Why it was marked down; null otherwise.'),
+  })
+  .meta({ id: 'Host' });
+
+export const HostListSchema = z.object({ items: z.array(HostSchema) });

@@ -69,6 +69,7 @@ export async function resolveEnvdTarget(o: EnvdTargetOptions, request: FastifyRe
     throw new ConnectError('unauthenticated', `Send the sandbox's envd access token (envdAccessToken of the create or connect answer) as X-Access-Token.`);
   }
   let machine = await o.machines.findForTraffic(id);
+  if (machine) await o.machines.assertHere(machine);
   // E2B's lifecycle.autoResume: envd traffic to a paused sandbox resumes it (one resume shared by all callers).
   if (machine && machine.status === 'paused' && machine.autoResume) machine = await o.machines.resumeForTraffic(id);
   if (!machine || machine.status !== 'running') {

@@ -107,6 +107,7 @@ async function reach(o: IngressOptions, t: IngressTarget, headerToken: string | 
     }
   }
   if (!m || !isLive(m.status)) throw new HangarError('NOT_FOUND', `Machine ${t.id} does not exist.`);
+  await o.machines.assertHere(m);
   if (allows(m.status, 'resume') && m.autoResume) m = await o.machines.resumeForTraffic(t.id);
   if (!allows(m.status, 'traffic') || m.privateIp === null) {
     const hint = allows(m.status, 'resume') ? ' Resume it, or create machines with "auto_resume": true to have traffic resume them.' : '';

@@ -57,6 +57,7 @@ export interface MachineRow {
   network_id: string | null;
   /** NULL in rows written before the column existed: 'container'. */
   isolation: string | null;
+  host_id: string | null;
 }
 
 /** Every column of `machines`, in the order inserts and updates bind them. */
@@ -122,6 +123,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
     network_id: m.networkId,
     isolation: m.isolation,
+    host_id: m.hostId,
   };
 }
 
@@ -182,6 +184,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     startupScript: r.startup_script === null ? null : (JSON.parse(r.startup_script) as MachineStartupScript),
     networkId: r.network_id,
     isolation: r.isolation === 'gvisor' ? 'gvisor' : 'container',
+    hostId: r.host_id ?? null,
   };
 }
 

@@ -97,18 +97,29 @@ export class PostgresMachines implements MachineStore {
     return (await rowsOf<{ template: string }>(this.pool, 'SELECT DISTINCT template FROM machines WHERE team_id = $1 ORDER BY template', [teamId])).map((r) => r.template);
   }
 
-  async machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
+  async machinesInStatus(statuses: readonly MachineStatus[], hostId?: string): Promise<MachineRecord[]> {
     if (statuses.length === 0) return [];
-    return (await rowsOf<MachineRow>(this.pool, 'SELECT * FROM machines WHERE status = ANY($1::text[]) ORDER BY created_at, id', [statuses])).map(machineFromRow);
+    const rows =
+      hostId === undefined
+        ? await rowsOf<MachineRow>(this.pool, 'SELECT * FROM machines WHERE status = ANY($1::text[]) ORDER BY created_at, id', [statuses])
+        : await rowsOf<MachineRow>(this.pool, 'SELECT * FROM machines WHERE status = ANY($1::text[]) AND host_id = $2 ORDER BY created_at, id', [statuses, hostId]);
+    return rows.map(machineFromRow);
   }
 
-  async dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
-    const rows = await rowsOf<MachineRow>(
-      this.pool,
-      'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= $1 ORDER BY deadline_at LIMIT $2',
-      [now, limit],
-    );
+  async dueMachines(now: number, limit: number, hostId?: string): Promise<MachineRecord[]> {
+    const rows =
+      hostId === undefined
+        ? await rowsOf<MachineRow>(this.pool, 'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= $1 ORDER BY deadline_at LIMIT $2', [now, limit])
+        : await rowsOf<MachineRow>(
+            this.pool,
+            'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= $1 AND host_id = $3 ORDER BY deadline_at LIMIT $2',
+            [now, limit, hostId],
+          );
     return rows.map(machineFromRow);
+  }
+
+  async adoptUnhostedMachines(hostId: string): Promise<number> {
+    return changesOf(this.pool, 'UPDATE machines SET host_id = $1 WHERE host_id IS NULL', [hostId]);
   }
 
   async purgeDestroyed(before: number): Promise<number> {

@@ -230,4 +230,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE api_keys ADD COLUMN rate_per_s double precision;
   ALTER TABLE api_keys ADD COLUMN rate_burst integer;
   `,
+  // 8: hosts (issue 15): the servers sharing one store; a machine names the host that runs it (NULL: none yet).
+  `
+  CREATE TABLE hosts (
+    id text COLLATE "C" PRIMARY KEY,
+    state text COLLATE "C" NOT NULL,
+    url text COLLATE "C",
+    capacity_machines integer NOT NULL,
+    started_at bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    down_reason text COLLATE "C"
+  );
+  ALTER TABLE machines ADD COLUMN host_id text COLLATE "C";
+  CREATE INDEX machines_host ON machines (host_id, status);
+  `,
 ];

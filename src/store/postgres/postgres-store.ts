@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { busyAsStoreBusy, DEFAULT_BUSY_TIMEOUT_MS } from './busy.js';
+import type { HostRecord, HostState } from '../../domain/host.js';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { NetworkMember, NetworkRecord } from '../../domain/private-network.js';
@@ -13,6 +14,7 @@ import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
 import { createPool, type PoolOptions } from './connection.js';
 import { PostgresMachineEvents } from './events.js';
+import { PostgresHosts } from './hosts.js';
 import { PostgresIdempotency } from './idempotency.js';
 import { PostgresMachines } from './machines.js';
 import { PostgresMeta } from './meta.js';
@@ -49,6 +51,7 @@ export class PostgresStore implements Store {
   private readonly pools: PostgresWarmPools;
   private readonly events: PostgresMachineEvents;
   private readonly idempotency: PostgresIdempotency;
+  private readonly hosts: PostgresHosts;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -65,6 +68,7 @@ export class PostgresStore implements Store {
     this.pools = busyAsStoreBusy(new PostgresWarmPools(pool), busyTimeoutMs);
     this.events = busyAsStoreBusy(new PostgresMachineEvents(pool), busyTimeoutMs);
     this.idempotency = busyAsStoreBusy(new PostgresIdempotency(pool), busyTimeoutMs);
+    this.hosts = busyAsStoreBusy(new PostgresHosts(pool), busyTimeoutMs);
   }
 
   /** Connect, apply the migrations the database has not seen, and return the store. */
@@ -203,12 +207,16 @@ export class PostgresStore implements Store {
     return this.machines.machineTemplates(teamId);
   }
 
-  machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
-    return this.machines.machinesInStatus(statuses);
+  machinesInStatus(statuses: readonly MachineStatus[], hostId?: string): Promise<MachineRecord[]> {
+    return this.machines.machinesInStatus(statuses, hostId);
   }
 
-  dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
-    return this.machines.dueMachines(now, limit);
+  adoptUnhostedMachines(hostId: string): Promise<number> {
+    return this.machines.adoptUnhostedMachines(hostId);
+  }
+
+  dueMachines(now: number, limit: number, hostId?: string): Promise<MachineRecord[]> {
+    return this.machines.dueMachines(now, limit, hostId);
   }
 
   purgeDestroyed(before: number): Promise<number> {
@@ -331,12 +339,40 @@ export class PostgresStore implements Store {
     return this.pools.countPoolCheckout(name, hit);
   }
 
-  poolMachines(name: string): Promise<MachineRecord[]> {
-    return this.pools.poolMachines(name);
+  poolMachines(name: string, hostId?: string): Promise<MachineRecord[]> {
+    return this.pools.poolMachines(name, hostId);
   }
 
-  claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
-    return this.pools.claimPoolMachine(name, teamId);
+  claimPoolMachine(name: string, teamId: string, hostId?: string): Promise<MachineRecord | null> {
+    return this.pools.claimPoolMachine(name, teamId, hostId);
+  }
+
+  registerHost(h: HostRecord): Promise<void> {
+    return this.hosts.registerHost(h);
+  }
+
+  heartbeatHost(id: string, at: number): Promise<HostState | null> {
+    return this.hosts.heartbeatHost(id, at);
+  }
+
+  stopHost(id: string, at: number): Promise<void> {
+    return this.hosts.stopHost(id, at);
+  }
+
+  getHost(id: string): Promise<HostRecord | null> {
+    return this.hosts.getHost(id);
+  }
+
+  listHosts(): Promise<HostRecord[]> {
+    return this.hosts.listHosts();
+  }
+
+  markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]> {
+    return this.hosts.markHostsDown(before, except, reason);
+  }
+
+  hostLoads(): Promise<Map<string, number>> {
+    return this.hosts.hostLoads();
   }
 
   insertMachineEvent(e: MachineEventRecord): Promise<void> {

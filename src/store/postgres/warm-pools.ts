@@ -64,19 +64,21 @@ export class PostgresWarmPools implements WarmPoolStore {
     await this.pool.query(hit ? 'UPDATE warm_pools SET hits = hits + 1 WHERE name = $1' : 'UPDATE warm_pools SET misses = misses + 1 WHERE name = $1', [name]);
   }
 
-  async poolMachines(name: string): Promise<MachineRecord[]> {
-    return (await rowsOf<MachineRow>(this.pool, "SELECT * FROM machines WHERE pool = $1 AND status = 'running' ORDER BY created_at, id", [name])).map(machineFromRow);
+  async poolMachines(name: string, hostId?: string): Promise<MachineRecord[]> {
+    const onHost = hostId === undefined ? '' : ' AND host_id = $2';
+    const params = hostId === undefined ? [name] : [name, hostId];
+    return (await rowsOf<MachineRow>(this.pool, `SELECT * FROM machines WHERE pool = $1 AND status = 'running'${onHost} ORDER BY created_at, id`, params)).map(machineFromRow);
   }
 
-  async claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
+  async claimPoolMachine(name: string, teamId: string, hostId?: string): Promise<MachineRecord | null> {
     // One statement (its own transaction): the oldest idle machine no concurrent claim holds
     // is locked and taken; a claim skips rows another has locked rather than waiting for them.
     const [claimed] = await rowsOf<MachineRow>(
       this.pool,
       'UPDATE machines SET pool = NULL, team_id = $1 WHERE id = (' +
-        "SELECT id FROM machines WHERE pool = $2 AND status = 'running' ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED" +
+        `SELECT id FROM machines WHERE pool = $2 AND status = 'running'${hostId === undefined ? '' : ' AND host_id = $3'} ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED` +
         ') RETURNING *',
-      [teamId, name],
+      hostId === undefined ? [teamId, name] : [teamId, name, hostId],
     );
     return claimed ? machineFromRow(claimed) : null;
   }

@@ -55,6 +55,7 @@ export interface MachineRow {
   network_id: string | null;
   /** NULL in rows written before the column existed: 'container'. */
   isolation: string | null;
+  host_id: string | null;
 }
 
 /** Every column of `machines`, in the order inserts name them. */
@@ -71,6 +72,7 @@ export const MACHINE_COLUMNS = [
   'startup_script',
   'network_id',
   'isolation',
+  'host_id',
 ] as const;
 
 /** The row that stores a machine record. */
@@ -120,6 +122,7 @@ export function machineToRow(m: MachineRecord): MachineRow {
     startup_script: m.startupScript === null ? null : JSON.stringify(m.startupScript),
     network_id: m.networkId,
     isolation: m.isolation,
+    host_id: m.hostId,
   };
 }
 
@@ -175,6 +178,7 @@ export function machineFromRow(r: MachineRow): MachineRecord {
     startupScript: r.startup_script ? (JSON.parse(r.startup_script) as MachineStartupScript) : null,
     networkId: r.network_id ?? null,
     isolation: r.isolation === 'gvisor' ? 'gvisor' : 'container',
+    hostId: r.host_id ?? null,
   };
 }
 

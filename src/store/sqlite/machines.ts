@@ -30,6 +30,10 @@ export class SqliteMachines implements MachineStore {
       due: db.prepare<[number, number], MachineRow>(
         'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?',
       ),
+      dueOnHost: db.prepare<[number, string, number], MachineRow>(
+        'SELECT * FROM machines WHERE deadline_at IS NOT NULL AND deadline_at <= ? AND host_id = ? ORDER BY deadline_at LIMIT ?',
+      ),
+      adopt: db.prepare('UPDATE machines SET host_id = ? WHERE host_id IS NULL'),
       purgeDestroyed: db.prepare("DELETE FROM machines WHERE status = 'destroyed' AND destroyed_at <= ?"),
       // A key whose machine is purged has nothing left to return: it goes too.
       purgeOrphanIdem: db.prepare('DELETE FROM idempotency_keys WHERE machine_id NOT IN (SELECT id FROM machines)'),
@@ -105,14 +109,21 @@ export class SqliteMachines implements MachineStore {
     return this.stmts.templates.all(teamId).map((r) => r.template);
   }
 
-  async machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
+  async machinesInStatus(statuses: readonly MachineStatus[], hostId?: string): Promise<MachineRecord[]> {
     if (statuses.length === 0) return [];
-    const sql = `SELECT * FROM machines WHERE status IN (${placeholders(statuses.length)}) ORDER BY created_at, id`;
-    return this.db.prepare<unknown[], MachineRow>(sql).all(...statuses).map(machineFromRow);
+    const onHost = hostId === undefined ? '' : ' AND host_id = ?';
+    const sql = `SELECT * FROM machines WHERE status IN (${placeholders(statuses.length)})${onHost} ORDER BY created_at, id`;
+    const params: unknown[] = hostId === undefined ? [...statuses] : [...statuses, hostId];
+    return this.db.prepare<unknown[], MachineRow>(sql).all(...params).map(machineFromRow);
   }
 
-  async dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
-    return this.stmts.due.all(now, limit).map(machineFromRow);
+  async dueMachines(now: number, limit: number, hostId?: string): Promise<MachineRecord[]> {
+    const rows = hostId === undefined ? this.stmts.due.all(now, limit) : this.stmts.dueOnHost.all(now, hostId, limit);
+    return rows.map(machineFromRow);
+  }
+
+  async adoptUnhostedMachines(hostId: string): Promise<number> {
+    return this.stmts.adopt.run(hostId).changes;
   }
 
   async purgeDestroyed(before: number): Promise<number> {

@@ -241,4 +241,18 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE api_keys ADD COLUMN rate_per_s REAL;
   ALTER TABLE api_keys ADD COLUMN rate_burst INTEGER;
   `,
+  // Hosts (issue 15): the servers sharing one store; a machine names the host that runs it (NULL: none yet).
+  `
+  CREATE TABLE hosts (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    url TEXT,
+    capacity_machines INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    down_reason TEXT
+  );
+  ALTER TABLE machines ADD COLUMN host_id TEXT;
+  CREATE INDEX machines_host ON machines (host_id, status);
+  `,
 ];

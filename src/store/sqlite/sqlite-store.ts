@@ -1,5 +1,6 @@
 import type { TeamQuotas } from '../../domain/quota.js';
 import Database from 'better-sqlite3';
+import type { HostRecord, HostState } from '../../domain/host.js';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import type { NetworkMember, NetworkRecord } from '../../domain/private-network.js';
@@ -12,6 +13,7 @@ import type { WarmPool } from '../../domain/warm-pool.js';
 import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
 import { retriedWhileBusy } from './busy.js';
 import { SqliteMachineEvents } from './events.js';
+import { SqliteHosts } from './hosts.js';
 import { SqliteIdempotency } from './idempotency.js';
 import { SqliteMachines } from './machines.js';
 import { SqliteMeta } from './meta.js';
@@ -64,6 +66,7 @@ export class SqliteStore implements Store {
   private readonly scripts: SqliteStartupScripts;
   private readonly events: SqliteMachineEvents;
   private readonly idempotency: SqliteIdempotency;
+  private readonly hosts: SqliteHosts;
 
   constructor(options: SqliteStoreOptions) {
     this.db = new Database(options.path);
@@ -88,6 +91,7 @@ export class SqliteStore implements Store {
     this.scripts = waiting(new SqliteStartupScripts(this.db));
     this.events = waiting(new SqliteMachineEvents(this.db));
     this.idempotency = waiting(new SqliteIdempotency(this.db));
+    this.hosts = waiting(new SqliteHosts(this.db));
   }
 
   async close(): Promise<void> {
@@ -212,12 +216,16 @@ export class SqliteStore implements Store {
     return this.machines.machineTemplates(teamId);
   }
 
-  machinesInStatus(statuses: readonly MachineStatus[]): Promise<MachineRecord[]> {
-    return this.machines.machinesInStatus(statuses);
+  machinesInStatus(statuses: readonly MachineStatus[], hostId?: string): Promise<MachineRecord[]> {
+    return this.machines.machinesInStatus(statuses, hostId);
   }
 
-  dueMachines(now: number, limit: number): Promise<MachineRecord[]> {
-    return this.machines.dueMachines(now, limit);
+  adoptUnhostedMachines(hostId: string): Promise<number> {
+    return this.machines.adoptUnhostedMachines(hostId);
+  }
+
+  dueMachines(now: number, limit: number, hostId?: string): Promise<MachineRecord[]> {
+    return this.machines.dueMachines(now, limit, hostId);
   }
 
   purgeDestroyed(before: number): Promise<number> {
@@ -360,12 +368,40 @@ export class SqliteStore implements Store {
     return this.pools.countPoolCheckout(name, hit);
   }
 
-  poolMachines(name: string): Promise<MachineRecord[]> {
-    return this.pools.poolMachines(name);
+  poolMachines(name: string, hostId?: string): Promise<MachineRecord[]> {
+    return this.pools.poolMachines(name, hostId);
   }
 
-  claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
-    return this.pools.claimPoolMachine(name, teamId);
+  claimPoolMachine(name: string, teamId: string, hostId?: string): Promise<MachineRecord | null> {
+    return this.pools.claimPoolMachine(name, teamId, hostId);
+  }
+
+  registerHost(h: HostRecord): Promise<void> {
+    return this.hosts.registerHost(h);
+  }
+
+  heartbeatHost(id: string, at: number): Promise<HostState | null> {
+    return this.hosts.heartbeatHost(id, at);
+  }
+
+  stopHost(id: string, at: number): Promise<void> {
+    return this.hosts.stopHost(id, at);
+  }
+
+  getHost(id: string): Promise<HostRecord | null> {
+    return this.hosts.getHost(id);
+  }
+
+  listHosts(): Promise<HostRecord[]> {
+    return this.hosts.listHosts();
+  }
+
+  markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]> {
+    return this.hosts.markHostsDown(before, except, reason);
+  }
+
+  hostLoads(): Promise<Map<string, number>> {
+    return this.hosts.hostLoads();
   }
 
   insertMachineEvent(e: MachineEventRecord): Promise<void> {

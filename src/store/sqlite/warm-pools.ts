@@ -47,6 +47,10 @@ export class SqliteWarmPools implements WarmPoolStore {
       hit: db.prepare('UPDATE warm_pools SET hits = hits + 1 WHERE name = ?'),
       miss: db.prepare('UPDATE warm_pools SET misses = misses + 1 WHERE name = ?'),
       machines: db.prepare<[string], MachineRow>("SELECT * FROM machines WHERE pool = ? AND status = 'running' ORDER BY created_at, id"),
+      machinesOnHost: db.prepare<[string, string], MachineRow>("SELECT * FROM machines WHERE pool = ? AND status = 'running' AND host_id = ? ORDER BY created_at, id"),
+      claimOnHost: db.prepare<[string, string, string], MachineRow>(
+        "UPDATE machines SET pool = NULL, team_id = ? WHERE id = (SELECT id FROM machines WHERE pool = ? AND status = 'running' AND host_id = ? ORDER BY created_at, id LIMIT 1) RETURNING *",
+      ),
       claim: db.prepare<[string, string], MachineRow>(
         "UPDATE machines SET pool = NULL, team_id = ? WHERE id = (SELECT id FROM machines WHERE pool = ? AND status = 'running' ORDER BY created_at, id LIMIT 1) RETURNING *",
       ),
@@ -81,13 +85,13 @@ export class SqliteWarmPools implements WarmPoolStore {
     (hit ? this.stmts.hit : this.stmts.miss).run(name);
   }
 
-  async poolMachines(name: string): Promise<MachineRecord[]> {
-    return this.stmts.machines.all(name).map(machineFromRow);
+  async poolMachines(name: string, hostId?: string): Promise<MachineRecord[]> {
+    return (hostId === undefined ? this.stmts.machines.all(name) : this.stmts.machinesOnHost.all(name, hostId)).map(machineFromRow);
   }
 
-  async claimPoolMachine(name: string, teamId: string): Promise<MachineRecord | null> {
+  async claimPoolMachine(name: string, teamId: string, hostId?: string): Promise<MachineRecord | null> {
     // One UPDATE ... RETURNING: atomic, also between processes sharing the file.
-    const claimed = this.stmts.claim.get(teamId, name);
+    const claimed = hostId === undefined ? this.stmts.claim.get(teamId, name) : this.stmts.claimOnHost.get(teamId, name, hostId);
     return claimed ? machineFromRow(claimed) : null;
   }
 }

@@ -1,0 +1,29 @@
+/**
+ * Hosts: the servers that run machines. Each registers in the store at start-up, heartbeats
+ * while it runs, and is marked `stopped` when it shuts down cleanly. A host that misses its
+ * heartbeats for longer than the down bound is marked `down` by any other host; the machines
+ * it ran are then failed with `hostLostReason`.
+ */
+
+/** `up`: heartbeating; `stopped`: shut down cleanly; `down`: missed its heartbeats. */
+export type HostState = 'up' | 'stopped' | 'down';
+
+export interface HostRecord {
+  /** Stable across restarts of the same host (`HANGAR_HOST_ID`). */
+  id: string;
+  state: HostState;
+  /** The base URL other servers forward a machine's requests to; null when it takes none. */
+  url: string | null;
+  /** How many machines (creating, running or paused) it takes at most. */
+  capacityMachines: number;
+  /** When it last registered (started). */
+  startedAt: number;
+  heartbeatAt: number;
+  /** Why it is down; null otherwise. */
+  downReason: string | null;
+}
+
+/** The error reason of a machine whose host was marked down. */
+export function hostLostReason(hostId: string, downReason: string): string {
+  return `host ${hostId} was lost: ${downReason}`;
+}

@@ -1,0 +1,191 @@
+/**
+ * Requests for a machine another host runs are forwarded to that host, whole: method, path,
+ * headers and body stream there, and its answer (a stream too: exec output, downloads,
+ * server-sent events) streams back. WebSocket upgrades (terminals, desktop, ingress) are
+ * spliced through the same way. Creates are placed: they go to the host with the most free
+ * capacity, or, from a snapshot, to the host that holds the snapshot's files.
+ *
+ * The receiving host authenticates and checks the request itself (both read the same store);
+ * this server only chooses where it goes. A forwarded request carries `X-Hangar-Forwarded-By`
+ * and is never forwarded again. With no other host up, nothing here runs.
+ */
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HangarError } from '../domain/errors.js';
+import { MACHINE_ID_PATTERN } from '../domain/ids.js';
+import type { HostTarget } from '../service/host-service.js';
+import { errorBody } from './error-mapping.js';
+import { refuseUpgrade } from './websocket.js';
+
+export const FORWARDED_BY = 'x-hangar-forwarded-by';
+
+/** Headers that describe one hop, not the message (RFC 9110 7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** `{port}-{machine id}` as the first label of an ingress or envd host name. */
+const HOST_LABEL = /^\d+-(mch_[a-z0-9]+)\./;
+
+/** What forwarding needs to know of the fleet. */
+export interface FleetRouter {
+  hostId: string;
+  hasPeers(): boolean;
+  /** Where a machine of this host is reached, or null to answer here. */
+  targetOf(hostId: string | null): HostTarget | null;
+  /** Where a new machine goes, or null for here. */
+  place(): Promise<HostTarget | null>;
+  /** Count a create forwarded to a host until the returned function is called. */
+  reserve(hostId: string): () => void;
+  /** The host that runs a machine (null: unknown, or none). */
+  machineHost(id: string): Promise<string | null>;
+  /** The host that holds a snapshot's files (its machine's host). */
+  snapshotHost(id: string): Promise<string | null>;
+}
+
+/** The machine a request is about: a path segment, the host name's first label, or E2B's sandbox header. */
+export function machineOfRequest(url: string, headers: IncomingHttpHeaders): string | null {
+  const path = url.split('?')[0]!;
+  for (const seg of path.split('/')) if (MACHINE_ID_PATTERN.test(seg)) return seg;
+  const host = HOST_LABEL.exec((headers.host ?? '').toLowerCase());
+  if (host) return host[1]!;
+  const sandbox = headers['e2b-sandbox-id'];
+  return typeof sandbox === 'string' && MACHINE_ID_PATTERN.test(sandbox) ? sandbox : null;
+}
+
+function forwardedHeaders(headers: IncomingHttpHeaders, self: string, remote: string | undefined, keepUpgrade: boolean): OutgoingHttpHeaders {
+  const named = new Set(String(headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    if (!keepUpgrade && (HOP_BY_HOP.has(k) || named.has(k))) continue;
+    out[k] = v;
+  }
+  // Chunked bodies are re-chunked by Node: the length is unknown, the stream is the same.
+  if (!keepUpgrade && headers['transfer-encoding'] !== undefined) out['transfer-encoding'] = 'chunked';
+  out[FORWARDED_BY] = self;
+  const prior = headers['x-forwarded-for'];
+  if (remote) out['x-forwarded-for'] = prior ? `${String(prior)}, ${remote}` : remote;
+  return out;
+}
+
+function responseHeaders(res: IncomingMessage): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+const unreachable = (t: HostTarget, err: Error): HangarError =>
+  new HangarError('HOST_UNREACHABLE', `The machine's host ${t.hostId} did not answer (${err.message}); retry, or wait until it is marked down.`, { host_id: t.hostId });
+
+/** Forwarding of one server: an onRequest hook for HTTP, and `upgrade` for WebSocket upgrades. */
+export class FleetForwarding {
+  private readonly agent = new Agent({ keepAlive: true, maxFreeSockets: 16 });
+
+  constructor(
+    private readonly o: { router: FleetRouter; createRoutes: ReadonlySet<string>; log: FastifyBaseLogger },
+  ) {}
+
+  /** Register the hooks on the root instance, before every other onRequest hook. */
+  register(app: FastifyInstance): void {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return;
+      const id = machineOfRequest(request.raw.url ?? '/', request.headers);
+      if (id === null) return;
+      const target = this.o.router.targetOf(await this.o.router.machineHost(id));
+      if (target) return this.forward(request, reply, target, null);
+    });
+    // Creates are placed once their body is read: one from a snapshot goes where the snapshot is.
+    app.addHook('preHandler', async (request, reply) => {
+      if (request.method !== 'POST' || !this.o.createRoutes.has(request.routeOptions.url ?? '')) return;
+      if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return;
+      const body = request.body as Record<string, unknown> | undefined;
+      const snapshot = typeof body?.snapshot_id === 'string' ? body.snapshot_id : null;
+      const target = snapshot !== null ? this.o.router.targetOf(await this.o.router.snapshotHost(snapshot)) : await this.o.router.place();
+      if (!target) return;
+      const done = this.o.router.reserve(target.hostId);
+      reply.raw.once('close', done);
+      return this.forward(request, reply, target, Buffer.from(JSON.stringify(body ?? {})));
+    });
+  }
+
+  /** Send the request to `target` and its answer back; `body`: the bytes to send (a parsed body), else the request's own stream. */
+  private async forward(request: FastifyRequest, reply: FastifyReply, target: HostTarget, body: Buffer | null): Promise<void> {
+    const headers = forwardedHeaders(request.headers, this.o.router.hostId, request.ip, false);
+    if (body) {
+      delete headers['transfer-encoding'];
+      headers['content-length'] = String(body.length);
+    }
+    const url = new URL(request.raw.url ?? '/', target.url);
+    await reply.hijack();
+    const res = reply.raw;
+    await new Promise<void>((resolve) => {
+      const up = httpRequest(url, { method: request.method, headers, agent: this.agent });
+      const fail = (err: Error): void => {
+        this.o.log.warn({ host: target.hostId, err }, 'a forwarded request failed');
+        if (!res.headersSent) {
+          const e = unreachable(target, err);
+          res.writeHead(503, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(errorBody(e)));
+        } else res.destroy();
+        resolve();
+      };
+      up.on('error', fail);
+      up.on('response', (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
+        answer.pipe(res);
+        answer.on('error', () => res.destroy());
+        answer.on('end', resolve);
+      });
+      // The client went away: the forwarded request goes too (a follower stops, an upload is cut).
+      res.on('close', () => {
+        if (!res.writableFinished) up.destroy();
+        resolve();
+      });
+      if (body) up.end(body);
+      else request.raw.pipe(up);
+    });
+  }
+
+  /**
+   * Splice a WebSocket upgrade through to the machine's host; false when it is answered
+   * here (no other host up, this host's machine, or already forwarded).
+   */
+  async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return false;
+    const id = machineOfRequest(request.url ?? '/', request.headers);
+    if (id === null) return false;
+    const target = this.o.router.targetOf(await this.o.router.machineHost(id));
+    if (!target) return false;
+    const headers = forwardedHeaders(request.headers, this.o.router.hostId, request.socket.remoteAddress, true);
+    const up = httpRequest(new URL(request.url ?? '/', target.url), { method: request.method, headers });
+    up.on('error', (err) => {
+      this.o.log.warn({ host: target.hostId, err }, 'a forwarded upgrade failed');
+      const e = unreachable(target, err);
+      refuseUpgrade(socket, 503, errorBody(e));
+    });
+    // Refused there (401, 404, 409…): the same answer here.
+    up.on('response', (answer) => {
+      const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
+      for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      answer.pipe(socket);
+    });
+    up.on('upgrade', (answer, upSocket, upHead) => {
+      const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
+      for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upSocket.write(head);
+      upSocket.on('error', () => socket.destroy());
+      socket.on('error', () => upSocket.destroy());
+      upSocket.on('close', () => socket.destroy());
+      socket.on('close', () => upSocket.destroy());
+      upSocket.pipe(socket);
+      socket.pipe(upSocket);
+    });
+    up.end();
+    return true;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

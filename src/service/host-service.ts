@@ -1,0 +1,200 @@
+import { hostLostReason, type HostRecord, type HostState } from '../domain/host.js';
+import { transition } from '../domain/transitions.js';
+import type { MachineCore, ServiceLogger } from './machine-core.js';
+
+/** This host's place among the hosts sharing the store. */
+export interface HostServiceOptions {
+  core: MachineCore;
+  hostId: string;
+  capacityMachines: number;
+  /** How often this host records that it is alive. */
+  heartbeatMs: number;
+  /** A host silent this long is marked down by another. */
+  downAfterMs: number;
+  log: ServiceLogger;
+  /** Wall clock of heartbeats (never the machines' injectable clock). @default Date.now */
+  clock?: () => number;
+}
+
+/** Where a request for a machine of another host goes. */
+export interface HostTarget {
+  hostId: string;
+  url: string;
+}
+
+/**
+ * Registers this host, heartbeats, and watches the others: a host whose heartbeat is older
+ * than the down bound is marked down (by exactly one watcher: the store marks each host once),
+ * and the machines it was creating or running are failed with `hostLostReason`; its paused
+ * machines stay paused and can be deleted from any host. A host that finds itself marked down
+ * while alive (a stall longer than the bound) stops the containers of its failed machines.
+ * It also answers, from a copy refreshed every heartbeat, where another host's machines are
+ * reached (placement and forwarding, see http/fleet-forward.ts).
+ */
+export class HostService {
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> | null = null;
+  private url: string | null = null;
+  private hosts = new Map<string, HostRecord>();
+  private readonly clock: () => number;
+  /** Creates forwarded to a host and not answered yet: counted as its load until the store sees them. */
+  private readonly placing = new Map<string, number>();
+
+  constructor(private readonly o: HostServiceOptions) {
+    this.clock = o.clock ?? Date.now;
+  }
+
+  get id(): string {
+    return this.o.hostId;
+  }
+
+  /** Register (again) as up, with the URL other servers forward to once known. */
+  async register(url: string | null): Promise<void> {
+    this.url = url;
+    const now = this.clock();
+    await this.o.core.store.registerHost({
+      id: this.o.hostId,
+      state: 'up',
+      url,
+      capacityMachines: this.o.capacityMachines,
+      startedAt: now,
+      heartbeatAt: now,
+      downReason: null,
+    });
+    await this.refresh();
+  }
+
+  /** Heartbeat every `heartbeatMs` until `stop`. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.beat(), this.o.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** One heartbeat and sweep now (or join the one in progress). */
+  beat(): Promise<void> {
+    this.beating ??= this.beatOnce()
+      .catch((err: unknown) => this.o.log.error({ err }, 'host heartbeat failed'))
+      .finally(() => {
+        this.beating = null;
+      });
+    return this.beating;
+  }
+
+  /** Stop heartbeating and record a clean stop: this host's machines are not lost, they wait for it. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.beating;
+    await this.o.core.store.stopHost(this.o.hostId, this.clock());
+  }
+
+  /** Every host, as the store has them now. */
+  list(): Promise<HostRecord[]> {
+    return this.o.core.store.listHosts();
+  }
+
+  /** Another host's state as of the last heartbeat (the store's when it is not known yet). */
+  async stateOf(hostId: string): Promise<HostState | null> {
+    const h = this.hosts.get(hostId) ?? (await this.o.core.store.getHost(hostId));
+    return h?.state ?? null;
+  }
+
+  /** True when another host is up: only then can a request belong elsewhere. */
+  hasPeers(): boolean {
+    for (const h of this.hosts.values()) if (h.id !== this.o.hostId && this.reachable(h)) return true;
+    return false;
+  }
+
+  /** Where a machine of `hostId` is reached: null when it is this host's, or its host is not up (it is answered here then). */
+  targetOf(hostId: string | null): HostTarget | null {
+    if (hostId === null || hostId === this.o.hostId) return null;
+    const h = this.hosts.get(hostId);
+    return h && this.reachable(h) ? { hostId: h.id, url: h.url! } : null;
+  }
+
+  /**
+   * The host a new machine goes to: the up host with the most free capacity (machines it
+   * holds, plus creates forwarded to it and not yet answered, against its capacity); null
+   * when that is this host. Ties go to this host, so a lone host never forwards.
+   */
+  async place(): Promise<HostTarget | null> {
+    if (!this.hasPeers()) return null;
+    const loads = await this.o.core.store.hostLoads();
+    let best: { h: HostRecord | null; free: number } = { h: null, free: this.freeOf(this.o.hostId, this.o.capacityMachines, loads) };
+    for (const h of this.hosts.values()) {
+      if (h.id === this.o.hostId || !this.reachable(h) || h.capacityMachines === 0) continue;
+      const free = this.freeOf(h.id, h.capacityMachines, loads);
+      if (free > best.free) best = { h, free };
+    }
+    return best.h ? { hostId: best.h.id, url: best.h.url! } : null;
+  }
+
+  /** Count a create forwarded to a host until `done` is called (its answer came). */
+  reserve(hostId: string): () => void {
+    this.placing.set(hostId, (this.placing.get(hostId) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.placing.get(hostId) ?? 1) - 1;
+      if (n <= 0) this.placing.delete(hostId);
+      else this.placing.set(hostId, n);
+    };
+  }
+
+  private freeOf(hostId: string, capacity: number, loads: Map<string, number>): number {
+    return (capacity - (loads.get(hostId) ?? 0) - (this.placing.get(hostId) ?? 0)) / Math.max(1, capacity);
+  }
+
+  private reachable(h: HostRecord): boolean {
+    return h.state === 'up' && h.url !== null && this.clock() - h.heartbeatAt < this.o.downAfterMs;
+  }
+
+  private async refresh(): Promise<void> {
+    this.hosts = new Map((await this.o.core.store.listHosts()).map((h) => [h.id, h]));
+  }
+
+  private async beatOnce(): Promise<void> {
+    const { store } = this.o.core;
+    const now = this.clock();
+    const was = await store.heartbeatHost(this.o.hostId, now);
+    if (was === null) await this.register(this.url);
+    if (was === 'down') await this.afterMarkedDown();
+    const marked = await store.markHostsDown(now - this.o.downAfterMs, this.o.hostId, (h) => `no heartbeat for ${now - h.heartbeatAt} ms (the bound is ${this.o.downAfterMs} ms)`);
+    for (const h of marked) this.o.log.warn({ host: h.id, reason: h.downReason }, 'host marked down');
+    await this.refresh();
+    // Every watcher settles every down host's machines: a watcher that died between marking and failing is covered by the next.
+    for (const h of this.hosts.values()) {
+      if (h.state === 'down') await this.failMachinesOf(h);
+    }
+  }
+
+  /** The machines a down host was creating or running turn `error` with why; paused ones stay paused. */
+  private async failMachinesOf(h: HostRecord): Promise<void> {
+    const { core } = this.o;
+    for (const listed of await core.store.machinesInStatus(['creating', 'running'], h.id)) {
+      const m = await core.store.getMachine(listed.id);
+      if (!m || m.hostId !== h.id || (m.status !== 'creating' && m.status !== 'running')) continue;
+      transition(m, 'failed');
+      m.errorReason = hostLostReason(h.id, h.downReason ?? 'missed its heartbeats');
+      await core.save(m);
+      core.log.warn({ machine: m.id, host: h.id }, 'machine of a lost host failed');
+    }
+  }
+
+  /**
+   * Another host marked this one down while it was alive: the machines it ran were failed
+   * and may be deleted elsewhere; their containers here are stopped (their files stay until deleted).
+   */
+  private async afterMarkedDown(): Promise<void> {
+    const { core } = this.o;
+    this.o.log.warn({ host: this.o.hostId }, 'this host was marked down while alive; stopping the containers of its failed machines');
+    const containers = await core.runtime.list();
+    for (const m of await core.store.machinesInStatus(['error'], this.o.hostId)) {
+      if (!containers.has(m.id)) continue;
+      await core.runtime.stop(m.id).catch((err: unknown) => core.log.warn({ machine: m.id, err }, 'stopping a failed machine failed'));
+      core.letGo(m);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import type pg from 'pg';
+import type { HostRecord, HostState } from '../../domain/host.js';
+import type { HostStore } from '../store.js';
+import { inTransaction, rowsOf } from './connection.js';
+
+interface HostRow {
+  id: string;
+  state: string;
+  url: string | null;
+  capacity_machines: number;
+  started_at: string | number;
+  heartbeat_at: string | number;
+  down_reason: string | null;
+}
+
+function hostFromRow(r: HostRow): HostRecord {
+  return {
+    id: r.id,
+    state: r.state as HostState,
+    url: r.url,
+    capacityMachines: r.capacity_machines,
+    startedAt: Number(r.started_at),
+    heartbeatAt: Number(r.heartbeat_at),
+    downReason: r.down_reason,
+  };
+}
+
+/** Hosts in `hosts`. Marking down locks the stale rows it marks, skipping rows a concurrent sweep holds. */
+export class PostgresHosts implements HostStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async registerHost(h: HostRecord): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
+        "VALUES ($1, 'up', $2, $3, $4, $4, NULL) " +
+        "ON CONFLICT (id) DO UPDATE SET state = 'up', url = excluded.url, capacity_machines = excluded.capacity_machines, " +
+        'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
+      [h.id, h.url, h.capacityMachines, h.startedAt],
+    );
+  }
+
+  async heartbeatHost(id: string, at: number): Promise<HostState | null> {
+    // The old state comes from the row as locked by this update (a self-join on the same row).
+    const [row] = await rowsOf<{ state: string }>(
+      this.pool,
+      "UPDATE hosts h SET heartbeat_at = $1, state = 'up', down_reason = NULL FROM hosts old WHERE h.id = $2 AND old.id = h.id RETURNING old.state",
+      [at, id],
+    );
+    return row ? (row.state as HostState) : null;
+  }
+
+  async stopHost(id: string, at: number): Promise<void> {
+    await this.pool.query("UPDATE hosts SET state = 'stopped', heartbeat_at = $1 WHERE id = $2", [at, id]);
+  }
+
+  async getHost(id: string): Promise<HostRecord | null> {
+    const [row] = await rowsOf<HostRow>(this.pool, 'SELECT * FROM hosts WHERE id = $1', [id]);
+    return row ? hostFromRow(row) : null;
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return (await rowsOf<HostRow>(this.pool, 'SELECT * FROM hosts ORDER BY id')).map(hostFromRow);
+  }
+
+  async markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]> {
+    return inTransaction(this.pool, async (tx) => {
+      const stale = await rowsOf<HostRow>(
+        tx,
+        "SELECT * FROM hosts WHERE state = 'up' AND heartbeat_at < $1 AND id <> $2 ORDER BY id FOR UPDATE SKIP LOCKED",
+        [before, except],
+      );
+      const marked: HostRecord[] = [];
+      for (const row of stale) {
+        const h = hostFromRow(row);
+        const why = reason(h);
+        await tx.query("UPDATE hosts SET state = 'down', down_reason = $1 WHERE id = $2", [why, h.id]);
+        marked.push({ ...h, state: 'down', downReason: why });
+      }
+      return marked;
+    });
+  }
+
+  async hostLoads(): Promise<Map<string, number>> {
+    const rows = await rowsOf<{ host_id: string; n: string }>(
+      this.pool,
+      "SELECT host_id, COUNT(*) AS n FROM machines WHERE host_id IS NOT NULL AND status IN ('creating', 'running', 'paused') GROUP BY host_id",
+    );
+    return new Map(rows.map((r) => [r.host_id, Number(r.n)]));
+  }
+}

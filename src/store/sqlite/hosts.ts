@@ -1,0 +1,94 @@
+import type Database from 'better-sqlite3';
+import type { HostRecord, HostState } from '../../domain/host.js';
+import type { HostStore } from '../store.js';
+
+interface HostRow {
+  id: string;
+  state: string;
+  url: string | null;
+  capacity_machines: number;
+  started_at: number;
+  heartbeat_at: number;
+  down_reason: string | null;
+}
+
+function hostFromRow(r: HostRow): HostRecord {
+  return {
+    id: r.id,
+    state: r.state as HostState,
+    url: r.url,
+    capacityMachines: r.capacity_machines,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    downReason: r.down_reason,
+  };
+}
+
+/** Hosts in `hosts`. Marking down runs in one IMMEDIATE transaction: processes sharing the file take turns. */
+export class SqliteHosts implements HostStore {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmts = {
+      put: db.prepare(
+        'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
+          "VALUES (@id, 'up', @url, @capacity_machines, @started_at, @started_at, NULL) " +
+          "ON CONFLICT (id) DO UPDATE SET state = 'up', url = excluded.url, capacity_machines = excluded.capacity_machines, " +
+          'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
+      ),
+      state: db.prepare<[string], { state: string }>('SELECT state FROM hosts WHERE id = ?'),
+      beat: db.prepare("UPDATE hosts SET heartbeat_at = ?, state = 'up', down_reason = NULL WHERE id = ?"),
+      stop: db.prepare("UPDATE hosts SET state = 'stopped', heartbeat_at = ? WHERE id = ?"),
+      get: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?'),
+      list: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY id'),
+      stale: db.prepare<[number, string], HostRow>("SELECT * FROM hosts WHERE state = 'up' AND heartbeat_at < ? AND id <> ? ORDER BY id"),
+      down: db.prepare("UPDATE hosts SET state = 'down', down_reason = ? WHERE id = ? AND state = 'up'"),
+      loads: db.prepare<[], { host_id: string; n: number }>(
+        "SELECT host_id, COUNT(*) AS n FROM machines WHERE host_id IS NOT NULL AND status IN ('creating', 'running', 'paused') GROUP BY host_id",
+      ),
+    };
+  }
+
+  async registerHost(h: HostRecord): Promise<void> {
+    this.stmts.put.run({ id: h.id, url: h.url, capacity_machines: h.capacityMachines, started_at: h.startedAt });
+  }
+
+  async heartbeatHost(id: string, at: number): Promise<HostState | null> {
+    return this.db.transaction(() => {
+      const row = this.stmts.state.get(id);
+      if (!row) return null;
+      this.stmts.beat.run(at, id);
+      return row.state as HostState;
+    }).immediate();
+  }
+
+  async stopHost(id: string, at: number): Promise<void> {
+    this.stmts.stop.run(at, id);
+  }
+
+  async getHost(id: string): Promise<HostRecord | null> {
+    const row = this.stmts.get.get(id);
+    return row ? hostFromRow(row) : null;
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.stmts.list.all().map(hostFromRow);
+  }
+
+  async markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]> {
+    return this.db.transaction(() => {
+      const marked: HostRecord[] = [];
+      for (const row of this.stmts.stale.all(before, except)) {
+        const h = hostFromRow(row);
+        const why = reason(h);
+        this.stmts.down.run(why, h.id);
+        marked.push({ ...h, state: 'down', downReason: why });
+      }
+      return marked;
+    }).immediate();
+  }
+
+  async hostLoads(): Promise<Map<string, number>> {
+    return new Map(this.stmts.loads.all().map((r) => [r.host_id, r.n]));
+  }
+}
