@@ -127,3 +127,26 @@ describe('settings: HANGAR_KEY_RATE_LIMIT', () => {
     assert.deepEqual(load({ HANGAR_KEY_RATE_LIMIT: '5', HANGAR_KEY_RATE_BURST: '100' }).keyRateLimit, { perSecond: 5, burst: 100 });
   });
 });
+
+describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST_CAPACITY, heartbeats)', () => {
+  it('defaults: {hostname}/{instance prefix}, no URL until listening, capacity = HANGAR_MAX_MACHINES, 2 s beats, down after 15 s', () => {
+    const s = load({ HANGAR_MAX_MACHINES: '30' });
+    assert.match(s.fleet.hostId, new RegExp(`/${s.instancePrefix}$`));
+    assert.deepEqual({ ...s.fleet, hostId: '' }, { hostId: '', advertiseUrl: null, capacityMachines: 30, heartbeatMs: 2000, downAfterMs: 15_000 });
+  });
+
+  it('overrides', () => {
+    const s = load({ HANGAR_HOST_ID: 'rack1/host-7', HANGAR_ADVERTISE_URL: 'http://10.0.0.7:8080', HANGAR_HOST_CAPACITY: '0', HANGAR_HEARTBEAT_MS: '500', HANGAR_HOST_DOWN_AFTER_MS: '1000' });
+    assert.deepEqual(s.fleet, { hostId: 'rack1/host-7', advertiseUrl: 'http://10.0.0.7:8080', capacityMachines: 0, heartbeatMs: 500, downAfterMs: 1000 });
+  });
+
+  it('bad values fail the boot with the variable named', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ HANGAR_HOST_ID: 'has space' }, /HANGAR_HOST_ID/],
+      [{ HANGAR_ADVERTISE_URL: 'http://h:1/path' }, /HANGAR_ADVERTISE_URL: must be http\(s\):\/\/host\[:port\], with no path/],
+      [{ HANGAR_HOST_CAPACITY: '-1' }, /HANGAR_HOST_CAPACITY/],
+      [{ HANGAR_HEARTBEAT_MS: '1000', HANGAR_HOST_DOWN_AFTER_MS: '1500' }, /HANGAR_HOST_DOWN_AFTER_MS: must be at least 2 × HANGAR_HEARTBEAT_MS \(2000\)/],
+    ];
+    for (const [env, want] of cases) assert.throws(() => load(env), (err: Error) => err instanceof SettingsError && want.test(err.message), JSON.stringify(env));
+  });
+});

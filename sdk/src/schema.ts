@@ -1323,6 +1323,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List hosts
+         * @description Every host that registered in this database: whether it is up (heartbeating), stopped (shut down cleanly) or down (silent past HANGAR_HOST_DOWN_AFTER_MS: its running machines were failed), its capacity and the machines it holds.
+         */
+        get: operations["listHosts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -1809,6 +1829,27 @@ export interface components {
             path: string;
             /** @description Every entry but . and .., sorted by path. */
             entries: components["schemas"]["FileEntry"][];
+        };
+        Host: {
+            /** @description HANGAR_HOST_ID of the host. */
+            id: string;
+            /**
+             * @description up: heartbeating; stopped: shut down cleanly; down: missed its heartbeats.
+             * @enum {string}
+             */
+            state: "up" | "stopped" | "down";
+            /** @description Where other servers forward its machines' requests. */
+            url: string | null;
+            /** @description Machines placement puts on it at most (HANGAR_HOST_CAPACITY). */
+            capacity_machines: number;
+            /** @description Machines it holds now: creating, running or paused, warm pools' included. */
+            machines: number;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            heartbeat_at: string;
+            /** @description Why it was marked down; null otherwise. */
+            down_reason: string | null;
         };
         KeyRateLimit: {
             /** @description Requests a second on average. */
@@ -8229,6 +8270,46 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listHosts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hosts, by id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Host"][];
+                    };
+                };
             };
             /** @description Missing or unknown API key. */
             401: {

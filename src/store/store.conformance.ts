@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
+import type { HostRecord } from '../domain/host.js';
 import { ISOLATIONS, MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { NetworkConflictError, type NetworkRecord } from '../domain/private-network.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
@@ -99,6 +100,7 @@ function fullMachine(): MachineRecord {
     templateBuild: 'bld_full0000000000',
     startupScript: { scriptId: 'scr_full0000000000', script: '#!/bin/sh\necho "é 🙂" > /tmp/x\n', runOnce: true },
     isolation: 'gvisor',
+    hostId: 'host-é/hangar-0123abcd',
   });
 }
 
@@ -1319,6 +1321,95 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.deepStrictEqual(sortedIds(won), sortedIds(pool));
         for (const c of won) assert.equal((await store.getMachine(c.id))?.teamId, c.teamId);
         assert.deepStrictEqual(await store.poolMachines('p'), []);
+      });
+    });
+
+    describe('hosts', () => {
+      const host = (o: Partial<HostRecord> = {}): HostRecord => ({
+        id: 'host-a',
+        state: 'up',
+        url: 'http://127.0.0.1:1',
+        capacityMachines: 10,
+        startedAt: T0,
+        heartbeatAt: T0,
+        downReason: null,
+        ...o,
+      });
+
+      it('registerHost inserts as up, and again replaces url, capacity and times and clears down', async () => {
+        await store.registerHost(host({ state: 'down', downReason: 'ignored' }));
+        assert.deepStrictEqual(await store.getHost('host-a'), host());
+        await store.markHostsDown(T0 + 1, 'other', () => 'silent');
+        assert.equal((await store.getHost('host-a'))?.state, 'down');
+        await store.registerHost(host({ url: null, capacityMachines: 0, startedAt: T0 + 5 }));
+        assert.deepStrictEqual(await store.getHost('host-a'), host({ url: null, capacityMachines: 0, startedAt: T0 + 5, heartbeatAt: T0 + 5 }));
+        assert.equal(await store.getHost('missing'), null);
+      });
+
+      it('heartbeatHost returns the state it had and makes the host up again; null when unknown', async () => {
+        assert.equal(await store.heartbeatHost('host-a', T0), null);
+        await store.registerHost(host());
+        assert.equal(await store.heartbeatHost('host-a', T0 + 10), 'up');
+        assert.equal((await store.getHost('host-a'))?.heartbeatAt, T0 + 10);
+        await store.markHostsDown(T0 + 11, 'other', () => 'silent');
+        assert.equal(await store.heartbeatHost('host-a', T0 + 20), 'down');
+        assert.deepStrictEqual(await store.getHost('host-a'), host({ heartbeatAt: T0 + 20 }));
+        await store.stopHost('host-a', T0 + 30);
+        assert.deepStrictEqual(await store.getHost('host-a'), host({ state: 'stopped', heartbeatAt: T0 + 30 }));
+        assert.equal(await store.heartbeatHost('host-a', T0 + 40), 'stopped');
+      });
+
+      it('markHostsDown marks only up hosts silent since before the cut-off, never the caller, each once', async () => {
+        await store.registerHost(host({ id: 'h1', heartbeatAt: T0, startedAt: T0 }));
+        await store.registerHost(host({ id: 'h2', startedAt: T0 + 100 }));
+        await store.registerHost(host({ id: 'h3', startedAt: T0 }));
+        await store.registerHost(host({ id: 'h4', startedAt: T0 }));
+        await store.stopHost('h4', T0);
+        const marked = await store.markHostsDown(T0 + 50, 'h3', (h) => `silent since ${h.heartbeatAt}`);
+        assert.deepStrictEqual(marked, [host({ id: 'h1', state: 'down', downReason: `silent since ${T0}` })]);
+        assert.deepStrictEqual(await store.markHostsDown(T0 + 50, 'h3', () => 'again'), []);
+        assert.deepStrictEqual(
+          (await store.listHosts()).map((h) => [h.id, h.state, h.downReason]),
+          [['h1', 'down', `silent since ${T0}`], ['h2', 'up', null], ['h3', 'up', null], ['h4', 'stopped', null]],
+        );
+      });
+
+      it('concurrent markHostsDown calls mark each host once between them', async () => {
+        for (const id of ['h1', 'h2', 'h3']) await store.registerHost(host({ id }));
+        const rounds = await Promise.all(Array.from({ length: 4 }, (_, i) => store.markHostsDown(T0 + 1, `w${i}`, () => 'silent')));
+        assert.deepStrictEqual(rounds.flat().map((h) => h.id).sort(), ['h1', 'h2', 'h3']);
+      });
+
+      it('machines keep their host; the host filters and the adoption of unhosted machines', async () => {
+        const [a1, a2, b1, none, aDone] = await insertAll([
+          machine({ hostId: 'host-a', deadlineAt: T0 + 1, createdAt: T0 }),
+          machine({ hostId: 'host-a', status: 'paused', createdAt: T0 + 1 }),
+          machine({ hostId: 'host-b', deadlineAt: T0 + 1 }),
+          machine({ hostId: null, status: 'paused' }),
+          machine({ hostId: 'host-a', status: 'destroyed' }),
+        ]);
+        assert.equal((await store.getMachine(b1!.id))?.hostId, 'host-b');
+        assert.deepStrictEqual(ids(await store.machinesInStatus(['running', 'paused'], 'host-a')), [a1!.id, a2!.id]);
+        assert.equal((await store.machinesInStatus(['running', 'paused'])).length, 4);
+        assert.deepStrictEqual(ids(await store.dueMachines(T0 + 5, 10, 'host-b')), [b1!.id]);
+        assert.equal((await store.dueMachines(T0 + 5, 10)).length, 2);
+        assert.deepStrictEqual(Object.fromEntries(await store.hostLoads()), { 'host-a': 2, 'host-b': 1 });
+        assert.equal(await store.adoptUnhostedMachines('host-b'), 1);
+        assert.equal((await store.getMachine(none!.id))?.hostId, 'host-b');
+        assert.equal(await store.adoptUnhostedMachines('host-b'), 0);
+        assert.equal((await store.getMachine(aDone!.id))?.hostId, 'host-a');
+      });
+
+      it('warm pool machines of one host: listed and claimed only there', async () => {
+        const [onA, onB] = await insertAll([
+          machine({ teamId: 'team_warmpool', pool: 'p', hostId: 'host-a', createdAt: T0 }),
+          machine({ teamId: 'team_warmpool', pool: 'p', hostId: 'host-b', createdAt: T0 + 1 }),
+        ]);
+        assert.deepStrictEqual(ids(await store.poolMachines('p', 'host-b')), [onB!.id]);
+        assert.deepStrictEqual(ids(await store.poolMachines('p')), [onA!.id, onB!.id]);
+        assert.equal((await store.claimPoolMachine('p', 'team_x', 'host-b'))?.id, onB!.id);
+        assert.equal(await store.claimPoolMachine('p', 'team_x', 'host-b'), null);
+        assert.equal((await store.claimPoolMachine('p', 'team_x'))?.id, onA!.id);
       });
     });
 

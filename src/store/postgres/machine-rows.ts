@@ -74,6 +74,7 @@ export const MACHINE_COLUMNS = [
   'startup_script',
   'network_id',
   'isolation',
+  'host_id',
 ] as const satisfies readonly (keyof MachineRow)[];
 
 /** The row that stores a machine record. */

@@ -96,7 +96,8 @@ export class ServerProcess {
 
   async kill(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    // Exited, or killed by a signal already: there is no exit to wait for.
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     c.kill('SIGKILL');
     await once(c, 'exit');
   }
@@ -104,7 +105,7 @@ export class ServerProcess {
   /** SIGTERM, and its exit code once it has exited. */
   async stop(): Promise<number | null> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return c?.exitCode ?? null;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.exitCode ?? null;
     c.kill('SIGTERM');
     const [code] = (await once(c, 'exit')) as [number | null];
     return code;

@@ -1,0 +1,193 @@
+/**
+ * Two hosts over one real PostgreSQL (issue 15): host A runs in this process, host B is a
+ * server process of its own (so it can be SIGKILLed), each with its own data dir, runc
+ * state and machine subnet. Shows: creates spread over both; exec, files, a terminal
+ * (WebSocket) and ingress reach a machine through either server; a killed host is marked
+ * down within the bound and its running machines turn error with the reason; they can be
+ * deleted from the host that is left; a restarted host cleans up after itself.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { ServerProcess } from './testing/chaos/chaos-runner.js';
+import { ADMIN_KEY, TestServer, waitFor } from './testing/harness.js';
+import { startPostgres, type PostgresServer } from './testing/postgres-server.js';
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
+const HEARTBEAT_MS = 200;
+const DOWN_AFTER_MS = 1500;
+const fleetEnv = (hostId: string, databaseUrl: string): Record<string, string> => ({
+  HANGAR_DATABASE_URL: databaseUrl,
+  HANGAR_HOST_ID: hostId,
+  HANGAR_HEARTBEAT_MS: String(HEARTBEAT_MS),
+  HANGAR_HOST_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
+});
+
+type Json = Record<string, any>;
+
+async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Json; text: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_KEY}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: Json = {};
+  try {
+    parsed = text ? (JSON.parse(text) as Json) : {};
+  } catch {
+    parsed = {};
+  }
+  return { status: res.status, body: parsed, text };
+}
+
+/** Open a terminal through `base`, type a command, and resolve with the screen once `want` shows. */
+function terminal(base: string, machine: string, command: string, want: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/machines/${machine}/pty`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    let screen = '';
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`terminal: no ${want} in ${JSON.stringify(screen)}`));
+    }, 20_000);
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (!binary) return;
+      screen += data.toString('utf8');
+      if (want.test(screen)) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(screen);
+      }
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      reject(new Error(`terminal refused: ${res.statusCode}`));
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    ws.once('open', () => ws.send(Buffer.from(`${command}\n`), { binary: true }));
+  });
+}
+
+describe('a fleet of two hosts over one PostgreSQL', () => {
+  let pg: PostgresServer;
+  let databaseUrl: string;
+  let a: TestServer | undefined;
+  let b: ServerProcess | undefined;
+  let bDir: string;
+
+  before(async () => {
+    pg = await startPostgres();
+    databaseUrl = pg.url(await pg.createDatabase());
+    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl) });
+    bDir = await mkdtemp(join(tmpdir(), 'hangar-fleet-b-'));
+    b = new ServerProcess({ dataDir: bDir, distDir: DIST, env: fleetEnv('host-b', databaseUrl) });
+    await b.start();
+    // A learns of B at its next heartbeat.
+    await waitFor(async () => a!.server.hosts.hasPeers(), 10_000);
+  });
+
+  after(async () => {
+    try {
+      await b?.kill();
+      // B again, in this process on its data dir: it settles its machines, and is cleaned like any test server.
+      if (bDir) {
+        const again = await TestServer.start({ dataDir: bDir, env: fleetEnv('host-b', databaseUrl) });
+        await again.dispose();
+      }
+      await a?.dispose();
+    } finally {
+      await pg?.stop();
+    }
+  });
+
+  it('spreads creates, reaches every machine through either server, and fails a killed host\'s machines within the bound', async () => {
+    const A = a!.url;
+    const B = b!.url;
+    const hosts = await call(A, 'GET', '/v1/admin/hosts');
+    assert.equal(hosts.status, 200, hosts.text);
+    assert.deepEqual(
+      hosts.body.items.map((h: Json) => [h.id, h.state]),
+      [['host-a', 'up'], ['host-b', 'up']],
+    );
+
+    // Four creates through A: placement alternates between the two hosts by free capacity.
+    const made: Json[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await call(A, 'POST', '/v1/machines', { metadata: { i } });
+      assert.equal(r.status, 201, r.text);
+      made.push(r.body);
+    }
+    const listed = await call(A, 'GET', '/v1/admin/hosts');
+    assert.deepEqual(listed.body.items.map((h: Json) => h.machines), [2, 2], listed.text);
+
+    // Every machine answers through both servers: exec, files (written through one, read through the other).
+    for (const m of made) {
+      for (const [name, base] of [['A', A], ['B', B]] as const) {
+        const r = await call(base, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['hostname'] });
+        assert.equal(r.status, 200, `${name}: ${r.text}`);
+        assert.equal(r.body.stdout.trim(), m.id);
+      }
+      const put = await fetch(`${B}/v1/machines/${m.id}/files?path=/tmp/note`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/octet-stream' },
+        body: `written through B to ${m.id}`,
+      });
+      assert.equal(put.status, 200, await put.text());
+      const got = await fetch(`${A}/v1/machines/${m.id}/files?path=/tmp/note`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      assert.equal(await got.text(), `written through B to ${m.id}`);
+    }
+
+    // Which host runs which: the store says, and each host has its own containers.
+    const local = new Set((await a!.server.runtime.list()).keys());
+    const aMachines = made.filter((m) => local.has(m.id));
+    const bMachines = made.filter((m) => !local.has(m.id));
+    assert.equal(aMachines.length, 2);
+    assert.equal(bMachines.length, 2);
+
+    // A terminal (a WebSocket) through A to a machine on B, and through B to one on A.
+    assert.match(await terminal(A, bMachines[0]!.id, 'echo pty-$((6*7))', /pty-42/), /pty-42/);
+    assert.match(await terminal(B, aMachines[0]!.id, 'echo pty-$((6*8))', /pty-48/), /pty-48/);
+
+    // Ingress through A to a server inside a machine on B.
+    const target = bMachines[0]!;
+    const served = await call(B, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p /srv && echo "hello-$(hostname)" > /srv/index.html && httpd -p 8080 -h /srv'] });
+    assert.equal(served.body.exit_code, 0, served.text);
+    await waitFor(async () => {
+      const r = await fetch(`${A}/v1/machines/${target.id}/ports/8080/index.html`, { headers: { 'x-traffic-access-token': target.traffic_access_token } });
+      return r.status === 200 && (await r.text()).trim() === `hello-${target.id}`;
+    }, 10_000);
+
+    // B dies without a word: A marks it down within the bound and fails its running machines.
+    const killedAt = Date.now();
+    await b!.kill();
+    await waitFor(async () => {
+      const r = await call(A, 'GET', `/v1/machines/${target.id}`);
+      return r.body.status === 'error';
+    }, DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
+    const tookMs = Date.now() - killedAt;
+    assert.ok(tookMs >= DOWN_AFTER_MS - HEARTBEAT_MS, `failed after ${tookMs} ms: before the bound`);
+    for (const m of bMachines) {
+      const r = await call(A, 'GET', `/v1/machines/${m.id}`);
+      assert.equal(r.body.status, 'error', r.text);
+      assert.match(r.body.error_reason, /^host host-b was lost: no heartbeat for \d+ ms/);
+    }
+    const down = await call(A, 'GET', '/v1/admin/hosts');
+    assert.deepEqual(down.body.items.map((h: Json) => [h.id, h.state]), [['host-a', 'up'], ['host-b', 'down']]);
+    // A's machines did not notice.
+    for (const m of aMachines) {
+      const r = await call(A, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['true'] });
+      assert.equal(r.status, 200, r.text);
+    }
+    // The lost host's machine: no exec (it is in error), but it can be deleted from A.
+    const exec = await call(A, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['true'] });
+    assert.equal(exec.status, 409, exec.text);
+    const del = await call(A, 'DELETE', `/v1/machines/${target.id}`);
+    assert.equal(del.status, 200, del.text);
+    assert.equal((await call(A, 'GET', `/v1/machines/${target.id}`)).body.status, 'destroyed');
+  });
+});
