@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../src/runtime/runc/command.js';
 import { DEFAULT_AGENT_OPS_PLAN, measureAgentOps, type AgentOpsSamples } from './agent-ops.js';
 import { measureBurst, type BurstSamples } from './burst.js';
+import { DEFAULT_FLEET_PLAN, measureFleet } from './fleet.js';
 import { measureCreateDestroy, type CreateDestroySamples } from './create-destroy.js';
 import { measureDensity, type DensityPlan, type DensityResults } from './density.js';
 import { measurePodmanExec, type PodmanExecResult } from './exec-podman.js';
@@ -89,13 +90,13 @@ async function hostFacts(): Promise<HostFacts> {
 }
 
 /** The subsets `--only` runs. */
-const SUBSETS = ['agent'] as const;
+const SUBSETS = ['agent', 'fleet'] as const;
 type Subset = (typeof SUBSETS)[number];
 
 /** `--only NAME` from the command line; null for the whole run. */
 function subsetOf(argv: readonly string[]): Subset | null {
   if (argv.includes('--help')) {
-    process.stdout.write(`usage: npm run bench [-- --only ${SUBSETS.join('|')}]\n  --only agent  exec true, the first streamed byte, 4 KiB write+read pairs and 1 MiB files only; prints, writes no results\n`);
+    process.stdout.write(`usage: npm run bench [-- --only ${SUBSETS.join('|')}]\n  --only agent  exec true, the first streamed byte, 4 KiB write+read pairs and 1 MiB files only; prints, writes no results\n  --only fleet  create p50 and ${DEFAULT_FLEET_PLAN.burst} creates at once: one server over SQLite, two and three over PostgreSQL, podman beside; prints, writes no results\n`);
     process.exit(0);
   }
   const at = argv.indexOf('--only');
@@ -103,6 +104,22 @@ function subsetOf(argv: readonly string[]): Subset | null {
   const name = argv[at + 1];
   if (!(SUBSETS as readonly string[]).includes(name ?? '')) throw new Error(`--only takes one of ${SUBSETS.join(', ')}, not ${name ?? 'nothing'}`);
   return name as Subset;
+}
+
+/** The fleet's rows alone (issue 15), printed as a small table. */
+async function measureFleetRows(signal: AbortSignal): Promise<number> {
+  const host = await hostFacts();
+  let found: string[] = [];
+  try {
+    const { lines, leftovers } = await measureFleet(DEFAULT_FLEET_PLAN, signal, progress);
+    found = leftovers;
+    process.stdout.write(`load average ${host.loadAvg1m.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end\n\n${lines.join('\n')}\n`);
+  } finally {
+    await cleanupPodman().catch(() => undefined);
+    found.push(...(await podmanLeftovers().catch((err: Error) => [`podman check failed: ${err.message}`])));
+  }
+  if (found.length) progress(`LEFT ON THE HOST: ${found.join('; ')}`);
+  return found.length ? 1 : 0;
 }
 
 /** The in-machine agent's rows alone (issue 11), printed as a small table. */
@@ -150,6 +167,7 @@ async function main(): Promise<number> {
     });
   }
   if (subset === 'agent') return measureAgentRows(signal);
+  if (subset === 'fleet') return measureFleetRows(signal);
   const started = performance.now();
   const startedAt = new Date();
   const host = await hostFacts();

@@ -1,0 +1,130 @@
+/**
+ * The fleet's rows (issue 15): create p50 through two API servers over one PostgreSQL
+ * against one server over SQLite, and machines/s for 100 creates at once across three hosts
+ * against 100 at once on one host, with podman's `run -d` beside them. Every server runs in
+ * this process on a data dir of its own; PostgreSQL is a throwaway server on a unix socket.
+ */
+import { join } from 'node:path';
+import { startPostgres } from '../src/testing/postgres-server.js';
+import { waitFor } from '../src/testing/harness.js';
+import { bodyOf, failureOf, machineIdOf } from './answers.js';
+import { measureCreateDestroy } from './create-destroy.js';
+import { startInstance, stopInstance, withInstance, type BenchInstance } from './hangar-instance.js';
+import { ApiClient } from './http-client.js';
+import { measurePodman } from './podman.js';
+import { formatMs, summarize } from './stats.js';
+
+export interface FleetPlan {
+  warmup: number;
+  /** Sequential creates timed per configuration. */
+  count: number;
+  /** Creates sent at once. */
+  burst: number;
+  budgetMs: number;
+}
+
+export const DEFAULT_FLEET_PLAN: FleetPlan = { warmup: 3, count: 30, burst: 100, budgetMs: 120_000 };
+
+interface BurstOutcome {
+  ok: number;
+  wallMs: number;
+  failures: string[];
+  /** Machines each host got. */
+  perHost: Map<string, number>;
+}
+
+/** `n` creates at once, sent round-robin to `clients`; then every created machine is destroyed. */
+async function burst(clients: readonly ApiClient[], n: number, hostOf: (id: string) => Promise<string>): Promise<BurstOutcome> {
+  const started = performance.now();
+  const answers = await Promise.all(Array.from({ length: n }, (_, i) => clients[i % clients.length]!.request('POST', '/v1/machines', {}, 120_000).catch((err: Error) => err)));
+  const wallMs = performance.now() - started;
+  const ids: string[] = [];
+  const failures: string[] = [];
+  let ok = 0;
+  for (const res of answers) {
+    const id = machineIdOf(res);
+    if (id) ids.push(id);
+    if (!(res instanceof Error) && res.status === 201 && bodyOf(res)?.status === 'running') ok++;
+    else failures.push(failureOf(res));
+  }
+  const perHost = new Map<string, number>();
+  for (const id of ids) {
+    const h = await hostOf(id);
+    perHost.set(h, (perHost.get(h) ?? 0) + 1);
+  }
+  await Promise.all(ids.map((id, i) => clients[i % clients.length]!.request('DELETE', `/v1/machines/${id}`, undefined, 120_000).catch(() => undefined)));
+  return { ok, wallMs, failures, perHost };
+}
+
+const rate = (b: BurstOutcome): string => `${((b.ok * 1000) / b.wallMs).toFixed(1)} machines/s (${b.ok} running in ${(b.wallMs / 1000).toFixed(1)} s${b.failures.length ? `; ${b.failures.length} failed: ${b.failures[0]}` : ''})`;
+
+/** Run every fleet row; returns the markdown lines of the table, and what was left on the host. */
+export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progress: (m: string) => void): Promise<{ lines: string[]; leftovers: string[] }> {
+  const leftovers: string[] = [];
+  const lines = ['| what | p50 | p95 | n |', '| --- | --- | --- | --- |'];
+  const bounds = { count: plan.count, budgetMs: plan.budgetMs, signal };
+  let rootfs = '';
+  await withInstance('fleet-sqlite', leftovers, async (inst) => {
+    rootfs = join(inst.server.settings.templatesDir, 'base', 'rootfs');
+    progress(`one server over SQLite: ${plan.warmup} warm-ups + ${plan.count} creates, then ${plan.burst} at once`);
+    const c = summarize((await measureCreateDestroy(inst.client, plan.warmup, bounds)).createMs);
+    lines.push(`| create → running, one server over SQLite | ${formatMs(c.p50)} ms | ${formatMs(c.p95)} ms | ${c.n} |`);
+    const client = new ApiClient(inst.server.url, inst.apiKey, plan.burst);
+    try {
+      const b = await burst([client], plan.burst, async () => 'one');
+      lines.push(`| ${plan.burst} creates at once, one host over SQLite | ${rate(b)} | | ${plan.burst} |`);
+    } finally {
+      client.close();
+    }
+    progress(`podman run -d / rm -f of the same root filesystem: ${plan.warmup} warm-ups + ${plan.count} timed`);
+    const p = await measurePodman(rootfs, plan.warmup, bounds);
+    if (p.available) {
+      const s = summarize(p.runMs);
+      lines.push(`| peer: podman run -d ${p.version} | ${formatMs(s.p50)} ms | ${formatMs(s.p95)} ms | ${s.n} |`);
+    } else lines.push(`| peer: podman run -d | unavailable: ${p.reason} | | |`);
+  });
+
+  const pg = await startPostgres();
+  const hosts: BenchInstance[] = [];
+  const clients: ApiClient[] = [];
+  try {
+    const url = pg.url(await pg.createDatabase());
+    for (const name of ['a', 'b', 'c']) {
+      hosts.push(await startInstance(`fleet-${name}`, { HANGAR_DATABASE_URL: url, HANGAR_HOST_ID: `bench-${name}`, HANGAR_HEARTBEAT_MS: '250', HANGAR_HOST_DOWN_AFTER_MS: '5000' }));
+    }
+    // Every host sees the other two before anything is timed.
+    await waitFor(async () => hosts.every((h) => h.server.hosts.hasPeers()), 10_000);
+    const key = hosts[0]!.apiKey;
+    for (const h of hosts) clients.push(new ApiClient(h.server.url, key, plan.burst));
+    progress(`two API servers over PostgreSQL, creates alternating between them: ${plan.warmup} warm-ups + ${plan.count} timed`);
+    const two = [new ApiClient(hosts[0]!.server.url, key), new ApiClient(hosts[1]!.server.url, key)];
+    try {
+      const createMs: number[] = [];
+      for (let i = 0; i < plan.warmup + plan.count; i++) {
+        signal.throwIfAborted();
+        const c = two[i % 2]!;
+        const created = await c.expect<{ id: string; status: string }>(201, 'POST', '/v1/machines', {});
+        if (created.body.status !== 'running') throw new Error(`create answered ${created.body.status}`);
+        await two[(i + 1) % 2]!.expect(200, 'DELETE', `/v1/machines/${created.body.id}`);
+        if (i >= plan.warmup) createMs.push(created.ms);
+      }
+      const s = summarize(createMs);
+      lines.push(`| create → running, two API servers over PostgreSQL (destroyed through the other) | ${formatMs(s.p50)} ms | ${formatMs(s.p95)} ms | ${s.n} |`);
+    } finally {
+      for (const c of two) c.close();
+    }
+    progress(`${plan.burst} creates at once across three hosts, sent round-robin to the three`);
+    const store = hosts[0]!.server.store;
+    const b = await burst(clients, plan.burst, async (id) => (await store.getMachine(id))?.hostId ?? 'none');
+    const spread = [...b.perHost].sort().map(([h, n]) => `${h} ${n}`).join(', ');
+    lines.push(`| ${plan.burst} creates at once, three hosts over PostgreSQL (${spread}) | ${rate(b)} | | ${plan.burst} |`);
+    const one = await burst([clients[0]!], plan.burst, async (id) => (await store.getMachine(id))?.hostId ?? 'none');
+    const spreadOne = [...one.perHost].sort().map(([h, n]) => `${h} ${n}`).join(', ');
+    lines.push(`| ${plan.burst} creates at once through one of the three (placed: ${spreadOne}) | ${rate(one)} | | ${plan.burst} |`);
+  } finally {
+    for (const c of clients) c.close();
+    for (const h of hosts.reverse()) leftovers.push(...(await stopInstance(h).catch((err: Error) => [`${h.label}: cleanup failed: ${err.message}`])));
+    await pg.stop();
+  }
+  return { lines, leftovers };
+}
