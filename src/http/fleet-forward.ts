@@ -100,9 +100,9 @@ export class FleetForwarding {
       const body = request.body as Record<string, unknown> | undefined;
       const snapshot = typeof body?.snapshot_id === 'string' ? body.snapshot_id : null;
       const target = snapshot !== null ? this.o.router.targetOf(await this.o.router.snapshotHost(snapshot)) : await this.o.router.place();
+      // Counted against the host it goes to until answered, here as elsewhere: concurrent creates see each other.
+      reply.raw.once('close', this.o.router.reserve(target?.hostId ?? this.o.router.hostId));
       if (!target) return;
-      const done = this.o.router.reserve(target.hostId);
-      reply.raw.once('close', done);
       return this.forward(request, reply, target, Buffer.from(JSON.stringify(body ?? {})));
     });
   }
