@@ -149,6 +149,21 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     assert.equal(aMachines.length, 2);
     assert.equal(bMachines.length, 2);
 
+    // Draining A (asked through B; the id percent-encoded as any host id with a "/" must be): creates through A go to B.
+    const drained = await call(B, 'POST', `/v1/admin/hosts/${encodeURIComponent('host-a')}/drain`);
+    assert.equal(drained.status, 200, drained.text);
+    assert.equal(drained.body.state, 'draining');
+    await waitFor(async () => {
+      await a!.server.hosts.beat();
+      return (await call(A, 'GET', '/v1/admin/hosts')).body.items[0].state === 'draining';
+    }, 5_000);
+    const placed = await call(A, 'POST', '/v1/machines', {});
+    assert.equal(placed.status, 201, placed.text);
+    assert.equal((await a!.server.runtime.list()).has(placed.body.id), false, 'a draining host took a new machine');
+    assert.equal((await call(A, 'DELETE', `/v1/machines/${placed.body.id}`)).status, 200);
+    assert.equal((await call(A, 'DELETE', '/v1/admin/hosts/host-a/drain')).body.state, 'up');
+    assert.equal((await call(A, 'POST', '/v1/admin/hosts/host-x/drain')).status, 404);
+
     // A terminal (a WebSocket) through A to a machine on B, and through B to one on A.
     assert.match(await terminal(A, bMachines[0]!.id, 'echo pty-$((6*7))', /pty-42/), /pty-42/);
     assert.match(await terminal(B, aMachines[0]!.id, 'echo pty-$((6*8))', /pty-48/), /pty-48/);

@@ -216,7 +216,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       logLevel: settings.logLevel,
       ingressDomain: settings.ingressDomain,
       isReady: () => ready,
-      hosts: { list: () => hosts.list(), loads: () => store.hostLoads() },
+      hosts: { list: () => hosts.list(), loads: () => store.hostLoads(), drain: (id, on) => hosts.drain(id, on) },
       fleet: {
         hostId: fleet.hostId,
         hasPeers: () => hosts.hasPeers(),

@@ -1332,12 +1332,36 @@ export interface paths {
         };
         /**
          * List hosts
-         * @description Every host that registered in this database: whether it is up (heartbeating), stopped (shut down cleanly) or down (silent past HANGAR_HOST_DOWN_AFTER_MS: its running machines were failed), its capacity and the machines it holds.
+         * @description Every host that registered in this database: whether it is up (heartbeating), draining (heartbeating, gets no new machines), stopped (shut down cleanly) or down (silent past HANGAR_HOST_DOWN_AFTER_MS: its running machines were failed), its capacity and the machines it holds.
          */
         get: operations["listHosts"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/hosts/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drain a host
+         * @description The host keeps running the machines it has (they finish, pause and resume there) and gets no new ones: creates go to the other hosts (to it only when no other host takes machines). It stays draining across its restarts until DELETE. A host id may hold a "/": send it percent-encoded.
+         */
+        post: operations["drainHost"];
+        /**
+         * End draining a host
+         * @description The host takes new machines again.
+         */
+        delete: operations["undrainHost"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1834,10 +1858,10 @@ export interface components {
             /** @description HANGAR_HOST_ID of the host. */
             id: string;
             /**
-             * @description up: heartbeating; stopped: shut down cleanly; down: missed its heartbeats.
+             * @description up: heartbeating; draining: heartbeating, gets no new machines; stopped: shut down cleanly; down: missed its heartbeats.
              * @enum {string}
              */
-            state: "up" | "stopped" | "down";
+            state: "up" | "draining" | "stopped" | "down";
             /** @description Where other servers forward its machines' requests. */
             url: string | null;
             /** @description Machines placement puts on it at most (HANGAR_HOST_CAPACITY). */
@@ -8322,6 +8346,140 @@ export interface operations {
             };
             /** @description Not an admin key. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    drainHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The host. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+            /** @description Invalid host id. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such host. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The host is stopped or down. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    undrainHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The host. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+            /** @description Invalid host id. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or unknown API key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such host. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The host is stopped or down. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

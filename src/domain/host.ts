@@ -5,8 +5,15 @@
  * it ran are then failed with `hostLostReason`.
  */
 
-/** `up`: heartbeating; `stopped`: shut down cleanly; `down`: missed its heartbeats. */
-export type HostState = 'up' | 'stopped' | 'down';
+/**
+ * `up`: heartbeating; `draining`: heartbeating, runs its machines but gets no new ones (an
+ * admin asked; kept across its restarts until undone); `stopped`: shut down cleanly;
+ * `down`: missed its heartbeats.
+ */
+export type HostState = 'up' | 'draining' | 'stopped' | 'down';
+
+/** True when the host heartbeats: up or draining. */
+export const isAlive = (state: HostState): boolean => state === 'up' || state === 'draining';
 
 export interface HostRecord {
   /** Stable across restarts of the same host (`HANGAR_HOST_ID`). */

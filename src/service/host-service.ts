@@ -1,4 +1,5 @@
-import { hostLostReason, type HostRecord, type HostState } from '../domain/host.js';
+import { HangarError } from '../domain/errors.js';
+import { hostLostReason, isAlive, type HostRecord, type HostState } from '../domain/host.js';
 import { transition } from '../domain/transitions.js';
 import type { MachineCore, ServiceLogger } from './machine-core.js';
 
@@ -114,20 +115,32 @@ export class HostService {
   }
 
   /**
-   * The host a new machine goes to: the up host with the most free capacity (machines it
-   * holds, plus creates forwarded to it and not yet answered, against its capacity); null
-   * when that is this host. Ties go to this host, so a lone host never forwards.
+   * The host a new machine goes to: the up (not draining) host with the most free capacity
+   * (machines it holds, plus creates sent to it and not yet answered, against its capacity);
+   * null when that is this host. Ties go to this host, so a lone host never forwards.
    */
   async place(): Promise<HostTarget | null> {
     if (!this.hasPeers()) return null;
     const loads = await this.o.core.store.hostLoads();
-    let best: { h: HostRecord | null; free: number } = { h: null, free: this.freeOf(this.o.hostId, this.o.capacityMachines, loads) };
+    const self = this.hosts.get(this.o.hostId);
+    const selfTakes = self?.state !== 'draining' && this.o.capacityMachines > 0;
+    let best: { h: HostRecord | null; free: number } = { h: null, free: selfTakes ? this.freeOf(this.o.hostId, this.o.capacityMachines, loads) : -Infinity };
     for (const h of this.hosts.values()) {
-      if (h.id === this.o.hostId || !this.reachable(h) || h.capacityMachines === 0) continue;
+      if (h.id === this.o.hostId || !this.reachable(h) || h.state === 'draining' || h.capacityMachines === 0) continue;
       const free = this.freeOf(h.id, h.capacityMachines, loads);
       if (free > best.free) best = { h, free };
     }
+    // No other host takes machines either: it is made here (a draining host still can).
     return best.h ? { hostId: best.h.id, url: best.h.url! } : null;
+  }
+
+  /** Start or end draining a host (any host, from any server): it keeps its machines and gets no new ones. */
+  async drain(hostId: string, draining: boolean): Promise<HostRecord> {
+    const h = await this.o.core.store.setHostDraining(hostId, draining);
+    if (!h) throw new HangarError('NOT_FOUND', `No host ${hostId}; GET /v1/admin/hosts lists them.`);
+    if (!isAlive(h.state)) throw new HangarError('STATE_CONFLICT', `Host ${hostId} is ${h.state}; only a host that is up can drain.`, { state: h.state });
+    await this.refresh();
+    return h;
   }
 
   /** Count a create forwarded to a host until `done` is called (its answer came). */
@@ -148,7 +161,7 @@ export class HostService {
   }
 
   private reachable(h: HostRecord): boolean {
-    return h.state === 'up' && h.url !== null && this.clock() - h.heartbeatAt < this.o.downAfterMs;
+    return isAlive(h.state) && h.url !== null && this.clock() - h.heartbeatAt < this.o.downAfterMs;
   }
 
   private async refresh(): Promise<void> {

@@ -1374,6 +1374,22 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         );
       });
 
+      it('setHostDraining: up and draining hosts switch; heartbeats and re-registering keep draining; stopped or down ones stay', async () => {
+        assert.equal(await store.setHostDraining('missing', true), null);
+        await store.registerHost(host());
+        assert.equal((await store.setHostDraining('host-a', true))?.state, 'draining');
+        assert.equal(await store.heartbeatHost('host-a', T0 + 1), 'draining');
+        assert.equal((await store.getHost('host-a'))?.state, 'draining');
+        await store.registerHost(host({ startedAt: T0 + 2 }));
+        assert.equal((await store.getHost('host-a'))?.state, 'draining');
+        assert.deepStrictEqual((await store.markHostsDown(T0 + 100, 'other', () => 'silent')).map((h) => h.id), ['host-a']);
+        assert.equal((await store.setHostDraining('host-a', false))?.state, 'down');
+        assert.equal(await store.heartbeatHost('host-a', T0 + 200), 'down');
+        assert.equal((await store.setHostDraining('host-a', false))?.state, 'up');
+        await store.stopHost('host-a', T0 + 300);
+        assert.equal((await store.setHostDraining('host-a', true))?.state, 'stopped');
+      });
+
       it('concurrent markHostsDown calls mark each host once between them', async () => {
         for (const id of ['h1', 'h2', 'h3']) await store.registerHost(host({ id }));
         const rounds = await Promise.all(Array.from({ length: 4 }, (_, i) => store.markHostsDown(T0 + 1, `w${i}`, () => 'silent')));

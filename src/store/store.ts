@@ -319,17 +319,19 @@ export interface MachineEventStore {
 
 /** The hosts sharing this store (see domain/host.ts). */
 export interface HostStore {
-  /** Insert or replace a host as `up`, heartbeating at `startedAt`. */
+  /** Insert or replace a host as `up` (a draining host stays draining), heartbeating at `startedAt`. */
   registerHost(h: HostRecord): Promise<void>;
-  /** Record a heartbeat (the host is `up` again); returns the state it had, or null when unknown. */
+  /** Record a heartbeat (the host is `up` again, or still `draining`); returns the state it had, or null when unknown. */
   heartbeatHost(id: string, at: number): Promise<HostState | null>;
+  /** Start (true) or end draining a host that is up or draining; returns the host as it is then (unchanged when stopped or down), or null when unknown. */
+  setHostDraining(id: string, draining: boolean): Promise<HostRecord | null>;
   /** Mark a host `stopped` (a clean shutdown). */
   stopHost(id: string, at: number): Promise<void>;
   getHost(id: string): Promise<HostRecord | null>;
   /** Every host, by id. */
   listHosts(): Promise<HostRecord[]>;
   /**
-   * Atomically mark `down`, with `reason`, every `up` host other than `except` whose last
+   * Atomically mark `down`, with `reason`, every up or draining host other than `except` whose last
    * heartbeat is before `before`; returns the hosts this call marked (a concurrent call marks each at most once).
    */
   markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]>;

@@ -127,7 +127,7 @@ export const PutWarmPoolBody = z.strictObject({
 export const HostSchema = z
   .object({
     id: z.string().describe('HANGAR_HOST_ID of the host.'),
-    state: z.enum(['up', 'stopped', 'down']).describe('up: heartbeating; stopped: shut down cleanly; down: missed its heartbeats.'),
+    state: z.enum(['up', 'draining', 'stopped', 'down']).describe('up: heartbeating; draining: heartbeating, gets no new machines; stopped: shut down cleanly; down: missed its heartbeats.'),
     url: z.string().nullable().describe('Where other servers forward its machines\' requests.'),
     capacity_machines: z.number().int().describe('Machines placement puts on it at most (HANGAR_HOST_CAPACITY).'),
     machines: z.number().int().describe('Machines it holds now: creating, running or paused, warm pools\' included.'),

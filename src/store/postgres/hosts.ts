@@ -33,7 +33,7 @@ export class PostgresHosts implements HostStore {
     await this.pool.query(
       'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
         "VALUES ($1, 'up', $2, $3, $4, $4, NULL) " +
-        "ON CONFLICT (id) DO UPDATE SET state = 'up', url = excluded.url, capacity_machines = excluded.capacity_machines, " +
+        "ON CONFLICT (id) DO UPDATE SET state = CASE WHEN hosts.state = 'draining' THEN 'draining' ELSE 'up' END, url = excluded.url, capacity_machines = excluded.capacity_machines, " +
         'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
       [h.id, h.url, h.capacityMachines, h.startedAt],
     );
@@ -43,7 +43,8 @@ export class PostgresHosts implements HostStore {
     // The old state comes from the row as locked by this update (a self-join on the same row).
     const [row] = await rowsOf<{ state: string }>(
       this.pool,
-      "UPDATE hosts h SET heartbeat_at = $1, state = 'up', down_reason = NULL FROM hosts old WHERE h.id = $2 AND old.id = h.id RETURNING old.state",
+      "UPDATE hosts h SET heartbeat_at = $1, state = CASE WHEN old.state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL " +
+        'FROM hosts old WHERE h.id = $2 AND old.id = h.id RETURNING old.state',
       [at, id],
     );
     return row ? (row.state as HostState) : null;
@@ -51,6 +52,11 @@ export class PostgresHosts implements HostStore {
 
   async stopHost(id: string, at: number): Promise<void> {
     await this.pool.query("UPDATE hosts SET state = 'stopped', heartbeat_at = $1 WHERE id = $2", [at, id]);
+  }
+
+  async setHostDraining(id: string, draining: boolean): Promise<HostRecord | null> {
+    await this.pool.query("UPDATE hosts SET state = $1 WHERE id = $2 AND state IN ('up', 'draining')", [draining ? 'draining' : 'up', id]);
+    return this.getHost(id);
   }
 
   async getHost(id: string): Promise<HostRecord | null> {
@@ -66,7 +72,7 @@ export class PostgresHosts implements HostStore {
     return inTransaction(this.pool, async (tx) => {
       const stale = await rowsOf<HostRow>(
         tx,
-        "SELECT * FROM hosts WHERE state = 'up' AND heartbeat_at < $1 AND id <> $2 ORDER BY id FOR UPDATE SKIP LOCKED",
+        "SELECT * FROM hosts WHERE state IN ('up', 'draining') AND heartbeat_at < $1 AND id <> $2 ORDER BY id FOR UPDATE SKIP LOCKED",
         [before, except],
       );
       const marked: HostRecord[] = [];

@@ -363,6 +363,10 @@ export class PostgresStore implements Store {
     return this.hosts.getHost(id);
   }
 
+  setHostDraining(id: string, draining: boolean): Promise<HostRecord | null> {
+    return this.hosts.setHostDraining(id, draining);
+  }
+
   listHosts(): Promise<HostRecord[]> {
     return this.hosts.listHosts();
   }

@@ -33,16 +33,17 @@ export class SqliteHosts implements HostStore {
       put: db.prepare(
         'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
           "VALUES (@id, 'up', @url, @capacity_machines, @started_at, @started_at, NULL) " +
-          "ON CONFLICT (id) DO UPDATE SET state = 'up', url = excluded.url, capacity_machines = excluded.capacity_machines, " +
+          "ON CONFLICT (id) DO UPDATE SET state = CASE WHEN hosts.state = 'draining' THEN 'draining' ELSE 'up' END, url = excluded.url, capacity_machines = excluded.capacity_machines, " +
           'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
       ),
       state: db.prepare<[string], { state: string }>('SELECT state FROM hosts WHERE id = ?'),
-      beat: db.prepare("UPDATE hosts SET heartbeat_at = ?, state = 'up', down_reason = NULL WHERE id = ?"),
+      beat: db.prepare("UPDATE hosts SET heartbeat_at = ?, state = CASE WHEN state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL WHERE id = ?"),
+      drain: db.prepare("UPDATE hosts SET state = ? WHERE id = ? AND state IN ('up', 'draining')"),
       stop: db.prepare("UPDATE hosts SET state = 'stopped', heartbeat_at = ? WHERE id = ?"),
       get: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?'),
       list: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY id'),
-      stale: db.prepare<[number, string], HostRow>("SELECT * FROM hosts WHERE state = 'up' AND heartbeat_at < ? AND id <> ? ORDER BY id"),
-      down: db.prepare("UPDATE hosts SET state = 'down', down_reason = ? WHERE id = ? AND state = 'up'"),
+      stale: db.prepare<[number, string], HostRow>("SELECT * FROM hosts WHERE state IN ('up', 'draining') AND heartbeat_at < ? AND id <> ? ORDER BY id"),
+      down: db.prepare("UPDATE hosts SET state = 'down', down_reason = ? WHERE id = ? AND state IN ('up', 'draining')"),
       loads: db.prepare<[], { host_id: string; n: number }>(
         "SELECT host_id, COUNT(*) AS n FROM machines WHERE host_id IS NOT NULL AND status IN ('creating', 'running', 'paused') GROUP BY host_id",
       ),
@@ -64,6 +65,11 @@ export class SqliteHosts implements HostStore {
 
   async stopHost(id: string, at: number): Promise<void> {
     this.stmts.stop.run(at, id);
+  }
+
+  async setHostDraining(id: string, draining: boolean): Promise<HostRecord | null> {
+    this.stmts.drain.run(draining ? 'draining' : 'up', id);
+    return this.getHost(id);
   }
 
   async getHost(id: string): Promise<HostRecord | null> {

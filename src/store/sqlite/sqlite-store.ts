@@ -392,6 +392,10 @@ export class SqliteStore implements Store {
     return this.hosts.getHost(id);
   }
 
+  setHostDraining(id: string, draining: boolean): Promise<HostRecord | null> {
+    return this.hosts.setHostDraining(id, draining);
+  }
+
   listHosts(): Promise<HostRecord[]> {
     return this.hosts.listHosts();
   }
