@@ -142,6 +142,17 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
       assert.equal(await got.text(), `written through B to ${m.id}`);
     }
 
+    // E2B's envd, addressed by its sandbox header through the server that does not run the machine.
+    for (const m of made) {
+      for (const base of [A, B]) {
+        const sbx = await fetch(`${base}/sandboxes/${m.id}`, { headers: { 'x-api-key': ADMIN_KEY } });
+        assert.equal(sbx.status, 200);
+        const { envdAccessToken } = (await sbx.json()) as { envdAccessToken: string };
+        const file = await fetch(`${base}/files?path=/tmp/note`, { headers: { 'e2b-sandbox-id': m.id, 'x-access-token': envdAccessToken } });
+        assert.equal(await file.text(), `written through B to ${m.id}`);
+      }
+    }
+
     // Which host runs which: the store says, and each host has its own containers.
     const local = new Set((await a!.server.runtime.list()).keys());
     const aMachines = made.filter((m) => local.has(m.id));

@@ -206,4 +206,31 @@ export function addCatalogCommands(p: Command): void {
       await (await client()).deleteWarmPool(name);
       out(!!o.json, { deleted: name }, () => `deleted pool ${name}`);
     });
+
+  const hosts = p.command('hosts').description('Hosts sharing the database (admin): list, drain, undrain.').addHelpText('after', example('hangar hosts', 'hangar hosts drain rack1/host-7'));
+  hosts
+    .command('ls', { isDefault: true })
+    .description('List hosts.')
+    .addOption(jsonOption())
+    .addHelpText('after', example('hangar hosts ls'))
+    .action(async (o: { json?: boolean }) => {
+      const { items } = await (await client()).listHosts();
+      out(!!o.json, items, () =>
+        table(
+          ['ID', 'STATE', 'MACHINES', 'CAPACITY', 'HEARTBEAT', 'URL'],
+          items.map((h) => [h.id, h.state === 'down' ? `down: ${h.down_reason ?? ''}` : h.state, String(h.machines), String(h.capacity_machines), h.heartbeat_at, h.url ?? '-']),
+        ),
+      );
+    });
+  for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
+    hosts
+      .command(`${verb} <id>`)
+      .description(draining ? 'Drain a host: it keeps its machines and gets no new ones.' : 'End draining a host: it takes new machines again.')
+      .addOption(jsonOption())
+      .addHelpText('after', example(`hangar hosts ${verb} rack1/host-7`))
+      .action(async (id: string, o: { json?: boolean }) => {
+        const h = await (await client()).drainHost(id, draining);
+        out(!!o.json, h, () => `host ${h.id} is ${h.state}`);
+      });
+  }
 }

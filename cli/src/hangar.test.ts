@@ -187,6 +187,22 @@ describe('hangar CLI: directories, processes, watch, pools, completion', () => {
     assert.deepEqual(JSON.parse((await cli(['pools', '--json'])).stdout), []);
   });
 
+  it('hosts: ls, drain and undrain this server (its id holds a "/"), an unknown host is an error', async () => {
+    const ls = await cli(['hosts']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^ID\s+STATE\s+MACHINES\s+CAPACITY\s+HEARTBEAT\s+URL/);
+    const [self] = JSON.parse((await cli(['hosts', 'ls', '--json'])).stdout) as { id: string; state: string }[];
+    assert.equal(self!.state, 'up');
+    assert.match(self!.id, /\/hangar-[0-9a-f]{8}$/);
+    const drained = await cli(['hosts', 'drain', self!.id]);
+    assert.equal(drained.code, 0, drained.stderr);
+    assert.equal(drained.stdout.trim(), `host ${self!.id} is draining`);
+    assert.equal((JSON.parse((await cli(['hosts', 'undrain', self!.id, '--json'])).stdout) as { state: string }).state, 'up');
+    const unknown = await cli(['hosts', 'drain', 'no-such-host']);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /No host no-such-host/);
+  });
+
   it('templates build prints its log and the build; volumes create, ls, rm', async () => {
     const b = await cli(['templates', 'build', 'cli-tpl', '--from', 'base', '--run', 'echo built-by-cli > /etc/cli']);
     assert.equal(b.code, 0, b.stderr);

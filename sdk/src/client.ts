@@ -32,6 +32,7 @@ export type CreateStartupScriptRequest = components['schemas']['CreateStartupScr
 export type PrivateNetwork = components['schemas']['PrivateNetwork'];
 export type CreateNetworkRequest = components['schemas']['CreateNetworkRequest'];
 export type WarmPool = components['schemas']['WarmPool'];
+export type Host = components['schemas']['Host'];
 export type ErrorBody = components['schemas']['Error'];
 export type Process = components['schemas']['Process'];
 export type ProcessOutput = components['schemas']['ProcessOutput'];
@@ -396,5 +397,17 @@ export class HangarClient extends HangarTransport {
   /** Delete a warm pool and destroy its idle machines (admin). */
   deleteWarmPool(name: string, opts: CallOptions = {}): Promise<void> {
     return this.json('DELETE', `/v1/warm-pools/${encodeURIComponent(name)}`, opts);
+  }
+
+  // ---- hosts (admin) ----
+
+  /** The hosts sharing the server's database: up, draining, stopped or down, with their capacity and machines. */
+  listHosts(opts: CallOptions = {}): Promise<{ items: Host[] }> {
+    return this.json('GET', '/v1/admin/hosts', opts);
+  }
+
+  /** Start (`true`) or end draining a host: it keeps its machines and gets no new ones. */
+  drainHost(id: string, draining = true, opts: CallOptions = {}): Promise<Host> {
+    return this.json(draining ? 'POST' : 'DELETE', `/v1/admin/hosts/${encodeURIComponent(id)}/drain`, opts);
   }
 }
