@@ -89,7 +89,12 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
   const clients: ApiClient[] = [];
   try {
     const url = pg.url(await pg.createDatabase());
-    for (const name of ['a', 'b', 'c']) {
+    // One host alone over PostgreSQL first: what the database costs, apart from the fleet.
+    hosts.push(await startInstance('fleet-a', { HANGAR_DATABASE_URL: url, HANGAR_HOST_ID: 'bench-a', HANGAR_HEARTBEAT_MS: '250', HANGAR_HOST_DOWN_AFTER_MS: '5000' }));
+    progress(`one server over PostgreSQL: ${plan.warmup} warm-ups + ${plan.count} creates`);
+    const alone = summarize((await measureCreateDestroy(hosts[0]!.client, plan.warmup, bounds)).createMs);
+    lines.push(`| create → running, one server over PostgreSQL | ${formatMs(alone.p50)} ms | ${formatMs(alone.p95)} ms | ${alone.n} |`);
+    for (const name of ['b', 'c']) {
       hosts.push(await startInstance(`fleet-${name}`, { HANGAR_DATABASE_URL: url, HANGAR_HOST_ID: `bench-${name}`, HANGAR_HEARTBEAT_MS: '250', HANGAR_HOST_DOWN_AFTER_MS: '5000' }));
     }
     // Every host sees the other two before anything is timed.
