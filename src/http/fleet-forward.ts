@@ -9,7 +9,8 @@
  * this server only chooses where it goes. A forwarded request carries `X-Hangar-Forwarded-By`
  * and is never forwarded again. With no other host up, nothing here runs.
  */
-import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../domain/errors.js';
@@ -79,6 +80,7 @@ const unreachable = (t: HostTarget, err: Error): HangarError =>
 /** Forwarding of one server: an onRequest hook for HTTP, and `upgrade` for WebSocket upgrades. */
 export class FleetForwarding {
   private readonly agent = new Agent({ keepAlive: true, maxFreeSockets: 16 });
+  private readonly tlsAgent = new HttpsAgent({ keepAlive: true, maxFreeSockets: 16 });
 
   constructor(
     private readonly o: { router: FleetRouter; createRoutes: ReadonlySet<string>; log: FastifyBaseLogger },
@@ -118,7 +120,7 @@ export class FleetForwarding {
     await reply.hijack();
     const res = reply.raw;
     await new Promise<void>((resolve) => {
-      const up = httpRequest(url, { method: request.method, headers, agent: this.agent });
+      const up = this.send(url, { method: request.method, headers }, true);
       const fail = (err: Error): void => {
         this.o.log.warn({ host: target.hostId, err }, 'a forwarded request failed');
         if (!res.headersSent) {
@@ -155,7 +157,7 @@ export class FleetForwarding {
     const target = this.o.router.targetOf(await this.o.router.machineHost(id));
     if (!target) return false;
     const headers = forwardedHeaders(request.headers, this.o.router.hostId, request.socket.remoteAddress, true);
-    const up = httpRequest(new URL(request.url ?? '/', target.url), { method: request.method, headers });
+    const up = this.send(new URL(request.url ?? '/', target.url), { method: request.method, headers }, false);
     up.on('error', (err) => {
       this.o.log.warn({ host: target.hostId, err }, 'a forwarded upgrade failed');
       const e = unreachable(target, err);
@@ -185,7 +187,15 @@ export class FleetForwarding {
     return true;
   }
 
+  /** A request to another host, over https when its URL says so; `pooled`: on a kept-alive connection (never for an upgrade). */
+  private send(url: URL, options: RequestOptions, pooled: boolean): ClientRequest {
+    const tls = url.protocol === 'https:';
+    const agent = pooled ? (tls ? this.tlsAgent : this.agent) : undefined;
+    return tls ? httpsRequest(url, { ...options, ...(agent ? { agent } : {}) }) : httpRequest(url, { ...options, ...(agent ? { agent } : {}) });
+  }
+
   close(): void {
     this.agent.destroy();
+    this.tlsAgent.destroy();
   }
 }
