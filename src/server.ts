@@ -136,7 +136,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       warn: (o: object, m?: string) => app?.log.warn(o, m),
       error: (o: object, m?: string) => app?.log.error(o, m),
     };
-    const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now });
+    const operations = new MachineOperations({ store, secret, log: serviceLog, now: options.now, hostId: settings.fleet.hostId });
     const metrics = new Metrics(store);
     const templates = new TemplateService({
       store,

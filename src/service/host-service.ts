@@ -186,11 +186,14 @@ export class HostService {
   /** The machines a down host was creating or running turn `error` with why; paused ones stay paused. */
   private async failMachinesOf(h: HostRecord): Promise<void> {
     const { core } = this.o;
+    const reason = hostLostReason(h.id, h.downReason ?? 'missed its heartbeats');
+    // Operations it was running on its machines (Paperspace-style events) end with it.
+    await core.store.failUnfinishedMachineEvents(reason, this.clock(), h.id);
     for (const listed of await core.store.machinesInStatus(['creating', 'running'], h.id)) {
       const m = await core.store.getMachine(listed.id);
       if (!m || m.hostId !== h.id || (m.status !== 'creating' && m.status !== 'running')) continue;
       transition(m, 'failed');
-      m.errorReason = hostLostReason(h.id, h.downReason ?? 'missed its heartbeats');
+      m.errorReason = reason;
       await core.save(m);
       core.log.warn({ machine: m.id, host: h.id }, 'machine of a lost host failed');
     }

@@ -15,6 +15,8 @@ export interface MachineOperationsOptions {
   log: ServiceLogger;
   /** @default Date.now */
   now?: () => number;
+  /** This host: start-up settles only its machines' events (another host's may be running). @default every event */
+  hostId?: string;
 }
 
 /** A page of events request, validated at the edge. */
@@ -259,7 +261,7 @@ export class MachineOperations implements OperationRecorder {
 
   /** Mark events a previous run of the server left unfinished as errors (at start-up). */
   recover(): Promise<number> {
-    return this.o.store.failUnfinishedMachineEvents(INTERRUPTED_EVENT_ERROR, this.now());
+    return this.o.store.failUnfinishedMachineEvents(INTERRUPTED_EVENT_ERROR, this.now(), this.o.hostId);
   }
 
   /** Refuse new operations and wait for those in flight (server shutdown). */

@@ -1679,6 +1679,19 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal(await store.failUnfinishedMachineEvents('again', T0 + 10), 0);
       });
 
+      it('failUnfinishedMachineEvents of one host leaves the events of machines another host holds', async () => {
+        const [mine, theirs, unhosted] = await insertAll([machine({ hostId: 'host-a' }), machine({ hostId: 'host-b' }), machine({ hostId: null })]);
+        const es = [mine!, theirs!, unhosted!].map((m) => machineEvent({ machineId: m.id, state: 'in progress', startedAt: T0 }));
+        const orphan = machineEvent({ machineId: 'mch_norecord', state: 'new' });
+        for (const e of [...es, orphan]) await store.insertMachineEvent(e);
+        assert.equal(await store.failUnfinishedMachineEvents('host-a restarted', T0 + 5, 'host-a'), 3);
+        assert.deepStrictEqual(
+          await Promise.all([...es, orphan].map(async (e) => (await store.getMachineEvent(e.id))?.state)),
+          ['error', 'in progress', 'error', 'error'],
+        );
+        assert.equal(await store.failUnfinishedMachineEvents('host-b lost', T0 + 6, 'host-b'), 1);
+      });
+
       it('purgeDestroyed drops the events of purged machines and keeps the others', async () => {
         const gone = machine({ status: 'destroyed', destroyedAt: T0 });
         const live = machine();

@@ -312,9 +312,10 @@ export interface MachineEventStore {
   listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]>;
   /**
    * Finish every event still `new` or `in progress` as `error` with this text at `at`
-   * (operations a stopped server never finished); returns how many.
+   * (operations a stopped server never finished); returns how many. With `hostId`, not
+   * the events of machines another host holds.
    */
-  failUnfinishedMachineEvents(error: string, at: number): Promise<number>;
+  failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number>;
 }
 
 /** The hosts sharing this store (see domain/host.ts). */

@@ -78,11 +78,12 @@ export class PostgresMachineEvents implements MachineEventStore {
     return (await rowsOf<EventRow>(this.pool, sql, p.values)).map(fromRow);
   }
 
-  async failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
+  async failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
+    const onHost = hostId === undefined ? '' : ' AND machine_id NOT IN (SELECT id FROM machines WHERE host_id IS NOT NULL AND host_id <> $3)';
     return changesOf(
       this.pool,
-      "UPDATE machine_events SET state = 'error', error = $1, started_at = coalesce(started_at, $2), finished_at = $2 WHERE state IN ('new', 'in progress')",
-      [error, at],
+      `UPDATE machine_events SET state = 'error', error = $1, started_at = coalesce(started_at, $2), finished_at = $2 WHERE state IN ('new', 'in progress')${onHost}`,
+      hostId === undefined ? [error, at] : [error, at, hostId],
     );
   }
 }

@@ -395,8 +395,8 @@ export class PostgresStore implements Store {
     return this.events.listMachineEvents(q);
   }
 
-  failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
-    return this.events.failUnfinishedMachineEvents(error, at);
+  failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
+    return this.events.failUnfinishedMachineEvents(error, at, hostId);
   }
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {

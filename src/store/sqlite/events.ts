@@ -58,6 +58,10 @@ export class SqliteMachineEvents implements MachineEventStore {
           'created_at = @created_at, started_at = @started_at, finished_at = @finished_at, startup_script = @startup_script WHERE id = @id',
       ),
       get: db.prepare<[string], EventRow>('SELECT * FROM machine_events WHERE id = ?'),
+      failUnfinishedOnHost: db.prepare(
+        "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress') " +
+          'AND machine_id NOT IN (SELECT id FROM machines WHERE host_id IS NOT NULL AND host_id <> ?)',
+      ),
       failUnfinished: db.prepare(
         "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress')",
       ),
@@ -107,7 +111,8 @@ export class SqliteMachineEvents implements MachineEventStore {
     return this.db.prepare<unknown[], EventRow>(sql).all(...args).map(fromRow);
   }
 
-  async failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
-    return this.stmts.failUnfinished.run(error, at, at).changes;
+  async failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
+    if (hostId === undefined) return this.stmts.failUnfinished.run(error, at, at).changes;
+    return this.stmts.failUnfinishedOnHost.run(error, at, at, hostId).changes;
   }
 }

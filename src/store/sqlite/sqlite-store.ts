@@ -424,8 +424,8 @@ export class SqliteStore implements Store {
     return this.events.listMachineEvents(q);
   }
 
-  failUnfinishedMachineEvents(error: string, at: number): Promise<number> {
-    return this.events.failUnfinishedMachineEvents(error, at);
+  failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
+    return this.events.failUnfinishedMachineEvents(error, at, hostId);
   }
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {
