@@ -188,6 +188,15 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
       return r.status === 200 && (await r.text()).trim() === `hello-${target.id}`;
     }, 10_000);
 
+    // What B was doing when it died: a template build it runs, an operation on one of its machines; and a build of A's.
+    const store = a!.server.store;
+    const spec = { source: { template: 'base' }, steps: [], description: '', startCmd: null, readyCmd: null, readyTimeoutMs: 60_000, timeoutMs: 600_000 } as never;
+    const buildOf = (id: string, hostId: string) => ({ id, teamId: null, name: id, version: 0, status: 'building' as const, spec, result: null, error: null, createdAt: Date.now(), finishedAt: null, deletedAt: null, hostId });
+    await store.insertTemplateBuild(buildOf('bld_fleetonb', 'host-b'));
+    await store.insertTemplateBuild(buildOf('bld_fleetona', 'host-a'));
+    const event = { id: 'mev_fleetonb', teamId: (await store.getMachine(target.id))!.teamId, machineId: target.id, name: 'stop' as const, state: 'in progress' as const, error: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, startupScript: null };
+    await store.insertMachineEvent(event);
+
     // B dies without a word: A marks it down within the bound and fails its running machines.
     const killedAt = Date.now();
     await b!.kill();
@@ -202,6 +211,11 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
       assert.equal(r.body.status, 'error', r.text);
       assert.match(r.body.error_reason, /^host host-b was lost: no heartbeat for \d+ ms/);
     }
+    assert.deepEqual((await store.getTemplateBuild('bld_fleetonb'))?.error, { step: 'build', message: (await store.getMachine(target.id))!.errorReason });
+    assert.equal((await store.getTemplateBuild('bld_fleetona'))?.status, 'building', "A's own build is not B's to end");
+    assert.equal((await store.getMachineEvent('mev_fleetonb'))?.state, 'error');
+    await store.dropTemplateBuild('bld_fleetonb');
+    await store.dropTemplateBuild('bld_fleetona');
     const down = await call(A, 'GET', '/v1/admin/hosts');
     assert.deepEqual(down.body.items.map((h: Json) => [h.id, h.state]), [['host-a', 'up'], ['host-b', 'down']]);
     // A's machines did not notice.

@@ -95,4 +95,6 @@ export interface TemplateBuildRecord {
   finishedAt: number | null;
   /** When its name was deleted; a deleted version starts no more machines. */
   deletedAt: number | null;
+  /** The host that runs (ran) the build and holds its layers; null for builds from before hosts existed. */
+  hostId: string | null;
 }

@@ -175,7 +175,10 @@ export class HostService {
     if (was === null) await this.register(this.url);
     if (was === 'down') await this.afterMarkedDown();
     const marked = await store.markHostsDown(now - this.o.downAfterMs, this.o.hostId, (h) => `no heartbeat for ${now - h.heartbeatAt} ms (the bound is ${this.o.downAfterMs} ms)`);
-    for (const h of marked) this.o.log.warn({ host: h.id, reason: h.downReason }, 'host marked down');
+    for (const h of marked) {
+      this.o.log.warn({ host: h.id, reason: h.downReason }, 'host marked down');
+      await this.endOperationsOf(h);
+    }
     await this.refresh();
     // Every watcher settles every down host's machines: a watcher that died between marking and failing is covered by the next.
     for (const h of this.hosts.values()) {
@@ -187,8 +190,6 @@ export class HostService {
   private async failMachinesOf(h: HostRecord): Promise<void> {
     const { core } = this.o;
     const reason = hostLostReason(h.id, h.downReason ?? 'missed its heartbeats');
-    // Operations it was running on its machines (Paperspace-style events) end with it.
-    await core.store.failUnfinishedMachineEvents(reason, this.clock(), h.id);
     for (const listed of await core.store.machinesInStatus(['creating', 'running'], h.id)) {
       const m = await core.store.getMachine(listed.id);
       if (!m || m.hostId !== h.id || (m.status !== 'creating' && m.status !== 'running')) continue;
@@ -196,6 +197,20 @@ export class HostService {
       m.errorReason = reason;
       await core.save(m);
       core.log.warn({ machine: m.id, host: h.id }, 'machine of a lost host failed');
+    }
+  }
+
+  /** What a host just marked down was doing ends with it: its machines' unfinished operations and its template builds (their layers were in its data dir). */
+  private async endOperationsOf(h: HostRecord): Promise<void> {
+    const { core } = this.o;
+    const reason = hostLostReason(h.id, h.downReason ?? 'missed its heartbeats');
+    await core.store.failUnfinishedMachineEvents(reason, this.clock(), { hostId: h.id, unhosted: false });
+    for (const b of await core.store.allTemplateBuilds()) {
+      if (b.status !== 'building' || b.hostId !== h.id) continue;
+      b.status = 'error';
+      b.error = { step: 'build', message: reason };
+      b.finishedAt = core.now();
+      await core.store.updateTemplateBuild(b);
     }
   }
 

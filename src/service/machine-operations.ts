@@ -261,7 +261,8 @@ export class MachineOperations implements OperationRecorder {
 
   /** Mark events a previous run of the server left unfinished as errors (at start-up). */
   recover(): Promise<number> {
-    return this.o.store.failUnfinishedMachineEvents(INTERRUPTED_EVENT_ERROR, this.now(), this.o.hostId);
+    const { hostId } = this.o;
+    return this.o.store.failUnfinishedMachineEvents(INTERRUPTED_EVENT_ERROR, this.now(), hostId === undefined ? undefined : { hostId, unhosted: true });
   }
 
   /** Refuse new operations and wait for those in flight (server shutdown). */

@@ -108,7 +108,7 @@ export class TemplateBuilder {
     };
     const b: TemplateBuildRecord = {
       id: newBuildId(), teamId, name: req.name, version: 0, status: 'building', spec, result: null, error: null,
-      createdAt: core.now(), finishedAt: null, deletedAt: null,
+      createdAt: core.now(), finishedAt: null, deletedAt: null, hostId: core.hostId,
     };
     // A new name of the team counts against its templates quota; a new version of one it has does not.
     const isNew = teamId !== null && !(await core.store.latestTemplateBuild(teamId, req.name));
@@ -140,8 +140,10 @@ export class TemplateBuilder {
   /** Builds a stopped server left `building` end as error (at start-up, before anything builds). */
   async recover(): Promise<number> {
     let n = 0;
+    const host = this.o.core.hostId;
     for (const b of await this.o.core.store.allTemplateBuilds()) {
-      if (b.status !== 'building') continue;
+      // Another host's build may be running: only this host's (or one from before hosts) ended with the server.
+      if (b.status !== 'building' || (host !== null && b.hostId !== null && b.hostId !== host)) continue;
       b.status = 'error';
       b.error = { step: 'build', message: 'the server stopped during the build; build again' };
       b.finishedAt = this.o.core.now();

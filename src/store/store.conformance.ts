@@ -213,6 +213,7 @@ function build(o: Partial<TemplateBuildRecord> = {}): TemplateBuildRecord {
     createdAt: T0,
     finishedAt: null,
     deletedAt: null,
+    hostId: null,
     ...o,
   };
 }
@@ -977,8 +978,9 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
       it('versions count up per team and name; insert, get and update round-trip', async () => {
         const a = build();
         assert.equal(await store.insertTemplateBuild(a), 1);
-        const b = build();
+        const b = build({ hostId: 'host-é/hangar-0123abcd' });
         assert.equal(await store.insertTemplateBuild(b), 2);
+        assert.deepStrictEqual(await store.getTemplateBuild(b.id), { ...b, version: 2 });
         assert.equal(await store.insertTemplateBuild(build({ teamId: 'team_b' })), 1, 'another team has its own versions');
         assert.equal(await store.insertTemplateBuild(build({ teamId: null })), 1, 'server-wide ones too');
         assert.deepStrictEqual(await store.getTemplateBuild(a.id), { ...a, version: 1 });
@@ -1684,12 +1686,12 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const es = [mine!, theirs!, unhosted!].map((m) => machineEvent({ machineId: m.id, state: 'in progress', startedAt: T0 }));
         const orphan = machineEvent({ machineId: 'mch_norecord', state: 'new' });
         for (const e of [...es, orphan]) await store.insertMachineEvent(e);
-        assert.equal(await store.failUnfinishedMachineEvents('host-a restarted', T0 + 5, 'host-a'), 3);
-        assert.deepStrictEqual(
-          await Promise.all([...es, orphan].map(async (e) => (await store.getMachineEvent(e.id))?.state)),
-          ['error', 'in progress', 'error', 'error'],
-        );
-        assert.equal(await store.failUnfinishedMachineEvents('host-b lost', T0 + 6, 'host-b'), 1);
+        const states = async () => Promise.all([...es, orphan].map(async (e) => (await store.getMachineEvent(e.id))?.state));
+        assert.equal(await store.failUnfinishedMachineEvents('host-c lost', T0 + 4, { hostId: 'host-c', unhosted: false }), 0);
+        assert.equal(await store.failUnfinishedMachineEvents('host-a restarted', T0 + 5, { hostId: 'host-a', unhosted: true }), 3);
+        assert.deepStrictEqual(await states(), ['error', 'in progress', 'error', 'error']);
+        assert.equal(await store.failUnfinishedMachineEvents('host-b lost', T0 + 6, { hostId: 'host-b', unhosted: false }), 1);
+        assert.deepStrictEqual(await states(), ['error', 'error', 'error', 'error']);
       });
 
       it('purgeDestroyed drops the events of purged machines and keeps the others', async () => {

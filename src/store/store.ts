@@ -312,10 +312,10 @@ export interface MachineEventStore {
   listMachineEvents(q: MachineEventListQuery): Promise<MachineEventRecord[]>;
   /**
    * Finish every event still `new` or `in progress` as `error` with this text at `at`
-   * (operations a stopped server never finished); returns how many. With `hostId`, not
-   * the events of machines another host holds.
+   * (operations a stopped server never finished); returns how many. With `scope`, only the
+   * events of machines its host holds, and (`unhosted`) of machines no host holds or with no record.
    */
-  failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number>;
+  failUnfinishedMachineEvents(error: string, at: number, scope?: EventHostScope): Promise<number>;
 }
 
 /** The hosts sharing this store (see domain/host.ts). */
@@ -338,6 +338,12 @@ export interface HostStore {
   markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]>;
   /** How many machines (creating, running or paused, pool machines included) each host holds. */
   hostLoads(): Promise<Map<string, number>>;
+}
+
+/** Which machines' events: those of one host, and of machines no host holds when `unhosted`. */
+export interface EventHostScope {
+  hostId: string;
+  unhosted: boolean;
 }
 
 /** Stored create results for retried creates. */

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { StartupScriptRun } from '../../domain/startup-script.js';
-import type { MachineEventListQuery, MachineEventStore } from '../store.js';
+import type { EventHostScope, MachineEventListQuery, MachineEventStore } from '../store.js';
 import { visibleMachine } from './access.js';
 import { changesOf, Params, rowsOf } from './connection.js';
 
@@ -78,12 +78,17 @@ export class PostgresMachineEvents implements MachineEventStore {
     return (await rowsOf<EventRow>(this.pool, sql, p.values)).map(fromRow);
   }
 
-  async failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
-    const onHost = hostId === undefined ? '' : ' AND machine_id NOT IN (SELECT id FROM machines WHERE host_id IS NOT NULL AND host_id <> $3)';
+  async failUnfinishedMachineEvents(error: string, at: number, scope?: EventHostScope): Promise<number> {
+    const onHost =
+      scope === undefined
+        ? ''
+        : scope.unhosted
+          ? ' AND machine_id NOT IN (SELECT id FROM machines WHERE host_id IS NOT NULL AND host_id <> $3)'
+          : ' AND machine_id IN (SELECT id FROM machines WHERE host_id = $3)';
     return changesOf(
       this.pool,
       `UPDATE machine_events SET state = 'error', error = $1, started_at = coalesce(started_at, $2), finished_at = $2 WHERE state IN ('new', 'in progress')${onHost}`,
-      hostId === undefined ? [error, at] : [error, at, hostId],
+      scope === undefined ? [error, at] : [error, at, scope.hostId],
     );
   }
 }

@@ -244,4 +244,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN host_id text COLLATE "C";
   CREATE INDEX machines_host ON machines (host_id, status);
   `,
+  // 9: the host that runs a template build and holds its layers (issue 15); NULL for older rows.
+  `
+  ALTER TABLE template_builds ADD COLUMN host_id text COLLATE "C";
+  `,
 ];

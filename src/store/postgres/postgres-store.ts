@@ -11,7 +11,7 @@ import type { TemplateBuildRecord } from '../../domain/template.js';
 import type { ApiKeyRecord, MachineAccessor, Team, User } from '../../domain/team.js';
 import type { VolumeHolder, VolumeRecord } from '../../domain/volume.js';
 import type { WarmPool } from '../../domain/warm-pool.js';
-import type { IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
+import type { EventHostScope, IdempotencyRecord, MachineEventListQuery, MachineListQuery, MachinePageQuery, NetworkInsertOutcome, Store, VolumeInsertOutcome } from '../store.js';
 import { createPool, type PoolOptions } from './connection.js';
 import { PostgresMachineEvents } from './events.js';
 import { PostgresHosts } from './hosts.js';
@@ -395,8 +395,8 @@ export class PostgresStore implements Store {
     return this.events.listMachineEvents(q);
   }
 
-  failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
-    return this.events.failUnfinishedMachineEvents(error, at, hostId);
+  failUnfinishedMachineEvents(error: string, at: number, scope?: EventHostScope): Promise<number> {
+    return this.events.failUnfinishedMachineEvents(error, at, scope);
   }
 
   getIdempotency(teamId: string, key: string): Promise<IdempotencyRecord | null> {

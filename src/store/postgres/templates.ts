@@ -15,6 +15,7 @@ interface BuildRow {
   created_at: number;
   finished_at: number | null;
   deleted_at: number | null;
+  host_id: string | null;
 }
 
 /** Server-wide templates are stored under team '' (a NULL would defeat the unique version). */
@@ -32,6 +33,7 @@ const fromRow = (r: BuildRow): TemplateBuildRecord => ({
   createdAt: r.created_at,
   finishedAt: r.finished_at,
   deletedAt: r.deleted_at,
+  hostId: r.host_id ?? null,
 });
 
 const json = (v: unknown): string | null => (v === null ? null : JSON.stringify(v));
@@ -48,9 +50,9 @@ export class PostgresTemplates implements TemplateStore {
       const [next] = await rowsOf<{ v: number }>(tx, 'SELECT coalesce(max(version), 0) + 1 AS v FROM template_builds WHERE team_id = $1 AND name = $2', [team, b.name]);
       const version = next!.v;
       await tx.query(
-        'INSERT INTO template_builds (id, team_id, name, version, status, spec, result, error, created_at, finished_at, deleted_at) ' +
-          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-        [b.id, team, b.name, version, b.status, JSON.stringify(b.spec), json(b.result), json(b.error), b.createdAt, b.finishedAt, b.deletedAt],
+        'INSERT INTO template_builds (id, team_id, name, version, status, spec, result, error, created_at, finished_at, deleted_at, host_id) ' +
+          'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+        [b.id, team, b.name, version, b.status, JSON.stringify(b.spec), json(b.result), json(b.error), b.createdAt, b.finishedAt, b.deletedAt, b.hostId],
       );
       return version;
     });

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { MachineEventRecord } from '../../domain/machine-event.js';
 import type { StartupScriptRun } from '../../domain/startup-script.js';
-import type { MachineEventListQuery, MachineEventStore } from '../store.js';
+import type { EventHostScope, MachineEventListQuery, MachineEventStore } from '../store.js';
 import { VISIBLE_MACHINE } from './access.js';
 
 interface EventRow {
@@ -58,9 +58,13 @@ export class SqliteMachineEvents implements MachineEventStore {
           'created_at = @created_at, started_at = @started_at, finished_at = @finished_at, startup_script = @startup_script WHERE id = @id',
       ),
       get: db.prepare<[string], EventRow>('SELECT * FROM machine_events WHERE id = ?'),
-      failUnfinishedOnHost: db.prepare(
+      failUnfinishedNotElsewhere: db.prepare(
         "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress') " +
           'AND machine_id NOT IN (SELECT id FROM machines WHERE host_id IS NOT NULL AND host_id <> ?)',
+      ),
+      failUnfinishedOnHost: db.prepare(
+        "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress') " +
+          'AND machine_id IN (SELECT id FROM machines WHERE host_id = ?)',
       ),
       failUnfinished: db.prepare(
         "UPDATE machine_events SET state = 'error', error = ?, started_at = coalesce(started_at, ?), finished_at = ? WHERE state IN ('new', 'in progress')",
@@ -111,8 +115,9 @@ export class SqliteMachineEvents implements MachineEventStore {
     return this.db.prepare<unknown[], EventRow>(sql).all(...args).map(fromRow);
   }
 
-  async failUnfinishedMachineEvents(error: string, at: number, hostId?: string): Promise<number> {
-    if (hostId === undefined) return this.stmts.failUnfinished.run(error, at, at).changes;
-    return this.stmts.failUnfinishedOnHost.run(error, at, at, hostId).changes;
+  async failUnfinishedMachineEvents(error: string, at: number, scope?: EventHostScope): Promise<number> {
+    if (scope === undefined) return this.stmts.failUnfinished.run(error, at, at).changes;
+    const stmt = scope.unhosted ? this.stmts.failUnfinishedNotElsewhere : this.stmts.failUnfinishedOnHost;
+    return stmt.run(error, at, at, scope.hostId).changes;
   }
 }

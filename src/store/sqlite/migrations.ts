@@ -255,4 +255,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE machines ADD COLUMN host_id TEXT;
   CREATE INDEX machines_host ON machines (host_id, status);
   `,
+  // The host that runs a template build and holds its layers (issue 15); NULL for older rows.
+  `
+  ALTER TABLE template_builds ADD COLUMN host_id TEXT;
+  `,
 ];

@@ -14,6 +14,7 @@ interface BuildRow {
   created_at: number;
   finished_at: number | null;
   deleted_at: number | null;
+  host_id: string | null;
 }
 
 /** Server-wide templates are stored under team '' (a NULL would defeat the unique version index). */
@@ -31,6 +32,7 @@ const toRow = (b: TemplateBuildRecord): BuildRow => ({
   created_at: b.createdAt,
   finished_at: b.finishedAt,
   deleted_at: b.deletedAt,
+  host_id: b.hostId,
 });
 
 const fromRow = (r: BuildRow): TemplateBuildRecord => ({
@@ -45,6 +47,7 @@ const fromRow = (r: BuildRow): TemplateBuildRecord => ({
   createdAt: r.created_at,
   finishedAt: r.finished_at,
   deletedAt: r.deleted_at,
+  hostId: r.host_id ?? null,
 });
 
 /** Template builds in `template_builds`. */
@@ -56,8 +59,8 @@ export class SqliteTemplates implements TemplateStore {
     this.stmts = {
       nextVersion: db.prepare<[string, string], { v: number }>('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM template_builds WHERE team_id = ? AND name = ?'),
       insert: db.prepare(
-        'INSERT INTO template_builds (id, team_id, name, version, status, spec, result, error, created_at, finished_at, deleted_at) ' +
-          'VALUES (@id, @team_id, @name, @version, @status, @spec, @result, @error, @created_at, @finished_at, @deleted_at)',
+        'INSERT INTO template_builds (id, team_id, name, version, status, spec, result, error, created_at, finished_at, deleted_at, host_id) ' +
+          'VALUES (@id, @team_id, @name, @version, @status, @spec, @result, @error, @created_at, @finished_at, @deleted_at, @host_id)',
       ),
       update: db.prepare(
         'UPDATE template_builds SET status = @status, result = @result, error = @error, finished_at = @finished_at, deleted_at = @deleted_at WHERE id = @id',
