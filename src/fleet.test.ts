@@ -160,6 +160,21 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     assert.equal(aMachines.length, 2);
     assert.equal(bMachines.length, 2);
 
+    // A template built on B: its layers are in B's data dir, so a create of it through A is made on B.
+    const build = await call(B, 'POST', '/v1/templates', { name: 'fleet-tools', source: { template: 'base' }, steps: [{ run: 'echo built-on-b > /etc/fleet-mark' }] });
+    assert.equal(build.status, 202, build.text);
+    const ready = await waitFor(async () => {
+      const r = await call(B, 'GET', `/v1/templates/fleet-tools/builds/${build.body.id}`);
+      return r.body.status === 'building' ? null : r.body;
+    }, 120_000, 100);
+    assert.equal(ready!.status, 'ready', JSON.stringify(ready!.error));
+    const fromBuilt = await call(A, 'POST', '/v1/machines', { template: 'fleet-tools' });
+    assert.equal(fromBuilt.status, 201, fromBuilt.text);
+    assert.equal((await a!.server.runtime.list()).has(fromBuilt.body.id), false, 'a create of a template built on B was made on A');
+    const mark = await call(A, 'POST', `/v1/machines/${fromBuilt.body.id}/exec`, { cmd: ['cat', '/etc/fleet-mark'] });
+    assert.equal(mark.body.stdout, 'built-on-b\n');
+    assert.equal((await call(A, 'DELETE', `/v1/machines/${fromBuilt.body.id}`)).status, 200);
+
     // Draining A (asked through B; the id percent-encoded as any host id with a "/" must be): creates through A go to B.
     const drained = await call(B, 'POST', `/v1/admin/hosts/${encodeURIComponent('host-a')}/drain`);
     assert.equal(drained.status, 200, drained.text);

@@ -224,6 +224,11 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         place: () => hosts.place(),
         reserve: (id) => hosts.reserve(id),
         machineHost: async (id) => (await store.getMachine(id))?.hostId ?? null,
+        templateHost: async (authorization, name) => {
+          const team = await auth.teamOfKey(authorization);
+          const build = (team === null ? null : await store.currentTemplate(team, name)) ?? (await store.currentTemplate(null, name));
+          return build?.hostId ?? null;
+        },
         snapshotHost: async (id) => {
           const snap = await store.getSnapshot(id);
           return snap ? ((await store.getMachine(snap.machineId))?.hostId ?? null) : null;

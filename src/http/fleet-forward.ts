@@ -40,6 +40,8 @@ export interface FleetRouter {
   machineHost(id: string): Promise<string | null>;
   /** The host that holds a snapshot's files (its machine's host). */
   snapshotHost(id: string): Promise<string | null>;
+  /** The host holding the layers of the built template a create names for this caller (null: a directory template, or unknown). */
+  templateHost(authorization: string | undefined, name: string): Promise<string | null>;
 }
 
 /** The machine a request is about: a path segment, the host name's first label, or E2B's sandbox header. */
@@ -100,13 +102,30 @@ export class FleetForwarding {
       if (request.method !== 'POST' || !this.o.createRoutes.has(request.routeOptions.url ?? '')) return;
       if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return;
       const body = request.body as Record<string, unknown> | undefined;
-      const snapshot = typeof body?.snapshot_id === 'string' ? body.snapshot_id : null;
-      const target = snapshot !== null ? this.o.router.targetOf(await this.o.router.snapshotHost(snapshot)) : await this.o.router.place();
+      const target = await this.placeCreate(request, body);
       // Counted against the host it goes to until answered, here as elsewhere: concurrent creates see each other.
       reply.raw.once('close', this.o.router.reserve(target?.hostId ?? this.o.router.hostId));
       if (!target) return;
       return this.forward(request, reply, target, Buffer.from(JSON.stringify(body ?? {})));
     });
+  }
+
+  /**
+   * Where a create goes: a fork to its snapshot's host, a built template to the host holding
+   * its layers (both null when that host is this one or not up: answered here), anything else by placement.
+   */
+  private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
+    const { router } = this.o;
+    if (typeof body?.snapshot_id === 'string') return router.targetOf(await router.snapshotHost(body.snapshot_id));
+    // Native `template`, E2B `templateID`, Paperspace-style `templateId`.
+    const template = [body?.template, body?.templateID, body?.templateId].find((v): v is string => typeof v === 'string');
+    if (template !== undefined) {
+      const key = request.headers['x-api-key'];
+      const authorization = request.headers.authorization ?? (typeof key === 'string' ? `Bearer ${key}` : undefined);
+      const holder = await router.templateHost(authorization, template);
+      if (holder !== null) return router.targetOf(holder);
+    }
+    return router.place();
   }
 
   /** Send the request to `target` and its answer back; `body`: the bytes to send (a parsed body), else the request's own stream. */

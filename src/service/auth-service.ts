@@ -65,6 +65,17 @@ export class AuthService {
     return issued.secret;
   }
 
+  /**
+   * The team an `Authorization` header's key belongs to, or null: for routing only (which
+   * host holds a team's template), never for access, which `authenticate` decides where the
+   * request is answered. No rate-limit token is taken.
+   */
+  async teamOfKey(header: string | undefined): Promise<string | null> {
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) return null;
+    return (await this.store.findApiKeyByHash(hashApiKey(m[1]!)))?.teamId ?? null;
+  }
+
   /** Resolve an `Authorization` header value, or throw UNAUTHORIZED. */
   async authenticate(header: string | undefined): Promise<Caller> {
     const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
