@@ -1,6 +1,6 @@
 /** Settings of the Paperspace-style surface: defaults, overrides, and bad values failing the boot. */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -133,6 +133,19 @@ describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST
     const s = load({ HANGAR_MAX_MACHINES: '30' });
     assert.match(s.fleet.hostId, new RegExp(`/${s.instancePrefix}$`));
     assert.deepEqual({ ...s.fleet, hostId: '' }, { hostId: '', advertiseUrl: null, capacityMachines: 30, heartbeatMs: 2000, downAfterMs: 15_000 });
+  });
+
+  it('the default is kept in the data dir: a new hostname later still gets the first id', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'hangar-settings-host-'));
+    try {
+      const first = loadSettings({ HANGAR_DATA_DIR: own }).fleet.hostId;
+      assert.equal(await readFile(join(own, 'host-id'), 'utf8'), `${first}\n`);
+      await writeFile(join(own, 'host-id'), 'old-name/hangar-00000000\n');
+      assert.equal(loadSettings({ HANGAR_DATA_DIR: own }).fleet.hostId, 'old-name/hangar-00000000');
+      assert.equal(loadSettings({ HANGAR_DATA_DIR: own, HANGAR_HOST_ID: 'given' }).fleet.hostId, 'given');
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
   });
 
   it('overrides', () => {

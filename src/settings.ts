@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { createHash } from 'node:crypto';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -321,13 +321,29 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     volumesDir: join(dataDir, 'volumes'),
     runcStateDir: `/run/${instancePrefix}`,
     fleet: {
-      hostId: e.HANGAR_HOST_ID ?? `${hostname()}/${instancePrefix}`,
+      hostId: e.HANGAR_HOST_ID ?? keptHostId(dataDir, `${hostname()}/${instancePrefix}`),
       advertiseUrl: e.HANGAR_ADVERTISE_URL ?? null,
       capacityMachines: e.HANGAR_HOST_CAPACITY ?? e.HANGAR_MAX_MACHINES,
       heartbeatMs: e.HANGAR_HEARTBEAT_MS,
       downAfterMs: e.HANGAR_HOST_DOWN_AFTER_MS,
     },
   };
+}
+
+/**
+ * The host id a data dir got at its first start (`<data dir>/host-id`), so that a new
+ * hostname (a rescheduled pod) or a moved data dir still finds its machines its own.
+ */
+function keptHostId(dataDir: string, fresh: string): string {
+  const file = join(dataDir, 'host-id');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9._/:-]{1,128}$/.test(kept)) return kept;
+  } catch {
+    // First start: no file yet.
+  }
+  writeFileSync(file, `${fresh}\n`, { mode: 0o600 });
+  return fresh;
 }
 
 function regionsOf(regions: string | undefined, legacy: string | undefined): string[] {
