@@ -276,7 +276,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     if (options.scheduler !== false) {
       await scheduler.sweep();
       scheduler.start();
-      pools.start();
+      // A host that takes no machines (HANGAR_HOST_CAPACITY=0) keeps no warm machines either: it would only record refill errors.
+      if (fleet.capacityMachines > 0) pools.start();
     }
     ready = true;
     let closed = false;
