@@ -166,6 +166,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     });
     hosts = new HostService({ core, hostId: fleet.hostId, capacityMachines: fleet.capacityMachines, heartbeatMs: fleet.heartbeatMs, downAfterMs: fleet.downAfterMs, log: serviceLog });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
+    // A host that takes no machines (HANGAR_HOST_CAPACITY=0) keeps no warm machines either: refills would only record errors.
+    if (fleet.capacityMachines === 0) await pools.stop();
     const buildLogs = new BuildLogs(settings.buildLogsDir);
     const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
     const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
@@ -276,7 +278,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     if (options.scheduler !== false) {
       await scheduler.sweep();
       scheduler.start();
-      // A host that takes no machines (HANGAR_HOST_CAPACITY=0) keeps no warm machines either: it would only record refill errors.
       if (fleet.capacityMachines > 0) pools.start();
     }
     ready = true;
