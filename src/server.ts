@@ -256,8 +256,6 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     await layers.removeStaging();
     await uploads.sweep();
-    // Registered before reconciling: the machines it settles are this host's, and others see it up.
-    await hosts.register(fleet.advertiseUrl);
     const recovered = await machines.recover();
     await builder.recover();
     await templates.collect(builder.pinned);
@@ -271,8 +269,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     } else {
       await app.ready();
     }
-    // Known to the others once it answers: until then its machines' requests are answered where they arrive.
-    if (url !== '' || fleet.advertiseUrl !== null) await hosts.register(fleet.advertiseUrl ?? url);
+    // Known to the others once it answers (a server that does not listen takes no forwarded request).
+    await hosts.register(fleet.advertiseUrl ?? (url === '' ? null : url));
     await hosts.beat();
     hosts.start();
     if (options.scheduler !== false) {

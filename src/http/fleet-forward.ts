@@ -76,6 +76,13 @@ function responseHeaders(res: IncomingMessage): OutgoingHttpHeaders {
   return out;
 }
 
+/** The status line and headers of another host's answer, as this server writes them on the client's socket. */
+function answerHead(answer: IncomingMessage): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
 const unreachable = (t: HostTarget, err: Error): HangarError =>
   new HangarError('HOST_UNREACHABLE', `The machine's host ${t.hostId} did not answer (${err.message}); retry, or wait until it is marked down.`, { host_id: t.hostId });
 
@@ -184,15 +191,11 @@ export class FleetForwarding {
     });
     // Refused there (401, 404, 409…): the same answer here.
     up.on('response', (answer) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(answerHead(answer));
       answer.pipe(socket);
     });
     up.on('upgrade', (answer, upSocket, upHead) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(answerHead(answer));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
       upSocket.on('error', () => socket.destroy());

@@ -60,6 +60,9 @@ function label(v: unknown): string | null {
   return null;
 }
 
+/** Stands for the container of a machine another host runs: as its record says. */
+const REMOTE: RuntimeMachineState = { status: 'running', pid: 0 };
+
 /** The compute status of a machine, from its record and its container (if any). */
 export function computeStatus(record: MachineRecord, container: RuntimeMachineState | undefined): ComputeStatus {
   switch (record.status) {
@@ -140,10 +143,9 @@ export class ComputeService {
     const containerRuntime = await this.containerRuntime();
     const candidates: ComputeMachine[] = [];
     for (const record of records) {
-      const here = this.o.machines.isHere(record);
       const container = containers.get(record.id);
       // Another host's machine: its record speaks for it (that host holds its container and cgroup).
-      const status = here ? computeStatus(record, container) : record.status === 'running' ? 'running' : computeStatus(record, undefined);
+      const status = this.o.machines.isHere(record) ? computeStatus(record, container) : computeStatus(record, REMOTE);
       const template = await this.o.templates.ofRecord(record).catch(() => null);
       const m: ComputeMachine = {
         record,

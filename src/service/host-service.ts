@@ -45,11 +45,7 @@ export class HostService {
     this.clock = o.clock ?? Date.now;
   }
 
-  get id(): string {
-    return this.o.hostId;
-  }
-
-  /** Register (again) as up, with the URL other servers forward to once known. */
+  /** Register (again) as up, with the URL other servers forward to; the next heartbeat reads the others. */
   async register(url: string | null): Promise<void> {
     this.url = url;
     const now = this.clock();
@@ -62,7 +58,6 @@ export class HostService {
       heartbeatAt: now,
       downReason: null,
     });
-    await this.refresh();
   }
 
   /** Heartbeat every `heartbeatMs` until `stop`. */

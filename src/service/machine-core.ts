@@ -237,10 +237,13 @@ export class MachineCore {
     throw new HangarError('MACHINE_ON_OTHER_HOST', `Machine ${m.id} runs on host ${m.hostId}, ${why}.`, { machine_id: m.id, host_id: m.hostId, host_state: state });
   }
 
-  /** Run `fn` on the caller's machine under its lock, with the freshest record; the machine must be this host's. */
-  async locked<T>(caller: Caller, id: string, operation: string, fn: (m: MachineRecord) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` on the caller's machine under its lock, with the freshest record; the machine
+   * must be this host's (`here`: see assertHere).
+   */
+  async locked<T>(caller: Caller, id: string, operation: string, fn: (m: MachineRecord) => Promise<T>, here: { destroyWhenDown?: boolean } = {}): Promise<T> {
     const first = await this.get(caller, id);
-    await this.assertHere(first, { destroyWhenDown: operation === 'destroy' || operation === 'delete' });
+    await this.assertHere(first, here);
     return this.locks.with(id, operation, async () => fn((await this.o.store.getMachine(id))!));
   }
 

@@ -125,10 +125,16 @@ export class MachineService {
   }
 
   private destroyNow(caller: Caller, id: string): Promise<MachineRecord> {
-    return this.core.locked(caller, id, 'destroy', async (m) => {
-      if (!allows(m.status, 'destroy')) throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
-      return this.core.recorded(m, 'delete', () => this.core.destroyLocked(m));
-    });
+    return this.core.locked(
+      caller,
+      id,
+      'destroy',
+      async (m) => {
+        if (!allows(m.status, 'destroy')) throw new HangarError('STATE_CONFLICT', `Machine ${id} is already destroyed.`, { status: m.status });
+        return this.core.recorded(m, 'delete', () => this.core.destroyLocked(m));
+      },
+      { destroyWhenDown: true },
+    );
   }
 
   /** Move the hard deadline to now + timeoutMs. */

@@ -1,29 +1,8 @@
 import type pg from 'pg';
 import type { HostRecord, HostState } from '../../domain/host.js';
+import { hostFromRow, type HostRow } from '../host-rows.js';
 import type { HostStore } from '../store.js';
 import { inTransaction, rowsOf } from './connection.js';
-
-interface HostRow {
-  id: string;
-  state: string;
-  url: string | null;
-  capacity_machines: number;
-  started_at: string | number;
-  heartbeat_at: string | number;
-  down_reason: string | null;
-}
-
-function hostFromRow(r: HostRow): HostRecord {
-  return {
-    id: r.id,
-    state: r.state as HostState,
-    url: r.url,
-    capacityMachines: r.capacity_machines,
-    startedAt: Number(r.started_at),
-    heartbeatAt: Number(r.heartbeat_at),
-    downReason: r.down_reason,
-  };
-}
 
 /** Hosts in `hosts`. Marking down locks the stale rows it marks, skipping rows a concurrent sweep holds. */
 export class PostgresHosts implements HostStore {

@@ -1,28 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { HostRecord, HostState } from '../../domain/host.js';
+import { hostFromRow, type HostRow } from '../host-rows.js';
 import type { HostStore } from '../store.js';
-
-interface HostRow {
-  id: string;
-  state: string;
-  url: string | null;
-  capacity_machines: number;
-  started_at: number;
-  heartbeat_at: number;
-  down_reason: string | null;
-}
-
-function hostFromRow(r: HostRow): HostRecord {
-  return {
-    id: r.id,
-    state: r.state as HostState,
-    url: r.url,
-    capacityMachines: r.capacity_machines,
-    startedAt: r.started_at,
-    heartbeatAt: r.heartbeat_at,
-    downReason: r.down_reason,
-  };
-}
 
 /** Hosts in `hosts`. Marking down runs in one IMMEDIATE transaction: processes sharing the file take turns. */
 export class SqliteHosts implements HostStore {
