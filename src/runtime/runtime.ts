@@ -291,8 +291,14 @@ export interface SnapshotRuntime {
    * says whether it is.
    */
   pause(id: string, snapshotId: string, options?: { memory?: boolean }): Promise<SnapshotResult>;
-  /** Restore a paused machine from its pause snapshot, which is consumed. On failure the snapshot is intact. */
+  /**
+   * Restore a paused machine from its pause snapshot, which is consumed. On failure the snapshot is intact.
+   * A machine this host has nothing of was paused on another host sharing the snapshots
+   * directory: it arrives with `spec`'s address, its TCP connections closed.
+   */
   resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }>;
+  /** The identity of where snapshots are kept: hosts with the same one read each other's snapshots. */
+  snapshotStore(): Promise<string>;
   /** Snapshot a running machine without stopping it (frozen meanwhile). */
   snapshot(id: string, snapshotId: string): Promise<SnapshotResult>;
   /** Thaw a machine a live snapshot left frozen (the server stopped between freeze and thaw). */

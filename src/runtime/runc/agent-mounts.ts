@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { AgentMounts } from './oci-spec.js';
 import { copyUidBase } from '../user-namespace.js';
 import { exists } from './snapshot-files.js';
@@ -62,10 +62,20 @@ export async function copyAgentMark(fromDir: string, toDir: string): Promise<voi
   if (binDir !== null) await writeFile(join(toDir, MARK), binDir);
 }
 
-/** The agent a fork of a snapshot runs: the snapshot's, remembered beside the new machine. */
-export async function snapshotAgent(snapshotDir: string, machineDir: string, runDir: string): Promise<AgentMounts | null> {
-  const binDir = await readFile(join(snapshotDir, MARK), 'utf8').catch(() => null);
-  if (binDir === null) return null;
+/**
+ * The agent a snapshot's restored processes run: the one they were dumped with, remembered
+ * beside the machine. Agents are installed by content (`installAgent`), so the snapshot's is
+ * looked for under this host's agents directory by its name: a snapshot taken on another
+ * host sharing the snapshots directory finds the same binary here when both run one build.
+ */
+export async function snapshotAgent(snapshotDir: string, machineDir: string, runDir: string, currentBinDir: string | null): Promise<AgentMounts | null> {
+  const dumped = await readFile(join(snapshotDir, MARK), 'utf8').catch(() => null);
+  if (dumped === null) return null;
+  const local = currentBinDir === null ? dumped : join(dirname(currentBinDir), basename(dumped));
+  const binDir = (await exists(local)) ? local : dumped;
+  if (!(await exists(binDir))) {
+    throw new Error(`its processes run agent ${basename(dumped)}, which this host does not have (hosts sharing snapshots must run the same Hangar build)`);
+  }
   await writeFile(join(machineDir, MARK), binDir);
   return { binDir, runDir };
 }

@@ -2,7 +2,7 @@
  * Checkpoint and restore with CRIU (through `runc checkpoint`/`restore`): pause, resume,
  * live snapshot and thaw. The writable layer's image travels with the CRIU images.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NoSpaceError, RuntimeError, type MachineSpec, type SnapshotResult, type SnapshotSupport } from '../runtime.js';
 import { bestEffort, errorMessage } from './best-effort.js';
@@ -10,7 +10,7 @@ import { run } from './command.js';
 import { markSnapshot, snapshotAgent } from './agent-mounts.js';
 import { mountSource, removeContainer, restoreInit, runc, runInit, statusAfterFailure, writeBundle } from './container.js';
 import type { RuncContext } from './runc-context.js';
-import { allocatedBytes, exists, manifestProblem, snapshotPaths, writeManifest } from './snapshot-files.js';
+import { allocatedBytes, exists, manifestProblem, moveFile, snapshotPaths, writeManifest } from './snapshot-files.js';
 import { layerPaths, mountLayer, mountPoints, unmountWritableLayer } from './writable-layer.js';
 
 /** Whether `criu` is installed and `criu check` passes on this host. */
@@ -112,7 +112,7 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
     await removeContainer(ctx, id);
     await ctx.volumes.release(id);
     await unmountWritableLayer(ctx.diskToolPath, p);
-    await rename(p.image, s.image);
+    await moveFile(p.image, s.image);
     await markSnapshot(p.dir, s.dir);
     await writeManifest(s);
   } catch (err) {
@@ -128,8 +128,13 @@ export async function pauseMachine(ctx: RuncContext, id: string, snapshotId: str
  * Bring a paused machine back from its pause snapshot, which is consumed: the image moves
  * back, is remounted, and the processes are restored (or init restarted for a
  * filesystem-only snapshot). On failure everything is put back: the snapshot stays intact.
+ *
+ * `arriving`: the machine was paused on another host (the snapshot is on storage both
+ * read). It gets a network namespace here with the address this host gave it, so CRIU
+ * restores its TCP connections closed (their address is gone), as a fork's are; a failure
+ * leaves nothing of it on this host.
  */
-export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
+export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapshotId: string, arriving = false): Promise<{ pid: number }> {
   const p = layerPaths(ctx.machinesDir, spec.id);
   const s = snapshotPaths(ctx.snapshotsDir, snapshotId);
   if (!(await exists(s.image))) {
@@ -139,8 +144,9 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
   if (damage) throw new RuntimeError(`snapshot ${snapshotId} is damaged: ${damage}`, spec.id, 'check snapshot');
   const memory = await exists(s.inventory);
   await mkdir(ctx.oci.stateDir, { recursive: true, mode: 0o700 });
-  await rename(s.image, p.image);
+  await moveFile(s.image, p.image);
   let step = 'mount writable layer';
+  const criuConfig = arriving && memory ? join(p.dir, 'criu-restore.conf') : undefined;
   try {
     await mountLayer(ctx.diskToolPath, p, spec.templateLayers, mountSource(ctx, spec.id), undefined, ctx.uidBase);
     step = 'check network';
@@ -150,11 +156,14 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     await ctx.volumes.acquire(spec.id, spec.volumes ?? []);
     step = 'write OCI bundle';
     // Restored processes map the agent they were dumped with (a revert may have brought another's).
-    if (memory) await snapshotAgent(s.dir, p.dir, ctx.agents.runDir(spec.id));
-    await writeBundle(ctx, spec, p);
+    if (memory) await snapshotAgent(s.dir, p.dir, ctx.agents.runDir(spec.id), await ctx.agentBinDir());
+    if (criuConfig !== undefined) await writeFile(criuConfig, 'tcp-close\n');
+    await writeBundle(ctx, spec, p, criuConfig);
     step = memory ? 'restore processes' : 'restart init';
     const pid = memory ? await restoreInit(ctx, spec.id, p, s.criu) : await runInit(ctx, spec.id, p);
     await ctx.agents.nudge(spec.id);
+    // runc keeps the annotation: later checkpoints read the file too, so empty it.
+    if (criuConfig !== undefined) await writeFile(criuConfig, '');
     await rm(s.dir, { recursive: true, force: true });
     return { pid };
   } catch (err) {
@@ -163,9 +172,14 @@ export async function resumeMachine(ctx: RuncContext, spec: MachineSpec, snapsho
     await undo('remove the container', removeContainer(ctx, spec.id));
     await undo('release the volumes', ctx.volumes.release(spec.id));
     await undo('unmount the writable layer', unmountWritableLayer(ctx.diskToolPath, p));
-    await undo('move the disk image back into its snapshot', rename(p.image, s.image));
+    await undo('move the disk image back into its snapshot', moveFile(p.image, s.image));
     await undo('remove the root filesystem mount point', rm(p.rootfs, { recursive: true, force: true }));
     await undo('remove the layer mount point', rm(p.layer, { recursive: true, force: true }));
+    if (arriving) {
+      // It was never here: the next try (on this host or another) arrives afresh.
+      await undo('remove its network namespace', ctx.network.detach(spec.id));
+      if (!(await exists(p.image))) await undo('remove its directory', rm(p.dir, { recursive: true, force: true }));
+    }
     throw new RuntimeError(`could not ${step}: ${errorMessage(err)}`, spec.id, step);
   }
 }
@@ -186,7 +200,7 @@ export async function settlePause(ctx: RuncContext, id: string, snapshotId: stri
   if (mounted.has(p.rootfs) || mounted.has(p.layer)) await unmountWritableLayer(ctx.diskToolPath, p);
   if (!(await exists(s.image)) && (await exists(p.image))) {
     await mkdir(s.dir, { recursive: true });
-    await rename(p.image, s.image);
+    await moveFile(p.image, s.image);
   }
   if (!(await exists(s.image))) return false;
   if ((await manifestProblem(s)) === 'its manifest.json is missing') {

@@ -40,7 +40,8 @@ export async function forkMachine(ctx: RuncContext, spec: MachineSpec, snapshotI
     if (criuConfig !== undefined) await writeFile(criuConfig, 'tcp-close\n');
     // Restored processes need the agent they were dumped with; a cold start takes today's.
     const runDir = ctx.agents.runDir(spec.id);
-    if (!(await snapshotAgent(s.dir, p.dir, runDir)) && criuConfig === undefined) await rememberAgent(p.dir, await ctx.agentBinDir(), runDir);
+    const current = await ctx.agentBinDir();
+    if (!(await snapshotAgent(s.dir, p.dir, runDir, current)) && criuConfig === undefined) await rememberAgent(p.dir, current, runDir);
     await writeBundle(ctx, spec, p, criuConfig);
     if (criuConfig === undefined) {
       step = 'start container';

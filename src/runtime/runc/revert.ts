@@ -65,5 +65,6 @@ export async function snapshotsOnDisk(ctx: RuncContext): Promise<string[]> {
     await rename(join(ctx.snapshotsDir, name), join(ctx.snapshotsDir, id));
     names.push(id);
   }
-  return readdir(ctx.snapshotsDir).catch(() => []);
+  // Dot files (the directory's store id) are no snapshots.
+  return (await readdir(ctx.snapshotsDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
 }

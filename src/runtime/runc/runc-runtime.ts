@@ -46,7 +46,7 @@ import { resizeMachine } from './resize.js';
 import { revertSnapshot, snapshotsOnDisk } from './revert.js';
 import type { RuncContext } from './runc-context.js';
 import { readMachineStats } from './stats.js';
-import { exists, snapshotPaths } from './snapshot-files.js';
+import { exists, snapshotPaths, snapshotStoreId } from './snapshot-files.js';
 import { ensureDirInside, exportUpper, layerPaths } from './writable-layer.js';
 import { HostVolumes } from './volumes.js';
 
@@ -461,7 +461,29 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
 
   async resume(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot resume: it is never paused', spec.id, 'resume');
-    return resumeMachine(await this.contextOf(spec.id), spec, snapshotId);
+    const dir = layerPaths(this.opts.machinesDir, spec.id).dir;
+    if (await exists(dir)) return resumeMachine(await this.contextOf(spec.id), spec, snapshotId);
+    // Paused on another host that shares the snapshots directory: it arrives here as a fork
+    // does, with its tier and its snapshot's user-namespace range written before anything runs.
+    await mkdir(dir, { recursive: true });
+    await writeFile(this.tierFile(spec.id), 'container\n');
+    const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
+    if (base !== null) {
+      this.traversable ??= allowTraversal(this.opts.machinesDir);
+      await this.traversable;
+    }
+    this.tiers.set(spec.id, 'container');
+    this.uidBases.set(spec.id, base);
+    return resumeMachine(this.withUidBase(spec.id, base), spec, snapshotId, true).catch((err: unknown) => {
+      this.tiers.delete(spec.id);
+      this.uidBases.delete(spec.id);
+      throw err;
+    });
+  }
+
+  /** The identity of the snapshots directory (`snapshotStoreId`): hosts that share it read each other's snapshots. */
+  snapshotStore(): Promise<string> {
+    return snapshotStoreId(this.opts.snapshotsDir);
   }
 
   async snapshot(id: string, snapshotId: string): Promise<SnapshotResult> {

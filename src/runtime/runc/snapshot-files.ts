@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
-import { lstat, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { run } from './command.js';
 
 /** Paths of one snapshot's files. */
 export interface SnapshotPaths {
@@ -92,4 +93,53 @@ export async function manifestProblem(s: SnapshotPaths, image: string = s.image)
 
 async function sha256(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+/**
+ * Move a file (a disk image between a machine's directory and its snapshot). A rename when
+ * both are on one file system; across file systems (a snapshots directory on shared
+ * storage) a sparse copy beside the target, renamed into place, then the source removed:
+ * a failure leaves the source whole and no partial target.
+ */
+export async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+  }
+  const partial = `${to}.partial`;
+  try {
+    await run('cp', ['--sparse=always', from, partial], 600_000);
+    await rename(partial, to);
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  }
+  await rm(from, { force: true });
+}
+
+/** The file in a snapshots directory that names it; a dot file, so it is never taken for a snapshot. */
+const STORE_ID_FILE = '.store-id';
+
+/**
+ * The identity of a snapshots directory: a random id written into it the first time any
+ * host asks. Hosts that read the same id read the same snapshot files (one shared
+ * directory), so a paused machine of one can resume on another.
+ */
+export async function snapshotStoreId(snapshotsDir: string): Promise<string> {
+  const path = join(snapshotsDir, STORE_ID_FILE);
+  const found = (await readFile(path, 'utf8').catch(() => '')).trim();
+  if (found !== '') return found;
+  await mkdir(snapshotsDir, { recursive: true });
+  const id = `store_${randomBytes(12).toString('hex')}`;
+  // Written whole beside it, then linked into place: of two hosts starting at once over one
+  // directory, the first link wins for both, and no reader ever sees a half-written id.
+  const tmp = `${path}.${id}`;
+  await writeFile(tmp, `${id}\n`);
+  await link(tmp, path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  await rm(tmp, { force: true });
+  return (await readFile(path, 'utf8')).trim();
 }
