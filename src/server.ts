@@ -164,7 +164,15 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       recorder: operations,
       timer: metrics,
     });
-    hosts = new HostService({ core, hostId: fleet.hostId, capacityMachines: fleet.capacityMachines, heartbeatMs: fleet.heartbeatMs, downAfterMs: fleet.downAfterMs, log: serviceLog });
+    hosts = new HostService({
+      core,
+      hostId: fleet.hostId,
+      capacityMachines: fleet.capacityMachines,
+      heartbeatMs: fleet.heartbeatMs,
+      downAfterMs: fleet.downAfterMs,
+      snapshotStore: await runtime.snapshotStore(),
+      log: serviceLog,
+    });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
     // A host that takes no machines (HANGAR_HOST_CAPACITY=0) keeps no warm machines either: refills would only record errors.
     if (fleet.capacityMachines === 0) await pools.stop();

@@ -152,6 +152,12 @@ const EnvSchema = z.object({
     .optional(),
   /** How many machines placement puts on this host at most; 0: an API server that runs none. @default HANGAR_MAX_MACHINES */
   HANGAR_HOST_CAPACITY: z.coerce.number().int().min(0).optional(),
+  /**
+   * Where snapshots (pause, live and template ones) are kept. Point every host of a fleet at
+   * one shared directory (NFS, CephFS…) and a paused machine of a lost or draining host
+   * resumes on another. @default <data dir>/snapshots
+   */
+  HANGAR_SNAPSHOTS_DIR: z.string().min(1).optional(),
   /** How often this host records that it is alive. */
   HANGAR_HEARTBEAT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   /** A host silent this long is marked down by another and its running machines are failed; at least 2 × HANGAR_HEARTBEAT_MS. */
@@ -312,7 +318,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     databaseUrl: e.HANGAR_DATABASE_URL ?? null,
     templatesDir: join(dataDir, 'templates'),
     machinesDir: join(dataDir, 'machines'),
-    snapshotsDir: join(dataDir, 'snapshots'),
+    snapshotsDir: e.HANGAR_SNAPSHOTS_DIR === undefined ? join(dataDir, 'snapshots') : resolve(e.HANGAR_SNAPSHOTS_DIR),
     layersDir: join(dataDir, 'layers'),
     uploadsDir: join(dataDir, 'uploads'),
     buildLogsDir: join(dataDir, 'template-builds'),

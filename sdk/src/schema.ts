@@ -1874,6 +1874,8 @@ export interface components {
             heartbeat_at: string;
             /** @description Why it was marked down; null otherwise. */
             down_reason: string | null;
+            /** @description The identity of the directory it keeps snapshots in (HANGAR_SNAPSHOTS_DIR): hosts with the same one share it, and paused machines move between them. */
+            snapshot_store: string | null;
         };
         KeyRateLimit: {
             /** @description Requests a second on average. */

@@ -28,6 +28,11 @@ export interface HostRecord {
   heartbeatAt: number;
   /** Why it is down; null otherwise. */
   downReason: string | null;
+  /**
+   * The identity of the directory it keeps snapshots in (null: not known). Hosts with the
+   * same one share the directory: a paused machine of one can resume on another.
+   */
+  snapshotStore: string | null;
 }
 
 /** The error reason of a machine whose host was marked down. */

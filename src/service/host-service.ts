@@ -12,6 +12,8 @@ export interface HostServiceOptions {
   heartbeatMs: number;
   /** A host silent this long is marked down by another. */
   downAfterMs: number;
+  /** The identity of the directory this host keeps snapshots in (`SnapshotRuntime.snapshotStore`). */
+  snapshotStore: string | null;
   log: ServiceLogger;
   /** Wall clock of heartbeats (never the machines' injectable clock). @default Date.now */
   clock?: () => number;
@@ -26,8 +28,10 @@ export interface HostTarget {
 /**
  * Registers this host, heartbeats, and watches the others: a host whose heartbeat is older
  * than the down bound is marked down (by exactly one watcher: the store marks each host once),
- * and the machines it was creating or running are failed with `hostLostReason`; its paused
- * machines stay paused and can be deleted from any host. A host that finds itself marked down
+ * and the machines it was creating or running are failed with `hostLostReason`. Its paused
+ * machines move, still paused, to a live host that shares its snapshots directory (the
+ * snapshot holds all of a paused machine), where a resume brings them back; a draining host
+ * moves its own paused machines the same way. A host that finds itself marked down
  * while alive (a stall longer than the bound) stops the containers of its failed machines.
  * It also answers, from a copy refreshed every heartbeat, where another host's machines are
  * reached (placement and forwarding, see http/fleet-forward.ts).
@@ -57,6 +61,7 @@ export class HostService {
       startedAt: now,
       heartbeatAt: now,
       downReason: null,
+      snapshotStore: this.o.snapshotStore,
     });
   }
 
@@ -177,7 +182,54 @@ export class HostService {
     await this.refresh();
     // Every watcher settles every down host's machines: a watcher that died between marking and failing is covered by the next.
     for (const h of this.hosts.values()) {
-      if (h.state === 'down') await this.failMachinesOf(h);
+      if (h.state !== 'down') continue;
+      await this.failMachinesOf(h);
+      await this.movePausedOf(h);
+    }
+    const self = this.hosts.get(this.o.hostId);
+    if (self?.state === 'draining') await this.movePausedOf(self);
+  }
+
+  /**
+   * Move the paused machines of `from` (a down host, or this one draining) to the live hosts
+   * that share its snapshots directory, each to the one with the most free capacity. A
+   * machine stays where it is when nothing of it may leave: it mounts volumes or is on a
+   * private network (both are per host), or its template version was built on another host
+   * (its layers are there). Of concurrent movers, the store lets one move each machine.
+   */
+  private async movePausedOf(from: HostRecord): Promise<void> {
+    const { core } = this.o;
+    if (from.snapshotStore === null) return;
+    const paused = await core.store.machinesInStatus(['paused'], from.id);
+    if (paused.length === 0) return;
+    const targets = [...this.hosts.values()].filter(
+      (h) => h.id !== from.id && h.state === 'up' && this.reachable(h) && h.capacityMachines > 0 && h.snapshotStore === from.snapshotStore,
+    );
+    if (targets.length === 0) return;
+    const loads = await core.store.hostLoads();
+    for (const m of paused) {
+      if (m.volumes.length > 0 || m.networkId !== null) continue;
+      const builtOn = m.templateBuild === null ? null : ((await core.store.getTemplateBuild(m.templateBuild))?.hostId ?? undefined);
+      let best: { h: HostRecord; free: number } | null = null;
+      for (const h of targets) {
+        if (builtOn !== null && builtOn !== h.id) continue;
+        const free = this.freeOf(h.id, h.capacityMachines, loads);
+        if (free > 0 && (!best || free > best.free)) best = { h, free };
+      }
+      if (!best) continue;
+      const to = best.h;
+      const move = async (): Promise<void> => {
+        if (!(await core.store.movePausedMachine(m.id, from.id, to.id, core.now()))) return;
+        loads.set(to.id, (loads.get(to.id) ?? 0) + 1);
+        this.o.log.info({ machine: m.id, from: from.id, to: to.id }, 'paused machine moved to another host');
+        // What this host kept of it (its address, directory and network namespace) goes; its snapshot is shared.
+        if (from.id !== this.o.hostId) return;
+        core.letGo(m);
+        await core.runtime.destroy(m.id).catch((err: unknown) => core.log.warn({ machine: m.id, err }, 'cleanup of a machine moved away failed'));
+      };
+      // This host's own machine moves under its lock (no resume of it runs meanwhile); a busy one goes at a later beat.
+      if (from.id === this.o.hostId) await core.locks.with(m.id, 'move', move).catch(() => undefined);
+      else await move();
     }
   }
 

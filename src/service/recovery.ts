@@ -1,4 +1,5 @@
 import type { MachineRecord } from '../domain/machine.js';
+import { isAlive } from '../domain/host.js';
 import { transition } from '../domain/transitions.js';
 import type { MachineNetworkSpec, RuntimeMachineState, VolumeMountSpec } from '../runtime/runtime.js';
 import type { MachineCore } from './machine-core.js';
@@ -45,12 +46,17 @@ export class Recovery {
       await runtime.destroy(id);
       report.orphans++;
     }
-    // Template versions' service snapshots belong to no machine record, and stay.
-    const snapshots = new Set([...(await store.allSnapshotIds()), ...(await this.core.o.templates.snapshotIds())]);
-    for (const id of await runtime.snapshotsOnDisk()) {
-      if (snapshots.has(id)) continue;
-      await runtime.deleteSnapshot(id);
-      report.orphans++;
+    // Template versions' service snapshots belong to no machine record, and stay. In a
+    // snapshots directory other live hosts share, a snapshot no record names yet may be one
+    // they are writing (a live snapshot's record follows its files): the sweep waits for a
+    // start when no other host uses the directory.
+    if (!(await this.sharesSnapshots(true))) {
+      const snapshots = new Set([...(await store.allSnapshotIds()), ...(await this.core.o.templates.snapshotIds())]);
+      for (const id of await runtime.snapshotsOnDisk()) {
+        if (snapshots.has(id)) continue;
+        await runtime.deleteSnapshot(id);
+        report.orphans++;
+      }
     }
     // Running machines keep their volumes' host mounts; other mounts of this instance go, and
     // volume files no record has (a crash between a volume's files and its record) are removed.
@@ -74,6 +80,14 @@ export class Recovery {
     this.core.reserveIps([...live].map(([id, { ip }]) => ({ id, ip })));
     await runtime.reconcileNetwork(live);
     return report;
+  }
+
+  /** True when another host (one that is alive, with `aliveOnly`) keeps its snapshots in this host's snapshots directory. */
+  private async sharesSnapshots(aliveOnly: boolean): Promise<boolean> {
+    const { hostId, store, runtime } = this.core;
+    if (hostId === null) return false;
+    const mine = await runtime.snapshotStore();
+    return (await store.listHosts()).some((h) => h.id !== hostId && (!aliveOnly || isAlive(h.state)) && h.snapshotStore === mine);
   }
 
   /** Bring one live record in line with its container (or its absence). */
@@ -148,8 +162,14 @@ export class Recovery {
     for (const id of [...(await runtime.list()).keys(), ...(await runtime.machinesOnDisk())]) {
       await runtime.destroy(id);
     }
-    for (const id of await store.allSnapshotIds()) await store.deleteSnapshot(id);
-    for (const id of await runtime.snapshotsOnDisk()) await runtime.deleteSnapshot(id);
+    // Only this host's: other hosts of the store keep their snapshots, in the store and in a shared directory
+    // (files no record names go only when no other host, even a stopped one, uses the directory).
+    const mine = await store.allSnapshotIds(core.hostId ?? undefined);
+    for (const id of mine) {
+      await store.deleteSnapshot(id);
+      await runtime.deleteSnapshot(id);
+    }
+    if (!(await this.sharesSnapshots(false))) for (const id of await runtime.snapshotsOnDisk()) await runtime.deleteSnapshot(id);
     await runtime.teardown();
   }
 }

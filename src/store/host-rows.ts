@@ -9,6 +9,7 @@ export interface HostRow {
   started_at: string | number;
   heartbeat_at: string | number;
   down_reason: string | null;
+  snapshot_store: string | null;
 }
 
 /** The host record of a stored row. */
@@ -21,5 +22,6 @@ export function hostFromRow(r: HostRow): HostRecord {
     startedAt: Number(r.started_at),
     heartbeatAt: Number(r.heartbeat_at),
     downReason: r.down_reason,
+    snapshotStore: r.snapshot_store,
   };
 }

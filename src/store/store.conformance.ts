@@ -1335,6 +1335,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         startedAt: T0,
         heartbeatAt: T0,
         downReason: null,
+        snapshotStore: 'store_shared',
         ...o,
       });
 
@@ -1416,6 +1417,38 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal((await store.getMachine(none!.id))?.hostId, 'host-b');
         assert.equal(await store.adoptUnhostedMachines('host-b'), 0);
         assert.equal((await store.getMachine(aDone!.id))?.hostId, 'host-a');
+      });
+
+      it('registerHost keeps the snapshot store, and a new one replaces it', async () => {
+        await store.registerHost(host({ snapshotStore: null }));
+        assert.equal((await store.getHost('host-a'))?.snapshotStore, null);
+        await store.registerHost(host({ snapshotStore: 'store_other' }));
+        assert.equal((await store.getHost('host-a'))?.snapshotStore, 'store_other');
+      });
+
+      it('movePausedMachine hands a paused machine to another host with its address cleared, once, and nothing else', async () => {
+        const [paused, running, other] = await insertAll([
+          machine({ hostId: 'host-a', status: 'paused', privateIp: '10.0.0.5' }),
+          machine({ hostId: 'host-a', status: 'running', privateIp: '10.0.0.6' }),
+          machine({ hostId: 'host-c', status: 'paused', privateIp: '10.0.0.7' }),
+        ]);
+        const moves = await Promise.all([store.movePausedMachine(paused!.id, 'host-a', 'host-b', T0 + 9), store.movePausedMachine(paused!.id, 'host-a', 'host-c', T0 + 9)]);
+        assert.deepStrictEqual(moves, [true, false], 'the first move wins, the second finds it gone');
+        const moved = await store.getMachine(paused!.id);
+        assert.deepStrictEqual([moved?.hostId, moved?.privateIp, moved?.status, moved?.updatedAt], ['host-b', null, 'paused', T0 + 9]);
+        assert.equal(await store.movePausedMachine(running!.id, 'host-a', 'host-b', T0), false, 'a running machine does not move');
+        assert.equal(await store.movePausedMachine(other!.id, 'host-a', 'host-b', T0), false, 'a machine of another host does not move');
+        assert.deepStrictEqual([(await store.getMachine(running!.id))?.hostId, (await store.getMachine(other!.id))?.privateIp], ['host-a', '10.0.0.7']);
+      });
+
+      it('allSnapshotIds of one host: the snapshots of its machines', async () => {
+        const [onA, onB] = await insertAll([machine({ hostId: 'host-a' }), machine({ hostId: 'host-b' })]);
+        const snapA = snapshot({ machineId: onA!.id });
+        const snapB = snapshot({ machineId: onB!.id });
+        await store.insertSnapshot(snapA);
+        await store.insertSnapshot(snapB);
+        assert.deepStrictEqual(await store.allSnapshotIds('host-a'), [snapA.id]);
+        assert.deepStrictEqual((await store.allSnapshotIds()).sort(), [snapA.id, snapB.id].sort());
       });
 
       it('warm pool machines of one host: listed and claimed only there', async () => {

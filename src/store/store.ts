@@ -195,8 +195,8 @@ export interface SnapshotStore {
   getSnapshot(id: string): Promise<SnapshotRecord | null>;
   /** A team's snapshots, newest first; optionally of one machine. */
   listSnapshots(teamId: string, machineId?: string): Promise<SnapshotRecord[]>;
-  /** Every snapshot id (for start-up reconciliation with the files on disk). */
-  allSnapshotIds(): Promise<string[]>;
+  /** Every snapshot id (for start-up reconciliation with the files on disk); with `hostId`, those of that host's machines. */
+  allSnapshotIds(hostId?: string): Promise<string[]>;
   /** How many snapshots there are and their bytes, across teams (for metrics). */
   snapshotTotals(): Promise<{ count: number; bytes: number }>;
   deleteSnapshot(id: string): Promise<void>;
@@ -338,6 +338,12 @@ export interface HostStore {
   markHostsDown(before: number, except: string, reason: (h: HostRecord) => string): Promise<HostRecord[]>;
   /** How many machines (creating, running or paused, pool machines included) each host holds. */
   hostLoads(): Promise<Map<string, number>>;
+  /**
+   * Hand a paused machine of host `from` to host `to`, its private address cleared (the new
+   * host gives it one of its own at resume). Only when it is still paused on `from`: true when
+   * this call moved it (of concurrent calls, one does).
+   */
+  movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean>;
 }
 
 /** Which machines' events: those of one host, and of machines no host holds when `unhosted`. */

@@ -22,6 +22,7 @@ const view = (h: HostRecord, loads: Map<string, number>) => ({
   started_at: new Date(h.startedAt).toISOString(),
   heartbeat_at: new Date(h.heartbeatAt).toISOString(),
   down_reason: h.downReason,
+  snapshot_store: h.snapshotStore,
 });
 
 const HostParams = z.object({ id: z.string().regex(/^[A-Za-z0-9._/:-]{1,128}$/, 'must be a host id (GET /v1/admin/hosts)') });

@@ -134,6 +134,10 @@ export const HostSchema = z
     started_at: dateTime(),
     heartbeat_at: dateTime(),
     down_reason: z.string().nullable().describe('Why it was marked down; null otherwise.'),
+    snapshot_store: z
+      .string()
+      .nullable()
+      .describe('The identity of the directory it keeps snapshots in (HANGAR_SNAPSHOTS_DIR): hosts with the same one share it, and paused machines move between them.'),
   })
   .meta({ id: 'Host' });
 

@@ -221,6 +221,20 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     return { ...this.ctx, uidBase: base, oci: userNamespaceCli(this.ctx.oci, this.network.netnsPath(id)) };
   }
 
+  /**
+   * Once per server: a user-namespaced machine's root must pass through the directories
+   * above its own and above its snapshots (a restore reads the images as that root), also
+   * when the snapshots directory is shared storage elsewhere.
+   */
+  private allowTraversal(): Promise<void> {
+    this.traversable ??= (async () => {
+      await allowTraversal(this.opts.machinesDir);
+      await mkdir(this.opts.snapshotsDir, { recursive: true });
+      await allowTraversal(this.opts.snapshotsDir);
+    })();
+    return this.traversable;
+  }
+
   /** Record a new machine's tier in its directory before anything of it runs. */
   private async rememberTier(spec: MachineSpec): Promise<RuncContext> {
     const tier = spec.isolation ?? DEFAULT_ISOLATION;
@@ -234,8 +248,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       return ctx;
     }
     // A new container-tier machine gets a range of its own, written before anything of it runs.
-    this.traversable ??= allowTraversal(this.opts.machinesDir);
-    await this.traversable;
+    await this.allowTraversal();
     const base = await this.uidRanges.allocate();
     await writeUidBase(dir, base);
     this.uidBases.set(spec.id, base);
@@ -469,8 +482,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     await writeFile(this.tierFile(spec.id), 'container\n');
     const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
     if (base !== null) {
-      this.traversable ??= allowTraversal(this.opts.machinesDir);
-      await this.traversable;
+      await this.allowTraversal();
     }
     this.tiers.set(spec.id, 'container');
     this.uidBases.set(spec.id, base);
@@ -509,8 +521,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
     this.uidBases.set(spec.id, base);
     if (base !== null) {
-      this.traversable ??= allowTraversal(this.opts.machinesDir);
-      await this.traversable;
+      await this.allowTraversal();
     }
     return forkMachine(this.withUidBase(spec.id, base), spec, snapshotId).catch((err: unknown) => {
       this.uidBases.delete(spec.id);

@@ -8,13 +8,18 @@ import { inTransaction, rowsOf } from './connection.js';
 export class PostgresHosts implements HostStore {
   constructor(private readonly pool: pg.Pool) {}
 
+  async movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {
+    const r = await this.pool.query("UPDATE machines SET host_id = $1, private_ip = NULL, updated_at = $2 WHERE id = $3 AND host_id = $4 AND status = 'paused'", [to, at, id, from]);
+    return r.rowCount === 1;
+  }
+
   async registerHost(h: HostRecord): Promise<void> {
     await this.pool.query(
-      'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
-        "VALUES ($1, 'up', $2, $3, $4, $4, NULL) " +
+      'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason, snapshot_store) ' +
+        "VALUES ($1, 'up', $2, $3, $4, $4, NULL, $5) " +
         "ON CONFLICT (id) DO UPDATE SET state = CASE WHEN hosts.state = 'draining' THEN 'draining' ELSE 'up' END, url = excluded.url, capacity_machines = excluded.capacity_machines, " +
-        'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
-      [h.id, h.url, h.capacityMachines, h.startedAt],
+        'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL, snapshot_store = excluded.snapshot_store',
+      [h.id, h.url, h.capacityMachines, h.startedAt, h.snapshotStore],
     );
   }
 

@@ -248,4 +248,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE template_builds ADD COLUMN host_id text COLLATE "C";
   `,
+  // 10: the snapshots directory a host keeps snapshots in (issue 15): hosts with the same one read each other's.
+  `
+  ALTER TABLE hosts ADD COLUMN snapshot_store text COLLATE "C";
+  `,
 ];

@@ -283,8 +283,8 @@ export class PostgresStore implements Store {
     return this.snapshots.snapshotTotals();
   }
 
-  allSnapshotIds(): Promise<string[]> {
-    return this.snapshots.allSnapshotIds();
+  allSnapshotIds(hostId?: string): Promise<string[]> {
+    return this.snapshots.allSnapshotIds(hostId);
   }
 
   deleteSnapshot(id: string): Promise<void> {
@@ -377,6 +377,10 @@ export class PostgresStore implements Store {
 
   hostLoads(): Promise<Map<string, number>> {
     return this.hosts.hostLoads();
+  }
+
+  movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {
+    return this.hosts.movePausedMachine(id, from, to, at);
   }
 
   insertMachineEvent(e: MachineEventRecord): Promise<void> {

@@ -92,8 +92,12 @@ export class PostgresSnapshots implements SnapshotStore {
     return { count: r!.count, bytes: r!.bytes };
   }
 
-  async allSnapshotIds(): Promise<string[]> {
-    return (await rowsOf<{ id: string }>(this.pool, 'SELECT id FROM snapshots')).map((r) => r.id);
+  async allSnapshotIds(hostId?: string): Promise<string[]> {
+    const rows =
+      hostId === undefined
+        ? await rowsOf<{ id: string }>(this.pool, 'SELECT id FROM snapshots')
+        : await rowsOf<{ id: string }>(this.pool, 'SELECT s.id FROM snapshots s JOIN machines m ON m.id = s.machine_id WHERE m.host_id = $1', [hostId]);
+    return rows.map((r) => r.id);
   }
 
   async deleteSnapshot(id: string): Promise<void> {

@@ -10,10 +10,10 @@ export class SqliteHosts implements HostStore {
   constructor(private readonly db: Database.Database) {
     this.stmts = {
       put: db.prepare(
-        'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason) ' +
-          "VALUES (@id, 'up', @url, @capacity_machines, @started_at, @started_at, NULL) " +
+        'INSERT INTO hosts (id, state, url, capacity_machines, started_at, heartbeat_at, down_reason, snapshot_store) ' +
+          "VALUES (@id, 'up', @url, @capacity_machines, @started_at, @started_at, NULL, @snapshot_store) " +
           "ON CONFLICT (id) DO UPDATE SET state = CASE WHEN hosts.state = 'draining' THEN 'draining' ELSE 'up' END, url = excluded.url, capacity_machines = excluded.capacity_machines, " +
-          'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL',
+          'started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, down_reason = NULL, snapshot_store = excluded.snapshot_store',
       ),
       state: db.prepare<[string], { state: string }>('SELECT state FROM hosts WHERE id = ?'),
       beat: db.prepare("UPDATE hosts SET heartbeat_at = ?, state = CASE WHEN state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL WHERE id = ?"),
@@ -23,14 +23,19 @@ export class SqliteHosts implements HostStore {
       list: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY id'),
       stale: db.prepare<[number, string], HostRow>("SELECT * FROM hosts WHERE state IN ('up', 'draining') AND heartbeat_at < ? AND id <> ? ORDER BY id"),
       down: db.prepare("UPDATE hosts SET state = 'down', down_reason = ? WHERE id = ? AND state IN ('up', 'draining')"),
+      move: db.prepare("UPDATE machines SET host_id = ?, private_ip = NULL, updated_at = ? WHERE id = ? AND host_id = ? AND status = 'paused'"),
       loads: db.prepare<[], { host_id: string; n: number }>(
         "SELECT host_id, COUNT(*) AS n FROM machines WHERE host_id IS NOT NULL AND status IN ('creating', 'running', 'paused') GROUP BY host_id",
       ),
     };
   }
 
+  async movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {
+    return this.stmts.move.run(to, at, id, from).changes === 1;
+  }
+
   async registerHost(h: HostRecord): Promise<void> {
-    this.stmts.put.run({ id: h.id, url: h.url, capacity_machines: h.capacityMachines, started_at: h.startedAt });
+    this.stmts.put.run({ id: h.id, url: h.url, capacity_machines: h.capacityMachines, started_at: h.startedAt, snapshot_store: h.snapshotStore });
   }
 
   async heartbeatHost(id: string, at: number): Promise<HostState | null> {

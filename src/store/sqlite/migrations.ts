@@ -259,4 +259,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE template_builds ADD COLUMN host_id TEXT;
   `,
+  // The snapshots directory a host keeps snapshots in (issue 15): hosts with the same one read each other's.
+  `
+  ALTER TABLE hosts ADD COLUMN snapshot_store TEXT;
+  `,
 ];

@@ -71,6 +71,7 @@ export class SqliteSnapshots implements SnapshotStore {
         'SELECT * FROM snapshots WHERE team_id = ? AND machine_id = ? ORDER BY created_at DESC, id DESC',
       ),
       allIds: db.prepare<[], { id: string }>('SELECT id FROM snapshots'),
+      hostIds: db.prepare<[string], { id: string }>('SELECT s.id FROM snapshots s JOIN machines m ON m.id = s.machine_id WHERE m.host_id = ?'),
       totals: db.prepare<[], { count: number; bytes: number }>('SELECT COUNT(*) AS count, COALESCE(SUM(size_bytes), 0) AS bytes FROM snapshots'),
       delete: db.prepare('DELETE FROM snapshots WHERE id = ?'),
     };
@@ -98,8 +99,8 @@ export class SqliteSnapshots implements SnapshotStore {
     return this.stmts.totals.get()!;
   }
 
-  async allSnapshotIds(): Promise<string[]> {
-    return this.stmts.allIds.all().map((r) => r.id);
+  async allSnapshotIds(hostId?: string): Promise<string[]> {
+    return (hostId === undefined ? this.stmts.allIds.all() : this.stmts.hostIds.all(hostId)).map((r) => r.id);
   }
 
   async deleteSnapshot(id: string): Promise<void> {

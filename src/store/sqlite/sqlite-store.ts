@@ -292,8 +292,8 @@ export class SqliteStore implements Store {
     return this.snapshots.snapshotTotals();
   }
 
-  allSnapshotIds(): Promise<string[]> {
-    return this.snapshots.allSnapshotIds();
+  allSnapshotIds(hostId?: string): Promise<string[]> {
+    return this.snapshots.allSnapshotIds(hostId);
   }
 
   deleteSnapshot(id: string): Promise<void> {
@@ -406,6 +406,10 @@ export class SqliteStore implements Store {
 
   hostLoads(): Promise<Map<string, number>> {
     return this.hosts.hostLoads();
+  }
+
+  movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {
+    return this.hosts.movePausedMachine(id, from, to, at);
   }
 
   insertMachineEvent(e: MachineEventRecord): Promise<void> {
