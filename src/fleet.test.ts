@@ -4,7 +4,9 @@
  * state and machine subnet. Shows: creates spread over both; exec, files, a terminal
  * (WebSocket) and ingress reach a machine through either server; a killed host is marked
  * down within the bound and its running machines turn error with the reason; they can be
- * deleted from the host that is left; a restarted host cleans up after itself.
+ * deleted from the host that is left; its paused machine moves to the host that is left
+ * (both keep snapshots in one directory) and resumes there with its processes; a
+ * restarted host cleans up after itself.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,8 +22,9 @@ import { startPostgres, type PostgresServer } from './testing/postgres-server.js
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HEARTBEAT_MS = 200;
 const DOWN_AFTER_MS = 1500;
-const fleetEnv = (hostId: string, databaseUrl: string): Record<string, string> => ({
+const fleetEnv = (hostId: string, databaseUrl: string, snapshotsDir: string): Record<string, string> => ({
   HANGAR_DATABASE_URL: databaseUrl,
+  HANGAR_SNAPSHOTS_DIR: snapshotsDir,
   HANGAR_HOST_ID: hostId,
   HANGAR_HEARTBEAT_MS: String(HEARTBEAT_MS),
   HANGAR_HOST_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
@@ -79,13 +82,16 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
   let a: TestServer | undefined;
   let b: ServerProcess | undefined;
   let bDir: string;
+  let shared: string;
 
   before(async () => {
     pg = await startPostgres();
     databaseUrl = pg.url(await pg.createDatabase());
-    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl) });
+    // The snapshots directory both hosts keep snapshots in (shared storage, on one machine).
+    shared = await mkdtemp(join(tmpdir(), 'hangar-fleet-snapshots-'));
+    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl, shared) });
     bDir = await mkdtemp(join(tmpdir(), 'hangar-fleet-b-'));
-    b = new ServerProcess({ dataDir: bDir, distDir: DIST, env: fleetEnv('host-b', databaseUrl) });
+    b = new ServerProcess({ dataDir: bDir, distDir: DIST, env: fleetEnv('host-b', databaseUrl, shared) });
     await b.start();
     // A learns of B at its next heartbeat.
     await waitFor(async () => a!.server.hosts.hasPeers(), 10_000);
@@ -96,12 +102,13 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
       await b?.kill();
       // B again, in this process on its data dir: it settles its machines, and is cleaned like any test server.
       if (bDir) {
-        const again = await TestServer.start({ dataDir: bDir, env: fleetEnv('host-b', databaseUrl) });
+        const again = await TestServer.start({ dataDir: bDir, env: fleetEnv('host-b', databaseUrl, shared) });
         await again.dispose();
       }
       await a?.dispose();
     } finally {
       await pg?.stop();
+      if (shared) await rm(shared, { recursive: true, force: true });
     }
   });
 
@@ -212,6 +219,17 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     const event = { id: 'mev_fleetonb', teamId: (await store.getMachine(target.id))!.teamId, machineId: target.id, name: 'stop' as const, state: 'in progress' as const, error: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, startupScript: null };
     await store.insertMachineEvent(event);
 
+    // A machine of B paused (through A) with a process that holds a value only in its memory.
+    const sleeper = bMachines[1]!;
+    const keeper = await call(A, 'POST', `/v1/machines/${sleeper.id}/exec`, {
+      cmd: ['sh', '-c', `echo on-disk > /root/mark; setsid sh -c 'v=kept-in-memory; trap "echo \\$v > /tmp/reveal" USR1; while :; do sleep 0.1; done' >/dev/null 2>&1 </dev/null & echo $!`],
+    });
+    assert.equal(keeper.body.exit_code, 0, keeper.text);
+    const keeperPid = keeper.body.stdout.trim();
+    const paused = await call(A, 'POST', `/v1/machines/${sleeper.id}/pause`);
+    assert.equal(paused.status, 200, paused.text);
+    assert.equal(paused.body.status, 'paused');
+
     // B dies without a word: A marks it down within the bound and fails its running machines.
     const killedAt = Date.now();
     await b!.kill();
@@ -221,11 +239,24 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     }, DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs >= DOWN_AFTER_MS - HEARTBEAT_MS, `failed after ${tookMs} ms: before the bound`);
-    for (const m of bMachines) {
+    for (const m of bMachines.filter((m) => m !== sleeper)) {
       const r = await call(A, 'GET', `/v1/machines/${m.id}`);
       assert.equal(r.body.status, 'error', r.text);
       assert.match(r.body.error_reason, /^host host-b was lost: no heartbeat for \d+ ms/);
     }
+
+    // B's paused machine moved to A, still paused; a resume brings it back on A with its process and files.
+    await waitFor(async () => (await store.getMachine(sleeper.id))?.hostId === 'host-a', 10_000);
+    assert.equal((await call(A, 'GET', `/v1/machines/${sleeper.id}`)).body.status, 'paused');
+    const resumed = await call(A, 'POST', `/v1/machines/${sleeper.id}/resume`);
+    assert.equal(resumed.status, 200, resumed.text);
+    assert.equal(resumed.body.status, 'running');
+    assert.ok((await a!.server.runtime.list()).has(sleeper.id), 'the moved machine runs on A');
+    assert.notEqual(resumed.body.private_ip, sleeper.private_ip, 'it has an address of A');
+    const reveal = await call(A, 'POST', `/v1/machines/${sleeper.id}/exec`, {
+      cmd: ['sh', '-c', `kill -USR1 ${keeperPid}; for i in $(seq 50); do [ -s /tmp/reveal ] && break; sleep 0.1; done; cat /tmp/reveal /root/mark`],
+    });
+    assert.equal(reveal.body.stdout, 'kept-in-memory\non-disk\n', reveal.text);
     assert.deepEqual((await store.getTemplateBuild('bld_fleetonb'))?.error, { step: 'build', message: (await store.getMachine(target.id))!.errorReason });
     assert.equal((await store.getTemplateBuild('bld_fleetona'))?.status, 'building', "A's own build is not B's to end");
     assert.equal((await store.getMachineEvent('mev_fleetonb'))?.state, 'error');

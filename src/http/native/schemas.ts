@@ -209,7 +209,7 @@ export const MachineSchema = z
     warm_pool_checkout: WarmPoolCheckoutSchema.optional(),
     traffic_access_token: z.string().optional().describe('Returned by create, and by get/list when named in fields.'),
     error_reason: z.string().optional().describe('Why the machine is in error; present only then.'),
-    private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused.'),
+    private_ip: z.string().optional().describe('Its IPv4 address on the server\'s private machine network; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume).'),
     network: NetworkSchema.optional().describe('The outbound policy it was created with.'),
     network_id: z.string().optional().describe('Present when it is on a private network (network_id at create): it reaches that network\'s other machines on their private_ip.'),
     public: z.boolean().optional().describe('Present (true) when its ports take ingress without a traffic access token.'),
@@ -642,7 +642,7 @@ export const PrivateNetworkSchema = z
         z.object({
           machine_id: z.string(),
           status: z.enum(MACHINE_STATUSES),
-          private_ip: z.string().optional().describe('Its address, which the network\'s other machines reach; present while it is creating, running or paused.'),
+          private_ip: z.string().optional().describe('Its address, which the network\'s other machines reach; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume).'),
         }),
       )
       .describe('The live machines on it, oldest first.'),
