@@ -182,6 +182,11 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     assert.equal(mark.body.stdout, 'built-on-b\n');
     assert.equal((await call(A, 'DELETE', `/v1/machines/${fromBuilt.body.id}`)).status, 200);
 
+    // A paused machine of A, which the drain moves to B.
+    const drainee = aMachines[1]!;
+    await call(A, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['sh', '-c', 'echo before-the-drain > /root/mark'] });
+    assert.equal((await call(B, 'POST', `/v1/machines/${drainee.id}/pause`)).body.status, 'paused');
+
     // Draining A (asked through B; the id percent-encoded as any host id with a "/" must be): creates through A go to B.
     const drained = await call(B, 'POST', `/v1/admin/hosts/${encodeURIComponent('host-a')}/drain`);
     assert.equal(drained.status, 200, drained.text);
@@ -194,6 +199,16 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     assert.equal(placed.status, 201, placed.text);
     assert.equal((await a!.server.runtime.list()).has(placed.body.id), false, 'a draining host took a new machine');
     assert.equal((await call(A, 'DELETE', `/v1/machines/${placed.body.id}`)).status, 200);
+    // The draining host moved its paused machine to B and kept nothing of it; resumed through A, it runs on B.
+    await waitFor(async () => {
+      await a!.server.hosts.beat();
+      return (await a!.server.store.getMachine(drainee.id))?.hostId === 'host-b';
+    }, 5_000);
+    assert.equal((await a!.server.runtime.machinesOnDisk()).includes(drainee.id), false, 'A kept the moved machine\'s directory');
+    const back = await call(A, 'POST', `/v1/machines/${drainee.id}/resume`);
+    assert.equal(back.status, 200, back.text);
+    assert.equal((await a!.server.runtime.list()).has(drainee.id), false, 'the drained machine resumed on A');
+    assert.equal((await call(A, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['cat', '/root/mark'] })).body.stdout, 'before-the-drain\n');
     assert.equal((await call(A, 'DELETE', '/v1/admin/hosts/host-a/drain')).body.state, 'up');
     assert.equal((await call(A, 'POST', '/v1/admin/hosts/host-x/drain')).status, 404);
 
@@ -239,7 +254,7 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     }, DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs >= DOWN_AFTER_MS - HEARTBEAT_MS, `failed after ${tookMs} ms: before the bound`);
-    for (const m of bMachines.filter((m) => m !== sleeper)) {
+    for (const m of [...bMachines.filter((m) => m !== sleeper), drainee]) {
       const r = await call(A, 'GET', `/v1/machines/${m.id}`);
       assert.equal(r.body.status, 'error', r.text);
       assert.match(r.body.error_reason, /^host host-b was lost: no heartbeat for \d+ ms/);
@@ -265,7 +280,7 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     const down = await call(A, 'GET', '/v1/admin/hosts');
     assert.deepEqual(down.body.items.map((h: Json) => [h.id, h.state]), [['host-a', 'up'], ['host-b', 'down']]);
     // A's machines did not notice.
-    for (const m of aMachines) {
+    for (const m of aMachines.filter((m) => m !== drainee)) {
       const r = await call(A, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['true'] });
       assert.equal(r.status, 200, r.text);
     }
