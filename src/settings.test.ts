@@ -148,6 +148,14 @@ describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST
     }
   });
 
+  it('HANGAR_SNAPSHOTS_DIR: the data dir\'s snapshots by default, else the directory given, made absolute', () => {
+    const s = load({});
+    assert.equal(s.snapshotsDir, join(s.dataDir, 'snapshots'));
+    assert.equal(load({ HANGAR_SNAPSHOTS_DIR: '/mnt/shared/snapshots' }).snapshotsDir, '/mnt/shared/snapshots');
+    assert.equal(load({ HANGAR_SNAPSHOTS_DIR: 'rel/snaps' }).snapshotsDir, join(process.cwd(), 'rel/snaps'));
+    assert.throws(() => load({ HANGAR_SNAPSHOTS_DIR: '' }), /HANGAR_SNAPSHOTS_DIR/);
+  });
+
   it('overrides', () => {
     const s = load({ HANGAR_HOST_ID: 'rack1/host-7', HANGAR_ADVERTISE_URL: 'http://10.0.0.7:8080', HANGAR_HOST_CAPACITY: '0', HANGAR_HEARTBEAT_MS: '500', HANGAR_HOST_DOWN_AFTER_MS: '1000' });
     assert.deepEqual(s.fleet, { hostId: 'rack1/host-7', advertiseUrl: 'http://10.0.0.7:8080', capacityMachines: 0, heartbeatMs: 500, downAfterMs: 1000 });

@@ -225,7 +225,7 @@ export function addCatalogCommands(p: Command): void {
   for (const [verb, draining] of [['drain', true], ['undrain', false]] as const) {
     hosts
       .command(`${verb} <id>`)
-      .description(draining ? 'Drain a host: it keeps its machines and gets no new ones.' : 'End draining a host: it takes new machines again.')
+      .description(draining ? 'Drain a host: it runs its machines on and gets no new ones; its paused machines move to hosts sharing its snapshots directory.' : 'End draining a host: it takes new machines again.')
       .addOption(jsonOption())
       .addHelpText('after', example(`hangar hosts ${verb} rack1/host-7`))
       .action(async (id: string, o: { json?: boolean }) => {
