@@ -239,6 +239,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
           const build = (team === null ? null : await store.currentTemplate(team, name)) ?? (await store.currentTemplate(null, name));
           return build?.hostId ?? null;
         },
+        buildHost: async (id) => (await store.getTemplateBuild(id))?.hostId ?? null,
         snapshotHost: async (id) => {
           const snap = await store.getSnapshot(id);
           return snap ? ((await store.getMachine(snap.machineId))?.hostId ?? null) : null;

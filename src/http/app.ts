@@ -160,7 +160,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   });
   // Before everything: a request for another host's machine is forwarded whole.
   const forwarding = o.fleet
-    ? new FleetForwarding({ router: o.fleet, createRoutes: new Set(['/v1/machines', '/sandboxes', '/v2/sandboxes', `${o.paperspaceBase}/machines`]), log: app.log })
+    ? new FleetForwarding({ router: o.fleet, createRoutes: new Set(['/v1/machines', '/sandboxes', '/v2/sandboxes', `${o.paperspaceBase}/machines`, '/v1/templates']), log: app.log })
     : null;
   forwarding?.register(app);
   // First, so that host-based ingress answers before any API routing.

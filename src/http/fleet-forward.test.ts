@@ -1,7 +1,7 @@
 /** Which machine a request is about, for forwarding it to the machine's host. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { machineOfRequest } from './fleet-forward.js';
+import { buildOfRequest, machineOfRequest } from './fleet-forward.js';
 
 describe('machineOfRequest', () => {
   it('finds a machine id as a whole path segment of any surface, never in the query', () => {
@@ -20,5 +20,16 @@ describe('machineOfRequest', () => {
     assert.equal(machineOfRequest('/files', { 'e2b-sandbox-id': 'mch_abc123' }), 'mch_abc123');
     assert.equal(machineOfRequest('/files', { 'e2b-sandbox-id': '../etc' }), null);
     assert.equal(machineOfRequest('/', { host: 'api.example.com' }), null);
+  });
+});
+
+describe('buildOfRequest', () => {
+  it('finds a template build id in its status and log paths only', () => {
+    assert.equal(buildOfRequest('/v1/templates/tools/builds/bld_abc123'), 'bld_abc123');
+    assert.equal(buildOfRequest('/v1/templates/tools/builds/bld_abc123/logs?follow=true'), 'bld_abc123');
+    assert.equal(buildOfRequest('/v1/templates/tools/builds/bld_abc-123'), null);
+    assert.equal(buildOfRequest('/v1/templates/tools?x=/builds/bld_abc123'), null);
+    assert.equal(buildOfRequest('/v1/templates/bld_abc123'), null);
+    assert.equal(buildOfRequest('/v1/templates/tools/builds/BLD_abc'), null);
   });
 });

@@ -2,8 +2,10 @@
  * Requests for a machine another host runs are forwarded to that host, whole: method, path,
  * headers and body stream there, and its answer (a stream too: exec output, downloads,
  * server-sent events) streams back. WebSocket upgrades (terminals, desktop, ingress) are
- * spliced through the same way. Creates are placed: they go to the host with the most free
- * capacity, or, from a snapshot, to the host that holds the snapshot's files.
+ * spliced through the same way. A template build's status and log go to the host running it.
+ * Creates and template builds are placed: they go to the host with the most free capacity,
+ * from a snapshot to the host that holds the snapshot's files, of a built template to the
+ * host holding its layers.
  *
  * The receiving host authenticates and checks the request itself (both read the same store);
  * this server only chooses where it goes. A forwarded request carries `X-Hangar-Forwarded-By`
@@ -42,6 +44,16 @@ export interface FleetRouter {
   snapshotHost(id: string): Promise<string | null>;
   /** The host holding the layers of the built template a create names for this caller (null: a directory template, or unknown). */
   templateHost(authorization: string | undefined, name: string): Promise<string | null>;
+  /** The host that runs (or ran) a template build, and keeps its log. */
+  buildHost(id: string): Promise<string | null>;
+}
+
+/** `/v1/templates/{name}/builds/{build id}…`: a build's status and log, which its host keeps. */
+const BUILD_PATH = /^\/v1\/templates\/[^/]+\/builds\/(bld_[a-z0-9]{1,64})(?:\/|$)/;
+
+/** The template build a request is about, or null. */
+export function buildOfRequest(url: string): string | null {
+  return BUILD_PATH.exec(url.split('?')[0]!)?.[1] ?? null;
 }
 
 /** The machine a request is about: a path segment, the host name's first label, or E2B's sandbox header. */
@@ -99,9 +111,12 @@ export class FleetForwarding {
   register(app: FastifyInstance): void {
     app.addHook('onRequest', async (request, reply) => {
       if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return;
-      const id = machineOfRequest(request.raw.url ?? '/', request.headers);
-      if (id === null) return;
-      const target = this.o.router.targetOf(await this.o.router.machineHost(id));
+      const url = request.raw.url ?? '/';
+      const machine = machineOfRequest(url, request.headers);
+      const build = machine === null ? buildOfRequest(url) : null;
+      if (machine === null && build === null) return;
+      const host = machine !== null ? await this.o.router.machineHost(machine) : await this.o.router.buildHost(build!);
+      const target = this.o.router.targetOf(host);
       if (target) return this.forward(request, reply, target, null);
     });
     // Creates are placed once their body is read: one from a snapshot goes where the snapshot is.
@@ -118,14 +133,17 @@ export class FleetForwarding {
   }
 
   /**
-   * Where a create goes: a fork to its snapshot's host, a built template to the host holding
-   * its layers (both null when that host is this one or not up: answered here), anything else by placement.
+   * Where a create (or a template build) goes: a fork to its snapshot's host, a built
+   * template to the host holding its layers (both null when that host is this one or not
+   * up: answered here), a build from an upload where the upload is (here), anything else by placement.
    */
   private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
     const { router } = this.o;
     if (typeof body?.snapshot_id === 'string') return router.targetOf(await router.snapshotHost(body.snapshot_id));
-    // Native `template`, E2B `templateID`, Paperspace-style `templateId`.
-    const template = [body?.template, body?.templateID, body?.templateId].find((v): v is string => typeof v === 'string');
+    const source = typeof body?.source === 'object' && body.source !== null ? (body.source as Record<string, unknown>) : undefined;
+    if (source?.upload_id !== undefined) return null;
+    // Native `template`, E2B `templateID`, Paperspace-style `templateId`, a build's `source.template`.
+    const template = [body?.template, body?.templateID, body?.templateId, source?.template].find((v): v is string => typeof v === 'string');
     if (template !== undefined) {
       const key = request.headers['x-api-key'];
       const authorization = request.headers.authorization ?? (typeof key === 'string' ? `Bearer ${key}` : undefined);
