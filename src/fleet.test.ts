@@ -1,12 +1,15 @@
 /**
- * Two hosts over one real PostgreSQL (issue 15): host A runs in this process, host B is a
- * server process of its own (so it can be SIGKILLed), each with its own data dir, runc
- * state and machine subnet. Shows: creates spread over both; exec, files, a terminal
- * (WebSocket) and ingress reach a machine through either server; a killed host is marked
- * down within the bound and its running machines turn error with the reason; they can be
- * deleted from the host that is left; its paused machine moves to the host that is left
- * (both keep snapshots in one directory) and resumes there with its processes; a
- * restarted host cleans up after itself.
+ * A fleet over one real PostgreSQL (issue 15): three hosts and two API servers, each its own
+ * server with its own data dir, runc state, machine subnet and loopback address. Host A runs
+ * in this process; B, C and the API servers P and Q (HANGAR_HOST_CAPACITY=0: they run no
+ * machine) are processes of their own, so they can be SIGKILLed. All keep snapshots in one
+ * shared directory. Every request of the test goes through P or Q. Shows: creates spread
+ * over the three hosts; exec, files, envd, a terminal (WebSocket) and ingress reach a machine
+ * on any host through either API server; a template build is placed on a host and its
+ * machines follow it; a draining host moves its paused machine away; a killed API server
+ * loses nothing; a killed host is marked down within the bound, its running machines turn
+ * error with the reason and can be deleted, and its paused machine resumes on another host
+ * with its processes; restarted servers clean up after themselves.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,10 +25,11 @@ import { startPostgres, type PostgresServer } from './testing/postgres-server.js
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HEARTBEAT_MS = 200;
 const DOWN_AFTER_MS = 1500;
-const fleetEnv = (hostId: string, databaseUrl: string, snapshotsDir: string): Record<string, string> => ({
+const fleetEnv = (hostId: string, databaseUrl: string, snapshotsDir: string, capacity: number): Record<string, string> => ({
   HANGAR_DATABASE_URL: databaseUrl,
   HANGAR_SNAPSHOTS_DIR: snapshotsDir,
   HANGAR_HOST_ID: hostId,
+  HANGAR_HOST_CAPACITY: String(capacity),
   HANGAR_HEARTBEAT_MS: String(HEARTBEAT_MS),
   HANGAR_HOST_DOWN_AFTER_MS: String(DOWN_AFTER_MS),
 });
@@ -76,33 +80,49 @@ function terminal(base: string, machine: string, command: string, want: RegExp):
   });
 }
 
-describe('a fleet of two hosts over one PostgreSQL', () => {
+/** A server process of the fleet, with its data dir kept for the clean-up. */
+interface Proc {
+  id: string;
+  dir: string;
+  capacity: number;
+  server: ServerProcess;
+}
+
+describe('a fleet of three hosts and two API servers over one PostgreSQL', () => {
   let pg: PostgresServer;
   let databaseUrl: string;
-  let a: TestServer | undefined;
-  let b: ServerProcess | undefined;
-  let bDir: string;
   let shared: string;
+  let a: TestServer | undefined;
+  const procs: Proc[] = [];
+  const proc = (id: string): ServerProcess => procs.find((p) => p.id === id)!.server;
 
   before(async () => {
     pg = await startPostgres();
     databaseUrl = pg.url(await pg.createDatabase());
-    // The snapshots directory both hosts keep snapshots in (shared storage, on one machine).
+    // The snapshots directory every server keeps snapshots in (shared storage, on one machine).
     shared = await mkdtemp(join(tmpdir(), 'hangar-fleet-snapshots-'));
-    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl, shared) });
-    bDir = await mkdtemp(join(tmpdir(), 'hangar-fleet-b-'));
-    b = new ServerProcess({ dataDir: bDir, distDir: DIST, env: fleetEnv('host-b', databaseUrl, shared) });
-    await b.start();
-    // A learns of B at its next heartbeat.
-    await waitFor(async () => a!.server.hosts.hasPeers(), 10_000);
+    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl, shared, 10) });
+    const others: Array<[string, number, string]> = [['host-b', 10, '127.0.0.2'], ['host-c', 10, '127.0.0.3'], ['api-p', 0, '127.0.0.4'], ['api-q', 0, '127.0.0.5']];
+    for (const [id, capacity, address] of others) {
+      const dir = await mkdtemp(join(tmpdir(), `hangar-fleet-${id}-`));
+      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env: { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0` } });
+      procs.push({ id, dir, capacity, server });
+    }
+    await Promise.all(procs.map((p) => p.server.start()));
+    // Every server has heard of every other once its heartbeats read them all.
+    await waitFor(async () => {
+      await a!.server.hosts.beat();
+      return (await a!.server.store.listHosts()).filter((h) => h.state === 'up').length === 5;
+    }, 10_000);
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
   });
 
   after(async () => {
     try {
-      await b?.kill();
-      // B again, in this process on its data dir: it settles its machines, and is cleaned like any test server.
-      if (bDir) {
-        const again = await TestServer.start({ dataDir: bDir, env: fleetEnv('host-b', databaseUrl, shared) });
+      for (const p of procs) await p.server.kill();
+      // Each again, in this process on its data dir: it settles its machines, and is cleaned like any test server.
+      for (const p of procs) {
+        const again = await TestServer.start({ dataDir: p.dir, env: fleetEnv(p.id, databaseUrl, shared, p.capacity) });
         await again.dispose();
       }
       await a?.dispose();
@@ -112,183 +132,197 @@ describe('a fleet of two hosts over one PostgreSQL', () => {
     }
   });
 
-  it('spreads creates, reaches every machine through either server, and fails a killed host\'s machines within the bound', async () => {
-    const A = a!.url;
-    const B = b!.url;
-    const hosts = await call(A, 'GET', '/v1/admin/hosts');
+  it('spreads creates over the hosts, reaches every machine through either API server, and loses nothing to a killed server', async () => {
+    const P = proc('api-p').url;
+    const Q = proc('api-q').url;
+    const store = a!.server.store;
+    const hostOf = async (id: string): Promise<string | null> => (await store.getMachine(id))?.hostId ?? null;
+    const count = async (): Promise<Record<string, number>> => Object.fromEntries((await call(P, 'GET', '/v1/admin/hosts')).body.items.map((h: Json) => [h.id, h.machines]));
+
+    const hosts = await call(Q, 'GET', '/v1/admin/hosts');
     assert.equal(hosts.status, 200, hosts.text);
     assert.deepEqual(
-      hosts.body.items.map((h: Json) => [h.id, h.state]),
-      [['host-a', 'up'], ['host-b', 'up']],
+      hosts.body.items.map((h: Json) => [h.id, h.state, h.capacity_machines]),
+      [['api-p', 'up', 0], ['api-q', 'up', 0], ['host-a', 'up', 10], ['host-b', 'up', 10], ['host-c', 'up', 10]],
     );
+    assert.equal(new Set(hosts.body.items.map((h: Json) => h.snapshot_store)).size, 1, 'one snapshots directory for all');
 
-    // Four creates through A: placement alternates between the two hosts by free capacity.
+    // Six creates, through P and Q in turn: placement spreads them by free capacity, none on an API server.
     const made: Json[] = [];
-    for (let i = 0; i < 4; i++) {
-      const r = await call(A, 'POST', '/v1/machines', { metadata: { i } });
+    for (let i = 0; i < 6; i++) {
+      const r = await call(i % 2 ? Q : P, 'POST', '/v1/machines', { metadata: { i } });
       assert.equal(r.status, 201, r.text);
       made.push(r.body);
     }
-    const listed = await call(A, 'GET', '/v1/admin/hosts');
-    assert.deepEqual(listed.body.items.map((h: Json) => h.machines), [2, 2], listed.text);
+    assert.deepEqual(await count(), { 'api-p': 0, 'api-q': 0, 'host-a': 2, 'host-b': 2, 'host-c': 2 });
+    const on: Record<string, Json[]> = { 'host-a': [], 'host-b': [], 'host-c': [] };
+    for (const m of made) on[(await hostOf(m.id))!]!.push(m);
+    assert.deepEqual(on['host-a']!.map((m) => m.id).sort(), [...(await a!.server.runtime.list()).keys()].sort(), 'the store and host A agree on what A runs');
 
-    // Every machine answers through both servers: exec, files (written through one, read through the other).
+    // Every machine answers through both API servers: exec, files (written through one, read through the other), envd.
     for (const m of made) {
-      for (const [name, base] of [['A', A], ['B', B]] as const) {
+      for (const [name, base] of [['P', P], ['Q', Q]] as const) {
         const r = await call(base, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['hostname'] });
         assert.equal(r.status, 200, `${name}: ${r.text}`);
         assert.equal(r.body.stdout.trim(), m.id);
       }
-      const put = await fetch(`${B}/v1/machines/${m.id}/files?path=/tmp/note`, {
+      const put = await fetch(`${Q}/v1/machines/${m.id}/files?path=/tmp/note`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/octet-stream' },
-        body: `written through B to ${m.id}`,
+        body: `written through Q to ${m.id}`,
       });
       assert.equal(put.status, 200, await put.text());
-      const got = await fetch(`${A}/v1/machines/${m.id}/files?path=/tmp/note`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
-      assert.equal(await got.text(), `written through B to ${m.id}`);
+      const got = await fetch(`${P}/v1/machines/${m.id}/files?path=/tmp/note`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      assert.equal(await got.text(), `written through Q to ${m.id}`);
+      const sbx = await fetch(`${P}/sandboxes/${m.id}`, { headers: { 'x-api-key': ADMIN_KEY } });
+      assert.equal(sbx.status, 200);
+      const { envdAccessToken } = (await sbx.json()) as { envdAccessToken: string };
+      const file = await fetch(`${Q}/files?path=/tmp/note`, { headers: { 'e2b-sandbox-id': m.id, 'x-access-token': envdAccessToken } });
+      assert.equal(await file.text(), `written through Q to ${m.id}`);
     }
 
-    // E2B's envd, addressed by its sandbox header through the server that does not run the machine.
-    for (const m of made) {
-      for (const base of [A, B]) {
-        const sbx = await fetch(`${base}/sandboxes/${m.id}`, { headers: { 'x-api-key': ADMIN_KEY } });
-        assert.equal(sbx.status, 200);
-        const { envdAccessToken } = (await sbx.json()) as { envdAccessToken: string };
-        const file = await fetch(`${base}/files?path=/tmp/note`, { headers: { 'e2b-sandbox-id': m.id, 'x-access-token': envdAccessToken } });
-        assert.equal(await file.text(), `written through B to ${m.id}`);
-      }
-    }
-
-    // Which host runs which: the store says, and each host has its own containers.
-    const local = new Set((await a!.server.runtime.list()).keys());
-    const aMachines = made.filter((m) => local.has(m.id));
-    const bMachines = made.filter((m) => !local.has(m.id));
-    assert.equal(aMachines.length, 2);
-    assert.equal(bMachines.length, 2);
-
-    // A template built on B: its layers are in B's data dir, so a create of it through A is made on B.
-    const build = await call(B, 'POST', '/v1/templates', { name: 'fleet-tools', source: { template: 'base' }, steps: [{ run: 'echo built-on-b > /etc/fleet-mark' }] });
+    // A template build through Q is placed on a host (not on Q), its log read through P; a create of it through P runs there.
+    const build = await call(Q, 'POST', '/v1/templates', { name: 'fleet-tools', source: { template: 'base' }, steps: [{ run: 'echo built-in-the-fleet > /etc/fleet-mark' }] });
     assert.equal(build.status, 202, build.text);
     const ready = await waitFor(async () => {
-      const r = await call(B, 'GET', `/v1/templates/fleet-tools/builds/${build.body.id}`);
+      const r = await call(P, 'GET', `/v1/templates/fleet-tools/builds/${build.body.id}`);
       return r.body.status === 'building' ? null : r.body;
     }, 120_000, 100);
     assert.equal(ready!.status, 'ready', JSON.stringify(ready!.error));
-    const fromBuilt = await call(A, 'POST', '/v1/machines', { template: 'fleet-tools' });
+    const builtOn = (await store.getTemplateBuild(build.body.id))!.hostId!;
+    assert.match(builtOn, /^host-/);
+    const log = await fetch(`${P}/v1/templates/fleet-tools/builds/${build.body.id}/logs`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(log.status, 200);
+    assert.match(await log.text(), /ready/);
+    const fromBuilt = await call(P, 'POST', '/v1/machines', { template: 'fleet-tools' });
     assert.equal(fromBuilt.status, 201, fromBuilt.text);
-    assert.equal((await a!.server.runtime.list()).has(fromBuilt.body.id), false, 'a create of a template built on B was made on A');
-    const mark = await call(A, 'POST', `/v1/machines/${fromBuilt.body.id}/exec`, { cmd: ['cat', '/etc/fleet-mark'] });
-    assert.equal(mark.body.stdout, 'built-on-b\n');
-    assert.equal((await call(A, 'DELETE', `/v1/machines/${fromBuilt.body.id}`)).status, 200);
+    assert.equal(await hostOf(fromBuilt.body.id), builtOn, "a create of a built template ran away from the template's host");
+    const mark = await call(Q, 'POST', `/v1/machines/${fromBuilt.body.id}/exec`, { cmd: ['cat', '/etc/fleet-mark'] });
+    assert.equal(mark.body.stdout, 'built-in-the-fleet\n');
+    assert.equal((await call(Q, 'DELETE', `/v1/machines/${fromBuilt.body.id}`)).status, 200);
 
-    // A paused machine of A, which the drain moves to B.
-    const drainee = aMachines[1]!;
-    await call(A, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['sh', '-c', 'echo before-the-drain > /root/mark'] });
-    assert.equal((await call(B, 'POST', `/v1/machines/${drainee.id}/pause`)).body.status, 'paused');
+    // A paused machine of A, which the drain moves to another host.
+    const drainee = on['host-a']![1]!;
+    await call(P, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['sh', '-c', 'echo before-the-drain > /root/mark'] });
+    assert.equal((await call(Q, 'POST', `/v1/machines/${drainee.id}/pause`)).body.status, 'paused');
 
-    // Draining A (asked through B; the id percent-encoded as any host id with a "/" must be): creates through A go to B.
-    const drained = await call(B, 'POST', `/v1/admin/hosts/${encodeURIComponent('host-a')}/drain`);
+    // Draining A (the id percent-encoded as any host id with a "/" must be): creates go elsewhere.
+    const drained = await call(Q, 'POST', `/v1/admin/hosts/${encodeURIComponent('host-a')}/drain`);
     assert.equal(drained.status, 200, drained.text);
     assert.equal(drained.body.state, 'draining');
     await waitFor(async () => {
       await a!.server.hosts.beat();
-      return (await call(A, 'GET', '/v1/admin/hosts')).body.items[0].state === 'draining';
+      return (await hostOf(drainee.id)) !== 'host-a';
     }, 5_000);
-    const placed = await call(A, 'POST', '/v1/machines', {});
+    // Placement reads the state at P's next heartbeat.
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
+    const placed = await call(P, 'POST', '/v1/machines', {});
     assert.equal(placed.status, 201, placed.text);
-    assert.equal((await a!.server.runtime.list()).has(placed.body.id), false, 'a draining host took a new machine');
-    assert.equal((await call(A, 'DELETE', `/v1/machines/${placed.body.id}`)).status, 200);
-    // The draining host moved its paused machine to B and kept nothing of it; resumed through A, it runs on B.
-    await waitFor(async () => {
-      await a!.server.hosts.beat();
-      return (await a!.server.store.getMachine(drainee.id))?.hostId === 'host-b';
-    }, 5_000);
-    assert.equal((await a!.server.runtime.machinesOnDisk()).includes(drainee.id), false, 'A kept the moved machine\'s directory');
-    const back = await call(A, 'POST', `/v1/machines/${drainee.id}/resume`);
+    assert.notEqual(await hostOf(placed.body.id), 'host-a', 'a draining host took a new machine');
+    assert.equal((await call(P, 'DELETE', `/v1/machines/${placed.body.id}`)).status, 200);
+    // The draining host moved its paused machine and kept nothing of it; resumed through P, it runs where it went.
+    assert.equal((await a!.server.runtime.machinesOnDisk()).includes(drainee.id), false, "A kept the moved machine's directory");
+    const movedTo = (await hostOf(drainee.id))!;
+    const back = await call(P, 'POST', `/v1/machines/${drainee.id}/resume`);
     assert.equal(back.status, 200, back.text);
+    assert.equal(await hostOf(drainee.id), movedTo);
     assert.equal((await a!.server.runtime.list()).has(drainee.id), false, 'the drained machine resumed on A');
-    assert.equal((await call(A, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['cat', '/root/mark'] })).body.stdout, 'before-the-drain\n');
-    assert.equal((await call(A, 'DELETE', '/v1/admin/hosts/host-a/drain')).body.state, 'up');
-    assert.equal((await call(A, 'POST', '/v1/admin/hosts/host-x/drain')).status, 404);
+    assert.equal((await call(Q, 'POST', `/v1/machines/${drainee.id}/exec`, { cmd: ['cat', '/root/mark'] })).body.stdout, 'before-the-drain\n');
+    on['host-a'] = on['host-a']!.filter((m) => m !== drainee);
+    on[movedTo]!.push(drainee);
+    assert.equal((await call(P, 'DELETE', '/v1/admin/hosts/host-a/drain')).body.state, 'up');
+    assert.equal((await call(P, 'POST', '/v1/admin/hosts/host-x/drain')).status, 404);
 
-    // A terminal (a WebSocket) through A to a machine on B, and through B to one on A.
-    assert.match(await terminal(A, bMachines[0]!.id, 'echo pty-$((6*7))', /pty-42/), /pty-42/);
-    assert.match(await terminal(B, aMachines[0]!.id, 'echo pty-$((6*8))', /pty-48/), /pty-48/);
+    // A terminal (a WebSocket) through P to a machine on B, and through Q to one on A.
+    assert.match(await terminal(P, on['host-b']![0]!.id, 'echo pty-$((6*7))', /pty-42/), /pty-42/);
+    assert.match(await terminal(Q, on['host-a']![0]!.id, 'echo pty-$((6*8))', /pty-48/), /pty-48/);
 
-    // Ingress through A to a server inside a machine on B.
-    const target = bMachines[0]!;
-    const served = await call(B, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p /srv && echo "hello-$(hostname)" > /srv/index.html && httpd -p 8080 -h /srv'] });
+    // Ingress through P to a server inside a machine on C.
+    const target = on['host-c']![0]!;
+    const served = await call(Q, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['sh', '-c', 'mkdir -p /srv && echo "hello-$(hostname)" > /srv/index.html && httpd -p 8080 -h /srv'] });
     assert.equal(served.body.exit_code, 0, served.text);
     await waitFor(async () => {
-      const r = await fetch(`${A}/v1/machines/${target.id}/ports/8080/index.html`, { headers: { 'x-traffic-access-token': target.traffic_access_token } });
+      const r = await fetch(`${P}/v1/machines/${target.id}/ports/8080/index.html`, { headers: { 'x-traffic-access-token': target.traffic_access_token } });
       return r.status === 200 && (await r.text()).trim() === `hello-${target.id}`;
     }, 10_000);
 
-    // What B was doing when it died: a template build it runs, an operation on one of its machines; and a build of A's.
-    const store = a!.server.store;
-    const spec = { source: { template: 'base' }, steps: [], description: '', startCmd: null, readyCmd: null, readyTimeoutMs: 60_000, timeoutMs: 600_000 } as never;
-    const buildOf = (id: string, hostId: string) => ({ id, teamId: null, name: id, version: 0, status: 'building' as const, spec, result: null, error: null, createdAt: Date.now(), finishedAt: null, deletedAt: null, hostId });
-    await store.insertTemplateBuild(buildOf('bld_fleetonb', 'host-b'));
-    await store.insertTemplateBuild(buildOf('bld_fleetona', 'host-a'));
-    const event = { id: 'mev_fleetonb', teamId: (await store.getMachine(target.id))!.teamId, machineId: target.id, name: 'stop' as const, state: 'in progress' as const, error: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, startupScript: null };
-    await store.insertMachineEvent(event);
+    // P dies with a command streaming through it: the command's client sees the cut, and nothing else changes.
+    const statuses = async (): Promise<string[]> => Promise.all(made.map(async (m) => (await call(Q, 'GET', `/v1/machines/${m.id}`)).body.status as string));
+    const before = await statuses();
+    const cut = call(P, 'POST', `/v1/machines/${on['host-b']![0]!.id}/exec`, { cmd: ['sleep', '30'] }).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await proc('api-p').kill();
+    assert.equal(await cut, 'cut');
+    await waitFor(async () => (await call(Q, 'GET', '/v1/admin/hosts')).body.items[0].state === 'down', DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
+    assert.deepEqual(await statuses(), before, 'a killed API server changed a machine');
+    for (const m of made) assert.equal((await call(Q, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['cat', '/tmp/note'] })).body.stdout, `written through Q to ${m.id}`);
+    const afterP = await call(Q, 'POST', '/v1/machines', {});
+    assert.equal(afterP.status, 201, afterP.text);
+    assert.equal((await call(Q, 'DELETE', `/v1/machines/${afterP.body.id}`)).status, 200);
 
-    // A machine of B paused (through A) with a process that holds a value only in its memory.
-    const sleeper = bMachines[1]!;
-    const keeper = await call(A, 'POST', `/v1/machines/${sleeper.id}/exec`, {
+    // A machine of C paused (through Q) with a process that holds a value only in its memory.
+    const sleeper = on['host-c']![1]!;
+    const keeper = await call(Q, 'POST', `/v1/machines/${sleeper.id}/exec`, {
       cmd: ['sh', '-c', `echo on-disk > /root/mark; setsid sh -c 'v=kept-in-memory; trap "echo \\$v > /tmp/reveal" USR1; while :; do sleep 0.1; done' >/dev/null 2>&1 </dev/null & echo $!`],
     });
     assert.equal(keeper.body.exit_code, 0, keeper.text);
     const keeperPid = keeper.body.stdout.trim();
-    const paused = await call(A, 'POST', `/v1/machines/${sleeper.id}/pause`);
+    const paused = await call(Q, 'POST', `/v1/machines/${sleeper.id}/pause`);
     assert.equal(paused.status, 200, paused.text);
     assert.equal(paused.body.status, 'paused');
 
-    // B dies without a word: A marks it down within the bound and fails its running machines.
+    // What C was doing when it died: a template build it runs, an operation on one of its machines; and a build of A's.
+    const spec = { source: { template: 'base' }, steps: [], description: '', startCmd: null, readyCmd: null, readyTimeoutMs: 60_000, timeoutMs: 600_000 } as never;
+    const buildOf = (id: string, hostId: string) => ({ id, teamId: null, name: id, version: 0, status: 'building' as const, spec, result: null, error: null, createdAt: Date.now(), finishedAt: null, deletedAt: null, hostId });
+    await store.insertTemplateBuild(buildOf('bld_fleetonc', 'host-c'));
+    await store.insertTemplateBuild(buildOf('bld_fleetona', 'host-a'));
+    const event = { id: 'mev_fleetonc', teamId: (await store.getMachine(target.id))!.teamId, machineId: target.id, name: 'stop' as const, state: 'in progress' as const, error: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null, startupScript: null };
+    await store.insertMachineEvent(event);
+
+    // C dies without a word: it is marked down within the bound and its running machines fail.
     const killedAt = Date.now();
-    await b!.kill();
-    await waitFor(async () => {
-      const r = await call(A, 'GET', `/v1/machines/${target.id}`);
-      return r.body.status === 'error';
-    }, DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
+    await proc('host-c').kill();
+    await waitFor(async () => (await call(Q, 'GET', `/v1/machines/${target.id}`)).body.status === 'error', DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs >= DOWN_AFTER_MS - HEARTBEAT_MS, `failed after ${tookMs} ms: before the bound`);
-    for (const m of [...bMachines.filter((m) => m !== sleeper), drainee]) {
-      const r = await call(A, 'GET', `/v1/machines/${m.id}`);
+    for (const m of on['host-c']!.filter((m) => m !== sleeper)) {
+      const r = await call(Q, 'GET', `/v1/machines/${m.id}`);
       assert.equal(r.body.status, 'error', r.text);
-      assert.match(r.body.error_reason, /^host host-b was lost: no heartbeat for \d+ ms/);
+      assert.match(r.body.error_reason, /^host host-c was lost: no heartbeat for \d+ ms/);
     }
+    assert.deepEqual((await store.getTemplateBuild('bld_fleetonc'))?.error, { step: 'build', message: (await store.getMachine(target.id))!.errorReason });
+    assert.equal((await store.getTemplateBuild('bld_fleetona'))?.status, 'building', "A's own build is not C's to end");
+    assert.equal((await store.getMachineEvent('mev_fleetonc'))?.state, 'error');
+    await store.dropTemplateBuild('bld_fleetonc');
+    await store.dropTemplateBuild('bld_fleetona');
+    const down = await call(Q, 'GET', '/v1/admin/hosts');
+    assert.deepEqual(down.body.items.map((h: Json) => [h.id, h.state]), [['api-p', 'down'], ['api-q', 'up'], ['host-a', 'up'], ['host-b', 'up'], ['host-c', 'down']]);
 
-    // B's paused machine moved to A, still paused; a resume brings it back on A with its process and files.
-    await waitFor(async () => (await store.getMachine(sleeper.id))?.hostId === 'host-a', 10_000);
-    assert.equal((await call(A, 'GET', `/v1/machines/${sleeper.id}`)).body.status, 'paused');
-    const resumed = await call(A, 'POST', `/v1/machines/${sleeper.id}/resume`);
+    // C's paused machine moved to a host left, still paused; a resume through Q brings it back there with its process and files.
+    await waitFor(async () => ['host-a', 'host-b'].includes((await hostOf(sleeper.id))!), 10_000);
+    assert.equal((await call(Q, 'GET', `/v1/machines/${sleeper.id}`)).body.status, 'paused');
+    const resumed = await call(Q, 'POST', `/v1/machines/${sleeper.id}/resume`);
     assert.equal(resumed.status, 200, resumed.text);
     assert.equal(resumed.body.status, 'running');
-    assert.ok((await a!.server.runtime.list()).has(sleeper.id), 'the moved machine runs on A');
-    assert.notEqual(resumed.body.private_ip, sleeper.private_ip, 'it has an address of A');
-    const reveal = await call(A, 'POST', `/v1/machines/${sleeper.id}/exec`, {
+    assert.notEqual(resumed.body.private_ip, sleeper.private_ip, 'it has an address of its new host');
+    const reveal = await call(Q, 'POST', `/v1/machines/${sleeper.id}/exec`, {
       cmd: ['sh', '-c', `kill -USR1 ${keeperPid}; for i in $(seq 50); do [ -s /tmp/reveal ] && break; sleep 0.1; done; cat /tmp/reveal /root/mark`],
     });
     assert.equal(reveal.body.stdout, 'kept-in-memory\non-disk\n', reveal.text);
-    assert.deepEqual((await store.getTemplateBuild('bld_fleetonb'))?.error, { step: 'build', message: (await store.getMachine(target.id))!.errorReason });
-    assert.equal((await store.getTemplateBuild('bld_fleetona'))?.status, 'building', "A's own build is not B's to end");
-    assert.equal((await store.getMachineEvent('mev_fleetonb'))?.state, 'error');
-    await store.dropTemplateBuild('bld_fleetonb');
-    await store.dropTemplateBuild('bld_fleetona');
-    const down = await call(A, 'GET', '/v1/admin/hosts');
-    assert.deepEqual(down.body.items.map((h: Json) => [h.id, h.state]), [['host-a', 'up'], ['host-b', 'down']]);
-    // A's machines did not notice.
-    for (const m of aMachines.filter((m) => m !== drainee)) {
-      const r = await call(A, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['true'] });
+
+    // The other hosts' machines did not notice.
+    for (const m of [...on['host-a']!, ...on['host-b']!]) {
+      const r = await call(Q, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['true'] });
       assert.equal(r.status, 200, r.text);
     }
-    // The lost host's machine: no exec (it is in error), but it can be deleted from A.
-    const exec = await call(A, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['true'] });
+    // The lost host's machine: no exec (it is in error), but it can be deleted.
+    const exec = await call(Q, 'POST', `/v1/machines/${target.id}/exec`, { cmd: ['true'] });
     assert.equal(exec.status, 409, exec.text);
-    const del = await call(A, 'DELETE', `/v1/machines/${target.id}`);
+    const del = await call(Q, 'DELETE', `/v1/machines/${target.id}`);
     assert.equal(del.status, 200, del.text);
-    assert.equal((await call(A, 'GET', `/v1/machines/${target.id}`)).body.status, 'destroyed');
+    assert.equal((await call(Q, 'GET', `/v1/machines/${target.id}`)).body.status, 'destroyed');
   });
 });
