@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ServerProcess } from './testing/chaos/chaos-runner.js';
-import { ADMIN_KEY, TestServer, waitFor } from './testing/harness.js';
+import { ADMIN_KEY, leftovers, TestServer, waitFor } from './testing/harness.js';
 import { startPostgres, type PostgresServer } from './testing/postgres-server.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,7 +105,9 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     const others: Array<[string, number, string]> = [['host-b', 10, '127.0.0.2'], ['host-c', 10, '127.0.0.3'], ['api-p', 0, '127.0.0.4'], ['api-q', 0, '127.0.0.5']];
     for (const [id, capacity, address] of others) {
       const dir = await mkdtemp(join(tmpdir(), `hangar-fleet-${id}-`));
-      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env: { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0` } });
+      // An API server runs no machine: it starts without runc or CRIU.
+      const noRuntime = capacity === 0 ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
+      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env: { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime } });
       procs.push({ id, dir, capacity, server });
     }
     await Promise.all(procs.map((p) => p.server.start()));
@@ -146,6 +148,12 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       [['api-p', 'up', 0], ['api-q', 'up', 0], ['host-a', 'up', 10], ['host-b', 'up', 10], ['host-c', 'up', 10]],
     );
     assert.equal(new Set(hosts.body.items.map((h: Json) => h.snapshot_store)).size, 1, 'one snapshots directory for all');
+    // The API servers made nothing on the host: no bridge, veth, namespace or rule, no cgroup, no runc state.
+    for (const base of [P, Q]) {
+      const info = await call(base, 'GET', '/v1/info');
+      assert.match(info.body.runtime.version, /^not used/, info.text);
+      assert.deepEqual(await leftovers(join(tmpdir(), 'no-such-dir'), info.body.runtime.instance_prefix), []);
+    }
 
     // Six creates, through P and Q in turn: placement spreads them by free capacity, none on an API server.
     const made: Json[] = [];

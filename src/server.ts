@@ -124,7 +124,11 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       logger: { warn: (o, m) => app?.log.warn(o, m) },
       subnet: settings.subnet,
     });
+    // An API server (HANGAR_HOST_CAPACITY=0) holding no machine of its own runs nothing on this
+    // host: it needs no runc and makes no host resource (no bridge, rules or cgroups).
+    const apiOnly = settings.fleet.capacityMachines === 0 && (await store.machinesInStatus(['creating', 'running', 'paused', 'error'], settings.fleet.hostId)).length === 0;
     const runtimeInfo = await runtime.info().catch((err: Error) => {
+      if (apiOnly) return { name: 'runc', version: 'not used (an API server: HANGAR_HOST_CAPACITY=0)', instancePrefix: settings.instancePrefix };
       throw new Error(`runc is not usable (${err.message}); install it with: apt-get install runc`);
     });
     const snapshotSupport = await runtime.snapshotSupport();
@@ -265,10 +269,12 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     }
     await layers.removeStaging();
     await uploads.sweep();
-    const recovered = await machines.recover();
+    if (!apiOnly) {
+      const recovered = await machines.recover();
+      app.log.info(recovered, 'machines reconciled with the host');
+    }
     await builder.recover();
     await templates.collect(builder.pinned);
-    app.log.info(recovered, 'machines reconciled with the host');
     const interrupted = await operations.recover();
     if (interrupted > 0) app.log.warn({ events: interrupted }, 'operations a previous run left unfinished are recorded as errors');
     const scheduler = new LifecycleScheduler(machines, settings.sweepIntervalMs, app.log);
