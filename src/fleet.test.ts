@@ -2,7 +2,7 @@
  * A fleet over one real PostgreSQL (issue 15): three hosts and two API servers, each its own
  * server with its own data dir, runc state, machine subnet and loopback address. Host A runs
  * in this process; B, C and the API servers P and Q (HANGAR_HOST_CAPACITY=0: they run no
- * machine) are processes of their own, so they can be SIGKILLed. All keep snapshots in one
+ * machine, as an unprivileged user without runc) are processes of their own, so they can be SIGKILLed. All keep snapshots in one
  * shared directory. Every request of the test goes through P or Q. Shows: creates spread
  * over the three hosts; exec, files, envd, a terminal (WebSocket) and ingress reach a machine
  * on any host through either API server; a template build is placed on a host and its
@@ -12,7 +12,7 @@
  * with its processes; restarted servers clean up after themselves.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +24,8 @@ import { startPostgres, type PostgresServer } from './testing/postgres-server.js
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HEARTBEAT_MS = 200;
+/** The unprivileged user the API servers run as (the Kubernetes manifests' runAsUser). */
+const API_UID = 10001;
 const DOWN_AFTER_MS = 1500;
 const fleetEnv = (hostId: string, databaseUrl: string, snapshotsDir: string, capacity: number): Record<string, string> => ({
   HANGAR_DATABASE_URL: databaseUrl,
@@ -98,6 +100,8 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
 
   before(async () => {
     pg = await startPostgres();
+    // The API servers' user reaches the database's socket (the cluster's own directory below stays closed).
+    await chmod(pg.socketDir, 0o711);
     databaseUrl = pg.url(await pg.createDatabase());
     // The snapshots directory every server keeps snapshots in (shared storage, on one machine).
     shared = await mkdtemp(join(tmpdir(), 'hangar-fleet-snapshots-'));
@@ -105,9 +109,12 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     const others: Array<[string, number, string]> = [['host-b', 10, '127.0.0.2'], ['host-c', 10, '127.0.0.3'], ['api-p', 0, '127.0.0.4'], ['api-q', 0, '127.0.0.5']];
     for (const [id, capacity, address] of others) {
       const dir = await mkdtemp(join(tmpdir(), `hangar-fleet-${id}-`));
-      // An API server runs no machine: it starts without runc or CRIU.
-      const noRuntime = capacity === 0 ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
-      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env: { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime } });
+      // An API server runs no machine: it starts without runc or CRIU, as a user of no privilege at all.
+      const api = capacity === 0;
+      if (api) await chown(dir, API_UID, API_UID);
+      const noRuntime: Record<string, string> = api ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
+      const env: Record<string, string> = { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime };
+      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID } : {}) });
       procs.push({ id, dir, capacity, server });
     }
     await Promise.all(procs.map((p) => p.server.start()));
@@ -147,7 +154,10 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       hosts.body.items.map((h: Json) => [h.id, h.state, h.capacity_machines]),
       [['api-p', 'up', 0], ['api-q', 'up', 0], ['host-a', 'up', 10], ['host-b', 'up', 10], ['host-c', 'up', 10]],
     );
-    assert.equal(new Set(hosts.body.items.map((h: Json) => h.snapshot_store)).size, 1, 'one snapshots directory for all');
+    const stores = hosts.body.items.map((h: Json) => h.snapshot_store);
+    assert.deepEqual(stores.slice(0, 2), [null, null], 'an API server keeps no snapshot');
+    assert.equal(new Set(stores.slice(2)).size, 1, 'one snapshots directory for the three hosts');
+    assert.match(stores[2], /^store_/);
     // The API servers made nothing on the host: no bridge, veth, namespace or rule, no cgroup, no runc state.
     for (const base of [P, Q]) {
       const info = await call(base, 'GET', '/v1/info');

@@ -174,7 +174,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       capacityMachines: fleet.capacityMachines,
       heartbeatMs: fleet.heartbeatMs,
       downAfterMs: fleet.downAfterMs,
-      snapshotStore: await runtime.snapshotStore(),
+      // An API server keeps no snapshot: it shares no directory.
+      snapshotStore: apiOnly ? null : await runtime.snapshotStore(),
       log: serviceLog,
     });
     const pools = new WarmPoolService({ core, store, log: serviceLog });
@@ -264,7 +265,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       }),
     });
     app = built.app;
-    if (!snapshotSupport.memory) {
+    if (!snapshotSupport.memory && !apiOnly) {
       app.log.warn({ reason: snapshotSupport.reason }, 'memory snapshots unavailable: pause keeps the filesystem only and resume restarts init');
     }
     await layers.removeStaging();
@@ -330,8 +331,8 @@ export async function startServer(settings: Settings, options: StartOptions = {}
         // Activity held in memory must reach the store before it closes.
         await machines.stopActivityTracking();
         await store.close();
-        // Only removes what is empty: machines left running keep their cgroups and state.
-        await runtime.teardown();
+        // Only removes what is empty: machines left running keep their cgroups and state. An API server made none.
+        if (!apiOnly) await runtime.teardown();
       },
     };
   } catch (err) {

@@ -69,7 +69,8 @@ export class ServerProcess {
   /** Everything it printed (stdout and stderr). */
   output = '';
 
-  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string> }) {}
+  /** `runAs`: a uid (and gid) the server runs as, with no capabilities at all (`setpriv`); the data dir must be its. */
+  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string>; runAs?: number }) {}
 
   async start(): Promise<void> {
     const env = {
@@ -80,7 +81,10 @@ export class ServerProcess {
       HANGAR_LOG_LEVEL: 'silent',
       ...this.o.env,
     };
-    const child = spawn(process.execPath, [join(this.o.distDir, 'src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const main = [process.execPath, join(this.o.distDir, 'src/main.js')];
+    const id = this.o.runAs === undefined ? null : String(this.o.runAs);
+    const argv = id === null ? main : ['setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--bounding-set', '-all', '--inh-caps', '-all', '--no-new-privs', ...main];
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.output = '';
     child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
