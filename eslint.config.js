@@ -19,7 +19,7 @@ const TESTING = ['(^|/)testing/', 'the test harness is for tests only.'];
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.data/**', 'eslint.config.js', 'console/vite.config.ts'] },
   {
-    files: ['src/**/*.ts', 'bench/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts', 'cli/src/**/*.ts', 'console/src/**/*.ts'],
+    files: ['src/**/*.ts', 'bench/**/*.ts', 'deploy/**/*.ts', 'agent/**/*.ts', 'sdk/src/**/*.ts', 'cli/src/**/*.ts', 'console/src/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },

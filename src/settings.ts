@@ -261,6 +261,9 @@ function parseDiskSizes(raw: string): number[] {
   return sizes;
 }
 
+/** The name of every environment variable the server reads. */
+export const SETTING_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
 /** Thrown when the environment holds a bad setting. */
 export class SettingsError extends Error {
   override name = 'SettingsError';
