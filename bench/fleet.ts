@@ -1,9 +1,14 @@
 /**
  * The fleet's rows (issue 15): create p50 through two API servers over one PostgreSQL
  * against one server over SQLite, and machines/s for 100 creates at once across three hosts
- * against 100 at once on one host, with podman's `run -d` beside them. Every server runs in
- * this process on a data dir of its own; PostgreSQL is a throwaway server on a unix socket.
+ * against 100 at once on one host, with podman's `run -d` beside them; creates through two
+ * API servers (HANGAR_HOST_CAPACITY=0) that forward to the hosts; and a paused machine's
+ * resume on its own host against on another host sharing the snapshots directory. Every
+ * server runs in this process on a data dir of its own; PostgreSQL is a throwaway server on
+ * a unix socket.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostgres } from '../src/testing/postgres-server.js';
 import { waitFor } from '../src/testing/harness.js';
@@ -86,20 +91,81 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
 
   const pg = await startPostgres();
   const hosts: BenchInstance[] = [];
+  const apis: BenchInstance[] = [];
   const clients: ApiClient[] = [];
+  // One snapshots directory for the three hosts: a paused machine can resume on any of them.
+  const shared = await mkdtemp(join(tmpdir(), 'hangar-bench-snapshots-'));
   try {
     const url = pg.url(await pg.createDatabase());
+    const env = (id: string, extra: Record<string, string> = {}): Record<string, string> => ({
+      HANGAR_DATABASE_URL: url,
+      HANGAR_HOST_ID: id,
+      HANGAR_HEARTBEAT_MS: '250',
+      HANGAR_HOST_DOWN_AFTER_MS: '5000',
+      HANGAR_SNAPSHOTS_DIR: shared,
+      ...extra,
+    });
     // One host alone over PostgreSQL first: what the database costs, apart from the fleet.
-    hosts.push(await startInstance('fleet-a', { HANGAR_DATABASE_URL: url, HANGAR_HOST_ID: 'bench-a', HANGAR_HEARTBEAT_MS: '250', HANGAR_HOST_DOWN_AFTER_MS: '5000' }));
+    hosts.push(await startInstance('fleet-a', env('bench-a')));
     progress(`one server over PostgreSQL: ${plan.warmup} warm-ups + ${plan.count} creates`);
     const alone = summarize((await measureCreateDestroy(hosts[0]!.client, plan.warmup, bounds)).createMs);
     lines.push(`| create → running, one server over PostgreSQL | ${formatMs(alone.p50)} ms | ${formatMs(alone.p95)} ms | ${alone.n} |`);
-    for (const name of ['b', 'c']) {
-      hosts.push(await startInstance(`fleet-${name}`, { HANGAR_DATABASE_URL: url, HANGAR_HOST_ID: `bench-${name}`, HANGAR_HEARTBEAT_MS: '250', HANGAR_HOST_DOWN_AFTER_MS: '5000' }));
-    }
-    // Every host sees the other two before anything is timed.
-    await waitFor(async () => hosts.every((h) => h.server.hosts.hasPeers()), 10_000);
+    for (const name of ['b', 'c']) hosts.push(await startInstance(`fleet-${name}`, env(`bench-${name}`)));
+    for (const name of ['p', 'q']) apis.push(await startInstance(`fleet-api-${name}`, env(`bench-api-${name}`, { HANGAR_HOST_CAPACITY: '0' })));
+    // Every server sees the other four before anything is timed.
+    await waitFor(async () => {
+      for (const s of [...hosts, ...apis]) await s.server.hosts.beat();
+      return (await hosts[0]!.server.store.listHosts()).filter((h) => h.state === 'up').length === 5;
+    }, 10_000);
     const key = hosts[0]!.apiKey;
+    const store = hosts[0]!.server.store;
+    const hostOf = async (id: string): Promise<string> => (await store.getMachine(id))?.hostId ?? 'none';
+
+    progress(`two API servers (capacity 0) forwarding to three hosts, creates alternating between them: ${plan.warmup} warm-ups + ${plan.count} timed`);
+    const viaApi = [new ApiClient(apis[0]!.server.url, key), new ApiClient(apis[1]!.server.url, key)];
+    try {
+      const createMs: number[] = [];
+      const placed = new Map<string, number>();
+      for (let i = 0; i < plan.warmup + plan.count; i++) {
+        signal.throwIfAborted();
+        const created = await viaApi[i % 2]!.expect<{ id: string; status: string }>(201, 'POST', '/v1/machines', {});
+        if (created.body.status !== 'running') throw new Error(`create answered ${created.body.status}`);
+        const h = await hostOf(created.body.id);
+        placed.set(h, (placed.get(h) ?? 0) + 1);
+        await viaApi[(i + 1) % 2]!.expect(200, 'DELETE', `/v1/machines/${created.body.id}`);
+        if (i >= plan.warmup) createMs.push(created.ms);
+      }
+      const s = summarize(createMs);
+      const spread = [...placed].sort().map(([h, n]) => `${h} ${n}`).join(', ');
+      lines.push(`| create → running through two API servers (capacity 0) to three hosts over PostgreSQL (placed: ${spread}) | ${formatMs(s.p50)} ms | ${formatMs(s.p95)} ms | ${s.n} |`);
+
+      progress(`resume of a paused machine on its own host, then on another host sharing the snapshots directory: ${plan.count} each`);
+      const resumeMs: Record<'here' | 'moved', number[]> = { here: [], moved: [] };
+      for (let i = 0; i < 2 * plan.count; i++) {
+        signal.throwIfAborted();
+        const moved = i % 2 === 1;
+        const created = await viaApi[0]!.expect<{ id: string }>(201, 'POST', '/v1/machines', {});
+        const id = created.body.id;
+        await viaApi[0]!.expect(200, 'POST', `/v1/machines/${id}/pause`);
+        if (moved) {
+          // What a drain or a host loss does: the next host takes it, still paused.
+          const ids = ['bench-a', 'bench-b', 'bench-c'];
+          const from = await hostOf(id);
+          const target = ids[(ids.indexOf(from) + 1) % ids.length]!;
+          if (!(await store.movePausedMachine(id, from, target, Date.now()))) throw new Error(`could not move ${id} from ${from} to ${target}`);
+        }
+        const resumed = await viaApi[1]!.expect<{ status: string }>(200, 'POST', `/v1/machines/${id}/resume`);
+        if (resumed.body.status !== 'running') throw new Error(`resume answered ${resumed.body.status}`);
+        resumeMs[moved ? 'moved' : 'here'].push(resumed.ms);
+        await viaApi[1]!.expect(200, 'DELETE', `/v1/machines/${id}`);
+      }
+      const here = summarize(resumeMs.here);
+      const away = summarize(resumeMs.moved);
+      lines.push(`| resume of a paused machine on the host that paused it (through an API server) | ${formatMs(here.p50)} ms | ${formatMs(here.p95)} ms | ${here.n} |`);
+      lines.push(`| resume of a paused machine on another host, from the shared snapshots directory | ${formatMs(away.p50)} ms | ${formatMs(away.p95)} ms | ${away.n} |`);
+    } finally {
+      for (const c of viaApi) c.close();
+    }
     for (const h of hosts) clients.push(new ApiClient(h.server.url, key, plan.burst));
     progress(`two API servers over PostgreSQL, creates alternating between them: ${plan.warmup} warm-ups + ${plan.count} timed`);
     const two = [new ApiClient(hosts[0]!.server.url, key), new ApiClient(hosts[1]!.server.url, key)];
@@ -119,17 +185,17 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
       for (const c of two) c.close();
     }
     progress(`${plan.burst} creates at once across three hosts, sent round-robin to the three`);
-    const store = hosts[0]!.server.store;
-    const b = await burst(clients, plan.burst, async (id) => (await store.getMachine(id))?.hostId ?? 'none');
+    const b = await burst(clients, plan.burst, hostOf);
     const spread = [...b.perHost].sort().map(([h, n]) => `${h} ${n}`).join(', ');
     lines.push(`| ${plan.burst} creates at once, three hosts over PostgreSQL (${spread}) | ${rate(b)} | | ${plan.burst} |`);
-    const one = await burst([clients[0]!], plan.burst, async (id) => (await store.getMachine(id))?.hostId ?? 'none');
+    const one = await burst([clients[0]!], plan.burst, hostOf);
     const spreadOne = [...one.perHost].sort().map(([h, n]) => `${h} ${n}`).join(', ');
     lines.push(`| ${plan.burst} creates at once through one of the three (placed: ${spreadOne}) | ${rate(one)} | | ${plan.burst} |`);
   } finally {
     for (const c of clients) c.close();
-    for (const h of hosts.reverse()) leftovers.push(...(await stopInstance(h).catch((err: Error) => [`${h.label}: cleanup failed: ${err.message}`])));
+    for (const h of [...apis, ...hosts.reverse()]) leftovers.push(...(await stopInstance(h).catch((err: Error) => [`${h.label}: cleanup failed: ${err.message}`])));
     await pg.stop();
+    await rm(shared, { recursive: true, force: true });
   }
   return { lines, leftovers };
 }

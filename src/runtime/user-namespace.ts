@@ -9,6 +9,7 @@
  * file has no user namespace (made before they existed, or with them switched off),
  * and keeps running as it always did.
  */
+import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
@@ -42,6 +43,16 @@ export async function copyUidBase(fromDir: string, toDir: string): Promise<numbe
 }
 
 /**
+ * Where a server's cursor starts, from something that differs between servers (its
+ * instance prefix): servers that keep snapshots in one shared directory hand out ranges
+ * from different places, so a paused machine that moves to another host rarely finds its
+ * range held there (`UidRanges.holder` refuses it when it does).
+ */
+export function firstRangeFor(seed: string): number {
+  return parseInt(createHash('sha256').update(seed).digest('hex').slice(0, 8), 16) % RANGE_COUNT;
+}
+
+/**
  * Hands out ranges no machine or snapshot on this host holds. The ranges in use are read
  * from the machines' and snapshots' directories once, then a cursor moves on through the
  * free ones; when it comes round, the directories are read again (ranges of machines
@@ -49,10 +60,29 @@ export async function copyUidBase(fromDir: string, toDir: string): Promise<numbe
  */
 export class UidRanges {
   private used: Set<number> | null = null;
-  private cursor = 0;
+  private cursor: number;
   private serial: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly dirs: readonly string[]) {}
+  /** `firstRange`: where the cursor starts (`firstRangeFor`). */
+  constructor(
+    private readonly dirs: readonly string[],
+    firstRange = 0,
+  ) {
+    this.cursor = firstRange % RANGE_COUNT;
+  }
+
+  /** A range taken by a machine that arrived from another host: never handed out while it is held. */
+  claim(base: number): void {
+    this.used?.add(base);
+  }
+
+  /** The machine in `machinesDir` (other than `except`) whose range is `base`, or null. */
+  async holder(machinesDir: string, base: number, except: string): Promise<string | null> {
+    for (const name of await readdir(machinesDir).catch(() => [] as string[])) {
+      if (name !== except && (await readUidBase(join(machinesDir, name))) === base) return name;
+    }
+    return null;
+  }
 
   /** A range for a new machine. */
   allocate(): Promise<number> {

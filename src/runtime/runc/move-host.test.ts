@@ -15,6 +15,7 @@ import { defaultSubnet, IpAllocator } from '../../domain/network.js';
 import { buildBaseTemplate } from '../../templates/base-template.js';
 import { leftovers } from '../../testing/host-leftovers.js';
 import type { ExecOptions, MachineSpec } from '../runtime.js';
+import { readUidBase, writeUidBase } from '../user-namespace.js';
 import { run } from './command.js';
 import { RuncRuntime } from './runc-runtime.js';
 import { moveFile, snapshotStoreId } from './snapshot-files.js';
@@ -151,5 +152,30 @@ describe('runc runtime: a paused machine resumes on another host', () => {
     await b.runtime.resume(onB, again);
     assert.equal(await sh(b, id, 'cat /root/file'), 'kept-on-disk');
     await b.runtime.destroy(id);
+  });
+
+  it('refuses a machine whose user-id range a machine of its own holds, and leaves the snapshot for its host', async (t) => {
+    if (!(await a.runtime.snapshotSupport()).memory) {
+      t.skip('no CRIU here');
+      return;
+    }
+    const id = newMachineId();
+    const onA = spec(a, id);
+    await a.runtime.start(onA);
+    await sh(a, id, 'echo still-here > /root/file');
+    const snap = `snap_${randomBytes(8).toString('hex')}`;
+    await a.runtime.pause(id, snap);
+    const range = await readUidBase(join(a.dataDir, 'machines', id));
+    assert.ok(range !== null);
+    // A machine of b's that holds the same range (as if b had handed it out too).
+    const local = newMachineId();
+    await b.runtime.start(spec(b, local));
+    await writeUidBase(join(b.dataDir, 'machines', local), range);
+    await assert.rejects(b.runtime.resume(spec(b, id), snap), new RegExp(`user-id range \\(${range}\\) is held by machine ${local}`));
+    assert.deepEqual(await readdir(join(b.dataDir, 'machines')), [local], 'b kept nothing of the refused machine');
+    await a.runtime.resume(onA, snap);
+    assert.equal(await sh(a, id, 'cat /root/file'), 'still-here');
+    await a.runtime.destroy(id);
+    await b.runtime.destroy(local);
   });
 });

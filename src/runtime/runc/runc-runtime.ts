@@ -38,7 +38,7 @@ import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
 import { gvisorHostPidsLimit, runcCli, runscCli, userNamespaceCli, type OciCli, type RunscOptions } from './oci-cli.js';
-import { allowTraversal, copyUidBase, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
+import { allowTraversal, copyUidBase, firstRangeFor, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
 import { DEFAULT_PTY_RELAY_PATH, ptyRelayProblem } from './pty-relay.js';
@@ -161,7 +161,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
       snapshotSupport: () => this.snapshotSupport(),
       uidBase: null,
     };
-    this.uidRanges = opts.userNamespaces ? new UidRanges([opts.machinesDir, opts.snapshotsDir]) : null;
+    this.uidRanges = opts.userNamespaces ? new UidRanges([opts.machinesDir, opts.snapshotsDir], firstRangeFor(opts.instancePrefix)) : null;
     this.gvisorCtx = opts.gvisor ? { ...this.ctx, oci: runscCli(opts.gvisor), pidsLimit: gvisorHostPidsLimit(opts.pidsLimit) } : null;
   }
 
@@ -478,10 +478,19 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     if (await exists(dir)) return resumeMachine(await this.contextOf(spec.id), spec, snapshotId);
     // Paused on another host that shares the snapshots directory: it arrives here as a fork
     // does, with its tier and its snapshot's user-namespace range written before anything runs.
+    // Its disk and memory hold that range's ids, so it keeps it: a machine here holding the
+    // same one (handed out by another host) would share its host ids, and the resume is refused.
+    const snapshotDir = snapshotPaths(this.opts.snapshotsDir, snapshotId).dir;
+    const range = await readUidBase(snapshotDir);
+    const holder = range === null ? null : await (this.uidRanges ?? new UidRanges([])).holder(this.opts.machinesDir, range, spec.id);
+    if (holder !== null) {
+      throw new RuntimeError(`its user-id range (${range}) is held by machine ${holder} on this host; drain this host to move it to another`, spec.id, 'arrive');
+    }
     await mkdir(dir, { recursive: true });
     await writeFile(this.tierFile(spec.id), 'container\n');
-    const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
+    const base = await copyUidBase(snapshotDir, dir);
     if (base !== null) {
+      this.uidRanges?.claim(base);
       await this.allowTraversal();
     }
     this.tiers.set(spec.id, 'container');
