@@ -1943,7 +1943,7 @@ export interface components {
             traffic_access_token?: string;
             /** @description Why the machine is in error; present only then. */
             error_reason?: string;
-            /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused. */
+            /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume). */
             private_ip?: string;
             /** @description The outbound policy it was created with. */
             network?: components["schemas"]["MachineNetwork"];
@@ -2277,7 +2277,7 @@ export interface components {
                 machine_id: string;
                 /** @enum {string} */
                 status: "creating" | "running" | "paused" | "destroyed" | "error";
-                /** @description Its address, which the network's other machines reach; present while it is creating, running or paused. */
+                /** @description Its address, which the network's other machines reach; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume). */
                 private_ip?: string;
             }[];
         };
@@ -2792,7 +2792,7 @@ export interface operations {
                             traffic_access_token?: string;
                             /** @description Why the machine is in error; present only then. */
                             error_reason?: string;
-                            /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused. */
+                            /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume). */
                             private_ip?: string;
                             /** @description The outbound policy it was created with. */
                             network?: components["schemas"]["MachineNetwork"];
@@ -3031,7 +3031,7 @@ export interface operations {
                         traffic_access_token?: string;
                         /** @description Why the machine is in error; present only then. */
                         error_reason?: string;
-                        /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused. */
+                        /** @description Its IPv4 address on the server's private machine network; present while it is creating, running or paused (a paused machine that moved to another host gets one of that host at its resume). */
                         private_ip?: string;
                         /** @description The outbound policy it was created with. */
                         network?: components["schemas"]["MachineNetwork"];
