@@ -264,22 +264,37 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       return r.status === 200 && (await r.text()).trim() === `hello-${target.id}`;
     }, 10_000);
 
-    // P dies with a command streaming through it: the command's client sees the cut, and nothing else changes.
+    // P dies with a command streaming through it and a create in flight: their clients see the
+    // cut, the create's retry through Q (same Idempotency-Key) gets one machine, and nothing else changes.
     const statuses = async (): Promise<string[]> => Promise.all(made.map(async (m) => (await call(Q, 'GET', `/v1/machines/${m.id}`)).body.status as string));
     const before = await statuses();
     const cut = call(P, 'POST', `/v1/machines/${on['host-b']![0]!.id}/exec`, { cmd: ['sleep', '30'] }).then(
       () => 'answered',
       () => 'cut',
     );
+    const createThrough = (base: string): Promise<Response> =>
+      fetch(`${base}/v1/machines`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', 'idempotency-key': 'fleet-retry-1' },
+        body: JSON.stringify({ metadata: { retried: 'yes' } }),
+      });
+    const inFlight = createThrough(P).then(
+      () => 'answered',
+      () => 'cut',
+    );
     await new Promise((r) => setTimeout(r, 300));
     await proc('api-p').kill();
     assert.equal(await cut, 'cut');
+    await inFlight;
     await waitFor(async () => (await call(Q, 'GET', '/v1/admin/hosts')).body.items[0].state === 'down', DOWN_AFTER_MS + 10 * HEARTBEAT_MS + 5_000);
     assert.deepEqual(await statuses(), before, 'a killed API server changed a machine');
     for (const m of made) assert.equal((await call(Q, 'POST', `/v1/machines/${m.id}/exec`, { cmd: ['cat', '/tmp/note'] })).body.stdout, `written through Q to ${m.id}`);
-    const afterP = await call(Q, 'POST', '/v1/machines', {});
-    assert.equal(afterP.status, 201, afterP.text);
-    assert.equal((await call(Q, 'DELETE', `/v1/machines/${afterP.body.id}`)).status, 200);
+    const retried = await createThrough(Q);
+    assert.equal(retried.status, 201, await retried.clone().text());
+    const retriedId = ((await retried.json()) as Json).id as string;
+    const tagged = (await store.machinesInStatus(['creating', 'running'])).filter((m) => m.metadata.retried === 'yes');
+    assert.deepEqual(tagged.map((m) => m.id), [retriedId], 'the retry made a second machine, or lost the first');
+    assert.equal((await call(Q, 'DELETE', `/v1/machines/${retriedId}`)).status, 200);
 
     // A machine of C paused (through Q) with a process that holds a value only in its memory.
     const sleeper = on['host-c']![1]!;

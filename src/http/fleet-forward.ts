@@ -139,7 +139,11 @@ export class FleetForwarding {
    */
   private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
     const { router } = this.o;
-    if (typeof body?.snapshot_id === 'string') return router.targetOf(await router.snapshotHost(body.snapshot_id));
+    if (typeof body?.snapshot_id === 'string') {
+      const holder = await router.snapshotHost(body.snapshot_id);
+      // Its host is down or gone: a host sharing its snapshots directory can start it, so it is placed.
+      return holder === null || holder === router.hostId ? null : (router.targetOf(holder) ?? router.place());
+    }
     const source = typeof body?.source === 'object' && body.source !== null ? (body.source as Record<string, unknown>) : undefined;
     if (source?.upload_id !== undefined) return null;
     // Native `template`, E2B `templateID`, Paperspace-style `templateId`, a build's `source.template`.

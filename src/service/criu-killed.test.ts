@@ -68,7 +68,7 @@ describe('CRIU killed mid-dump and mid-restore', () => {
       assert.equal((await execIn(t.server, id, ['cat', '/root/data'])).out.trim(), 'kept');
       assert.equal((await t.request('POST', `/v1/machines/${id}/exec`, { body: { cmd: ['true'] } })).status, 200, 'exec through the agent again');
       assert.deepEqual((await t.request('GET', `/v1/snapshots?machine_id=${id}`)).body.items, [], 'no half snapshot listed');
-      assert.deepEqual(await readdir(t.server.settings.snapshotsDir), [], 'no half snapshot on disk');
+      assert.deepEqual((await readdir(t.server.settings.snapshotsDir)).filter((n) => !n.startsWith('.')), [], 'no half snapshot on disk (its store id aside)');
       // CRIU left alone: the same machine pauses and resumes.
       assert.equal((await t.request('POST', `/v1/machines/${id}/pause`)).body.status, 'paused');
       assert.equal((await t.request('POST', `/v1/machines/${id}/resume`)).body.status, 'running');

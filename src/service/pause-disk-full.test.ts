@@ -69,7 +69,7 @@ describe("pause when the data dir's disk is full", () => {
     assert.equal(exec.status, 200, exec.text);
     assert.equal(exec.body.stdout.trim(), 'kept');
     assert.deepEqual((await t.request('GET', '/v1/snapshots')).body.items, [], 'no half snapshot listed');
-    assert.deepEqual(await readdir(t.server.settings.snapshotsDir), [], 'no half snapshot on disk');
+    assert.deepEqual((await readdir(t.server.settings.snapshotsDir)).filter((n) => !n.startsWith('.')), [], 'no half snapshot on disk (its store id aside)');
     // The partial images are gone: what is used now is at most the dump's log kept beside the machine.
     const after = await free();
     assert.ok(after >= before - 512 * 1024, `free ${after} bytes after the failed pause, ${before} before`);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { newMachineId } from '../../domain/ids.js';
 import { defaultSubnet, IpAllocator } from '../../domain/network.js';
 import { buildBaseTemplate } from '../../templates/base-template.js';
@@ -122,18 +122,29 @@ describe('runc runtime: a paused machine resumes on another host', () => {
     await rm(join(shared, 'image'));
   });
 
-  it('pauses on one host and resumes on the other with its processes, its files and a new address', async (t) => {
+  /**
+   * A machine started on host a with `file` in /root/file and a process holding a value only
+   * in its memory, then paused there; null (the test skipped) without CRIU.
+   */
+  async function pausedOnA(t: TestContext, file: string): Promise<{ id: string; onA: MachineSpec; snap: string; keeper: string } | null> {
     if (!(await a.runtime.snapshotSupport()).memory) {
       t.skip('no CRIU here');
-      return;
+      return null;
     }
     const id = newMachineId();
     const onA = spec(a, id);
     await a.runtime.start(onA);
-    await sh(a, id, 'echo kept-on-disk > /root/file');
+    await sh(a, id, `echo ${file} > /root/file`);
     const keeper = await sh(a, id, `sh -c 'token=kept-in-memory; trap "echo \\$token > /tmp/reveal" USR1; while :; do sleep 0.05; done' >/dev/null 2>&1 </dev/null & echo $!`);
     const snap = `snap_${randomBytes(8).toString('hex')}`;
     assert.equal((await a.runtime.pause(id, snap)).memory, true);
+    return { id, onA, snap, keeper };
+  }
+
+  it('pauses on one host and resumes on the other with its processes, its files and a new address', async (t) => {
+    const paused = await pausedOnA(t, 'kept-on-disk');
+    if (!paused) return;
+    const { id, onA, snap, keeper } = paused;
     // Host a is gone from here on: b resumes the machine from the shared directory.
     const onB = spec(b, id);
     assert.notEqual(onB.network.ip, onA.network.ip);
@@ -155,16 +166,9 @@ describe('runc runtime: a paused machine resumes on another host', () => {
   });
 
   it('refuses a machine whose user-id range a machine of its own holds, and leaves the snapshot for its host', async (t) => {
-    if (!(await a.runtime.snapshotSupport()).memory) {
-      t.skip('no CRIU here');
-      return;
-    }
-    const id = newMachineId();
-    const onA = spec(a, id);
-    await a.runtime.start(onA);
-    await sh(a, id, 'echo still-here > /root/file');
-    const snap = `snap_${randomBytes(8).toString('hex')}`;
-    await a.runtime.pause(id, snap);
+    const paused = await pausedOnA(t, 'still-here');
+    if (!paused) return;
+    const { id, onA, snap } = paused;
     const range = await readUidBase(join(a.dataDir, 'machines', id));
     assert.ok(range !== null);
     // A machine of b's that holds the same range (as if b had handed it out too).
