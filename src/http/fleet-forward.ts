@@ -133,9 +133,10 @@ export class FleetForwarding {
   }
 
   /**
-   * Where a create (or a template build) goes: a fork to its snapshot's host, a built
-   * template to the host holding its layers (both null when that host is this one or not
-   * up: answered here), a build from an upload where the upload is (here), anything else by placement.
+   * Where a create (or a template build) goes: a fork to its snapshot's machine's host
+   * (placed when that host is not up: another sharing its snapshots directory can start it),
+   * a built template to the host holding its layers (answered here when that host is this
+   * one or not up), a build from an upload where the upload is (here), anything else by placement.
    */
   private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
     const { router } = this.o;

@@ -42,11 +42,19 @@ export async function copyUidBase(fromDir: string, toDir: string): Promise<numbe
   return base;
 }
 
+/** The machine in `machinesDir` (other than `except`) whose range is `base`, or null. */
+export async function rangeHolder(machinesDir: string, base: number, except: string): Promise<string | null> {
+  for (const name of await readdir(machinesDir).catch(() => [] as string[])) {
+    if (name !== except && (await readUidBase(join(machinesDir, name))) === base) return name;
+  }
+  return null;
+}
+
 /**
  * Where a server's cursor starts, from something that differs between servers (its
  * instance prefix): servers that keep snapshots in one shared directory hand out ranges
  * from different places, so a paused machine that moves to another host rarely finds its
- * range held there (`UidRanges.holder` refuses it when it does).
+ * range held there (`rangeHolder` finds the machine holding it, and the runtime refuses the move).
  */
 export function firstRangeFor(seed: string): number {
   return parseInt(createHash('sha256').update(seed).digest('hex').slice(0, 8), 16) % RANGE_COUNT;
@@ -76,13 +84,6 @@ export class UidRanges {
     this.used?.add(base);
   }
 
-  /** The machine in `machinesDir` (other than `except`) whose range is `base`, or null. */
-  async holder(machinesDir: string, base: number, except: string): Promise<string | null> {
-    for (const name of await readdir(machinesDir).catch(() => [] as string[])) {
-      if (name !== except && (await readUidBase(join(machinesDir, name))) === base) return name;
-    }
-    return null;
-  }
 
   /** A range for a new machine. */
   allocate(): Promise<number> {

@@ -162,9 +162,10 @@ export class Recovery {
     for (const id of [...(await runtime.list()).keys(), ...(await runtime.machinesOnDisk())]) {
       await runtime.destroy(id);
     }
-    // Only this host's: other hosts of the store keep their snapshots, in the store and in a shared directory
-    // (files no record names go only when no other host, even a stopped one, uses the directory).
-    const mine = await store.allSnapshotIds(core.hostId ?? undefined);
+    // Only this host's when other hosts share the store: they keep their snapshots, in the store and in a
+    // shared directory (files no record names go only when no other host, even a stopped one, uses the directory).
+    const alone = core.hostId === null || !(await store.listHosts()).some((h) => h.id !== core.hostId);
+    const mine = await store.allSnapshotIds(alone ? undefined : core.hostId!);
     for (const id of mine) {
       await store.deleteSnapshot(id);
       await runtime.deleteSnapshot(id);

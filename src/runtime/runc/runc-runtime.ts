@@ -38,7 +38,7 @@ import { forkMachine } from './fork.js';
 import { destroyMachine, restartMachine, startMachine, stopMachine } from './lifecycle.js';
 import { HostNetwork } from './network.js';
 import { gvisorHostPidsLimit, runcCli, runscCli, userNamespaceCli, type OciCli, type RunscOptions } from './oci-cli.js';
-import { allowTraversal, copyUidBase, firstRangeFor, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
+import { allowTraversal, copyUidBase, firstRangeFor, rangeHolder, readUidBase, UidRanges, writeUidBase } from '../user-namespace.js';
 import { runcStartProcess } from './process.js';
 import { runcStartPty } from './pty.js';
 import { DEFAULT_PTY_RELAY_PATH, ptyRelayProblem } from './pty-relay.js';
@@ -482,7 +482,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     // same one (handed out by another host) would share its host ids, and the resume is refused.
     const snapshotDir = snapshotPaths(this.opts.snapshotsDir, snapshotId).dir;
     const range = await readUidBase(snapshotDir);
-    const holder = range === null ? null : await (this.uidRanges ?? new UidRanges([])).holder(this.opts.machinesDir, range, spec.id);
+    const holder = range === null ? null : await rangeHolder(this.opts.machinesDir, range, spec.id);
     if (holder !== null) {
       throw new RuntimeError(`its user-id range (${range}) is held by machine ${holder} on this host; drain this host to move it to another`, spec.id, 'arrive');
     }
