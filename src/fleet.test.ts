@@ -12,6 +12,7 @@
  * with its processes; restarted servers clean up after themselves.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -218,6 +219,22 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     const mark = await call(Q, 'POST', `/v1/machines/${fromBuilt.body.id}/exec`, { cmd: ['cat', '/etc/fleet-mark'] });
     assert.equal(mark.body.stdout, 'built-in-the-fleet\n');
     assert.equal((await call(Q, 'DELETE', `/v1/machines/${fromBuilt.body.id}`)).status, 200);
+
+    // An upload through P goes on to a host (an API server runs no build); a build using it, through Q, is sent there.
+    const archive = execFileSync('tar', ['-c', '-f', '-', '-C', join(DIST, '..', 'docs'), 'kubernetes.md']);
+    const sent = await fetch(`${P}/v1/uploads`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/octet-stream' }, body: archive });
+    assert.equal(sent.status, 201, await sent.clone().text());
+    const uploadId = ((await sent.json()) as Json).upload_id as string;
+    const keptOn = a!.server.hosts.hostOfUpload(uploadId);
+    assert.match(String(keptOn), /^host-/, 'the upload stayed on an API server');
+    const fromUpload = await call(Q, 'POST', '/v1/templates', { name: 'fleet-upload', source: { template: 'base' }, steps: [{ copy: { upload_id: uploadId, dest: '/opt/up' } }] });
+    assert.equal(fromUpload.status, 202, fromUpload.text);
+    const uploaded = await waitFor(async () => {
+      const r = await call(Q, 'GET', `/v1/templates/fleet-upload/builds/${fromUpload.body.id}`);
+      return r.body.status === 'building' ? null : r.body;
+    }, 120_000, 100);
+    assert.equal(uploaded!.status, 'ready', JSON.stringify(uploaded!.error));
+    assert.equal((await store.getTemplateBuild(fromUpload.body.id))!.hostId, keptOn);
 
     // A paused machine of A, which the drain moves to another host.
     const drainee = on['host-a']![1]!;

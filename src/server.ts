@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { uploadHostTag } from './domain/template.js';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
 import { RuncRuntime } from './runtime/runc/runc-runtime.js';
@@ -182,7 +183,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
     // A host that takes no machines (HANGAR_HOST_CAPACITY=0) keeps no warm machines either: refills would only record errors.
     if (fleet.capacityMachines === 0) await pools.stop();
     const buildLogs = new BuildLogs(settings.buildLogsDir);
-    const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes);
+    const uploads = new UploadStore(settings.uploadsDir, settings.maxUploadBytes, uploadHostTag(settings.fleet.hostId));
     const builder = new TemplateBuilder({ core, templates, layers, logs: buildLogs, uploads, concurrency: settings.buildConcurrency });
     const volumes = new VolumeService(core);
     const networks = new NetworkService(store, core.now);
@@ -245,6 +246,9 @@ export async function startServer(settings: Settings, options: StartOptions = {}
           return build?.hostId ?? null;
         },
         buildHost: async (id) => (await store.getTemplateBuild(id))?.hostId ?? null,
+        uploadHost: (id) => hosts.hostOfUpload(id),
+        uploadTarget: (seed) => hosts.uploadTarget(seed),
+        takesMachines: fleet.capacityMachines > 0,
         snapshotHost: async (id) => {
           const snap = await store.getSnapshot(id);
           return snap ? ((await store.getMachine(snap.machineId))?.hostId ?? null) : null;

@@ -3,6 +3,7 @@
  * template name's versions are its builds that ended `ready`; the newest one not deleted
  * is what a create gets, and machines keep the version they were created from.
  */
+import { createHash } from 'node:crypto';
 import { randomLowerAlnum } from './ids.js';
 
 /** Names of templates (built and directory ones alike). */
@@ -10,8 +11,24 @@ export const TEMPLATE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /** Build ids: `bld_` + 16 lowercase letters and digits. A build that ends `ready` is a template version. */
 export const newBuildId = (): string => `bld_${randomLowerAlnum(16)}`;
-/** Upload ids (archives sent for a build): `upl_` + 16 lowercase letters and digits. */
-export const newUploadId = (): string => `upl_${randomLowerAlnum(16)}`;
+/** Letters of an upload id that name the host keeping it. */
+const UPLOAD_HOST_TAG_LENGTH = 6;
+
+/** The tag of a host in the ids of the uploads it keeps: 6 letters and digits from its id's hash. */
+export function uploadHostTag(hostId: string): string {
+  return BigInt(`0x${createHash('sha256').update(hostId).digest('hex').slice(0, 16)}`).toString(36).padStart(UPLOAD_HOST_TAG_LENGTH, '0').slice(-UPLOAD_HOST_TAG_LENGTH);
+}
+
+/**
+ * Upload ids (archives sent for a build): `upl_` + 16 lowercase letters and digits. With a
+ * host tag, the first 6 are it (the upload's file is on that host: a build naming it is
+ * sent there) and 10 are random.
+ */
+export const newUploadId = (hostTag: string | null = null): string =>
+  hostTag === null ? `upl_${randomLowerAlnum(16)}` : `upl_${hostTag}${randomLowerAlnum(16 - UPLOAD_HOST_TAG_LENGTH)}`;
+
+/** The host tag an upload id carries (only meaningful for ids made with one). */
+export const uploadIdHostTag = (id: string): string => id.slice(4, 4 + UPLOAD_HOST_TAG_LENGTH);
 export const BUILD_ID_PATTERN = /^bld_[a-z0-9]{16}$/;
 export const UPLOAD_ID_PATTERN = /^upl_[a-z0-9]{16}$/;
 

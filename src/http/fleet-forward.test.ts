@@ -1,7 +1,8 @@
 /** Which machine a request is about, for forwarding it to the machine's host. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildOfRequest, machineOfRequest } from './fleet-forward.js';
+import { newUploadId, UPLOAD_ID_PATTERN, uploadHostTag, uploadIdHostTag } from '../domain/template.js';
+import { buildOfRequest, machineOfRequest, uploadOfBuild } from './fleet-forward.js';
 
 describe('machineOfRequest', () => {
   it('finds a machine id as a whole path segment of any surface, never in the query', () => {
@@ -31,5 +32,27 @@ describe('buildOfRequest', () => {
     assert.equal(buildOfRequest('/v1/templates/tools?x=/builds/bld_abc123'), null);
     assert.equal(buildOfRequest('/v1/templates/bld_abc123'), null);
     assert.equal(buildOfRequest('/v1/templates/tools/builds/BLD_abc'), null);
+  });
+});
+
+describe('uploads in a fleet', () => {
+  it('an upload id carries its host\'s tag and keeps the id pattern', () => {
+    const tag = uploadHostTag('rack1/host-7');
+    assert.match(tag, /^[a-z0-9]{6}$/);
+    assert.equal(uploadHostTag('rack1/host-7'), tag, 'the same host, the same tag');
+    assert.notEqual(uploadHostTag('rack1/host-8'), tag);
+    const id = newUploadId(tag);
+    assert.match(id, UPLOAD_ID_PATTERN);
+    assert.equal(uploadIdHostTag(id), tag);
+    assert.notEqual(newUploadId(tag), id, 'the rest is random');
+    assert.match(newUploadId(), UPLOAD_ID_PATTERN);
+  });
+
+  it('uploadOfBuild finds an image source\'s or a copy step\'s upload', () => {
+    assert.equal(uploadOfBuild({ source: { image: { upload_id: 'upl_a' } } }), 'upl_a');
+    assert.equal(uploadOfBuild({ source: { template: 'base' }, steps: [{ run: 'true' }, { copy: { upload_id: 'upl_b', dest: '/x' } }] }), 'upl_b');
+    assert.equal(uploadOfBuild({ source: { template: 'base' }, steps: [{ run: 'true' }] }), null);
+    assert.equal(uploadOfBuild({ source: { upload_id: 'upl_c' }, steps: 'nonsense' }), null);
+    assert.equal(uploadOfBuild(undefined), null);
   });
 });

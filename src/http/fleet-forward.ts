@@ -3,6 +3,7 @@
  * headers and body stream there, and its answer (a stream too: exec output, downloads,
  * server-sent events) streams back. WebSocket upgrades (terminals, desktop, ingress) are
  * spliced through the same way. A template build's status and log go to the host running it.
+ * An API server (capacity 0) sends uploads on to a host, whose tag their ids carry.
  * Creates and template builds are placed: they go to the host with the most free capacity,
  * from a snapshot to the host that holds the snapshot's files, of a built template to the
  * host holding its layers.
@@ -46,6 +47,12 @@ export interface FleetRouter {
   templateHost(authorization: string | undefined, name: string): Promise<string | null>;
   /** The host that runs (or ran) a template build, and keeps its log. */
   buildHost(id: string): Promise<string | null>;
+  /** The host keeping an upload (its id carries the host's tag), or null. */
+  uploadHost(id: string): string | null;
+  /** Where this server, when it takes no machines, sends an upload of the caller `seed`; null: keep it here. */
+  uploadTarget(seed: string): HostTarget | null;
+  /** False on an API server (HANGAR_HOST_CAPACITY=0): uploads are sent on to a host, which can build. */
+  takesMachines: boolean;
 }
 
 /** `/v1/templates/{name}/builds/{build id}…`: a build's status and log, which its host keeps. */
@@ -54,6 +61,13 @@ const BUILD_PATH = /^\/v1\/templates\/[^/]+\/builds\/(bld_[a-z0-9]{1,64})(?:\/|$
 /** The template build a request is about, or null. */
 export function buildOfRequest(url: string): string | null {
   return BUILD_PATH.exec(url.split('?')[0]!)?.[1] ?? null;
+}
+
+/** The first upload a template build's body names (`source.image.upload_id`, a `copy` step's), or null. */
+export function uploadOfBuild(body: Record<string, unknown> | undefined): string | null {
+  const field = (o: unknown, ...path: string[]): unknown => path.reduce<unknown>((at, k) => (typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[k] : undefined), o);
+  const named = [field(body, 'source', 'image', 'upload_id'), ...(Array.isArray(body?.steps) ? body.steps.map((s) => field(s, 'copy', 'upload_id')) : [])];
+  return named.find((v): v is string => typeof v === 'string') ?? null;
 }
 
 /** The machine a request is about: a path segment, the host name's first label, or E2B's sandbox header. */
@@ -112,6 +126,11 @@ export class FleetForwarding {
     app.addHook('onRequest', async (request, reply) => {
       if (!this.o.router.hasPeers() || request.headers[FORWARDED_BY] !== undefined) return;
       const url = request.raw.url ?? '/';
+      if (!this.o.router.takesMachines && request.method === 'POST' && url.split('?')[0] === '/v1/uploads') {
+        const key = request.headers['x-api-key'];
+        const upload = this.o.router.uploadTarget(String(request.headers.authorization ?? key ?? ''));
+        if (upload) return this.forward(request, reply, upload, null);
+      }
       const machine = machineOfRequest(url, request.headers);
       const build = machine === null ? buildOfRequest(url) : null;
       if (machine === null && build === null) return;
@@ -135,8 +154,8 @@ export class FleetForwarding {
   /**
    * Where a create (or a template build) goes: a fork to its snapshot's machine's host
    * (placed when that host is not up: another sharing its snapshots directory can start it),
-   * a built template to the host holding its layers (answered here when that host is this
-   * one or not up), a build from an upload where the upload is (here), anything else by placement.
+   * a built template to the host holding its layers, a build from an upload to the host
+   * keeping it (both answered here when that host is this one or not up), anything else by placement.
    */
   private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
     const { router } = this.o;
@@ -146,7 +165,8 @@ export class FleetForwarding {
       return holder === null || holder === router.hostId ? null : (router.targetOf(holder) ?? router.place());
     }
     const source = typeof body?.source === 'object' && body.source !== null ? (body.source as Record<string, unknown>) : undefined;
-    if (source?.upload_id !== undefined) return null;
+    const upload = uploadOfBuild(body);
+    if (upload !== null) return router.targetOf(router.uploadHost(upload));
     // Native `template`, E2B `templateID`, Paperspace-style `templateId`, a build's `source.template`.
     const template = [body?.template, body?.templateID, body?.templateId, source?.template].find((v): v is string => typeof v === 'string');
     if (template !== undefined) {

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { HangarError } from '../domain/errors.js';
+import { uploadHostTag, uploadIdHostTag } from '../domain/template.js';
 import { hostLostReason, isAlive, type HostRecord, type HostState } from '../domain/host.js';
 import { transition } from '../domain/transitions.js';
 import type { MachineCore, ServiceLogger } from './machine-core.js';
@@ -132,6 +134,25 @@ export class HostService {
     }
     // No other host takes machines either: it is made here (a draining host still can).
     return best.h ? { hostId: best.h.id, url: best.h.url! } : null;
+  }
+
+  /** The host keeping an upload, from the tag its id carries (null: none known, or this one). */
+  hostOfUpload(uploadId: string): string | null {
+    const tag = uploadIdHostTag(uploadId);
+    for (const h of this.hosts.values()) if (uploadHostTag(h.id) === tag) return h.id;
+    return null;
+  }
+
+  /**
+   * Where an API server (capacity 0) sends an upload: one of the up hosts that take
+   * machines, the same one for the same `seed` (the caller's key) while they stay the same,
+   * so one caller's uploads, and the build that uses them, meet on one host.
+   */
+  uploadTarget(seed: string): HostTarget | null {
+    const takers = [...this.hosts.values()].filter((h) => h.id !== this.o.hostId && h.state === 'up' && this.reachable(h) && h.capacityMachines > 0).sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (takers.length === 0) return null;
+    const h = takers[createHash('sha256').update(seed).digest().readUInt32BE(0) % takers.length]!;
+    return { hostId: h.id, url: h.url! };
   }
 
   /** Start or end draining a host (any host, from any server): it keeps its machines and gets no new ones. */

@@ -25,16 +25,18 @@ export interface Upload {
 export const UPLOAD_TTL_MS = 24 * 3_600_000;
 
 export class UploadStore {
+  /** `hostTag`: this host's tag (`uploadHostTag`), which the ids of its uploads carry. */
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number,
+    private readonly hostTag: string | null = null,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** Store a body as a new upload of the team; 413 past the size limit (nothing kept). */
   async put(teamId: string, body: Readable): Promise<Upload> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const id = newUploadId();
+    const id = newUploadId(this.hostTag);
     const path = join(this.dir, id);
     const tmp = `${path}.part`;
     let size = 0;
