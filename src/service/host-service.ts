@@ -128,7 +128,7 @@ export class HostService {
     const selfTakes = self?.state !== 'draining' && this.o.capacityMachines > 0;
     let best: { h: HostRecord | null; free: number } = { h: null, free: selfTakes ? this.freeOf(this.o.hostId, this.o.capacityMachines, loads) : -Infinity };
     for (const h of this.hosts.values()) {
-      if (h.id === this.o.hostId || !this.reachable(h) || h.state === 'draining' || h.capacityMachines === 0) continue;
+      if (h.id === this.o.hostId || !this.takesMachines(h)) continue;
       const free = this.freeOf(h.id, h.capacityMachines, loads);
       if (free > best.free) best = { h, free };
     }
@@ -149,7 +149,7 @@ export class HostService {
    * so one caller's uploads, and the build that uses them, meet on one host.
    */
   uploadTarget(seed: string): HostTarget | null {
-    const takers = [...this.hosts.values()].filter((h) => h.id !== this.o.hostId && h.state === 'up' && this.reachable(h) && h.capacityMachines > 0).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const takers = [...this.hosts.values()].filter((h) => h.id !== this.o.hostId && this.takesMachines(h)).sort((a, b) => (a.id < b.id ? -1 : 1));
     if (takers.length === 0) return null;
     const h = takers[createHash('sha256').update(seed).digest().readUInt32BE(0) % takers.length]!;
     return { hostId: h.id, url: h.url! };
@@ -179,6 +179,11 @@ export class HostService {
 
   private freeOf(hostId: string, capacity: number, loads: Map<string, number>): number {
     return (capacity - (loads.get(hostId) ?? 0) - (this.placing.get(hostId) ?? 0)) / Math.max(1, capacity);
+  }
+
+  /** Whether new machines (creates, uploads, moved paused machines) may go to `h`: up, not draining, answering, with capacity. */
+  private takesMachines(h: HostRecord): boolean {
+    return h.state === 'up' && this.reachable(h) && h.capacityMachines > 0;
   }
 
   private reachable(h: HostRecord): boolean {
@@ -224,7 +229,7 @@ export class HostService {
     const paused = await core.store.machinesInStatus(['paused'], from.id);
     if (paused.length === 0) return;
     const targets = [...this.hosts.values()].filter(
-      (h) => h.id !== from.id && h.state === 'up' && this.reachable(h) && h.capacityMachines > 0 && h.snapshotStore === from.snapshotStore,
+      (h) => h.id !== from.id && this.takesMachines(h) && h.snapshotStore === from.snapshotStore,
     );
     if (targets.length === 0) return;
     const loads = await core.store.hostLoads();

@@ -235,6 +235,23 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     return this.traversable;
   }
 
+  /**
+   * A machine started from a snapshot (a fork, or a paused machine arriving from another
+   * host) keeps the snapshot's user-namespace range: its memory and disk hold those ids. The
+   * range is written into its new directory before anything of it runs.
+   */
+  private async takeSnapshotRange(id: string, snapshotId: string): Promise<number | null> {
+    const dir = layerPaths(this.opts.machinesDir, id).dir;
+    await mkdir(dir, { recursive: true });
+    const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
+    this.uidBases.set(id, base);
+    if (base !== null) {
+      this.uidRanges?.claim(base);
+      await this.allowTraversal();
+    }
+    return base;
+  }
+
   /** Record a new machine's tier in its directory before anything of it runs. */
   private async rememberTier(spec: MachineSpec): Promise<RuncContext> {
     const tier = spec.isolation ?? DEFAULT_ISOLATION;
@@ -486,15 +503,9 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
     if (holder !== null) {
       throw new RuntimeError(`its user-id range (${range}) is held by machine ${holder} on this host; drain this host to move it to another`, spec.id, 'arrive');
     }
-    await mkdir(dir, { recursive: true });
+    const base = await this.takeSnapshotRange(spec.id, snapshotId);
     await writeFile(this.tierFile(spec.id), 'container\n');
-    const base = await copyUidBase(snapshotDir, dir);
-    if (base !== null) {
-      this.uidRanges?.claim(base);
-      await this.allowTraversal();
-    }
     this.tiers.set(spec.id, 'container');
-    this.uidBases.set(spec.id, base);
     return resumeMachine(this.withUidBase(spec.id, base), spec, snapshotId, true).catch((err: unknown) => {
       this.tiers.delete(spec.id);
       this.uidBases.delete(spec.id);
@@ -524,14 +535,7 @@ export class RuncRuntime implements Runtime, SnapshotRuntime, VolumeRuntime {
 
   async fork(spec: MachineSpec, snapshotId: string): Promise<{ pid: number }> {
     if ((spec.isolation ?? DEFAULT_ISOLATION) !== 'container') throw new RuntimeError('a gvisor machine cannot start from a snapshot: its runtime (runsc) has no CRIU restore', spec.id, 'fork');
-    // The fork keeps its snapshot's range (its memory and disk hold those ids), written before anything of it runs.
-    const dir = layerPaths(this.opts.machinesDir, spec.id).dir;
-    await mkdir(dir, { recursive: true });
-    const base = await copyUidBase(snapshotPaths(this.opts.snapshotsDir, snapshotId).dir, dir);
-    this.uidBases.set(spec.id, base);
-    if (base !== null) {
-      await this.allowTraversal();
-    }
+    const base = await this.takeSnapshotRange(spec.id, snapshotId);
     return forkMachine(this.withUidBase(spec.id, base), spec, snapshotId).catch((err: unknown) => {
       this.uidBases.delete(spec.id);
       throw err;
