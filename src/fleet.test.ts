@@ -1,18 +1,21 @@
 /**
  * A fleet over one real PostgreSQL (issue 15): three hosts and two API servers, each its own
- * server with its own data dir, runc state, machine subnet and loopback address. Host A runs
- * in this process; B, C and the API servers P and Q (HANGAR_HOST_CAPACITY=0: they run no
- * machine, as an unprivileged user without runc) are processes of their own, so they can be SIGKILLed. All keep snapshots in one
- * shared directory. Every request of the test goes through P or Q. Shows: creates spread
- * over the three hosts; exec, files, envd, a terminal (WebSocket) and ingress reach a machine
- * on any host through either API server; a template build is placed on a host and its
- * machines follow it; a draining host moves its paused machine away; a killed API server
- * loses nothing; a killed host is marked down within the bound, its running machines turn
- * error with the reason and can be deleted, and its paused machine resumes on another host
- * with its processes; restarted servers clean up after themselves.
+ * server with its own data dir, runc state and machine subnet. Each host has a network of its
+ * own: host A runs in this process, in this network namespace; B and C are processes, each in a
+ * network namespace the test makes (its own bridge, machine links, iptables rules), reached over
+ * a bridge of this namespace. The API servers P and Q (HANGAR_HOST_CAPACITY=0: they run no
+ * machine, as an unprivileged user without runc) are processes on loopback addresses. B, C, P
+ * and Q can be SIGKILLed. All hosts keep snapshots in one shared directory. Every request of
+ * the test goes through P or Q. Shows: creates spread over the three hosts; exec, files, envd,
+ * a terminal (WebSocket) and ingress reach a machine on any host through either API server; a
+ * template build is placed on a host and its machines follow it; a draining host moves its
+ * paused machine away; a killed API server loses nothing; a killed host is marked down within
+ * the bound, its running machines turn error with the reason and can be deleted, and its paused
+ * machine resumes on another host (in another network namespace) with its processes; restarted
+ * servers clean up after themselves, each in its own namespace.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,7 +23,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { ServerProcess } from './testing/chaos/chaos-runner.js';
-import { ADMIN_KEY, leftovers, TestServer, waitFor } from './testing/harness.js';
+import { ADMIN_KEY, leftovers, networkLeftovers, TestServer, waitFor } from './testing/harness.js';
+import { makeHostNamespaces, type HostNamespaces } from './testing/host-netns.js';
 import { startPostgres, type PostgresServer } from './testing/postgres-server.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,6 +93,8 @@ interface Proc {
   dir: string;
   capacity: number;
   server: ServerProcess;
+  /** The command prefix that enters its network namespace (a host of its own network), if any. */
+  enter?: string[];
 }
 
 describe('a fleet of three hosts and two API servers over one PostgreSQL', () => {
@@ -96,6 +102,7 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
   let databaseUrl: string;
   let shared: string;
   let a: TestServer | undefined;
+  let nets: HostNamespaces | undefined;
   const procs: Proc[] = [];
   const proc = (id: string): ServerProcess => procs.find((p) => p.id === id)!.server;
 
@@ -106,8 +113,10 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     databaseUrl = pg.url(await pg.createDatabase());
     // The snapshots directory every server keeps snapshots in (shared storage, on one machine).
     shared = await mkdtemp(join(tmpdir(), 'hangar-fleet-snapshots-'));
-    a = await TestServer.start({ env: fleetEnv('host-a', databaseUrl, shared, 10) });
-    const others: Array<[string, number, string]> = [['host-b', 10, '127.0.0.2'], ['host-c', 10, '127.0.0.3'], ['api-p', 0, '127.0.0.4'], ['api-q', 0, '127.0.0.5']];
+    // B and C each in a network namespace of its own; A here, on this namespace's end of their bridge (so they reach it too).
+    nets = await makeHostNamespaces(['host-b', 'host-c']);
+    a = await TestServer.start({ env: { ...fleetEnv('host-a', databaseUrl, shared, 10), HANGAR_LISTEN: `${nets.gateway}:0` } });
+    const others: Array<[string, number, string]> = [['host-b', 10, nets.address('host-b')], ['host-c', 10, nets.address('host-c')], ['api-p', 0, '127.0.0.4'], ['api-q', 0, '127.0.0.5']];
     for (const [id, capacity, address] of others) {
       const dir = await mkdtemp(join(tmpdir(), `hangar-fleet-${id}-`));
       // An API server runs no machine: it starts without runc or CRIU, as a user of no privilege at all.
@@ -115,8 +124,9 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       if (api) await chown(dir, API_UID, API_UID);
       const noRuntime: Record<string, string> = api ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
       const env: Record<string, string> = { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime };
-      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID } : {}) });
-      procs.push({ id, dir, capacity, server });
+      const enter = api ? undefined : nets.enter(id);
+      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID } : { enter }) });
+      procs.push({ id, dir, capacity, server, enter });
     }
     await Promise.all(procs.map((p) => p.server.start()));
     // Every server has heard of every other once its heartbeats read them all.
@@ -130,15 +140,25 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
   after(async () => {
     try {
       for (const p of procs) await p.server.kill();
-      // Each again, in this process on its data dir: it settles its machines, and is cleaned like any test server.
+      // Each again on its data dir (a host in its own network namespace): it settles its machines, and is cleaned like any test server.
       for (const p of procs) {
-        const again = await TestServer.start({ dataDir: p.dir, env: fleetEnv(p.id, databaseUrl, shared, p.capacity) });
-        await again.dispose();
+        const env = fleetEnv(p.id, databaseUrl, shared, p.capacity);
+        if (p.enter) {
+          const r = spawnSync(p.enter[0]!, [...p.enter.slice(1), process.execPath, join(DIST, 'src/testing/dispose-host.js'), p.dir, JSON.stringify(env)], { encoding: 'utf8' });
+          assert.equal(r.status, 0, `${p.id} was not cleaned: ${r.stderr}`);
+        } else {
+          const again = await TestServer.start({ dataDir: p.dir, env });
+          await again.dispose();
+        }
       }
       await a?.dispose();
     } finally {
       await pg?.stop();
       if (shared) await rm(shared, { recursive: true, force: true });
+      if (nets) {
+        await nets.close();
+        assert.deepEqual(await nets.leftovers(), []);
+      }
     }
   });
 
@@ -177,6 +197,13 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     const on: Record<string, Json[]> = { 'host-a': [], 'host-b': [], 'host-c': [] };
     for (const m of made) on[(await hostOf(m.id))!]!.push(m);
     assert.deepEqual(on['host-a']!.map((m) => m.id).sort(), [...(await a!.server.runtime.list()).keys()].sort(), 'the store and host A agree on what A runs');
+    // B and C run their machines on networks of their own: this namespace (A's) has none of their bridges, links or
+    // rules (the machines' namespaces are files under /run/netns, seen from every network namespace).
+    for (const id of ['host-b', 'host-c']) {
+      const prefix = (await call(proc(id).url, 'GET', '/v1/info')).body.runtime.instance_prefix as string;
+      assert.match(prefix, /^hangar-[0-9a-f]{8}$/);
+      assert.deepEqual((await networkLeftovers(prefix)).filter((l) => !l.startsWith('netns ')), [], `${id}'s network is in this namespace`);
+    }
 
     // Every machine answers through both API servers: exec, files (written through one, read through the other), envd.
     for (const m of made) {

@@ -1393,6 +1393,19 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         assert.equal((await store.setHostDraining('host-a', true))?.state, 'stopped');
       });
 
+      it('heartbeats concurrent with a drain or undrain keep what the drain set', async () => {
+        await store.registerHost(host());
+        for (let round = 0; round < 40; round++) {
+          const draining = round % 2 === 0;
+          await Promise.all([
+            ...Array.from({ length: 3 }, (_, i) => store.heartbeatHost('host-a', T0 + round * 10 + i)),
+            store.setHostDraining('host-a', draining),
+            ...Array.from({ length: 3 }, (_, i) => store.heartbeatHost('host-a', T0 + round * 10 + 5 + i)),
+          ]);
+          assert.equal((await store.getHost('host-a'))?.state, draining ? 'draining' : 'up', `round ${round}`);
+        }
+      });
+
       it('concurrent markHostsDown calls mark each host once between them', async () => {
         for (const id of ['h1', 'h2', 'h3']) await store.registerHost(host({ id }));
         const rounds = await Promise.all(Array.from({ length: 4 }, (_, i) => store.markHostsDown(T0 + 1, `w${i}`, () => 'silent')));

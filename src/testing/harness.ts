@@ -22,7 +22,7 @@ export { leftovers, networkLeftovers } from './host-leftovers.js';
 export const ADMIN_KEY = 'hangar-test-admin-key-0123456789';
 
 /** True when a route of the host already covers (part of) `subnet`. */
-async function subnetTaken(subnet: Cidr): Promise<boolean> {
+export async function subnetTaken(subnet: Cidr): Promise<boolean> {
   const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst?: string; type?: string }>;
   return routes.some((r) => {
     if (!r.dst || r.dst === 'default' || (r.type && r.type !== 'unicast')) return false;

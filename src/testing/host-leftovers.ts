@@ -6,6 +6,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../runtime/runc/command.js';
+import { forwardMarker, linkNames } from '../runtime/runc/network.js';
 
 /** Host resources of one instance still present: mounts, runc and runsc state, cgroups. */
 export async function leftovers(dataDir: string, prefix: string): Promise<string[]> {
@@ -30,7 +31,8 @@ export async function leftovers(dataDir: string, prefix: string): Promise<string
 export async function networkLeftovers(prefix: string): Promise<string[]> {
   const hex = prefix.replace(/^hangar-/, '');
   const out: string[] = [];
-  for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
+  const links = await linkNames();
+  for (const link of links) {
     if (link.startsWith(`hg${hex}`) || link.startsWith(`h${hex}`)) out.push(`link ${link}`);
   }
   for (const ns of await readdir('/run/netns').catch(() => [] as string[])) {
@@ -40,7 +42,8 @@ export async function networkLeftovers(prefix: string): Promise<string[]> {
     const rules = await run('iptables-save', ['-t', table]).catch(() => '');
     for (const line of rules.split('\n')) if (line.includes(`HANGAR-${hex}`)) out.push(`iptables ${table}: ${line}`);
   }
-  const bridges = (await readdir('/sys/class/net').catch(() => [] as string[])).filter((l) => /^hg[0-9a-f]{8}$/.test(l));
-  if (bridges.length === 0 && (await stat('/run/hangar-ip-forward').catch(() => null))) out.push('ip_forward marker /run/hangar-ip-forward (ip_forward not restored)');
+  const bridges = [...links].filter((l) => /^hg[0-9a-f]{8}$/.test(l));
+  const marker = await forwardMarker();
+  if (bridges.length === 0 && (await stat(marker).catch(() => null))) out.push(`ip_forward marker ${marker} (ip_forward not restored)`);
   return out;
 }

@@ -33,11 +33,32 @@ interface NetworkNote {
 
 /** Link-local (cloud metadata services live there): never reachable from a machine. */
 const LINK_LOCAL = '169.254.0.0/16';
-/** Shared by every Hangar server of the host: ip_forward's value before the first one turned it on. */
-const FORWARD_MARKER = '/run/hangar-ip-forward';
+/**
+ * Shared by every Hangar server of one network namespace: ip_forward's value there before the
+ * first one turned it on. ip_forward is a setting of each namespace, so the marker's name
+ * carries the namespace's inode (`/run` is seen from every namespace).
+ */
+export const forwardMarker = async (): Promise<string> => `/run/hangar-ip-forward.${(await stat('/proc/self/ns/net')).ino}`;
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+/**
+ * The links of this process's network namespace. Read from `/proc/self/net/dev`, not
+ * `/sys/class/net`: sysfs shows the namespace it was mounted in, which is not this
+ * process's when it was started with `nsenter --net` (a host in a namespace of its own).
+ */
+export async function linkNames(): Promise<Set<string>> {
+  const text = await readFile('/proc/self/net/dev', 'utf8').catch(() => '');
+  const names = new Set<string>();
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) names.add(line.slice(0, colon).trim());
+  }
+  return names;
+}
+
+const linkExists = async (name: string): Promise<boolean> => (await linkNames()).has(name);
 
 /** How a machine's namespace is made. */
 export interface AttachOptions {
@@ -133,11 +154,11 @@ export class HostNetwork {
       if (name.startsWith(`${this.o.instancePrefix}-`) && !liveNetns.has(name)) await run('ip', ['netns', 'del', name]);
     }
     const liveVeths = new Set([...live.keys()].map((id) => this.vethName(id)));
-    for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
+    for (const link of await linkNames()) {
       if (link.startsWith(`h${this.hex}`) && link !== this.bridge && !liveVeths.has(link)) await run('ip', ['link', 'del', link]);
     }
     for (const [id, spec] of live) {
-      if ((await exists(this.netnsPath(id))) && !(await exists(`/sys/class/net/${this.vethName(id)}`))) {
+      if ((await exists(this.netnsPath(id))) && !(await linkExists(this.vethName(id)))) {
         await this.link(id, spec, false);
       }
     }
@@ -285,7 +306,7 @@ export class HostNetwork {
 
   private async ensureBridge(): Promise<void> {
     const subnet = formatCidr(this.o.subnet);
-    if (!(await exists(`/sys/class/net/${this.bridge}`))) {
+    if (!(await linkExists(this.bridge))) {
       // Refuse a subnet that any route of the host already covers: machines would shadow it.
       const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst?: string; dev?: string; type?: string }>;
       for (const r of routes) {
@@ -316,7 +337,7 @@ export class HostNetwork {
     if (now === '1') return;
     // Remember the original value once, for the last server to put back (see teardown).
     // EEXIST: another Hangar server wrote it first, and its value is the original one.
-    await writeFile(FORWARD_MARKER, now, { flag: 'wx' }).catch(() => undefined);
+    await writeFile(await forwardMarker(), now, { flag: 'wx' }).catch(() => undefined);
     await writeFile(IP_FORWARD, '1');
   }
 
@@ -348,7 +369,7 @@ export class HostNetwork {
       await this.attach(id, spec, o);
       return;
     }
-    if (!(await exists(`/sys/class/net/${this.vethName(id)}`))) await this.link(id, spec, false);
+    if (!(await linkExists(this.vethName(id)))) await this.link(id, spec, false);
   }
 
   /** The veth pair (and the namespace when `withNetns`), `eth0` addressed with a default route: two `ip` runs. */
@@ -393,7 +414,7 @@ export class HostNetwork {
     const veth = this.vethName(id);
     const batch: string[] = [];
     // Deleting the host end first makes the pair's removal synchronous (a namespace dies lazily).
-    if (await exists(`/sys/class/net/${veth}`)) batch.push(`link del ${veth}`);
+    if (await linkExists(veth)) batch.push(`link del ${veth}`);
     if (await exists(this.netnsPath(id))) batch.push(`netns del ${this.netnsName(id)}`);
     if (batch.length) await runWithInput('ip', ['-batch', '-'], `${batch.join('\n')}\n`);
     const note = await readFile(this.notePath(id), 'utf8').then((t) => JSON.parse(t) as NetworkNote, () => null);
@@ -437,7 +458,7 @@ export class HostNetwork {
     }
     const natChains = (await run('iptables-save', ['-t', 'nat']).catch(() => '')).includes(`:${nat} `);
     if (natChains) await runWithInput('iptables-restore', ['-w', '--noflush'], `*nat\n:${nat} - [0:0]\n-X ${nat}\nCOMMIT\n`);
-    if (await exists(`/sys/class/net/${this.bridge}`)) await run('ip', ['link', 'del', this.bridge]);
+    if (await linkExists(this.bridge)) await run('ip', ['link', 'del', this.bridge]);
     this.ready = null;
     await restoreForwarding();
   }
@@ -449,13 +470,13 @@ function commentOf(line: string): string | null {
   return m ? m[1]! : null;
 }
 
-/** Put ip_forward back to its value before Hangar, once no Hangar bridge is left on the host. */
+/** Put ip_forward back to its value before Hangar, once no Hangar bridge is left in this network namespace. */
 async function restoreForwarding(): Promise<void> {
-  const original = await readFile(FORWARD_MARKER, 'utf8').catch(() => null);
+  const marker = await forwardMarker();
+  const original = await readFile(marker, 'utf8').catch(() => null);
   if (original === null) return;
-  for (const link of await readdir('/sys/class/net').catch(() => [] as string[])) {
-    if (/^hg[0-9a-f]{8}$/.test(link) && (await exists(`/sys/class/net/${link}/bridge`))) return;
-  }
+  const bridges = await run('ip', ['-o', 'link', 'show', 'type', 'bridge']).catch(() => '');
+  if (bridges.split('\n').some((l) => /^\d+: hg[0-9a-f]{8}[:@]/.test(l))) return;
   await writeFile(IP_FORWARD, original.trim() === '0' ? '0' : original.trim());
-  await rm(FORWARD_MARKER, { force: true });
+  await rm(marker, { force: true });
 }

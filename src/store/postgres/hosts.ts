@@ -24,14 +24,14 @@ export class PostgresHosts implements HostStore {
   }
 
   async heartbeatHost(id: string, at: number): Promise<HostState | null> {
-    // The old state comes from the row as locked by this update (a self-join on the same row).
-    const [row] = await rowsOf<{ state: string }>(
-      this.pool,
-      "UPDATE hosts h SET heartbeat_at = $1, state = CASE WHEN old.state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL " +
-        'FROM hosts old WHERE h.id = $2 AND old.id = h.id RETURNING old.state',
-      [at, id],
-    );
-    return row ? (row.state as HostState) : null;
+    // The row is locked before its state is read: a drain or undrain committed meanwhile is kept (in one
+    // UPDATE with a self-join, the joined copy is the statement's snapshot, and an undrain could be undone).
+    return inTransaction(this.pool, async (tx) => {
+      const [row] = await rowsOf<{ state: string }>(tx, 'SELECT state FROM hosts WHERE id = $1 FOR UPDATE', [id]);
+      if (!row) return null;
+      await tx.query("UPDATE hosts SET heartbeat_at = $1, state = CASE WHEN state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL WHERE id = $2", [at, id]);
+      return row.state as HostState;
+    });
   }
 
   async stopHost(id: string, at: number): Promise<void> {

@@ -69,8 +69,11 @@ export class ServerProcess {
   /** Everything it printed (stdout and stderr). */
   output = '';
 
-  /** `runAs`: a uid (and gid) the server runs as, with no capabilities at all (`setpriv`); the data dir must be its. */
-  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string>; runAs?: number }) {}
+  /**
+   * `runAs`: a uid (and gid) the server runs as, with no capabilities at all (`setpriv`); the data dir must be its.
+   * `enter`: a command prefix the server runs under (`nsenter --net=…`: a host in a network namespace of its own).
+   */
+  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string>; runAs?: number; enter?: string[] }) {}
 
   async start(): Promise<void> {
     const env = {
@@ -83,7 +86,7 @@ export class ServerProcess {
     };
     const main = [process.execPath, join(this.o.distDir, 'src/main.js')];
     const id = this.o.runAs === undefined ? null : String(this.o.runAs);
-    const argv = id === null ? main : ['setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--bounding-set', '-all', '--inh-caps', '-all', '--no-new-privs', ...main];
+    const argv = [...(this.o.enter ?? []), ...(id === null ? main : ['setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--bounding-set', '-all', '--inh-caps', '-all', '--no-new-privs', ...main])];
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.output = '';
