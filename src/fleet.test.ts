@@ -123,7 +123,7 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       const api = capacity === 0;
       if (api) await chown(dir, API_UID, API_UID);
       const noRuntime: Record<string, string> = api ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
-      const env: Record<string, string> = { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime };
+      const env: Record<string, string> = { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime, HANGAR_LOG_LEVEL: 'error' };
       const enter = api ? undefined : nets.enter(id);
       const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID } : { enter }) });
       procs.push({ id, dir, capacity, server, enter });
@@ -203,6 +203,20 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       const prefix = (await call(proc(id).url, 'GET', '/v1/info')).body.runtime.instance_prefix as string;
       assert.match(prefix, /^hangar-[0-9a-f]{8}$/);
       assert.deepEqual((await networkLeftovers(prefix)).filter((l) => !l.startsWith('netns ')), [], `${id}'s network is in this namespace`);
+    }
+
+    // The compute listing through an API server (which runs nothing) samples each machine on its host: pid, root filesystem, cgroups.
+    const listing = await call(Q, 'GET', '/compute/machines');
+    assert.equal(listing.status, 200, listing.text + proc('api-q').output);
+    const dirOf: Record<string, string> = { 'host-a': a!.dataDir, ...Object.fromEntries(procs.map((p) => [p.id, p.dir])) };
+    for (const m of made) {
+      const item = listing.body.body.results.find((r: Json) => r.id === m.id);
+      const on = (await hostOf(m.id))!;
+      assert.equal(item.status, 'running');
+      assert.ok(item.pid > 0, `${m.id} on ${on}: no pid`);
+      assert.ok(item.rootfs.startsWith(dirOf[on]!), `${m.id} on ${on}: rootfs ${item.rootfs}`);
+      assert.ok(item.stats.CgroupStats.pids_stats.current >= 1, `${m.id} on ${on}: no live sample`);
+      assert.ok(item.stats.CgroupStats.memory_stats.usage.usage > 0, `${m.id} on ${on}: no memory in use`);
     }
 
     // Every machine answers through both API servers: exec, files (written through one, read through the other), envd.

@@ -222,7 +222,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       fileWatches: new FileWatchService({ machines, runtime }),
       templates: new TemplateApi({ templates, builder, uploads, logs: buildLogs, secret }),
       metrics,
-      compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION }),
+      compute: new ComputeService({ machines, runtime, templates, node: hostname(), version: VERSION, runtimeInfo }),
       paperspace,
       accessors,
       operations,

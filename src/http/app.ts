@@ -19,6 +19,7 @@ import type { DesktopService } from '../service/desktop-service.js';
 import type { WarmPoolService } from '../service/warm-pools.js';
 import { adminSurface, adminSurfaceRoutes } from './admin/admin-surface.js';
 import { computeSurface, computeSurfaceRoutes } from './compute/compute-surface.js';
+import type { AskHosts } from './compute/compute-routes.js';
 import { e2bSurface } from './e2b/e2b-surface.js';
 import { errorBody, errorHandler } from './error-mapping.js';
 import { clientErrorHandler, frameworkErrors, MAX_PATH_SEGMENT } from './framework-errors.js';
@@ -94,10 +95,10 @@ export interface SurfaceRoutes {
 }
 
 /** Build every surface's routes, once: the same definitions are served and documented. */
-export function surfaceRoutes(o: RoutesOptions): SurfaceRoutes {
+export function surfaceRoutes(o: RoutesOptions & { askHosts?: AskHosts }): SurfaceRoutes {
   return {
     native: nativeSurfaceRoutes(o),
-    compute: computeSurfaceRoutes(o.compute),
+    compute: computeSurfaceRoutes(o.compute, o.askHosts),
     paperspace: paperspaceSurfaceRoutes({ paperspace: o.paperspace, accessors: o.accessors, operations: o.operations, basePath: o.paperspaceBase, templates: o.templates }),
     admin: adminSurfaceRoutes({ auth: o.auth, quotas: o.machines.quotas, pools: o.pools, now: o.machines.now, metrics: o.metrics, hosts: o.hosts }),
   };
@@ -165,7 +166,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; routes: AnyRout
   forwarding?.register(app);
   // First, so that host-based ingress answers before any API routing.
   const ingress = registerIngress(app, { machines: o.machines, domain: o.ingressDomain ?? null, log: app.log });
-  const surfaces = surfaceRoutes(o);
+  const surfaces = surfaceRoutes({ ...o, ...(forwarding ? { askHosts: (request, hostIds) => forwarding.gather(request, hostIds) } : {}) });
   const routes = routesInDocumentOrder(surfaces);
   const doc = openApiDocument(routes, o.version);
 

@@ -252,6 +252,44 @@ export class FleetForwarding {
     return true;
   }
 
+  /**
+   * The same GET as `request` (its path, query and credentials) asked of each host, for an
+   * answer gathered from several (a listing of what they run): each host's JSON body when it
+   * answered 200 within `timeoutMs`. Hosts that fail or are slow are left out (logged), and a
+   * forwarded request asks no one.
+   */
+  async gather(request: FastifyRequest, hostIds: readonly string[], timeoutMs = 3_000): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    if (request.headers[FORWARDED_BY] !== undefined) return out;
+    const headers = forwardedHeaders(request.headers, this.o.router.hostId, request.ip, false);
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
+    await Promise.all(
+      hostIds.map(async (hostId) => {
+        const target = this.o.router.targetOf(hostId);
+        if (!target) return;
+        try {
+          const body = await new Promise<string>((resolve, reject) => {
+            const up = this.send(new URL(request.raw.url ?? '/', target.url), { method: 'GET', headers, timeout: timeoutMs }, true);
+            up.on('timeout', () => up.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+            up.on('error', reject);
+            up.on('response', (answer) => {
+              const chunks: Buffer[] = [];
+              answer.on('data', (c: Buffer) => chunks.push(c));
+              answer.on('error', reject);
+              answer.on('end', () => (answer.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`answered ${answer.statusCode}`))));
+            });
+            up.end();
+          });
+          out.set(hostId, JSON.parse(body) as unknown);
+        } catch (err) {
+          this.o.log.warn({ host: hostId, err }, 'a host did not answer a gathered request');
+        }
+      }),
+    );
+    return out;
+  }
+
   /** A request to another host, over https when its URL says so; `pooled`: on a kept-alive connection (never for an upgrade). */
   private send(url: URL, options: RequestOptions, pooled: boolean): ClientRequest {
     const tls = url.protocol === 'https:';

@@ -48,21 +48,32 @@ export class AuthService {
    * if one was generated, so the caller can print it once.
    */
   async bootstrap(bootstrapKey: string | undefined, now: number): Promise<string | null> {
-    let admin = await this.store.getTeam(ADMIN_TEAM_ID);
-    if (!admin) {
-      admin = { id: ADMIN_TEAM_ID, name: 'admin', isAdmin: true, createdAt: now };
-      await this.store.insertTeam(admin);
-    }
+    // Servers sharing one store may start at once (API servers of a fleet): each insert
+    // that loses to another's is fine once the row it wanted is there.
+    const admin: Team = (await this.store.getTeam(ADMIN_TEAM_ID)) ?? { id: ADMIN_TEAM_ID, name: 'admin', isAdmin: true, createdAt: now };
+    await this.unlessThere(() => this.store.insertTeam(admin), async () => (await this.store.getTeam(ADMIN_TEAM_ID)) !== null);
     if (bootstrapKey !== undefined) {
       const hash = hashApiKey(bootstrapKey);
-      if (!(await this.store.findApiKeyByHash(hash))) {
-        await this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, rateLimit: null });
-      }
+      const there = async (): Promise<boolean> => (await this.store.findApiKeyByHash(hash)) !== null;
+      await this.unlessThere(
+        () => this.store.insertApiKey({ id: newKeyId(), teamId: admin.id, name: 'bootstrap', hash, createdAt: now, revokedAt: null, userId: null, readOnly: false, machineId: null, expiresAt: null, rateLimit: null }),
+        there,
+      );
       return null;
     }
     if ((await this.store.countApiKeys()) > 0) return null;
     const issued = await this.issueKey(admin.id, 'first-start admin key', now);
     return issued.secret;
+  }
+
+  /** Insert unless `there` says the row is present; an insert that failed because another server's came first is fine. */
+  private async unlessThere(insert: () => Promise<void>, there: () => Promise<boolean>): Promise<void> {
+    if (await there()) return;
+    try {
+      await insert();
+    } catch (err) {
+      if (!(await there())) throw err;
+    }
   }
 
   /**

@@ -35,6 +35,8 @@ export interface ComputeMachine {
   paths: MachineHostPaths;
   /** A live sample; null unless the machine is running. */
   stats: MachineStats | null;
+  /** Whether this host runs it (else its host, `record.hostId`, holds its container, cgroups and sample). */
+  here: boolean;
 }
 
 /** Dependencies of the compute listing. */
@@ -48,6 +50,8 @@ export interface ComputeServiceOptions {
   version: string;
   /** Machines sampled at once (each costs one `runc state` and about 40 small reads). @default 8 */
   concurrency?: number;
+  /** The container runtime's name and version, when the server asked already (an API server's says it runs none). */
+  runtimeInfo?: RuntimeInfo;
 }
 
 /** Statuses listed: a destroyed machine has no container, root filesystem or cgroup left to show. */
@@ -130,7 +134,7 @@ export class ComputeService {
 
   /** The container runtime's name and version, asked once. */
   private containerRuntime(): Promise<RuntimeInfo> {
-    this.runtimeInfo ??= this.o.runtime.info();
+    this.runtimeInfo ??= this.o.runtimeInfo ? Promise.resolve(this.o.runtimeInfo) : this.o.runtime.info();
     return this.runtimeInfo;
   }
 
@@ -139,13 +143,15 @@ export class ComputeService {
     const { items } = await this.o.machines.list(caller, { states: LISTED, paginated: false });
     const records = filter.machine === undefined ? items : items.filter((m) => m.id === filter.machine);
     // One `runc list` answers for every container, instead of one `runc state` each.
-    const containers = records.some((m) => m.status === 'running') ? await this.o.runtime.list() : new Map<string, RuntimeMachineState>();
+    const runsHere = records.some((m) => m.status === 'running' && this.o.machines.isHere(m));
+    const containers = runsHere ? await this.o.runtime.list() : new Map<string, RuntimeMachineState>();
     const containerRuntime = await this.containerRuntime();
     const candidates: ComputeMachine[] = [];
     for (const record of records) {
       const container = containers.get(record.id);
+      const here = this.o.machines.isHere(record);
       // Another host's machine: its record speaks for it (that host holds its container and cgroup).
-      const status = this.o.machines.isHere(record) ? computeStatus(record, container) : computeStatus(record, REMOTE);
+      const status = here ? computeStatus(record, container) : computeStatus(record, REMOTE);
       const template = await this.o.templates.ofRecord(record).catch(() => null);
       const m: ComputeMachine = {
         record,
@@ -158,6 +164,7 @@ export class ComputeService {
         service: serviceOf(record),
         paths: this.o.runtime.hostPaths(record.id),
         stats: null,
+        here,
       };
       if (filter.status !== undefined && m.status !== filter.status) continue;
       if (filter.runtime !== undefined && m.runtime !== filter.runtime) continue;
@@ -166,7 +173,7 @@ export class ComputeService {
       candidates.push(m);
     }
     return mapBounded(candidates, this.o.concurrency ?? 8, async (m) => {
-      if (m.status !== 'running' || !this.o.machines.isHere(m.record)) return m;
+      if (m.status !== 'running' || !m.here) return m;
       // A machine destroyed since the listing has no sample: it is shown with zeros.
       const stats = await this.o.runtime.stats(m.record.id).catch(() => null);
       return { ...m, stats };

@@ -37,7 +37,11 @@ export async function makeHostNamespaces(names: readonly string[]): Promise<Host
   const addressOf = new Map(names.map((name, i) => [name, `198.18.${third}.${i + 2}`]));
   const gateway = `198.18.${third}.1`;
   const close = async (): Promise<void> => {
-    for (const name of names) await run('ip', ['netns', 'del', nsName(name)]).catch(() => undefined);
+    // A namespace goes once nothing holds it, its links with it: the pairs are removed here first, at once.
+    for (const [i, name] of names.entries()) {
+      if ((await linkNames()).has(`${bridge}${i}`)) await run('ip', ['link', 'del', `${bridge}${i}`]).catch(() => undefined);
+      await run('ip', ['netns', 'del', nsName(name)]).catch(() => undefined);
+    }
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
   };
   try {

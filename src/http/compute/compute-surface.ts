@@ -2,11 +2,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ComputeService } from '../../service/compute-service.js';
 import { registerRoutes, type AnyRoute, type SurfacePluginOptions } from '../route.js';
-import { computeRoutes } from './compute-routes.js';
+import { computeRoutes, type AskHosts } from './compute-routes.js';
 
-/** Every compute route, in document order. */
-export function computeSurfaceRoutes(compute: ComputeService): AnyRoute[] {
-  return computeRoutes(compute);
+/** Every compute route, in document order; `askHosts` samples other hosts' machines in a fleet. */
+export function computeSurfaceRoutes(compute: ComputeService, askHosts?: AskHosts): AnyRoute[] {
+  return computeRoutes(compute, askHosts);
 }
 
 /** The compute surface as a Fastify plugin: its routes in a scope of their own, with the app's parsers and error handler. */

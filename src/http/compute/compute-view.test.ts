@@ -9,6 +9,7 @@ import { ComputeMachineSchema } from './schemas.js';
 const machine = (metadata: Record<string, unknown> = {}): ComputeMachine => ({
   record: newMachineRecord({ id: 'mch_a', teamId: 'team_a', template: 'base', createdAt: Date.parse('2026-01-02T03:04:05.678Z'), metadata, status: 'paused' }),
   status: 'paused',
+  here: true,
   pid: 0,
   runtime: 'runc',
   runtimeVersion: '1.1.5',

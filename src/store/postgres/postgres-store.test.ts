@@ -19,6 +19,7 @@ import { PostgresStore } from './postgres-store.js';
 import { busyAsStoreBusy } from './busy.js';
 import { createPool } from './connection.js';
 import { PostgresMeta } from './meta.js';
+import { AuthService } from '../../service/auth-service.js';
 
 let server: PostgresServer;
 /** A database migrated once, which each conformance test's fresh database copies (as quick as a new file). */
@@ -122,6 +123,18 @@ describe('PostgresStore on a database', () => {
     assert.deepStrictEqual(versions.map((v) => v.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
     await stores[0]!.insertMachine(machine);
     for (const s of stores) assert.equal((await s.getMachine(machine.id))?.id, machine.id);
+  });
+
+  it('servers starting at once with one bootstrap key each find it there (one key, one admin team)', async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
+    for (let round = 0; round < 3; round++) {
+      await raw('DELETE FROM api_keys');
+      await raw('DELETE FROM teams');
+      const results = await Promise.allSettled(stores.map((s) => new AuthService(s).bootstrap(`bootstrap-key-${round}-0123456789`, Date.now())));
+      assert.deepStrictEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'], JSON.stringify(results));
+      assert.deepStrictEqual((await raw<{ n: string }>('SELECT count(*) AS n FROM api_keys'))[0]?.n, '1');
+      assert.deepStrictEqual((await raw<{ n: string }>('SELECT count(*) AS n FROM teams'))[0]?.n, '1');
+    }
   });
 
   it('a failed migration leaves the schema as it was and the error surfaces', async () => {
