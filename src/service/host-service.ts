@@ -36,11 +36,17 @@ export interface HostTarget {
  * moves its own paused machines the same way. A host that finds itself marked down
  * while alive (a stall longer than the bound) stops the containers of its failed machines.
  * It also answers, from a copy refreshed every heartbeat, where another host's machines are
- * reached (placement and forwarding, see http/fleet-forward.ts).
+ * reached (placement and forwarding, see http/fleet-forward.ts). A change of any host (one
+ * registered, draining, stopped or marked down) wakes every server at once through the store
+ * (`watchHosts`: LISTEN/NOTIFY on PostgreSQL), which then beats and sweeps without waiting
+ * for its next heartbeat.
  */
 export class HostService {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
+  /** A change was announced while a beat ran (it may have read the hosts before it): one more beat follows. */
+  private woken = false;
+  private unwatch: (() => Promise<void>) | null = null;
   private url: string | null = null;
   private hosts = new Map<string, HostRecord>();
   private readonly clock: () => number;
@@ -72,6 +78,10 @@ export class HostService {
     if (this.timer) return;
     this.timer = setInterval(() => void this.beat(), this.o.heartbeatMs);
     this.timer.unref();
+    this.unwatch = this.o.core.store.watchHosts(
+      () => this.wake(),
+      (err) => this.o.log.warn({ err }, 'watching the hosts failed; heartbeats read them meanwhile'),
+    );
   }
 
   /** One heartbeat and sweep now (or join the one in progress). */
@@ -80,14 +90,27 @@ export class HostService {
       .catch((err: unknown) => this.o.log.error({ err }, 'host heartbeat failed'))
       .finally(() => {
         this.beating = null;
+        if (this.woken && this.timer) {
+          this.woken = false;
+          void this.beat();
+        }
       });
     return this.beating;
+  }
+
+  /** Another server changed a host: beat now (after the beat in progress, when one is). */
+  private wake(): void {
+    if (!this.timer) return;
+    if (this.beating) this.woken = true;
+    else void this.beat();
   }
 
   /** Stop heartbeating and record a clean stop: this host's machines are not lost, they wait for it. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.unwatch?.();
+    this.unwatch = null;
     await this.beating;
     await this.o.core.store.stopHost(this.o.hostId, this.clock());
   }

@@ -344,6 +344,12 @@ export interface HostStore {
    * this call moved it (of concurrent calls, one does).
    */
   movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean>;
+  /**
+   * Call `onChange` soon after any server changes a host's state, address, capacity or snapshots
+   * directory (and once when watching starts), until the returned function is called. PostgreSQL:
+   * LISTEN/NOTIFY. SQLite (one server per file): never, as no other server writes its hosts.
+   */
+  watchHosts(onChange: () => void, onError?: (err: Error) => void): () => Promise<void>;
 }
 
 /** Which machines' events: those of one host, and of machines no host holds when `unhosted`. */

@@ -5,7 +5,7 @@ import type { HostStore } from '../store.js';
 import { inTransaction, rowsOf } from './connection.js';
 
 /** Hosts in `hosts`. Marking down locks the stale rows it marks, skipping rows a concurrent sweep holds. */
-export class PostgresHosts implements HostStore {
+export class PostgresHosts implements Omit<HostStore, 'watchHosts'> {
   constructor(private readonly pool: pg.Pool) {}
 
   async movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {

@@ -252,4 +252,19 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE hosts ADD COLUMN snapshot_store text COLLATE "C";
   `,
+  // 11: a change of a host's state, address, capacity or snapshots directory is announced on the
+  // `hangar_hosts` channel (issue 15): servers LISTEN and read the hosts at once, not at their next heartbeat.
+  `
+  CREATE FUNCTION hangar_hosts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('hangar_hosts', NEW.id);
+    RETURN NULL;
+  END
+  $$;
+  CREATE TRIGGER hosts_inserted AFTER INSERT ON hosts FOR EACH ROW EXECUTE FUNCTION hangar_hosts_changed();
+  CREATE TRIGGER hosts_updated AFTER UPDATE ON hosts FOR EACH ROW
+    WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.url IS DISTINCT FROM NEW.url
+      OR OLD.capacity_machines IS DISTINCT FROM NEW.capacity_machines OR OLD.snapshot_store IS DISTINCT FROM NEW.snapshot_store)
+    EXECUTE FUNCTION hangar_hosts_changed();
+  `,
 ];

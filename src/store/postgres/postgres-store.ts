@@ -15,6 +15,7 @@ import type { EventHostScope, IdempotencyRecord, MachineEventListQuery, MachineL
 import { createPool, type PoolOptions } from './connection.js';
 import { PostgresMachineEvents } from './events.js';
 import { PostgresHosts } from './hosts.js';
+import { listen } from './listen.js';
 import { PostgresIdempotency } from './idempotency.js';
 import { PostgresMachines } from './machines.js';
 import { PostgresMeta } from './meta.js';
@@ -52,10 +53,13 @@ export class PostgresStore implements Store {
   private readonly events: PostgresMachineEvents;
   private readonly idempotency: PostgresIdempotency;
   private readonly hosts: PostgresHosts;
+  /** Open LISTEN connections (`watchHosts`), closed with the store. */
+  private readonly listeners = new Set<() => Promise<void>>();
 
   private constructor(
     private readonly pool: pg.Pool,
     busyTimeoutMs: number,
+    private readonly url: string,
   ) {
     this.meta = busyAsStoreBusy(new PostgresMeta(pool), busyTimeoutMs);
     this.teams = busyAsStoreBusy(new PostgresTeams(pool), busyTimeoutMs);
@@ -80,12 +84,13 @@ export class PostgresStore implements Store {
       await pool.end();
       throw err;
     }
-    return new PostgresStore(pool, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+    return new PostgresStore(pool, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, options.url);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const stop of [...this.listeners]) await stop();
     await this.pool.end();
   }
 
@@ -377,6 +382,18 @@ export class PostgresStore implements Store {
 
   hostLoads(): Promise<Map<string, number>> {
     return this.hosts.hostLoads();
+  }
+
+  watchHosts(onChange: () => void, onError?: (err: Error) => void): () => Promise<void> {
+    if (this.closed) return async () => undefined;
+    // Migration 11's triggers NOTIFY `hangar_hosts` when a host's state, address, capacity or snapshots directory changes.
+    const stop = listen(this.url, 'hangar_hosts', onChange, { ...(onError ? { onError } : {}) });
+    const stopOnce = async (): Promise<void> => {
+      if (!this.listeners.delete(stopOnce)) return;
+      await stop();
+    };
+    this.listeners.add(stopOnce);
+    return stopOnce;
   }
 
   movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {

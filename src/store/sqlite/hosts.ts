@@ -4,7 +4,7 @@ import { hostFromRow, type HostRow } from '../host-rows.js';
 import type { HostStore } from '../store.js';
 
 /** Hosts in `hosts`. Marking down runs in one IMMEDIATE transaction: processes sharing the file take turns. */
-export class SqliteHosts implements HostStore {
+export class SqliteHosts implements Omit<HostStore, 'watchHosts'> {
   private readonly stmts;
 
   constructor(private readonly db: Database.Database) {

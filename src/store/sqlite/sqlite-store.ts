@@ -408,6 +408,11 @@ export class SqliteStore implements Store {
     return this.hosts.hostLoads();
   }
 
+  watchHosts(): () => Promise<void> {
+    // One server per SQLite file: no other writes its hosts.
+    return async () => undefined;
+  }
+
   movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean> {
     return this.hosts.movePausedMachine(id, from, to, at);
   }
