@@ -6,6 +6,7 @@ import { DEFAULT_CONFIG, DEFAULT_ISOLATION, DEFAULT_TIMEOUT_MS, newMachineRecord
 import { DEFAULT_OUTBOUND, isDefaultOutbound } from '../domain/network.js';
 import type { SnapshotRecord } from '../domain/snapshot.js';
 import type { Caller } from '../domain/team.js';
+import type { IdempotencyRecord } from '../store/store.js';
 import { transition } from '../domain/transitions.js';
 import { NetworkConflictError } from '../domain/private-network.js';
 import { VolumeConflictError, type VolumeAttachment } from '../domain/volume.js';
@@ -31,7 +32,13 @@ export class MachineCreator {
     private readonly networks: NetworkService,
   ) {}
 
-  /** Create and start a machine; with an idempotency key, a retry returns the first result. */
+  /**
+   * Create and start a machine; with an idempotency key, a retry returns the first result.
+   * Concurrent creates with one key on one server wait for the first. On servers sharing a
+   * store (a fleet) each may start one: the first to record the key wins, and every other
+   * removes its own machine (recorded, never started) and answers with the winner's once it
+   * is out of `creating`.
+   */
   async create(caller: Caller, input: CreateMachineInput, idempotencyKey?: string, options: CreateOptions = {}): Promise<MachineRecord> {
     const { store } = this.core;
     const notify = options.onRecorded;
@@ -43,26 +50,50 @@ export class MachineCreator {
     const inflight = this.inflight.get(slot);
     // Only its outcome in the store matters here: the first caller gets its error.
     if (inflight) await inflight.catch(() => undefined);
-    const prior = await store.getIdempotency(caller.team.id, key);
-    if (prior) {
+    const first = async (prior: IdempotencyRecord): Promise<MachineRecord | null> => {
       if (prior.requestHash !== requestHash) {
         throw new HangarError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body; use a new key for a new machine.');
       }
-      const m = await store.getMachine(prior.machineId);
-      if (m) {
-        notify?.({ ...m });
-        return m;
-      }
+      const m = await this.settled(prior.machineId);
+      if (m) notify?.({ ...m });
+      return m;
+    };
+    const prior = await store.getIdempotency(caller.team.id, key);
+    if (prior) {
+      const m = await first(prior);
+      if (m) return m;
     }
     const p = this.createNow(caller, input, async (m) => {
-      await store.insertIdempotency({ teamId: caller.team.id, key, requestHash, machineId: m.id, createdAt: m.createdAt });
+      try {
+        await store.insertIdempotency({ teamId: caller.team.id, key, requestHash, machineId: m.id, createdAt: m.createdAt });
+      } catch (err) {
+        // Another server recorded this key first: this machine goes (createWithin removes it), the winner's is the answer.
+        const winner = await store.getIdempotency(caller.team.id, key);
+        if (winner && winner.machineId !== m.id) throw new LostIdempotencyRace(winner);
+        throw err;
+      }
       notify?.({ ...m });
     });
     this.inflight.set(slot, p);
     try {
       return await p;
+    } catch (err) {
+      if (!(err instanceof LostIdempotencyRace)) throw err;
+      const m = await first(err.winner);
+      if (!m) throw new HangarError('IDEMPOTENCY_KEY_REUSED', `The machine this Idempotency-Key created (${err.winner.machineId}) no longer exists; use a new key for a new machine.`);
+      return m;
     } finally {
       this.inflight.delete(slot);
+    }
+  }
+
+  /** A machine once it is out of `creating` (another server may be starting it), or as it is after `waitMs`; null when gone. */
+  private async settled(id: string, waitMs = 120_000): Promise<MachineRecord | null> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const m = await this.core.store.getMachine(id);
+      if (!m || m.status !== 'creating' || Date.now() > until) return m;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
@@ -118,6 +149,16 @@ export class MachineCreator {
     }
   }
 
+  /** Tell `onRecorded` of a machine just stored (the caller holds its lock); when it throws, the machine is destroyed first. */
+  private async recordedOrUndone(m: MachineRecord, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<void> {
+    try {
+      await onRecorded?.(m);
+    } catch (err) {
+      await this.core.destroyLocked(m).catch((e: unknown) => this.core.log.error({ machine: m.id, err: e }, 'removing a machine whose create was refused failed'));
+      throw err;
+    }
+  }
+
   private async createWithin(caller: Caller, input: CreateMachineInput, source: SnapshotRecord | null, onRecorded?: (m: MachineRecord) => Promise<void>): Promise<MachineRecord> {
     const { core } = this;
     const templateName = source?.template ?? input.template ?? 'base';
@@ -153,7 +194,7 @@ export class MachineCreator {
       if (pool) {
         const taken = await this.pools.checkout(caller, pool, input, startupScript, (m) => this.initialSnapshotLocked(m, input));
         if (taken) {
-          await onRecorded?.(taken);
+          await core.locks.with(taken.id, 'create', () => this.recordedOrUndone(taken, onRecorded));
           return taken;
         }
         warmPoolCheckout = { hit: false, id: pool.name };
@@ -205,7 +246,7 @@ export class MachineCreator {
           if (err instanceof NetworkConflictError) throw unknownNetwork(err.networkId, input.networkField);
           throw err instanceof VolumeConflictError ? attachRefusal(err) : err;
         }
-        await onRecorded?.(m);
+        await this.recordedOrUndone(m, onRecorded);
         return core.recorded(m, 'create', async () => {
           try {
             if (source) {
@@ -289,5 +330,12 @@ function assertTierFits(isolation: Isolation, input: CreateMachineInput, fromSna
   for (const [asked, op, what] of wanted) {
     const why = asked ? tierRefusal(isolation, op) : null;
     if (why !== null) throw new HangarError('UNSUPPORTED_OPERATION', `A machine with isolation "${isolation}" cannot have ${what}: ${why}.`, { isolation });
+  }
+}
+
+/** This server's create lost the race for an Idempotency-Key to another's (which recorded it first). */
+class LostIdempotencyRace extends Error {
+  constructor(readonly winner: IdempotencyRecord) {
+    super(`another create recorded this Idempotency-Key first (machine ${winner.machineId})`);
   }
 }
