@@ -39,3 +39,20 @@ export interface HostRecord {
 export function hostLostReason(hostId: string, downReason: string): string {
   return `host ${hostId} was lost: ${downReason}`;
 }
+
+/**
+ * A machine's record was saved by a host it no longer names: another host took it (a paused
+ * machine moved off a host marked down or draining) while this one still worked on it. Nothing
+ * was written. A record changes host only through the store's move and adoption.
+ */
+export class MachineMovedError extends Error {
+  constructor(
+    readonly machineId: string,
+    /** The host the stored record names now. */
+    readonly hostId: string | null,
+  ) {
+    super(`machine ${machineId} is now host ${hostId ?? '(none)'}'s`);
+    this.name = 'MachineMovedError';
+  }
+}
+

@@ -1,6 +1,6 @@
 import { HangarError, machineNotFound } from '../domain/errors.js';
 import { deadlineOf } from '../domain/lifecycle.js';
-import type { HostState } from '../domain/host.js';
+import { MachineMovedError, type HostState } from '../domain/host.js';
 import type { MachineEventName } from '../domain/machine-event.js';
 import type { MachineRecord } from '../domain/machine.js';
 import { formatCidr, IpAllocator, type Cidr } from '../domain/network.js';
@@ -100,7 +100,18 @@ export class MachineCore {
   /** Store the record with its next deadline (the scheduler's index). */
   async save(m: MachineRecord): Promise<MachineRecord> {
     m.deadlineAt = deadlineOf(m);
-    await this.o.store.updateMachine(m);
+    try {
+      await this.o.store.updateMachine(m);
+    } catch (err) {
+      // Another host took it (this one was marked down or drained while working on it): its record there stands.
+      if (err instanceof MachineMovedError) {
+        throw new HangarError('MACHINE_ON_OTHER_HOST', `Machine ${m.id} moved to host ${err.hostId ?? '(none)'} while host ${m.hostId ?? '(none)'} worked on it; nothing was saved here. Retry: the request goes to its host.`, {
+          machine_id: m.id,
+          host_id: err.hostId,
+        });
+      }
+      throw err;
+    }
     return m;
   }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MachineEventRecord } from '../domain/machine-event.js';
-import type { HostRecord } from '../domain/host.js';
+import { MachineMovedError, type HostRecord } from '../domain/host.js';
 import { ISOLATIONS, MACHINE_STATUSES, newMachineRecord, type MachineRecord, type MachineStatus } from '../domain/machine.js';
 import { NetworkConflictError, type NetworkRecord } from '../domain/private-network.js';
 import { SNAPSHOT_KINDS, type SnapshotRecord } from '../domain/snapshot.js';
@@ -492,12 +492,32 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         const full = fullMachine();
         await store.insertMachine(plain);
         await store.insertMachine(full);
-        const filled: MachineRecord = { ...fullMachine(), id: plain.id };
-        const emptied: MachineRecord = { ...machine(), id: full.id, metadata: { only: ['this'] } };
+        // Every field but the host, which changes only by a move or an adoption.
+        const filled: MachineRecord = { ...fullMachine(), id: plain.id, hostId: plain.hostId };
+        const emptied: MachineRecord = { ...machine(), id: full.id, hostId: full.hostId, metadata: { only: ['this'] } };
         await store.updateMachine(structuredClone(filled));
         await store.updateMachine(structuredClone(emptied));
         assertSameMachine(await store.getMachine(plain.id), filled);
         assertSameMachine(await store.getMachine(full.id), emptied);
+      });
+
+      it('updateMachine of a record that names another host than the stored one (it moved) writes nothing and says so', async () => {
+        const m = machine({ hostId: 'host-a', status: 'paused' });
+        await store.insertMachine(structuredClone(m));
+        assert.equal(await store.movePausedMachine(m.id, 'host-a', 'host-b', T0 + 5), true);
+        const moved = await store.getMachine(m.id);
+        // host-a, which still holds the record as it loaded it, saves it: refused, the move stands.
+        await assert.rejects(store.updateMachine({ ...m, status: 'running' }), (err: unknown) => err instanceof MachineMovedError && err.hostId === 'host-b' && err.machineId === m.id);
+        assertSameMachine(await store.getMachine(m.id), moved!);
+        // The new host's save goes through; so does one of an unhosted record; an unknown id writes nothing.
+        await store.updateMachine({ ...moved!, status: 'running' });
+        assert.equal((await store.getMachine(m.id))?.status, 'running');
+        const loose = machine({ hostId: null });
+        await store.insertMachine(loose);
+        await store.updateMachine({ ...loose, status: 'error' });
+        assert.equal((await store.getMachine(loose.id))?.status, 'error');
+        await store.updateMachine(machine({ id: 'mch_nowhere' }));
+        assert.equal(await store.getMachine('mch_nowhere'), null);
       });
 
       it('updateMachine touches only the machine with that id', async () => {

@@ -165,7 +165,12 @@ export interface MachineStore {
    * network, atomically: it must exist in the machine's team, otherwise `NetworkConflictError`.
    */
   insertMachine(m: MachineRecord): Promise<void>;
-  /** Replace the stored machine with this one (matched by id); its volumes and network never change after the insert. */
+  /**
+   * Replace the stored machine with this one (matched by id); its volumes and network never change
+   * after the insert. Its host does not change here either: when the stored record names another host
+   * than `m.hostId` (it moved, see `movePausedMachine`), nothing is written and `MachineMovedError` is thrown.
+   * An unknown id writes nothing.
+   */
   updateMachine(m: MachineRecord): Promise<void>;
   getMachine(id: string): Promise<MachineRecord | null>;
   listMachines(q: MachineListQuery): Promise<MachineRecord[]>;

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { MachineMovedError } from '../../domain/host.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import type { ListCursor, MachineListQuery, MachinePageQuery, MachineStore } from '../store.js';
@@ -11,7 +12,8 @@ import { VolumeHolders } from './volumes.js';
 
 const INSERT_SQL = `INSERT INTO machines (${MACHINE_COLUMNS.join(', ')}) VALUES (${MACHINE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`;
 // MACHINE_COLUMNS starts with the id: $1 of the update's values.
-const UPDATE_SQL = `UPDATE machines SET ${MACHINE_COLUMNS.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
+// Fenced by the host: a record whose stored host is another (it moved) is not overwritten.
+const UPDATE_SQL = `UPDATE machines SET ${MACHINE_COLUMNS.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1 AND host_id IS NOT DISTINCT FROM $${MACHINE_COLUMNS.indexOf('host_id') + 1}`;
 
 /** Rows read per round trip while a metadata filter, applied here, fills a page. */
 const METADATA_BATCH = 200;
@@ -39,7 +41,9 @@ export class PostgresMachines implements MachineStore {
   }
 
   async updateMachine(m: MachineRecord): Promise<void> {
-    await this.pool.query(UPDATE_SQL, machineValues(m));
+    if ((await changesOf(this.pool, UPDATE_SQL, machineValues(m))) > 0) return;
+    const [now] = await rowsOf<{ host_id: string | null }>(this.pool, 'SELECT host_id FROM machines WHERE id = $1', [m.id]);
+    if (now) throw new MachineMovedError(m.id, now.host_id);
   }
 
   async getMachine(id: string): Promise<MachineRecord | null> {

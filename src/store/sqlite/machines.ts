@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { MachineMovedError } from '../../domain/host.js';
 import type { MachineRecord, MachineStatus } from '../../domain/machine.js';
 import { metadataMatches } from '../../domain/metadata.js';
 import type { MachineListQuery, MachineStore, MachinePageQuery } from '../store.js';
@@ -23,7 +24,9 @@ export class SqliteMachines implements MachineStore {
     const sets = MACHINE_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = @${c}`).join(', ');
     this.stmts = {
       insert: db.prepare(`INSERT INTO machines (${cols}) VALUES (${params})`),
-      update: db.prepare(`UPDATE machines SET ${sets} WHERE id = @id`),
+      // Fenced by the host: a record whose stored host is another (it moved) is not overwritten.
+      update: db.prepare(`UPDATE machines SET ${sets} WHERE id = @id AND host_id IS @host_id`),
+      hostOf: db.prepare<[string], { host_id: string | null }>('SELECT host_id FROM machines WHERE id = ?'),
       get: db.prepare<[string], MachineRow>('SELECT * FROM machines WHERE id = ?'),
       counts: db.prepare<[], { status: string; template: string; count: number }>('SELECT status, template, COUNT(*) AS count FROM machines GROUP BY status, template ORDER BY status, template'),
       templates: db.prepare<[string], { template: string }>('SELECT DISTINCT template FROM machines WHERE team_id = ? ORDER BY template'),
@@ -59,7 +62,9 @@ export class SqliteMachines implements MachineStore {
   }
 
   async updateMachine(m: MachineRecord): Promise<void> {
-    this.stmts.update.run(machineToRow(m));
+    if (this.stmts.update.run(machineToRow(m)).changes > 0) return;
+    const now = this.stmts.hostOf.get(m.id);
+    if (now) throw new MachineMovedError(m.id, now.host_id);
   }
 
   async getMachine(id: string): Promise<MachineRecord | null> {
