@@ -123,9 +123,11 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
       const api = capacity === 0;
       if (api) await chown(dir, API_UID, API_UID);
       const noRuntime: Record<string, string> = api ? { HANGAR_RUNC: '/nonexistent/runc', HANGAR_CRIU: '/nonexistent/criu' } : {};
-      const env: Record<string, string> = { ...fleetEnv(id, databaseUrl, shared, capacity), HANGAR_LISTEN: `${address}:0`, ...noRuntime, HANGAR_LOG_LEVEL: 'error' };
+      // Started as their roles: `main.js api` fixes the capacity at 0, `main.js agent` is a host (role.ts).
+      const { HANGAR_HOST_CAPACITY: _fixedByRole, ...roleFree } = fleetEnv(id, databaseUrl, shared, capacity);
+      const env: Record<string, string> = { ...(api ? roleFree : fleetEnv(id, databaseUrl, shared, capacity)), HANGAR_LISTEN: `${address}:0`, ...noRuntime, HANGAR_LOG_LEVEL: 'error' };
       const enter = api ? undefined : nets.enter(id);
-      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID } : { enter }) });
+      const server = new ServerProcess({ dataDir: dir, distDir: DIST, env, ...(api ? { runAs: API_UID, role: 'api' } : { enter, role: 'agent' }) });
       procs.push({ id, dir, capacity, server, enter });
     }
     await Promise.all(procs.map((p) => p.server.start()));

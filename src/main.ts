@@ -1,12 +1,17 @@
+import { roleEnv, roleOf } from './role.js';
 import { closeWithin, startServer } from './server.js';
 import { loadSettings, SettingsError } from './settings.js';
 
-/** `npm start`: run the server in the foreground until SIGINT/SIGTERM. */
+/**
+ * `npm start` (`node dist/src/main.js [serve|agent|api]`, also `hangar serve|agent|api`): run
+ * the server in the foreground until SIGINT/SIGTERM, as the role says (role.ts).
+ */
 async function main(): Promise<void> {
-  const settings = loadSettings();
+  const role = roleOf(process.argv[2]);
+  const settings = loadSettings(roleEnv(role, process.env));
   const server = await startServer(settings);
   const lines = [
-    `Hangar ${server.settings.instancePrefix} listening on ${server.url}`,
+    `Hangar ${server.settings.instancePrefix} (${role === 'serve' ? 'server' : role === 'agent' ? `host ${settings.fleet.hostId}` : `API server ${settings.fleet.hostId}`}) listening on ${server.url}`,
     `  data dir: ${settings.dataDir}`,
     `  API docs: ${server.url}/openapi.json`,
   ];

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_KEY, TestServer, waitFor } from '../../src/testing/harness.js';
+import { ADMIN_KEY, leftovers, TestServer, waitFor } from '../../src/testing/harness.js';
 import { program } from './hangar.js';
 import { relative, table } from './output.js';
 
@@ -87,6 +87,35 @@ describe('hangar CLI', () => {
     const help = await cli(['exec', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Examples?:\n {2}hangar exec/);
+  });
+
+  it('serve, agent and api run the server as that role: a fleet role says what it lacks; serve starts, and stops on SIGTERM with 0', async () => {
+    const agent = await cli(['agent'], { HANGAR_DATA_DIR: home });
+    assert.equal(agent.code, 1);
+    assert.match(agent.stderr, /hangar agent is part of a fleet: set HANGAR_DATABASE_URL/);
+    const api = await cli(['api'], { HANGAR_DATA_DIR: home, HANGAR_DATABASE_URL: 'postgresql://nobody@localhost/none?host=/nonexistent', HANGAR_HOST_CAPACITY: '4' });
+    assert.equal(api.code, 1);
+    assert.match(api.stderr, /hangar api runs no machine/);
+    const dataDir = await mkdtemp(join(tmpdir(), 'hangar-cli-serve-'));
+    try {
+      const child = spawn(BIN, ['serve'], {
+        env: { PATH: process.env.PATH ?? '', HANGAR_DATA_DIR: dataDir, HANGAR_LISTEN: '127.0.0.1:0', HANGAR_BOOTSTRAP_KEY: ADMIN_KEY, HANGAR_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const url = await waitFor(async () => /\(server\) listening on (http:\/\/\S+)/.exec(out)?.[1], 60_000);
+      const info = await fetch(`${url}/v1/info`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      assert.equal(info.status, 200);
+      const prefix = ((await info.json()) as { runtime: { instance_prefix: string } }).runtime.instance_prefix;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, out);
+      assert.deepEqual(await leftovers(dataDir, prefix), []);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('tables and relative times', () => {

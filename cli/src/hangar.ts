@@ -12,6 +12,7 @@ import { addCompletionCommand } from './completion.js';
 import { UsageError } from './config.js';
 import { addIoCommands } from './io-commands.js';
 import { addMachineCommands } from './machine-commands.js';
+import { addServerCommands } from './server-commands.js';
 import { addShellCommand } from './shell.js';
 
 /** The whole command tree. */
@@ -27,6 +28,7 @@ export function program(): Command {
   addShellCommand(p);
   addCatalogCommands(p);
   addCompletionCommand(p);
+  addServerCommands(p);
   // Subcommands (templates ls, …) report usage errors the same way as the verbs.
   const inherit = (c: Command): void => {
     for (const s of c.commands) {

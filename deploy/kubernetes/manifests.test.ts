@@ -14,6 +14,7 @@ import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { Namespace, PersistentVolumeClaim, Service } from 'kubernetes-models/v1';
 import type { Container, EnvVar } from 'kubernetes-types/core/v1.js';
 import { parseAllDocuments } from 'yaml';
+import { roleEnv, roleOf } from '../../src/role.js';
 import { loadSettings, SETTING_NAMES, SettingsError } from '../../src/settings.js';
 import { API_UID, DATABASE_SECRET, manifests, PORT, type KubeObject } from './manifests.js';
 import { SOURCE_DIR } from './render.js';
@@ -88,17 +89,21 @@ describe('Kubernetes manifests', () => {
         if (e.name.startsWith('HANGAR_')) assert.ok(SETTING_NAMES.includes(e.name), `${o.metadata.name}: ${e.name} is no setting`);
       }
       try {
-        const s = loadSettings(resolveEnv(c.env ?? [], dataDir));
+        const s = loadSettings(roleEnv(roleOf(c.command?.[2]), resolveEnv(c.env ?? [], dataDir)));
         assert.equal(s.port, PORT);
       } catch (err) {
         if (err instanceof SettingsError) assert.fail(`${o.metadata.name}: ${err.message}`);
         throw err;
       }
     }
-    const api = loadSettings(resolveEnv(containerOf(find('Deployment', 'hangar-api')).env ?? [], dataDir));
+    // Each runs in its fleet role (src/role.ts), which checks the environment and fixes what the role says.
+    const settingsOf = (c: Container) => loadSettings(roleEnv(roleOf(c.command?.[2]), resolveEnv(c.env ?? [], dataDir)));
+    assert.deepEqual(containerOf(find('Deployment', 'hangar-api')).command, ['node', 'dist/src/main.js', 'api']);
+    assert.deepEqual(containerOf(find('DaemonSet', 'hangar-host')).command, ['node', 'dist/src/main.js', 'agent']);
+    const api = settingsOf(containerOf(find('Deployment', 'hangar-api')));
     assert.equal(api.fleet.capacityMachines, 0);
     assert.equal(api.fleet.advertiseUrl, `http://10.244.1.7:${PORT}`);
-    const host = loadSettings(resolveEnv(containerOf(find('DaemonSet', 'hangar-host')).env ?? [], dataDir));
+    const host = settingsOf(containerOf(find('DaemonSet', 'hangar-host')));
     assert.equal(host.fleet.hostId, 'node-1.cluster.internal', 'a host is named by its node');
     assert.equal(host.fleet.advertiseUrl, `http://192.0.2.10:${PORT}`);
     assert.ok(host.fleet.capacityMachines > 0);

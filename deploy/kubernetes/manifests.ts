@@ -64,12 +64,13 @@ function commonEnv(): EnvVar[] {
 /** Ready once the server has reconciled its machines (`GET /healthz`). */
 const readiness: Probe = { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 5, failureThreshold: 3 };
 
-function container(name: string, o: ManifestOptions, env: EnvVar[]): Container {
+/** The server in its fleet role (src/role.ts): `api` runs no machine, `agent` is a host. */
+function container(name: string, role: 'api' | 'agent', o: ManifestOptions, env: EnvVar[]): Container {
   return {
     name,
     image: o.image,
     workingDir: '/opt/hangar',
-    command: ['node', 'dist/src/main.js'],
+    command: ['node', 'dist/src/main.js', role],
     env,
     ports: [{ name: 'http', containerPort: PORT }],
     readinessProbe: readiness,
@@ -103,10 +104,9 @@ export function manifests(options: Partial<ManifestOptions> = {}): KubeObject[] 
           securityContext: { runAsNonRoot: true, runAsUser: API_UID, runAsGroup: API_UID, fsGroup: API_UID, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [
             {
-              ...container('api', o, [
+              // Runs no machine (its role fixes HANGAR_HOST_CAPACITY at 0): needs no runc, CRIU or privilege, and forwards each request to the host it concerns.
+              ...container('api', 'api', o, [
                 ...commonEnv(),
-                // Runs no machine: needs no runc, CRIU or privilege, and forwards each request to the host it concerns.
-                literal('HANGAR_HOST_CAPACITY', '0'),
                 fromField('HANGAR_HOST_ID', 'metadata.name'),
                 fromField('POD_IP', 'status.podIP'),
                 literal('HANGAR_ADVERTISE_URL', `http://$(POD_IP):${PORT}`),
@@ -152,7 +152,7 @@ export function manifests(options: Partial<ManifestOptions> = {}): KubeObject[] 
           terminationGracePeriodSeconds: 120,
           containers: [
             {
-              ...container('host', o, [
+              ...container('host', 'agent', o, [
                 ...commonEnv(),
                 literal('HANGAR_HOST_CAPACITY', String(o.hostCapacity)),
                 literal('HANGAR_MAX_MACHINES', String(o.hostCapacity)),

@@ -72,8 +72,9 @@ export class ServerProcess {
   /**
    * `runAs`: a uid (and gid) the server runs as, with no capabilities at all (`setpriv`); the data dir must be its.
    * `enter`: a command prefix the server runs under (`nsenter --net=…`: a host in a network namespace of its own).
+   * `role`: the server's role argument (`agent`, `api`: role.ts); none: serve.
    */
-  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string>; runAs?: number; enter?: string[] }) {}
+  constructor(private readonly o: { dataDir: string; distDir: string; env?: Record<string, string>; runAs?: number; enter?: string[]; role?: string }) {}
 
   async start(): Promise<void> {
     const env = {
@@ -84,7 +85,7 @@ export class ServerProcess {
       HANGAR_LOG_LEVEL: 'silent',
       ...this.o.env,
     };
-    const main = [process.execPath, join(this.o.distDir, 'src/main.js')];
+    const main = [process.execPath, join(this.o.distDir, 'src/main.js'), ...(this.o.role ? [this.o.role] : [])];
     const id = this.o.runAs === undefined ? null : String(this.o.runAs);
     const argv = [...(this.o.enter ?? []), ...(id === null ? main : ['setpriv', '--reuid', id, '--regid', id, '--clear-groups', '--bounding-set', '-all', '--inh-caps', '-all', '--no-new-privs', ...main])];
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
