@@ -175,6 +175,7 @@ export async function startServer(settings: Settings, options: StartOptions = {}
       capacityMachines: fleet.capacityMachines,
       heartbeatMs: fleet.heartbeatMs,
       downAfterMs: fleet.downAfterMs,
+      forgetAfterMs: fleet.forgetAfterMs,
       // An API server keeps no snapshot: it shares no directory.
       snapshotStore: apiOnly ? null : await runtime.snapshotStore(),
       log: serviceLog,

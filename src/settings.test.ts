@@ -132,7 +132,7 @@ describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST
   it('defaults: {hostname}/{instance prefix}, no URL until listening, capacity = HANGAR_MAX_MACHINES, 2 s beats, down after 15 s', () => {
     const s = load({ HANGAR_MAX_MACHINES: '30' });
     assert.match(s.fleet.hostId, new RegExp(`/${s.instancePrefix}$`));
-    assert.deepEqual({ ...s.fleet, hostId: '' }, { hostId: '', advertiseUrl: null, capacityMachines: 30, heartbeatMs: 2000, downAfterMs: 15_000 });
+    assert.deepEqual({ ...s.fleet, hostId: '' }, { hostId: '', advertiseUrl: null, capacityMachines: 30, heartbeatMs: 2000, downAfterMs: 15_000, forgetAfterMs: 86_400_000 });
   });
 
   it('the default is kept in the data dir: a new hostname later still gets the first id', async () => {
@@ -157,8 +157,8 @@ describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST
   });
 
   it('overrides', () => {
-    const s = load({ HANGAR_HOST_ID: 'rack1/host-7', HANGAR_ADVERTISE_URL: 'http://10.0.0.7:8080', HANGAR_HOST_CAPACITY: '0', HANGAR_HEARTBEAT_MS: '500', HANGAR_HOST_DOWN_AFTER_MS: '1000' });
-    assert.deepEqual(s.fleet, { hostId: 'rack1/host-7', advertiseUrl: 'http://10.0.0.7:8080', capacityMachines: 0, heartbeatMs: 500, downAfterMs: 1000 });
+    const s = load({ HANGAR_HOST_ID: 'rack1/host-7', HANGAR_ADVERTISE_URL: 'http://10.0.0.7:8080', HANGAR_HOST_CAPACITY: '0', HANGAR_HEARTBEAT_MS: '500', HANGAR_HOST_DOWN_AFTER_MS: '1000', HANGAR_HOST_FORGET_AFTER_MS: '60000' });
+    assert.deepEqual(s.fleet, { hostId: 'rack1/host-7', advertiseUrl: 'http://10.0.0.7:8080', capacityMachines: 0, heartbeatMs: 500, downAfterMs: 1000, forgetAfterMs: 60_000 });
   });
 
   it('bad values fail the boot with the variable named', () => {
@@ -167,6 +167,7 @@ describe('settings: the fleet (HANGAR_HOST_ID, HANGAR_ADVERTISE_URL, HANGAR_HOST
       [{ HANGAR_ADVERTISE_URL: 'http://h:1/path' }, /HANGAR_ADVERTISE_URL: must be http\(s\):\/\/host\[:port\], with no path/],
       [{ HANGAR_HOST_CAPACITY: '-1' }, /HANGAR_HOST_CAPACITY/],
       [{ HANGAR_HEARTBEAT_MS: '1000', HANGAR_HOST_DOWN_AFTER_MS: '1500' }, /HANGAR_HOST_DOWN_AFTER_MS: must be at least 2 × HANGAR_HEARTBEAT_MS \(2000\)/],
+      [{ HANGAR_HOST_DOWN_AFTER_MS: '20000', HANGAR_HOST_FORGET_AFTER_MS: '10000' }, /HANGAR_HOST_FORGET_AFTER_MS: must be at least HANGAR_HOST_DOWN_AFTER_MS \(20000\)/],
     ];
     for (const [env, want] of cases) assert.throws(() => load(env), (err: Error) => err instanceof SettingsError && want.test(err.message), JSON.stringify(env));
   });

@@ -162,6 +162,11 @@ const EnvSchema = z.object({
   HANGAR_HEARTBEAT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   /** A host silent this long is marked down by another and its running machines are failed; at least 2 × HANGAR_HEARTBEAT_MS. */
   HANGAR_HOST_DOWN_AFTER_MS: z.coerce.number().int().min(100).max(3_600_000).default(15_000),
+  /**
+   * A down or stopped host silent this long, which no live machine names, is removed from the hosts
+   * (API server pods come and go); at least HANGAR_HOST_DOWN_AFTER_MS. A host that comes back registers anew.
+   */
+  HANGAR_HOST_FORGET_AFTER_MS: z.coerce.number().int().min(100).max(30 * 86_400_000).default(86_400_000),
   HANGAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -224,7 +229,7 @@ export interface Settings {
   volumesDir: string;
   runcStateDir: string;
   /** The fleet: this host's id and URL, its capacity, and the heartbeat bounds. */
-  fleet: { hostId: string; advertiseUrl: string | null; capacityMachines: number; heartbeatMs: number; downAfterMs: number };
+  fleet: { hostId: string; advertiseUrl: string | null; capacityMachines: number; heartbeatMs: number; downAfterMs: number; forgetAfterMs: number };
 }
 
 const MachineTypesSchema = z
@@ -287,6 +292,9 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   if (e.HANGAR_HOST_DOWN_AFTER_MS < 2 * e.HANGAR_HEARTBEAT_MS) {
     throw new SettingsError(`Invalid settings:\n  HANGAR_HOST_DOWN_AFTER_MS: must be at least 2 × HANGAR_HEARTBEAT_MS (${2 * e.HANGAR_HEARTBEAT_MS})`);
   }
+  if (e.HANGAR_HOST_FORGET_AFTER_MS < e.HANGAR_HOST_DOWN_AFTER_MS) {
+    throw new SettingsError(`Invalid settings:\n  HANGAR_HOST_FORGET_AFTER_MS: must be at least HANGAR_HOST_DOWN_AFTER_MS (${e.HANGAR_HOST_DOWN_AFTER_MS})`);
+  }
   return {
     host,
     port,
@@ -335,6 +343,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
       capacityMachines: e.HANGAR_HOST_CAPACITY ?? e.HANGAR_MAX_MACHINES,
       heartbeatMs: e.HANGAR_HEARTBEAT_MS,
       downAfterMs: e.HANGAR_HOST_DOWN_AFTER_MS,
+      forgetAfterMs: e.HANGAR_HOST_FORGET_AFTER_MS,
     },
   };
 }

@@ -14,6 +14,8 @@ export interface HostServiceOptions {
   heartbeatMs: number;
   /** A host silent this long is marked down by another. */
   downAfterMs: number;
+  /** A down or stopped host silent this long that no live machine names is removed from the hosts. @default a day */
+  forgetAfterMs?: number;
   /** The identity of the directory this host keeps snapshots in (`SnapshotRuntime.snapshotStore`). */
   snapshotStore: string | null;
   log: ServiceLogger;
@@ -228,6 +230,8 @@ export class HostService {
       this.o.log.warn({ host: h.id, reason: h.downReason }, 'host marked down');
       await this.endOperationsOf(h);
     }
+    const forgotten = await store.forgetHosts(now - (this.o.forgetAfterMs ?? 86_400_000));
+    if (forgotten.length) this.o.log.info({ hosts: forgotten }, 'hosts long gone, with no machine, removed');
     await this.refresh();
     // Every watcher settles every down host's machines: a watcher that died between marking and failing is covered by the next.
     for (const h of this.hosts.values()) {

@@ -1426,6 +1426,21 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreFix
         }
       });
 
+      it('forgetHosts deletes down or stopped hosts silent since before the bound that no live machine names', async () => {
+        for (const id of ['gone-down', 'gone-stopped', 'busy', 'only-destroyed', 'recent', 'alive']) await store.registerHost(host({ id, heartbeatAt: T0 }));
+        await store.markHostsDown(T0 + 1, 'alive', () => 'silent');
+        await store.heartbeatHost('alive', T0 + 50);
+        await store.stopHost('gone-stopped', T0);
+        await store.stopHost('recent', T0 + 60);
+        await insertAll([machine({ hostId: 'busy', status: 'paused' }), machine({ hostId: 'only-destroyed', status: 'destroyed', destroyedAt: T0 })]);
+        assert.deepStrictEqual(await store.forgetHosts(T0 + 55), ['gone-down', 'gone-stopped', 'only-destroyed']);
+        assert.deepStrictEqual((await store.listHosts()).map((h) => h.id), ['alive', 'busy', 'recent']);
+        assert.deepStrictEqual(await store.forgetHosts(T0 + 55), []);
+        // A forgotten host that comes back registers anew.
+        await store.registerHost(host({ id: 'gone-down', heartbeatAt: T0 + 70 }));
+        assert.equal((await store.getHost('gone-down'))?.state, 'up');
+      });
+
       it('concurrent markHostsDown calls mark each host once between them', async () => {
         for (const id of ['h1', 'h2', 'h3']) await store.registerHost(host({ id }));
         const rounds = await Promise.all(Array.from({ length: 4 }, (_, i) => store.markHostsDown(T0 + 1, `w${i}`, () => 'silent')));

@@ -350,6 +350,12 @@ export interface HostStore {
    */
   movePausedMachine(id: string, from: string, to: string, at: number): Promise<boolean>;
   /**
+   * Delete the rows of hosts that are down or stopped, silent since before `before`, and named by no
+   * machine that is not destroyed (an API server's pod that is gone, a host taken out of the fleet);
+   * returns their ids. A host that comes back registers anew.
+   */
+  forgetHosts(before: number): Promise<string[]>;
+  /**
    * Call `onChange` soon after any server changes a host's state, address, capacity or snapshots
    * directory (and once when watching starts), until the returned function is called. PostgreSQL:
    * LISTEN/NOTIFY. SQLite (one server per file): never, as no other server writes its hosts.

@@ -70,6 +70,16 @@ export class PostgresHosts implements Omit<HostStore, 'watchHosts'> {
     });
   }
 
+  async forgetHosts(before: number): Promise<string[]> {
+    const rows = await rowsOf<{ id: string }>(
+      this.pool,
+      "DELETE FROM hosts h WHERE state IN ('down', 'stopped') AND heartbeat_at < $1 " +
+        "AND NOT EXISTS (SELECT 1 FROM machines m WHERE m.host_id = h.id AND m.status <> 'destroyed') RETURNING id",
+      [before],
+    );
+    return rows.map((r) => r.id).sort();
+  }
+
   async hostLoads(): Promise<Map<string, number>> {
     const rows = await rowsOf<{ host_id: string; n: string }>(
       this.pool,

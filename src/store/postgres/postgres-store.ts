@@ -384,6 +384,10 @@ export class PostgresStore implements Store {
     return this.hosts.hostLoads();
   }
 
+  forgetHosts(before: number): Promise<string[]> {
+    return this.hosts.forgetHosts(before);
+  }
+
   watchHosts(onChange: () => void, onError?: (err: Error) => void): () => Promise<void> {
     if (this.closed) return async () => undefined;
     // Migration 11's triggers NOTIFY `hangar_hosts` when a host's state, address, capacity or snapshots directory changes.

@@ -19,6 +19,10 @@ export class SqliteHosts implements Omit<HostStore, 'watchHosts'> {
       beat: db.prepare("UPDATE hosts SET heartbeat_at = ?, state = CASE WHEN state = 'draining' THEN 'draining' ELSE 'up' END, down_reason = NULL WHERE id = ?"),
       drain: db.prepare("UPDATE hosts SET state = ? WHERE id = ? AND state IN ('up', 'draining')"),
       stop: db.prepare("UPDATE hosts SET state = 'stopped', heartbeat_at = ? WHERE id = ?"),
+      forget: db.prepare<[number], { id: string }>(
+        "DELETE FROM hosts WHERE state IN ('down', 'stopped') AND heartbeat_at < ? " +
+          "AND NOT EXISTS (SELECT 1 FROM machines m WHERE m.host_id = hosts.id AND m.status <> 'destroyed') RETURNING id",
+      ),
       get: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?'),
       list: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY id'),
       stale: db.prepare<[number, string], HostRow>("SELECT * FROM hosts WHERE state IN ('up', 'draining') AND heartbeat_at < ? AND id <> ? ORDER BY id"),
@@ -76,6 +80,10 @@ export class SqliteHosts implements Omit<HostStore, 'watchHosts'> {
       }
       return marked;
     }).immediate();
+  }
+
+  async forgetHosts(before: number): Promise<string[]> {
+    return this.stmts.forget.all(before).map((r) => r.id).sort();
   }
 
   async hostLoads(): Promise<Map<string, number>> {

@@ -408,6 +408,10 @@ export class SqliteStore implements Store {
     return this.hosts.hostLoads();
   }
 
+  forgetHosts(before: number): Promise<string[]> {
+    return this.hosts.forgetHosts(before);
+  }
+
   watchHosts(): () => Promise<void> {
     // One server per SQLite file: no other writes its hosts.
     return async () => undefined;
