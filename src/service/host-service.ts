@@ -52,6 +52,8 @@ export class HostService {
   private url: string | null = null;
   private hosts = new Map<string, HostRecord>();
   private readonly clock: () => number;
+  /** Turns among hosts that tie for a create (`place`). */
+  private turn = 0;
   /** Creates forwarded to a host and not answered yet: counted as its load until the store sees them. */
   private readonly placing = new Map<string, number>();
 
@@ -144,21 +146,29 @@ export class HostService {
   /**
    * The host a new machine goes to: the up (not draining) host with the most free capacity
    * (machines it holds, plus creates sent to it and not yet answered, against its capacity);
-   * null when that is this host. Ties go to this host, so a lone host never forwards.
+   * null when that is this host. Ties with this host stay here, so a lone host never forwards;
+   * ties among other hosts take turns (sequential creates of an API server spread).
    */
   async place(): Promise<HostTarget | null> {
     if (!this.hasPeers()) return null;
     const loads = await this.o.core.store.hostLoads();
     const self = this.hosts.get(this.o.hostId);
     const selfTakes = self?.state !== 'draining' && this.o.capacityMachines > 0;
-    let best: { h: HostRecord | null; free: number } = { h: null, free: selfTakes ? this.freeOf(this.o.hostId, this.o.capacityMachines, loads) : -Infinity };
+    const selfFree = selfTakes ? this.freeOf(this.o.hostId, this.o.capacityMachines, loads) : -Infinity;
+    let best: HostRecord[] = [];
+    let bestFree = selfFree;
     for (const h of this.hosts.values()) {
       if (h.id === this.o.hostId || !this.takesMachines(h)) continue;
       const free = this.freeOf(h.id, h.capacityMachines, loads);
-      if (free > best.free) best = { h, free };
+      if (free > bestFree) {
+        best = [h];
+        bestFree = free;
+      } else if (free === bestFree && best.length > 0) best.push(h);
     }
-    // No other host takes machines either: it is made here (a draining host still can).
-    return best.h ? { hostId: best.h.id, url: best.h.url! } : null;
+    // No other host takes machines either, or none has more room than this one: it is made here (a draining host still can).
+    if (best.length === 0) return null;
+    const h = best[this.turn++ % best.length]!;
+    return { hostId: h.id, url: h.url! };
   }
 
   /** The host keeping an upload, from the tag its id carries (null: none known, or this one). */
