@@ -31,6 +31,7 @@ export function listen(
     c.on('error', (err) => {
       o.onError?.(err);
       if (client === c) client = null;
+      void c.end().catch(() => undefined);
       again();
     });
     c.on('end', () => {
