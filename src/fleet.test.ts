@@ -417,5 +417,20 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     const del = await call(Q, 'DELETE', `/v1/machines/${target.id}`);
     assert.equal(del.status, 200, del.text);
     assert.equal((await call(Q, 'GET', `/v1/machines/${target.id}`)).body.status, 'destroyed');
+
+    // A warm pool that only B keeps filled (A's refills are stopped): a create it can serve, through an API
+    // server, goes to B and is a hit (by free capacity alone it could go to A: B's pool machine is B's load).
+    await a!.server.pools.stop();
+    const put = await call(Q, 'PUT', '/v1/warm-pools/fleet-pool', { template: 'base', config: { memory_mb: 256 }, size: 1 });
+    assert.equal(put.status, 200, put.text);
+    await waitFor(async () => (await store.poolMachines('fleet-pool')).length === 1, 60_000, 100);
+    assert.deepEqual((await store.poolMachines('fleet-pool')).map((m) => m.hostId), ['host-b']);
+    const pooled = await call(Q, 'POST', '/v1/machines', { config: { memory_mb: 256 } });
+    assert.equal(pooled.status, 201, pooled.text);
+    assert.deepEqual(pooled.body.warm_pool_checkout, { hit: true, id: 'fleet-pool' });
+    assert.equal(await hostOf(pooled.body.id), 'host-b');
+    assert.equal((await call(Q, 'DELETE', `/v1/machines/${pooled.body.id}`)).status, 200);
+    assert.equal((await call(Q, 'DELETE', '/v1/warm-pools/fleet-pool')).status, 204);
+    a!.server.pools.start();
   });
 });

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { DEFAULT_CONFIG } from './domain/machine.js';
 import { uploadHostTag } from './domain/template.js';
 import { buildApp } from './http/app.js';
 import type { AnyRoute } from './http/route.js';
@@ -245,6 +246,10 @@ export async function startServer(settings: Settings, options: StartOptions = {}
           const team = await auth.teamOfKey(authorization);
           const build = (team === null ? null : await store.currentTemplate(team, name)) ?? (await store.currentTemplate(null, name));
           return build?.hostId ?? null;
+        },
+        poolHost: async (template, config) => {
+          const pool = await pools.matching(template, { ...DEFAULT_CONFIG, ...config });
+          return pool ? hosts.poolHost((await store.poolMachines(pool.name)).map((m) => m.hostId)) : null;
         },
         buildHost: async (id) => (await store.getTemplateBuild(id))?.hostId ?? null,
         uploadHost: (id) => hosts.hostOfUpload(id),

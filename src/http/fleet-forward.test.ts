@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { newUploadId, UPLOAD_ID_PATTERN, uploadHostTag, uploadIdHostTag } from '../domain/template.js';
-import { buildOfRequest, machineOfRequest, uploadOfBuild } from './fleet-forward.js';
+import { buildOfRequest, machineOfRequest, poolRequestOf, uploadOfBuild } from './fleet-forward.js';
 
 describe('machineOfRequest', () => {
   it('finds a machine id as a whole path segment of any surface, never in the query', () => {
@@ -56,3 +56,27 @@ describe('uploads in a fleet', () => {
     assert.equal(uploadOfBuild(undefined), null);
   });
 });
+
+describe('poolRequestOf', () => {
+  it('a native create a warm pool could serve: its template (base by default) and config', () => {
+    assert.deepEqual(poolRequestOf('/v1/machines', undefined), { template: 'base', config: {} });
+    assert.deepEqual(poolRequestOf('/v1/machines', { template: 'tools', config: { memory_mb: 256 }, metadata: { a: 1 }, volumes: [] }), { template: 'tools', config: { memory_mb: 256 } });
+    assert.deepEqual(poolRequestOf('/v1/machines', { isolation: 'container' }), { template: 'base', config: {} });
+  });
+
+  it('none for what always starts cold, or another surface', () => {
+    for (const body of [
+      { snapshot_id: 'snp_a' },
+      { volumes: [{ volume_id: 'vol_a', mount_path: '/data' }] },
+      { network_id: 'net_a' },
+      { network: { outbound: 'deny' } },
+      { isolation: 'gvisor' },
+      { config: { memory_mb: 'lots' } },
+      { template: 7 },
+    ]) {
+      assert.equal(poolRequestOf('/v1/machines', body), null, JSON.stringify(body));
+    }
+    assert.equal(poolRequestOf('/sandboxes', { templateID: 'base' }), null);
+  });
+});
+

@@ -6,7 +6,7 @@
  * An API server (capacity 0) sends uploads on to a host, whose tag their ids carry.
  * Creates and template builds are placed: they go to the host with the most free capacity,
  * from a snapshot to the host that holds the snapshot's files, of a built template to the
- * host holding its layers.
+ * host holding its layers, one a warm pool can serve to a host with an idle pool machine.
  *
  * The receiving host authenticates and checks the request itself (both read the same store);
  * this server only chooses where it goes. A forwarded request carries `X-Hangar-Forwarded-By`
@@ -45,6 +45,11 @@ export interface FleetRouter {
   snapshotHost(id: string): Promise<string | null>;
   /** The host holding the layers of the built template a create names for this caller (null: a directory template, or unknown). */
   templateHost(authorization: string | undefined, name: string): Promise<string | null>;
+  /**
+   * The host with the most idle machines of a warm pool that a create of `template` with
+   * `config` (the defaults filled in there) may take: this one on a tie; null when no host has one.
+   */
+  poolHost(template: string, config: Record<string, number>): Promise<string | null>;
   /** The host that runs (or ran) a template build, and keeps its log. */
   buildHost(id: string): Promise<string | null>;
   /** The host keeping an upload (its id carries the host's tag), or null. */
@@ -53,6 +58,30 @@ export interface FleetRouter {
   uploadTarget(seed: string): HostTarget | null;
   /** False on an API server (HANGAR_HOST_CAPACITY=0): uploads are sent on to a host, which can build. */
   takesMachines: boolean;
+}
+
+/**
+ * The template and config of a native create (`POST /v1/machines`) that a warm pool could
+ * serve, or null: one from a snapshot, with volumes, a private network, an outbound policy or
+ * another isolation tier always starts cold (the host decides finally; this only routes).
+ */
+export function poolRequestOf(route: string, body: Record<string, unknown> | undefined): { template: string; config: Record<string, number> } | null {
+  if (route !== '/v1/machines') return null;
+  const b = body ?? {};
+  if (b.snapshot_id !== undefined || b.network_id !== undefined || b.network !== undefined) return null;
+  if (b.volumes !== undefined && !(Array.isArray(b.volumes) && b.volumes.length === 0)) return null;
+  if (b.isolation !== undefined && b.isolation !== 'container') return null;
+  const template = b.template === undefined ? 'base' : b.template;
+  if (typeof template !== 'string') return null;
+  const config: Record<string, number> = {};
+  if (b.config !== undefined) {
+    if (typeof b.config !== 'object' || b.config === null) return null;
+    for (const [k, v] of Object.entries(b.config)) {
+      if (typeof v !== 'number') return null;
+      config[k] = v;
+    }
+  }
+  return { template, config };
 }
 
 /** `/v1/templates/{name}/builds/{build id}…`: a build's status and log, which its host keeps. */
@@ -155,7 +184,8 @@ export class FleetForwarding {
    * Where a create (or a template build) goes: a fork to its snapshot's machine's host
    * (placed when that host is not up: another sharing its snapshots directory can start it),
    * a built template to the host holding its layers, a build from an upload to the host
-   * keeping it (both answered here when that host is this one or not up), anything else by placement.
+   * keeping it (both answered here when that host is this one or not up), one a warm pool can
+   * serve to the host with the most idle machines of that pool, anything else by placement.
    */
   private async placeCreate(request: FastifyRequest, body: Record<string, unknown> | undefined): Promise<HostTarget | null> {
     const { router } = this.o;
@@ -175,6 +205,10 @@ export class FleetForwarding {
       const holder = await router.templateHost(authorization, template);
       if (holder !== null) return router.targetOf(holder);
     }
+    // A create a warm pool can serve goes where a pool machine is idle: it answers as fast as on one host.
+    const pooled = poolRequestOf(request.routeOptions.url ?? '', body);
+    const poolHolder = pooled ? await router.poolHost(pooled.template, pooled.config) : null;
+    if (poolHolder !== null) return poolHolder === router.hostId ? null : (router.targetOf(poolHolder) ?? router.place());
     return router.place();
   }
 

@@ -171,6 +171,16 @@ export class HostService {
     return { hostId: h.id, url: h.url! };
   }
 
+  /**
+   * Of the hosts holding the idle pool machines `holders` (each one's host id), the one a create
+   * goes to: the live host taking machines that holds the most, this one on a tie; null when none.
+   */
+  poolHost(holders: ReadonlyArray<string | null>): string | null {
+    const selfTakes = this.hosts.get(this.o.hostId)?.state !== 'draining' && this.o.capacityMachines > 0;
+    const takes = (id: string): boolean => (id === this.o.hostId ? selfTakes : this.hosts.has(id) && this.takesMachines(this.hosts.get(id)!));
+    return mostHeld(holders, takes, this.o.hostId);
+  }
+
   /** The host keeping an upload, from the tag its id carries (null: none known, or this one). */
   hostOfUpload(uploadId: string): string | null {
     const tag = uploadIdHostTag(uploadId);
@@ -338,4 +348,16 @@ export class HostService {
       core.letGo(m);
     }
   }
+}
+
+/** The id `holders` names most often among those `eligible`; `prefer` wins a tie it is in; null when none is eligible. */
+export function mostHeld(holders: ReadonlyArray<string | null>, eligible: (id: string) => boolean, prefer: string): string | null {
+  const counts = new Map<string, number>();
+  for (const h of holders) if (h !== null && eligible(h)) counts.set(h, (counts.get(h) ?? 0) + 1);
+  let best: string | null = null;
+  for (const [id, n] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const top = best === null ? 0 : counts.get(best)!;
+    if (n > top || (n === top && id === prefer)) best = id;
+  }
+  return best;
 }
