@@ -62,6 +62,8 @@ describe('poolRequestOf', () => {
     assert.deepEqual(poolRequestOf('/v1/machines', undefined), { template: 'base', config: {} });
     assert.deepEqual(poolRequestOf('/v1/machines', { template: 'tools', config: { memory_mb: 256 }, metadata: { a: 1 }, volumes: [] }), { template: 'tools', config: { memory_mb: 256 } });
     assert.deepEqual(poolRequestOf('/v1/machines', { isolation: 'container' }), { template: 'base', config: {} });
+    assert.deepEqual(poolRequestOf('/sandboxes', { templateID: 'base', timeout: 60, metadata: { a: 'b' } }), { template: 'base', config: {} });
+    assert.deepEqual(poolRequestOf('/v2/sandboxes', { templateID: 'tools', volumeMounts: [], network: {} }), { template: 'tools', config: {} });
   });
 
   it('none for what always starts cold, or another surface', () => {
@@ -76,7 +78,10 @@ describe('poolRequestOf', () => {
     ]) {
       assert.equal(poolRequestOf('/v1/machines', body), null, JSON.stringify(body));
     }
-    assert.equal(poolRequestOf('/sandboxes', { templateID: 'base' }), null);
+    assert.equal(poolRequestOf('/paperspace/v1/machines', { templateId: 'base' }), null);
+    for (const body of [{ templateID: 'snap_abc' }, { templateID: 'base', allow_internet_access: false }, { templateID: 'base', volumeMounts: [{ name: 'v', path: '/d' }] }, { templateID: 'base', network: { allowOut: ['1.2.3.4'] } }, {}]) {
+      assert.equal(poolRequestOf('/sandboxes', body), null, JSON.stringify(body));
+    }
   });
 });
 

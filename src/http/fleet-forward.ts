@@ -61,13 +61,20 @@ export interface FleetRouter {
 }
 
 /**
- * The template and config of a native create (`POST /v1/machines`) that a warm pool could
- * serve, or null: one from a snapshot, with volumes, a private network, an outbound policy or
- * another isolation tier always starts cold (the host decides finally; this only routes).
+ * The template and config of a create that a warm pool could serve, or null: a native one
+ * (`POST /v1/machines`) or E2B's (`/sandboxes`, default resources). One from a snapshot, with
+ * volumes, a private network, an outbound policy or another isolation tier always starts cold
+ * (the host decides finally; this only routes).
  */
 export function poolRequestOf(route: string, body: Record<string, unknown> | undefined): { template: string; config: Record<string, number> } | null {
-  if (route !== '/v1/machines') return null;
   const b = body ?? {};
+  if (route === '/sandboxes' || route === '/v2/sandboxes') {
+    const t = b.templateID;
+    if (typeof t !== 'string' || t.startsWith('snap_') || b.allow_internet_access === false) return null;
+    if ((Array.isArray(b.volumeMounts) && b.volumeMounts.length > 0) || (typeof b.network === 'object' && b.network !== null && Object.keys(b.network).length > 0)) return null;
+    return { template: t, config: {} };
+  }
+  if (route !== '/v1/machines') return null;
   if (b.snapshot_id !== undefined || b.network_id !== undefined || b.network !== undefined) return null;
   if (b.volumes !== undefined && !(Array.isArray(b.volumes) && b.volumes.length === 0)) return null;
   if (b.isolation !== undefined && b.isolation !== 'container') return null;
