@@ -163,6 +163,43 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
       const away = summarize(resumeMs.moved);
       lines.push(`| resume of a paused machine on the host that paused it (through an API server) | ${formatMs(here.p50)} ms | ${formatMs(here.p95)} ms | ${here.n} |`);
       lines.push(`| resume of a paused machine on another host, from the shared snapshots directory | ${formatMs(away.p50)} ms | ${formatMs(away.p95)} ms | ${away.n} |`);
+
+      // A warm pool of 2 on each host: a create it can serve, through an API server (placed where a pool
+      // machine is idle) and on a host itself; each timed create waits for the pools to be full again first.
+      const POOL = 2;
+      progress(`a warm pool of ${POOL} per host: ${plan.count} creates through the API servers, ${plan.count} on one host`);
+      const direct = new ApiClient(hosts[0]!.server.url, key);
+      try {
+        await viaApi[0]!.expect(200, 'PUT', '/v1/warm-pools/bench-pool', { template: 'base', size: POOL });
+        const full = (): Promise<void> => waitFor(async () => (await store.poolMachines('bench-pool')).length === POOL * hosts.length, 60_000, 20).then(() => undefined);
+        const fromPool = async (client: ApiClient): Promise<{ ms: number; hit: boolean }> => {
+          await full();
+          const created = await client.expect<{ id: string; status: string; warm_pool_checkout?: { hit: boolean } }>(201, 'POST', '/v1/machines', {});
+          if (created.body.status !== 'running') throw new Error(`create answered ${created.body.status}`);
+          await client.expect(200, 'DELETE', `/v1/machines/${created.body.id}`);
+          return { ms: created.ms, hit: created.body.warm_pool_checkout?.hit === true };
+        };
+        for (const [label, pick] of [
+          ['through two API servers (capacity 0) to three hosts', (i: number) => viaApi[i % 2]!],
+          ['on one host of the three, from its own pool', () => direct],
+        ] as const) {
+          const ms: number[] = [];
+          let hits = 0;
+          for (let i = 0; i < plan.warmup + plan.count; i++) {
+            signal.throwIfAborted();
+            const r = await fromPool(pick(i));
+            if (i < plan.warmup) continue;
+            ms.push(r.ms);
+            if (r.hit) hits++;
+          }
+          const w = summarize(ms);
+          lines.push(`| create → running from a warm pool (${POOL} per host), ${label} (hits: ${hits} of ${w.n}) | ${formatMs(w.p50)} ms | ${formatMs(w.p95)} ms | ${w.n} |`);
+        }
+        await viaApi[0]!.expect(204, 'DELETE', '/v1/warm-pools/bench-pool');
+        await waitFor(async () => (await store.poolMachines('bench-pool')).length === 0, 60_000, 50);
+      } finally {
+        direct.close();
+      }
     } finally {
       for (const c of viaApi) c.close();
     }

@@ -430,7 +430,12 @@ describe('a fleet of three hosts and two API servers over one PostgreSQL', () =>
     assert.deepEqual(pooled.body.warm_pool_checkout, { hit: true, id: 'fleet-pool' });
     assert.equal(await hostOf(pooled.body.id), 'host-b');
     assert.equal((await call(Q, 'DELETE', `/v1/machines/${pooled.body.id}`)).status, 200);
+    // Changed, then deleted, through an API server (which keeps no pool machine): B replaces, then removes, its own.
+    await waitFor(async () => (await store.poolMachines('fleet-pool')).length === 1, 30_000, 100);
+    assert.equal((await call(Q, 'PUT', '/v1/warm-pools/fleet-pool', { template: 'base', config: { memory_mb: 384 }, size: 1 })).status, 200);
+    await waitFor(async () => (await store.poolMachines('fleet-pool')).map((m) => m.config.memory_mb).join() === '384', 30_000, 100);
     assert.equal((await call(Q, 'DELETE', '/v1/warm-pools/fleet-pool')).status, 204);
+    await waitFor(async () => (await store.poolMachines('fleet-pool')).length === 0, 30_000, 100);
     a!.server.pools.start();
   });
 });

@@ -38,6 +38,8 @@ export class WarmPoolService {
   private pass: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** Refill passes so far (the scan for machines of deleted pools runs on every 10th). */
+  private passes = 0;
   private readonly now: () => number;
 
   constructor(private readonly o: WarmPoolServiceOptions) {
@@ -128,7 +130,9 @@ export class WarmPoolService {
   private async refill(): Promise<void> {
     const limit = this.o.concurrency ?? 2;
     const retryMs = this.o.retryMs ?? 5_000;
-    for (const pool of await this.o.store.listWarmPools()) {
+    const pools = await this.o.store.listWarmPools();
+    await this.trimForOthers(pools);
+    for (const pool of pools) {
       const failed = this.failedAt.get(pool.name);
       if (failed !== undefined && this.now() - failed < retryMs) continue;
       const ready = (await this.o.store.poolMachines(pool.name, this.o.core.hostId ?? undefined)).length;
@@ -139,6 +143,27 @@ export class WarmPoolService {
         void this.startOne(pool);
       }
     }
+  }
+
+  /**
+   * Each host keeps its own pool machines, and a change made through another server trims only
+   * that server's: here this host trims its own idle ones of a pool that shrank or changed shape
+   * (every pass), and of a pool that is gone (every 10th pass: a scan of its running machines).
+   */
+  private async trimForOthers(pools: readonly WarmPool[]): Promise<void> {
+    const host = this.o.core.hostId ?? undefined;
+    for (const pool of pools) {
+      const mine = await this.o.store.poolMachines(pool.name, host);
+      if (mine.some((m) => !poolMatches(pool, m.template, m.config))) await this.trimPool(pool.name, 0);
+      else if (mine.length > pool.size) await this.trimPool(pool.name, pool.size);
+    }
+    if (this.passes++ % 10 !== 0) return;
+    const names = new Set(pools.map((p) => p.name));
+    const orphaned = new Set<string>();
+    for (const m of await this.o.store.machinesInStatus(['running'], host)) {
+      if (m.teamId === POOL_TEAM_ID && m.pool !== null && !names.has(m.pool)) orphaned.add(m.pool);
+    }
+    for (const name of orphaned) await this.trimPool(name, 0);
   }
 
   private totalInflight(): number {
