@@ -14,7 +14,7 @@ import { startPostgres } from '../src/testing/postgres-server.js';
 import { waitFor } from '../src/testing/harness.js';
 import { bodyOf, failureOf, machineIdOf } from './answers.js';
 import { measureCreateDestroy } from './create-destroy.js';
-import { startInstance, stopInstance, withInstance, type BenchInstance } from './hangar-instance.js';
+import { BENCH_ADMIN_KEY, startInstance, stopInstance, withInstance, type BenchInstance } from './hangar-instance.js';
 import { ApiClient } from './http-client.js';
 import { measurePodman } from './podman.js';
 import { formatMs, summarize } from './stats.js';
@@ -169,8 +169,10 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
       const POOL = 2;
       progress(`a warm pool of ${POOL} per host: ${plan.count} creates through the API servers, ${plan.count} on one host`);
       const direct = new ApiClient(hosts[0]!.server.url, key);
+      // Pools are admin-only: changed through an API server with the bootstrap admin key.
+      const admin = new ApiClient(apis[0]!.server.url, BENCH_ADMIN_KEY);
       try {
-        await viaApi[0]!.expect(200, 'PUT', '/v1/warm-pools/bench-pool', { template: 'base', size: POOL });
+        await admin.expect(200, 'PUT', '/v1/warm-pools/bench-pool', { template: 'base', size: POOL });
         const full = (): Promise<void> => waitFor(async () => (await store.poolMachines('bench-pool')).length === POOL * hosts.length, 60_000, 20).then(() => undefined);
         const fromPool = async (client: ApiClient): Promise<{ ms: number; hit: boolean }> => {
           await full();
@@ -195,10 +197,11 @@ export async function measureFleet(plan: FleetPlan, signal: AbortSignal, progres
           const w = summarize(ms);
           lines.push(`| create → running from a warm pool (${POOL} per host), ${label} (hits: ${hits} of ${w.n}) | ${formatMs(w.p50)} ms | ${formatMs(w.p95)} ms | ${w.n} |`);
         }
-        await viaApi[0]!.expect(204, 'DELETE', '/v1/warm-pools/bench-pool');
+        await admin.expect(204, 'DELETE', '/v1/warm-pools/bench-pool');
         await waitFor(async () => (await store.poolMachines('bench-pool')).length === 0, 60_000, 50);
       } finally {
         direct.close();
+        admin.close();
       }
     } finally {
       for (const c of viaApi) c.close();
