@@ -104,13 +104,7 @@ export class MachineCore {
       await this.o.store.updateMachine(m);
     } catch (err) {
       // Another host took it (this one was marked down or drained while working on it): its record there stands.
-      if (err instanceof MachineMovedError) {
-        throw new HangarError('MACHINE_ON_OTHER_HOST', `Machine ${m.id} moved to host ${err.hostId ?? '(none)'} while host ${m.hostId ?? '(none)'} worked on it; nothing was saved here. Retry: the request goes to its host.`, {
-          machine_id: m.id,
-          host_id: err.hostId,
-        });
-      }
-      throw err;
+      throw err instanceof MachineMovedError ? movedAway(m, err) : err;
     }
     return m;
   }
@@ -272,6 +266,10 @@ export class MachineCore {
 
   /** Destroy a machine (lock held): processes, mounts, cgroups, files and its pause snapshot all go. */
   async destroyLocked(m: MachineRecord): Promise<MachineRecord> {
+    // Moved to another host since it was read (this host stalled past the down bound, or drained): its
+    // snapshot in the shared directory is the new host's now, so nothing is removed here.
+    const stored = await this.o.store.getMachine(m.id);
+    if (stored && stored.hostId !== m.hostId) throw movedAway(m, new MachineMovedError(m.id, stored.hostId));
     // A machine of a down host (see assertHere): its container and files went with that host; only the records settle here.
     const here = this.isHere(m);
     try {
@@ -298,3 +296,12 @@ export class MachineCore {
     return this.save(m);
   }
 }
+
+/** 409 for work on a machine that moved to another host while this one worked on it. */
+function movedAway(m: MachineRecord, err: MachineMovedError): HangarError {
+  return new HangarError('MACHINE_ON_OTHER_HOST', `Machine ${m.id} moved to host ${err.hostId ?? '(none)'} while host ${m.hostId ?? '(none)'} worked on it; nothing was changed here. Retry: the request goes to its host.`, {
+    machine_id: m.id,
+    host_id: err.hostId,
+  });
+}
+
