@@ -96,7 +96,7 @@ type Subset = (typeof SUBSETS)[number];
 /** `--only NAME` from the command line; null for the whole run. */
 function subsetOf(argv: readonly string[]): Subset | null {
   if (argv.includes('--help')) {
-    process.stdout.write(`usage: npm run bench [-- --only ${SUBSETS.join('|')}]\n  --only agent  exec true, the first streamed byte, 4 KiB write+read pairs and 1 MiB files only; prints, writes no results\n  --only fleet  create p50 and ${DEFAULT_FLEET_PLAN.burst} creates at once: one server over SQLite, two and three over PostgreSQL, through two API servers, and a paused machine's resume on its host and on another; podman beside; prints, writes no results\n`);
+    process.stdout.write(`usage: npm run bench [-- --only ${SUBSETS.join('|')}]\n  --only agent  exec true, the first streamed byte, 4 KiB write+read pairs and 1 MiB files only; prints, writes no results\n  --only fleet  create p50 and ${DEFAULT_FLEET_PLAN.burst} creates at once: one server over SQLite, two and three over PostgreSQL, through two API servers, a paused machine's resume on its host and on another, and warm-pool creates through the API servers and on a host; podman beside; prints, writes no results\n`);
     process.exit(0);
   }
   const at = argv.indexOf('--only');
