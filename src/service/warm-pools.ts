@@ -127,15 +127,23 @@ export class WarmPoolService {
       });
   }
 
+  /**
+   * Each host keeps its own pool machines, and a change made through another server trims only
+   * that server's: so each pass also trims this host's idle machines of a pool that shrank or
+   * changed shape, and every 10th pass those of a pool that is gone (a scan of its running machines).
+   */
   private async refill(): Promise<void> {
     const limit = this.o.concurrency ?? 2;
     const retryMs = this.o.retryMs ?? 5_000;
+    const host = this.o.core.hostId ?? undefined;
     const pools = await this.o.store.listWarmPools();
-    await this.trimForOthers(pools);
+    if (this.passes++ % 10 === 0) await this.trimDeletedPools(pools);
     for (const pool of pools) {
+      const mine = await this.o.store.poolMachines(pool.name, host);
+      const keep = mine.some((m) => !poolMatches(pool, m.template, m.config)) ? 0 : pool.size;
+      const ready = mine.length > keep ? mine.length - (await this.trimPool(pool.name, keep)) : mine.length;
       const failed = this.failedAt.get(pool.name);
       if (failed !== undefined && this.now() - failed < retryMs) continue;
-      const ready = (await this.o.store.poolMachines(pool.name, this.o.core.hostId ?? undefined)).length;
       let missing = pool.size - ready - (this.inflight.get(pool.name) ?? 0);
       while (missing > 0 && this.totalInflight() < limit && !this.stopped) {
         missing--;
@@ -145,22 +153,11 @@ export class WarmPoolService {
     }
   }
 
-  /**
-   * Each host keeps its own pool machines, and a change made through another server trims only
-   * that server's: here this host trims its own idle ones of a pool that shrank or changed shape
-   * (every pass), and of a pool that is gone (every 10th pass: a scan of its running machines).
-   */
-  private async trimForOthers(pools: readonly WarmPool[]): Promise<void> {
-    const host = this.o.core.hostId ?? undefined;
-    for (const pool of pools) {
-      const mine = await this.o.store.poolMachines(pool.name, host);
-      if (mine.some((m) => !poolMatches(pool, m.template, m.config))) await this.trimPool(pool.name, 0);
-      else if (mine.length > pool.size) await this.trimPool(pool.name, pool.size);
-    }
-    if (this.passes++ % 10 !== 0) return;
+  /** This host's idle machines of pools that no longer exist (deleted through another server) go. */
+  private async trimDeletedPools(pools: readonly WarmPool[]): Promise<void> {
     const names = new Set(pools.map((p) => p.name));
     const orphaned = new Set<string>();
-    for (const m of await this.o.store.machinesInStatus(['running'], host)) {
+    for (const m of await this.o.store.machinesInStatus(['running'], this.o.core.hostId ?? undefined)) {
       if (m.teamId === POOL_TEAM_ID && m.pool !== null && !names.has(m.pool)) orphaned.add(m.pool);
     }
     for (const name of orphaned) await this.trimPool(name, 0);
