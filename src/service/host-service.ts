@@ -52,6 +52,8 @@ export class HostService {
   private url: string | null = null;
   private hosts = new Map<string, HostRecord>();
   private readonly clock: () => number;
+  /** Beats so far (forgetting long-gone hosts runs on every 30th). */
+  private beats = 0;
   /** Turns among hosts that tie for a create (`place`). */
   private turn = 0;
   /** Creates forwarded to a host and not answered yet: counted as its load until the store sees them. */
@@ -250,8 +252,11 @@ export class HostService {
       this.o.log.warn({ host: h.id, reason: h.downReason }, 'host marked down');
       await this.endOperationsOf(h);
     }
-    const forgotten = await store.forgetHosts(now - (this.o.forgetAfterMs ?? 86_400_000));
-    if (forgotten.length) this.o.log.info({ hosts: forgotten }, 'hosts long gone, with no machine, removed');
+    // The bound is a day by default: every 30th beat is often enough to look.
+    if (this.beats++ % 30 === 0) {
+      const forgotten = await store.forgetHosts(now - (this.o.forgetAfterMs ?? 86_400_000));
+      if (forgotten.length) this.o.log.info({ hosts: forgotten }, 'hosts long gone, with no machine, removed');
+    }
     await this.refresh();
     // Every watcher settles every down host's machines: a watcher that died between marking and failing is covered by the next.
     for (const h of this.hosts.values()) {
